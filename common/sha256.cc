@@ -1,0 +1,51 @@
+#include "common/sha256.h"
+
+#include <openssl/evp.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace dsar {
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+}
+
+Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+
+void Sha256::Update(std::string_view data) {
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size());
+}
+
+std::string Sha256::FinishRaw() {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), digest, &length);
+  return std::string(reinterpret_cast<char*>(digest), length);
+}
+
+std::string Sha256::FinishHex() { return absl::BytesToHexString(FinishRaw()); }
+
+std::string Sha256Hex(std::string_view data) {
+  Sha256 hash;
+  hash.Update(data);
+  return hash.FinishHex();
+}
+
+absl::StatusOr<std::string> Sha256FileHex(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  Sha256 hash;
+  char buffer[1 << 16];
+  while (in) {
+    in.read(buffer, sizeof(buffer));
+    hash.Update(std::string_view(buffer, static_cast<size_t>(in.gcount())));
+  }
+  if (in.bad()) return absl::DataLossError(absl::StrCat("cannot read ", path));
+  return hash.FinishHex();
+}
+
+}  // namespace dsar

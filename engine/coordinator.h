@@ -1,0 +1,216 @@
+#ifndef DSAR_ENGINE_COORDINATOR_H_
+#define DSAR_ENGINE_COORDINATOR_H_
+
+// The coordinator's engine: every state change goes through one commit loop
+// (docs/commit-loop.md). Callers on any thread hand it a command and block
+// until the command's group has been written to RocksDB with the WAL synced;
+// only then do they get an answer. Reads go straight to RocksDB.
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <queue>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "dsar/internal/records.pb.h"
+#include "dsar/v1/requests.pb.h"
+#include "dsar/v1/worker.pb.h"
+#include "engine/interpreter.h"
+#include "engine/workflow_definition.h"
+#include "inventory/inventory.h"
+#include "storage/bundle_writer.h"
+#include "storage/state_store.h"
+
+namespace dsar {
+
+class Coordinator {
+ public:
+  struct Options {
+    std::string data_dir;  // RocksDB under data_dir/state, files beside it.
+    std::shared_ptr<const WorkflowDefinition> definition;  // For new requests.
+    std::shared_ptr<const Inventory> inventory;
+    absl::Duration lease_duration = absl::Seconds(30);
+    int max_commands_per_group = 4096;
+  };
+
+  // Opens the state, recovers the live requests (not the finished history)
+  // and starts the commit loop and the bundler.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(Options options);
+  // Stops the loop; pending callers get UNAVAILABLE.
+  ~Coordinator();
+
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // --- Public service. Each answers after its change is durable. ---
+  // INVALID_ARGUMENT / UNIMPLEMENTED from ValidateCreateRequest; with an
+  // idempotency key already used: the earlier request, or ALREADY_EXISTS when
+  // the key was used for a different request.
+  absl::StatusOr<v1::Request> CreateRequest(
+      const v1::CreateRequestRequest& request);
+  // NOT_FOUND, or FAILED_PRECONDITION when already terminal.
+  absl::StatusOr<v1::Request> CancelRequest(
+      const v1::CancelRequestRequest& request);
+  absl::StatusOr<v1::Request> GetRequest(const std::string& id) const;
+  absl::StatusOr<v1::ListRequestsResponse> ListRequests(
+      const v1::ListRequestsRequest& request) const;
+  absl::StatusOr<v1::ListEventsResponse> ListEvents(
+      const v1::ListEventsRequest& request) const;
+
+  // --- Worker protocol. ---
+  // Leases a task of one of `request.stores`, waiting up to wait_ms for one.
+  // std::nullopt when none came. `cancelled` is polled while waiting (the
+  // worker hung up).
+  absl::StatusOr<std::optional<v1::Task>> PollTask(
+      const v1::PollTaskRequest& request,
+      const std::function<bool()>& cancelled);
+  // Returns the new lease expiry (unix ms). FAILED_PRECONDITION when the
+  // caller does not hold the lease of that attempt; NOT_FOUND for an unknown
+  // task.
+  absl::StatusOr<int64_t> Heartbeat(const v1::HeartbeatRequest& request);
+  absl::Status CompleteTask(const v1::CompleteTaskRequest& request);
+  absl::Status FailTask(const v1::FailTaskRequest& request);
+  // Checks the lease as Heartbeat does and returns where the export of that
+  // attempt is to be stored.
+  absl::StatusOr<std::string> ArtifactPathForUpload(
+      const v1::ArtifactHeader& header);
+
+  const Inventory& inventory() const { return *options_.inventory; }
+
+ private:
+  struct LiveRequest {
+    internal::RequestRecord record;
+    v1::RequestStatus persisted_status = v1::REQUEST_STATUS_UNSPECIFIED;
+    std::shared_ptr<const WorkflowDefinition> definition;
+    bool builtin_in_flight = false;
+  };
+  struct TaskRef {
+    std::string request_id;
+    int map = 0;
+    int item = 0;
+  };
+  struct BuiltinJob {
+    std::string request_id;
+    uint32_t attempt = 0;
+    BundleInput input;
+    std::string zip_path;
+  };
+  // The writes and answers of one commit group.
+  struct Txn {
+    explicit Txn(StateBatch b, int64_t now)
+        : batch(std::move(b)), now_ms(now) {}
+    StateBatch batch;
+    int64_t now_ms;
+    absl::flat_hash_set<std::string> dirty;
+    absl::flat_hash_map<std::string, std::string> new_idempotency_keys;
+    std::vector<std::function<void()>> replies;
+    std::vector<BuiltinJob> builtin_jobs;
+  };
+  using Command = std::function<void(Txn&)>;
+  enum class TimerKind { kLease, kRetry, kRequest };
+  struct Timer {
+    int64_t due_ms;
+    TimerKind kind;
+    std::string request_id;
+    int map;
+    int item;
+    bool operator>(const Timer& other) const { return due_ms > other.due_ms; }
+  };
+  struct PollSlot;
+  struct Poller {
+    std::string worker_id;
+    std::vector<std::string> stores;
+    int64_t deadline_ms;
+    std::shared_ptr<PollSlot> slot;
+  };
+
+  explicit Coordinator(Options options);
+
+  absl::Status Recover();
+  absl::StatusOr<std::shared_ptr<const WorkflowDefinition>> DefinitionFor(
+      const std::string& version);
+
+  // Queues `command` for the loop; false when stopping.
+  bool Enqueue(Command command);
+  // Runs `fn` on the loop; answers after the group that ran it committed.
+  template <typename T>
+  absl::StatusOr<T> RunInLoop(std::function<absl::StatusOr<T>(Txn&)> fn);
+
+  void RunCommitLoop();
+  void CommitGroup(Txn& txn);
+  void FireDueTimers(Txn& txn);
+  void DispatchToPollers(Txn& txn);
+  void RunBundler();
+
+  // Loop-thread helpers. REQUIRES: called on the commit loop thread.
+  void Mutate(
+      Txn& txn, LiveRequest& live,
+      const std::function<void(Interpreter&, internal::RequestRecord*)>& fn);
+  void AppendEvents(Txn& txn, LiveRequest& live,
+                    std::vector<EventDraft> drafts);
+  void Schedule(Txn& txn, LiveRequest& live);
+  void PushTimer(Timer timer);
+  std::optional<v1::Task> TryLease(Txn& txn,
+                                   const std::vector<std::string>& stores,
+                                   const std::string& worker_id);
+  // Finds the leased item a worker call names; FAILED_PRECONDITION when the
+  // caller does not hold it.
+  absl::StatusOr<std::pair<LiveRequest*, int>> FindLeasedItem(
+      const std::string& task_id, uint32_t attempt,
+      const std::string& worker_id);
+  v1::Task BuildTask(const LiveRequest& live, int map, int item) const;
+  BuiltinJob BuildBundleJob(const LiveRequest& live) const;
+  std::string ArtifactPath(const std::string& request_id, int map, int item,
+                           uint32_t attempt) const;
+  absl::StatusOr<v1::Request> CreateInLoop(
+      Txn& txn, const v1::CreateRequestRequest& request);
+  double UnitRandom() { return absl::Uniform(random_, 0.0, 1.0); }
+
+  Options options_;
+  std::unique_ptr<StateStore> store_;
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<Command> queue_;  // GUARDED_BY(mu_)
+  bool stopping_ = false;      // GUARDED_BY(mu_)
+
+  // Owned by the commit loop thread.
+  absl::flat_hash_map<std::string, LiveRequest> live_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const WorkflowDefinition>>
+      definitions_;
+  absl::flat_hash_map<std::string, std::deque<TaskRef>> ready_;  // By store.
+  absl::flat_hash_set<std::string> queued_;                      // Task ids.
+  absl::flat_hash_map<std::string, int64_t> lease_expiry_ms_;    // Task ids.
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  absl::flat_hash_set<std::string> timer_keys_;
+  std::list<Poller> pollers_;
+  absl::BitGen random_;
+
+  std::mutex bundler_mu_;
+  std::condition_variable bundler_wake_;
+  std::deque<BuiltinJob> bundler_queue_;  // GUARDED_BY(bundler_mu_)
+  bool bundler_stopping_ = false;         // GUARDED_BY(bundler_mu_)
+
+  std::thread loop_thread_;
+  std::thread bundler_thread_;
+};
+
+// The public view of a stored request: `steps` derived from the Map runs.
+v1::Request ToPublicRequest(const internal::RequestRecord& record);
+
+}  // namespace dsar
+
+#endif  // DSAR_ENGINE_COORDINATOR_H_

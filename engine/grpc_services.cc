@@ -1,0 +1,120 @@
+#include "engine/grpc_services.h"
+
+#include "common/grpc_status.h"
+#include "storage/artifact_writer.h"
+
+namespace dsar {
+
+grpc::Status DsarServiceImpl::CreateRequest(
+    grpc::ServerContext* context, const v1::CreateRequestRequest* request,
+    v1::Request* response) {
+  absl::StatusOr<v1::Request> created = coordinator_->CreateRequest(*request);
+  if (!created.ok()) return ToGrpcStatus(created.status());
+  *response = std::move(*created);
+  return grpc::Status::OK;
+}
+
+grpc::Status DsarServiceImpl::GetRequest(grpc::ServerContext* context,
+                                         const v1::GetRequestRequest* request,
+                                         v1::Request* response) {
+  absl::StatusOr<v1::Request> found = coordinator_->GetRequest(request->id());
+  if (!found.ok()) return ToGrpcStatus(found.status());
+  *response = std::move(*found);
+  return grpc::Status::OK;
+}
+
+grpc::Status DsarServiceImpl::ListRequests(
+    grpc::ServerContext* context, const v1::ListRequestsRequest* request,
+    v1::ListRequestsResponse* response) {
+  absl::StatusOr<v1::ListRequestsResponse> listed =
+      coordinator_->ListRequests(*request);
+  if (!listed.ok()) return ToGrpcStatus(listed.status());
+  *response = std::move(*listed);
+  return grpc::Status::OK;
+}
+
+grpc::Status DsarServiceImpl::CancelRequest(
+    grpc::ServerContext* context, const v1::CancelRequestRequest* request,
+    v1::Request* response) {
+  absl::StatusOr<v1::Request> cancelled = coordinator_->CancelRequest(*request);
+  if (!cancelled.ok()) return ToGrpcStatus(cancelled.status());
+  *response = std::move(*cancelled);
+  return grpc::Status::OK;
+}
+
+grpc::Status DsarServiceImpl::ListEvents(grpc::ServerContext* context,
+                                         const v1::ListEventsRequest* request,
+                                         v1::ListEventsResponse* response) {
+  absl::StatusOr<v1::ListEventsResponse> listed =
+      coordinator_->ListEvents(*request);
+  if (!listed.ok()) return ToGrpcStatus(listed.status());
+  *response = std::move(*listed);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::PollTask(grpc::ServerContext* context,
+                                         const v1::PollTaskRequest* request,
+                                         v1::PollTaskResponse* response) {
+  absl::StatusOr<std::optional<v1::Task>> task = coordinator_->PollTask(
+      *request, [context] { return context->IsCancelled(); });
+  if (!task.ok()) return ToGrpcStatus(task.status());
+  if (task->has_value()) *response->mutable_task() = std::move(**task);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context,
+                                          const v1::HeartbeatRequest* request,
+                                          v1::HeartbeatResponse* response) {
+  absl::StatusOr<int64_t> expiry = coordinator_->Heartbeat(*request);
+  if (!expiry.ok()) return ToGrpcStatus(expiry.status());
+  response->set_lease_expires_unix_ms(*expiry);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::CompleteTask(
+    grpc::ServerContext* context, const v1::CompleteTaskRequest* request,
+    v1::CompleteTaskResponse* response) {
+  return ToGrpcStatus(coordinator_->CompleteTask(*request));
+}
+
+grpc::Status WorkerServiceImpl::FailTask(grpc::ServerContext* context,
+                                         const v1::FailTaskRequest* request,
+                                         v1::FailTaskResponse* response) {
+  return ToGrpcStatus(coordinator_->FailTask(*request));
+}
+
+grpc::Status WorkerServiceImpl::UploadArtifact(
+    grpc::ServerContext* context,
+    grpc::ServerReader<v1::UploadArtifactRequest>* reader,
+    v1::UploadArtifactResponse* response) {
+  v1::UploadArtifactRequest message;
+  if (!reader->Read(&message) || !message.has_header()) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        "header: the first message of the stream must be the header");
+  }
+  absl::StatusOr<std::string> path =
+      coordinator_->ArtifactPathForUpload(message.header());
+  if (!path.ok()) return ToGrpcStatus(path.status());
+  absl::StatusOr<std::unique_ptr<ArtifactWriter>> writer =
+      ArtifactWriter::Create(*path);
+  if (!writer.ok()) return ToGrpcStatus(writer.status());
+  while (reader->Read(&message)) {
+    if (message.has_header()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "header: only the first message may be a header");
+    }
+    absl::Status appended = (*writer)->Append(message.chunk());
+    if (!appended.ok()) return ToGrpcStatus(appended);
+  }
+  if (context->IsCancelled()) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled");
+  }
+  absl::StatusOr<ArtifactInfo> info = (*writer)->Commit();
+  if (!info.ok()) return ToGrpcStatus(info.status());
+  response->set_sha256(info->sha256);
+  response->set_size_bytes(info->size_bytes);
+  return grpc::Status::OK;
+}
+
+}  // namespace dsar

@@ -1,0 +1,436 @@
+#include "engine/interpreter.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/identity.h"
+#include "storage/request_status.h"
+
+namespace dsar {
+namespace {
+
+using internal::ItemPhase;
+using internal::MapItem;
+using internal::MapRun;
+using internal::RequestRecord;
+
+// A Pass/Choice cycle in a definition must not hang the commit loop.
+constexpr int kMaxStepsPerAdvance = 1000;
+
+bool ItemFinished(const MapItem& item) {
+  return item.phase() == internal::ITEM_SUCCEEDED ||
+         item.phase() == internal::ITEM_FAILED ||
+         item.phase() == internal::ITEM_SKIPPED;
+}
+
+bool ItemActive(const MapItem& item) {
+  return item.phase() == internal::ITEM_READY ||
+         item.phase() == internal::ITEM_LEASED ||
+         item.phase() == internal::ITEM_RETRY_WAIT;
+}
+
+}  // namespace
+
+void SetTimestampMillis(int64_t millis, google::protobuf::Timestamp* out) {
+  out->set_seconds(millis / 1000);
+  out->set_nanos(static_cast<int32_t>((millis % 1000) * 1000000));
+}
+
+Interpreter::Interpreter(const WorkflowDefinition& definition,
+                         const Inventory& inventory, int64_t now_ms,
+                         std::function<double()> unit_random,
+                         std::vector<EventDraft>* events)
+    : definition_(definition),
+      inventory_(inventory),
+      now_ms_(now_ms),
+      unit_random_(std::move(unit_random)),
+      events_(events) {}
+
+void Interpreter::Emit(std::string kind, const std::string& state,
+                       const std::string& store, uint32_t attempt,
+                       std::string detail) {
+  EventDraft draft;
+  draft.kind = std::move(kind);
+  draft.state = state;
+  draft.store = store;
+  draft.attempt = attempt;
+  draft.detail = std::move(detail);
+  events_->push_back(std::move(draft));
+}
+
+const State* Interpreter::CurrentState(const RequestRecord& record) const {
+  if (IsTerminalStatus(record.request().status())) return nullptr;
+  return definition_.root().Find(record.request().current_state());
+}
+
+const State* Interpreter::ItemTaskState(const RequestRecord& record,
+                                        int item) const {
+  const State* map = CurrentState(record);
+  if (map == nullptr || map->type != StateType::kMap || record.maps().empty() ||
+      item < 0 || item >= record.maps().rbegin()->items_size()) {
+    return nullptr;
+  }
+  const State* state =
+      map->iterator->Find(record.maps().rbegin()->items(item).state());
+  return state != nullptr && state->type == StateType::kTask ? state : nullptr;
+}
+
+nlohmann::json Interpreter::ChoiceInput(const RequestRecord& record,
+                                        const MapItem* item) const {
+  const v1::Request& request = record.request();
+  nlohmann::json input;
+  input["id"] = request.id();
+  input["type"] = v1::RequestType_Name(request.type());
+  input["regulation"] = request.regulation();
+  input["stores"] = nlohmann::json::array();
+  for (const std::string& store : request.stores())
+    input["stores"].push_back(store);
+  if (item != nullptr) {
+    nlohmann::json store;
+    store["name"] = item->store();
+    if (const StoreSpec* spec = inventory_.Find(item->store())) {
+      store["kind"] = spec->kind;
+    }
+    store["error"] = item->error();
+    input["store"] = std::move(store);
+  }
+  return input;
+}
+
+void Interpreter::Finish(RequestRecord* record, v1::RequestStatus status,
+                         const std::string& error, const std::string& cause) {
+  v1::Request* request = record->mutable_request();
+  request->set_status(status);
+  request->set_error(error);
+  request->set_cause(cause);
+  SetTimestampMillis(now_ms_, request->mutable_completed_at());
+  const char* kind = status == v1::COMPLETED   ? "completed"
+                     : status == v1::CANCELLED ? "cancelled"
+                                               : "failed";
+  Emit(kind, request->current_state(), "", 0,
+       error.empty() ? std::string() : absl::StrCat(error, ": ", cause));
+}
+
+void Interpreter::MoveTo(RequestRecord* record, const State& from) {
+  if (from.end) {
+    Finish(record, v1::COMPLETED, "", "");
+    return;
+  }
+  record->mutable_request()->set_current_state(from.next);
+  record->set_builtin_attempt(0);
+  record->clear_builtin_retry_counts();
+  record->clear_builtin_error();
+  record->set_timer_due_ms(0);
+  Emit("state_entered", from.next, "", 0, "");
+}
+
+void Interpreter::Advance(RequestRecord* record) {
+  v1::Request* request = record->mutable_request();
+  if (IsTerminalStatus(request->status())) return;
+  if (request->current_state().empty()) {
+    request->set_current_state(definition_.root().start_at);
+    Emit("state_entered", request->current_state(), "", 0, "");
+  }
+  request->set_status(v1::RUNNING);
+  for (int step = 0; step < kMaxStepsPerAdvance; ++step) {
+    const State* state = definition_.root().Find(request->current_state());
+    if (state == nullptr) {
+      Finish(record, v1::FAILED, kErrorRuntime,
+             absl::StrCat("no state named ", request->current_state()));
+      return;
+    }
+    switch (state->type) {
+      case StateType::kPass:
+        MoveTo(record, *state);
+        break;
+      case StateType::kSucceed:
+        Finish(record, v1::COMPLETED, "", "");
+        return;
+      case StateType::kFail:
+        Finish(record, v1::FAILED, state->error, state->cause);
+        return;
+      case StateType::kChoice: {
+        std::optional<std::string> next =
+            EvaluateChoice(*state, ChoiceInput(*record, nullptr));
+        if (!next) {
+          Finish(record, v1::FAILED, kErrorNoChoiceMatched,
+                 absl::StrCat("no rule of ", state->name, " matched"));
+          return;
+        }
+        State hop = *state;
+        hop.end = false;
+        hop.next = *next;
+        MoveTo(record, hop);
+        break;
+      }
+      case StateType::kWait:
+        if (record->timer_due_ms() == 0) {
+          record->set_timer_due_ms(now_ms_ + state->seconds * 1000);
+        }
+        if (now_ms_ < record->timer_due_ms()) return;
+        MoveTo(record, *state);
+        break;
+      case StateType::kTask:
+        // Builtin task: the commit loop runs it (after any back-off) and
+        // reports through CompleteBuiltin / FailBuiltin.
+        return;
+      case StateType::kMap:
+        if (!AdvanceMap(record, *state)) return;
+        Emit("state_completed", state->name, "", 0, "");
+        MoveTo(record, *state);
+        break;
+    }
+    if (IsTerminalStatus(request->status())) return;
+  }
+  Finish(record, v1::FAILED, kErrorRuntime,
+         "the workflow did not reach a waiting point (a loop of Pass/Choice "
+         "states?)");
+}
+
+bool Interpreter::AdvanceMap(RequestRecord* record, const State& map) {
+  if (record->maps().empty() || record->maps().rbegin()->state() != map.name) {
+    MapRun* run = record->add_maps();
+    run->set_state(map.name);
+    for (const std::string& store : record->request().stores()) {
+      MapItem* item = run->add_items();
+      item->set_store(store);
+      item->set_state(map.iterator->start_at);
+      item->set_phase(internal::ITEM_WAITING);
+    }
+  }
+  MapRun* run = record->mutable_maps(record->maps_size() - 1);
+  for (int i = 0; i < run->items_size(); ++i) {
+    if (!ItemFinished(run->items(i)))
+      AdvanceItem(record, map, run->mutable_items(i));
+  }
+  return std::all_of(run->items().begin(), run->items().end(), ItemFinished);
+}
+
+bool Interpreter::DependenciesDone(const MapRun& run, const State& map,
+                                   const MapItem& item) const {
+  if (map.item_order.empty()) return true;
+  const StoreSpec* spec = inventory_.Find(item.store());
+  if (spec == nullptr) return true;
+  // Erasure runs after a discovery pass has collected every identity, so
+  // only erase_after orders it; identities_from would deadlock against it.
+  const std::vector<std::string>& upstream =
+      map.item_order == kItemOrderEraseAfter ? spec->erase_after
+                                             : spec->identities_from;
+  for (const MapItem& other : run.items()) {
+    if (std::find(upstream.begin(), upstream.end(), other.store()) !=
+            upstream.end() &&
+        !ItemFinished(other)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void Interpreter::FinishItem(MapItem* item, const std::string& map_state) {
+  bool failed = !item->error().empty();
+  item->set_phase(failed ? internal::ITEM_FAILED : internal::ITEM_SUCCEEDED);
+  Emit(failed ? "store_failed" : "store_succeeded", map_state, item->store(),
+       item->attempt(),
+       failed ? absl::StrCat(item->error(), ": ", item->cause())
+              : absl::StrCat("records=", item->record_count()));
+}
+
+void Interpreter::AdvanceItem(RequestRecord* record, const State& map,
+                              MapItem* item) {
+  const MapRun& run = *record->maps().rbegin();
+  for (int step = 0; step < kMaxStepsPerAdvance; ++step) {
+    const State* state = map.iterator->Find(item->state());
+    if (state == nullptr) {
+      item->set_error(kErrorRuntime);
+      item->set_cause(absl::StrCat("no iterator state named ", item->state()));
+      FinishItem(item, map.name);
+      return;
+    }
+    auto move = [&](const std::string& next, bool end) {
+      if (end) {
+        FinishItem(item, map.name);
+      } else {
+        item->set_state(next);
+        item->set_phase(internal::ITEM_WAITING);
+      }
+    };
+    switch (state->type) {
+      case StateType::kTask: {
+        if (item->phase() != internal::ITEM_WAITING) return;
+        if (!DependenciesDone(run, map, *item)) return;
+        if (map.max_concurrency > 0) {
+          int active = static_cast<int>(std::count_if(
+              run.items().begin(), run.items().end(), ItemActive));
+          if (active >= map.max_concurrency) return;
+        }
+        item->set_phase(internal::ITEM_READY);
+        item->clear_retry_counts();
+        return;
+      }
+      case StateType::kPass:
+        move(state->next, state->end);
+        break;
+      case StateType::kSucceed:
+        FinishItem(item, map.name);
+        return;
+      case StateType::kFail:
+        item->set_error(state->error);
+        item->set_cause(state->cause);
+        FinishItem(item, map.name);
+        return;
+      case StateType::kChoice: {
+        std::optional<std::string> next =
+            EvaluateChoice(*state, ChoiceInput(*record, item));
+        if (!next) {
+          item->set_error(kErrorNoChoiceMatched);
+          item->set_cause(absl::StrCat("no rule of ", state->name, " matched"));
+          FinishItem(item, map.name);
+          return;
+        }
+        move(*next, false);
+        break;
+      }
+      case StateType::kWait:
+      case StateType::kMap:
+        item->set_error(kErrorRuntime);
+        item->set_cause(absl::StrCat(
+            state->name,
+            ": Wait and Map are not supported inside a Map iterator"));
+        FinishItem(item, map.name);
+        return;
+    }
+    if (ItemFinished(*item)) return;
+  }
+  item->set_error(kErrorRuntime);
+  item->set_cause(
+      "the iterator did not reach a task (a loop of Pass/Choice states?)");
+  FinishItem(item, map.name);
+}
+
+void Interpreter::CompleteItemTask(
+    RequestRecord* record, int index, int64_t record_count,
+    const google::protobuf::RepeatedPtrField<v1::SubjectIdentity>& discovered,
+    const std::string& artifact_sha256, const std::string& artifact_path,
+    int64_t artifact_size) {
+  const State* task = ItemTaskState(*record, index);
+  MapItem* item =
+      record->mutable_maps(record->maps_size() - 1)->mutable_items(index);
+  item->set_record_count(record_count);
+  item->set_artifact_sha256(artifact_sha256);
+  item->set_artifact_path(artifact_path);
+  item->set_artifact_size(artifact_size);
+  MergeIdentities(discovered, record->mutable_discovered());
+  Emit(
+      "task_completed", task->name, item->store(), item->attempt(),
+      absl::StrCat("records=", record_count,
+                   " discovered_identities=", discovered.size(),
+                   artifact_sha256.empty() ? "" : " sha256=", artifact_sha256));
+  if (task->end) {
+    FinishItem(item, record->request().current_state());
+  } else {
+    item->set_state(task->next);
+    item->set_phase(internal::ITEM_WAITING);
+  }
+  Advance(record);
+}
+
+void Interpreter::FailItemTask(RequestRecord* record, int index,
+                               const std::string& error,
+                               const std::string& cause) {
+  const State* task = ItemTaskState(*record, index);
+  MapItem* item =
+      record->mutable_maps(record->maps_size() - 1)->mutable_items(index);
+  const std::string& map_state = record->request().current_state();
+  Emit("task_failed", task->name, item->store(), item->attempt(),
+       absl::StrCat(error, ": ", cause));
+  int retrier = FindRetrier(*task, error);
+  if (retrier >= 0) {
+    while (item->retry_counts_size() <= retrier) item->add_retry_counts(0);
+    uint32_t done = item->retry_counts(retrier);
+    const Retrier& policy = task->retry[retrier];
+    if (static_cast<int>(done) < policy.max_attempts) {
+      absl::Duration delay = RetryDelay(policy, done, unit_random_());
+      item->set_retry_counts(retrier, done + 1);
+      item->set_phase(internal::ITEM_RETRY_WAIT);
+      item->set_not_before_ms(now_ms_ + absl::ToInt64Milliseconds(delay));
+      Emit("retry_scheduled", task->name, item->store(), item->attempt(),
+           absl::StrCat("retry ", done + 1, " of ", policy.max_attempts, " in ",
+                        absl::ToInt64Milliseconds(delay), " ms"));
+      return;
+    }
+  }
+  item->set_error(error);
+  item->set_cause(cause);
+  int catcher = FindCatcher(*task, error);
+  if (catcher >= 0) {
+    Emit("error_caught", task->name, item->store(), item->attempt(),
+         absl::StrCat(error, " -> ", task->catchers[catcher].next));
+    item->set_state(task->catchers[catcher].next);
+    item->set_phase(internal::ITEM_WAITING);
+  } else {
+    FinishItem(item, map_state);
+  }
+  Advance(record);
+}
+
+void Interpreter::RetryDue(RequestRecord* record, int index) {
+  MapItem* item =
+      record->mutable_maps(record->maps_size() - 1)->mutable_items(index);
+  item->set_phase(internal::ITEM_READY);
+  item->set_not_before_ms(0);
+}
+
+void Interpreter::CompleteBuiltin(RequestRecord* record) {
+  const State* task = CurrentState(*record);
+  Emit("task_completed", task->name, "", record->builtin_attempt(), "");
+  MoveTo(record, *task);
+  Advance(record);
+}
+
+void Interpreter::FailBuiltin(RequestRecord* record, const std::string& error,
+                              const std::string& cause) {
+  const State* task = CurrentState(*record);
+  Emit("task_failed", task->name, "", record->builtin_attempt(),
+       absl::StrCat(error, ": ", cause));
+  record->set_builtin_error(absl::StrCat(error, ": ", cause));
+  int retrier = FindRetrier(*task, error);
+  if (retrier >= 0) {
+    while (record->builtin_retry_counts_size() <= retrier) {
+      record->add_builtin_retry_counts(0);
+    }
+    uint32_t done = record->builtin_retry_counts(retrier);
+    const Retrier& policy = task->retry[retrier];
+    if (static_cast<int>(done) < policy.max_attempts) {
+      absl::Duration delay = RetryDelay(policy, done, unit_random_());
+      record->set_builtin_retry_counts(retrier, done + 1);
+      record->set_timer_due_ms(now_ms_ + absl::ToInt64Milliseconds(delay));
+      Emit("retry_scheduled", task->name, "", record->builtin_attempt(),
+           absl::StrCat("retry ", done + 1, " of ", policy.max_attempts, " in ",
+                        absl::ToInt64Milliseconds(delay), " ms"));
+      return;
+    }
+  }
+  int catcher = FindCatcher(*task, error);
+  if (catcher >= 0) {
+    State hop = *task;
+    hop.end = false;
+    hop.next = task->catchers[catcher].next;
+    MoveTo(record, hop);
+    Advance(record);
+    return;
+  }
+  Finish(record, v1::FAILED, error, cause);
+}
+
+void Interpreter::Cancel(RequestRecord* record, const std::string& reason) {
+  if (!record->maps().empty()) {
+    MapRun* run = record->mutable_maps(record->maps_size() - 1);
+    for (MapItem& item : *run->mutable_items()) {
+      if (!ItemFinished(item)) item.set_phase(internal::ITEM_SKIPPED);
+    }
+  }
+  Finish(record, v1::CANCELLED, "Request.Cancelled", reason);
+}
+
+}  // namespace dsar

@@ -1,0 +1,106 @@
+#ifndef DSAR_ENGINE_INTERPRETER_H_
+#define DSAR_ENGINE_INTERPRETER_H_
+
+// Steps one request through its workflow definition. Pure: it changes the
+// record in memory and describes what happened as event drafts; it does no
+// I/O and keeps no state, so the commit loop decides what becomes durable.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "dsar/internal/records.pb.h"
+#include "engine/workflow_definition.h"
+#include "inventory/inventory.h"
+
+namespace dsar {
+
+struct EventDraft {
+  std::string kind;
+  std::string state;
+  std::string store;
+  uint32_t attempt = 0;
+  std::string worker_id;
+  std::string detail;
+};
+
+// Error names the engine itself raises (ASL's predefined ones).
+inline constexpr char kErrorHeartbeatTimeout[] = "States.HeartbeatTimeout";
+inline constexpr char kErrorNoChoiceMatched[] = "States.NoChoiceMatched";
+inline constexpr char kErrorRuntime[] = "States.Runtime";
+
+class Interpreter {
+ public:
+  // `unit_random` returns values in [0, 1) for retry jitter. `events`
+  // receives a draft per observable step; all pointers must outlive this.
+  Interpreter(const WorkflowDefinition& definition, const Inventory& inventory,
+              int64_t now_ms, std::function<double()> unit_random,
+              std::vector<EventDraft>* events);
+
+  // Runs the workflow forward until it has to wait: a task queued or leased,
+  // a timer, a builtin task to run, or the end. Idempotent when nothing can
+  // move. Sets the request status (RUNNING, COMPLETED, FAILED).
+  void Advance(internal::RequestRecord* record);
+
+  // The current Map's item `item` finished its task; results are stored on
+  // the item and discovered identities join the request's.
+  // REQUIRES: the item is ITEM_LEASED.
+  void CompleteItemTask(
+      internal::RequestRecord* record, int item, int64_t record_count,
+      const google::protobuf::RepeatedPtrField<v1::SubjectIdentity>& discovered,
+      const std::string& artifact_sha256, const std::string& artifact_path,
+      int64_t artifact_size);
+
+  // The item's task failed with `error`: Retry (back-off to RETRY_WAIT),
+  // else Catch (continue at the catcher's Next with the error recorded),
+  // else the item fails. REQUIRES: the item is ITEM_LEASED.
+  void FailItemTask(internal::RequestRecord* record, int item,
+                    const std::string& error, const std::string& cause);
+
+  // A RETRY_WAIT item whose back-off has passed becomes READY.
+  void RetryDue(internal::RequestRecord* record, int item);
+
+  // The builtin task of the current top-level state finished or failed.
+  void CompleteBuiltin(internal::RequestRecord* record);
+  void FailBuiltin(internal::RequestRecord* record, const std::string& error,
+                   const std::string& cause);
+
+  // Ends the request as CANCELLED; unfinished items become SKIPPED.
+  void Cancel(internal::RequestRecord* record, const std::string& reason);
+
+  // The Task state an item is in, or nullptr when its state is no Task.
+  const State* ItemTaskState(const internal::RequestRecord& record,
+                             int item) const;
+  // The current top-level state, or nullptr when terminal.
+  const State* CurrentState(const internal::RequestRecord& record) const;
+
+ private:
+  void Emit(std::string kind, const std::string& state,
+            const std::string& store, uint32_t attempt, std::string detail);
+  // Advances the current Map run; true when every item has finished.
+  bool AdvanceMap(internal::RequestRecord* record, const State& map);
+  void AdvanceItem(internal::RequestRecord* record, const State& map,
+                   internal::MapItem* item);
+  void FinishItem(internal::MapItem* item, const std::string& map_state);
+  bool DependenciesDone(const internal::MapRun& run, const State& map,
+                        const internal::MapItem& item) const;
+  void MoveTo(internal::RequestRecord* record, const State& from);
+  void Finish(internal::RequestRecord* record, v1::RequestStatus status,
+              const std::string& error, const std::string& cause);
+  nlohmann::json ChoiceInput(const internal::RequestRecord& record,
+                             const internal::MapItem* item) const;
+
+  const WorkflowDefinition& definition_;
+  const Inventory& inventory_;
+  int64_t now_ms_;
+  std::function<double()> unit_random_;
+  std::vector<EventDraft>* events_;
+};
+
+// Millisecond timestamp helpers shared by the engine.
+void SetTimestampMillis(int64_t millis, google::protobuf::Timestamp* out);
+
+}  // namespace dsar
+
+#endif  // DSAR_ENGINE_INTERPRETER_H_

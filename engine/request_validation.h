@@ -1,0 +1,19 @@
+#ifndef DSAR_ENGINE_REQUEST_VALIDATION_H_
+#define DSAR_ENGINE_REQUEST_VALIDATION_H_
+
+#include "absl/status/status.h"
+#include "dsar/v1/requests.pb.h"
+#include "inventory/inventory.h"
+
+namespace dsar {
+
+// Checks a CreateRequest before anything is stored. INVALID_ARGUMENT names
+// the field and the reason (`identities[1].value: not a valid email
+// address`); UNIMPLEMENTED for request types the engine cannot run yet.
+// Never echoes identity values: error messages end up in logs.
+absl::Status ValidateCreateRequest(const v1::CreateRequestRequest& request,
+                                   const Inventory& inventory);
+
+}  // namespace dsar
+
+#endif  // DSAR_ENGINE_REQUEST_VALIDATION_H_

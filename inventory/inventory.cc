@@ -1,0 +1,396 @@
+#include "inventory/inventory.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/files.h"
+#include "common/status_macros.h"
+
+namespace dsar {
+namespace {
+
+// Keys a store entry may hold; anything else is a typo worth reporting.
+const std::set<std::string>& StoreKeys() {
+  static const auto* keys =
+      new std::set<std::string>{"name",        "kind",
+                                "path",        "purpose",
+                                "legal_basis", "recipients",
+                                "retention",   "source",
+                                "tables",      "identity_fields",
+                                "pii_fields",  "identities_from",
+                                "erase_after"};
+  return *keys;
+}
+
+const std::set<std::string>& TableKeys() {
+  static const auto* keys =
+      new std::set<std::string>{"name", "identity_fields", "pii_fields"};
+  return *keys;
+}
+
+const std::set<std::string>& TopLevelKeys() {
+  static const auto* keys = new std::set<std::string>{"controller", "stores"};
+  return *keys;
+}
+
+bool IsValidStoreName(const std::string& name) {
+  if (name.empty()) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+}
+
+std::string Quoted(const std::string& s) { return absl::StrCat("\"", s, "\""); }
+
+absl::Status Invalid(const std::string& where, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(where, ": ", what));
+}
+
+// Rejects keys of the map `node` that are not in `allowed`.
+absl::Status CheckKeys(const YAML::Node& node,
+                       const std::set<std::string>& allowed,
+                       const std::string& where) {
+  for (const auto& entry : node) {
+    if (!entry.first.IsScalar()) return Invalid(where, "keys must be strings");
+    std::string key = entry.first.Scalar();
+    if (allowed.count(key) == 0) {
+      return Invalid(
+          where, absl::StrCat("unknown key ", Quoted(key),
+                              " (known: ", absl::StrJoin(allowed, ", "), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Reads an optional scalar string; absent or null leaves `out` unchanged.
+absl::Status ReadString(const YAML::Node& parent, const char* key,
+                        const std::string& where, std::string* out) {
+  YAML::Node node = parent[key];
+  if (!node || node.IsNull()) return absl::OkStatus();
+  if (!node.IsScalar()) {
+    return Invalid(absl::StrCat(where, ".", key), "must be a string");
+  }
+  *out = node.Scalar();
+  return absl::OkStatus();
+}
+
+absl::Status ReadStringList(const YAML::Node& parent, const char* key,
+                            const std::string& where,
+                            std::vector<std::string>* out) {
+  YAML::Node node = parent[key];
+  if (!node || node.IsNull()) return absl::OkStatus();
+  std::string field = absl::StrCat(where, ".", key);
+  if (!node.IsSequence()) return Invalid(field, "must be a list of strings");
+  for (size_t i = 0; i < node.size(); ++i) {
+    if (!node[i].IsScalar() || node[i].Scalar().empty()) {
+      return Invalid(absl::StrCat(field, "[", i, "]"),
+                     "must be a non-empty string");
+    }
+    out->push_back(node[i].Scalar());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadStringMap(const YAML::Node& parent, const char* key,
+                           const std::string& where,
+                           std::map<std::string, std::string>* out) {
+  YAML::Node node = parent[key];
+  if (!node || node.IsNull()) return absl::OkStatus();
+  std::string field = absl::StrCat(where, ".", key);
+  if (!node.IsMap()) return Invalid(field, "must be a map of string to string");
+  for (const auto& entry : node) {
+    if (!entry.first.IsScalar() || entry.first.Scalar().empty()) {
+      return Invalid(field, "keys must be non-empty strings");
+    }
+    const std::string& name = entry.first.Scalar();
+    if (!entry.second.IsScalar() || entry.second.Scalar().empty()) {
+      return Invalid(absl::StrCat(field, ".", name),
+                     "must be a non-empty string");
+    }
+    if (!out->emplace(name, entry.second.Scalar()).second) {
+      return Invalid(field, absl::StrCat("duplicate key ", Quoted(name)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CollectionSpec> ParseCollection(const YAML::Node& node,
+                                               const std::string& where) {
+  CollectionSpec collection;
+  RETURN_IF_ERROR(ReadString(node, "name", where, &collection.name));
+  RETURN_IF_ERROR(ReadStringMap(node, "identity_fields", where,
+                                &collection.identity_fields));
+  RETURN_IF_ERROR(
+      ReadStringMap(node, "pii_fields", where, &collection.pii_fields));
+  return collection;
+}
+
+absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
+                                     const std::string& base_dir) {
+  std::string where = absl::StrCat("stores[", index, "]");
+  if (!node.IsMap()) return Invalid(where, "must be a map");
+  StoreSpec store;
+  RETURN_IF_ERROR(ReadString(node, "name", where, &store.name));
+  if (store.name.empty()) return Invalid(where + ".name", "missing");
+  if (!IsValidStoreName(store.name)) {
+    return Invalid(where + ".name",
+                   absl::StrCat(Quoted(store.name), " must match [a-z0-9_-]+"));
+  }
+  where = absl::StrCat(where, " (", Quoted(store.name), ")");
+  RETURN_IF_ERROR(CheckKeys(node, StoreKeys(), where));
+
+  RETURN_IF_ERROR(ReadString(node, "kind", where, &store.kind));
+  if (store.kind.empty()) return Invalid(where + ".kind", "missing");
+  if (store.kind != "sqlite" && store.kind != "jsonl") {
+    return Invalid(where + ".kind",
+                   absl::StrCat("unknown kind ", Quoted(store.kind),
+                                " (known: sqlite, jsonl)"));
+  }
+  RETURN_IF_ERROR(ReadString(node, "path", where, &store.path));
+  if (store.path.empty()) return Invalid(where + ".path", "missing");
+  std::filesystem::path path(store.path);
+  if (path.is_relative() && !base_dir.empty()) {
+    path = std::filesystem::path(base_dir) / path;
+  }
+  store.path = path.lexically_normal().string();
+
+  RETURN_IF_ERROR(ReadString(node, "purpose", where, &store.purpose));
+  RETURN_IF_ERROR(ReadString(node, "legal_basis", where, &store.legal_basis));
+  RETURN_IF_ERROR(ReadStringList(node, "recipients", where, &store.recipients));
+  RETURN_IF_ERROR(ReadString(node, "retention", where, &store.retention));
+  RETURN_IF_ERROR(ReadString(node, "source", where, &store.source));
+  RETURN_IF_ERROR(
+      ReadStringList(node, "identities_from", where, &store.identities_from));
+  RETURN_IF_ERROR(
+      ReadStringList(node, "erase_after", where, &store.erase_after));
+
+  YAML::Node tables = node["tables"];
+  bool has_tables = tables && !tables.IsNull();
+  bool has_top_level_fields =
+      (node["identity_fields"] && !node["identity_fields"].IsNull()) ||
+      (node["pii_fields"] && !node["pii_fields"].IsNull());
+  if (has_tables) {
+    if (!tables.IsSequence() || tables.size() == 0) {
+      return Invalid(where + ".tables", "must be a non-empty list");
+    }
+    if (has_top_level_fields) {
+      return Invalid(where,
+                     "give either tables or top-level identity_fields/"
+                     "pii_fields, not both");
+    }
+    if (store.kind == "jsonl" && tables.size() != 1) {
+      return Invalid(where + ".tables",
+                     "a jsonl store holds exactly one collection");
+    }
+    std::set<std::string> table_names;
+    for (size_t i = 0; i < tables.size(); ++i) {
+      std::string table_where = absl::StrCat(where, ".tables[", i, "]");
+      if (!tables[i].IsMap()) return Invalid(table_where, "must be a map");
+      ASSIGN_OR_RETURN(CollectionSpec collection,
+                       ParseCollection(tables[i], table_where));
+      if (collection.name.empty()) {
+        if (store.kind == "sqlite") {
+          return Invalid(table_where + ".name", "missing");
+        }
+        collection.name = store.name;
+      }
+      table_where =
+          absl::StrCat(table_where, " (", Quoted(collection.name), ")");
+      RETURN_IF_ERROR(CheckKeys(tables[i], TableKeys(), table_where));
+      if (collection.identity_fields.empty()) {
+        return Invalid(table_where + ".identity_fields",
+                       "missing (a collection needs at least one)");
+      }
+      if (!table_names.insert(collection.name).second) {
+        return Invalid(table_where + ".name", "duplicate table name");
+      }
+      store.collections.push_back(std::move(collection));
+    }
+  } else if (store.kind == "jsonl") {
+    ASSIGN_OR_RETURN(CollectionSpec collection, ParseCollection(node, where));
+    collection.name = store.name;
+    if (collection.identity_fields.empty()) {
+      return Invalid(where + ".identity_fields",
+                     "missing (a collection needs at least one)");
+    }
+    store.collections.push_back(std::move(collection));
+  } else {
+    if (has_top_level_fields) {
+      return Invalid(where, "a sqlite store lists its fields under tables");
+    }
+    return Invalid(where + ".tables", "missing (a sqlite store needs a table)");
+  }
+  return store;
+}
+
+// Finds a cycle in `edges` (store -> stores it waits for). Returns the stores
+// on the cycle, first repeated at the end, or an empty vector.
+std::vector<std::string> FindCycle(
+    const std::vector<std::string>& order,
+    const std::map<std::string, std::vector<std::string>>& edges) {
+  enum class Mark { kNew, kOnPath, kDone };
+  std::map<std::string, Mark> marks;
+  std::vector<std::string> path;
+  std::vector<std::string> cycle;
+
+  // Recursion depth is bounded by the number of stores.
+  std::function<bool(const std::string&)> visit =
+      [&](const std::string& name) -> bool {
+    marks[name] = Mark::kOnPath;
+    path.push_back(name);
+    auto it = edges.find(name);
+    if (it != edges.end()) {
+      for (const std::string& next : it->second) {
+        Mark mark = marks.count(next) ? marks[next] : Mark::kNew;
+        if (mark == Mark::kOnPath) {
+          auto start = std::find(path.begin(), path.end(), next);
+          cycle.assign(start, path.end());
+          cycle.push_back(next);
+          return true;
+        }
+        if (mark == Mark::kNew && visit(next)) return true;
+      }
+    }
+    path.pop_back();
+    marks[name] = Mark::kDone;
+    return false;
+  };
+  for (const std::string& name : order) {
+    if (marks.count(name) == 0 && visit(name)) return cycle;
+  }
+  return {};
+}
+
+absl::Status CheckNoCycle(const std::vector<StoreSpec>& stores,
+                          const char* field,
+                          std::vector<std::string> StoreSpec::*member) {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<std::string>> edges;
+  for (const StoreSpec& store : stores) {
+    order.push_back(store.name);
+    edges[store.name] = store.*member;
+  }
+  std::vector<std::string> cycle = FindCycle(order, edges);
+  if (cycle.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "stores: cycle in ", field, ": ", absl::StrJoin(cycle, " -> ")));
+}
+
+}  // namespace
+
+absl::StatusOr<Inventory> Inventory::Parse(std::string_view yaml,
+                                           const std::string& base_dir) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp marks are 0-based; editors count from 1.
+    return absl::InvalidArgumentError(
+        absl::StrCat("inventory: YAML syntax error at line ", e.mark.line + 1,
+                     ", column ", e.mark.column + 1, ": ", e.msg));
+  }
+  if (!root.IsMap()) {
+    return absl::InvalidArgumentError(
+        "inventory: the document must be a map with a `stores` list");
+  }
+
+  Inventory inventory;
+  try {
+    RETURN_IF_ERROR(CheckKeys(root, TopLevelKeys(), "inventory"));
+    RETURN_IF_ERROR(
+        ReadString(root, "controller", "inventory", &inventory.controller_));
+    YAML::Node stores = root["stores"];
+    if (!stores || !stores.IsSequence() || stores.size() == 0) {
+      return absl::InvalidArgumentError(
+          "stores: missing or not a non-empty list");
+    }
+    for (size_t i = 0; i < stores.size(); ++i) {
+      ASSIGN_OR_RETURN(StoreSpec store, ParseStore(stores[i], i, base_dir));
+      inventory.stores_.push_back(std::move(store));
+    }
+  } catch (const YAML::Exception& e) {
+    // Defensive: every access above checks node types first.
+    return absl::InvalidArgumentError(
+        absl::StrCat("inventory: line ", e.mark.line + 1, ", column ",
+                     e.mark.column + 1, ": ", e.msg));
+  }
+
+  // Cross-store checks: unique names, known references, no cycles.
+  std::map<std::string, size_t> index_of;
+  for (size_t i = 0; i < inventory.stores_.size(); ++i) {
+    const StoreSpec& store = inventory.stores_[i];
+    if (!index_of.emplace(store.name, i).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stores[", i, "] (", Quoted(store.name),
+          ").name: duplicate of stores[", index_of[store.name], "]"));
+    }
+  }
+  for (size_t i = 0; i < inventory.stores_.size(); ++i) {
+    const StoreSpec& store = inventory.stores_[i];
+    std::string where =
+        absl::StrCat("stores[", i, "] (", Quoted(store.name), ")");
+    for (const auto& [field, refs] :
+         {std::pair<const char*, const std::vector<std::string>*>{
+              "identities_from", &store.identities_from},
+          {"erase_after", &store.erase_after}}) {
+      for (const std::string& ref : *refs) {
+        if (index_of.count(ref) == 0) {
+          return Invalid(absl::StrCat(where, ".", field),
+                         absl::StrCat("unknown store ", Quoted(ref)));
+        }
+        if (ref == store.name) {
+          return Invalid(absl::StrCat(where, ".", field),
+                         "a store cannot refer to itself");
+        }
+      }
+    }
+  }
+  // The two orders are checked apart: discovery follows identities_from, and
+  // erasure runs after discovery has finished, following erase_after. A store
+  // that needs another's identities may well be erased before it (orders
+  // needs accounts' user_id; accounts is erased after orders).
+  RETURN_IF_ERROR(CheckNoCycle(inventory.stores_, "identities_from",
+                               &StoreSpec::identities_from));
+  RETURN_IF_ERROR(
+      CheckNoCycle(inventory.stores_, "erase_after", &StoreSpec::erase_after));
+  return inventory;
+}
+
+absl::StatusOr<Inventory> Inventory::LoadFile(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) {
+    if (absl::IsNotFound(text.status())) {
+      return absl::NotFoundError(
+          absl::StrCat("inventory file not found: ", path));
+    }
+    return text.status();
+  }
+  std::error_code error;
+  std::filesystem::path absolute = std::filesystem::absolute(path, error);
+  std::string base_dir =
+      error ? DirName(path) : absolute.parent_path().string();
+  absl::StatusOr<Inventory> inventory = Parse(*text, base_dir);
+  if (!inventory.ok()) {
+    return absl::Status(inventory.status().code(),
+                        absl::StrCat(path, ": ", inventory.status().message()));
+  }
+  return inventory;
+}
+
+const StoreSpec* Inventory::Find(std::string_view name) const {
+  for (const StoreSpec& store : stores_) {
+    if (store.name == name) return &store;
+  }
+  return nullptr;
+}
+
+}  // namespace dsar

@@ -1,0 +1,71 @@
+#ifndef DSAR_INVENTORY_INVENTORY_H_
+#define DSAR_INVENTORY_INVENTORY_H_
+
+// The data inventory: every store that may hold a subject's personal data,
+// how to find the subject there, and in which order stores are processed.
+// Loaded from YAML (docs/inventory.md describes the format); the coordinator
+// and every worker load the same file.
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace dsar {
+
+// A table (SQLite) or the record stream of a log file (JSON lines).
+struct CollectionSpec {
+  std::string name;
+  // Identity key ("email", "user_id", "phone", or a custom type such as
+  // "customer_number") -> column/field holding it. At least one entry.
+  std::map<std::string, std::string> identity_fields;
+  // PII field -> category ("contact", "identity", "online_identifiers", ...).
+  std::map<std::string, std::string> pii_fields;
+};
+
+struct StoreSpec {
+  std::string name;  // Unique; [a-z0-9_-]+.
+  std::string kind;  // "sqlite" or "jsonl".
+  std::string path;  // Absolute (resolved against the inventory's directory).
+  std::string purpose;
+  std::string legal_basis;
+  std::vector<std::string> recipients;
+  std::string retention;
+  std::string source;
+  // For "sqlite": one entry per table. For "jsonl": exactly one entry, whose
+  // name is the store's name unless given.
+  std::vector<CollectionSpec> collections;
+  // Stores whose discovered identities this store needs (it runs after them).
+  std::vector<std::string> identities_from;
+  // Stores that must be erased before this one.
+  std::vector<std::string> erase_after;
+};
+
+class Inventory {
+ public:
+  // Parses and validates. `base_dir` resolves relative store paths.
+  // INVALID_ARGUMENT names the offending entry and field, e.g.
+  // `stores[2] ("orders").erase_after: unknown store "invoices"`; cycles in
+  // identities_from or erase_after are rejected with the stores involved.
+  static absl::StatusOr<Inventory> Parse(std::string_view yaml,
+                                         const std::string& base_dir);
+  // Reads `path` and parses it with base_dir = directory of `path`.
+  static absl::StatusOr<Inventory> LoadFile(const std::string& path);
+
+  // Stores in file order.
+  const std::vector<StoreSpec>& stores() const { return stores_; }
+  // nullptr when no store has that name.
+  const StoreSpec* Find(std::string_view name) const;
+  // The organisation named in the file (the controller), may be empty.
+  const std::string& controller() const { return controller_; }
+
+ private:
+  std::vector<StoreSpec> stores_;
+  std::string controller_;
+};
+
+}  // namespace dsar
+
+#endif  // DSAR_INVENTORY_INVENTORY_H_

@@ -1,0 +1,276 @@
+#include "inventory/inventory.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "common/files.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace dsar {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+constexpr char kShop[] = R"yaml(
+controller: "Example Shop Ltd"
+stores:
+  - name: accounts
+    kind: sqlite
+    path: accounts.db
+    purpose: "Customer accounts and login"
+    legal_basis: "Contract (GDPR Art. 6(1)(b))"
+    recipients: ["Payment processor"]
+    retention: "Account lifetime + 30 days"
+    source: "Provided by the data subject"
+    tables:
+      - name: users
+        identity_fields: {email: email, user_id: id, phone: phone}
+        pii_fields: {email: contact, full_name: identity, phone: contact}
+    identities_from: []
+    erase_after: [orders, activity]
+  - name: orders
+    kind: sqlite
+    path: /data/shop.db
+    tables:
+      - name: orders
+        identity_fields: {user_id: user_id}
+      - name: addresses
+        identity_fields: {user_id: user_id}
+        pii_fields: {street: contact, city: contact}
+    identities_from: [accounts]
+  - name: activity
+    kind: jsonl
+    path: logs/../logs/activity.jsonl
+    identity_fields: {user_id: user_id}
+    pii_fields: {ip: online_identifiers}
+    identities_from: [accounts]
+)yaml";
+
+// Replaces `from` by `to` in the shop inventory, checking it was there.
+std::string ShopWith(const std::string& from, const std::string& to) {
+  std::string yaml = kShop;
+  EXPECT_NE(yaml.find(from), std::string::npos) << from;
+  return absl::StrReplaceAll(yaml, {{from, to}});
+}
+
+TEST(InventoryTest, ParsesEveryField) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(kShop, "/srv/dsar");
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  EXPECT_EQ(inventory->controller(), "Example Shop Ltd");
+  ASSERT_EQ(inventory->stores().size(), 3u);
+
+  const StoreSpec& accounts = inventory->stores()[0];
+  EXPECT_EQ(accounts.name, "accounts");
+  EXPECT_EQ(accounts.kind, "sqlite");
+  EXPECT_EQ(accounts.path, "/srv/dsar/accounts.db");
+  EXPECT_EQ(accounts.purpose, "Customer accounts and login");
+  EXPECT_EQ(accounts.legal_basis, "Contract (GDPR Art. 6(1)(b))");
+  EXPECT_THAT(accounts.recipients, ElementsAre("Payment processor"));
+  EXPECT_EQ(accounts.retention, "Account lifetime + 30 days");
+  EXPECT_EQ(accounts.source, "Provided by the data subject");
+  EXPECT_TRUE(accounts.identities_from.empty());
+  EXPECT_THAT(accounts.erase_after, ElementsAre("orders", "activity"));
+  ASSERT_EQ(accounts.collections.size(), 1u);
+  EXPECT_EQ(accounts.collections[0].name, "users");
+  EXPECT_THAT(accounts.collections[0].identity_fields,
+              ElementsAre(Pair("email", "email"), Pair("phone", "phone"),
+                          Pair("user_id", "id")));
+  EXPECT_THAT(
+      accounts.collections[0].pii_fields,
+      ElementsAre(Pair("email", "contact"), Pair("full_name", "identity"),
+                  Pair("phone", "contact")));
+
+  const StoreSpec& orders = inventory->stores()[1];
+  EXPECT_EQ(orders.path, "/data/shop.db");  // Absolute paths stay.
+  ASSERT_EQ(orders.collections.size(), 2u);
+  EXPECT_EQ(orders.collections[1].name, "addresses");
+  EXPECT_THAT(orders.identities_from, ElementsAre("accounts"));
+
+  const StoreSpec& activity = inventory->stores()[2];
+  EXPECT_EQ(activity.path, "/srv/dsar/logs/activity.jsonl");
+  ASSERT_EQ(activity.collections.size(), 1u);
+  EXPECT_EQ(activity.collections[0].name, "activity");
+  EXPECT_THAT(activity.collections[0].identity_fields,
+              ElementsAre(Pair("user_id", "user_id")));
+  EXPECT_THAT(activity.collections[0].pii_fields,
+              ElementsAre(Pair("ip", "online_identifiers")));
+
+  EXPECT_EQ(inventory->Find("orders"), &inventory->stores()[1]);
+  EXPECT_EQ(inventory->Find("invoices"), nullptr);
+}
+
+TEST(InventoryTest, JsonlAcceptsSingleTableEntry) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(R"yaml(
+stores:
+  - name: logs
+    kind: jsonl
+    path: a.jsonl
+    tables:
+      - identity_fields: {email: mail}
+  - name: events
+    kind: jsonl
+    path: b.jsonl
+    tables:
+      - name: event_stream
+        identity_fields: {email: mail}
+)yaml",
+                                                         "/x");
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  EXPECT_EQ(inventory->stores()[0].collections[0].name, "logs");
+  EXPECT_EQ(inventory->stores()[1].collections[0].name, "event_stream");
+  EXPECT_EQ(inventory->controller(), "");
+}
+
+struct BadCase {
+  std::string from;
+  std::string to;
+  std::string message;
+};
+
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.message; }
+
+class InventoryErrorTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(InventoryErrorTest, NamesEntryAndField) {
+  const BadCase& c = GetParam();
+  absl::StatusOr<Inventory> inventory =
+      Inventory::Parse(ShopWith(c.from, c.to), "/srv");
+  ASSERT_FALSE(inventory.ok());
+  EXPECT_EQ(inventory.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(inventory.status().message()), HasSubstr(c.message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, InventoryErrorTest,
+    ::testing::Values(
+        BadCase{
+            "identities_from: [accounts]\n  - name: activity",
+            "identities_from: [accounts]\n    erase_after: [invoices]\n"
+            "  - name: activity",
+            R"(stores[1] ("orders").erase_after: unknown store "invoices")"},
+        BadCase{"- name: activity", "- name: orders",
+                R"(stores[2] ("orders").name: duplicate of stores[1])"},
+        BadCase{"kind: jsonl", "kind: postgres",
+                R"(stores[2] ("activity").kind: unknown kind "postgres")"},
+        BadCase{"    path: /data/shop.db\n", "",
+                R"(stores[1] ("orders").path: missing)"},
+        BadCase{"- name: activity", "- name: Activity",
+                R"(stores[2].name: "Activity" must match [a-z0-9_-]+)"},
+        BadCase{"- name: activity", "- name: \"act ivity\"",
+                R"(stores[2].name: "act ivity" must match)"},
+        BadCase{"    identity_fields: {user_id: user_id}\n    pii_fields: {ip",
+                "    pii_fields: {ip",
+                R"(stores[2] ("activity").identity_fields: missing)"},
+        BadCase{
+            "      - name: orders\n        identity_fields: {user_id: "
+            "user_id}\n",
+            "      - name: orders\n",
+            R"(stores[1] ("orders").tables[0] ("orders").identity_fields: missing)"},
+        BadCase{"    retention: ", "    retension: ",
+                R"(stores[0] ("accounts"): unknown key "retension")"},
+        BadCase{
+            "        pii_fields: {street", "        pii_field: {street",
+            R"(stores[1] ("orders").tables[1] ("addresses"): unknown key "pii_field")"},
+        BadCase{"controller:", "controler:",
+                R"(inventory: unknown key "controler")"},
+        BadCase{"    recipients: [\"Payment processor\"]",
+                "    recipients: {a: b}",
+                R"(stores[0] ("accounts").recipients: must be a list)"},
+        BadCase{
+            "    kind: sqlite\n    path: /data/shop.db",
+            "    kind: jsonl\n    path: /data/shop.db",
+            R"(stores[1] ("orders").tables: a jsonl store holds exactly one)"},
+        BadCase{"  - name: orders\n    kind: sqlite\n    path: /data/shop.db\n"
+                "    tables:\n      - name: orders\n        identity_fields: "
+                "{user_id: user_id}\n      - name: addresses\n        "
+                "identity_fields: {user_id: user_id}\n        pii_fields: "
+                "{street: contact, city: contact}\n",
+                "  - name: orders\n    kind: sqlite\n    path: /data/shop.db\n",
+                R"(stores[1] ("orders").tables: missing)"},
+        BadCase{
+            "identities_from: []", "identities_from: [accounts]",
+            R"(stores[0] ("accounts").identities_from: a store cannot refer to itself)"},
+        BadCase{"identities_from: []", "identities_from: [activity]",
+                "cycle in identities_from: accounts -> activity -> accounts"},
+        BadCase{"pii_fields: {ip: online_identifiers}\n",
+                "pii_fields: {ip: online_identifiers}\n    erase_after: "
+                "[accounts]\n",
+                "cycle in erase_after: accounts -> activity -> accounts"},
+        BadCase{"tables:\n      - name: users", "tables:\n      - name: [users",
+                "YAML syntax error at line 14, column 24"}));
+
+TEST(InventoryTest, ErasingAfterAStoreThatFeedsIdentitiesIsAllowed) {
+  // accounts feeds orders its user_id and is erased after orders: discovery
+  // and erasure are separate passes, so this is not a cycle.
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(kShop, "/srv");
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+}
+
+TEST(InventoryTest, LongerCycleIsNamed) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(R"yaml(
+stores:
+  - {name: a, kind: jsonl, path: a, identity_fields: {email: e}, erase_after: [b]}
+  - {name: b, kind: jsonl, path: b, identity_fields: {email: e}, erase_after: [c]}
+  - {name: c, kind: jsonl, path: c, identity_fields: {email: e}, erase_after: [a]}
+  - {name: d, kind: jsonl, path: d, identity_fields: {email: e}, erase_after: [a]}
+)yaml",
+                                                         "/");
+  ASSERT_FALSE(inventory.ok());
+  EXPECT_THAT(std::string(inventory.status().message()),
+              HasSubstr("cycle in erase_after: a -> b -> c -> a"));
+}
+
+TEST(InventoryTest, RejectsDocumentsWithoutStores) {
+  for (const char* yaml : {"", "[]", "controller: x", "stores: []"}) {
+    absl::StatusOr<Inventory> inventory = Inventory::Parse(yaml, "/");
+    EXPECT_EQ(inventory.status().code(), absl::StatusCode::kInvalidArgument)
+        << yaml;
+  }
+}
+
+class InventoryFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/inventory_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string dir_;
+};
+
+TEST_F(InventoryFileTest, ResolvesPathsAgainstTheFilesDirectory) {
+  std::string path = dir_ + "/inventory.yaml";
+  ASSERT_TRUE(WriteFileAtomically(path, kShop).ok());
+  absl::StatusOr<Inventory> inventory = Inventory::LoadFile(path);
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  EXPECT_EQ(inventory->stores()[0].path, dir_ + "/accounts.db");
+  EXPECT_EQ(inventory->stores()[2].path, dir_ + "/logs/activity.jsonl");
+}
+
+TEST_F(InventoryFileTest, MissingFileIsNotFound) {
+  absl::StatusOr<Inventory> inventory =
+      Inventory::LoadFile(dir_ + "/nope.yaml");
+  EXPECT_EQ(inventory.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(InventoryFileTest, ErrorsNameTheFile) {
+  std::string path = dir_ + "/inventory.yaml";
+  ASSERT_TRUE(
+      WriteFileAtomically(path, ShopWith("kind: jsonl", "kind: csv")).ok());
+  absl::StatusOr<Inventory> inventory = Inventory::LoadFile(path);
+  EXPECT_EQ(inventory.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(inventory.status().message()),
+              HasSubstr(path + ": stores[2]"));
+}
+
+}  // namespace
+}  // namespace dsar

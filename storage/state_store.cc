@@ -1,0 +1,289 @@
+#include "storage/state_store.h"
+
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/status_macros.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+
+namespace dsar {
+namespace {
+
+constexpr char kAllPrefix = 'a';
+constexpr char kStatusPrefix = 's';
+
+std::string BigEndian64(uint64_t value) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[i] = static_cast<char>(value & 0xff);
+    value >>= 8;
+  }
+  return out;
+}
+
+uint64_t ReadBigEndian64(std::string_view bytes) {
+  uint64_t value = 0;
+  for (int i = 0; i < 8; ++i) {
+    value = (value << 8) | static_cast<uint8_t>(bytes[i]);
+  }
+  return value;
+}
+
+uint64_t CreatedMillis(const v1::Request& request) {
+  return static_cast<uint64_t>(request.created_at().seconds()) * 1000 +
+         static_cast<uint64_t>(request.created_at().nanos() / 1000000);
+}
+
+std::string AllIndexKey(const v1::Request& request) {
+  return absl::StrCat(std::string(1, kAllPrefix),
+                      BigEndian64(CreatedMillis(request)), request.id());
+}
+
+std::string StatusIndexKey(v1::RequestStatus status,
+                           const v1::Request& request) {
+  return absl::StrCat(std::string(1, kStatusPrefix),
+                      std::string(1, static_cast<char>(status)),
+                      BigEndian64(CreatedMillis(request)), request.id());
+}
+
+std::string EventKey(const std::string& request_id, uint64_t sequence) {
+  return absl::StrCat(request_id, std::string(1, '\0'), BigEndian64(sequence));
+}
+
+absl::Status FromRocks(const rocksdb::Status& status, absl::string_view what) {
+  if (status.ok()) return absl::OkStatus();
+  if (status.IsNotFound()) return absl::NotFoundError(what);
+  return absl::InternalError(absl::StrCat(what, ": ", status.ToString()));
+}
+
+}  // namespace
+
+void StateBatch::PutRequest(const internal::RequestRecord& record,
+                            v1::RequestStatus previous_status) {
+  const v1::Request& request = record.request();
+  batch_.Put(store_->requests_, request.id(), record.SerializeAsString());
+  if (previous_status == v1::REQUEST_STATUS_UNSPECIFIED) {
+    batch_.Put(store_->index_, AllIndexKey(request),
+               std::string(1, static_cast<char>(request.type())));
+  }
+  if (previous_status != request.status()) {
+    if (previous_status != v1::REQUEST_STATUS_UNSPECIFIED) {
+      batch_.Delete(store_->index_, StatusIndexKey(previous_status, request));
+    }
+    batch_.Put(store_->index_, StatusIndexKey(request.status(), request),
+               std::string(1, static_cast<char>(request.type())));
+  }
+  if (IsTerminalStatus(request.status())) {
+    batch_.Delete(store_->live_, request.id());
+  } else if (previous_status == v1::REQUEST_STATUS_UNSPECIFIED) {
+    batch_.Put(store_->live_, request.id(), "");
+  }
+}
+
+void StateBatch::PutEvent(const v1::Event& event) {
+  batch_.Put(store_->events_, EventKey(event.request_id(), event.sequence()),
+             event.SerializeAsString());
+}
+
+void StateBatch::PutIdempotencyKey(const std::string& key,
+                                   const std::string& request_id) {
+  batch_.Put(store_->idempotency_, key, request_id);
+}
+
+void StateBatch::PutDefinition(const internal::DefinitionRecord& definition) {
+  batch_.Put(store_->meta_, absl::StrCat("definition/", definition.version()),
+             definition.SerializeAsString());
+}
+
+absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
+    const std::string& dir) {
+  RETURN_IF_ERROR(MakeDirectories(dir));
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  options.IncreaseParallelism(2);
+  // The WAL is synced on every commit group; keep it bounded.
+  options.max_total_wal_size = 256 << 20;
+
+  rocksdb::ColumnFamilyOptions cf_options;
+  rocksdb::BlockBasedTableOptions table_options;
+  table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  cf_options.table_factory.reset(
+      rocksdb::NewBlockBasedTableFactory(table_options));
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const char* name :
+       {rocksdb::kDefaultColumnFamilyName.c_str(), "requests", "live", "events",
+        "index", "idempotency"}) {
+    families.emplace_back(name, cf_options);
+  }
+  std::unique_ptr<StateStore> store(new StateStore());
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status status =
+      rocksdb::DB::Open(options, dir, families, &store->handles_, &db);
+  if (!status.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot open state database ",
+                                               dir, ": ", status.ToString()));
+  }
+  store->db_.reset(db);
+  store->meta_ = store->handles_[0];
+  store->requests_ = store->handles_[1];
+  store->live_ = store->handles_[2];
+  store->events_ = store->handles_[3];
+  store->index_ = store->handles_[4];
+  store->idempotency_ = store->handles_[5];
+  return store;
+}
+
+StateStore::~StateStore() {
+  for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
+}
+
+absl::Status StateStore::Commit(StateBatch& batch) {
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  return FromRocks(db_->Write(options, &batch.batch_), "commit");
+}
+
+absl::StatusOr<internal::RequestRecord> StateStore::GetRequest(
+    const std::string& id) const {
+  std::string value;
+  rocksdb::Status status =
+      db_->Get(rocksdb::ReadOptions(), requests_, id, &value);
+  if (status.IsNotFound()) {
+    return absl::NotFoundError(absl::StrCat("request ", id, " not found"));
+  }
+  RETURN_IF_ERROR(FromRocks(status, "read request"));
+  internal::RequestRecord record;
+  if (!record.ParseFromString(value)) {
+    return absl::DataLossError(absl::StrCat("request ", id, " is corrupt"));
+  }
+  return record;
+}
+
+absl::StatusOr<std::optional<std::string>> StateStore::GetIdempotencyKey(
+    const std::string& key) const {
+  std::string value;
+  rocksdb::Status status =
+      db_->Get(rocksdb::ReadOptions(), idempotency_, key, &value);
+  if (status.IsNotFound()) return std::optional<std::string>();
+  RETURN_IF_ERROR(FromRocks(status, "read idempotency key"));
+  return std::optional<std::string>(std::move(value));
+}
+
+absl::StatusOr<std::optional<internal::DefinitionRecord>>
+StateStore::GetDefinition(const std::string& version) const {
+  std::string value;
+  rocksdb::Status status =
+      db_->Get(rocksdb::ReadOptions(), meta_,
+               absl::StrCat("definition/", version), &value);
+  if (status.IsNotFound()) return std::optional<internal::DefinitionRecord>();
+  RETURN_IF_ERROR(FromRocks(status, "read definition"));
+  internal::DefinitionRecord record;
+  if (!record.ParseFromString(value)) {
+    return absl::DataLossError(
+        absl::StrCat("definition ", version, " is corrupt"));
+  }
+  return std::optional<internal::DefinitionRecord>(std::move(record));
+}
+
+absl::Status StateStore::ListRequests(const RequestFilter& filter, int limit,
+                                      const std::string& page_token,
+                                      std::vector<internal::RequestRecord>* out,
+                                      std::string* next_page_token) const {
+  out->clear();
+  next_page_token->clear();
+  std::string prefix =
+      filter.status == v1::REQUEST_STATUS_UNSPECIFIED
+          ? std::string(1, kAllPrefix)
+          : absl::StrCat(std::string(1, kStatusPrefix),
+                         std::string(1, static_cast<char>(filter.status)));
+  std::string start = prefix;
+  if (!page_token.empty()) {
+    std::string decoded;
+    if (!absl::WebSafeBase64Unescape(page_token, &decoded) ||
+        decoded.compare(0, prefix.size(), prefix) != 0) {
+      return absl::InvalidArgumentError(
+          "page_token: not a token from this listing");
+    }
+    start = decoded + std::string(1, '\0');
+  }
+  rocksdb::ReadOptions read_options;
+  std::unique_ptr<const rocksdb::Snapshot,
+                  std::function<void(const rocksdb::Snapshot*)>>
+      snapshot(db_->GetSnapshot(),
+               [this](const rocksdb::Snapshot* s) { db_->ReleaseSnapshot(s); });
+  read_options.snapshot = snapshot.get();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, index_));
+  std::string last_key;
+  for (it->Seek(start); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    rocksdb::Slice value = it->value();
+    if (filter.type != v1::REQUEST_TYPE_UNSPECIFIED &&
+        (value.size() != 1 || static_cast<uint8_t>(value[0]) != filter.type)) {
+      continue;
+    }
+    if (static_cast<int>(out->size()) == limit) {
+      // Another match follows: the next page starts after the last key.
+      absl::WebSafeBase64Escape(last_key, next_page_token);
+      break;
+    }
+    last_key = it->key().ToString();
+    std::string id = last_key.substr(prefix.size() + 8);
+    std::string record_bytes;
+    rocksdb::Status status =
+        db_->Get(read_options, requests_, id, &record_bytes);
+    RETURN_IF_ERROR(FromRocks(status, absl::StrCat("read request ", id)));
+    internal::RequestRecord record;
+    if (!record.ParseFromString(record_bytes)) {
+      return absl::DataLossError(absl::StrCat("request ", id, " is corrupt"));
+    }
+    out->push_back(std::move(record));
+  }
+  return FromRocks(it->status(), "list requests");
+}
+
+absl::Status StateStore::ListEvents(const std::string& request_id,
+                                    uint64_t after_sequence, int limit,
+                                    std::vector<v1::Event>* out,
+                                    bool* more) const {
+  out->clear();
+  *more = false;
+  std::string prefix = absl::StrCat(request_id, std::string(1, '\0'));
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), events_));
+  for (it->Seek(EventKey(request_id, after_sequence + 1));
+       it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (static_cast<int>(out->size()) == limit) {
+      *more = true;
+      break;
+    }
+    v1::Event event;
+    if (!event.ParseFromArray(it->value().data(),
+                              static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat(
+          "event ", ReadBigEndian64(it->key().ToString().substr(prefix.size())),
+          " of request ", request_id, " is corrupt"));
+    }
+    out->push_back(std::move(event));
+  }
+  return FromRocks(it->status(), "list events");
+}
+
+absl::Status StateStore::ForEachLiveRequest(
+    const std::function<absl::Status(internal::RequestRecord)>& fn) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), live_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    ASSIGN_OR_RETURN(internal::RequestRecord record,
+                     GetRequest(it->key().ToString()));
+    RETURN_IF_ERROR(fn(std::move(record)));
+  }
+  return FromRocks(it->status(), "scan live requests");
+}
+
+}  // namespace dsar

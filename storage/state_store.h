@@ -1,0 +1,104 @@
+#ifndef DSAR_STORAGE_STATE_STORE_H_
+#define DSAR_STORAGE_STATE_STORE_H_
+
+// The coordinator's durable state in RocksDB. docs/storage.md describes the
+// column families and key layout. Writes happen only through `Commit`, called
+// by the engine's single commit loop; reads may come from any thread.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "dsar/internal/records.pb.h"
+#include "dsar/v1/requests.pb.h"
+#include "rocksdb/db.h"
+#include "rocksdb/write_batch.h"
+#include "storage/request_status.h"
+
+namespace dsar {
+
+// Collects the writes of one commit group; applied atomically by Commit.
+class StateBatch {
+ public:
+  // Stores `record` and moves its status index entry from `previous_status`
+  // (UNSPECIFIED for a new request). Terminal records leave the live set.
+  void PutRequest(const internal::RequestRecord& record,
+                  v1::RequestStatus previous_status);
+  void PutEvent(const v1::Event& event);
+  void PutIdempotencyKey(const std::string& key, const std::string& request_id);
+  void PutDefinition(const internal::DefinitionRecord& definition);
+
+  int Count() const { return batch_.Count(); }
+  rocksdb::WriteBatch* raw() { return &batch_; }
+
+ private:
+  friend class StateStore;
+  explicit StateBatch(class StateStore* store) : store_(store) {}
+  StateStore* store_;
+  rocksdb::WriteBatch batch_;
+};
+
+struct RequestFilter {
+  v1::RequestStatus status = v1::REQUEST_STATUS_UNSPECIFIED;
+  v1::RequestType type = v1::REQUEST_TYPE_UNSPECIFIED;
+};
+
+class StateStore {
+ public:
+  // Opens (creating if missing) the database under `dir`.
+  static absl::StatusOr<std::unique_ptr<StateStore>> Open(
+      const std::string& dir);
+  ~StateStore();
+
+  StateBatch NewBatch() { return StateBatch(this); }
+  // Writes the batch with the WAL synced: when this returns OK the batch
+  // survives a crash or power loss. An error leaves the database unchanged.
+  absl::Status Commit(StateBatch& batch);
+
+  // NOT_FOUND when no request has the id.
+  absl::StatusOr<internal::RequestRecord> GetRequest(
+      const std::string& id) const;
+  // Request id for an idempotency key; std::nullopt when unknown.
+  absl::StatusOr<std::optional<std::string>> GetIdempotencyKey(
+      const std::string& key) const;
+  absl::StatusOr<std::optional<internal::DefinitionRecord>> GetDefinition(
+      const std::string& version) const;
+
+  // Requests matching `filter`, oldest first, at most `limit`, starting after
+  // the position `page_token` (opaque, from a previous call; empty: start).
+  // `next_page_token` is empty when nothing follows.
+  absl::Status ListRequests(const RequestFilter& filter, int limit,
+                            const std::string& page_token,
+                            std::vector<internal::RequestRecord>* out,
+                            std::string* next_page_token) const;
+
+  absl::Status ListEvents(const std::string& request_id,
+                          uint64_t after_sequence, int limit,
+                          std::vector<v1::Event>* out, bool* more) const;
+
+  // Calls `fn` for every non-terminal request. Cost is proportional to the
+  // live set, not to the history.
+  absl::Status ForEachLiveRequest(
+      const std::function<absl::Status(internal::RequestRecord)>& fn) const;
+
+ private:
+  friend class StateBatch;
+  StateStore() = default;
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* requests_ = nullptr;
+  rocksdb::ColumnFamilyHandle* live_ = nullptr;
+  rocksdb::ColumnFamilyHandle* events_ = nullptr;
+  rocksdb::ColumnFamilyHandle* index_ = nullptr;
+  rocksdb::ColumnFamilyHandle* idempotency_ = nullptr;
+};
+
+}  // namespace dsar
+
+#endif  // DSAR_STORAGE_STATE_STORE_H_

@@ -1,0 +1,74 @@
+#ifndef DSAR_WORKERS_CONNECTORS_CONNECTOR_H_
+#define DSAR_WORKERS_CONNECTORS_CONNECTOR_H_
+
+// A connector finds, exports and erases one subject's records in one store.
+// Every operation is idempotent: a task can run twice (a lease expired, a
+// worker died after the work but before reporting it), so running an
+// operation again must leave the store as running it once did.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "inventory/inventory.h"
+
+namespace dsar {
+
+// One known identity of the subject. `key` uses the inventory's identity
+// keys: "email", "user_id", "phone" or a custom type.
+struct Identity {
+  std::string key;
+  std::string value;
+  bool operator==(const Identity& other) const {
+    return key == other.key && value == other.value;
+  }
+};
+
+// Receives an export as it is produced, so memory does not grow with it.
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  virtual absl::Status Write(std::string_view bytes) = 0;
+};
+
+struct ConnectorResult {
+  int64_t record_count = 0;
+  // Identities read from matched records (e.g. the user_id of the row whose
+  // email matched), without duplicates and without the ones passed in.
+  std::vector<Identity> discovered;
+};
+
+class Connector {
+ public:
+  virtual ~Connector() = default;
+
+  // Writes the subject's records to `sink` as one JSON document:
+  //   {"store":"<name>","records":[{"collection":"<table>","data":{...}},...]}
+  // Matching: a record matches when any identity field of its collection
+  // equals a given identity of the same key (emails compare ignoring case).
+  // Read-only. Errors: UNAVAILABLE when the store cannot be opened (worth a
+  // retry), other codes for permanent failures.
+  virtual absl::StatusOr<ConnectorResult> Export(
+      const std::vector<Identity>& identities, ByteSink& sink) = 0;
+
+  // Read-only: counts matching records and returns identities found in them.
+  virtual absl::StatusOr<ConnectorResult> Discover(
+      const std::vector<Identity>& identities) = 0;
+
+  // Deletes every matching record, atomically per store (one transaction;
+  // a log file is rewritten to a temp file, fsynced and renamed). Returns the
+  // number of records deleted; 0 when called again.
+  virtual absl::StatusOr<int64_t> Erase(
+      const std::vector<Identity>& identities) = 0;
+};
+
+// INVALID_ARGUMENT for an unknown kind.
+absl::StatusOr<std::unique_ptr<Connector>> CreateConnector(
+    const StoreSpec& store);
+
+}  // namespace dsar
+
+#endif  // DSAR_WORKERS_CONNECTORS_CONNECTOR_H_

@@ -1,0 +1,227 @@
+#include "workers/connectors/jsonl.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "workers/connectors/connector.h"
+
+namespace dsar {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::UnorderedElementsAre;
+using Json = nlohmann::json;
+
+class StringSink : public ByteSink {
+ public:
+  absl::Status Write(std::string_view bytes) override {
+    data.append(bytes);
+    return absl::OkStatus();
+  }
+  std::string data;
+};
+
+// Lines about user 42 / alice, interleaved with lines that must survive an
+// erase byte for byte: odd spacing, other users, non-JSON, no final newline.
+constexpr char kAlice1[] =
+    R"({"ts":"2024-01-01T00:00:00Z","user_id":42,"ip":"192.0.2.1","action":"login"})"
+    "\n";
+constexpr char kAlice2[] =
+    R"({"ts":"2024-01-02T00:00:00Z","user_id":"42","email":"Alice@Example.COM"})"
+    "\n";
+constexpr char kAlice3[] = R"({"email": "ALICE@example.com", "action": "x"})"
+                           "\n";
+constexpr char kOther1[] =
+    R"({ "ts" : "2024-01-01T00:00:01Z",   "user_id" : 7 , "ip":"192.0.2.7" })"
+    "\n";
+constexpr char kOther2[] = R"({"user_id": 420, "note": "caf\u00e9 ☕"})"
+                           "\n";
+constexpr char kGarbage[] = "not json but mentions user_id 42 \x01\n";
+constexpr char kBlank[] = "\n";
+constexpr char kArray[] = R"([{"user_id":42}])"
+                          "\r\n";
+constexpr char kLast[] = R"({"user_id":7,"email":"bob@example.com"})";
+
+class JsonlConnectorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/jsonl_connector_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    store_.name = "activity";
+    store_.kind = "jsonl";
+    store_.path = dir_ + "/activity.jsonl";
+    store_.collections = {
+        {"activity", {{"user_id", "user_id"}, {"email", "email"}}, {}}};
+    original_ = absl::StrCat(kAlice1, kOther1, kGarbage, kAlice2, kBlank,
+                             kOther2, kArray, kAlice3, kLast);
+    ASSERT_TRUE(WriteFileAtomically(store_.path, original_).ok());
+  }
+
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<Connector> Make() {
+    absl::StatusOr<std::unique_ptr<Connector>> connector =
+        CreateConnector(store_);
+    EXPECT_TRUE(connector.ok()) << connector.status();
+    return std::move(*connector);
+  }
+
+  std::string Contents() { return ReadFile(store_.path).value(); }
+
+  std::vector<std::string> DirectoryEntries() {
+    std::vector<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+      names.push_back(entry.path().filename().string());
+    }
+    return names;
+  }
+
+  std::string dir_;
+  std::string original_;
+  StoreSpec store_;
+};
+
+TEST_F(JsonlConnectorTest, ExportMatchesNumbersAndStringsForUserId) {
+  StringSink sink;
+  absl::StatusOr<ConnectorResult> result =
+      Make()->Export({{"user_id", "42"}}, sink);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->record_count, 2);
+  Json document = Json::parse(sink.data);
+  EXPECT_EQ(document["store"], "activity");
+  ASSERT_EQ(document["records"].size(), 2u);
+  EXPECT_EQ(document["records"][0]["collection"], "activity");
+  EXPECT_EQ(document["records"][0]["data"],
+            Json::parse(std::string_view(kAlice1)));
+  EXPECT_EQ(document["records"][1]["data"],
+            Json::parse(std::string_view(kAlice2)));
+  EXPECT_THAT(result->discovered,
+              ElementsAre(Identity{"email", "Alice@Example.COM"}));
+  // Fields keep the order the log wrote them in.
+  EXPECT_THAT(sink.data,
+              ::testing::HasSubstr(
+                  R"("data":{"ts":"2024-01-01T00:00:00Z","user_id":42,"ip")"));
+}
+
+TEST_F(JsonlConnectorTest, EmailsMatchIgnoringCase) {
+  absl::StatusOr<ConnectorResult> result =
+      Make()->Discover({{"email", "alice@EXAMPLE.com"}});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->record_count, 2);
+  // Both emails are the given one in another case: not new identities.
+  EXPECT_THAT(result->discovered, ElementsAre(Identity{"user_id", "42"}));
+}
+
+TEST_F(JsonlConnectorTest, DiscoverIsReadOnly) {
+  absl::StatusOr<ConnectorResult> result = Make()->Discover({{"user_id", "7"}});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->record_count, 2);
+  EXPECT_THAT(result->discovered,
+              UnorderedElementsAre(Identity{"email", "bob@example.com"}));
+  EXPECT_EQ(Contents(), original_);
+}
+
+TEST_F(JsonlConnectorTest, EraseKeepsEveryOtherLineByteForByte) {
+  ASSERT_EQ(::chmod(store_.path.c_str(), 0640), 0);
+  std::unique_ptr<Connector> connector = Make();
+  std::vector<Identity> alice = {{"user_id", "42"},
+                                 {"email", "alice@example.com"}};
+  absl::StatusOr<int64_t> erased = connector->Erase(alice);
+  ASSERT_TRUE(erased.ok()) << erased.status();
+  EXPECT_EQ(*erased, 3);
+  EXPECT_EQ(Contents(),
+            absl::StrCat(kOther1, kGarbage, kBlank, kOther2, kArray, kLast));
+  struct stat info;
+  ASSERT_EQ(::stat(store_.path.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 07777, 0640u);
+  EXPECT_THAT(DirectoryEntries(), ElementsAre("activity.jsonl"));
+
+  absl::StatusOr<ConnectorResult> found = connector->Discover(alice);
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->record_count, 0);
+}
+
+TEST_F(JsonlConnectorTest, SecondEraseFindsNothingAndLeavesTheFile) {
+  std::unique_ptr<Connector> connector = Make();
+  ASSERT_EQ(connector->Erase({{"user_id", "7"}}).value(), 2);
+  std::string after_first = Contents();
+  struct stat first;
+  ASSERT_EQ(::stat(store_.path.c_str(), &first), 0);
+
+  absl::StatusOr<int64_t> again = connector->Erase({{"user_id", "7"}});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, 0);
+  struct stat second;
+  ASSERT_EQ(::stat(store_.path.c_str(), &second), 0);
+  EXPECT_EQ(first.st_ino, second.st_ino);  // Not rewritten.
+  EXPECT_EQ(Contents(), after_first);
+  EXPECT_THAT(DirectoryEntries(), ElementsAre("activity.jsonl"));
+}
+
+TEST_F(JsonlConnectorTest, EraseRemovesTempFilesACrashLeftBehind) {
+  std::string stale = store_.path + ".dsar-erase.999.0.tmp";
+  ASSERT_TRUE(WriteFileAtomically(stale, original_).ok());
+  ASSERT_TRUE(Make()->Erase({{"user_id", "12345"}}).ok());
+  EXPECT_FALSE(std::filesystem::exists(stale));
+}
+
+TEST_F(JsonlConnectorTest, MissingFileIsUnavailable) {
+  store_.path = dir_ + "/rotated-away.jsonl";
+  std::unique_ptr<Connector> connector = Make();
+  StringSink sink;
+  EXPECT_EQ(connector->Export({{"user_id", "42"}}, sink).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(connector->Discover({{"user_id", "42"}}).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(connector->Erase({{"user_id", "42"}}).status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST_F(JsonlConnectorTest, ConcurrentErasesAllTakeEffect) {
+  std::string log;
+  for (int round = 0; round < 50; ++round) {
+    for (int user = 1; user <= 8; ++user) {
+      absl::StrAppend(&log, R"({"user_id":)", user, R"(,"n":)", round, "}\n");
+    }
+  }
+  log += "trailing garbage\n";
+  ASSERT_TRUE(WriteFileAtomically(store_.path, log).ok());
+  std::unique_ptr<Connector> connector = Make();
+  std::vector<std::thread> threads;
+  std::vector<absl::StatusOr<int64_t>> results(8, int64_t{0});
+  for (int user = 1; user <= 8; ++user) {
+    threads.emplace_back([&, user] {
+      results[user - 1] = connector->Erase({{"user_id", absl::StrCat(user)}});
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const auto& result : results) {
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(*result, 50);
+  }
+  EXPECT_EQ(Contents(), "trailing garbage\n");
+}
+
+TEST(CreateConnectorTest, JsonlNeedsExactlyOneCollection) {
+  StoreSpec store;
+  store.name = "logs";
+  store.kind = "jsonl";
+  store.collections = {{"a", {{"email", "email"}}, {}},
+                       {"b", {{"email", "e"}}, {}}};
+  EXPECT_EQ(CreateConnector(store).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace dsar

@@ -1,0 +1,334 @@
+#include "workers/connectors/sqlite.h"
+
+#include <sqlite3.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "workers/connectors/export_writer.h"
+#include "workers/connectors/identity_match.h"
+
+namespace dsar {
+namespace {
+
+constexpr int kBusyTimeoutMs = 5000;
+
+struct DbCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using Db = std::unique_ptr<sqlite3, DbCloser>;
+
+struct StatementFinalizer {
+  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+};
+using Statement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
+
+// Maps a SQLite result code to the status code a task runner acts on:
+// UNAVAILABLE is worth a retry (locked, cannot open, I/O), the others are not.
+absl::Status SqliteError(int rc, sqlite3* db, absl::string_view context) {
+  std::string message = absl::StrCat(
+      context, ": ", db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+    case SQLITE_PROTOCOL:
+    case SQLITE_INTERRUPT:
+      return absl::UnavailableError(message);
+    case SQLITE_FULL:
+    case SQLITE_NOMEM:
+      return absl::ResourceExhaustedError(message);
+    case SQLITE_CORRUPT:
+      return absl::DataLossError(message);
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      return absl::PermissionDeniedError(message);
+    case SQLITE_ERROR:       // No such table or column: inventory and schema
+    case SQLITE_NOTADB:      // disagree, which a retry will not fix.
+    case SQLITE_CONSTRAINT:  // E.g. a foreign key forbids the delete.
+    case SQLITE_SCHEMA:
+    case SQLITE_MISMATCH:
+      return absl::FailedPreconditionError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+// SQL identifier quoting: "name" with embedded quotes doubled.
+std::string QuoteIdentifier(std::string_view name) {
+  std::string quoted = "\"";
+  for (char c : name) {
+    if (c == '"') quoted += '"';
+    quoted += c;
+  }
+  quoted += '"';
+  return quoted;
+}
+
+class Session {
+ public:
+  // Opens `store`'s database without creating it. UNAVAILABLE when missing.
+  static absl::StatusOr<Session> Open(const StoreSpec& store, bool read_only) {
+    sqlite3* raw = nullptr;
+    int rc =
+        sqlite3_open_v2(store.path.c_str(), &raw,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    Db db(raw);
+    std::string context =
+        absl::StrCat("store ", store.name, ": open ", store.path);
+    if (rc != SQLITE_OK) return SqliteError(rc, db.get(), context);
+    sqlite3_extended_result_codes(db.get(), 1);
+    sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
+    Session session(std::move(db), store);
+    // query_only rather than SQLITE_OPEN_READONLY: a read-only connection
+    // cannot create the -shm file of a WAL database.
+    if (read_only) RETURN_IF_ERROR(session.Exec("PRAGMA query_only = 1"));
+    return session;
+  }
+
+  absl::Status Exec(const char* sql) {
+    int rc = sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return Error(rc, sql);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<Statement> Prepare(const std::string& sql) {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(db_.get(), sql.c_str(),
+                                static_cast<int>(sql.size()), &raw, nullptr);
+    Statement statement(raw);
+    if (rc != SQLITE_OK) return Error(rc, sql);
+    return statement;
+  }
+
+  absl::Status Error(int rc, absl::string_view what) {
+    return SqliteError(
+        rc, db_.get(),
+        absl::StrCat("store ", store_->name, " (", store_->path, "): ", what));
+  }
+
+  sqlite3* db() { return db_.get(); }
+
+ private:
+  Session(Db db, const StoreSpec& store) : db_(std::move(db)), store_(&store) {}
+
+  Db db_;
+  const StoreSpec* store_;
+};
+
+using Binding = std::variant<std::string, int64_t>;
+
+// A WHERE clause selecting the subject's rows of one table.
+struct RowFilter {
+  std::string sql;
+  std::vector<Binding> bindings;
+};
+
+// nullopt when no given identity has a key this collection knows.
+std::optional<RowFilter> BuildRowFilter(const CollectionSpec& collection,
+                                        const IdentityMatcher& matcher) {
+  RowFilter filter;
+  std::vector<std::string> terms;
+  for (const auto& [key, column] : collection.identity_fields) {
+    const std::set<std::string>& values = matcher.ValuesFor(key);
+    if (values.empty()) continue;
+    bool nocase = IsCaseInsensitiveIdentityKey(key);
+    std::vector<std::string> placeholders;
+    for (const std::string& value : values) {
+      filter.bindings.push_back(value);
+      placeholders.push_back("?");
+      int64_t number = 0;
+      if (!nocase && ParseCanonicalInt64(value, &number)) {
+        filter.bindings.push_back(number);
+        placeholders.push_back("?");
+      }
+    }
+    terms.push_back(absl::StrCat(QuoteIdentifier(column),
+                                 nocase ? " COLLATE NOCASE" : "", " IN (",
+                                 absl::StrJoin(placeholders, ","), ")"));
+  }
+  if (terms.empty()) return std::nullopt;
+  filter.sql = absl::StrJoin(terms, " OR ");
+  return filter;
+}
+
+absl::StatusOr<Statement> PrepareFiltered(Session& session,
+                                          const std::string& sql,
+                                          const RowFilter& filter) {
+  ASSIGN_OR_RETURN(Statement statement, session.Prepare(sql));
+  for (size_t i = 0; i < filter.bindings.size(); ++i) {
+    int index = static_cast<int>(i) + 1;
+    const Binding& binding = filter.bindings[i];
+    int rc;
+    if (const auto* text = std::get_if<std::string>(&binding)) {
+      rc = sqlite3_bind_text(statement.get(), index, text->data(),
+                             static_cast<int>(text->size()), SQLITE_TRANSIENT);
+    } else {
+      rc = sqlite3_bind_int64(statement.get(), index,
+                              std::get<int64_t>(binding));
+    }
+    if (rc != SQLITE_OK) return session.Error(rc, sql);
+  }
+  return statement;
+}
+
+nlohmann::ordered_json ColumnAsJson(sqlite3_stmt* statement, int i) {
+  switch (sqlite3_column_type(statement, i)) {
+    case SQLITE_INTEGER:
+      return sqlite3_column_int64(statement, i);
+    case SQLITE_FLOAT:
+      return sqlite3_column_double(statement, i);
+    case SQLITE_TEXT: {
+      const char* text =
+          reinterpret_cast<const char*>(sqlite3_column_text(statement, i));
+      return std::string(text, sqlite3_column_bytes(statement, i));
+    }
+    case SQLITE_BLOB: {
+      // JSON has no bytes; base64 keeps them exact.
+      const char* blob =
+          static_cast<const char*>(sqlite3_column_blob(statement, i));
+      return absl::Base64Escape(
+          absl::string_view(blob, sqlite3_column_bytes(statement, i)));
+    }
+    default:
+      return nullptr;
+  }
+}
+
+// The column's value as an identity value; nullopt for NULL, blobs and
+// fractional numbers.
+std::optional<std::string> ColumnAsIdentity(sqlite3_stmt* statement, int i) {
+  switch (sqlite3_column_type(statement, i)) {
+    case SQLITE_INTEGER:
+      return absl::StrCat(sqlite3_column_int64(statement, i));
+    case SQLITE_TEXT: {
+      const char* text =
+          reinterpret_cast<const char*>(sqlite3_column_text(statement, i));
+      return std::string(text, sqlite3_column_bytes(statement, i));
+    }
+    case SQLITE_FLOAT: {
+      double value = sqlite3_column_double(statement, i);
+      auto whole = static_cast<int64_t>(value);
+      if (static_cast<double>(whole) == value) return absl::StrCat(whole);
+      return std::nullopt;
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+// Reads every row of the store that matches `identities`, adding discovered
+// identities to the result and, when `writer` is set, each row to the export.
+absl::StatusOr<ConnectorResult> ScanMatchingRows(
+    const StoreSpec& store, const std::vector<Identity>& identities,
+    ExportWriter* writer) {
+  IdentityMatcher matcher(identities);
+  DiscoveredIdentities discovered(identities);
+  ConnectorResult result;
+  ASSIGN_OR_RETURN(Session session, Session::Open(store, /*read_only=*/true));
+  // One read transaction: every table is read from the same snapshot.
+  RETURN_IF_ERROR(session.Exec("BEGIN"));
+  for (const CollectionSpec& collection : store.collections) {
+    std::optional<RowFilter> filter = BuildRowFilter(collection, matcher);
+    if (!filter.has_value()) continue;
+    std::string sql =
+        absl::StrCat("SELECT * FROM ", QuoteIdentifier(collection.name),
+                     " WHERE ", filter->sql);
+    ASSIGN_OR_RETURN(Statement statement,
+                     PrepareFiltered(session, sql, *filter));
+    sqlite3_stmt* stmt = statement.get();
+
+    // Identity key -> result column (SQLite names compare ignoring case).
+    std::vector<std::pair<std::string, int>> identity_columns;
+    int column_count = sqlite3_column_count(stmt);
+    for (const auto& [key, column] : collection.identity_fields) {
+      for (int i = 0; i < column_count; ++i) {
+        if (absl::EqualsIgnoreCase(sqlite3_column_name(stmt, i), column)) {
+          identity_columns.emplace_back(key, i);
+          break;
+        }
+      }
+    }
+
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      ++result.record_count;
+      for (const auto& [key, i] : identity_columns) {
+        std::optional<std::string> value = ColumnAsIdentity(stmt, i);
+        if (value.has_value()) discovered.Add(key, std::move(*value));
+      }
+      if (writer == nullptr) continue;
+      nlohmann::ordered_json row = nlohmann::ordered_json::object();
+      for (int i = 0; i < column_count; ++i) {
+        row[sqlite3_column_name(stmt, i)] = ColumnAsJson(stmt, i);
+      }
+      RETURN_IF_ERROR(writer->AddRecord(collection.name, row));
+    }
+    if (rc != SQLITE_DONE) return session.Error(rc, sql);
+  }
+  RETURN_IF_ERROR(session.Exec("COMMIT"));
+  result.discovered = discovered.Take();
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<ConnectorResult> SqliteConnector::Export(
+    const std::vector<Identity>& identities, ByteSink& sink) {
+  ExportWriter writer(sink, store_.name);
+  ASSIGN_OR_RETURN(ConnectorResult result,
+                   ScanMatchingRows(store_, identities, &writer));
+  RETURN_IF_ERROR(writer.Finish());
+  return result;
+}
+
+absl::StatusOr<ConnectorResult> SqliteConnector::Discover(
+    const std::vector<Identity>& identities) {
+  return ScanMatchingRows(store_, identities, /*writer=*/nullptr);
+}
+
+absl::StatusOr<int64_t> SqliteConnector::Erase(
+    const std::vector<Identity>& identities) {
+  IdentityMatcher matcher(identities);
+  ASSIGN_OR_RETURN(Session session, Session::Open(store_, /*read_only=*/false));
+  // IMMEDIATE takes the write lock up front (waiting up to the busy timeout)
+  // instead of failing halfway when a reader upgrades.
+  RETURN_IF_ERROR(session.Exec("BEGIN IMMEDIATE"));
+  int64_t deleted = 0;
+  absl::Status status = [&]() -> absl::Status {
+    for (const CollectionSpec& collection : store_.collections) {
+      std::optional<RowFilter> filter = BuildRowFilter(collection, matcher);
+      if (!filter.has_value()) continue;
+      std::string sql =
+          absl::StrCat("DELETE FROM ", QuoteIdentifier(collection.name),
+                       " WHERE ", filter->sql);
+      ASSIGN_OR_RETURN(Statement statement,
+                       PrepareFiltered(session, sql, *filter));
+      int rc = sqlite3_step(statement.get());
+      if (rc != SQLITE_DONE) return session.Error(rc, sql);
+      deleted += sqlite3_changes(session.db());
+    }
+    return session.Exec("COMMIT");
+  }();
+  if (!status.ok()) {
+    // Closing the connection would roll back too; this says so explicitly.
+    sqlite3_exec(session.db(), "ROLLBACK", nullptr, nullptr, nullptr);
+    return status;
+  }
+  return deleted;
+}
+
+}  // namespace dsar

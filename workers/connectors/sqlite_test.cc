@@ -1,0 +1,303 @@
+#include "workers/connectors/sqlite.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "workers/connectors/connector.h"
+
+namespace dsar {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+using Json = nlohmann::json;
+
+class StringSink : public ByteSink {
+ public:
+  absl::Status Write(std::string_view bytes) override {
+    data.append(bytes);
+    ++writes;
+    largest_write = std::max(largest_write, bytes.size());
+    return absl::OkStatus();
+  }
+  std::string data;
+  int writes = 0;
+  size_t largest_write = 0;
+};
+
+class SqliteConnectorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/sqlite_connector_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    path_ = dir_ + "/shop.db";
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db_), SQLITE_OK);
+    Exec(R"sql(
+      CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, full_name TEXT,
+                          phone TEXT, photo BLOB, score REAL);
+      INSERT INTO users VALUES
+        (42, 'alice@example.com', 'Alice Adams', '+44 1', x'00ff', 1.5),
+        (7, 'bob@example.com', 'Bob Brown', '+44 2', NULL, NULL);
+      CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER, item TEXT);
+      INSERT INTO orders VALUES (1, 42, 'lamp'), (2, 42, 'desk'), (3, 7, 'pen'),
+                                (4, 420, 'chair');
+      CREATE TABLE tickets (ref, user_id TEXT);
+      INSERT INTO tickets VALUES ('t1', '42'), ('t2', '7');
+      CREATE TABLE "odd ""table""" ("user id", note);
+      INSERT INTO "odd ""table""" VALUES (42, 'untyped integer'),
+                                         ('42', 'untyped text'),
+                                         (7, 'other');
+    )sql");
+
+    store_.name = "shop";
+    store_.kind = "sqlite";
+    store_.path = path_;
+    store_.collections = {
+        {"users",
+         {{"email", "email"}, {"user_id", "id"}, {"phone", "phone"}},
+         {}},
+        {"orders", {{"user_id", "user_id"}}, {}},
+        {"tickets", {{"user_id", "user_id"}}, {}},
+        {"odd \"table\"", {{"user_id", "user id"}}, {}},
+    };
+  }
+
+  void TearDown() override {
+    sqlite3_close(db_);
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Exec(const std::string& sql) {
+    char* error = nullptr;
+    ASSERT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error),
+              SQLITE_OK)
+        << (error ? error : "");
+  }
+
+  int64_t Count(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr),
+              SQLITE_OK);
+    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    int64_t count = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return count;
+  }
+
+  std::unique_ptr<Connector> Make() {
+    absl::StatusOr<std::unique_ptr<Connector>> connector =
+        CreateConnector(store_);
+    EXPECT_TRUE(connector.ok()) << connector.status();
+    return std::move(*connector);
+  }
+
+  std::string dir_;
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  StoreSpec store_;
+};
+
+TEST_F(SqliteConnectorTest, ExportWritesMatchingRowsAsJson) {
+  StringSink sink;
+  absl::StatusOr<ConnectorResult> result =
+      Make()->Export({{"email", "Alice@EXAMPLE.com"}}, sink);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->record_count, 1);
+
+  Json document = Json::parse(sink.data);
+  EXPECT_EQ(document["store"], "shop");
+  ASSERT_EQ(document["records"].size(), 1u);
+  const Json& record = document["records"][0];
+  EXPECT_EQ(record["collection"], "users");
+  EXPECT_EQ(record["data"], Json::parse(R"({
+    "id": 42, "email": "alice@example.com", "full_name": "Alice Adams",
+    "phone": "+44 1", "photo": "AP8=", "score": 1.5})"));
+  // Columns keep the table's order.
+  EXPECT_THAT(
+      sink.data,
+      ::testing::HasSubstr(
+          R"("data":{"id":42,"email":"alice@example.com","full_name")"));
+  // The email found the row; its user_id and phone are new identities.
+  EXPECT_THAT(result->discovered,
+              UnorderedElementsAre(Identity{"user_id", "42"},
+                                   Identity{"phone", "+44 1"}));
+}
+
+TEST_F(SqliteConnectorTest, UserIdMatchesIntegerTextAndUntypedColumns) {
+  StringSink sink;
+  absl::StatusOr<ConnectorResult> result =
+      Make()->Export({{"user_id", "42"}}, sink);
+  ASSERT_TRUE(result.ok()) << result.status();
+  // users 42, orders 1 and 2 (not 420), tickets t1, both untyped rows.
+  EXPECT_EQ(result->record_count, 6);
+  Json document = Json::parse(sink.data);
+  std::vector<std::string> collections;
+  for (const Json& record : document["records"]) {
+    collections.push_back(record["collection"]);
+  }
+  EXPECT_THAT(collections, ElementsAre("users", "orders", "orders", "tickets",
+                                       "odd \"table\"", "odd \"table\""));
+  EXPECT_EQ(document["records"][1]["data"]["item"], "lamp");
+  EXPECT_EQ(document["records"][4]["data"]["user id"], 42);
+  EXPECT_EQ(document["records"][5]["data"]["user id"], "42");
+  EXPECT_THAT(result->discovered,
+              UnorderedElementsAre(Identity{"email", "alice@example.com"},
+                                   Identity{"phone", "+44 1"}));
+}
+
+TEST_F(SqliteConnectorTest, DiscoverCountsWithoutWriting) {
+  absl::StatusOr<ConnectorResult> result =
+      Make()->Discover({{"email", "BOB@example.com"}, {"user_id", "7"}});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->record_count, 4);  // users, orders, tickets, odd.
+  EXPECT_THAT(result->discovered, ElementsAre(Identity{"phone", "+44 2"}));
+}
+
+TEST_F(SqliteConnectorTest, NoMatchGivesAnEmptyDocument) {
+  StringSink sink;
+  absl::StatusOr<ConnectorResult> result = Make()->Export(
+      {{"email", "nobody@example.com"}, {"customer", "x"}}, sink);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->record_count, 0);
+  EXPECT_THAT(result->discovered, IsEmpty());
+  EXPECT_EQ(sink.data, R"({"store":"shop","records":[]})");
+}
+
+TEST_F(SqliteConnectorTest, ValuesAreBoundNotSpliced) {
+  std::unique_ptr<Connector> connector = Make();
+  for (const char* evil : {"' OR 1=1 --", "42) OR (1=1", "\" OR 1=1 --"}) {
+    absl::StatusOr<ConnectorResult> found =
+        connector->Discover({{"email", evil}, {"user_id", evil}});
+    ASSERT_TRUE(found.ok()) << found.status();
+    EXPECT_EQ(found->record_count, 0) << evil;
+    absl::StatusOr<int64_t> erased =
+        connector->Erase({{"email", evil}, {"user_id", evil}});
+    ASSERT_TRUE(erased.ok()) << erased.status();
+    EXPECT_EQ(*erased, 0) << evil;
+  }
+  EXPECT_EQ(Count("SELECT count(*) FROM users"), 2);
+}
+
+TEST_F(SqliteConnectorTest, EraseDeletesEverywhereAndIsIdempotent) {
+  std::unique_ptr<Connector> connector = Make();
+  std::vector<Identity> alice = {{"email", "ALICE@example.com"},
+                                 {"user_id", "42"}};
+  absl::StatusOr<int64_t> erased = connector->Erase(alice);
+  ASSERT_TRUE(erased.ok()) << erased.status();
+  EXPECT_EQ(*erased, 6);
+
+  EXPECT_EQ(Count("SELECT count(*) FROM users WHERE id = 42"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM orders WHERE user_id = 42"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM tickets WHERE user_id = '42'"), 0);
+  EXPECT_EQ(Count(R"(SELECT count(*) FROM "odd ""table""")"), 1);
+  // Others stay, including user 420 whose id merely starts with 42.
+  EXPECT_EQ(Count("SELECT count(*) FROM users"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM orders"), 2);
+
+  absl::StatusOr<ConnectorResult> found = connector->Discover(alice);
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->record_count, 0);
+
+  absl::StatusOr<int64_t> again = connector->Erase(alice);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, 0);
+}
+
+TEST_F(SqliteConnectorTest, EraseIsOneTransaction) {
+  // The last table does not exist: the whole erase fails and nothing in the
+  // tables before it is deleted.
+  store_.collections.push_back({"no_such_table", {{"user_id", "user_id"}}, {}});
+  absl::StatusOr<int64_t> erased = Make()->Erase({{"user_id", "42"}});
+  EXPECT_EQ(erased.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(erased.status().message()),
+              ::testing::HasSubstr("no_such_table"));
+  EXPECT_EQ(Count("SELECT count(*) FROM users"), 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM orders"), 4);
+}
+
+TEST_F(SqliteConnectorTest, MissingDatabaseIsUnavailableAndNotCreated) {
+  store_.path = dir_ + "/gone.db";
+  std::unique_ptr<Connector> connector = Make();
+  StringSink sink;
+  EXPECT_EQ(connector->Export({{"user_id", "1"}}, sink).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(connector->Discover({{"user_id", "1"}}).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(connector->Erase({{"user_id", "1"}}).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(std::filesystem::exists(store_.path));
+}
+
+TEST_F(SqliteConnectorTest, LargeExportReachesTheSinkInBoundedChunks) {
+  Exec("BEGIN");
+  for (int i = 0; i < 5000; ++i) {
+    Exec(absl::StrCat("INSERT INTO orders (user_id, item) VALUES (42, 'item ",
+                      i, " with a longish description')"));
+  }
+  Exec("COMMIT");
+  StringSink sink;
+  absl::StatusOr<ConnectorResult> result =
+      Make()->Export({{"user_id", "42"}}, sink);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->record_count, 5006);
+  EXPECT_EQ(Json::parse(sink.data)["records"].size(), 5006u);
+  EXPECT_GT(sink.writes, 3);
+  EXPECT_LT(sink.largest_write, 80u * 1024);
+}
+
+TEST_F(SqliteConnectorTest, ConcurrentCallsFromManyThreads) {
+  Exec("BEGIN");
+  for (int i = 1000; i < 1016; ++i) {
+    Exec(absl::StrCat("INSERT INTO users (id, email) VALUES (", i, ", 'u", i,
+                      "@example.com')"));
+    Exec(absl::StrCat("INSERT INTO orders (user_id, item) VALUES (", i,
+                      ", 'x'), (", i, ", 'y')"));
+  }
+  Exec("COMMIT");
+  std::unique_ptr<Connector> connector = Make();
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> statuses(32);
+  for (int t = 0; t < 32; ++t) {
+    threads.emplace_back([&, t] {
+      int user = 1000 + t / 2;
+      std::vector<Identity> who = {{"user_id", absl::StrCat(user)}};
+      if (t % 2 == 0) {
+        statuses[t] = connector->Erase(who).status();
+      } else {
+        StringSink sink;
+        statuses[t] = connector->Export(who, sink).status();
+        if (statuses[t].ok() && !Json::accept(sink.data)) {
+          statuses[t] = absl::InternalError("bad export");
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const absl::Status& status : statuses)
+    EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(Count("SELECT count(*) FROM users WHERE id >= 1000"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM orders WHERE user_id >= 1000"), 0);
+}
+
+TEST(CreateConnectorTest, RejectsUnknownKind) {
+  StoreSpec store;
+  store.name = "x";
+  store.kind = "postgres";
+  store.collections = {{"t", {{"email", "email"}}, {}}};
+  EXPECT_EQ(CreateConnector(store).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace dsar

@@ -1,0 +1,319 @@
+#include "workers/worker.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/status_macros.h"
+#include "engine/identity.h"
+
+namespace dsar {
+namespace {
+
+constexpr size_t kUploadChunkBytes = 64 * 1024;
+
+// Error names reported to the coordinator, matched by Retry/Catch.
+std::string ErrorName(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+      return "Connector.Unavailable";
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+      return "Connector.InvalidStore";
+    default:
+      return "Connector.Failed";
+  }
+}
+
+// Streams export bytes to the coordinator in bounded chunks.
+class UploadSink : public ByteSink {
+ public:
+  explicit UploadSink(grpc::ClientWriter<v1::UploadArtifactRequest>* writer)
+      : writer_(writer) {}
+
+  absl::Status Write(std::string_view bytes) override {
+    buffer_.append(bytes.data(), bytes.size());
+    if (buffer_.size() >= kUploadChunkBytes) return Flush();
+    return absl::OkStatus();
+  }
+
+  absl::Status Flush() {
+    if (buffer_.empty()) return absl::OkStatus();
+    v1::UploadArtifactRequest message;
+    message.set_chunk(std::move(buffer_));
+    buffer_.clear();
+    if (!writer_->Write(message)) {
+      return absl::UnavailableError("upload stream closed by the coordinator");
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  grpc::ClientWriter<v1::UploadArtifactRequest>* writer_;
+  std::string buffer_;
+};
+
+bool Retryable(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         status.error_code() == grpc::StatusCode::CANCELLED;
+}
+
+}  // namespace
+
+Worker::Worker(Options options, std::shared_ptr<const Inventory> inventory)
+    : options_(std::move(options)), inventory_(std::move(inventory)) {}
+
+absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(
+    Options options, std::shared_ptr<const Inventory> inventory) {
+  if (options.stores.empty()) {
+    return absl::InvalidArgumentError(
+        "stores: name at least one store to serve");
+  }
+  if (options.concurrency < 1) {
+    return absl::InvalidArgumentError("concurrency: must be at least 1");
+  }
+  std::unique_ptr<Worker> worker(
+      new Worker(std::move(options), std::move(inventory)));
+  for (const std::string& name : worker->options_.stores) {
+    const StoreSpec* spec = worker->inventory_->Find(name);
+    if (spec == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stores: unknown store \"", name, "\" (not in the data inventory)"));
+    }
+    ASSIGN_OR_RETURN(worker->connectors_[name], CreateConnector(*spec));
+  }
+  grpc::ChannelArguments arguments;
+  // Find a restarted coordinator quickly.
+  arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  arguments.SetMaxSendMessageSize(16 << 20);
+  worker->channel_ =
+      grpc::CreateCustomChannel(worker->options_.coordinator_address,
+                                grpc::InsecureChannelCredentials(), arguments);
+  worker->stub_ = v1::WorkerService::NewStub(worker->channel_);
+  return worker;
+}
+
+Worker::~Worker() { Stop(); }
+
+void Worker::Stop() {
+  stopping_ = true;
+  stop_cv_.notify_all();
+}
+
+bool Worker::SleepFor(std::chrono::milliseconds duration) {
+  std::unique_lock<std::mutex> lock(mu_);
+  stop_cv_.wait_for(lock, duration, [this] { return stopping(); });
+  return !stopping();
+}
+
+void Worker::Run() {
+  std::vector<std::thread> threads;
+  for (int i = 0; i < options_.concurrency; ++i)
+    threads.emplace_back([this] { PollLoop(); });
+  threads.emplace_back([this] { HeartbeatLoop(); });
+  for (std::thread& thread : threads) thread.join();
+}
+
+void Worker::PollLoop() {
+  int backoff_ms = 100;
+  while (!stopping()) {
+    grpc::ClientContext context;
+    context.set_wait_for_ready(true);
+    context.set_deadline(
+        std::chrono::system_clock::now() +
+        std::chrono::milliseconds(options_.poll_wait_ms + 5000));
+    v1::PollTaskRequest request;
+    request.set_worker_id(options_.worker_id);
+    for (const std::string& store : options_.stores) request.add_stores(store);
+    request.set_wait_ms(options_.poll_wait_ms);
+    v1::PollTaskResponse response;
+    grpc::Status status = stub_->PollTask(&context, request, &response);
+    if (!status.ok()) {
+      if (!Retryable(status)) {
+        std::fprintf(stderr, "dsar-worker: poll refused: %s\n",
+                     status.error_message().c_str());
+      }
+      if (!SleepFor(std::chrono::milliseconds(backoff_ms))) return;
+      backoff_ms = std::min(backoff_ms * 2, 2000);
+      continue;
+    }
+    backoff_ms = 100;
+    if (response.has_task()) Execute(response.task());
+  }
+}
+
+void Worker::HeartbeatLoop() {
+  while (SleepFor(std::chrono::milliseconds(
+      std::max<int64_t>(lease_duration_ms_ / 3, 50)))) {
+    std::vector<std::shared_ptr<InFlight>> flights;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [id, flight] : in_flight_) flights.push_back(flight);
+    }
+    for (const auto& flight : flights) {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::seconds(5));
+      v1::HeartbeatRequest request;
+      request.set_worker_id(options_.worker_id);
+      request.set_task_id(flight->task_id);
+      request.set_attempt(flight->attempt);
+      v1::HeartbeatResponse response;
+      grpc::Status status = stub_->Heartbeat(&context, request, &response);
+      if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+          status.error_code() == grpc::StatusCode::NOT_FOUND) {
+        flight->lease_lost = true;
+      }
+    }
+  }
+}
+
+template <typename Call>
+grpc::Status Worker::CallUntilAnswered(Call call, InFlight& flight) {
+  int backoff_ms = 100;
+  while (true) {
+    grpc::ClientContext context;
+    context.set_wait_for_ready(true);
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(10));
+    grpc::Status status = call(&context);
+    if (!Retryable(status) || flight.lease_lost || stopping()) return status;
+    if (!SleepFor(std::chrono::milliseconds(backoff_ms))) return status;
+    backoff_ms = std::min(backoff_ms * 2, 2000);
+  }
+}
+
+void Worker::Execute(const v1::Task& task) {
+  if (task.lease_duration_ms() > 0)
+    lease_duration_ms_ = task.lease_duration_ms();
+  auto flight = std::make_shared<InFlight>();
+  flight->task_id = task.task_id();
+  flight->attempt = task.attempt();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_flight_[task.task_id()] = flight;
+  }
+  v1::CompleteTaskRequest complete;
+  absl::Status outcome = RunOperation(task, *flight, &complete);
+  grpc::Status reported;
+  if (outcome.ok()) {
+    reported = CallUntilAnswered(
+        [&](grpc::ClientContext* context) {
+          v1::CompleteTaskResponse response;
+          return stub_->CompleteTask(context, complete, &response);
+        },
+        *flight);
+  } else if (!stopping() && !flight->lease_lost) {
+    v1::FailTaskRequest fail;
+    fail.set_worker_id(options_.worker_id);
+    fail.set_task_id(task.task_id());
+    fail.set_attempt(task.attempt());
+    fail.set_error(ErrorName(outcome));
+    fail.set_cause(std::string(outcome.message()));
+    reported = CallUntilAnswered(
+        [&](grpc::ClientContext* context) {
+          v1::FailTaskResponse response;
+          return stub_->FailTask(context, fail, &response);
+        },
+        *flight);
+  }
+  if (!reported.ok()) {
+    std::fprintf(stderr,
+                 "dsar-worker: task %s attempt %u: report refused: %s\n",
+                 task.task_id().c_str(), task.attempt(),
+                 reported.error_message().c_str());
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  in_flight_.erase(task.task_id());
+}
+
+absl::Status Worker::RunOperation(const v1::Task& task, InFlight& flight,
+                                  v1::CompleteTaskRequest* complete) {
+  if (options_.debug_task_delay_ms > 0 &&
+      !SleepFor(std::chrono::milliseconds(options_.debug_task_delay_ms))) {
+    return absl::CancelledError("worker stopping");
+  }
+  auto connector = connectors_.find(task.store());
+  if (connector == connectors_.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("this worker has no connector for store ", task.store()));
+  }
+  std::vector<Identity> identities;
+  for (const v1::SubjectIdentity& identity : task.identities()) {
+    identities.push_back({IdentityKey(identity), identity.value()});
+  }
+  complete->set_worker_id(options_.worker_id);
+  complete->set_task_id(task.task_id());
+  complete->set_attempt(task.attempt());
+  ConnectorResult result;
+  if (task.operation() == "export") {
+    ASSIGN_OR_RETURN(
+        v1::UploadArtifactResponse uploaded,
+        ExportAndUpload(task, *connector->second, identities, &result));
+    complete->set_artifact_sha256(uploaded.sha256());
+  } else if (task.operation() == "discover") {
+    ASSIGN_OR_RETURN(result, connector->second->Discover(identities));
+  } else if (task.operation() == "erase") {
+    ASSIGN_OR_RETURN(result.record_count, connector->second->Erase(identities));
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown operation \"", task.operation(), "\""));
+  }
+  complete->set_record_count(result.record_count);
+  for (const Identity& identity : result.discovered) {
+    *complete->add_discovered_identities() =
+        IdentityFromKey(identity.key, identity.value);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::UploadArtifactResponse> Worker::ExportAndUpload(
+    const v1::Task& task, Connector& connector,
+    const std::vector<Identity>& identities, ConnectorResult* result) {
+  // A coordinator restart breaks the stream; the export is read-only, so it
+  // is simply produced again.
+  int backoff_ms = 100;
+  while (true) {
+    grpc::ClientContext context;
+    context.set_wait_for_ready(true);
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::minutes(30));
+    v1::UploadArtifactResponse response;
+    std::unique_ptr<grpc::ClientWriter<v1::UploadArtifactRequest>> writer(
+        stub_->UploadArtifact(&context, &response));
+    v1::UploadArtifactRequest header;
+    header.mutable_header()->set_worker_id(options_.worker_id);
+    header.mutable_header()->set_task_id(task.task_id());
+    header.mutable_header()->set_attempt(task.attempt());
+    absl::Status exported;
+    if (writer->Write(header)) {
+      UploadSink sink(writer.get());
+      absl::StatusOr<ConnectorResult> produced =
+          connector.Export(identities, sink);
+      if (produced.ok()) {
+        *result = std::move(*produced);
+        exported = sink.Flush();
+      } else {
+        exported = produced.status();
+      }
+    }
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    if (status.ok() && exported.ok()) return response;
+    if (!exported.ok() && exported.code() != absl::StatusCode::kUnavailable)
+      return exported;
+    if (!status.ok() && !Retryable(status)) return FromGrpcStatus(status);
+    if (!exported.ok() && status.ok())
+      return exported;  // The store is unavailable.
+    if (!SleepFor(std::chrono::milliseconds(backoff_ms))) {
+      return absl::CancelledError("worker stopping");
+    }
+    backoff_ms = std::min(backoff_ms * 2, 2000);
+  }
+}
+
+}  // namespace dsar

@@ -1,0 +1,88 @@
+#ifndef DSAR_WORKERS_WORKER_H_
+#define DSAR_WORKERS_WORKER_H_
+
+// The worker runtime: long-polls the coordinator for tasks of the stores it
+// serves, runs them through connectors, heartbeats their leases, streams
+// exports back and reports the outcome. Survives coordinator restarts: calls
+// wait for the channel to come back, and completions are retried while the
+// lease is still ours.
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "dsar/v1/worker.grpc.pb.h"
+#include "inventory/inventory.h"
+#include "workers/connectors/connector.h"
+
+namespace dsar {
+
+class Worker {
+ public:
+  struct Options {
+    std::string coordinator_address;
+    std::string worker_id;
+    std::vector<std::string> stores;  // Must all be in the inventory.
+    int concurrency = 4;              // Tasks run at once.
+    int poll_wait_ms = 20000;
+    // Testing aid: each task waits this long before touching the store, so
+    // tests can kill a worker while it holds a lease.
+    int debug_task_delay_ms = 0;
+  };
+
+  // INVALID_ARGUMENT when a store is unknown or has no connector.
+  static absl::StatusOr<std::unique_ptr<Worker>> Create(
+      Options options, std::shared_ptr<const Inventory> inventory);
+  ~Worker();
+
+  // Runs until Stop() is called (from another thread or a signal helper).
+  void Run();
+  void Stop();
+
+ private:
+  struct InFlight {
+    std::string task_id;
+    uint32_t attempt = 0;
+    std::atomic<bool> lease_lost{false};
+  };
+
+  Worker(Options options, std::shared_ptr<const Inventory> inventory);
+  void PollLoop();
+  void HeartbeatLoop();
+  void Execute(const v1::Task& task);
+  // Runs the connector operation; on success fills `complete`.
+  absl::Status RunOperation(const v1::Task& task, InFlight& flight,
+                            v1::CompleteTaskRequest* complete);
+  absl::StatusOr<v1::UploadArtifactResponse> ExportAndUpload(
+      const v1::Task& task, Connector& connector,
+      const std::vector<Identity>& identities, ConnectorResult* result);
+  // Sends `call` until it succeeds, the lease is lost or we stop.
+  template <typename Call>
+  grpc::Status CallUntilAnswered(Call call, InFlight& flight);
+  // Waits up to `duration` or until Stop(); false when stopping.
+  bool SleepFor(std::chrono::milliseconds duration);
+  bool stopping() const { return stopping_.load(); }
+
+  Options options_;
+  std::shared_ptr<const Inventory> inventory_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::WorkerService::Stub> stub_;
+  std::map<std::string, std::unique_ptr<Connector>> connectors_;
+
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::condition_variable stop_cv_;
+  std::map<std::string, std::shared_ptr<InFlight>>
+      in_flight_;  // GUARDED_BY(mu_)
+  std::atomic<int64_t> lease_duration_ms_{30000};
+};
+
+}  // namespace dsar
+
+#endif  // DSAR_WORKERS_WORKER_H_
