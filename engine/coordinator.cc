@@ -1,5 +1,6 @@
 #include "engine/coordinator.h"
 
+#include <openssl/rand.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -7,14 +8,18 @@
 #include <future>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/files.h"
 #include "common/status_macros.h"
+#include "engine/deadlines.h"
 #include "engine/identity.h"
+#include "engine/notifier.h"
 #include "engine/request_validation.h"
+#include "storage/artifact_writer.h"
 
 namespace dsar {
 namespace {
@@ -52,6 +57,9 @@ std::string OperationOf(const State& task) {
   if (task.resource == kResourceWorkerExport) return "export";
   if (task.resource == kResourceWorkerDiscover) return "discover";
   if (task.resource == kResourceWorkerErase) return "erase";
+  if (task.resource == kResourceWorkerRectify) return "rectify";
+  if (task.resource == kResourceWorkerRestrict) return "restrict";
+  if (task.resource == kResourceWorkerObject) return "object";
   return task.resource;
 }
 
@@ -78,8 +86,14 @@ v1::StepStatus StepStatusOf(internal::ItemPhase phase) {
 
 bool SameRequest(const v1::Request& existing,
                  const v1::CreateRequestRequest& request) {
+  std::string regulation =
+      request.regulation().empty() ? "GDPR" : request.regulation();
   if (existing.type() != request.type() ||
-      existing.identities_size() != request.identities_size()) {
+      existing.regulation() != regulation ||
+      existing.identities_size() != request.identities_size() ||
+      (request.stores_size() > 0 &&
+       !std::equal(existing.stores().begin(), existing.stores().end(),
+                   request.stores().begin(), request.stores().end()))) {
     return false;
   }
   for (int i = 0; i < request.identities_size(); ++i) {
@@ -118,6 +132,10 @@ struct Coordinator::PollSlot {
 
 v1::Request ToPublicRequest(const internal::RequestRecord& record) {
   v1::Request request = record.request();
+  if (request.status() == v1::VERIFYING && record.timer_due_ms() != 0) {
+    SetTimestampMillis(record.timer_due_ms(),
+                       request.mutable_verification_expires_at());
+  }
   request.clear_steps();
   for (const internal::MapRun& run : record.maps()) {
     for (const internal::MapItem& item : run.items()) {
@@ -151,7 +169,11 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   RETURN_IF_ERROR(MakeDirectories(coordinator->options_.data_dir + "/bundles"));
   RETURN_IF_ERROR(
       MakeDirectories(coordinator->options_.data_dir + "/artifacts"));
+  RETURN_IF_ERROR(coordinator->OpenAuditLog());
+  ASSIGN_OR_RETURN(coordinator->zone_,
+                   LoadDeadlineTimeZone(coordinator->options_.time_zone));
   RETURN_IF_ERROR(coordinator->Recover());
+  RETURN_IF_ERROR(coordinator->StartNotifier());
   coordinator->loop_thread_ =
       std::thread([c = coordinator.get()] { c->RunCommitLoop(); });
   coordinator->bundler_thread_ =
@@ -166,6 +188,10 @@ Coordinator::~Coordinator() {
   }
   wake_.notify_all();
   if (loop_thread_.joinable()) loop_thread_.join();
+  // Only after the loop stopped: CommitGroup hands notifications to the
+  // notifier. Undelivered notifications stay in the outbox; one delivered
+  // from now on cannot leave it and goes out again after a restart (same id).
+  notifier_.reset();
   {
     std::lock_guard<std::mutex> lock(bundler_mu_);
     bundler_stopping_ = true;
@@ -191,6 +217,37 @@ Coordinator::DefinitionFor(const std::string& version) {
                    WorkflowDefinition::Parse(stored->json()));
   definitions_[version] = definition;
   return definition;
+}
+
+std::string Coordinator::public_key_path() const {
+  return absl::StrCat(options_.keys_dir, "/checkpoint.key.pub");
+}
+
+absl::Status Coordinator::OpenAuditLog() {
+  if (options_.keys_dir.empty())
+    options_.keys_dir = options_.data_dir + "/keys";
+  RETURN_IF_ERROR(MakeDirectories(options_.keys_dir));
+  AuditLog::Options audit;
+  audit.origin = options_.audit_origin;
+  ASSIGN_OR_RETURN(audit.signer,
+                   audit::CheckpointSigner::LoadOrCreate(
+                       absl::StrCat(options_.keys_dir, "/checkpoint.key"),
+                       options_.audit_origin));
+  std::string hmac_path = absl::StrCat(options_.keys_dir, "/audit-hmac.key");
+  absl::StatusOr<std::string> hmac_hex = ReadFile(hmac_path);
+  if (!hmac_hex.ok()) {
+    unsigned char secret[32];
+    if (RAND_bytes(secret, sizeof(secret)) != 1) {
+      return absl::InternalError("cannot generate the audit HMAC key");
+    }
+    hmac_hex = absl::BytesToHexString(absl::string_view(
+        reinterpret_cast<const char*>(secret), sizeof(secret)));
+    RETURN_IF_ERROR(WriteFileAtomically(hmac_path, *hmac_hex));
+  }
+  audit.hmac_key =
+      absl::HexStringToBytes(absl::StripAsciiWhitespace(*hmac_hex));
+  ASSIGN_OR_RETURN(audit_, AuditLog::Open(store_.get(), std::move(audit)));
+  return absl::OkStatus();
 }
 
 absl::Status Coordinator::Recover() {
@@ -263,7 +320,12 @@ absl::StatusOr<T> Coordinator::RunInLoop(
         [promise, result] { promise->set_value(std::move(*result)); });
   });
   if (!queued) return absl::UnavailableError("coordinator is shutting down");
-  return future.get();
+  try {
+    return future.get();
+  } catch (const std::future_error&) {
+    // The loop stopped before running the command: nothing was changed.
+    return absl::UnavailableError("coordinator is shutting down");
+  }
 }
 
 void Coordinator::RunCommitLoop() {
@@ -318,7 +380,8 @@ void Coordinator::CommitGroup(Txn& txn) {
     txn.batch.PutRequest(live.record, live.persisted_status);
   }
   if (txn.batch.Count() > 0) {
-    absl::Status status = store_->Commit(txn.batch);
+    absl::Status status = audit_->SealGroup(txn.batch);
+    if (status.ok()) status = store_->Commit(txn.batch);
     if (!status.ok()) {
       // The in-memory state is ahead of the disk. Stopping here is the only
       // safe move: a restart recovers exactly what was acknowledged.
@@ -334,6 +397,11 @@ void Coordinator::CommitGroup(Txn& txn) {
     if (IsTerminalStatus(it->second.record.request().status())) live_.erase(it);
   }
   for (auto& reply : txn.replies) reply();
+  if (notifier_ != nullptr) {
+    for (internal::Notification& notification : txn.notifications) {
+      notifier_->Submit(std::move(notification));
+    }
+  }
   if (!txn.builtin_jobs.empty()) {
     {
       std::lock_guard<std::mutex> lock(bundler_mu_);
@@ -367,6 +435,11 @@ void Coordinator::AppendEvents(Txn& txn, LiveRequest& live,
     event.set_attempt(draft.attempt);
     event.set_worker_id(std::move(draft.worker_id));
     event.set_detail(std::move(draft.detail));
+    for (std::string& hmac : draft.subject_hmacs)
+      event.add_subject_hmacs(std::move(hmac));
+    event.set_actor(std::move(draft.actor));
+    event.set_previous_leaf_hash(live.record.last_audit_leaf_hash());
+    live.record.set_last_audit_leaf_hash(audit_->Append(txn.batch, &event));
     txn.batch.PutEvent(event);
   }
   txn.dirty.insert(live.record.request().id());
@@ -379,8 +452,10 @@ void Coordinator::Mutate(
   Interpreter interpreter(
       *live.definition, *options_.inventory, txn.now_ms,
       [this] { return UnitRandom(); }, &drafts);
+  v1::RequestStatus before = live.record.request().status();
   fn(interpreter, &live.record);
   AppendEvents(txn, live, std::move(drafts));
+  NotifyStatusChange(txn, live, before);
   Schedule(txn, live);
 }
 
@@ -399,6 +474,7 @@ void Coordinator::Schedule(Txn& txn, LiveRequest& live) {
   const State* state =
       live.definition->root().Find(record.request().current_state());
   if (state == nullptr) return;
+  ScheduleDeadlineNotices(live);
   if (state->type == StateType::kMap && !record.maps().empty() &&
       record.maps().rbegin()->state() == state->name) {
     int map = record.maps_size() - 1;
@@ -412,6 +488,12 @@ void Coordinator::Schedule(Txn& txn, LiveRequest& live) {
       } else if (item.phase() == internal::ITEM_RETRY_WAIT) {
         PushTimer({item.not_before_ms(), TimerKind::kRetry, id, map, i});
       }
+    }
+  } else if (state->type == StateType::kWait && !state->signal.empty()) {
+    if (record.verification_code_hmac().empty())
+      IssueVerificationCode(txn, live);
+    if (live.record.timer_due_ms() != 0) {
+      PushTimer({live.record.timer_due_ms(), TimerKind::kRequest, id, 0, 0});
     }
   } else if (state->type == StateType::kWait) {
     PushTimer({record.timer_due_ms(), TimerKind::kRequest, id, 0, 0});
@@ -506,6 +588,9 @@ void Coordinator::FireDueTimers(Txn& txn) {
               }
             });
         break;
+      case TimerKind::kDeadline:
+        FireDeadlineNotice(txn, live);
+        break;
     }
   }
 }
@@ -595,6 +680,14 @@ v1::Task Coordinator::BuildTask(const LiveRequest& live, int map,
     task.set_lease_expires_unix_ms(expiry->second);
   task.set_lease_duration_ms(
       absl::ToInt64Milliseconds(options_.lease_duration));
+  if (task_state->resource == kResourceWorkerRectify) {
+    for (const v1::FieldCorrection& correction :
+         record.request().corrections()) {
+      if (correction.store().empty() || correction.store() == item.store()) {
+        *task.add_corrections() = correction;
+      }
+    }
+  }
   return task;
 }
 
@@ -618,6 +711,15 @@ Coordinator::BuiltinJob Coordinator::BuildBundleJob(
       absl::RFC3339_sec,
       absl::FromUnixSeconds(record.request().created_at().seconds()),
       absl::UTCTimeZone());
+  job.input.templates_dir = options_.templates_dir;
+  job.input.controller = options_.inventory->controller();
+  job.input.regulation = record.request().regulation();
+  auto display = [this](const google::protobuf::Timestamp& time) {
+    return absl::FormatTime("%Y-%m-%d %H:%M %Z",
+                            absl::FromUnixSeconds(time.seconds()), zone_);
+  };
+  job.input.received_at = display(record.request().created_at());
+  job.input.deadline = display(record.request().deadline());
   // The exports come from the most recent Map run whose tasks export.
   for (int m = record.maps_size() - 1; m >= 0; --m) {
     const State* map_state =
@@ -634,6 +736,14 @@ Coordinator::BuiltinJob Coordinator::BuildBundleJob(
       entry.store = item.store();
       if (const StoreSpec* spec = options_.inventory->Find(item.store())) {
         entry.kind = spec->kind;
+        entry.purpose = spec->purpose;
+        entry.legal_basis = spec->legal_basis;
+        entry.recipients = spec->recipients;
+        entry.retention = spec->retention;
+        entry.source = spec->source;
+        for (const CollectionSpec& collection : spec->collections) {
+          entry.pii_categories[collection.name] = collection.pii_fields;
+        }
       }
       bool ok = item.phase() == internal::ITEM_SUCCEEDED &&
                 !item.artifact_path().empty();
@@ -688,7 +798,9 @@ void Coordinator::RunBundler() {
               bundle->clear_files();
               for (const std::string& file : result->files)
                 bundle->add_files(file);
-              interpreter.CompleteBuiltin(record);
+              interpreter.CompleteBuiltin(
+                  record, absl::StrCat("bundle sha256=", result->sha256,
+                                       " bytes=", result->size_bytes));
             } else {
               interpreter.FailBuiltin(record, "Bundle.Failed",
                                       std::string(result.status().message()));
@@ -699,14 +811,16 @@ void Coordinator::RunBundler() {
 }
 
 absl::StatusOr<v1::Request> Coordinator::CreateRequest(
-    const v1::CreateRequestRequest& request) {
+    const v1::CreateRequestRequest& request, const std::string& actor) {
   RETURN_IF_ERROR(ValidateCreateRequest(request, *options_.inventory));
-  return RunInLoop<v1::Request>(
-      [this, request](Txn& txn) { return CreateInLoop(txn, request); });
+  return RunInLoop<v1::Request>([this, request, actor](Txn& txn) {
+    return CreateInLoop(txn, request, actor);
+  });
 }
 
 absl::StatusOr<v1::Request> Coordinator::CreateInLoop(
-    Txn& txn, const v1::CreateRequestRequest& request) {
+    Txn& txn, const v1::CreateRequestRequest& request,
+    const std::string& actor) {
   const std::string& key = request.idempotency_key();
   if (!key.empty()) {
     std::optional<std::string> existing_id;
@@ -740,6 +854,12 @@ absl::StatusOr<v1::Request> Coordinator::CreateInLoop(
       "dsr_",
       absl::BytesToHexString(absl::string_view(id_bytes, sizeof(id_bytes))));
 
+  // The statutory clock starts at receipt, now.
+  ASSIGN_OR_RETURN(
+      absl::Time deadline,
+      StatutoryDeadline(
+          request.regulation().empty() ? "GDPR" : request.regulation(),
+          absl::FromUnixMillis(txn.now_ms), zone_));
   LiveRequest live;
   live.definition = options_.definition;
   v1::Request* stored = live.record.mutable_request();
@@ -754,6 +874,9 @@ absl::StatusOr<v1::Request> Coordinator::CreateInLoop(
   stored->set_definition_version(options_.definition->version());
   SetTimestampMillis(txn.now_ms, stored->mutable_created_at());
   stored->set_idempotency_key(key);
+  SetTimestampMillis(absl::ToUnixMillis(deadline), stored->mutable_deadline());
+  *stored->mutable_original_deadline() = stored->deadline();
+  *stored->mutable_corrections() = request.corrections();
   if (request.stores().empty()) {
     for (const StoreSpec& spec : options_.inventory->stores())
       stored->add_stores(spec.name);
@@ -773,7 +896,14 @@ absl::StatusOr<v1::Request> Coordinator::CreateInLoop(
                    " regulation=", entry.record.request().regulation(),
                    " identities=", request.identities_size(),
                    " stores=", entry.record.request().stores_size());
+  for (const v1::SubjectIdentity& identity :
+       entry.record.request().identities()) {
+    received.subject_hmacs.push_back(
+        audit_->SubjectHmac(IdentityKey(identity), identity.value()));
+  }
+  received.actor = actor;
   AppendEvents(txn, entry, {received});
+  ReceiveRequest(txn, entry, request);
   Mutate(txn, entry,
          [](Interpreter& interpreter, internal::RequestRecord* record) {
            interpreter.Advance(record);
@@ -782,13 +912,13 @@ absl::StatusOr<v1::Request> Coordinator::CreateInLoop(
 }
 
 absl::StatusOr<v1::Request> Coordinator::CancelRequest(
-    const v1::CancelRequestRequest& request) {
+    const v1::CancelRequestRequest& request, const std::string& actor) {
   if (request.id().empty()) return absl::InvalidArgumentError("id: required");
   if (request.reason().size() > 1024) {
     return absl::InvalidArgumentError("reason: longer than 1024 characters");
   }
   return RunInLoop<v1::Request>(
-      [this, request](Txn& txn) -> absl::StatusOr<v1::Request> {
+      [this, request, actor](Txn& txn) -> absl::StatusOr<v1::Request> {
         auto it = live_.find(request.id());
         if (it == live_.end()) {
           ASSIGN_OR_RETURN(internal::RequestRecord stored,
@@ -802,9 +932,93 @@ absl::StatusOr<v1::Request> Coordinator::CancelRequest(
             request.reason().empty() ? "cancelled by caller" : request.reason();
         Mutate(txn, live,
                [&](Interpreter& interpreter, internal::RequestRecord* record) {
+                 interpreter.set_actor(actor);
                  interpreter.Cancel(record, reason);
                });
         return ToPublicRequest(live.record);
+      });
+}
+
+absl::StatusOr<v1::Request> Coordinator::RetryRequest(
+    const v1::RetryRequestRequest& request, const std::string& actor) {
+  if (request.id().empty()) return absl::InvalidArgumentError("id: required");
+  if (request.reason().size() > 1024) {
+    return absl::InvalidArgumentError("reason: longer than 1024 characters");
+  }
+  for (int i = 0; i < request.stores_size(); ++i) {
+    if (options_.inventory->Find(request.stores(i)) == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stores[", i, "]: unknown store \"", request.stores(i),
+                       "\" (not in the data inventory)"));
+    }
+  }
+  return RunInLoop<v1::Request>(
+      [this, request, actor](Txn& txn) -> absl::StatusOr<v1::Request> {
+        if (live_.contains(request.id())) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("request ", request.id(), " is still running"));
+        }
+        ASSIGN_OR_RETURN(internal::RequestRecord stored,
+                         store_->GetRequest(request.id()));
+        LiveRequest candidate;
+        candidate.persisted_status = stored.request().status();
+        ASSIGN_OR_RETURN(candidate.definition,
+                         DefinitionFor(stored.request().definition_version()));
+        candidate.record = std::move(stored);
+        // Try on a copy: a refused retry must leave nothing behind.
+        std::vector<EventDraft> drafts;
+        Interpreter interpreter(
+            *candidate.definition, *options_.inventory, txn.now_ms,
+            [this] { return UnitRandom(); }, &drafts);
+        interpreter.set_actor(actor);
+        std::vector<std::string> stores(request.stores().begin(),
+                                        request.stores().end());
+        RETURN_IF_ERROR(
+            interpreter.Retry(&candidate.record, stores, request.reason()));
+        auto [it, inserted] = live_.emplace(request.id(), std::move(candidate));
+        AppendEvents(txn, it->second, std::move(drafts));
+        Schedule(txn, it->second);
+        return ToPublicRequest(it->second.record);
+      });
+}
+
+void Coordinator::SawWorker(const std::string& worker_id, int64_t now_ms,
+                            const std::vector<std::string>* stores) {
+  WorkerSeen& seen = workers_[worker_id];
+  seen.last_seen_ms = now_ms;
+  if (stores != nullptr) seen.stores = *stores;
+}
+
+absl::StatusOr<v1::ListWorkersResponse> Coordinator::ListWorkers() {
+  return RunInLoop<v1::ListWorkersResponse>(
+      [this](Txn& txn) -> absl::StatusOr<v1::ListWorkersResponse> {
+        absl::flat_hash_map<std::string, std::vector<std::string>> leases;
+        for (const auto& [task_id, expiry] : lease_expiry_ms_) {
+          absl::StatusOr<ParsedTaskId> parsed = ParseTaskId(task_id);
+          if (!parsed.ok()) continue;
+          auto it = live_.find(parsed->request_id);
+          if (it == live_.end() || parsed->map >= it->second.record.maps_size())
+            continue;
+          const internal::MapRun& run = it->second.record.maps(parsed->map);
+          if (parsed->item >= run.items_size()) continue;
+          leases[run.items(parsed->item).worker_id()].push_back(task_id);
+        }
+        std::vector<std::pair<std::string, const WorkerSeen*>> order;
+        for (const auto& [id, seen] : workers_) order.emplace_back(id, &seen);
+        std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+          return a.second->last_seen_ms > b.second->last_seen_ms;
+        });
+        v1::ListWorkersResponse response;
+        for (const auto& [id, seen] : order) {
+          v1::WorkerInfo* info = response.add_workers();
+          info->set_worker_id(id);
+          for (const std::string& store : seen->stores) info->add_stores(store);
+          SetTimestampMillis(seen->last_seen_ms, info->mutable_last_seen());
+          std::vector<std::string>& held = leases[id];
+          std::sort(held.begin(), held.end());
+          for (const std::string& task : held) info->add_leased_tasks(task);
+        }
+        return response;
       });
 }
 
@@ -829,8 +1043,55 @@ absl::StatusOr<v1::ListRequestsResponse> Coordinator::ListRequests(
   RequestFilter filter;
   filter.status = request.status();
   filter.type = request.type();
+  if (request.has_created_after()) {
+    if (request.created_after().seconds() < 0) {
+      return absl::InvalidArgumentError(
+          "created_after: must not be before 1970");
+    }
+    filter.created_after_ms =
+        static_cast<uint64_t>(request.created_after().seconds()) * 1000 +
+        static_cast<uint64_t>(request.created_after().nanos() / 1000000);
+  }
   std::vector<internal::RequestRecord> records;
   v1::ListRequestsResponse response;
+  if (request.has_due_before()) {
+    // Deadlines matter only for unfinished requests: scan the live set, not
+    // the archive. Earliest deadline first; one page (no token).
+    if (!request.page_token().empty()) {
+      return absl::InvalidArgumentError("page_token: not used with due_before");
+    }
+    int64_t due_before = request.due_before().seconds() * 1000 +
+                         request.due_before().nanos() / 1000000;
+    auto millis = [](const google::protobuf::Timestamp& t) {
+      return t.seconds() * 1000 + t.nanos() / 1000000;
+    };
+    RETURN_IF_ERROR(
+        store_->ForEachLiveRequest([&](internal::RequestRecord record) {
+          const v1::Request& r = record.request();
+          bool matches = millis(r.deadline()) < due_before &&
+                         (filter.type == v1::REQUEST_TYPE_UNSPECIFIED ||
+                          r.type() == filter.type) &&
+                         (filter.status == v1::REQUEST_STATUS_UNSPECIFIED ||
+                          r.status() == filter.status) &&
+                         static_cast<uint64_t>(millis(r.created_at())) >=
+                             filter.created_after_ms;
+          if (matches) records.push_back(std::move(record));
+          return absl::OkStatus();
+        }));
+    std::sort(records.begin(), records.end(),
+              [&](const auto& a, const auto& b) {
+                return millis(a.request().deadline()) <
+                       millis(b.request().deadline());
+              });
+    size_t limit = request.page_size() == 0
+                       ? 50
+                       : static_cast<size_t>(request.page_size());
+    if (records.size() > limit) records.resize(limit);
+    for (const internal::RequestRecord& record : records) {
+      *response.add_requests() = ToPublicRequest(record);
+    }
+    return response;
+  }
   RETURN_IF_ERROR(store_->ListRequests(
       filter, request.page_size() == 0 ? 50 : request.page_size(),
       request.page_token(), &records, response.mutable_next_page_token()));
@@ -894,6 +1155,7 @@ absl::StatusOr<std::optional<v1::Task>> Coordinator::PollTask(
                                   request.stores().end());
   std::string worker_id = request.worker_id();
   bool queued = Enqueue([this, slot, stores, worker_id, wait_ms](Txn& txn) {
+    SawWorker(worker_id, txn.now_ms, &stores);
     pollers_.push_back({worker_id, stores, txn.now_ms + wait_ms, slot});
   });
   if (!queued) return absl::UnavailableError("coordinator is shutting down");
@@ -950,6 +1212,7 @@ absl::StatusOr<int64_t> Coordinator::Heartbeat(
         int64_t expiry =
             txn.now_ms + absl::ToInt64Milliseconds(options_.lease_duration);
         lease_expiry_ms_[request.task_id()] = expiry;
+        SawWorker(request.worker_id(), txn.now_ms, nullptr);
         return expiry;
       });
 }
@@ -977,6 +1240,7 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& request) {
                             FindLeasedItem(request.task_id(), request.attempt(),
                                            request.worker_id()));
            auto [live, item_index] = found;
+           SawWorker(request.worker_id(), txn.now_ms, nullptr);
            int map = live->record.maps_size() - 1;
            const internal::MapItem& item =
                live->record.maps(map).items(item_index);
@@ -999,6 +1263,15 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& request) {
                    request.task_id(), " attempt ", request.attempt()));
              }
              artifact_size = info.st_size;
+             absl::StatusOr<std::string> uploaded_sha =
+                 ReadFile(ArtifactDigestPath(artifact_path));
+             if (!uploaded_sha.ok() ||
+                 *uploaded_sha != request.artifact_sha256()) {
+               return absl::InvalidArgumentError(absl::StrCat(
+                   "artifact_sha256: does not match the export uploaded for "
+                   "task ",
+                   request.task_id(), " attempt ", request.attempt()));
+             }
            }
            for (int i = 0; i < request.discovered_identities_size(); ++i) {
              const v1::SubjectIdentity& identity =
@@ -1028,6 +1301,7 @@ absl::Status Coordinator::FailTask(const v1::FailTaskRequest& request) {
                             FindLeasedItem(request.task_id(), request.attempt(),
                                            request.worker_id()));
            auto [live, item_index] = found;
+           SawWorker(request.worker_id(), txn.now_ms, nullptr);
            lease_expiry_ms_.erase(request.task_id());
            std::string error =
                request.error().empty() ? "Worker.Failed" : request.error();

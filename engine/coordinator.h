@@ -26,11 +26,14 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "dsar/internal/records.pb.h"
+#include "dsar/v1/admin.pb.h"
 #include "dsar/v1/requests.pb.h"
 #include "dsar/v1/worker.pb.h"
 #include "engine/interpreter.h"
 #include "engine/workflow_definition.h"
 #include "inventory/inventory.h"
+#include "nlohmann/json.hpp"
+#include "storage/audit/audit_log.h"
 #include "storage/bundle_writer.h"
 #include "storage/state_store.h"
 
@@ -44,6 +47,26 @@ class Coordinator {
     std::shared_ptr<const Inventory> inventory;
     absl::Duration lease_duration = absl::Seconds(30);
     int max_commands_per_group = 4096;
+    // Audit log: checkpoint origin, and where the Ed25519 signing key
+    // (checkpoint.key, public half checkpoint.key.pub) and the HMAC key for
+    // subject identifiers live; both are created on first start.
+    std::string audit_origin = "dsar.local/audit";
+    std::string keys_dir;  // Default: data_dir/keys.
+
+    // Request lifecycle (engine/coordinator_lifecycle.cc).
+    std::string time_zone = "UTC";  // IANA zone deadlines are computed in.
+    // Requests created without `verified` wait for the subject's one-time
+    // code when true; when false they are recorded as verified by
+    // configuration (for deployments whose every caller verifies).
+    bool verify_unattested = true;
+    absl::Duration verification_ttl = absl::Hours(72);
+    int verification_attempts = 5;
+    absl::Duration deadline_notice = absl::Hours(7 * 24);  // "Deadline near".
+    // Art. 15 answer templates (response.md/.html.mustache) for bundles.
+    std::string templates_dir;
+    std::string notify_file;     // JSON-lines sink; empty: none.
+    std::string webhook_url;     // Webhook sink; empty: none.
+    std::string webhook_secret;  // HMAC key for the webhook signature.
   };
 
   // Opens the state, recovers the live requests (not the finished history)
@@ -60,10 +83,21 @@ class Coordinator {
   // idempotency key already used: the earlier request, or ALREADY_EXISTS when
   // the key was used for a different request.
   absl::StatusOr<v1::Request> CreateRequest(
-      const v1::CreateRequestRequest& request);
+      const v1::CreateRequestRequest& request, const std::string& actor = "");
   // NOT_FOUND, or FAILED_PRECONDITION when already terminal.
   absl::StatusOr<v1::Request> CancelRequest(
-      const v1::CancelRequestRequest& request);
+      const v1::CancelRequestRequest& request, const std::string& actor = "");
+  // See DsarService.RetryRequest. INVALID_ARGUMENT for an unknown store.
+  absl::StatusOr<v1::Request> RetryRequest(
+      const v1::RetryRequestRequest& request, const std::string& actor = "");
+  // The subject's one-time code (see DsarService.VerifyIdentity).
+  absl::StatusOr<v1::Request> VerifyIdentity(
+      const v1::VerifyIdentityRequest& request);
+  // See DsarService.ExtendDeadline.
+  absl::StatusOr<v1::Request> ExtendDeadline(
+      const v1::ExtendDeadlineRequest& request, const std::string& actor = "");
+  // Workers seen since start-up, most recent first, with their leases.
+  absl::StatusOr<v1::ListWorkersResponse> ListWorkers();
   absl::StatusOr<v1::Request> GetRequest(const std::string& id) const;
   absl::StatusOr<v1::ListRequestsResponse> ListRequests(
       const v1::ListRequestsRequest& request) const;
@@ -89,6 +123,9 @@ class Coordinator {
       const v1::ArtifactHeader& header);
 
   const Inventory& inventory() const { return *options_.inventory; }
+  const AuditLog& audit_log() const { return *audit_; }
+  // Path of the checkpoint public key auditors verify with.
+  std::string public_key_path() const;
 
  private:
   struct LiveRequest {
@@ -118,9 +155,11 @@ class Coordinator {
     absl::flat_hash_map<std::string, std::string> new_idempotency_keys;
     std::vector<std::function<void()>> replies;
     std::vector<BuiltinJob> builtin_jobs;
+    std::vector<internal::Notification>
+        notifications;  // Handed over after commit.
   };
   using Command = std::function<void(Txn&)>;
-  enum class TimerKind { kLease, kRetry, kRequest };
+  enum class TimerKind { kLease, kRetry, kRequest, kDeadline };
   struct Timer {
     int64_t due_ms;
     TimerKind kind;
@@ -139,6 +178,25 @@ class Coordinator {
 
   explicit Coordinator(Options options);
 
+  absl::Status OpenAuditLog();
+  absl::Status StartNotifier();
+
+  // Lifecycle helpers (engine/coordinator_lifecycle.cc). REQUIRES: commit
+  // loop thread.
+  // Sets the receipt facts of a new request: deadline, verification.
+  void ReceiveRequest(Txn& txn, LiveRequest& live,
+                      const v1::CreateRequestRequest& request);
+  // Queues a notification in the outbox, in this group's batch.
+  void QueueNotification(
+      Txn& txn, const LiveRequest& live, const std::string& kind,
+      const nlohmann::json& extra = nlohmann::json::object());
+  // Notifications for a status change caused by a transition.
+  void NotifyStatusChange(Txn& txn, const LiveRequest& live,
+                          v1::RequestStatus before);
+  // Issues the one-time code when the request waits for verification.
+  void IssueVerificationCode(Txn& txn, LiveRequest& live);
+  void ScheduleDeadlineNotices(LiveRequest& live);
+  void FireDeadlineNotice(Txn& txn, LiveRequest& live);
   absl::Status Recover();
   absl::StatusOr<std::shared_ptr<const WorkflowDefinition>> DefinitionFor(
       const std::string& version);
@@ -176,11 +234,18 @@ class Coordinator {
   std::string ArtifactPath(const std::string& request_id, int map, int item,
                            uint32_t attempt) const;
   absl::StatusOr<v1::Request> CreateInLoop(
-      Txn& txn, const v1::CreateRequestRequest& request);
+      Txn& txn, const v1::CreateRequestRequest& request,
+      const std::string& actor);
+  // Records that `worker_id` was heard from. REQUIRES: commit loop thread.
+  void SawWorker(const std::string& worker_id, int64_t now_ms,
+                 const std::vector<std::string>* stores);
   double UnitRandom() { return absl::Uniform(random_, 0.0, 1.0); }
 
   Options options_;
   std::unique_ptr<StateStore> store_;
+  std::unique_ptr<AuditLog> audit_;
+  absl::TimeZone zone_;
+  std::unique_ptr<class Notifier> notifier_;
 
   std::mutex mu_;
   std::condition_variable wake_;
@@ -197,6 +262,11 @@ class Coordinator {
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   absl::flat_hash_set<std::string> timer_keys_;
   std::list<Poller> pollers_;
+  struct WorkerSeen {
+    std::vector<std::string> stores;
+    int64_t last_seen_ms = 0;
+  };
+  absl::flat_hash_map<std::string, WorkerSeen> workers_;
   absl::BitGen random_;
 
   std::mutex bundler_mu_;

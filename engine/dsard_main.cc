@@ -14,6 +14,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "engine/coordinator.h"
@@ -30,6 +31,36 @@ ABSL_FLAG(std::string, workflow, "",
           "Workflow definition JSON; empty: the built-in DSAR workflow.");
 ABSL_FLAG(double, lease_seconds, 30,
           "How long a task lease lasts without a heartbeat.");
+ABSL_FLAG(
+    std::string, audit_origin, "dsar.local/audit",
+    "Origin line of the audit log's signed checkpoints (and the key name).");
+ABSL_FLAG(
+    std::string, time_zone, "UTC",
+    "IANA time zone in which statutory deadlines end (e.g. Europe/Berlin).");
+ABSL_FLAG(
+    bool, verify_unattested, true,
+    "Requests created without `verified` wait for the subject's one-time code. "
+    "false: they are recorded as verified by configuration (every caller "
+    "verifies).");
+ABSL_FLAG(absl::Duration, verification_ttl, absl::Hours(72),
+          "How long a one-time verification code is valid; then the request is "
+          "closed.");
+ABSL_FLAG(int, verification_attempts, 5,
+          "Wrong codes allowed before the request is closed.");
+ABSL_FLAG(absl::Duration, deadline_notice, absl::Hours(7 * 24),
+          "Notify operators this long before a request's deadline.");
+ABSL_FLAG(std::string, templates_dir, DSAR_DEFAULT_TEMPLATES_DIR,
+          "Directory with the Art. 15 answer templates (response.md.mustache, "
+          "response.html.mustache) an organisation edits.");
+ABSL_FLAG(std::string, notify_file, "",
+          "Append notifications as JSON lines to this file (the demo's sink).");
+ABSL_FLAG(std::string, webhook_url, "", "POST notifications to this URL.");
+ABSL_FLAG(std::string, webhook_secret_file, "",
+          "File with the secret that signs webhook bodies (HMAC-SHA256).");
+ABSL_FLAG(
+    std::string, keys_dir, "",
+    "Where the checkpoint signing key and the audit HMAC key live (created on "
+    "first start); default DATA_DIR/keys.");
 ABSL_FLAG(
     std::string, port_file, "",
     "If set, the bound port is written here once the server accepts calls.");
@@ -82,11 +113,29 @@ int main(int argc, char** argv) {
   options.inventory =
       std::make_shared<const dsar::Inventory>(std::move(*inventory));
   options.lease_duration = absl::Seconds(absl::GetFlag(FLAGS_lease_seconds));
+  options.audit_origin = absl::GetFlag(FLAGS_audit_origin);
+  options.keys_dir = absl::GetFlag(FLAGS_keys_dir);
+  options.time_zone = absl::GetFlag(FLAGS_time_zone);
+  options.verify_unattested = absl::GetFlag(FLAGS_verify_unattested);
+  options.verification_ttl = absl::GetFlag(FLAGS_verification_ttl);
+  options.verification_attempts = absl::GetFlag(FLAGS_verification_attempts);
+  options.deadline_notice = absl::GetFlag(FLAGS_deadline_notice);
+  options.notify_file = absl::GetFlag(FLAGS_notify_file);
+  options.templates_dir = absl::GetFlag(FLAGS_templates_dir);
+  options.webhook_url = absl::GetFlag(FLAGS_webhook_url);
+  if (!absl::GetFlag(FLAGS_webhook_secret_file).empty()) {
+    absl::StatusOr<std::string> secret =
+        dsar::ReadFile(absl::GetFlag(FLAGS_webhook_secret_file));
+    if (!secret.ok()) return Fail(secret.status());
+    options.webhook_secret = std::string(absl::StripAsciiWhitespace(*secret));
+  }
   auto coordinator = dsar::Coordinator::Create(options);
   if (!coordinator.ok()) return Fail(coordinator.status());
 
   dsar::DsarServiceImpl dsar_service(coordinator->get());
   dsar::WorkerServiceImpl worker_service(coordinator->get());
+  dsar::AuditServiceImpl audit_service(&(*coordinator)->audit_log());
+  dsar::AdminServiceImpl admin_service(coordinator->get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -95,6 +144,8 @@ int main(int argc, char** argv) {
                            grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&dsar_service);
   builder.RegisterService(&worker_service);
+  builder.RegisterService(&audit_service);
+  builder.RegisterService(&admin_service);
   builder.SetMaxReceiveMessageSize(16 << 20);
   g_server = builder.BuildAndStart();
   if (!g_server || port == 0) {
@@ -106,6 +157,10 @@ int main(int argc, char** argv) {
         absl::GetFlag(FLAGS_port_file), absl::StrCat(port, "\n"));
     if (!written.ok()) return Fail(written);
   }
+  std::fprintf(stderr,
+               "dsard: audit checkpoints are signed by %s; auditors keep %s\n",
+               (*coordinator)->audit_log().signer().key_name().c_str(),
+               (*coordinator)->public_key_path().c_str());
   std::fprintf(
       stderr,
       "dsard: serving on port %d, workflow %s, %zu stores, data in %s\n", port,

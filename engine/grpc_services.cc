@@ -8,7 +8,8 @@ namespace dsar {
 grpc::Status DsarServiceImpl::CreateRequest(
     grpc::ServerContext* context, const v1::CreateRequestRequest* request,
     v1::Request* response) {
-  absl::StatusOr<v1::Request> created = coordinator_->CreateRequest(*request);
+  absl::StatusOr<v1::Request> created =
+      coordinator_->CreateRequest(*request, ActorOf(*context));
   if (!created.ok()) return ToGrpcStatus(created.status());
   *response = std::move(*created);
   return grpc::Status::OK;
@@ -36,7 +37,8 @@ grpc::Status DsarServiceImpl::ListRequests(
 grpc::Status DsarServiceImpl::CancelRequest(
     grpc::ServerContext* context, const v1::CancelRequestRequest* request,
     v1::Request* response) {
-  absl::StatusOr<v1::Request> cancelled = coordinator_->CancelRequest(*request);
+  absl::StatusOr<v1::Request> cancelled =
+      coordinator_->CancelRequest(*request, ActorOf(*context));
   if (!cancelled.ok()) return ToGrpcStatus(cancelled.status());
   *response = std::move(*cancelled);
   return grpc::Status::OK;
@@ -50,6 +52,52 @@ grpc::Status DsarServiceImpl::ListEvents(grpc::ServerContext* context,
   if (!listed.ok()) return ToGrpcStatus(listed.status());
   *response = std::move(*listed);
   return grpc::Status::OK;
+}
+
+grpc::Status DsarServiceImpl::RetryRequest(
+    grpc::ServerContext* context, const v1::RetryRequestRequest* request,
+    v1::Request* response) {
+  absl::StatusOr<v1::Request> retried =
+      coordinator_->RetryRequest(*request, ActorOf(*context));
+  if (!retried.ok()) return ToGrpcStatus(retried.status());
+  *response = std::move(*retried);
+  return grpc::Status::OK;
+}
+
+grpc::Status DsarServiceImpl::VerifyIdentity(
+    grpc::ServerContext* context, const v1::VerifyIdentityRequest* request,
+    v1::Request* response) {
+  absl::StatusOr<v1::Request> verified = coordinator_->VerifyIdentity(*request);
+  if (!verified.ok()) return ToGrpcStatus(verified.status());
+  *response = std::move(*verified);
+  return grpc::Status::OK;
+}
+
+grpc::Status DsarServiceImpl::ExtendDeadline(
+    grpc::ServerContext* context, const v1::ExtendDeadlineRequest* request,
+    v1::Request* response) {
+  absl::StatusOr<v1::Request> extended =
+      coordinator_->ExtendDeadline(*request, ActorOf(*context));
+  if (!extended.ok()) return ToGrpcStatus(extended.status());
+  *response = std::move(*extended);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::ListWorkers(
+    grpc::ServerContext* context, const v1::ListWorkersRequest* request,
+    v1::ListWorkersResponse* response) {
+  absl::StatusOr<v1::ListWorkersResponse> workers = coordinator_->ListWorkers();
+  if (!workers.ok()) return ToGrpcStatus(workers.status());
+  *response = std::move(*workers);
+  return grpc::Status::OK;
+}
+
+std::string ActorOf(const grpc::ServerContext& context) {
+  auto it = context.client_metadata().find("x-dsar-actor");
+  if (it == context.client_metadata().end()) return "";
+  std::string actor(it->second.data(), it->second.size());
+  if (actor.size() > 256) actor.resize(256);
+  return actor;
 }
 
 grpc::Status WorkerServiceImpl::PollTask(grpc::ServerContext* context,
@@ -115,6 +163,48 @@ grpc::Status WorkerServiceImpl::UploadArtifact(
   response->set_sha256(info->sha256);
   response->set_size_bytes(info->size_bytes);
   return grpc::Status::OK;
+}
+
+namespace {
+
+// Copies a StatusOr's value into the response, or returns its error.
+template <typename T>
+grpc::Status Answer(absl::StatusOr<T> result, T* response) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = std::move(*result);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status AuditServiceImpl::GetCheckpoint(
+    grpc::ServerContext* context, const v1::GetCheckpointRequest* request,
+    v1::GetCheckpointResponse* response) {
+  return Answer(log_->GetCheckpoint(), response);
+}
+
+grpc::Status AuditServiceImpl::GetEntries(grpc::ServerContext* context,
+                                          const v1::GetEntriesRequest* request,
+                                          v1::GetEntriesResponse* response) {
+  return Answer(log_->GetEntries(*request), response);
+}
+
+grpc::Status AuditServiceImpl::GetRequestEntries(
+    grpc::ServerContext* context, const v1::GetRequestEntriesRequest* request,
+    v1::GetRequestEntriesResponse* response) {
+  return Answer(log_->GetRequestEntries(*request), response);
+}
+
+grpc::Status AuditServiceImpl::GetInclusionProof(
+    grpc::ServerContext* context, const v1::GetInclusionProofRequest* request,
+    v1::GetInclusionProofResponse* response) {
+  return Answer(log_->GetInclusionProof(*request), response);
+}
+
+grpc::Status AuditServiceImpl::GetConsistencyProof(
+    grpc::ServerContext* context, const v1::GetConsistencyProofRequest* request,
+    v1::GetConsistencyProofResponse* response) {
+  return Answer(log_->GetConsistencyProof(*request), response);
 }
 
 }  // namespace dsar

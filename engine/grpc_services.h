@@ -4,6 +4,8 @@
 // gRPC front of the coordinator: translates calls to Coordinator methods and
 // absl::Status to grpc::Status (same codes). No logic of its own.
 
+#include "dsar/v1/admin.grpc.pb.h"
+#include "dsar/v1/audit.grpc.pb.h"
 #include "dsar/v1/requests.grpc.pb.h"
 #include "dsar/v1/worker.grpc.pb.h"
 #include "engine/coordinator.h"
@@ -30,6 +32,15 @@ class DsarServiceImpl final : public v1::DsarService::Service {
   grpc::Status ListEvents(grpc::ServerContext* context,
                           const v1::ListEventsRequest* request,
                           v1::ListEventsResponse* response) override;
+  grpc::Status RetryRequest(grpc::ServerContext* context,
+                            const v1::RetryRequestRequest* request,
+                            v1::Request* response) override;
+  grpc::Status VerifyIdentity(grpc::ServerContext* context,
+                              const v1::VerifyIdentityRequest* request,
+                              v1::Request* response) override;
+  grpc::Status ExtendDeadline(grpc::ServerContext* context,
+                              const v1::ExtendDeadlineRequest* request,
+                              v1::Request* response) override;
 
  private:
   Coordinator* coordinator_;
@@ -59,6 +70,49 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
 
  private:
   Coordinator* coordinator_;
+};
+
+class AdminServiceImpl final : public v1::AdminService::Service {
+ public:
+  explicit AdminServiceImpl(Coordinator* coordinator)
+      : coordinator_(coordinator) {}
+
+  grpc::Status ListWorkers(grpc::ServerContext* context,
+                           const v1::ListWorkersRequest* request,
+                           v1::ListWorkersResponse* response) override;
+
+ private:
+  Coordinator* coordinator_;
+};
+
+// The caller an event is attributed to: the `x-dsar-actor` metadata the
+// gateway sets from the verified token (empty when absent). gRPC callers are
+// internal services on the private network and are trusted to set it.
+std::string ActorOf(const grpc::ServerContext& context);
+
+class AuditServiceImpl final : public v1::AuditService::Service {
+ public:
+  explicit AuditServiceImpl(const AuditLog* log) : log_(log) {}
+
+  grpc::Status GetCheckpoint(grpc::ServerContext* context,
+                             const v1::GetCheckpointRequest* request,
+                             v1::GetCheckpointResponse* response) override;
+  grpc::Status GetEntries(grpc::ServerContext* context,
+                          const v1::GetEntriesRequest* request,
+                          v1::GetEntriesResponse* response) override;
+  grpc::Status GetRequestEntries(
+      grpc::ServerContext* context, const v1::GetRequestEntriesRequest* request,
+      v1::GetRequestEntriesResponse* response) override;
+  grpc::Status GetInclusionProof(
+      grpc::ServerContext* context, const v1::GetInclusionProofRequest* request,
+      v1::GetInclusionProofResponse* response) override;
+  grpc::Status GetConsistencyProof(
+      grpc::ServerContext* context,
+      const v1::GetConsistencyProofRequest* request,
+      v1::GetConsistencyProofResponse* response) override;
+
+ private:
+  const AuditLog* log_;
 };
 
 }  // namespace dsar

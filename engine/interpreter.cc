@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "engine/identity.h"
 #include "storage/request_status.h"
 
@@ -56,6 +57,7 @@ void Interpreter::Emit(std::string kind, const std::string& state,
   draft.store = store;
   draft.attempt = attempt;
   draft.detail = std::move(detail);
+  draft.actor = actor_;
   events_->push_back(std::move(draft));
 }
 
@@ -165,6 +167,22 @@ void Interpreter::Advance(RequestRecord* record) {
         break;
       }
       case StateType::kWait:
+        if (!state->signal.empty()) {
+          if (std::find(record->signals().begin(), record->signals().end(),
+                        state->signal) != record->signals().end()) {
+            MoveTo(record, *state);
+            break;
+          }
+          // The commit loop issues the code and sets the timeout.
+          if (record->timer_due_ms() != 0 &&
+              now_ms_ >= record->timer_due_ms()) {
+            Finish(record, v1::FAILED, "Identity.VerificationExpired",
+                   "the data subject did not prove their identity in time");
+            return;
+          }
+          request->set_status(v1::VERIFYING);
+          return;
+        }
         if (record->timer_due_ms() == 0) {
           record->set_timer_due_ms(now_ms_ + state->seconds * 1000);
         }
@@ -381,9 +399,10 @@ void Interpreter::RetryDue(RequestRecord* record, int index) {
   item->set_not_before_ms(0);
 }
 
-void Interpreter::CompleteBuiltin(RequestRecord* record) {
+void Interpreter::CompleteBuiltin(RequestRecord* record,
+                                  const std::string& detail) {
   const State* task = CurrentState(*record);
-  Emit("task_completed", task->name, "", record->builtin_attempt(), "");
+  Emit("task_completed", task->name, "", record->builtin_attempt(), detail);
   MoveTo(record, *task);
   Advance(record);
 }
@@ -421,6 +440,82 @@ void Interpreter::FailBuiltin(RequestRecord* record, const std::string& error,
     return;
   }
   Finish(record, v1::FAILED, error, cause);
+}
+
+absl::Status Interpreter::Retry(RequestRecord* record,
+                                const std::vector<std::string>& stores,
+                                const std::string& reason) {
+  v1::Request* request = record->mutable_request();
+  if (!IsTerminalStatus(request->status())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("request ", request->id(), " is still running"));
+  }
+  if (request->status() == v1::CANCELLED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("request ", request->id(), " was cancelled"));
+  }
+  auto wanted = [&](const MapItem& item) {
+    return item.phase() == internal::ITEM_FAILED &&
+           (stores.empty() || std::find(stores.begin(), stores.end(),
+                                        item.store()) != stores.end());
+  };
+  for (int m = record->maps_size() - 1; m >= 0; --m) {
+    const MapRun& failed_run = record->maps(m);
+    const State* map = definition_.root().Find(failed_run.state());
+    // A later run of the same Map (an earlier retry) supersedes this one:
+    // its failures were retried already, and the later run says how that
+    // went.
+    bool superseded = std::any_of(
+        record->maps().begin() + m + 1, record->maps().end(),
+        [&](const MapRun& run) { return run.state() == failed_run.state(); });
+    if (superseded || map == nullptr || map->type != StateType::kMap ||
+        std::none_of(failed_run.items().begin(), failed_run.items().end(),
+                     wanted)) {
+      continue;
+    }
+    // A new run of that Map: failed items start over, the others keep
+    // their results (and are not run again).
+    MapRun rerun = failed_run;
+    std::vector<std::string> retried;
+    for (MapItem& item : *rerun.mutable_items()) {
+      if (!wanted(item)) continue;
+      retried.push_back(item.store());
+      MapItem fresh;
+      fresh.set_store(item.store());
+      fresh.set_state(map->iterator->start_at);
+      fresh.set_phase(internal::ITEM_WAITING);
+      fresh.set_attempt(item.attempt());  // Fencing tokens keep growing.
+      item = std::move(fresh);
+    }
+    *record->add_maps() = std::move(rerun);
+    request->set_current_state(map->name);
+    request->set_status(v1::RUNNING);
+    request->clear_error();
+    request->clear_cause();
+    request->clear_completed_at();
+    record->set_timer_due_ms(0);
+    Emit("retried", map->name, "", 0,
+         absl::StrCat("stores=", absl::StrJoin(retried, ","),
+                      reason.empty() ? "" : " reason=", reason));
+    Advance(record);
+    return absl::OkStatus();
+  }
+  const State* state = definition_.root().Find(request->current_state());
+  if (stores.empty() && request->status() == v1::FAILED && state != nullptr &&
+      state->type == StateType::kTask) {
+    request->set_status(v1::RUNNING);
+    request->clear_error();
+    request->clear_cause();
+    request->clear_completed_at();
+    record->set_timer_due_ms(0);
+    record->clear_builtin_retry_counts();
+    Emit("retried", state->name, "", 0,
+         reason.empty() ? "" : absl::StrCat("reason=", reason));
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("request ", request->id(), " has no failed part",
+                   stores.empty() ? "" : " in the named stores", " to retry"));
 }
 
 void Interpreter::Cancel(RequestRecord* record, const std::string& reason) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "dsar/internal/records.pb.h"
 #include "engine/workflow_definition.h"
 #include "inventory/inventory.h"
@@ -23,6 +24,8 @@ struct EventDraft {
   uint32_t attempt = 0;
   std::string worker_id;
   std::string detail;
+  std::vector<std::string> subject_hmacs;  // Keyed hashes, never identities.
+  std::string actor;  // Who caused it, when an operator or service did.
 };
 
 // Error names the engine itself raises (ASL's predefined ones).
@@ -62,12 +65,27 @@ class Interpreter {
   void RetryDue(internal::RequestRecord* record, int item);
 
   // The builtin task of the current top-level state finished or failed.
-  void CompleteBuiltin(internal::RequestRecord* record);
+  // `detail` goes into the completion event (e.g. the bundle's SHA-256).
+  void CompleteBuiltin(internal::RequestRecord* record,
+                       const std::string& detail);
   void FailBuiltin(internal::RequestRecord* record, const std::string& error,
                    const std::string& cause);
 
   // Ends the request as CANCELLED; unfinished items become SKIPPED.
   void Cancel(internal::RequestRecord* record, const std::string& reason);
+
+  // Re-opens a terminal (not cancelled) request to run its failed parts
+  // again: the latest Map run with a failed item of `stores` (all stores
+  // when empty) is repeated with those items reset and the others kept, and
+  // the workflow continues from there; otherwise a FAILED request whose
+  // current state is a builtin task runs it again. FAILED_PRECONDITION when
+  // there is nothing to retry; the record is unchanged then.
+  absl::Status Retry(internal::RequestRecord* record,
+                     const std::vector<std::string>& stores,
+                     const std::string& reason);
+
+  // Events drafted from now on name `actor` as their cause.
+  void set_actor(std::string actor) { actor_ = std::move(actor); }
 
   // The Task state an item is in, or nullptr when its state is no Task.
   const State* ItemTaskState(const internal::RequestRecord& record,
@@ -96,6 +114,7 @@ class Interpreter {
   int64_t now_ms_;
   std::function<double()> unit_random_;
   std::vector<EventDraft>* events_;
+  std::string actor_;
 };
 
 // Millisecond timestamp helpers shared by the engine.

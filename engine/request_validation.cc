@@ -4,6 +4,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/status_macros.h"
 
 namespace dsar {
 namespace {
@@ -67,6 +68,71 @@ absl::Status Invalid(absl::string_view field, absl::string_view reason) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", reason));
 }
 
+// A field may be corrected when the inventory lists it as personal data of
+// the store (and collection) the correction names.
+bool IsCorrectableField(const StoreSpec& store,
+                        const v1::FieldCorrection& correction) {
+  for (const CollectionSpec& collection : store.collections) {
+    if (!correction.collection().empty() &&
+        collection.name != correction.collection()) {
+      continue;
+    }
+    if (collection.pii_fields.count(correction.field()) > 0) return true;
+  }
+  return false;
+}
+
+absl::Status ValidateCorrections(const v1::CreateRequestRequest& request,
+                                 const Inventory& inventory) {
+  if (request.type() != v1::RECTIFICATION) {
+    if (!request.corrections().empty()) {
+      return Invalid("corrections", "only allowed for RECTIFICATION requests");
+    }
+    return absl::OkStatus();
+  }
+  if (request.corrections().empty()) {
+    return Invalid("corrections",
+                   "a RECTIFICATION request needs at least one correction");
+  }
+  if (request.corrections_size() > 100)
+    return Invalid("corrections", "at most 100");
+  for (int i = 0; i < request.corrections_size(); ++i) {
+    const v1::FieldCorrection& correction = request.corrections(i);
+    std::string field = absl::StrCat("corrections[", i, "]");
+    if (correction.field().empty())
+      return Invalid(absl::StrCat(field, ".field"), "required");
+    if (correction.value().size() > 4096) {
+      return Invalid(absl::StrCat(field, ".value"),
+                     "longer than 4096 characters");
+    }
+    bool correctable = false;
+    if (!correction.store().empty()) {
+      const StoreSpec* store = inventory.Find(correction.store());
+      if (store == nullptr) {
+        return Invalid(absl::StrCat(field, ".store"),
+                       absl::StrCat("unknown store \"", correction.store(),
+                                    "\" (not in the data inventory)"));
+      }
+      correctable = IsCorrectableField(*store, correction);
+    } else {
+      for (const StoreSpec& store : inventory.stores()) {
+        correctable = correctable || IsCorrectableField(store, correction);
+      }
+    }
+    if (!correctable) {
+      return Invalid(
+          absl::StrCat(field, ".field"),
+          absl::StrCat("\"", correction.field(),
+                       "\" is not a personal-data field (pii_fields) of ",
+                       correction.store().empty()
+                           ? std::string("any store")
+                           : absl::StrCat("store \"", correction.store(), "\""),
+                       " in the inventory"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateCreateRequest(const v1::CreateRequestRequest& request,
@@ -75,13 +141,10 @@ absl::Status ValidateCreateRequest(const v1::CreateRequestRequest& request,
     case v1::ACCESS:
     case v1::PORTABILITY:
     case v1::ERASURE:
-      break;
     case v1::RECTIFICATION:
     case v1::RESTRICTION:
     case v1::OBJECTION:
-      return absl::UnimplementedError(absl::StrCat(
-          "type: ", v1::RequestType_Name(request.type()),
-          " requests are not supported by this engine version yet"));
+      break;
     case v1::REQUEST_TYPE_UNSPECIFIED:
       return Invalid("type", "required (ACCESS, PORTABILITY, ERASURE, ...)");
     default:
@@ -151,6 +214,7 @@ absl::Status ValidateCreateRequest(const v1::CreateRequestRequest& request,
       return Invalid("idempotency_key", "only printable ASCII without spaces");
     }
   }
+  RETURN_IF_ERROR(ValidateCorrections(request, inventory));
   for (int i = 0; i < request.stores_size(); ++i) {
     if (inventory.Find(request.stores(i)) == nullptr) {
       return Invalid(absl::StrCat("stores[", i, "]"),

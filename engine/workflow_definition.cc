@@ -347,7 +347,10 @@ absl::StatusOr<StateType> ParseType(const json& sj, absl::string_view path) {
 bool IsWorkerResource(const std::string& resource) {
   return resource == kResourceWorkerExport ||
          resource == kResourceWorkerDiscover ||
-         resource == kResourceWorkerErase;
+         resource == kResourceWorkerErase ||
+         resource == kResourceWorkerRectify ||
+         resource == kResourceWorkerRestrict ||
+         resource == kResourceWorkerObject;
 }
 
 absl::Status ParseStateMachine(const json& mj, absl::string_view base,
@@ -516,9 +519,26 @@ absl::Status ParseState(const json& sj, const std::string& path,
       return ParseChoice(sj, path, st);
     case StateType::kWait: {
       RETURN_IF_ERROR(RejectUnknownFields(
-          sj, path, {"Type", "Comment", "Seconds", "Next", "End"}));
+          sj, path, {"Type", "Comment", "Seconds", "Signal", "Next", "End"}));
       RETURN_IF_ERROR(ParseNextOrEnd(sj, path, st));
       const std::string seconds_path = Field(path, "Seconds");
+      if (sj.contains("Signal")) {
+        // dsar extension: wait for an external signal instead of a time.
+        const std::string signal_path = Field(path, "Signal");
+        if (sj.contains("Seconds")) {
+          return Invalid(seconds_path, "not allowed together with Signal");
+        }
+        if (!sj["Signal"].is_string() ||
+            sj["Signal"].get<std::string>() != kSignalIdentityVerified) {
+          return Invalid(
+              signal_path,
+              absl::StrCat("must be \"", kSignalIdentityVerified, "\""));
+        }
+        if (in_iterator)
+          return Invalid(signal_path, "not supported inside a Map iterator");
+        st->signal = sj["Signal"].get<std::string>();
+        return absl::OkStatus();
+      }
       if (!sj.contains("Seconds")) return Invalid(seconds_path, "missing");
       ASSIGN_OR_RETURN(st->seconds,
                        RequireInteger(sj["Seconds"], seconds_path, 0,

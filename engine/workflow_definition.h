@@ -26,7 +26,17 @@ inline constexpr std::string_view kResourceWorkerExport = "dsar:worker.export";
 inline constexpr std::string_view kResourceWorkerDiscover =
     "dsar:worker.discover";
 inline constexpr std::string_view kResourceWorkerErase = "dsar:worker.erase";
+inline constexpr std::string_view kResourceWorkerRectify =
+    "dsar:worker.rectify";
+inline constexpr std::string_view kResourceWorkerRestrict =
+    "dsar:worker.restrict";
+inline constexpr std::string_view kResourceWorkerObject = "dsar:worker.object";
 inline constexpr std::string_view kResourceBundle = "dsar:bundle";
+
+// Signals a Wait state can wait for (the "Signal" field, an extension to
+// ASL). IdentityVerified: the subject proved who they are (a one-time code)
+// or the caller attested it when creating the request.
+inline constexpr char kSignalIdentityVerified[] = "IdentityVerified";
 
 // Map item orders (the "ItemOrder" field, an extension to ASL).
 inline constexpr std::string_view kItemOrderNone = "";
@@ -93,8 +103,9 @@ struct State {
   std::vector<ChoiceRule> choices;
   std::string default_next;  // "Default"; may be empty.
 
-  // Wait.
+  // Wait: `seconds`, or until `signal` arrives (dsar extension).
   int64_t seconds = 0;
+  std::string signal;
 
   // Fail.
   std::string error;

@@ -2,6 +2,9 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
 
 #include "common/sha256.h"
 #include "gmock/gmock.h"
@@ -70,10 +73,19 @@ TEST(WorkflowDefinitionTest, DefaultDefinitionParsesAndValidates) {
   auto def = WorkflowDefinition::Parse(WorkflowDefinition::DefaultJson());
   ASSERT_TRUE(def.ok()) << def.status();
   const StateMachine& root = (*def)->root();
-  EXPECT_EQ(root.start_at, "ChooseRight");
+  EXPECT_EQ(root.start_at, "VerifyIdentity");
   EXPECT_THAT((*def)->version(), StartsWith("dsar-default@"));
   EXPECT_EQ((*def)->version().size(), std::string("dsar-default@").size() + 12);
   EXPECT_EQ((*def)->json(), WorkflowDefinition::DefaultJson());
+
+  // Receipt first: the workflow waits until the subject's identity is
+  // verified.
+  const State* verify = root.Find("VerifyIdentity");
+  ASSERT_NE(verify, nullptr);
+  EXPECT_EQ(verify->type, StateType::kWait);
+  EXPECT_EQ(verify->signal, kSignalIdentityVerified);
+  EXPECT_EQ(verify->next, "ChooseRight");
+  EXPECT_FALSE(verify->end);
 
   const State* choose = root.Find("ChooseRight");
   ASSERT_NE(choose, nullptr);
@@ -96,7 +108,32 @@ TEST(WorkflowDefinitionTest, DefaultDefinitionParsesAndValidates) {
   ASSERT_EQ(task->catchers.size(), 1u);
   EXPECT_EQ(task->catchers[0].next, "StoreFailed");
 
+  EXPECT_EQ(root.Find("DiscoverIdentities")->next, "ChooseChange");
+  const State* change = root.Find("ChooseChange");
+  ASSERT_NE(change, nullptr);
+  EXPECT_EQ(change->type, StateType::kChoice);
+  EXPECT_EQ(change->default_next, "Unsupported");
   EXPECT_EQ(root.Find("EraseStores")->item_order, kItemOrderEraseAfter);
+  // Each change pass runs its own worker operation and then finishes.
+  for (const auto& [map_name, task_name, resource] :
+       std::vector<std::tuple<std::string, std::string, std::string_view>>{
+           {"EraseStores", "Erase", kResourceWorkerErase},
+           {"RectifyStores", "Rectify", kResourceWorkerRectify},
+           {"RestrictStores", "Restrict", kResourceWorkerRestrict},
+           {"ObjectStores", "Object", kResourceWorkerObject}}) {
+    SCOPED_TRACE(map_name);
+    const State* map = root.Find(map_name);
+    ASSERT_NE(map, nullptr);
+    EXPECT_EQ(map->type, StateType::kMap);
+    EXPECT_EQ(map->next, "Finalize");
+    ASSERT_NE(map->iterator, nullptr);
+    const State* work = map->iterator->Find(task_name);
+    ASSERT_NE(work, nullptr);
+    EXPECT_EQ(work->type, StateType::kTask);
+    EXPECT_EQ(work->resource, resource);
+    ASSERT_EQ(work->catchers.size(), 1u);
+    EXPECT_EQ(work->catchers[0].next, "StoreFailed");
+  }
   EXPECT_EQ(root.Find("Unsupported")->error, "Request.Unimplemented");
   EXPECT_EQ(root.Find("Finalize")->type, StateType::kSucceed);
   EXPECT_EQ(root.Find("NoSuchState"), nullptr);
@@ -108,9 +145,24 @@ TEST(WorkflowDefinitionTest, DefaultDefinitionRoutesEachRequestType) {
   const State& choose = *(*def)->root().Find("ChooseRight");
   EXPECT_EQ(EvaluateChoice(choose, {{"type", "ACCESS"}}), "ExportStores");
   EXPECT_EQ(EvaluateChoice(choose, {{"type", "PORTABILITY"}}), "ExportStores");
-  EXPECT_EQ(EvaluateChoice(choose, {{"type", "ERASURE"}}),
-            "DiscoverIdentities");
-  EXPECT_EQ(EvaluateChoice(choose, {{"type", "RECTIFICATION"}}), "Unsupported");
+  // Every right that changes data first discovers the subject's identities.
+  for (const char* type :
+       {"ERASURE", "RECTIFICATION", "RESTRICTION", "OBJECTION"}) {
+    EXPECT_EQ(EvaluateChoice(choose, {{"type", type}}), "DiscoverIdentities")
+        << type;
+  }
+  EXPECT_EQ(EvaluateChoice(choose, {{"type", "REQUEST_TYPE_UNSPECIFIED"}}),
+            "Unsupported");
+
+  // Then the change of that right.
+  const State& change = *(*def)->root().Find("ChooseChange");
+  EXPECT_EQ(EvaluateChoice(change, {{"type", "ERASURE"}}), "EraseStores");
+  EXPECT_EQ(EvaluateChoice(change, {{"type", "RECTIFICATION"}}),
+            "RectifyStores");
+  EXPECT_EQ(EvaluateChoice(change, {{"type", "RESTRICTION"}}),
+            "RestrictStores");
+  EXPECT_EQ(EvaluateChoice(change, {{"type", "OBJECTION"}}), "ObjectStores");
+  EXPECT_EQ(EvaluateChoice(change, {{"type", "ACCESS"}}), "Unsupported");
 }
 
 TEST(WorkflowDefinitionTest, ParsesTheValidDefinition) {

@@ -19,20 +19,26 @@ namespace {
 
 // Keys a store entry may hold; anything else is a typo worth reporting.
 const std::set<std::string>& StoreKeys() {
-  static const auto* keys =
-      new std::set<std::string>{"name",        "kind",
-                                "path",        "purpose",
-                                "legal_basis", "recipients",
-                                "retention",   "source",
-                                "tables",      "identity_fields",
-                                "pii_fields",  "identities_from",
-                                "erase_after"};
+  static const auto* keys = new std::set<std::string>{"name",
+                                                      "kind",
+                                                      "path",
+                                                      "purpose",
+                                                      "legal_basis",
+                                                      "recipients",
+                                                      "retention",
+                                                      "source",
+                                                      "tables",
+                                                      "identity_fields",
+                                                      "pii_fields",
+                                                      "processing_flags",
+                                                      "identities_from",
+                                                      "erase_after"};
   return *keys;
 }
 
 const std::set<std::string>& TableKeys() {
-  static const auto* keys =
-      new std::set<std::string>{"name", "identity_fields", "pii_fields"};
+  static const auto* keys = new std::set<std::string>{
+      "name", "identity_fields", "pii_fields", "processing_flags"};
   return *keys;
 }
 
@@ -131,7 +137,44 @@ absl::StatusOr<CollectionSpec> ParseCollection(const YAML::Node& node,
                                 &collection.identity_fields));
   RETURN_IF_ERROR(
       ReadStringMap(node, "pii_fields", where, &collection.pii_fields));
+  RETURN_IF_ERROR(ReadStringMap(node, "processing_flags", where,
+                                &collection.processing_flags));
   return collection;
+}
+
+// Checks what ParseCollection cannot: it runs once `where` names the
+// collection.
+absl::Status ValidateCollection(const CollectionSpec& collection,
+                                const std::string& where) {
+  if (collection.identity_fields.empty()) {
+    return Invalid(where + ".identity_fields",
+                   "missing (a collection needs at least one)");
+  }
+  std::map<std::string, std::string> flag_of_field;
+  for (const auto& [flag, field] : collection.processing_flags) {
+    std::string flag_where = absl::StrCat(where, ".processing_flags");
+    if (!IsProcessingFlagName(flag)) {
+      return Invalid(flag_where,
+                     absl::StrCat("unknown flag ", Quoted(flag),
+                                  " (known: objection, restriction)"));
+    }
+    auto [other, inserted] = flag_of_field.emplace(field, flag);
+    if (!inserted) {
+      return Invalid(absl::StrCat(flag_where, ".", flag),
+                     absl::StrCat("field ", Quoted(field),
+                                  " is already the field of flag ",
+                                  Quoted(other->second)));
+    }
+    for (const auto& [key, identity_field] : collection.identity_fields) {
+      if (identity_field == field) {
+        return Invalid(
+            absl::StrCat(flag_where, ".", flag),
+            absl::StrCat("field ", Quoted(field), " is the identity field of ",
+                         Quoted(key), "; a flag needs a field of its own"));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
@@ -175,9 +218,11 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
 
   YAML::Node tables = node["tables"];
   bool has_tables = tables && !tables.IsNull();
-  bool has_top_level_fields =
-      (node["identity_fields"] && !node["identity_fields"].IsNull()) ||
-      (node["pii_fields"] && !node["pii_fields"].IsNull());
+  bool has_top_level_fields = false;
+  for (const char* key :
+       {"identity_fields", "pii_fields", "processing_flags"}) {
+    if (node[key] && !node[key].IsNull()) has_top_level_fields = true;
+  }
   if (has_tables) {
     if (!tables.IsSequence() || tables.size() == 0) {
       return Invalid(where + ".tables", "must be a non-empty list");
@@ -185,7 +230,7 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
     if (has_top_level_fields) {
       return Invalid(where,
                      "give either tables or top-level identity_fields/"
-                     "pii_fields, not both");
+                     "pii_fields/processing_flags, not both");
     }
     if (store.kind == "jsonl" && tables.size() != 1) {
       return Invalid(where + ".tables",
@@ -206,10 +251,7 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
       table_where =
           absl::StrCat(table_where, " (", Quoted(collection.name), ")");
       RETURN_IF_ERROR(CheckKeys(tables[i], TableKeys(), table_where));
-      if (collection.identity_fields.empty()) {
-        return Invalid(table_where + ".identity_fields",
-                       "missing (a collection needs at least one)");
-      }
+      RETURN_IF_ERROR(ValidateCollection(collection, table_where));
       if (!table_names.insert(collection.name).second) {
         return Invalid(table_where + ".name", "duplicate table name");
       }
@@ -218,10 +260,7 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
   } else if (store.kind == "jsonl") {
     ASSIGN_OR_RETURN(CollectionSpec collection, ParseCollection(node, where));
     collection.name = store.name;
-    if (collection.identity_fields.empty()) {
-      return Invalid(where + ".identity_fields",
-                     "missing (a collection needs at least one)");
-    }
+    RETURN_IF_ERROR(ValidateCollection(collection, where));
     store.collections.push_back(std::move(collection));
   } else {
     if (has_top_level_fields) {
@@ -286,6 +325,10 @@ absl::Status CheckNoCycle(const std::vector<StoreSpec>& stores,
 }
 
 }  // namespace
+
+bool IsProcessingFlagName(std::string_view name) {
+  return name == "restriction" || name == "objection";
+}
 
 absl::StatusOr<Inventory> Inventory::Parse(std::string_view yaml,
                                            const std::string& base_dir) {

@@ -23,7 +23,14 @@ struct CollectionSpec {
   std::map<std::string, std::string> identity_fields;
   // PII field -> category ("contact", "identity", "online_identifiers", ...).
   std::map<std::string, std::string> pii_fields;
+  // Processing flag -> field set to true when the subject exercises it:
+  // "restriction" (GDPR Art. 18) and "objection" (Art. 21). Optional.
+  std::map<std::string, std::string> processing_flags;
 };
+
+// True for the processing flag names a collection may declare:
+// "restriction" and "objection".
+bool IsProcessingFlagName(std::string_view name);
 
 struct StoreSpec {
   std::string name;  // Unique; [a-z0-9_-]+.

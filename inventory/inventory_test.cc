@@ -34,6 +34,7 @@ stores:
       - name: users
         identity_fields: {email: email, user_id: id, phone: phone}
         pii_fields: {email: contact, full_name: identity, phone: contact}
+        processing_flags: {restriction: restricted, objection: objected}
     identities_from: []
     erase_after: [orders, activity]
   - name: orders
@@ -51,6 +52,7 @@ stores:
     path: logs/../logs/activity.jsonl
     identity_fields: {user_id: user_id}
     pii_fields: {ip: online_identifiers}
+    processing_flags: {restriction: restricted}
     identities_from: [accounts]
 )yaml";
 
@@ -87,6 +89,9 @@ TEST(InventoryTest, ParsesEveryField) {
       accounts.collections[0].pii_fields,
       ElementsAre(Pair("email", "contact"), Pair("full_name", "identity"),
                   Pair("phone", "contact")));
+  EXPECT_THAT(accounts.collections[0].processing_flags,
+              ElementsAre(Pair("objection", "objected"),
+                          Pair("restriction", "restricted")));
 
   const StoreSpec& orders = inventory->stores()[1];
   EXPECT_EQ(orders.path, "/data/shop.db");  // Absolute paths stay.
@@ -102,6 +107,10 @@ TEST(InventoryTest, ParsesEveryField) {
               ElementsAre(Pair("user_id", "user_id")));
   EXPECT_THAT(activity.collections[0].pii_fields,
               ElementsAre(Pair("ip", "online_identifiers")));
+  EXPECT_THAT(activity.collections[0].processing_flags,
+              ElementsAre(Pair("restriction", "restricted")));
+  // Processing flags are optional.
+  EXPECT_TRUE(orders.collections[0].processing_flags.empty());
 
   EXPECT_EQ(inventory->Find("orders"), &inventory->stores()[1]);
   EXPECT_EQ(inventory->Find("invoices"), nullptr);
@@ -204,6 +213,34 @@ INSTANTIATE_TEST_SUITE_P(
                 "pii_fields: {ip: online_identifiers}\n    erase_after: "
                 "[accounts]\n",
                 "cycle in erase_after: accounts -> activity -> accounts"},
+        BadCase{
+            "{restriction: restricted, objection: objected}",
+            "{restriction: restricted, erasure: erased}",
+            R"(stores[0] ("accounts").tables[0] ("users").processing_flags: unknown flag "erasure" (known: objection, restriction))"},
+        BadCase{
+            "{restriction: restricted, objection: objected}",
+            "{restriction: id}",
+            R"(stores[0] ("accounts").tables[0] ("users").processing_flags.restriction: field "id" is the identity field of "user_id")"},
+        BadCase{
+            "{restriction: restricted, objection: objected}",
+            "{restriction: flagged, objection: flagged}",
+            R"(stores[0] ("accounts").tables[0] ("users").processing_flags.restriction: field "flagged" is already the field of flag "objection")"},
+        BadCase{
+            "processing_flags: {restriction: restricted}\n    identities",
+            "processing_flags: {objection: user_id}\n    identities",
+            R"(stores[2] ("activity").processing_flags.objection: field "user_id" is the identity field)"},
+        BadCase{
+            "processing_flags: {restriction: restricted}\n    identities",
+            "processing_flags: {restriction: restricted, "
+            "restriction: other}\n    identities",
+            R"(stores[2] ("activity").processing_flags: duplicate key "restriction")"},
+        BadCase{"processing_flags: {restriction: restricted}\n    identities",
+                "processing_flags: [restricted]\n    identities",
+                R"(stores[2] ("activity").processing_flags: must be a map)"},
+        BadCase{"    identities_from: [accounts]\n  - name: activity",
+                "    identities_from: [accounts]\n    processing_flags: "
+                "{restriction: r}\n  - name: activity",
+                R"(stores[1] ("orders"): give either tables or top-level)"},
         BadCase{"tables:\n      - name: users", "tables:\n      - name: [users",
                 "YAML syntax error at line 14, column 24"}));
 

@@ -23,6 +23,10 @@ absl::Status ErrnoError(absl::string_view what, const std::string& path) {
 
 }  // namespace
 
+std::string ArtifactDigestPath(const std::string& artifact_path) {
+  return absl::StrCat(artifact_path, ".sha256");
+}
+
 absl::StatusOr<std::unique_ptr<ArtifactWriter>> ArtifactWriter::Create(
     const std::string& final_path) {
   RETURN_IF_ERROR(MakeDirectories(DirName(final_path)));
@@ -63,10 +67,12 @@ absl::StatusOr<ArtifactInfo> ArtifactWriter::Commit() {
     return ErrnoError("rename", temp_path_);
   }
   committed_ = true;
-  RETURN_IF_ERROR(FsyncDirectory(DirName(final_path_)));
   ArtifactInfo info;
   info.sha256 = hash_.FinishHex();
   info.size_bytes = size_;
+  // Atomic write of the digest also fsyncs the directory for the rename above.
+  RETURN_IF_ERROR(
+      WriteFileAtomically(ArtifactDigestPath(final_path_), info.sha256));
   return info;
 }
 

@@ -18,6 +18,9 @@ struct ArtifactInfo {
   int64_t size_bytes = 0;
 };
 
+// Where the SHA-256 (hex) of a committed artifact is kept, beside it.
+std::string ArtifactDigestPath(const std::string& artifact_path);
+
 class ArtifactWriter {
  public:
   // Creates the parent directory and a temporary file next to `final_path`.
@@ -27,8 +30,9 @@ class ArtifactWriter {
   ~ArtifactWriter();
 
   absl::Status Append(std::string_view bytes);
-  // fsyncs the data, renames it to the final path and fsyncs the directory:
-  // when this returns OK the artifact survives a crash.
+  // fsyncs the data, renames it to the final path, writes its digest to
+  // ArtifactDigestPath and fsyncs the directory: when this returns OK the
+  // artifact and its digest survive a crash.
   absl::StatusOr<ArtifactInfo> Commit();
 
  private:

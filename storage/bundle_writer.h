@@ -1,9 +1,13 @@
 #ifndef DSAR_STORAGE_BUNDLE_WRITER_H_
 #define DSAR_STORAGE_BUNDLE_WRITER_H_
 
-// Writes the ZIP that answers an access or portability request.
+// Writes the ZIP that answers an access or portability request: the data
+// each store exported, and the Art. 15 GDPR answer rendered from templates an
+// organisation edits (the variables are listed at the top of
+// templates/art15/response.md.mustache).
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,9 +21,31 @@ struct BundleStoreEntry {
   std::string status;  // "SUCCEEDED" or "FAILED".
   int64_t record_count = 0;
   std::string error;  // For FAILED: error name and cause.
-  // For SUCCEEDED: the uploaded export (a JSON document) and its SHA-256.
+  // For SUCCEEDED: the uploaded export and its SHA-256. The export is
+  // {"store":"<name>","records":[{"collection":"<table>","data":{...}},...]}
+  // (only parsed when BundleInput::templates_dir is set).
   std::string data_path;
   std::string data_sha256;
+
+  // Inventory facts for the Art. 15 answer (StoreSpec fields), used only
+  // when BundleInput::templates_dir is set. Empty strings are "not recorded".
+  std::string purpose;
+  std::string legal_basis;
+  std::vector<std::string> recipients;
+  std::string retention;
+  std::string source;
+  // Collection -> (field -> category): each CollectionSpec's pii_fields.
+  // Exported fields not listed here are reported under the category
+  // kUncategorisedCategory.
+  std::map<std::string, std::map<std::string, std::string>> pii_categories;
+};
+
+// Something deliberately not provided (a legal hold, another person's data,
+// Art. 15(4)); listed in exemptions.json and the response.
+struct BundleExemption {
+  std::string store;  // The store concerned; [a-z0-9_-]+.
+  std::string reason;
+  std::string legal_basis;  // E.g. "GDPR Art. 15(4): rights of others".
 };
 
 struct BundleInput {
@@ -27,6 +53,17 @@ struct BundleInput {
   std::string request_type;  // "ACCESS" or "PORTABILITY".
   std::string created_at;    // RFC 3339.
   std::vector<BundleStoreEntry> stores;
+
+  // Directory holding response.md.mustache and response.html.mustache
+  // (normally templates/art15/). Empty: the bundle has the original layout
+  // (manifest.json and data/<store>.json only, no Art. 15 answer, no CSV);
+  // kept for callers not yet wired, production callers must set it.
+  std::string templates_dir;
+  std::string controller;   // Inventory::controller(), may be empty.
+  std::string regulation;   // "GDPR" or "CCPA"; selects rights wording.
+  std::string received_at;  // When the request was received, as displayed.
+  std::string deadline;     // The (possibly extended) deadline, as displayed.
+  std::vector<BundleExemption> withheld;
 };
 
 struct BundleResult {
@@ -35,17 +72,64 @@ struct BundleResult {
   std::vector<std::string> files;  // ZIP entry names, in order.
 };
 
+// Category under which exported fields absent from pii_categories appear.
+inline constexpr char kUncategorisedCategory[] = "other";
+
+// Values of one (store, category) shown in the response; the rest are
+// counted ("and N more"), all of them are in data/<store>.json. Each value
+// is cut at kMaxResponseValueBytes. This bounds the response's memory.
+inline constexpr int kMaxResponseValuesPerCategory = 100;
+inline constexpr size_t kMaxResponseValueBytes = 1024;
+// Columns per CSV; fields beyond are written as one JSON object in a last
+// column named "_extra_fields", so memory is bounded by this, not the data.
+inline constexpr size_t kMaxCsvColumns = 1000;
+
 // Writes `zip_path` with libzip:
 //   manifest.json     {"request_id","request_type","created_at",
 //                      "stores":[{"store","kind","status","record_count",
-//                                 "file","sha256","error"}],
-//                      "files":{"data/<store>.json":"<sha256>", ...}}
+//                                 "file","sha256","error","csv_files"}],
+//                      "files":{"<entry>":"<sha256>", ...}}
+//                     "files" lists every entry but the manifest itself.
+//                     With templates_dir also "regulation", "controller",
+//                     "received_at", "deadline".
+//   response.md       The Art. 15 answer rendered from
+//   response.html     <templates_dir>/response.{md,html}.mustache. {{var}}
+//                     escapes for HTML in the HTML and for CommonMark
+//                     (backslash escapes, newlines folded) in the Markdown.
+//                     The subject is named only as "the data subject of
+//                     request <id>"; no identity is given to this function.
+//   exemptions.json   {"request_id","exemptions":[{"store","kind","reason",
+//                      "legal_basis"}]}: kind "unavailable" for each FAILED
+//                     store (reason = its error; legal_basis says nothing
+//                     was withheld and the data follows once the store is
+//                     reachable), kind "withheld" for input.withheld.
 //   data/<store>.json one per SUCCEEDED store, copied from data_path
 //                     (streamed from disk, not loaded into memory).
-// Verifies each data file's SHA-256 against data_sha256 (DATA_LOSS on a
-// mismatch). The ZIP is written under a temporary name, fsynced and renamed,
-// so `zip_path` either does not exist or is complete. Rewriting an existing
-// bundle is allowed (the bundle step may run twice).
+//   data/<store>.<collection>.csv
+//                     PORTABILITY only: one RFC 4180 CSV (CRLF, quoted where
+//                     needed, header row = fields in first-seen order) per
+//                     collection that has records. Strings as is, numbers
+//                     and booleans as JSON, null empty, objects and arrays
+//                     as compact JSON. Cells are not altered against
+//                     spreadsheet formula injection: the copy is the data.
+//                     Collection names are sanitised to [A-Za-z0-9_-].
+// The Art. 15 entries (response.*, exemptions.json, CSVs) exist only when
+// templates_dir is set; then they follow the manifest, before data/.
+//
+// Memory does not grow with export size: exports are parsed as a stream, one
+// record at a time (twice for PORTABILITY: columns, then rows), CSVs are
+// written to a temporary directory beside `zip_path` (0700, removed on
+// return) and the response shows bounded samples (constants above).
+//
+// Errors, before any file is created: INVALID_ARGUMENT for a bad store name,
+// duplicate store, unknown status, SUCCEEDED store without data, an unknown
+// regulation or a withheld entry without reason/legal_basis; DATA_LOSS when a
+// data file's SHA-256 differs from data_sha256, or (with templates_dir) an
+// export is not the documented JSON; FAILED_PRECONDITION naming the file when
+// a template is missing, unreadable or invalid Mustache. The ZIP is written
+// under a temporary name, fsynced and renamed, so `zip_path` either does not
+// exist or is complete. Rewriting an existing bundle is allowed (the bundle
+// step may run twice).
 absl::StatusOr<BundleResult> WriteExportBundle(const BundleInput& input,
                                                const std::string& zip_path);
 

@@ -3,9 +3,12 @@
 #include <unistd.h>
 #include <zip.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/sha256.h"
@@ -19,6 +22,22 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
+
+// The original seven fields, positionally; the Art. 15 ones stay empty.
+BundleStoreEntry Entry(std::string store, std::string kind, std::string status,
+                       int64_t record_count, std::string error,
+                       std::string data_path, std::string data_sha256) {
+  BundleStoreEntry entry;
+  entry.store = std::move(store);
+  entry.kind = std::move(kind);
+  entry.status = std::move(status);
+  entry.record_count = record_count;
+  entry.error = std::move(error);
+  entry.data_path = std::move(data_path);
+  entry.data_sha256 = std::move(data_sha256);
+  return entry;
+}
 
 class BundleWriterTest : public ::testing::Test {
  protected:
@@ -44,13 +63,13 @@ class BundleWriterTest : public ::testing::Test {
     input.created_at = "2024-05-01T12:00:00Z";
     crm_ = R"({"records":[{"email":"a@example.com"},{"email":"b@x.org"}]})";
     orders_ = R"({"records":[{"order":1}]})";
-    input.stores.push_back({"crm", "postgres", "SUCCEEDED", 2, "",
-                            WriteData("crm.json", crm_), Sha256Hex(crm_)});
-    input.stores.push_back({"billing", "sqlite", "FAILED", 0,
-                            "UNAVAILABLE: connection refused", "", ""});
-    input.stores.push_back({"orders_v2", "sqlite", "SUCCEEDED", 1, "",
-                            WriteData("orders.json", orders_),
-                            Sha256Hex(orders_)});
+    input.stores.push_back(Entry("crm", "postgres", "SUCCEEDED", 2, "",
+                                 WriteData("crm.json", crm_), Sha256Hex(crm_)));
+    input.stores.push_back(Entry("billing", "sqlite", "FAILED", 0,
+                                 "UNAVAILABLE: connection refused", "", ""));
+    input.stores.push_back(Entry("orders_v2", "sqlite", "SUCCEEDED", 1, "",
+                                 WriteData("orders.json", orders_),
+                                 Sha256Hex(orders_)));
     return input;
   }
 
@@ -225,13 +244,9 @@ TEST_F(BundleWriterTest, RewritingAnExistingBundleReplacesIt) {
 
   // Second run: the failed store now succeeded.
   std::string billing = R"({"records":[{"invoice":7}]})";
-  input.stores[1] = {"billing",
-                     "sqlite",
-                     "SUCCEEDED",
-                     1,
-                     "",
-                     WriteData("billing.json", billing),
-                     Sha256Hex(billing)};
+  input.stores[1] =
+      Entry("billing", "sqlite", "SUCCEEDED", 1, "",
+            WriteData("billing.json", billing), Sha256Hex(billing));
   absl::StatusOr<BundleResult> result = WriteExportBundle(input, ZipPath());
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_THAT(OutDirListing(), ElementsAre("bundle.zip"));
@@ -278,7 +293,7 @@ TEST_F(BundleWriterTest, BundlesALargeDataFile) {
   input.request_type = "PORTABILITY";
   input.created_at = "2024-05-01T12:00:00Z";
   input.stores.push_back(
-      {"events", "postgres", "SUCCEEDED", 123456, "", path, sha});
+      Entry("events", "postgres", "SUCCEEDED", 123456, "", path, sha));
   absl::StatusOr<BundleResult> result = WriteExportBundle(input, ZipPath());
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_LT(result->size_bytes, static_cast<int64_t>(20u * 1024 * 1024));
@@ -288,6 +303,417 @@ TEST_F(BundleWriterTest, BundlesALargeDataFile) {
   std::string data = zip.Read("data/events.json");
   EXPECT_EQ(data.size(), 20u * 1024 * 1024);
   EXPECT_EQ(Sha256Hex(data), sha);
+}
+
+// The organisation's templates, as shipped in templates/art15/.
+std::string ShippedTemplatesDir() {
+  if (const char* source_dir = std::getenv("DSAR_SOURCE_DIR")) {
+    return (fs::path(source_dir) / "templates" / "art15").string();
+  }
+  return (fs::path(__FILE__).parent_path().parent_path() / "templates" /
+          "art15")
+      .string();
+}
+
+class Art15BundleTest : public BundleWriterTest {
+ protected:
+  // Two stores, one failed; crm holds users (with a hostile name) and orders.
+  BundleInput Art15Input(const std::string& type) {
+    BundleInput input;
+    input.request_id = "req-42";
+    input.request_type = type;
+    input.created_at = "2024-05-01T12:00:00Z";
+    input.templates_dir = ShippedTemplatesDir();
+    input.controller = "Example & Co GmbH";
+    input.regulation = "GDPR";
+    input.received_at = "2024-05-01 14:00 CEST";
+    input.deadline = "2024-06-01 23:59 CEST";
+    crm_ = R"({"store":"crm","records":[)"
+           R"({"collection":"users","data":{"id":7,"email":"a@example.com",)"
+           R"("name":"<script>alert(1)</script>","note":"likes | pipes"}},)"
+           R"({"collection":"users","data":{"id":8,"email":"b@example.com",)"
+           R"("name":"Bob","vip":true,"nick":"_bob_"}},)"
+           R"({"collection":"orders","data":{"order_id":1,"user_id":7,)"
+           R"("address":"1 Main St, \"Apt\" 2\nCity","items":[1,2],)"
+           R"("meta":{"k":"v"},"coupon":null}}]})";
+    BundleStoreEntry crm;
+    crm.store = "crm";
+    crm.kind = "sqlite";
+    crm.status = "SUCCEEDED";
+    crm.record_count = 3;
+    crm.data_path = WriteData("crm.json", crm_);
+    crm.data_sha256 = Sha256Hex(crm_);
+    crm.purpose = "Customer accounts";
+    crm.legal_basis = "Contract (Art. 6(1)(b))";
+    crm.recipients = {"Mailer Inc.", "Hosting Ltd."};
+    crm.retention = "7 years after account closure";
+    crm.source = "Collected from you at sign-up";
+    crm.pii_categories = {
+        {"users", {{"email", "contact"}, {"name", "identity"}}},
+        {"orders", {{"address", "contact"}}}};
+    input.stores.push_back(crm);
+
+    BundleStoreEntry billing;
+    billing.store = "billing";
+    billing.kind = "jsonl";
+    billing.status = "FAILED";
+    billing.error = "UNAVAILABLE: connection refused";
+    billing.purpose = "Invoicing";
+    billing.legal_basis = "Legal obligation (Art. 6(1)(c))";
+    billing.retention = "10 years";
+    billing.source = "Payment provider";
+    billing.pii_categories = {{"invoices", {{"iban", "financial"}}}};
+    input.stores.push_back(billing);
+    return input;
+  }
+
+  // Every entry but the manifest is listed in "files" with its real hash.
+  void ExpectManifestCoversEveryEntry(const ZipReader& zip) {
+    nlohmann::json manifest = nlohmann::json::parse(zip.Read("manifest.json"));
+    std::vector<std::string> names = zip.Names();
+    EXPECT_EQ(manifest["files"].size(), names.size() - 1);
+    for (const std::string& name : names) {
+      if (name == "manifest.json") continue;
+      ASSERT_TRUE(manifest["files"].contains(name)) << name;
+      EXPECT_EQ(manifest["files"][name], Sha256Hex(zip.Read(name))) << name;
+    }
+  }
+};
+
+TEST_F(Art15BundleTest, AccessBundleHasResponseAndExemptions) {
+  absl::StatusOr<BundleResult> result =
+      WriteExportBundle(Art15Input("ACCESS"), ZipPath());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->files,
+              ElementsAre("manifest.json", "response.md", "response.html",
+                          "exemptions.json", "data/crm.json"));
+  EXPECT_THAT(OutDirListing(), ElementsAre("bundle.zip"));  // No temp files.
+  ZipReader zip(ZipPath());
+  ASSERT_TRUE(zip.ok());
+  ExpectManifestCoversEveryEntry(zip);
+  EXPECT_EQ(zip.Read("data/crm.json"), crm_);
+
+  nlohmann::json manifest = nlohmann::json::parse(zip.Read("manifest.json"));
+  EXPECT_EQ(manifest["regulation"], "GDPR");
+  EXPECT_EQ(manifest["deadline"], "2024-06-01 23:59 CEST");
+  EXPECT_FALSE(manifest["stores"][0].contains("csv_files"));  // ACCESS.
+
+  nlohmann::json exemptions =
+      nlohmann::json::parse(zip.Read("exemptions.json"));
+  EXPECT_EQ(exemptions["request_id"], "req-42");
+  ASSERT_EQ(exemptions["exemptions"].size(), 1u);
+  const nlohmann::json& billing = exemptions["exemptions"][0];
+  EXPECT_EQ(billing["store"], "billing");
+  EXPECT_EQ(billing["kind"], "unavailable");
+  EXPECT_EQ(billing["reason"], "UNAVAILABLE: connection refused");
+  EXPECT_THAT(billing["legal_basis"].get<std::string>(),
+              HasSubstr("Not withheld: technical failure"));
+  EXPECT_THAT(billing["legal_basis"].get<std::string>(),
+              HasSubstr("Art. 12(3)"));
+
+  const std::string md = zip.Read("response.md");
+  // Confirmation, identity only by request id, dates.
+  EXPECT_THAT(md, HasSubstr("the data subject of request req-42"));
+  EXPECT_THAT(md, HasSubstr("Yes. We process personal data concerning you: "
+                            "we found 3 records"));
+  EXPECT_THAT(md, HasSubstr("Some systems could not be searched"));
+  EXPECT_THAT(md, HasSubstr("**Received:** 2024-05-01 14:00 CEST"));
+  EXPECT_THAT(md, HasSubstr("**Answer due by:** 2024-06-01 23:59 CEST"));
+  EXPECT_THAT(md, HasSubstr("Example \\& Co GmbH"));
+  // Data by category, from the inventory's pii_fields, with source/retention.
+  EXPECT_THAT(md, HasSubstr("### Contact\n"));
+  EXPECT_THAT(md, HasSubstr("### Identity\n"));
+  EXPECT_THAT(md, HasSubstr("### Other data (not categorised"));
+  EXPECT_LT(md.find("### Contact"), md.find("### Identity"));
+  EXPECT_LT(md.find("### Identity"), md.find("### Other data"));
+  EXPECT_THAT(md, HasSubstr("- users.email: a@example.com\n"
+                            "- users.email: b@example.com\n"
+                            "- orders.address: 1 Main St, \"Apt\" 2 City\n"));
+  EXPECT_THAT(md, HasSubstr("Source: Collected from you at sign-up. "
+                            "Kept: 7 years after account closure."));
+  // Markdown escaping: the hostile value stays text.
+  EXPECT_THAT(md, HasSubstr("- users.name: \\<script\\>alert(1)\\</script\\>"));
+  EXPECT_THAT(md, HasSubstr("likes \\| pipes"));
+  EXPECT_THAT(md, HasSubstr("- users.nick: \\_bob\\_\n"));
+  EXPECT_THAT(md, HasSubstr("- orders.order_id: 1\n"));
+  EXPECT_THAT(md, Not(HasSubstr("<script>")));
+  // Processing activities, retention and source for every store.
+  EXPECT_THAT(md, HasSubstr("| crm | Customer accounts | Contract (Art. "
+                            "6(1)(b)) | Contact, Identity | Mailer Inc., "
+                            "Hosting Ltd. |"));
+  EXPECT_THAT(md, HasSubstr("| billing | Invoicing | Legal obligation (Art. "
+                            "6(1)(c)) | Financial | none |"));
+  EXPECT_THAT(md, HasSubstr("| billing | 10 years | Payment provider |"));
+  // Rights, including the complaint.
+  for (const char* right :
+       {"**Rectification**", "**Erasure**", "**Restriction**", "**Objection**",
+        "**Portability**",
+        "right to lodge a complaint with a supervisory authority"}) {
+    EXPECT_THAT(md, HasSubstr(right));
+  }
+  // The failed store as an exemption.
+  EXPECT_THAT(md, HasSubstr("- **billing** (unavailable): UNAVAILABLE: "
+                            "connection refused. Not withheld"));
+
+  const std::string html = zip.Read("response.html");
+  EXPECT_THAT(html, HasSubstr("<!DOCTYPE html>"));
+  EXPECT_THAT(html,
+              HasSubstr("<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>"));
+  EXPECT_THAT(html, Not(HasSubstr("<script>")));
+  EXPECT_THAT(html, HasSubstr("Example &amp; Co GmbH"));
+  EXPECT_THAT(html, HasSubstr("the data subject of request req-42"));
+  EXPECT_THAT(html, HasSubstr("<h3>Contact</h3>"));
+  EXPECT_THAT(html, HasSubstr("right to lodge a complaint with a supervisory "
+                              "authority"));
+  EXPECT_THAT(html, HasSubstr("<strong>billing</strong> (unavailable)"));
+  EXPECT_THAT(html, HasSubstr("<td>crm</td><td>Customer accounts</td>"));
+}
+
+TEST_F(Art15BundleTest, PortabilityWritesOneRfc4180CsvPerCollection) {
+  absl::StatusOr<BundleResult> result =
+      WriteExportBundle(Art15Input("PORTABILITY"), ZipPath());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->files,
+              ElementsAre("manifest.json", "response.md", "response.html",
+                          "exemptions.json", "data/crm.json",
+                          "data/crm.users.csv", "data/crm.orders.csv"));
+  EXPECT_THAT(OutDirListing(), ElementsAre("bundle.zip"));  // CSV dir gone.
+  ZipReader zip(ZipPath());
+  ASSERT_TRUE(zip.ok());
+  ExpectManifestCoversEveryEntry(zip);
+
+  // Header = fields in first-seen order; a field missing from a record is an
+  // empty cell; CRLF line ends.
+  EXPECT_EQ(zip.Read("data/crm.users.csv"),
+            "id,email,name,note,vip,nick\r\n"
+            "7,a@example.com,<script>alert(1)</script>,likes | pipes,,\r\n"
+            "8,b@example.com,Bob,,true,_bob_\r\n");
+  // Quoting: comma, quote (doubled) and newline; arrays and objects as JSON;
+  // null empty.
+  EXPECT_EQ(zip.Read("data/crm.orders.csv"),
+            "order_id,user_id,address,items,meta,coupon\r\n"
+            "1,7,\"1 Main St, \"\"Apt\"\" 2\nCity\",\"[1,2]\","
+            "\"{\"\"k\"\":\"\"v\"\"}\",\r\n");
+
+  nlohmann::json manifest = nlohmann::json::parse(zip.Read("manifest.json"));
+  EXPECT_EQ(manifest["stores"][0]["csv_files"],
+            nlohmann::json({"data/crm.users.csv", "data/crm.orders.csv"}));
+  EXPECT_FALSE(manifest["stores"][1].contains("csv_files"));
+  EXPECT_THAT(zip.Read("response.md"), HasSubstr("as JSON and as CSV"));
+}
+
+TEST_F(Art15BundleTest, CollectionNamesAreSanitisedInEntryNames) {
+  BundleInput input = Art15Input("PORTABILITY");
+  input.stores.resize(1);
+  crm_ = R"({"store":"crm","records":[)"
+         R"({"collection":"../etc/passwd","data":{"a":1}},)"
+         R"({"collection":"a.b","data":{"b":2}},)"
+         R"({"collection":"a_b","data":{"c":3}}]})";
+  input.stores[0].data_path = WriteData("crm.json", crm_);
+  input.stores[0].data_sha256 = Sha256Hex(crm_);
+  absl::StatusOr<BundleResult> result = WriteExportBundle(input, ZipPath());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->files,
+              ElementsAre("manifest.json", "response.md", "response.html",
+                          "exemptions.json", "data/crm.json",
+                          "data/crm.___etc_passwd.csv", "data/crm.a_b.csv",
+                          "data/crm.a_b-2.csv"));
+}
+
+TEST_F(Art15BundleTest, NoDataFoundAndNothingWithheld) {
+  BundleInput input = Art15Input("ACCESS");
+  input.stores.resize(1);
+  crm_ = R"({"store":"crm","records":[]})";
+  input.stores[0].data_path = WriteData("crm.json", crm_);
+  input.stores[0].data_sha256 = Sha256Hex(crm_);
+  ASSERT_TRUE(WriteExportBundle(input, ZipPath()).ok());
+  ZipReader zip(ZipPath());
+  ASSERT_TRUE(zip.ok());
+  std::string md = zip.Read("response.md");
+  EXPECT_THAT(md, HasSubstr("No. We searched every system listed below and "
+                            "found no personal data concerning you."));
+  EXPECT_THAT(md, Not(HasSubstr("Yes. We process")));
+  EXPECT_THAT(md, HasSubstr("Nothing was withheld, and every system was "
+                            "searched."));
+  EXPECT_EQ(nlohmann::json::parse(zip.Read("exemptions.json"))["exemptions"],
+            nlohmann::json::array());
+}
+
+TEST_F(Art15BundleTest, WithheldDataIsListedWithItsLegalBasis) {
+  BundleInput input = Art15Input("ACCESS");
+  input.regulation = "CCPA";
+  input.withheld.push_back({"crm", "Notes about another customer",
+                            "Cal. Civ. Code 1798.145(k): rights of others"});
+  ASSERT_TRUE(WriteExportBundle(input, ZipPath()).ok());
+  ZipReader zip(ZipPath());
+  ASSERT_TRUE(zip.ok());
+  nlohmann::json exemptions =
+      nlohmann::json::parse(zip.Read("exemptions.json"))["exemptions"];
+  ASSERT_EQ(exemptions.size(), 2u);
+  EXPECT_THAT(exemptions[0]["legal_basis"].get<std::string>(),
+              HasSubstr("1798.130"));
+  EXPECT_EQ(exemptions[1],
+            nlohmann::json({{"store", "crm"},
+                            {"kind", "withheld"},
+                            {"reason", "Notes about another customer"},
+                            {"legal_basis",
+                             "Cal. Civ. Code 1798.145(k): rights of others"}}));
+  std::string md = zip.Read("response.md");
+  EXPECT_THAT(md,
+              HasSubstr("**crm** (withheld): Notes about another customer"));
+  EXPECT_THAT(md, HasSubstr("California Privacy Protection Agency"));
+  EXPECT_THAT(md, HasSubstr("right to lodge a complaint with a supervisory "
+                            "authority"));
+  EXPECT_THAT(md, Not(HasSubstr("(Art. 17)")));  // GDPR wording left out.
+
+  input.withheld[0].legal_basis.clear();
+  absl::StatusOr<BundleResult> bad = WriteExportBundle(input, ZipPath());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("withheld[0]"));
+}
+
+TEST_F(Art15BundleTest, ResponseShowsABoundedSampleOfEachCategory) {
+  BundleInput input = Art15Input("ACCESS");
+  input.stores.resize(1);
+  crm_ = R"({"store":"crm","records":[)";
+  for (int i = 0; i < kMaxResponseValuesPerCategory + 5; ++i) {
+    if (i > 0) crm_ += ',';
+    crm_ += R"({"collection":"users","data":{"email":"u)" + std::to_string(i) +
+            R"(@example.com"}})";
+  }
+  crm_ += "]}";
+  input.stores[0].data_path = WriteData("crm.json", crm_);
+  input.stores[0].data_sha256 = Sha256Hex(crm_);
+  ASSERT_TRUE(WriteExportBundle(input, ZipPath()).ok());
+  ZipReader zip(ZipPath());
+  std::string md = zip.Read("response.md");
+  EXPECT_THAT(md, HasSubstr("u99@example.com"));
+  EXPECT_THAT(md, Not(HasSubstr("u100@example.com")));
+  EXPECT_THAT(md, HasSubstr("- and 5 more values, all in `data/crm.json`"));
+  EXPECT_THAT(md, HasSubstr("we found 105 records"));
+}
+
+TEST_F(Art15BundleTest, MissingTemplateIsAnErrorNamingTheFile) {
+  BundleInput input = Art15Input("ACCESS");
+  fs::path templates = dir_ / "templates";
+  fs::create_directories(templates);
+  input.templates_dir = templates.string();
+  absl::StatusOr<BundleResult> result = WriteExportBundle(input, ZipPath());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(result.status().message(),
+              HasSubstr((templates / "response.md.mustache").string()));
+
+  // An organisation's own Markdown template is used; the HTML one is missing.
+  std::ofstream(templates / "response.md.mustache")
+      << "Answer for {{request_id}}\n";
+  result = WriteExportBundle(input, ZipPath());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(result.status().message(),
+              HasSubstr((templates / "response.html.mustache").string()));
+  EXPECT_TRUE(OutDirListing().empty());
+
+  std::ofstream(templates / "response.html.mustache") << "{{#stores}}oops\n";
+  result = WriteExportBundle(input, ZipPath());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(result.status().message(),
+              HasSubstr("response.html.mustache is not valid Mustache"));
+  EXPECT_TRUE(OutDirListing().empty());
+
+  std::ofstream(templates / "response.html.mustache") << "<p>{{request_id}}\n";
+  ASSERT_TRUE(WriteExportBundle(input, ZipPath()).ok());
+  ZipReader zip(ZipPath());
+  EXPECT_EQ(zip.Read("response.md"), "Answer for req-42\n");
+}
+
+TEST_F(Art15BundleTest, RejectsExportsThatAreNotTheDocumentedFormat) {
+  const std::vector<std::string> bad_exports = {
+      R"({"store":"crm"})",
+      R"({"store":"crm","records":{"a":{"b":1}}})",
+      R"({"store":"crm","records":[1]})",
+      R"({"store":"crm","records":[{"collection":"t"}]})",
+      R"({"store":"crm","records":[{"collection":1,"data":{}}]})",
+      R"({"store":"crm","records":[{"collection":"t","data":{}})",
+      "not json",
+  };
+  for (const std::string& bad : bad_exports) {
+    BundleInput input = Art15Input("PORTABILITY");
+    input.stores[0].data_path = WriteData("crm.json", bad);
+    input.stores[0].data_sha256 = Sha256Hex(bad);
+    absl::StatusOr<BundleResult> result = WriteExportBundle(input, ZipPath());
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kDataLoss) << bad;
+    EXPECT_THAT(result.status().message(), HasSubstr("crm")) << bad;
+    EXPECT_THAT(OutDirListing(), testing::IsEmpty()) << bad;
+  }
+}
+
+TEST_F(Art15BundleTest, RejectsAnUnknownRegulation) {
+  BundleInput input = Art15Input("ACCESS");
+  input.regulation = "";
+  EXPECT_EQ(WriteExportBundle(input, ZipPath()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Peak resident memory (VmHWM) in KiB, after resetting it when the kernel
+// allows (/proc/self/clear_refs "5"); -1 when unknown.
+int64_t ResetAndReadPeakRssKb(bool reset) {
+  if (reset) std::ofstream("/proc/self/clear_refs") << "5";
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+TEST_F(Art15BundleTest, LargePortabilityExportStreamsWithFlatMemory) {
+  // ~18 MiB of export: parsed into a DOM it would take several times that.
+  BundleInput input = Art15Input("PORTABILITY");
+  input.stores.resize(1);
+  std::string path = (dir_ / "big.json").string();
+  Sha256 hash;
+  int64_t records = 0;
+  {
+    std::ofstream out(path, std::ios::binary);
+    std::string chunk = R"({"store":"crm","records":[)";
+    for (int i = 0; i < 100000; ++i) {
+      if (i > 0) chunk += ',';
+      chunk +=
+          R"({"collection":"events","data":{"id":)" + std::to_string(i) +
+          R"(,"email":"user@example.com","payload":"value, with \"quotes\" )" +
+          std::string(80, 'x') + R"("}})";
+      ++records;
+      if (chunk.size() > (1 << 20)) {
+        out << chunk;
+        hash.Update(chunk);
+        chunk.clear();
+      }
+    }
+    chunk += "]}";
+    out << chunk;
+    hash.Update(chunk);
+  }
+  int64_t export_kb = static_cast<int64_t>(fs::file_size(path) / 1024);
+  ASSERT_GT(export_kb, 16 * 1024);
+  input.stores[0].data_path = path;
+  input.stores[0].data_sha256 = hash.FinishHex();
+  input.stores[0].record_count = records;
+
+  int64_t before_kb = ResetAndReadPeakRssKb(/*reset=*/true);
+  absl::StatusOr<BundleResult> result = WriteExportBundle(input, ZipPath());
+  int64_t after_kb = ResetAndReadPeakRssKb(/*reset=*/false);
+  ASSERT_TRUE(result.ok()) << result.status();
+  if (before_kb >= 0 && after_kb >= 0) {
+    EXPECT_LT(after_kb - before_kb, 24 * 1024)
+        << "peak RSS grew by " << (after_kb - before_kb) << " KiB for a "
+        << export_kb << " KiB export";
+  }
+  ZipReader zip(ZipPath());
+  ASSERT_TRUE(zip.ok());
+  std::string csv = zip.Read("data/crm.events.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), records + 1);
+  EXPECT_EQ(csv.substr(0, csv.find("\r\n")), "id,email,payload");
+  nlohmann::json manifest = nlohmann::json::parse(zip.Read("manifest.json"));
+  EXPECT_EQ(manifest["files"]["data/crm.events.csv"], Sha256Hex(csv));
 }
 
 }  // namespace

@@ -54,6 +54,19 @@ std::string EventKey(const std::string& request_id, uint64_t sequence) {
   return absl::StrCat(request_id, std::string(1, '\0'), BigEndian64(sequence));
 }
 
+// Audit column family: 'L' <index> -> leaf bytes, 'H' <level> <index> ->
+// perfect-subtree hash, 'C' -> <size BE64><signed note>.
+constexpr char kAuditCheckpointKey[] = "C";
+
+std::string AuditLeafKey(uint64_t index) {
+  return absl::StrCat("L", BigEndian64(index));
+}
+
+std::string AuditHashKey(int level, uint64_t index) {
+  return absl::StrCat("H", std::string(1, static_cast<char>(level)),
+                      BigEndian64(index));
+}
+
 absl::Status FromRocks(const rocksdb::Status& status, absl::string_view what) {
   if (status.ok()) return absl::OkStatus();
   if (status.IsNotFound()) return absl::NotFoundError(what);
@@ -79,14 +92,38 @@ void StateBatch::PutRequest(const internal::RequestRecord& record,
   }
   if (IsTerminalStatus(request.status())) {
     batch_.Delete(store_->live_, request.id());
-  } else if (previous_status == v1::REQUEST_STATUS_UNSPECIFIED) {
+  } else if (previous_status == v1::REQUEST_STATUS_UNSPECIFIED ||
+             IsTerminalStatus(previous_status)) {  // New, or re-opened.
     batch_.Put(store_->live_, request.id(), "");
   }
 }
 
 void StateBatch::PutEvent(const v1::Event& event) {
   batch_.Put(store_->events_, EventKey(event.request_id(), event.sequence()),
-             event.SerializeAsString());
+             BigEndian64(event.log_index()));
+}
+
+void StateBatch::PutNotification(const internal::Notification& notification) {
+  batch_.Put(store_->outbox_, notification.id(),
+             notification.SerializeAsString());
+}
+
+void StateBatch::DeleteNotification(const std::string& id) {
+  batch_.Delete(store_->outbox_, id);
+}
+
+void StateBatch::PutAuditLeaf(uint64_t index, const std::string& entry) {
+  batch_.Put(store_->audit_, AuditLeafKey(index), entry);
+}
+
+void StateBatch::PutAuditHash(int level, uint64_t index,
+                              const std::string& hash) {
+  batch_.Put(store_->audit_, AuditHashKey(level, index), hash);
+}
+
+void StateBatch::PutAuditCheckpoint(uint64_t size, const std::string& note) {
+  batch_.Put(store_->audit_, kAuditCheckpointKey,
+             absl::StrCat(BigEndian64(size), note));
 }
 
 void StateBatch::PutIdempotencyKey(const std::string& key,
@@ -118,7 +155,7 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (const char* name :
        {rocksdb::kDefaultColumnFamilyName.c_str(), "requests", "live", "events",
-        "index", "idempotency"}) {
+        "index", "idempotency", "audit", "outbox"}) {
     families.emplace_back(name, cf_options);
   }
   std::unique_ptr<StateStore> store(new StateStore());
@@ -136,6 +173,8 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
   store->events_ = store->handles_[3];
   store->index_ = store->handles_[4];
   store->idempotency_ = store->handles_[5];
+  store->audit_ = store->handles_[6];
+  store->outbox_ = store->handles_[7];
   return store;
 }
 
@@ -202,7 +241,8 @@ absl::Status StateStore::ListRequests(const RequestFilter& filter, int limit,
           ? std::string(1, kAllPrefix)
           : absl::StrCat(std::string(1, kStatusPrefix),
                          std::string(1, static_cast<char>(filter.status)));
-  std::string start = prefix;
+  std::string start =
+      absl::StrCat(prefix, BigEndian64(filter.created_after_ms));
   if (!page_token.empty()) {
     std::string decoded;
     if (!absl::WebSafeBase64Unescape(page_token, &decoded) ||
@@ -262,16 +302,83 @@ absl::Status StateStore::ListEvents(const std::string& request_id,
       *more = true;
       break;
     }
+    uint64_t index = ReadBigEndian64(it->value().ToString());
+    ASSIGN_OR_RETURN(std::string entry, GetAuditLeaf(index));
     v1::Event event;
-    if (!event.ParseFromArray(it->value().data(),
-                              static_cast<int>(it->value().size()))) {
-      return absl::DataLossError(absl::StrCat(
-          "event ", ReadBigEndian64(it->key().ToString().substr(prefix.size())),
-          " of request ", request_id, " is corrupt"));
+    if (!event.ParseFromString(entry)) {
+      return absl::DataLossError(absl::StrCat("audit leaf ", index,
+                                              " (event of request ", request_id,
+                                              ") is corrupt"));
     }
     out->push_back(std::move(event));
   }
   return FromRocks(it->status(), "list events");
+}
+
+absl::Status StateStore::ListEventIndexes(const std::string& request_id,
+                                          std::vector<uint64_t>* out) const {
+  out->clear();
+  std::string prefix = absl::StrCat(request_id, std::string(1, '\0'));
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), events_));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    out->push_back(ReadBigEndian64(it->value().ToString()));
+  }
+  return FromRocks(it->status(), "list event indexes");
+}
+
+absl::StatusOr<std::string> StateStore::GetAuditLeaf(uint64_t index) const {
+  std::string value;
+  rocksdb::Status status =
+      db_->Get(rocksdb::ReadOptions(), audit_, AuditLeafKey(index), &value);
+  if (status.IsNotFound()) {
+    return absl::NotFoundError(
+        absl::StrCat("audit leaf ", index, " is missing"));
+  }
+  RETURN_IF_ERROR(FromRocks(status, "read audit leaf"));
+  return value;
+}
+
+absl::StatusOr<std::string> StateStore::GetAuditHash(int level,
+                                                     uint64_t index) const {
+  std::string value;
+  rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), audit_,
+                                    AuditHashKey(level, index), &value);
+  if (status.IsNotFound()) {
+    return absl::NotFoundError(absl::StrCat("audit subtree hash (level ", level,
+                                            ", index ", index, ") is missing"));
+  }
+  RETURN_IF_ERROR(FromRocks(status, "read audit hash"));
+  return value;
+}
+
+absl::StatusOr<std::pair<uint64_t, std::string>>
+StateStore::GetAuditCheckpoint() const {
+  std::string value;
+  rocksdb::Status status =
+      db_->Get(rocksdb::ReadOptions(), audit_, kAuditCheckpointKey, &value);
+  if (status.IsNotFound()) return std::make_pair(uint64_t{0}, std::string());
+  RETURN_IF_ERROR(FromRocks(status, "read audit checkpoint"));
+  if (value.size() < 8)
+    return absl::DataLossError("audit checkpoint record is corrupt");
+  return std::make_pair(ReadBigEndian64(value), value.substr(8));
+}
+
+absl::Status StateStore::ForEachNotification(
+    const std::function<absl::Status(internal::Notification)>& fn) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), outbox_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    internal::Notification notification;
+    if (!notification.ParseFromArray(it->value().data(),
+                                     static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(
+          absl::StrCat("outbox entry ", it->key().ToString(), " is corrupt"));
+    }
+    RETURN_IF_ERROR(fn(std::move(notification)));
+  }
+  return FromRocks(it->status(), "scan outbox");
 }
 
 absl::Status StateStore::ForEachLiveRequest(

@@ -28,9 +28,19 @@ class StateBatch {
   // (UNSPECIFIED for a new request). Terminal records leave the live set.
   void PutRequest(const internal::RequestRecord& record,
                   v1::RequestStatus previous_status);
+  // Indexes an event under its request; the event itself is the audit leaf
+  // at event.log_index (PutAuditLeaf), stored once.
   void PutEvent(const v1::Event& event);
+  // The audit log (storage/audit/audit_log.h is the only caller).
+  void PutAuditLeaf(uint64_t index, const std::string& entry);
+  void PutAuditHash(int level, uint64_t index, const std::string& hash);
+  void PutAuditCheckpoint(uint64_t size, const std::string& note);
   void PutIdempotencyKey(const std::string& key, const std::string& request_id);
   void PutDefinition(const internal::DefinitionRecord& definition);
+  // The notification outbox: queued with the transition that caused it,
+  // deleted once a sink accepted it.
+  void PutNotification(const internal::Notification& notification);
+  void DeleteNotification(const std::string& id);
 
   int Count() const { return batch_.Count(); }
   rocksdb::WriteBatch* raw() { return &batch_; }
@@ -45,6 +55,7 @@ class StateBatch {
 struct RequestFilter {
   v1::RequestStatus status = v1::REQUEST_STATUS_UNSPECIFIED;
   v1::RequestType type = v1::REQUEST_TYPE_UNSPECIFIED;
+  uint64_t created_after_ms = 0;  // Only requests created at or after.
 };
 
 class StateStore {
@@ -79,9 +90,21 @@ class StateStore {
   absl::Status ListEvents(const std::string& request_id,
                           uint64_t after_sequence, int limit,
                           std::vector<v1::Event>* out, bool* more) const;
+  // Leaf indexes of a request's events, in sequence order.
+  absl::Status ListEventIndexes(const std::string& request_id,
+                                std::vector<uint64_t>* out) const;
+
+  // Audit log reads. NOT_FOUND when absent.
+  absl::StatusOr<std::string> GetAuditLeaf(uint64_t index) const;
+  absl::StatusOr<std::string> GetAuditHash(int level, uint64_t index) const;
+  // The latest checkpoint: size and signed note; size 0 and "" when none.
+  absl::StatusOr<std::pair<uint64_t, std::string>> GetAuditCheckpoint() const;
 
   // Calls `fn` for every non-terminal request. Cost is proportional to the
   // live set, not to the history.
+  absl::Status ForEachNotification(
+      const std::function<absl::Status(internal::Notification)>& fn) const;
+
   absl::Status ForEachLiveRequest(
       const std::function<absl::Status(internal::RequestRecord)>& fn) const;
 
@@ -97,6 +120,8 @@ class StateStore {
   rocksdb::ColumnFamilyHandle* events_ = nullptr;
   rocksdb::ColumnFamilyHandle* index_ = nullptr;
   rocksdb::ColumnFamilyHandle* idempotency_ = nullptr;
+  rocksdb::ColumnFamilyHandle* audit_ = nullptr;
+  rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
 };
 
 }  // namespace dsar

@@ -182,7 +182,8 @@ absl::Status WriteAccounts(const std::string& out, int people, Random& random,
   ASSIGN_OR_RETURN(SampleDb db, SampleDb::Create(out + "/accounts.db"));
   RETURN_IF_ERROR(db.Exec(
       "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE,"
-      " full_name TEXT, phone TEXT, created_at TEXT);"
+      " full_name TEXT, phone TEXT, created_at TEXT,"
+      " processing_restricted INTEGER NOT NULL DEFAULT 0);"
       "BEGIN"));
   for (int i = 1; i <= people; ++i) {
     std::string name =
@@ -190,7 +191,8 @@ absl::Status WriteAccounts(const std::string& out, int people, Random& random,
     std::string phone =
         absl::StrFormat("+44 7700 %06d", random.Between(0, 999999));
     RETURN_IF_ERROR(db.Insert(
-        "INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO users (id, email, full_name, phone, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
         {int64_t{i}, absl::StrCat("person", i, "@example.com"), name, phone,
          Timestamp(kEpochStart + random.Between(0, kTwoYears / 4))}));
     ++counts.users;
@@ -242,7 +244,9 @@ absl::Status WriteMarketing(const std::string& out, int people, Random& random,
   ASSIGN_OR_RETURN(SampleDb db, SampleDb::Create(out + "/marketing.db"));
   RETURN_IF_ERROR(db.Exec(
       "CREATE TABLE subscribers (email TEXT NOT NULL, consent TEXT NOT NULL,"
-      " subscribed_at TEXT);"
+      " subscribed_at TEXT,"
+      " processing_restricted INTEGER NOT NULL DEFAULT 0,"
+      " objected INTEGER NOT NULL DEFAULT 0);"
       "BEGIN"));
   for (int i = 1; i <= people; ++i) {
     if (!random.Chance(80)) continue;
@@ -251,7 +255,8 @@ absl::Status WriteMarketing(const std::string& out, int people, Random& random,
                             ? absl::StrCat("Person", i, "@Example.com")
                             : absl::StrCat("person", i, "@example.com");
     RETURN_IF_ERROR(db.Insert(
-        "INSERT INTO subscribers VALUES (?, ?, ?)",
+        "INSERT INTO subscribers (email, consent, subscribed_at) "
+        "VALUES (?, ?, ?)",
         {email,
          std::string(random.Chance(90) ? "newsletter" : "newsletter+offers"),
          Timestamp(kEpochStart + random.Between(0, kTwoYears))}));
@@ -311,6 +316,7 @@ stores:
       - name: users
         identity_fields: {email: email, user_id: id, phone: phone}
         pii_fields: {email: contact, full_name: identity, phone: contact, created_at: account}
+        processing_flags: {restriction: processing_restricted}
     erase_after: [orders, activity]
 
   - name: orders
@@ -342,6 +348,7 @@ stores:
       - name: subscribers
         identity_fields: {email: email}
         pii_fields: {email: contact, consent: preferences, subscribed_at: preferences}
+        processing_flags: {restriction: processing_restricted, objection: objected}
 
   - name: activity
     kind: jsonl
@@ -353,6 +360,8 @@ stores:
     source: "Collected automatically from the data subject's use of the shop"
     identity_fields: {user_id: user_id}
     pii_fields: {ip: online_identifiers, user_agent: online_identifiers, action: usage, ts: usage}
+    # Lines carry no flag field until a restriction adds "restricted": true.
+    processing_flags: {restriction: restricted}
     identities_from: [accounts]
 )yaml";
 

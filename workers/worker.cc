@@ -259,6 +259,20 @@ absl::Status Worker::RunOperation(const v1::Task& task, InFlight& flight,
     ASSIGN_OR_RETURN(result, connector->second->Discover(identities));
   } else if (task.operation() == "erase") {
     ASSIGN_OR_RETURN(result.record_count, connector->second->Erase(identities));
+  } else if (task.operation() == "rectify") {
+    std::vector<FieldCorrection> corrections;
+    for (const v1::FieldCorrection& correction : task.corrections()) {
+      corrections.push_back(
+          {correction.collection(), correction.field(), correction.value()});
+    }
+    ASSIGN_OR_RETURN(result.record_count,
+                     connector->second->Rectify(identities, corrections));
+  } else if (task.operation() == "restrict") {
+    ASSIGN_OR_RETURN(result.record_count, connector->second->SetProcessingFlag(
+                                              identities, "restriction"));
+  } else if (task.operation() == "object") {
+    ASSIGN_OR_RETURN(result.record_count, connector->second->SetProcessingFlag(
+                                              identities, "objection"));
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown operation \"", task.operation(), "\""));

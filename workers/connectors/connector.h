@@ -34,6 +34,13 @@ class ByteSink {
   virtual absl::Status Write(std::string_view bytes) = 0;
 };
 
+// A correction the subject asked for (GDPR Art. 16).
+struct FieldCorrection {
+  std::string collection;  // Empty: every collection that has `field`.
+  std::string field;       // Must be one of the collection's pii_fields.
+  std::string value;       // The corrected value, as text.
+};
+
 struct ConnectorResult {
   int64_t record_count = 0;
   // Identities read from matched records (e.g. the user_id of the row whose
@@ -63,6 +70,23 @@ class Connector {
   // number of records deleted; 0 when called again.
   virtual absl::StatusOr<int64_t> Erase(
       const std::vector<Identity>& identities) = 0;
+
+  // Sets the corrected fields of every matching record (one transaction /
+  // one atomic rewrite). Only fields listed in the collection's pii_fields
+  // may be corrected: INVALID_ARGUMENT naming the field otherwise; a
+  // correction whose collection does not have the field is skipped. Other
+  // fields are left byte-for-byte unchanged. Idempotent. Returns the number
+  // of records whose values changed.
+  virtual absl::StatusOr<int64_t> Rectify(
+      const std::vector<Identity>& identities,
+      const std::vector<FieldCorrection>& corrections) = 0;
+
+  // Sets the collection's processing flag `flag` ("restriction" or
+  // "objection", see CollectionSpec::processing_flags) to true on every
+  // matching record; collections without that flag are skipped, so a store
+  // without it returns 0. Idempotent. Returns the number of records flagged.
+  virtual absl::StatusOr<int64_t> SetProcessingFlag(
+      const std::vector<Identity>& identities, const std::string& flag) = 0;
 };
 
 // INVALID_ARGUMENT for an unknown kind.

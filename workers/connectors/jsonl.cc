@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
@@ -15,12 +16,14 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "workers/connectors/corrections.h"
 #include "workers/connectors/export_writer.h"
 #include "workers/connectors/identity_match.h"
 
@@ -30,7 +33,8 @@ namespace {
 // ordered_json keeps the fields in the order the log wrote them.
 using Json = nlohmann::ordered_json;
 
-// Erase writes its temp file as "<log>.dsar-erase.<pid>.<n>.tmp".
+// Rewrites (Erase, Rectify, SetProcessingFlag) write their temp file as
+// "<log>.dsar-erase.<pid>.<n>.tmp"; the name predates the other two.
 constexpr char kTempInfix[] = ".dsar-erase.";
 constexpr char kTempSuffix[] = ".tmp";
 constexpr size_t kWriteBufferBytes = 64 * 1024;
@@ -215,6 +219,263 @@ void RemoveStaleTempFiles(const std::string& log_path) {
   }
 }
 
+// Rewrites the log at `path` line by line: `transform(line, &out)` appends
+// what replaces `line` to `out` (nothing drops it) and returns whether the
+// line changed. Lines are copied in chunks into a temp file in the same
+// directory, which is fsynced and renamed over the log; when no line changed
+// the log is not touched. Returns the number of changed lines. Rewrites of
+// logs in one directory are serialized with flock(2) on the directory.
+template <typename Transform>
+absl::StatusOr<int64_t> RewriteLog(const StoreSpec& store, bool skip,
+                                   Transform transform) {
+  static std::atomic<uint64_t> temp_counter{0};
+  const std::string& path = store.path;
+  std::string dir = DirName(path);
+  std::string context = absl::StrCat("store ", store.name);
+
+  // One rewrite at a time per directory: two concurrent rewrites of one log
+  // would each rename their copy over it, and the first one's change would
+  // be undone. flock locks belong to the open file description, so this also
+  // excludes other threads of this process.
+  ScopedFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() < 0) {
+    return ErrnoStatus(errno, absl::StrCat(context, ": open directory ", dir));
+  }
+  while (::flock(dir_fd.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      return ErrnoStatus(errno, absl::StrCat(context, ": lock ", dir));
+    }
+  }
+  RemoveStaleTempFiles(path);
+
+  ASSIGN_OR_RETURN(LineReader reader, LineReader::Open(path, store.name));
+  if (skip) return 0;
+  struct stat original;
+  if (::fstat(reader.fd(), &original) != 0) {
+    return ErrnoStatus(errno, absl::StrCat(context, ": stat ", path));
+  }
+
+  std::string temp = absl::StrCat(path, kTempInfix, ::getpid(), ".",
+                                  temp_counter.fetch_add(1), kTempSuffix);
+  ScopedFd out(
+      ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (out.get() < 0) {
+    return ErrnoStatus(errno, absl::StrCat(context, ": create ", temp));
+  }
+  bool renamed = false;
+  int64_t changed = 0;
+  absl::Status status = [&]() -> absl::Status {
+    std::string buffer;
+    std::string_view line;
+    int64_t line_number = 0;
+    while (true) {
+      ASSIGN_OR_RETURN(bool more, reader.Next(&line));
+      if (!more) break;
+      ++line_number;
+      absl::StatusOr<bool> line_changed = transform(line, &buffer);
+      if (!line_changed.ok()) {
+        return absl::Status(line_changed.status().code(),
+                            absl::StrCat(context, ": line ", line_number, ": ",
+                                         line_changed.status().message()));
+      }
+      if (*line_changed) ++changed;
+      if (buffer.size() >= kWriteBufferBytes) {
+        RETURN_IF_ERROR(WriteAll(out.get(), buffer, temp));
+        buffer.clear();
+      }
+    }
+    if (changed == 0) return absl::OkStatus();  // Leave the log untouched.
+    RETURN_IF_ERROR(WriteAll(out.get(), buffer, temp));
+    // Keep the log's permissions and, when allowed, its owner.
+    if (::fchmod(out.get(), original.st_mode & 07777) != 0) {
+      return ErrnoStatus(errno, absl::StrCat(context, ": chmod ", temp));
+    }
+    if (::fchown(out.get(), original.st_uid, original.st_gid) != 0) {
+      // Only root may give a file away; the owner then stays ours.
+    }
+    if (::fsync(out.get()) != 0) {
+      return ErrnoStatus(errno, absl::StrCat(context, ": fsync ", temp));
+    }
+    if (out.Close() != 0) {
+      return ErrnoStatus(errno, absl::StrCat(context, ": close ", temp));
+    }
+    if (::rename(temp.c_str(), path.c_str()) != 0) {
+      return ErrnoStatus(errno, absl::StrCat(context, ": rename ", temp));
+    }
+    renamed = true;
+    return FsyncDirectory(dir);
+  }();
+  if (!renamed) ::unlink(temp.c_str());
+  if (!status.ok()) return status;
+  return changed;
+}
+
+// Where the members of a line's top-level object are, so that one value can
+// be replaced without touching a byte of the others.
+struct ObjectMember {
+  std::string key;     // Decoded.
+  size_t value_begin;  // The value's bytes: [value_begin, value_end).
+  size_t value_end;
+};
+struct ObjectLayout {
+  std::vector<ObjectMember> members;
+  size_t close;  // Offset of the closing '}'.
+};
+
+bool IsJsonSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+// Advances `*pos` past the string starting at `*pos` (a '"').
+bool SkipString(std::string_view text, size_t* pos) {
+  size_t i = *pos + 1;
+  while (i < text.size()) {
+    if (text[i] == '\\') {
+      i += 2;
+    } else if (text[i] == '"') {
+      *pos = i + 1;
+      return true;
+    } else {
+      ++i;
+    }
+  }
+  return false;
+}
+
+// Advances `*pos` past the JSON value starting at `*pos`.
+bool SkipValue(std::string_view text, size_t* pos) {
+  size_t i = *pos;
+  if (i >= text.size()) return false;
+  if (text[i] == '"') return SkipString(text, pos);
+  if (text[i] == '{' || text[i] == '[') {
+    int depth = 0;
+    while (i < text.size()) {
+      char c = text[i];
+      if (c == '"') {
+        if (!SkipString(text, &i)) return false;
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') --depth;
+      ++i;
+      if (depth == 0) {
+        *pos = i;
+        return true;
+      }
+    }
+    return false;
+  }
+  // A number or a literal: up to the next delimiter.
+  while (i < text.size() && !IsJsonSpace(text[i]) && text[i] != ',' &&
+         text[i] != '}' && text[i] != ']') {
+    ++i;
+  }
+  if (i == *pos) return false;
+  *pos = i;
+  return true;
+}
+
+// The layout of `line`, which ParseObject accepted; nullopt should not
+// happen.
+std::optional<ObjectLayout> ScanObject(std::string_view line) {
+  ObjectLayout layout;
+  size_t i = 0;
+  auto skip_space = [&] {
+    while (i < line.size() && IsJsonSpace(line[i])) ++i;
+  };
+  if (line.substr(0, 3) == "\xEF\xBB\xBF") i = 3;  // nlohmann skips a BOM.
+  skip_space();
+  if (i >= line.size() || line[i] != '{') return std::nullopt;
+  ++i;
+  skip_space();
+  if (i < line.size() && line[i] == '}') {
+    layout.close = i;
+    return layout;
+  }
+  while (i < line.size()) {
+    if (line[i] != '"') return std::nullopt;
+    size_t key_begin = i;
+    if (!SkipString(line, &i)) return std::nullopt;
+    std::string_view quoted = line.substr(key_begin, i - key_begin);
+    Json key = Json::parse(quoted.begin(), quoted.end(), nullptr,
+                           /*allow_exceptions=*/false);
+    if (!key.is_string()) return std::nullopt;
+    skip_space();
+    if (i >= line.size() || line[i] != ':') return std::nullopt;
+    ++i;
+    skip_space();
+    ObjectMember member{key.get<std::string>(), i, i};
+    if (!SkipValue(line, &i)) return std::nullopt;
+    member.value_end = i;
+    layout.members.push_back(std::move(member));
+    skip_space();
+    if (i >= line.size()) return std::nullopt;
+    if (line[i] == '}') {
+      layout.close = i;
+      return layout;
+    }
+    if (line[i] != ',') return std::nullopt;
+    ++i;
+    skip_space();
+  }
+  return std::nullopt;
+}
+
+// Edits one line: replaces values of top-level members and appends members,
+// leaving every other byte as it was.
+class LineEditor {
+ public:
+  explicit LineEditor(std::string_view line) : line_(line) {}
+
+  void Replace(const ObjectMember& member, std::string text) {
+    edits_.push_back({member.value_begin, member.value_end, std::move(text)});
+  }
+  // Inserts `text` at `offset`.
+  void Insert(size_t offset, std::string text) {
+    edits_.push_back({offset, offset, std::move(text)});
+  }
+  bool empty() const { return edits_.empty(); }
+
+  void AppendTo(std::string* out) {
+    std::stable_sort(
+        edits_.begin(), edits_.end(),
+        [](const Edit& a, const Edit& b) { return a.begin < b.begin; });
+    size_t copied = 0;
+    for (const Edit& edit : edits_) {
+      out->append(line_.substr(copied, edit.begin - copied));
+      out->append(edit.text);
+      copied = edit.end;
+    }
+    out->append(line_.substr(copied));
+  }
+
+ private:
+  struct Edit {
+    size_t begin, end;
+    std::string text;
+  };
+  std::string_view line_;
+  std::vector<Edit> edits_;
+};
+
+// `text` as a JSON number when it is one that serializes back to exactly
+// `text` ("42", "-7", "1.5"; not "042", "+1", "1e3", "1.50" or "-0").
+std::optional<Json> CanonicalJsonNumber(const std::string& text) {
+  Json number = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (number.is_discarded() || !number.is_number()) return std::nullopt;
+  if (number.dump() != text) return std::nullopt;
+  return number;
+}
+
+// The value a correction gives a field that holds `existing`.
+Json CorrectedValue(const Json& existing, const std::string& text) {
+  if (existing.is_number()) {
+    std::optional<Json> number = CanonicalJsonNumber(text);
+    if (number.has_value()) return *number;
+  }
+  return Json(text);
+}
+
 }  // namespace
 
 absl::StatusOr<ConnectorResult> JsonlConnector::Export(
@@ -240,89 +501,138 @@ absl::StatusOr<ConnectorResult> JsonlConnector::Discover(
 
 absl::StatusOr<int64_t> JsonlConnector::Erase(
     const std::vector<Identity>& identities) {
-  static std::atomic<uint64_t> temp_counter{0};
   const CollectionSpec& collection = store_.collections.front();
   IdentityMatcher matcher(identities);
-  const std::string& path = store_.path;
-  std::string dir = DirName(path);
-  std::string context = absl::StrCat("store ", store_.name);
+  return RewriteLog(
+      store_, matcher.empty(),
+      [&](std::string_view line, std::string* out) -> absl::StatusOr<bool> {
+        std::optional<Json> record = ParseObject(line);
+        if (record.has_value() && RecordMatches(*record, collection, matcher)) {
+          return true;
+        }
+        out->append(line);
+        return false;
+      });
+}
 
-  // One rewrite at a time per directory: two concurrent rewrites of one log
-  // would each rename their copy over it, and the first one's erasure would
-  // be undone. flock locks belong to the open file description, so this also
-  // excludes other threads of this process.
-  ScopedFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir_fd.get() < 0) {
-    return ErrnoStatus(errno, absl::StrCat(context, ": open directory ", dir));
-  }
-  while (::flock(dir_fd.get(), LOCK_EX) != 0) {
-    if (errno != EINTR) {
-      return ErrnoStatus(errno, absl::StrCat(context, ": lock ", dir));
+absl::StatusOr<int64_t> JsonlConnector::Rectify(
+    const std::vector<Identity>& identities,
+    const std::vector<FieldCorrection>& corrections) {
+  const CollectionSpec& collection = store_.collections.front();
+  // Without a schema, the fields known to be in the log are the ones the
+  // inventory names.
+  auto named_by_inventory = [&](const std::string& field) {
+    for (const auto& [key, identity_field] : collection.identity_fields) {
+      if (identity_field == field) return true;
     }
-  }
-  RemoveStaleTempFiles(path);
-
-  ASSIGN_OR_RETURN(LineReader reader, LineReader::Open(path, store_.name));
-  if (matcher.empty()) return 0;
-  struct stat original;
-  if (::fstat(reader.fd(), &original) != 0) {
-    return ErrnoStatus(errno, absl::StrCat(context, ": stat ", path));
-  }
-
-  std::string temp = absl::StrCat(path, kTempInfix, ::getpid(), ".",
-                                  temp_counter.fetch_add(1), kTempSuffix);
-  ScopedFd out(
-      ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (out.get() < 0) {
-    return ErrnoStatus(errno, absl::StrCat(context, ": create ", temp));
-  }
-  bool renamed = false;
-  auto cleanup = [&]() {
-    if (!renamed) ::unlink(temp.c_str());
+    for (const auto& [flag, flag_field] : collection.processing_flags) {
+      if (flag_field == field) return true;
+    }
+    return false;
   };
+  ASSIGN_OR_RETURN(CollectionCorrections resolved,
+                   ResolveCorrections(store_.name, collection, corrections,
+                                      named_by_inventory));
+  IdentityMatcher matcher(identities);
+  bool skip = matcher.empty() ||
+              (resolved.updates.empty() && resolved.unknown_fields.empty());
+  return RewriteLog(
+      store_, skip,
+      [&](std::string_view line, std::string* out) -> absl::StatusOr<bool> {
+        std::optional<Json> record = ParseObject(line);
+        std::optional<ObjectLayout> layout;
+        if (record.has_value() && RecordMatches(*record, collection, matcher)) {
+          layout = ScanObject(line);
+          if (!layout.has_value()) {
+            return absl::InternalError("cannot locate the fields to correct");
+          }
+        }
+        if (!layout.has_value()) {
+          out->append(line);
+          return false;
+        }
+        LineEditor editor(line);
+        for (const ObjectMember& member : layout->members) {
+          if (resolved.unknown_fields.count(member.key) > 0) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("field \"", member.key,
+                             "\" is not one of the pii_fields of collection ",
+                             collection.name, " and cannot be rectified"));
+          }
+          auto update = resolved.updates.find(member.key);
+          if (update == resolved.updates.end()) continue;
+          std::string_view value = line.substr(
+              member.value_begin, member.value_end - member.value_begin);
+          Json existing = Json::parse(value.begin(), value.end(), nullptr,
+                                      /*allow_exceptions=*/false);
+          if (existing.is_discarded()) {
+            return absl::InternalError(
+                absl::StrCat("cannot read field \"", member.key, "\""));
+          }
+          Json corrected = CorrectedValue(existing, update->second);
+          if (corrected != existing) {
+            editor.Replace(member, corrected.dump());
+          }
+        }
+        if (editor.empty()) {
+          out->append(line);
+          return false;
+        }
+        editor.AppendTo(out);
+        return true;
+      });
+}
 
-  int64_t erased = 0;
-  absl::Status status = [&]() -> absl::Status {
-    std::string buffer;
-    std::string_view line;
-    while (true) {
-      ASSIGN_OR_RETURN(bool more, reader.Next(&line));
-      if (!more) break;
-      std::optional<Json> record = ParseObject(line);
-      if (record.has_value() && RecordMatches(*record, collection, matcher)) {
-        ++erased;
-        continue;
-      }
-      buffer.append(line);
-      if (buffer.size() >= kWriteBufferBytes) {
-        RETURN_IF_ERROR(WriteAll(out.get(), buffer, temp));
-        buffer.clear();
-      }
-    }
-    if (erased == 0) return absl::OkStatus();  // Leave the log untouched.
-    RETURN_IF_ERROR(WriteAll(out.get(), buffer, temp));
-    // Keep the log's permissions and, when allowed, its owner.
-    if (::fchmod(out.get(), original.st_mode & 07777) != 0) {
-      return ErrnoStatus(errno, absl::StrCat(context, ": chmod ", temp));
-    }
-    if (::fchown(out.get(), original.st_uid, original.st_gid) != 0) {
-      // Only root may give a file away; the owner then stays ours.
-    }
-    if (::fsync(out.get()) != 0) {
-      return ErrnoStatus(errno, absl::StrCat(context, ": fsync ", temp));
-    }
-    if (out.Close() != 0) {
-      return ErrnoStatus(errno, absl::StrCat(context, ": close ", temp));
-    }
-    if (::rename(temp.c_str(), path.c_str()) != 0) {
-      return ErrnoStatus(errno, absl::StrCat(context, ": rename ", temp));
-    }
-    renamed = true;
-    return FsyncDirectory(dir);
-  }();
-  cleanup();
-  if (!status.ok()) return status;
-  return erased;
+absl::StatusOr<int64_t> JsonlConnector::SetProcessingFlag(
+    const std::vector<Identity>& identities, const std::string& flag) {
+  RETURN_IF_ERROR(CheckProcessingFlagName(store_.name, flag));
+  const CollectionSpec& collection = store_.collections.front();
+  auto it = collection.processing_flags.find(flag);
+  // Nothing to flag here; the log is not opened.
+  if (it == collection.processing_flags.end()) return 0;
+  const std::string& field = it->second;
+  IdentityMatcher matcher(identities);
+  return RewriteLog(
+      store_, matcher.empty(),
+      [&](std::string_view line, std::string* out) -> absl::StatusOr<bool> {
+        std::optional<Json> record = ParseObject(line);
+        std::optional<ObjectLayout> layout;
+        if (record.has_value() && RecordMatches(*record, collection, matcher)) {
+          layout = ScanObject(line);
+          if (!layout.has_value()) {
+            return absl::InternalError("cannot locate the flag field");
+          }
+        }
+        if (!layout.has_value()) {
+          out->append(line);
+          return false;
+        }
+        LineEditor editor(line);
+        bool present = false;
+        for (const ObjectMember& member : layout->members) {
+          if (member.key != field) continue;
+          present = true;
+          std::string_view value = line.substr(
+              member.value_begin, member.value_end - member.value_begin);
+          if (value != "true") editor.Replace(member, "true");
+        }
+        if (!present) {
+          // After the last member, or inside "{}".
+          std::string member = absl::StrCat(Json(field).dump(), ":true");
+          if (layout->members.empty()) {
+            editor.Insert(layout->close, member);
+          } else {
+            editor.Insert(layout->members.back().value_end,
+                          absl::StrCat(",", member));
+          }
+        }
+        if (editor.empty()) {
+          out->append(line);
+          return false;
+        }
+        editor.AppendTo(out);
+        return true;
+      });
 }
 
 }  // namespace dsar

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "gmock/gmock.h"
@@ -62,7 +63,7 @@ class JsonlConnectorTest : public ::testing::Test {
     store_.kind = "jsonl";
     store_.path = dir_ + "/activity.jsonl";
     store_.collections = {
-        {"activity", {{"user_id", "user_id"}, {"email", "email"}}, {}}};
+        {"activity", {{"user_id", "user_id"}, {"email", "email"}}, {}, {}}};
     original_ = absl::StrCat(kAlice1, kOther1, kGarbage, kAlice2, kBlank,
                              kOther2, kArray, kAlice3, kLast);
     ASSERT_TRUE(WriteFileAtomically(store_.path, original_).ok());
@@ -213,12 +214,217 @@ TEST_F(JsonlConnectorTest, ConcurrentErasesAllTakeEffect) {
   EXPECT_EQ(Contents(), "trailing garbage\n");
 }
 
+ino_t Inode(const std::string& path) {
+  struct stat info;
+  EXPECT_EQ(::stat(path.c_str(), &info), 0);
+  return info.st_ino;
+}
+
+TEST_F(JsonlConnectorTest, RectifyReplacesOnlyTheFieldsValue) {
+  store_.collections[0].pii_fields = {{"ip", "online_identifiers"},
+                                      {"action", "usage"}};
+  std::unique_ptr<Connector> connector = Make();
+  std::vector<Identity> alice = {{"user_id", "42"},
+                                 {"email", "alice@example.com"}};
+  // kAlice2 has neither field: it is not given one.
+  absl::StatusOr<int64_t> changed = connector->Rectify(
+      alice, {{"", "ip", "198.51.100.9"}, {"activity", "action", "logout"}});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 2);
+  EXPECT_EQ(
+      Contents(),
+      absl::StrCat(
+          R"({"ts":"2024-01-01T00:00:00Z","user_id":42,"ip":"198.51.100.9","action":"logout"})"
+          "\n",
+          kOther1, kGarbage, kAlice2, kBlank, kOther2, kArray,
+          // Its spacing stays.
+          R"({"email": "ALICE@example.com", "action": "logout"})"
+          "\n",
+          kLast));
+  EXPECT_THAT(DirectoryEntries(), ElementsAre("activity.jsonl"));
+
+  // Idempotent: the second call changes nothing and leaves the file.
+  std::string after_first = Contents();
+  ino_t inode = Inode(store_.path);
+  changed = connector->Rectify(
+      alice, {{"", "ip", "198.51.100.9"}, {"activity", "action", "logout"}});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 0);
+  EXPECT_EQ(Contents(), after_first);
+  EXPECT_EQ(Inode(store_.path), inode);
+
+  // A correction of another collection, or of a field no record has.
+  changed = connector->Rectify(
+      alice, {{"accounts", "ip", "x"}, {"", "full_name", "Alice Smith"}});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 0);
+  EXPECT_EQ(Contents(), after_first);
+}
+
+TEST_F(JsonlConnectorTest, RectifyRejectsFieldsThatAreNotPii) {
+  store_.collections[0].pii_fields = {{"ip", "online_identifiers"}};
+  store_.collections[0].processing_flags = {{"restriction", "restricted"}};
+  std::unique_ptr<Connector> connector = Make();
+  std::vector<Identity> alice = {{"user_id", "42"}};
+  // Named by the inventory: rejected before the log is read.
+  for (const char* field : {"user_id", "email", "restricted"}) {
+    absl::StatusOr<int64_t> changed =
+        connector->Rectify(alice, {{"", field, "1"}});
+    EXPECT_EQ(changed.status().code(), absl::StatusCode::kInvalidArgument)
+        << field;
+    EXPECT_THAT(std::string(changed.status().message()),
+                ::testing::HasSubstr(absl::StrCat("\"", field, "\"")));
+  }
+  // In the subject's records ("ts"): rejected, and the valid ip correction
+  // is not applied either.
+  absl::StatusOr<int64_t> changed =
+      connector->Rectify(alice, {{"", "ip", "x"}, {"", "ts", "yesterday"}});
+  EXPECT_EQ(changed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(changed.status().message()),
+              ::testing::HasSubstr("\"ts\""));
+  EXPECT_EQ(Contents(), original_);
+  EXPECT_THAT(DirectoryEntries(), ElementsAre("activity.jsonl"));
+  EXPECT_EQ(connector->Rectify(alice, {{"", "ip", "\xff\xfe"}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(JsonlConnectorTest, RectifyKeepsNumbersNumbers) {
+  store_.collections[0].pii_fields = {
+      {"n", "x"}, {"s", "x"}, {"m", "x"}, {"f", "x"}, {"t", "x"}};
+  std::string log = absl::StrCat(
+      R"({"user_id":1,"n":5,"s":"5","m":5,"f":1.5,"t":"caf\u00e9"})"
+      "\n",
+      R"({"user_id":2,"n":5})"
+      "\n");
+  ASSERT_TRUE(WriteFileAtomically(store_.path, log).ok());
+  std::unique_ptr<Connector> connector = Make();
+  std::vector<FieldCorrection> corrections = {{"", "n", "6"},
+                                              {"", "s", "7"},
+                                              {"", "m", "007"},
+                                              {"", "f", "2.25"},
+                                              {"", "t", "Zoë \"Z\""}};
+  absl::StatusOr<int64_t> changed =
+      connector->Rectify({{"user_id", "1"}}, corrections);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 1);
+  EXPECT_EQ(
+      Contents(),
+      absl::StrCat(
+          R"({"user_id":1,"n":6,"s":"7","m":"007","f":2.25,"t":"Zoë \"Z\""})"
+          "\n",
+          R"({"user_id":2,"n":5})"
+          "\n"));
+  changed = connector->Rectify({{"user_id", "1"}}, corrections);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 0);
+  // The same number written again is no change.
+  changed = connector->Rectify({{"user_id", "2"}}, {{"", "n", "5"}});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 0);
+}
+
+TEST_F(JsonlConnectorTest, SetProcessingFlagSetsTrueOnMatchingLines) {
+  store_.collections[0].processing_flags = {{"restriction", "restricted"}};
+  std::string log = absl::StrCat(kAlice1, kOther1, kGarbage, kBlank, kArray,
+                                 R"({"user_id":42,"restricted":false})"
+                                 "\n",
+                                 R"({ "user_id" : 42 , "restricted" : true })"
+                                 "\n",
+                                 kLast);
+  ASSERT_TRUE(WriteFileAtomically(store_.path, log).ok());
+  std::unique_ptr<Connector> connector = Make();
+  absl::StatusOr<int64_t> flagged =
+      connector->SetProcessingFlag({{"user_id", "42"}}, "restriction");
+  ASSERT_TRUE(flagged.ok()) << flagged.status();
+  EXPECT_EQ(*flagged, 2);
+  EXPECT_EQ(
+      Contents(),
+      absl::StrCat(
+          R"({"ts":"2024-01-01T00:00:00Z","user_id":42,"ip":"192.0.2.1","action":"login","restricted":true})"
+          "\n",
+          kOther1, kGarbage, kBlank, kArray,
+          R"({"user_id":42,"restricted":true})"
+          "\n",
+          R"({ "user_id" : 42 , "restricted" : true })"
+          "\n",
+          kLast));
+
+  std::string after_first = Contents();
+  ino_t inode = Inode(store_.path);
+  flagged = connector->SetProcessingFlag({{"user_id", "42"}}, "restriction");
+  ASSERT_TRUE(flagged.ok()) << flagged.status();
+  EXPECT_EQ(*flagged, 0);
+  EXPECT_EQ(Contents(), after_first);
+  EXPECT_EQ(Inode(store_.path), inode);
+
+  // The last line, without a final newline, gets the field too.
+  flagged = connector->SetProcessingFlag({{"user_id", "7"}}, "restriction");
+  ASSERT_TRUE(flagged.ok()) << flagged.status();
+  EXPECT_EQ(*flagged, 2);
+  EXPECT_TRUE(absl::EndsWith(
+      Contents(),
+      R"({"user_id":7,"email":"bob@example.com","restricted":true})"));
+
+  EXPECT_EQ(connector->SetProcessingFlag({{"user_id", "42"}}, "erasure")
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(JsonlConnectorTest, StoreWithoutTheFlagReturnsZero) {
+  std::unique_ptr<Connector> connector = Make();
+  absl::StatusOr<int64_t> flagged =
+      connector->SetProcessingFlag({{"user_id", "42"}}, "objection");
+  ASSERT_TRUE(flagged.ok()) << flagged.status();
+  EXPECT_EQ(*flagged, 0);
+  EXPECT_EQ(Contents(), original_);
+  store_.path = dir_ + "/rotated-away.jsonl";
+  flagged = Make()->SetProcessingFlag({{"user_id", "42"}}, "objection");
+  ASSERT_TRUE(flagged.ok()) << flagged.status();
+  EXPECT_EQ(*flagged, 0);
+}
+
+TEST_F(JsonlConnectorTest, ConcurrentFlagsAndErasesAllTakeEffect) {
+  store_.collections[0].processing_flags = {{"objection", "objected"}};
+  std::string log;
+  for (int round = 0; round < 50; ++round) {
+    for (int user = 1; user <= 8; ++user) {
+      absl::StrAppend(&log, R"({"user_id":)", user, R"(,"n":)", round, "}\n");
+    }
+  }
+  ASSERT_TRUE(WriteFileAtomically(store_.path, log).ok());
+  std::unique_ptr<Connector> connector = Make();
+  std::vector<std::thread> threads;
+  std::vector<absl::StatusOr<int64_t>> results(8, int64_t{0});
+  for (int user = 1; user <= 8; ++user) {
+    threads.emplace_back([&, user] {
+      std::vector<Identity> who = {{"user_id", absl::StrCat(user)}};
+      results[user - 1] = user % 2 == 0
+                              ? connector->Erase(who)
+                              : connector->SetProcessingFlag(who, "objection");
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const auto& result : results) {
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(*result, 50);
+  }
+  std::string expected;
+  for (int round = 0; round < 50; ++round) {
+    for (int user = 1; user <= 8; user += 2) {
+      absl::StrAppend(&expected, R"({"user_id":)", user, R"(,"n":)", round,
+                      R"(,"objected":true})", "\n");
+    }
+  }
+  EXPECT_EQ(Contents(), expected);
+}
+
 TEST(CreateConnectorTest, JsonlNeedsExactlyOneCollection) {
   StoreSpec store;
   store.name = "logs";
   store.kind = "jsonl";
-  store.collections = {{"a", {{"email", "email"}}, {}},
-                       {"b", {{"email", "e"}}, {}}};
+  store.collections = {{"a", {{"email", "email"}}, {}, {}},
+                       {"b", {{"email", "e"}}, {}, {}}};
   EXPECT_EQ(CreateConnector(store).status().code(),
             absl::StatusCode::kInvalidArgument);
 }

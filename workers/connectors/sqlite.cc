@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -16,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "workers/connectors/corrections.h"
 #include "workers/connectors/export_writer.h"
 #include "workers/connectors/identity_match.h"
 
@@ -165,13 +167,13 @@ std::optional<RowFilter> BuildRowFilter(const CollectionSpec& collection,
   return filter;
 }
 
-absl::StatusOr<Statement> PrepareFiltered(Session& session,
-                                          const std::string& sql,
-                                          const RowFilter& filter) {
+// Prepares `sql` and binds `bindings` to its parameters, in order.
+absl::StatusOr<Statement> PrepareBound(Session& session, const std::string& sql,
+                                       const std::vector<Binding>& bindings) {
   ASSIGN_OR_RETURN(Statement statement, session.Prepare(sql));
-  for (size_t i = 0; i < filter.bindings.size(); ++i) {
+  for (size_t i = 0; i < bindings.size(); ++i) {
     int index = static_cast<int>(i) + 1;
-    const Binding& binding = filter.bindings[i];
+    const Binding& binding = bindings[i];
     int rc;
     if (const auto* text = std::get_if<std::string>(&binding)) {
       rc = sqlite3_bind_text(statement.get(), index, text->data(),
@@ -183,6 +185,84 @@ absl::StatusOr<Statement> PrepareFiltered(Session& session,
     if (rc != SQLITE_OK) return session.Error(rc, sql);
   }
   return statement;
+}
+
+absl::StatusOr<Statement> PrepareFiltered(Session& session,
+                                          const std::string& sql,
+                                          const RowFilter& filter) {
+  return PrepareBound(session, sql, filter.bindings);
+}
+
+// The names of `table`'s columns. FAILED_PRECONDITION when there is no such
+// table (the inventory and the schema disagree).
+absl::StatusOr<std::vector<std::string>> TableColumns(
+    Session& session, const StoreSpec& store, const std::string& table) {
+  const std::string sql = "SELECT name FROM pragma_table_info(?)";
+  ASSIGN_OR_RETURN(Statement statement,
+                   PrepareBound(session, sql, {Binding(table)}));
+  std::vector<std::string> columns;
+  int rc;
+  while ((rc = sqlite3_step(statement.get())) == SQLITE_ROW) {
+    const char* name =
+        reinterpret_cast<const char*>(sqlite3_column_text(statement.get(), 0));
+    if (name != nullptr) columns.push_back(name);
+  }
+  if (rc != SQLITE_DONE) return session.Error(rc, sql);
+  if (columns.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "store ", store.name, " (", store.path, "): no such table: ", table));
+  }
+  return columns;
+}
+
+// Sets `values` (column -> value) on the rows of `table` that `filter`
+// selects and that hold another value in at least one of those columns;
+// returns how many rows changed. Values are compared as SQLite stores them:
+// with the column's affinity (an INTEGER column holding 42 equals '42') but
+// byte for byte (COLLATE BINARY, so a change of case is a change).
+absl::StatusOr<int64_t> UpdateMatchingRows(
+    Session& session, const std::string& table, const RowFilter& filter,
+    const std::vector<std::pair<std::string, Binding>>& values) {
+  std::vector<std::string> assignments;
+  std::vector<std::string> differences;
+  std::vector<Binding> bindings;
+  for (const auto& [column, value] : values) {
+    assignments.push_back(absl::StrCat(QuoteIdentifier(column), " = ?"));
+    differences.push_back(
+        absl::StrCat(QuoteIdentifier(column), " COLLATE BINARY IS NOT ?"));
+    bindings.push_back(value);
+  }
+  bindings.insert(bindings.end(), filter.bindings.begin(),
+                  filter.bindings.end());
+  for (const auto& [column, value] : values) bindings.push_back(value);
+  std::string sql =
+      absl::StrCat("UPDATE ", QuoteIdentifier(table), " SET ",
+                   absl::StrJoin(assignments, ", "), " WHERE (", filter.sql,
+                   ") AND (", absl::StrJoin(differences, " OR "), ")");
+  ASSIGN_OR_RETURN(Statement statement, PrepareBound(session, sql, bindings));
+  int rc = sqlite3_step(statement.get());
+  if (rc != SQLITE_DONE) return session.Error(rc, sql);
+  return static_cast<int64_t>(sqlite3_changes(session.db()));
+}
+
+// Runs `body` in one IMMEDIATE transaction on a read-write connection,
+// committing when it succeeds and rolling back when it fails.
+absl::StatusOr<int64_t> InWriteTransaction(
+    const StoreSpec& store,
+    const std::function<absl::StatusOr<int64_t>(Session&)>& body) {
+  ASSIGN_OR_RETURN(Session session, Session::Open(store, /*read_only=*/false));
+  // IMMEDIATE takes the write lock up front (waiting up to the busy timeout)
+  // instead of failing halfway when a reader upgrades.
+  RETURN_IF_ERROR(session.Exec("BEGIN IMMEDIATE"));
+  absl::StatusOr<int64_t> result = body(session);
+  absl::Status status = result.status();
+  if (status.ok()) status = session.Exec("COMMIT");
+  if (!status.ok()) {
+    // Closing the connection would roll back too; this says so explicitly.
+    sqlite3_exec(session.db(), "ROLLBACK", nullptr, nullptr, nullptr);
+    return status;
+  }
+  return result;
 }
 
 nlohmann::ordered_json ColumnAsJson(sqlite3_stmt* statement, int i) {
@@ -303,32 +383,103 @@ absl::StatusOr<ConnectorResult> SqliteConnector::Discover(
 absl::StatusOr<int64_t> SqliteConnector::Erase(
     const std::vector<Identity>& identities) {
   IdentityMatcher matcher(identities);
-  ASSIGN_OR_RETURN(Session session, Session::Open(store_, /*read_only=*/false));
-  // IMMEDIATE takes the write lock up front (waiting up to the busy timeout)
-  // instead of failing halfway when a reader upgrades.
-  RETURN_IF_ERROR(session.Exec("BEGIN IMMEDIATE"));
-  int64_t deleted = 0;
-  absl::Status status = [&]() -> absl::Status {
-    for (const CollectionSpec& collection : store_.collections) {
-      std::optional<RowFilter> filter = BuildRowFilter(collection, matcher);
-      if (!filter.has_value()) continue;
-      std::string sql =
-          absl::StrCat("DELETE FROM ", QuoteIdentifier(collection.name),
-                       " WHERE ", filter->sql);
-      ASSIGN_OR_RETURN(Statement statement,
-                       PrepareFiltered(session, sql, *filter));
-      int rc = sqlite3_step(statement.get());
-      if (rc != SQLITE_DONE) return session.Error(rc, sql);
-      deleted += sqlite3_changes(session.db());
-    }
-    return session.Exec("COMMIT");
-  }();
-  if (!status.ok()) {
-    // Closing the connection would roll back too; this says so explicitly.
-    sqlite3_exec(session.db(), "ROLLBACK", nullptr, nullptr, nullptr);
-    return status;
+  return InWriteTransaction(
+      store_, [&](Session& session) -> absl::StatusOr<int64_t> {
+        int64_t deleted = 0;
+        for (const CollectionSpec& collection : store_.collections) {
+          std::optional<RowFilter> filter = BuildRowFilter(collection, matcher);
+          if (!filter.has_value()) continue;
+          std::string sql =
+              absl::StrCat("DELETE FROM ", QuoteIdentifier(collection.name),
+                           " WHERE ", filter->sql);
+          ASSIGN_OR_RETURN(Statement statement,
+                           PrepareFiltered(session, sql, *filter));
+          int rc = sqlite3_step(statement.get());
+          if (rc != SQLITE_DONE) return session.Error(rc, sql);
+          deleted += sqlite3_changes(session.db());
+        }
+        return deleted;
+      });
+}
+
+absl::StatusOr<int64_t> SqliteConnector::Rectify(
+    const std::vector<Identity>& identities,
+    const std::vector<FieldCorrection>& corrections) {
+  IdentityMatcher matcher(identities);
+  return InWriteTransaction(
+      store_, [&](Session& session) -> absl::StatusOr<int64_t> {
+        // Every correction is checked before any row changes.
+        std::vector<std::map<std::string, std::string>> updates;
+        for (const CollectionSpec& collection : store_.collections) {
+          updates.emplace_back();
+          bool concerned = false;
+          for (const FieldCorrection& correction : corrections) {
+            if (correction.collection.empty() ||
+                correction.collection == collection.name) {
+              concerned = true;
+            }
+          }
+          if (!concerned) continue;
+          ASSIGN_OR_RETURN(std::vector<std::string> columns,
+                           TableColumns(session, store_, collection.name));
+          auto has_column = [&](const std::string& field) {
+            for (const std::string& column : columns) {
+              if (absl::EqualsIgnoreCase(column, field)) return true;
+            }
+            return false;
+          };
+          ASSIGN_OR_RETURN(CollectionCorrections resolved,
+                           ResolveCorrections(store_.name, collection,
+                                              corrections, has_column));
+          updates.back() = std::move(resolved.updates);
+        }
+        int64_t changed = 0;
+        for (size_t i = 0; i < store_.collections.size(); ++i) {
+          if (updates[i].empty()) continue;
+          const CollectionSpec& collection = store_.collections[i];
+          std::optional<RowFilter> filter = BuildRowFilter(collection, matcher);
+          if (!filter.has_value()) continue;
+          // Bound as text: the column's affinity decides how it is stored,
+          // so "43" becomes the integer 43 in an INTEGER column and stays
+          // text in a TEXT or untyped one.
+          std::vector<std::pair<std::string, Binding>> values;
+          for (const auto& [field, value] : updates[i]) {
+            values.emplace_back(field, value);
+          }
+          ASSIGN_OR_RETURN(
+              int64_t rows,
+              UpdateMatchingRows(session, collection.name, *filter, values));
+          changed += rows;
+        }
+        return changed;
+      });
+}
+
+absl::StatusOr<int64_t> SqliteConnector::SetProcessingFlag(
+    const std::vector<Identity>& identities, const std::string& flag) {
+  RETURN_IF_ERROR(CheckProcessingFlagName(store_.name, flag));
+  bool any = false;
+  for (const CollectionSpec& collection : store_.collections) {
+    if (collection.processing_flags.count(flag) > 0) any = true;
   }
-  return deleted;
+  if (!any) return 0;  // Nothing to flag here; the store is not opened.
+  IdentityMatcher matcher(identities);
+  return InWriteTransaction(
+      store_, [&](Session& session) -> absl::StatusOr<int64_t> {
+        int64_t flagged = 0;
+        for (const CollectionSpec& collection : store_.collections) {
+          auto it = collection.processing_flags.find(flag);
+          if (it == collection.processing_flags.end()) continue;
+          std::optional<RowFilter> filter = BuildRowFilter(collection, matcher);
+          if (!filter.has_value()) continue;
+          ASSIGN_OR_RETURN(
+              int64_t rows,
+              UpdateMatchingRows(session, collection.name, *filter,
+                                 {{it->second, Binding(int64_t{1})}}));
+          flagged += rows;
+        }
+        return flagged;
+      });
 }
 
 }  // namespace dsar

@@ -7,15 +7,29 @@
 // 5 s busy timeout), so calls may run concurrently from several threads.
 // Export and Discover run with `PRAGMA query_only` inside one read
 // transaction (a consistent snapshot across tables); Erase deletes from every
-// table in one IMMEDIATE transaction.
+// table in one IMMEDIATE transaction, and so do Rectify and
+// SetProcessingFlag, which UPDATE matching rows.
 //
 // Matching: `"col" IN (?, ...)` with bound parameters. Columns mapped from
 // the "email" key compare with COLLATE NOCASE. A value that is a canonical
 // integer ("42") is bound both as text and as an integer, so it matches an
 // INTEGER column, a TEXT column holding "42", and an untyped column holding
 // either.
+//
+// Rectify: a correction applies to the tables whose pii_fields list its
+// field; naming a column of a table that is not a PII field is
+// INVALID_ARGUMENT, and a table without such a column is skipped. Values are
+// bound as text and stored with the column's type affinity: "43" is stored as
+// the integer 43 in an INTEGER column (and "0043" too), as text in a TEXT or
+// untyped column. Only rows whose value differs (byte for byte, as stored)
+// are updated and counted, so a second call returns 0.
+//
+// SetProcessingFlag sets the flag column to 1 on matching rows where it is
+// not 1 yet, counting those rows.
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "workers/connectors/connector.h"
 
@@ -32,6 +46,12 @@ class SqliteConnector : public Connector {
       const std::vector<Identity>& identities) override;
   absl::StatusOr<int64_t> Erase(
       const std::vector<Identity>& identities) override;
+  absl::StatusOr<int64_t> Rectify(
+      const std::vector<Identity>& identities,
+      const std::vector<FieldCorrection>& corrections) override;
+  absl::StatusOr<int64_t> SetProcessingFlag(
+      const std::vector<Identity>& identities,
+      const std::string& flag) override;
 
  private:
   const StoreSpec store_;

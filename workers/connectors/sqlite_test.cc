@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -66,10 +67,11 @@ class SqliteConnectorTest : public ::testing::Test {
     store_.collections = {
         {"users",
          {{"email", "email"}, {"user_id", "id"}, {"phone", "phone"}},
+         {},
          {}},
-        {"orders", {{"user_id", "user_id"}}, {}},
-        {"tickets", {{"user_id", "user_id"}}, {}},
-        {"odd \"table\"", {{"user_id", "user id"}}, {}},
+        {"orders", {{"user_id", "user_id"}}, {}, {}},
+        {"tickets", {{"user_id", "user_id"}}, {}, {}},
+        {"odd \"table\"", {{"user_id", "user id"}}, {}, {}},
     };
   }
 
@@ -93,6 +95,17 @@ class SqliteConnectorTest : public ::testing::Test {
     int64_t count = sqlite3_column_int64(stmt, 0);
     sqlite3_finalize(stmt);
     return count;
+  }
+
+  std::string Text(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr),
+              SQLITE_OK);
+    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    const unsigned char* text = sqlite3_column_text(stmt, 0);
+    std::string result = text ? reinterpret_cast<const char*>(text) : "NULL";
+    sqlite3_finalize(stmt);
+    return result;
   }
 
   std::unique_ptr<Connector> Make() {
@@ -217,7 +230,8 @@ TEST_F(SqliteConnectorTest, EraseDeletesEverywhereAndIsIdempotent) {
 TEST_F(SqliteConnectorTest, EraseIsOneTransaction) {
   // The last table does not exist: the whole erase fails and nothing in the
   // tables before it is deleted.
-  store_.collections.push_back({"no_such_table", {{"user_id", "user_id"}}, {}});
+  store_.collections.push_back(
+      {"no_such_table", {{"user_id", "user_id"}}, {}, {}});
   absl::StatusOr<int64_t> erased = Make()->Erase({{"user_id", "42"}});
   EXPECT_EQ(erased.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(erased.status().message()),
@@ -290,11 +304,198 @@ TEST_F(SqliteConnectorTest, ConcurrentCallsFromManyThreads) {
   EXPECT_EQ(Count("SELECT count(*) FROM orders WHERE user_id >= 1000"), 0);
 }
 
+// Rows of every table, as text, to check that nothing else changed.
+constexpr char kEverything[] =
+    "SELECT group_concat(row, ';') FROM ("
+    " SELECT quote(id)||quote(email)||quote(full_name)||quote(phone)||"
+    "  quote(photo)||quote(score) AS row FROM users"
+    " UNION ALL SELECT quote(id)||quote(user_id)||quote(item) FROM orders"
+    " UNION ALL SELECT quote(ref)||quote(user_id) FROM tickets"
+    " UNION ALL SELECT quote(\"user id\")||quote(note) FROM \"odd "
+    "\"\"table\"\"\")";
+
+TEST_F(SqliteConnectorTest, RectifyChangesOnlyTheNamedFieldOfTheSubjectsRows) {
+  store_.collections[0].pii_fields = {{"full_name", "identity"},
+                                      {"phone", "contact"}};
+  store_.collections[1].pii_fields = {{"item", "purchase_history"}};
+  std::string before = Text(kEverything);
+  std::unique_ptr<Connector> connector = Make();
+  // No collection is named: every table with a full_name column.
+  absl::StatusOr<int64_t> changed = connector->Rectify(
+      {{"email", "ALICE@example.com"}}, {{"", "full_name", "Alice Smith"}});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 1);
+  EXPECT_EQ(Text(kEverything),
+            absl::StrReplaceAll(before, {{"'Alice Adams'", "'Alice Smith'"}}));
+
+  // Idempotent: the value is already there.
+  changed = connector->Rectify({{"email", "alice@example.com"}},
+                               {{"", "full_name", "Alice Smith"}});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 0);
+
+  // Two fields of one row count the row once; one already equal is fine.
+  changed = connector->Rectify(
+      {{"user_id", "42"}},
+      {{"users", "full_name", "Alice Smith"}, {"users", "phone", "+44 9"}});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 1);
+  EXPECT_EQ(Text("SELECT phone FROM users WHERE id = 42"), "+44 9");
+  EXPECT_EQ(Text("SELECT phone FROM users WHERE id = 7"), "+44 2");
+
+  // A correction of one collection leaves the others alone.
+  changed = connector->Rectify({{"user_id", "42"}},
+                               {{"orders", "item", "standing desk"}});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM orders WHERE item = 'standing desk'"),
+            2);
+  EXPECT_EQ(Text("SELECT item FROM orders WHERE id = 4"), "chair");  // 420.
+}
+
+TEST_F(SqliteConnectorTest, RectifyRejectsFieldsThatAreNotPii) {
+  store_.collections[0].pii_fields = {{"full_name", "identity"}};
+  std::string before = Text(kEverything);
+  std::unique_ptr<Connector> connector = Make();
+  // orders has an item column, not listed as PII; the valid correction of
+  // full_name is not applied either.
+  absl::StatusOr<int64_t> changed = connector->Rectify(
+      {{"user_id", "42"}},
+      {{"", "full_name", "Eve"}, {"", "item", "stolen goods"}});
+  EXPECT_EQ(changed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(changed.status().message()),
+              ::testing::HasSubstr("\"item\""));
+  // An identity column is not PII here either.
+  changed = connector->Rectify({{"user_id", "42"}}, {{"users", "id", "43"}});
+  EXPECT_EQ(changed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(changed.status().message()),
+              ::testing::HasSubstr("\"id\""));
+  EXPECT_EQ(
+      connector->Rectify({{"user_id", "42"}}, {{"", "", "x"}}).status().code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(connector
+                ->Rectify({{"user_id", "42"}},
+                          {{"", "full_name", "A"}, {"users", "full_name", "B"}})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Text(kEverything), before);
+
+  // A field no table has, or a collection this store does not have, is
+  // skipped.
+  changed = connector->Rectify(
+      {{"user_id", "42"}},
+      {{"", "shoe_size", "9"}, {"invoices", "full_name", "Eve"}});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 0);
+  EXPECT_EQ(Text(kEverything), before);
+}
+
+TEST_F(SqliteConnectorTest, RectifiedValuesTakeTheColumnsType) {
+  Exec("ALTER TABLE users ADD COLUMN age INTEGER");
+  store_.collections[0].pii_fields = {{"age", "identity"},
+                                      {"email", "contact"}};
+  store_.collections[3].pii_fields = {{"note", "other"}};
+  std::unique_ptr<Connector> connector = Make();
+  absl::StatusOr<int64_t> changed = connector->Rectify(
+      {{"user_id", "42"}}, {{"", "age", "37"}, {"", "note", "37"}});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 3);  // users 42 and both untyped rows.
+  // Bound as text, stored with the column's affinity.
+  EXPECT_EQ(Text("SELECT typeof(age) || age FROM users WHERE id = 42"),
+            "integer37");
+  EXPECT_EQ(Count("SELECT count(*) FROM \"odd \"\"table\"\"\" "
+                  "WHERE note = '37' AND typeof(note) = 'text'"),
+            2);
+  // The same number again is no change, also in the INTEGER column.
+  changed = connector->Rectify({{"user_id", "42"}},
+                               {{"", "age", "37"}, {"", "note", "37"}});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 0);
+
+  // Text that is not a number stays text; a change of case is a change.
+  changed = connector->Rectify({{"user_id", "42"}},
+                               {{"", "email", "ALICE@example.com"}});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 1);
+  EXPECT_EQ(Text("SELECT email FROM users WHERE id = 42"), "ALICE@example.com");
+
+  // Values are bound, never spliced into the SQL.
+  const std::string evil = "x'); DROP TABLE users; --";
+  changed = connector->Rectify({{"user_id", "42"}}, {{"", "email", evil}});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(Text("SELECT email FROM users WHERE id = 42"), evil);
+  EXPECT_EQ(Count("SELECT count(*) FROM users"), 2);
+}
+
+TEST_F(SqliteConnectorTest, RectifyIsOneTransaction) {
+  // tickets lists a PII column it does not have: the whole call fails and
+  // users, corrected first, keeps its value.
+  store_.collections[0].pii_fields = {{"full_name", "identity"}};
+  store_.collections[2].pii_fields = {{"full_name", "identity"}};
+  absl::StatusOr<int64_t> changed =
+      Make()->Rectify({{"user_id", "42"}}, {{"", "full_name", "Alice Smith"}});
+  EXPECT_EQ(changed.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Text("SELECT full_name FROM users WHERE id = 42"), "Alice Adams");
+}
+
+TEST_F(SqliteConnectorTest, SetProcessingFlagSetsTheColumnToOne) {
+  Exec("ALTER TABLE users ADD COLUMN restricted INTEGER NOT NULL DEFAULT 0");
+  Exec("ALTER TABLE orders ADD COLUMN restricted BOOLEAN");
+  store_.collections[0].processing_flags = {{"restriction", "restricted"}};
+  store_.collections[1].processing_flags = {{"restriction", "restricted"}};
+  std::string before = Text(kEverything);
+  std::unique_ptr<Connector> connector = Make();
+  std::vector<Identity> alice = {{"email", "alice@EXAMPLE.com"},
+                                 {"user_id", "42"}};
+  absl::StatusOr<int64_t> flagged =
+      connector->SetProcessingFlag(alice, "restriction");
+  ASSERT_TRUE(flagged.ok()) << flagged.status();
+  EXPECT_EQ(*flagged, 3);  // users 42, orders 1 and 2.
+  EXPECT_EQ(Text("SELECT group_concat(id || ':' || restricted) FROM users"),
+            "7:0,42:1");
+  EXPECT_EQ(Text("SELECT group_concat(id || ':' || quote(restricted)) "
+                 "FROM orders"),
+            "1:1,2:1,3:NULL,4:NULL");
+  EXPECT_EQ(Text(kEverything), before);  // Nothing else changed.
+
+  flagged = connector->SetProcessingFlag(alice, "restriction");
+  ASSERT_TRUE(flagged.ok()) << flagged.status();
+  EXPECT_EQ(*flagged, 0);
+
+  // No table has an objection flag.
+  flagged = connector->SetProcessingFlag(alice, "objection");
+  ASSERT_TRUE(flagged.ok()) << flagged.status();
+  EXPECT_EQ(*flagged, 0);
+  EXPECT_EQ(connector->SetProcessingFlag(alice, "erasure").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteConnectorTest, StoreWithoutTheFlagIsNotOpened) {
+  store_.path = dir_ + "/gone.db";
+  absl::StatusOr<int64_t> flagged =
+      Make()->SetProcessingFlag({{"user_id", "42"}}, "restriction");
+  ASSERT_TRUE(flagged.ok()) << flagged.status();
+  EXPECT_EQ(*flagged, 0);
+  store_.collections[0].processing_flags = {{"restriction", "restricted"}};
+  EXPECT_EQ(Make()
+                ->SetProcessingFlag({{"user_id", "42"}}, "restriction")
+                .status()
+                .code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Make()
+                ->Rectify({{"user_id", "42"}}, {{"", "phone", "1"}})
+                .status()
+                .code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(std::filesystem::exists(store_.path));
+}
+
 TEST(CreateConnectorTest, RejectsUnknownKind) {
   StoreSpec store;
   store.name = "x";
   store.kind = "postgres";
-  store.collections = {{"t", {{"email", "email"}}, {}}};
+  store.collections = {{"t", {{"email", "email"}}, {}, {}}};
   EXPECT_EQ(CreateConnector(store).status().code(),
             absl::StatusCode::kInvalidArgument);
 }

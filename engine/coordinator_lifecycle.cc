@@ -1,0 +1,348 @@
+// The privacy lifecycle around the workflow: receipt (deadline, identity
+// verification), one-time codes, deadline extension and notices, and the
+// notification outbox. Part of Coordinator; see engine/coordinator.h.
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "engine/coordinator.h"
+#include "engine/deadlines.h"
+#include "engine/notifier.h"
+
+namespace dsar {
+namespace {
+
+std::string Rfc3339(const google::protobuf::Timestamp& time) {
+  return absl::FormatTime(absl::RFC3339_sec,
+                          absl::FromUnixSeconds(time.seconds()),
+                          absl::UTCTimeZone());
+}
+
+int64_t Millis(const google::protobuf::Timestamp& time) {
+  return time.seconds() * 1000 + time.nanos() / 1000000;
+}
+
+bool HasSignal(const internal::RequestRecord& record,
+               const std::string& signal) {
+  return std::find(record.signals().begin(), record.signals().end(), signal) !=
+         record.signals().end();
+}
+
+}  // namespace
+
+absl::Status Coordinator::StartNotifier() {
+  std::vector<std::unique_ptr<NotificationSink>> sinks;
+  if (!options_.notify_file.empty())
+    sinks.push_back(MakeFileSink(options_.notify_file));
+  if (!options_.webhook_url.empty()) {
+    if (options_.webhook_secret.size() < 16) {
+      return absl::InvalidArgumentError(
+          "webhook secret: at least 16 bytes are needed to sign webhook "
+          "bodies");
+    }
+    sinks.push_back(
+        MakeWebhookSink(options_.webhook_url, options_.webhook_secret));
+  }
+  notifier_ = std::make_unique<Notifier>(
+      std::move(sinks), [this](const std::string& id) {
+        // Delivered: leave the outbox in the next commit group.
+        Enqueue([id](Txn& txn) { txn.batch.DeleteNotification(id); });
+      });
+  // Whatever a crash left undelivered goes out again (same ids).
+  return store_->ForEachNotification(
+      [this](internal::Notification notification) {
+        notifier_->Submit(std::move(notification));
+        return absl::OkStatus();
+      });
+}
+
+void Coordinator::QueueNotification(Txn& txn, const LiveRequest& live,
+                                    const std::string& kind,
+                                    const nlohmann::json& extra) {
+  const v1::Request& request = live.record.request();
+  internal::Notification notification;
+  notification.set_id(absl::StrCat(
+      request.id(), "/", live.record.next_event_sequence(), "/", kind));
+  notification.set_request_id(request.id());
+  notification.set_kind(kind);
+  notification.set_created_ms(txn.now_ms);
+  nlohmann::json payload = {
+      {"id", notification.id()},
+      {"kind", kind},
+      {"request_id", request.id()},
+      {"type", v1::RequestType_Name(request.type())},
+      {"regulation", request.regulation()},
+      {"status", v1::RequestStatus_Name(request.status())},
+      {"deadline", Rfc3339(request.deadline())},
+      {"time",
+       absl::FormatTime(absl::RFC3339_full, absl::FromUnixMillis(txn.now_ms),
+                        absl::UTCTimeZone())},
+  };
+  for (const auto& [key, value] : extra.items()) payload[key] = value;
+  notification.set_payload_json(payload.dump());
+  txn.batch.PutNotification(notification);
+  txn.notifications.push_back(std::move(notification));
+}
+
+void Coordinator::NotifyStatusChange(Txn& txn, const LiveRequest& live,
+                                     v1::RequestStatus before) {
+  v1::RequestStatus after = live.record.request().status();
+  if (after == before) return;
+  switch (after) {
+    case v1::COMPLETED:
+      QueueNotification(txn, live, "completed");
+      break;
+    case v1::FAILED:
+      QueueNotification(txn, live, "failed",
+                        {{"error", live.record.request().error()},
+                         {"cause", live.record.request().cause()}});
+      break;
+    case v1::CANCELLED:
+      QueueNotification(txn, live, "cancelled",
+                        {{"cause", live.record.request().cause()}});
+      break;
+    case v1::RUNNING:
+      if (before == v1::VERIFYING || before == v1::RECEIVED) {
+        QueueNotification(txn, live, "started");
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+void Coordinator::ReceiveRequest(Txn& txn, LiveRequest& live,
+                                 const v1::CreateRequestRequest& request) {
+  QueueNotification(txn, live, "received");
+  if (!request.has_verified() && options_.verify_unattested) return;
+  // Verified before it arrived: by the caller (audited with its evidence
+  // reference), or by configuration.
+  v1::IdentityVerification* verification =
+      live.record.mutable_request()->mutable_verification();
+  if (request.has_verified()) {
+    verification->set_method(request.verified().method().empty()
+                                 ? "caller_attested"
+                                 : request.verified().method());
+    verification->set_evidence_ref(request.verified().evidence_ref());
+  } else {
+    verification->set_method("not_required_by_configuration");
+  }
+  SetTimestampMillis(txn.now_ms, verification->mutable_verified_at());
+  live.record.add_signals(kSignalIdentityVerified);
+  EventDraft verified;
+  verified.kind = "identity_verified";
+  verified.detail =
+      absl::StrCat("method=", verification->method(),
+                   verification->evidence_ref().empty() ? "" : " evidence_ref=",
+                   verification->evidence_ref());
+  AppendEvents(txn, live, {verified});
+}
+
+void Coordinator::IssueVerificationCode(Txn& txn, LiveRequest& live) {
+  if (live.record.request().status() != v1::VERIFYING) return;
+  uint32_t random = 0;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&random), sizeof(random)) !=
+      1) {
+    std::fprintf(stderr,
+                 "dsard: FATAL: no randomness for a verification code\n");
+    std::abort();
+  }
+  std::string code = absl::StrFormat("%08u", random % 100000000u);
+  live.record.set_verification_code_hmac(audit_->SubjectHmac(
+      absl::StrCat("verification:", live.record.request().id()), code));
+  live.record.set_verification_attempts(0);
+  live.record.set_timer_due_ms(
+      txn.now_ms + absl::ToInt64Milliseconds(options_.verification_ttl));
+  EventDraft issued;
+  issued.kind = "verification_code_issued";
+  issued.state = live.record.request().current_state();
+  issued.detail = absl::StrCat(
+      "expires=",
+      absl::FormatTime(absl::RFC3339_sec,
+                       absl::FromUnixMillis(live.record.timer_due_ms()),
+                       absl::UTCTimeZone()),
+      " attempts=", options_.verification_attempts);
+  AppendEvents(txn, live, {issued});
+  // The code travels to the subject only through the notifier; at rest the
+  // request keeps its HMAC.
+  QueueNotification(
+      txn, live, "verification_needed",
+      {{"verification_code", code},
+       {"expires",
+        absl::FormatTime(absl::RFC3339_sec,
+                         absl::FromUnixMillis(live.record.timer_due_ms()),
+                         absl::UTCTimeZone())}});
+}
+
+absl::StatusOr<v1::Request> Coordinator::VerifyIdentity(
+    const v1::VerifyIdentityRequest& request) {
+  if (request.id().empty()) return absl::InvalidArgumentError("id: required");
+  if (request.code().empty() || request.code().size() > 32) {
+    return absl::InvalidArgumentError(
+        "code: required (the one-time code the subject received)");
+  }
+  return RunInLoop<v1::Request>([this, request](
+                                    Txn& txn) -> absl::StatusOr<v1::Request> {
+    auto it = live_.find(request.id());
+    if (it == live_.end()) {
+      ASSIGN_OR_RETURN(internal::RequestRecord stored,
+                       store_->GetRequest(request.id()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("request ", request.id(), " is ",
+                       v1::RequestStatus_Name(stored.request().status()),
+                       ", not waiting for verification"));
+    }
+    LiveRequest& live = it->second;
+    if (live.record.request().status() != v1::VERIFYING ||
+        live.record.verification_code_hmac().empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "request ", request.id(), " is not waiting for verification"));
+    }
+    std::string presented = audit_->SubjectHmac(
+        absl::StrCat("verification:", request.id()), request.code());
+    const std::string& expected = live.record.verification_code_hmac();
+    bool matches =
+        presented.size() == expected.size() &&
+        CRYPTO_memcmp(presented.data(), expected.data(), expected.size()) == 0;
+    if (!matches) {
+      uint32_t attempts = live.record.verification_attempts() + 1;
+      live.record.set_verification_attempts(attempts);
+      int left = options_.verification_attempts - static_cast<int>(attempts);
+      EventDraft failed;
+      failed.kind = "verification_failed";
+      failed.detail = absl::StrCat("wrong code, attempt ", attempts, " of ",
+                                   options_.verification_attempts);
+      AppendEvents(txn, live, {failed});
+      if (left <= 0) {
+        Mutate(txn, live, [](Interpreter&, internal::RequestRecord* record) {
+          v1::Request* r = record->mutable_request();
+          r->set_status(v1::FAILED);
+          r->set_error("Identity.NotVerified");
+          r->set_cause("too many wrong verification codes");
+        });
+        EventDraft closed;
+        closed.kind = "failed";
+        closed.detail =
+            "Identity.NotVerified: too many wrong verification codes";
+        SetTimestampMillis(
+            txn.now_ms, live.record.mutable_request()->mutable_completed_at());
+        AppendEvents(txn, live, {closed});
+        return absl::PermissionDeniedError(
+            "code: wrong code; no attempts left, the request is closed");
+      }
+      return absl::PermissionDeniedError(
+          absl::StrCat("code: wrong code (", left, " attempt",
+                       left == 1 ? "" : "s", " left)"));
+    }
+    v1::IdentityVerification* verification =
+        live.record.mutable_request()->mutable_verification();
+    verification->set_method("one_time_code");
+    SetTimestampMillis(txn.now_ms, verification->mutable_verified_at());
+    live.record.add_signals(kSignalIdentityVerified);
+    live.record.clear_verification_code_hmac();
+    live.record.set_timer_due_ms(0);
+    EventDraft verified;
+    verified.kind = "identity_verified";
+    verified.detail = "method=one_time_code";
+    AppendEvents(txn, live, {verified});
+    Mutate(txn, live,
+           [](Interpreter& interpreter, internal::RequestRecord* record) {
+             interpreter.Advance(record);
+           });
+    return ToPublicRequest(live.record);
+  });
+}
+
+absl::StatusOr<v1::Request> Coordinator::ExtendDeadline(
+    const v1::ExtendDeadlineRequest& request, const std::string& actor) {
+  if (request.id().empty()) return absl::InvalidArgumentError("id: required");
+  if (request.reason().empty()) {
+    return absl::InvalidArgumentError(
+        "reason: required (the subject must be told why)");
+  }
+  if (request.reason().size() > 1024) {
+    return absl::InvalidArgumentError("reason: longer than 1024 characters");
+  }
+  return RunInLoop<v1::Request>([this, request, actor](
+                                    Txn& txn) -> absl::StatusOr<v1::Request> {
+    auto it = live_.find(request.id());
+    if (it == live_.end()) {
+      ASSIGN_OR_RETURN(internal::RequestRecord stored,
+                       store_->GetRequest(request.id()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("request ", request.id(), " is already ",
+                       v1::RequestStatus_Name(stored.request().status())));
+    }
+    LiveRequest& live = it->second;
+    v1::Request* stored = live.record.mutable_request();
+    absl::StatusOr<absl::Time> extended = ExtendedDeadline(
+        stored->regulation(),
+        absl::FromUnixMillis(Millis(stored->created_at())),
+        absl::FromUnixMillis(Millis(stored->deadline())), request.extension(),
+        absl::FromUnixMillis(txn.now_ms), zone_);
+    if (!extended.ok()) {
+      // Name the API field rather than the helper's parameter.
+      std::string message(extended.status().message());
+      if (message.rfind("extension_", 0) == 0) {
+        message = absl::StrCat("extension", message.substr(message.find(':')));
+      }
+      return absl::Status(extended.status().code(), message);
+    }
+    SetTimestampMillis(absl::ToUnixMillis(*extended),
+                       stored->mutable_deadline());
+    stored->set_extension_reason(request.reason());
+    live.record.set_deadline_near_notified(false);
+    EventDraft event;
+    event.kind = "deadline_extended";
+    event.actor = actor;
+    event.detail = absl::StrCat(
+        "deadline=", Rfc3339(stored->deadline()), " by=", request.extension(),
+        stored->regulation() == kRegulationGdpr ? " month(s)" : " day(s)");
+    AppendEvents(txn, live, {event});
+    QueueNotification(txn, live, "extended", {{"reason", request.reason()}});
+    Schedule(txn, live);
+    return ToPublicRequest(live.record);
+  });
+}
+
+void Coordinator::ScheduleDeadlineNotices(LiveRequest& live) {
+  const internal::RequestRecord& record = live.record;
+  if (!record.request().has_deadline()) return;
+  int64_t deadline = Millis(record.request().deadline());
+  const std::string& id = record.request().id();
+  if (!record.deadline_near_notified()) {
+    PushTimer({deadline - absl::ToInt64Milliseconds(options_.deadline_notice),
+               TimerKind::kDeadline, id, 0, 0});
+  }
+  if (!record.overdue_notified())
+    PushTimer({deadline, TimerKind::kDeadline, id, 0, 0});
+}
+
+void Coordinator::FireDeadlineNotice(Txn& txn, LiveRequest& live) {
+  internal::RequestRecord& record = live.record;
+  int64_t deadline = Millis(record.request().deadline());
+  std::string kind;
+  if (txn.now_ms >= deadline && !record.overdue_notified()) {
+    record.set_overdue_notified(true);
+    record.set_deadline_near_notified(true);
+    kind = "overdue";
+  } else if (txn.now_ms >= deadline - absl::ToInt64Milliseconds(
+                                          options_.deadline_notice) &&
+             txn.now_ms < deadline && !record.deadline_near_notified()) {
+    record.set_deadline_near_notified(true);
+    kind = "deadline_near";
+  } else {
+    return;  // A stale timer (the deadline moved).
+  }
+  EventDraft event;
+  event.kind = kind;
+  event.detail =
+      absl::StrCat("deadline=", Rfc3339(record.request().deadline()));
+  AppendEvents(txn, live, {event});
+  QueueNotification(txn, live, kind);
+}
+
+}  // namespace dsar

@@ -1,0 +1,1648 @@
+#include "engine/coordinator.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/files.h"
+#include "common/sha256.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "storage/artifact_writer.h"
+
+namespace dsar {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsSupersetOf;
+using ::testing::Not;
+
+// The coordinator never opens the stores, so their paths need not exist.
+// a feeds identities to b; c is erased after b.
+constexpr char kInventoryYaml[] = R"yaml(
+stores:
+  - name: a
+    kind: sqlite
+    path: /nonexistent/a.db
+    tables:
+      - name: users
+        identity_fields: {email: email, user_id: id}
+        pii_fields: {email: contact, full_name: identity}
+  - name: b
+    kind: sqlite
+    path: /nonexistent/b.db
+    tables:
+      - name: orders
+        identity_fields: {user_id: user_id}
+    identities_from: [a]
+  - name: c
+    kind: jsonl
+    path: /nonexistent/c.jsonl
+    identity_fields: {email: email}
+    pii_fields: {email: contact}
+    erase_after: [b]
+)yaml";
+
+constexpr absl::Duration kStatusDeadline = absl::Seconds(20);
+
+v1::SubjectIdentity Email(const std::string& value) {
+  v1::SubjectIdentity identity;
+  identity.set_type(v1::EMAIL);
+  identity.set_value(value);
+  return identity;
+}
+
+v1::CreateRequestRequest NewCreate(v1::RequestType type,
+                                   std::vector<std::string> stores = {},
+                                   const std::string& idempotency_key = "") {
+  v1::CreateRequestRequest create;
+  create.set_type(type);
+  *create.add_identities() = Email("jane@example.com");
+  for (const std::string& store : stores) create.add_stores(store);
+  create.set_idempotency_key(idempotency_key);
+  return create;
+}
+
+// The step of `store` in the request's most recent Map run, or nullptr.
+const v1::StoreStep* Step(const v1::Request& request,
+                          const std::string& store) {
+  const v1::StoreStep* found = nullptr;
+  for (const v1::StoreStep& step : request.steps()) {
+    if (step.store() == store) found = &step;
+  }
+  return found;
+}
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern =
+        (fs::temp_directory_path() / "coordinator_test.XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    absl::StatusOr<Inventory> inventory =
+        Inventory::Parse(kInventoryYaml, dir_);
+    ASSERT_TRUE(inventory.ok()) << inventory.status();
+    inventory_ = std::make_shared<const Inventory>(std::move(*inventory));
+    absl::StatusOr<std::shared_ptr<const WorkflowDefinition>> definition =
+        WorkflowDefinition::Parse(WorkflowDefinition::DefaultJson());
+    ASSERT_TRUE(definition.ok()) << definition.status();
+    definition_ = *definition;
+    Start();
+  }
+
+  void TearDown() override {
+    coordinator_.reset();
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
+
+  // (Re)opens the coordinator on dir_; the previous one is destroyed first.
+  void Start(absl::Duration lease_duration = absl::Seconds(30)) {
+    coordinator_.reset();
+    Coordinator::Options options;
+    options.data_dir = dir_;
+    options.definition = definition_;
+    options.inventory = inventory_;
+    options.lease_duration = lease_duration;
+    // These tests drive the workflow itself; verification has its own tests.
+    options.verify_unattested = false;
+    if (configure_) configure_(options);
+    absl::StatusOr<std::unique_ptr<Coordinator>> coordinator =
+        Coordinator::Create(options);
+    ASSERT_TRUE(coordinator.ok()) << coordinator.status();
+    coordinator_ = std::move(*coordinator);
+  }
+
+  // Restarts with `configure` applied to the options, now and on later
+  // restarts.
+  void StartWith(std::function<void(Coordinator::Options&)> configure) {
+    configure_ = std::move(configure);
+    Start();
+  }
+
+  v1::Request Create(const v1::CreateRequestRequest& create) {
+    absl::StatusOr<v1::Request> created = coordinator_->CreateRequest(create);
+    EXPECT_TRUE(created.ok()) << created.status();
+    return created.value_or(v1::Request());
+  }
+
+  v1::Request Get(const std::string& id) {
+    absl::StatusOr<v1::Request> request = coordinator_->GetRequest(id);
+    EXPECT_TRUE(request.ok()) << request.status();
+    return request.value_or(v1::Request());
+  }
+
+  std::optional<v1::Task> Poll(const std::string& worker_id,
+                               std::vector<std::string> stores,
+                               int wait_ms = 100) {
+    v1::PollTaskRequest poll;
+    poll.set_worker_id(worker_id);
+    for (const std::string& store : stores) poll.add_stores(store);
+    poll.set_wait_ms(wait_ms);
+    absl::StatusOr<std::optional<v1::Task>> task =
+        coordinator_->PollTask(poll, [] { return false; });
+    EXPECT_TRUE(task.ok()) << task.status();
+    return task.ok() ? *task : std::nullopt;
+  }
+
+  // Uploads an export for `task` as `worker_id` would; returns its SHA-256.
+  absl::StatusOr<std::string> Upload(const v1::Task& task,
+                                     const std::string& worker_id) {
+    v1::ArtifactHeader header;
+    header.set_worker_id(worker_id);
+    header.set_task_id(task.task_id());
+    header.set_attempt(task.attempt());
+    absl::StatusOr<std::string> path =
+        coordinator_->ArtifactPathForUpload(header);
+    if (!path.ok()) return path.status();
+    absl::StatusOr<std::unique_ptr<ArtifactWriter>> writer =
+        ArtifactWriter::Create(*path);
+    if (!writer.ok()) return writer.status();
+    absl::Status appended = (*writer)->Append(
+        absl::StrCat(R"({"store":")", task.store(), R"(","records":[]})"));
+    if (!appended.ok()) return appended;
+    absl::StatusOr<ArtifactInfo> info = (*writer)->Commit();
+    if (!info.ok()) return info.status();
+    return info->sha256;
+  }
+
+  absl::Status CompleteWith(const v1::Task& task, const std::string& worker_id,
+                            uint32_t attempt, const std::string& sha256,
+                            std::vector<v1::SubjectIdentity> discovered = {}) {
+    v1::CompleteTaskRequest complete;
+    complete.set_worker_id(worker_id);
+    complete.set_task_id(task.task_id());
+    complete.set_attempt(attempt);
+    complete.set_record_count(1);
+    complete.set_artifact_sha256(sha256);
+    for (const v1::SubjectIdentity& identity : discovered)
+      *complete.add_discovered_identities() = identity;
+    return coordinator_->CompleteTask(complete);
+  }
+
+  // Does the task as its holder: uploads the export if it is one, then
+  // completes it.
+  absl::Status Finish(const v1::Task& task, const std::string& worker_id,
+                      std::vector<v1::SubjectIdentity> discovered = {}) {
+    std::string sha256;
+    if (task.operation() == "export") {
+      absl::StatusOr<std::string> uploaded = Upload(task, worker_id);
+      if (!uploaded.ok()) return uploaded.status();
+      sha256 = *uploaded;
+    }
+    return CompleteWith(task, worker_id, task.attempt(), sha256,
+                        std::move(discovered));
+  }
+
+  absl::Status Fail(const v1::Task& task, const std::string& worker_id,
+                    uint32_t attempt) {
+    v1::FailTaskRequest fail;
+    fail.set_worker_id(worker_id);
+    fail.set_task_id(task.task_id());
+    fail.set_attempt(attempt);
+    fail.set_error("Connector.Unavailable");
+    fail.set_cause("store is down");
+    return coordinator_->FailTask(fail);
+  }
+
+  absl::StatusOr<int64_t> Heartbeat(const v1::Task& task,
+                                    const std::string& worker_id,
+                                    uint32_t attempt) {
+    v1::HeartbeatRequest heartbeat;
+    heartbeat.set_worker_id(worker_id);
+    heartbeat.set_task_id(task.task_id());
+    heartbeat.set_attempt(attempt);
+    return coordinator_->Heartbeat(heartbeat);
+  }
+
+  // Polls GetRequest until `done` holds; the bundle runs on its own thread.
+  v1::Request WaitFor(const std::string& id,
+                      const std::function<bool(const v1::Request&)>& done) {
+    absl::Time deadline = absl::Now() + kStatusDeadline;
+    v1::Request request;
+    while (absl::Now() < deadline) {
+      request = Get(id);
+      if (done(request)) return request;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "condition not reached for " << id << ":\n"
+                  << request.DebugString();
+    return request;
+  }
+
+  v1::Request WaitForStatus(const std::string& id, v1::RequestStatus status) {
+    return WaitFor(id, [status](const v1::Request& request) {
+      return request.status() == status;
+    });
+  }
+
+  std::vector<v1::Event> AllEvents(const std::string& id) {
+    v1::ListEventsRequest list;
+    list.set_request_id(id);
+    list.set_page_size(1000);
+    absl::StatusOr<v1::ListEventsResponse> events =
+        coordinator_->ListEvents(list);
+    EXPECT_TRUE(events.ok()) << events.status();
+    if (!events.ok()) return {};
+    EXPECT_TRUE(events->next_page_token().empty());
+    return {events->events().begin(), events->events().end()};
+  }
+
+  std::vector<std::string> EventKinds(const std::string& id) {
+    std::vector<std::string> kinds;
+    for (const v1::Event& event : AllEvents(id)) kinds.push_back(event.kind());
+    return kinds;
+  }
+
+  // Polls `done` until it holds or kStatusDeadline passed.
+  static bool WaitUntil(const std::function<bool()>& done) {
+    absl::Time deadline = absl::Now() + kStatusDeadline;
+    while (absl::Now() < deadline) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return done();
+  }
+
+  std::string NotifyPath() const { return dir_ + "/notifications.jsonl"; }
+
+  // The complete lines of the notification file (all requests when
+  // `request_id` is empty), in file order.
+  std::vector<nlohmann::json> Notifications(
+      const std::string& request_id = "") const {
+    std::vector<nlohmann::json> lines;
+    absl::StatusOr<std::string> text = ReadFile(NotifyPath());
+    if (!text.ok()) return lines;
+    std::vector<std::string> parts = absl::StrSplit(*text, '\n');
+    parts.pop_back();  // After the last newline: empty or being written.
+    for (const std::string& part : parts) {
+      nlohmann::json line = nlohmann::json::parse(part, nullptr, false);
+      EXPECT_FALSE(line.is_discarded()) << part;
+      if (line.is_discarded()) continue;
+      if (request_id.empty() || line.value("request_id", "") == request_id) {
+        lines.push_back(std::move(line));
+      }
+    }
+    return lines;
+  }
+
+  static std::vector<std::string> Kinds(
+      const std::vector<nlohmann::json>& lines) {
+    std::vector<std::string> kinds;
+    for (const nlohmann::json& line : lines) {
+      kinds.push_back(line.value("kind", ""));
+    }
+    return kinds;
+  }
+
+  // Waits until the file has a notification of `kind` for the request;
+  // delivery is asynchronous.
+  nlohmann::json WaitForNotification(const std::string& request_id,
+                                     const std::string& kind) {
+    nlohmann::json found;
+    bool seen = WaitUntil([&] {
+      for (nlohmann::json& line : Notifications(request_id)) {
+        if (line.value("kind", "") == kind) {
+          found = std::move(line);
+          return true;
+        }
+      }
+      return false;
+    });
+    EXPECT_TRUE(seen) << "no \"" << kind << "\" notification for " << request_id
+                      << "; have: "
+                      << ::testing::PrintToString(
+                             Kinds(Notifications(request_id)));
+    return found;
+  }
+
+  // The one-time code the subject was sent.
+  std::string WaitForCode(const std::string& request_id) {
+    nlohmann::json needed =
+        WaitForNotification(request_id, "verification_needed");
+    return needed.value("verification_code", "");
+  }
+
+  absl::StatusOr<v1::Request> Verify(const std::string& id,
+                                     const std::string& code) {
+    v1::VerifyIdentityRequest verify;
+    verify.set_id(id);
+    verify.set_code(code);
+    return coordinator_->VerifyIdentity(verify);
+  }
+
+  absl::StatusOr<v1::Request> Extend(const std::string& id, int extension,
+                                     const std::string& reason,
+                                     const std::string& actor = "") {
+    v1::ExtendDeadlineRequest extend;
+    extend.set_id(id);
+    extend.set_extension(extension);
+    extend.set_reason(reason);
+    return coordinator_->ExtendDeadline(extend, actor);
+  }
+
+  absl::StatusOr<v1::Request> Retry(const std::string& id,
+                                    std::vector<std::string> stores = {},
+                                    const std::string& reason = "",
+                                    const std::string& actor = "") {
+    v1::RetryRequestRequest retry;
+    retry.set_id(id);
+    for (const std::string& store : stores) retry.add_stores(store);
+    retry.set_reason(reason);
+    return coordinator_->RetryRequest(retry, actor);
+  }
+
+  // The events of `kind`, in order.
+  std::vector<v1::Event> EventsOf(const std::string& id,
+                                  const std::string& kind) {
+    std::vector<v1::Event> out;
+    for (v1::Event& event : AllEvents(id)) {
+      if (event.kind() == kind) out.push_back(std::move(event));
+    }
+    return out;
+  }
+
+  std::string dir_;
+  std::shared_ptr<const Inventory> inventory_;
+  std::shared_ptr<const WorkflowDefinition> definition_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::function<void(Coordinator::Options&)> configure_;
+};
+
+TEST_F(CoordinatorTest, AccessRequestRunsToCompletionWithABundle) {
+  v1::Request created = Create(NewCreate(v1::ACCESS));
+  EXPECT_THAT(created.id(), ::testing::StartsWith("dsr_"));
+  EXPECT_EQ(created.status(), v1::RUNNING);
+  EXPECT_EQ(created.current_state(), "ExportStores");
+  EXPECT_EQ(created.regulation(), "GDPR");
+  EXPECT_EQ(created.definition_version(), definition_->version());
+  EXPECT_THAT(created.stores(), ElementsAre("a", "b", "c"));
+  ASSERT_EQ(created.steps_size(), 3);
+  EXPECT_EQ(Step(created, "a")->status(), v1::READY);
+  EXPECT_EQ(Step(created, "b")->status(), v1::WAITING);
+  EXPECT_EQ(Step(created, "c")->status(), v1::READY);
+  // The answer came after the commit: the stored copy says the same.
+  EXPECT_EQ(Get(created.id()).status(), v1::RUNNING);
+
+  std::optional<v1::Task> first = Poll("w1", {"a", "b", "c"});
+  std::optional<v1::Task> second = Poll("w1", {"a", "b", "c"});
+  ASSERT_TRUE(first && second);
+  // b still waits for a's identities.
+  EXPECT_FALSE(Poll("w1", {"a", "b", "c"}, 50).has_value());
+  std::set<std::string> leased = {first->store(), second->store()};
+  EXPECT_EQ(leased, (std::set<std::string>{"a", "c"}));
+  const v1::Task& task_a = first->store() == "a" ? *first : *second;
+  const v1::Task& task_c = first->store() == "a" ? *second : *first;
+  EXPECT_EQ(task_a.request_id(), created.id());
+  EXPECT_EQ(task_a.operation(), "export");
+  EXPECT_EQ(task_a.attempt(), 1u);
+  EXPECT_EQ(task_a.request_type(), v1::ACCESS);
+  EXPECT_EQ(task_a.lease_duration_ms(), 30000);
+  EXPECT_GT(task_a.lease_expires_unix_ms(), absl::ToUnixMillis(absl::Now()));
+  ASSERT_EQ(task_a.identities_size(), 1);
+  EXPECT_EQ(task_a.identities(0).value(), "jane@example.com");
+  v1::Request running = Get(created.id());
+  EXPECT_EQ(Step(running, "a")->status(), v1::LEASED);
+  EXPECT_EQ(Step(running, "a")->worker_id(), "w1");
+  EXPECT_EQ(Step(running, "a")->attempts(), 1u);
+
+  v1::SubjectIdentity user_id;
+  user_id.set_type(v1::USER_ID);
+  user_id.set_value("42");
+  ASSERT_TRUE(Finish(task_a, "w1", {user_id}).ok());
+  std::optional<v1::Task> task_b = Poll("w2", {"b"});
+  ASSERT_TRUE(task_b.has_value());
+  EXPECT_EQ(task_b->request_id(), created.id());
+  // The identity found in a travels downstream.
+  ASSERT_EQ(task_b->identities_size(), 2);
+  EXPECT_EQ(task_b->identities(1).type(), v1::USER_ID);
+  EXPECT_EQ(task_b->identities(1).value(), "42");
+  ASSERT_TRUE(Finish(task_c, "w1").ok());
+  ASSERT_TRUE(Finish(*task_b, "w2").ok());
+
+  v1::Request done = WaitForStatus(created.id(), v1::COMPLETED);
+  EXPECT_EQ(done.current_state(), "Finalize");
+  EXPECT_TRUE(done.has_completed_at());
+  for (const std::string store : {"a", "b", "c"}) {
+    ASSERT_NE(Step(done, store), nullptr) << store;
+    EXPECT_EQ(Step(done, store)->status(), v1::SUCCEEDED) << store;
+    EXPECT_EQ(Step(done, store)->artifact_sha256().size(), 64u) << store;
+  }
+  const v1::Bundle& bundle = done.bundle();
+  ASSERT_TRUE(fs::exists(bundle.path())) << bundle.path();
+  EXPECT_EQ(static_cast<int64_t>(fs::file_size(bundle.path())),
+            bundle.size_bytes());
+  absl::StatusOr<std::string> sha256 = Sha256FileHex(bundle.path());
+  ASSERT_TRUE(sha256.ok()) << sha256.status();
+  EXPECT_EQ(*sha256, bundle.sha256());
+  EXPECT_THAT(bundle.files(), IsSupersetOf({"manifest.json", "data/a.json",
+                                            "data/b.json", "data/c.json"}));
+
+  std::vector<std::string> kinds = EventKinds(created.id());
+  ASSERT_FALSE(kinds.empty());
+  EXPECT_EQ(kinds.front(), "received");
+  EXPECT_EQ(kinds.back(), "completed");
+  EXPECT_THAT(kinds, IsSupersetOf({"task_leased", "task_completed",
+                                   "store_succeeded", "task_started"}));
+  // Finished requests stay readable and listed.
+  v1::ListRequestsRequest completed;
+  completed.set_status(v1::COMPLETED);
+  absl::StatusOr<v1::ListRequestsResponse> listed =
+      coordinator_->ListRequests(completed);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->requests_size(), 1);
+  EXPECT_EQ(listed->requests(0).id(), created.id());
+}
+
+TEST_F(CoordinatorTest, ErasureRunsDiscoveryThenEraseWithoutBundle) {
+  v1::Request created = Create(NewCreate(v1::ERASURE));
+  std::vector<std::string> operations;
+  // Drain: each poll hands out whatever is ready; erase_after keeps c until
+  // b is erased.
+  for (int n = 0; n < 6; ++n) {
+    std::optional<v1::Task> task = Poll("w1", {"a", "b", "c"}, 5000);
+    ASSERT_TRUE(task.has_value()) << "task " << n;
+    operations.push_back(absl::StrCat(task->operation(), ":", task->store()));
+    if (task->operation() == "erase" && task->store() == "c") {
+      EXPECT_THAT(operations, Contains("erase:b"));
+    }
+    ASSERT_TRUE(Finish(*task, "w1").ok());
+  }
+  EXPECT_THAT(operations, ::testing::UnorderedElementsAre(
+                              "discover:a", "discover:b", "discover:c",
+                              "erase:a", "erase:b", "erase:c"));
+  v1::Request done = WaitForStatus(created.id(), v1::COMPLETED);
+  EXPECT_FALSE(done.has_bundle());
+  EXPECT_EQ(done.steps_size(), 6);
+}
+
+TEST_F(CoordinatorTest, StaleAttemptOrOtherWorkerIsRefused) {
+  v1::Request created = Create(NewCreate(v1::ACCESS, {"a"}));
+  std::optional<v1::Task> task = Poll("w1", {"a"});
+  ASSERT_TRUE(task.has_value());
+  ASSERT_EQ(task->attempt(), 1u);
+  absl::StatusOr<std::string> sha256 = Upload(*task, "w1");
+  ASSERT_TRUE(sha256.ok()) << sha256.status();
+  size_t events_before = AllEvents(created.id()).size();
+
+  EXPECT_EQ(CompleteWith(*task, "w1", 2, *sha256).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(CompleteWith(*task, "w1", 0, *sha256).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(CompleteWith(*task, "w2", 1, *sha256).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Fail(*task, "w2", 1).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Fail(*task, "w1", 2).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Heartbeat(*task, "w2", 1).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  v1::Task stale = *task;
+  stale.set_attempt(2);
+  EXPECT_EQ(Upload(stale, "w1").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  v1::Task other_worker = *task;
+  EXPECT_EQ(Upload(other_worker, "w2").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // An export needs its upload: no sha, or no file for that attempt.
+  EXPECT_EQ(CompleteWith(*task, "w1", 1, "").code(),
+            absl::StatusCode::kInvalidArgument);
+
+  v1::Request unchanged = Get(created.id());
+  EXPECT_EQ(unchanged.status(), v1::RUNNING);
+  EXPECT_EQ(Step(unchanged, "a")->status(), v1::LEASED);
+  EXPECT_EQ(Step(unchanged, "a")->attempts(), 1u);
+  EXPECT_EQ(Step(unchanged, "a")->worker_id(), "w1");
+  EXPECT_EQ(AllEvents(created.id()).size(), events_before);
+
+  // The holder still can.
+  ASSERT_TRUE(CompleteWith(*task, "w1", 1, *sha256).ok());
+  EXPECT_EQ(Step(Get(created.id()), "a")->status(), v1::SUCCEEDED);
+  // And only once.
+  EXPECT_EQ(CompleteWith(*task, "w1", 1, *sha256).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(CoordinatorTest, ExportWithoutUploadedArtifactIsRefused) {
+  Create(NewCreate(v1::ACCESS, {"a"}));
+  std::optional<v1::Task> task = Poll("w1", {"a"});
+  ASSERT_TRUE(task.has_value());
+  std::string made_up(64, 'a');
+  EXPECT_EQ(CompleteWith(*task, "w1", 1, made_up).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Step(Get(task->request_id()), "a")->status(), v1::LEASED);
+}
+
+TEST_F(CoordinatorTest, UnknownTaskIsNotFound) {
+  v1::Request created = Create(NewCreate(v1::ACCESS, {"a"}));
+  for (const std::string& task_id :
+       {std::string("dsr_000000000000000000000000/0/0"),
+        absl::StrCat(created.id(), "/0/7"),
+        absl::StrCat(created.id(), "/3/0")}) {
+    SCOPED_TRACE(task_id);
+    v1::Task task;
+    task.set_task_id(task_id);
+    task.set_attempt(1);
+    EXPECT_EQ(CompleteWith(task, "w1", 1, "").code(),
+              absl::StatusCode::kNotFound);
+    EXPECT_EQ(Fail(task, "w1", 1).code(), absl::StatusCode::kNotFound);
+    EXPECT_EQ(Heartbeat(task, "w1", 1).status().code(),
+              absl::StatusCode::kNotFound);
+  }
+  v1::Task garbage;
+  garbage.set_task_id("not-a-task");
+  EXPECT_EQ(CompleteWith(garbage, "w1", 1, "").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Get(created.id()).status(), v1::RUNNING);
+  EXPECT_EQ(coordinator_->GetRequest("dsr_missing").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(CoordinatorTest, InvalidCreateStoresNothing) {
+  v1::CreateRequestRequest no_identity = NewCreate(v1::ACCESS, {}, "key-1");
+  no_identity.clear_identities();
+  EXPECT_EQ(coordinator_->CreateRequest(no_identity).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::Status no_corrections =
+      coordinator_->CreateRequest(NewCreate(v1::RECTIFICATION, {}, "k"))
+          .status();
+  EXPECT_EQ(no_corrections.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(no_corrections.message()),
+              ::testing::StartsWith("corrections:"));
+  absl::Status unknown_store =
+      coordinator_->CreateRequest(NewCreate(v1::ACCESS, {"a", "zzz"}, "k"))
+          .status();
+  EXPECT_EQ(unknown_store.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(unknown_store.message()), HasSubstr("stores[1]"));
+
+  absl::StatusOr<v1::ListRequestsResponse> listed =
+      coordinator_->ListRequests(v1::ListRequestsRequest());
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed->requests_size(), 0);
+  EXPECT_TRUE(listed->next_page_token().empty());
+  // Nothing was queued either.
+  EXPECT_FALSE(Poll("w1", {"a", "b", "c"}, 50).has_value());
+  // A rejected request does not claim its idempotency key.
+  v1::Request created = Create(NewCreate(v1::ACCESS, {}, "key-1"));
+  EXPECT_FALSE(created.id().empty());
+}
+
+TEST_F(CoordinatorTest, IdempotencyKeyReturnsTheFirstRequest) {
+  v1::Request first = Create(NewCreate(v1::ACCESS, {"a"}, "order-77"));
+  // Same subject, written differently: still the same request.
+  v1::CreateRequestRequest retry = NewCreate(v1::ACCESS, {"a"}, "order-77");
+  retry.mutable_identities(0)->set_value(" Jane@Example.COM ");
+  v1::Request again = Create(retry);
+  EXPECT_EQ(again.id(), first.id());
+
+  absl::Status other_type =
+      coordinator_->CreateRequest(NewCreate(v1::ERASURE, {"a"}, "order-77"))
+          .status();
+  EXPECT_EQ(other_type.code(), absl::StatusCode::kAlreadyExists) << other_type;
+  EXPECT_THAT(std::string(other_type.message()),
+              ::testing::StartsWith("idempotency_key:"));
+  v1::CreateRequestRequest other_subject =
+      NewCreate(v1::ACCESS, {"a"}, "order-77");
+  other_subject.mutable_identities(0)->set_value("john@example.com");
+  EXPECT_EQ(coordinator_->CreateRequest(other_subject).status().code(),
+            absl::StatusCode::kAlreadyExists);
+
+  absl::StatusOr<v1::ListRequestsResponse> listed =
+      coordinator_->ListRequests(v1::ListRequestsRequest());
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->requests_size(), 1);
+  // One request, so one task.
+  EXPECT_TRUE(Poll("w1", {"a"}).has_value());
+  EXPECT_FALSE(Poll("w1", {"a"}, 50).has_value());
+
+  // Still honoured once the request is finished and after a restart.
+  v1::CancelRequestRequest cancel;
+  cancel.set_id(first.id());
+  ASSERT_TRUE(coordinator_->CancelRequest(cancel).ok());
+  EXPECT_EQ(Create(NewCreate(v1::ACCESS, {"a"}, "order-77")).id(), first.id());
+  Start();
+  EXPECT_EQ(Create(NewCreate(v1::ACCESS, {"a"}, "order-77")).id(), first.id());
+  EXPECT_NE(Create(NewCreate(v1::ACCESS, {"a"}, "order-78")).id(), first.id());
+}
+
+TEST_F(CoordinatorTest, ExpiredLeaseIsRequeuedWithTheNextAttempt) {
+  Start(absl::Milliseconds(200));
+  v1::Request created = Create(NewCreate(v1::ACCESS, {"a"}));
+  std::optional<v1::Task> first = Poll("w1", {"a"});
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->attempt(), 1u);
+  EXPECT_EQ(first->lease_duration_ms(), 200);
+
+  // w1 goes silent. The lease expires, the retry back-off (at most 1 s)
+  // passes, and the task goes to the next poller.
+  std::optional<v1::Task> second = Poll("w2", {"a"}, 10000);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->task_id(), first->task_id());
+  EXPECT_EQ(second->attempt(), 2u);
+
+  // The fencing token refuses the old holder.
+  EXPECT_EQ(CompleteWith(*first, "w1", 1, "").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Heartbeat(*first, "w1", 1).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Upload(*first, "w1").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  std::vector<v1::Event> events = AllEvents(created.id());
+  bool saw_expiry = false;
+  for (const v1::Event& event : events) {
+    if (event.kind() != "lease_expired") continue;
+    saw_expiry = true;
+    EXPECT_EQ(event.attempt(), 1u);
+    EXPECT_EQ(event.worker_id(), "w1");
+    EXPECT_EQ(event.store(), "a");
+  }
+  EXPECT_TRUE(saw_expiry);
+  EXPECT_THAT(EventKinds(created.id()), Contains("retry_scheduled"));
+
+  ASSERT_TRUE(Finish(*second, "w2").ok());
+  v1::Request done = WaitForStatus(created.id(), v1::COMPLETED);
+  EXPECT_EQ(Step(done, "a")->attempts(), 2u);
+  EXPECT_EQ(Step(done, "a")->worker_id(), "w2");
+}
+
+TEST_F(CoordinatorTest, HeartbeatsKeepTheLease) {
+  Start(absl::Milliseconds(200));
+  v1::Request created = Create(NewCreate(v1::ACCESS, {"a"}));
+  std::optional<v1::Task> task = Poll("w1", {"a"});
+  ASSERT_TRUE(task.has_value());
+
+  absl::Time end = absl::Now() + absl::Milliseconds(600);
+  int64_t last_expiry = task->lease_expires_unix_ms();
+  while (absl::Now() < end) {
+    // Pacing the worker's heartbeats, not synchronisation.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    absl::StatusOr<int64_t> expiry = Heartbeat(*task, "w1", 1);
+    ASSERT_TRUE(expiry.ok()) << expiry.status();
+    EXPECT_GE(*expiry, last_expiry);
+    last_expiry = *expiry;
+  }
+  v1::Request still = Get(created.id());
+  EXPECT_EQ(Step(still, "a")->status(), v1::LEASED);
+  EXPECT_EQ(Step(still, "a")->attempts(), 1u);
+  EXPECT_THAT(EventKinds(created.id()), Not(Contains("lease_expired")));
+  ASSERT_TRUE(Finish(*task, "w1").ok());
+  EXPECT_EQ(Step(Get(created.id()), "a")->status(), v1::SUCCEEDED);
+}
+
+TEST_F(CoordinatorTest, FailedTaskIsRetriedWithTheNextAttempt) {
+  v1::Request created = Create(NewCreate(v1::ACCESS, {"a"}));
+  std::optional<v1::Task> first = Poll("w1", {"a"});
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(Fail(*first, "w1", 1).ok());
+  v1::Request waiting = Get(created.id());
+  EXPECT_EQ(Step(waiting, "a")->status(), v1::RETRY_WAIT);
+  EXPECT_EQ(Step(waiting, "a")->error(), "");
+  // Only once.
+  EXPECT_EQ(Fail(*first, "w1", 1).code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  std::optional<v1::Task> second = Poll("w1", {"a"}, 10000);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->attempt(), 2u);
+  ASSERT_TRUE(Finish(*second, "w1").ok());
+  WaitForStatus(created.id(), v1::COMPLETED);
+}
+
+TEST_F(CoordinatorTest, CancelEndsTheRequestAndRefusesItsTasks) {
+  v1::Request created = Create(NewCreate(v1::ACCESS));
+  std::optional<v1::Task> task = Poll("w1", {"a"});
+  ASSERT_TRUE(task.has_value());
+  absl::StatusOr<std::string> sha256 = Upload(*task, "w1");
+  ASSERT_TRUE(sha256.ok()) << sha256.status();
+
+  v1::CancelRequestRequest cancel;
+  cancel.set_id(created.id());
+  cancel.set_reason("withdrawn by the subject");
+  absl::StatusOr<v1::Request> cancelled = coordinator_->CancelRequest(cancel);
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->status(), v1::CANCELLED);
+  EXPECT_EQ(cancelled->cause(), "withdrawn by the subject");
+  v1::Request stored = Get(created.id());
+  EXPECT_EQ(stored.status(), v1::CANCELLED);
+  for (const std::string store : {"a", "b", "c"}) {
+    EXPECT_EQ(Step(stored, store)->status(), v1::SKIPPED) << store;
+  }
+
+  absl::Status late = CompleteWith(*task, "w1", 1, *sha256);
+  EXPECT_EQ(late.code(), absl::StatusCode::kFailedPrecondition) << late;
+  EXPECT_THAT(std::string(late.message()), HasSubstr("CANCELLED"));
+  EXPECT_EQ(Heartbeat(*task, "w1", 1).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // c was queued before the cancel; it is not handed out after.
+  EXPECT_FALSE(Poll("w1", {"a", "b", "c"}, 50).has_value());
+  EXPECT_EQ(coordinator_->CancelRequest(cancel).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  cancel.set_id("dsr_missing");
+  EXPECT_EQ(coordinator_->CancelRequest(cancel).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Get(created.id()).status(), v1::CANCELLED);
+  EXPECT_EQ(EventKinds(created.id()).back(), "cancelled");
+}
+
+TEST_F(CoordinatorTest, RecoversLiveRequestsAfterRestart) {
+  // r1: a leased (export uploaded, not completed), c completed, b waiting.
+  v1::Request r1 = Create(NewCreate(v1::ACCESS, {}, "r1"));
+  std::optional<v1::Task> r1_a = Poll("w1", {"a"});
+  ASSERT_TRUE(r1_a.has_value());
+  absl::StatusOr<std::string> r1_a_sha = Upload(*r1_a, "w1");
+  ASSERT_TRUE(r1_a_sha.ok()) << r1_a_sha.status();
+  std::optional<v1::Task> r1_c = Poll("w1", {"c"});
+  ASSERT_TRUE(r1_c.has_value());
+  ASSERT_TRUE(Finish(*r1_c, "w1").ok());
+  // r2: c failed once and waits for its retry.
+  v1::Request r2 = Create(NewCreate(v1::ACCESS, {"c"}));
+  std::optional<v1::Task> r2_c = Poll("w1", {"c"});
+  ASSERT_TRUE(r2_c.has_value());
+  ASSERT_TRUE(Fail(*r2_c, "w1", 1).ok());
+  // r3: b ready, never polled.
+  v1::Request r3 = Create(NewCreate(v1::ERASURE, {"b"}));
+  // r4: finished before the restart.
+  v1::Request r4 = Create(NewCreate(v1::ACCESS, {"a"}));
+  v1::CancelRequestRequest cancel;
+  cancel.set_id(r4.id());
+  ASSERT_TRUE(coordinator_->CancelRequest(cancel).ok());
+  size_t r1_events = AllEvents(r1.id()).size();
+
+  Start();
+
+  v1::Request r1_back = Get(r1.id());
+  EXPECT_EQ(r1_back.status(), v1::RUNNING);
+  EXPECT_EQ(Step(r1_back, "a")->status(), v1::LEASED);
+  EXPECT_EQ(Step(r1_back, "a")->attempts(), 1u);
+  EXPECT_EQ(Step(r1_back, "b")->status(), v1::WAITING);
+  EXPECT_EQ(Step(r1_back, "c")->status(), v1::SUCCEEDED);
+  EXPECT_EQ(AllEvents(r1.id()).size(), r1_events);
+  EXPECT_EQ(Get(r4.id()).status(), v1::CANCELLED);
+
+  // The leased task is not handed out again; its holder completes it with
+  // the same fencing token.
+  std::optional<v1::Task> r3_b = Poll("w2", {"a", "b"});
+  ASSERT_TRUE(r3_b.has_value());
+  EXPECT_EQ(r3_b->request_id(), r3.id());
+  EXPECT_EQ(r3_b->operation(), "discover");
+  EXPECT_EQ(r3_b->attempt(), 1u);
+  EXPECT_FALSE(Poll("w2", {"a", "b"}, 50).has_value());
+  EXPECT_TRUE(Heartbeat(*r1_a, "w1", 1).ok());
+  ASSERT_TRUE(CompleteWith(*r1_a, "w1", 1, *r1_a_sha).ok());
+
+  std::optional<v1::Task> r1_b = Poll("w2", {"b"});
+  ASSERT_TRUE(r1_b.has_value());
+  EXPECT_EQ(r1_b->request_id(), r1.id());
+  ASSERT_TRUE(Finish(*r1_b, "w2").ok());
+  v1::Request r1_done = WaitForStatus(r1.id(), v1::COMPLETED);
+  EXPECT_TRUE(fs::exists(r1_done.bundle().path()));
+
+  // The retry timer came back too.
+  std::optional<v1::Task> r2_retry = Poll("w2", {"c"}, 10000);
+  ASSERT_TRUE(r2_retry.has_value());
+  EXPECT_EQ(r2_retry->request_id(), r2.id());
+  EXPECT_EQ(r2_retry->attempt(), 2u);
+  ASSERT_TRUE(Finish(*r2_retry, "w2").ok());
+  WaitForStatus(r2.id(), v1::COMPLETED);
+
+  // r3 continues into its erase pass.
+  ASSERT_TRUE(Finish(*r3_b, "w2").ok());
+  std::optional<v1::Task> r3_erase = Poll("w2", {"b"});
+  ASSERT_TRUE(r3_erase.has_value());
+  EXPECT_EQ(r3_erase->operation(), "erase");
+  ASSERT_TRUE(Finish(*r3_erase, "w2").ok());
+  EXPECT_EQ(Get(r3.id()).status(), v1::COMPLETED);
+
+  // The event log went on where it stopped: no sequence reused or skipped.
+  std::vector<v1::Event> events = AllEvents(r1.id());
+  ASSERT_GT(events.size(), r1_events);
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].sequence(), i + 1);
+  }
+}
+
+TEST_F(CoordinatorTest, BuiltinInterruptedByRestartRunsAgain) {
+  v1::Request created = Create(NewCreate(v1::ACCESS, {"c"}));
+  std::optional<v1::Task> task = Poll("w1", {"c"});
+  ASSERT_TRUE(task.has_value());
+  ASSERT_TRUE(Finish(*task, "w1").ok());
+  // The bundle may or may not have run before the restart; either way the
+  // request completes afterwards.
+  Start();
+  v1::Request done = WaitForStatus(created.id(), v1::COMPLETED);
+  EXPECT_TRUE(fs::exists(done.bundle().path()));
+}
+
+TEST_F(CoordinatorTest, ListRequestsFiltersAndPaginates) {
+  std::vector<std::string> ids;
+  for (v1::RequestType type :
+       {v1::ACCESS, v1::ERASURE, v1::ACCESS, v1::ERASURE, v1::ACCESS}) {
+    ids.push_back(Create(NewCreate(type, {"a"})).id());
+  }
+  v1::CancelRequestRequest cancel;
+  cancel.set_id(ids[2]);
+  ASSERT_TRUE(coordinator_->CancelRequest(cancel).ok());
+
+  auto list_ids = [&](v1::RequestStatus status, v1::RequestType type) {
+    v1::ListRequestsRequest list;
+    list.set_status(status);
+    list.set_type(type);
+    absl::StatusOr<v1::ListRequestsResponse> listed =
+        coordinator_->ListRequests(list);
+    EXPECT_TRUE(listed.ok()) << listed.status();
+    std::set<std::string> out;
+    if (!listed.ok()) return out;
+    for (const v1::Request& request : listed->requests()) {
+      EXPECT_TRUE(status == v1::REQUEST_STATUS_UNSPECIFIED ||
+                  request.status() == status);
+      EXPECT_TRUE(type == v1::REQUEST_TYPE_UNSPECIFIED ||
+                  request.type() == type);
+      out.insert(request.id());
+    }
+    return out;
+  };
+  using Ids = std::set<std::string>;
+  EXPECT_EQ(
+      list_ids(v1::REQUEST_STATUS_UNSPECIFIED, v1::REQUEST_TYPE_UNSPECIFIED),
+      Ids(ids.begin(), ids.end()));
+  EXPECT_EQ(list_ids(v1::CANCELLED, v1::REQUEST_TYPE_UNSPECIFIED),
+            Ids({ids[2]}));
+  EXPECT_EQ(list_ids(v1::RUNNING, v1::REQUEST_TYPE_UNSPECIFIED),
+            Ids({ids[0], ids[1], ids[3], ids[4]}));
+  EXPECT_EQ(list_ids(v1::REQUEST_STATUS_UNSPECIFIED, v1::ERASURE),
+            Ids({ids[1], ids[3]}));
+  EXPECT_EQ(list_ids(v1::RUNNING, v1::ACCESS), Ids({ids[0], ids[4]}));
+  EXPECT_EQ(list_ids(v1::COMPLETED, v1::REQUEST_TYPE_UNSPECIFIED), Ids());
+
+  // Pages of 2 over 5: 2, 2, 1, oldest first, no duplicates, no gaps.
+  std::vector<std::string> paged;
+  std::vector<int> page_sizes;
+  v1::ListRequestsRequest list;
+  list.set_page_size(2);
+  int64_t last_created_ms = 0;
+  for (int page = 0; page < 10; ++page) {
+    absl::StatusOr<v1::ListRequestsResponse> listed =
+        coordinator_->ListRequests(list);
+    ASSERT_TRUE(listed.ok()) << listed.status();
+    page_sizes.push_back(listed->requests_size());
+    for (const v1::Request& request : listed->requests()) {
+      paged.push_back(request.id());
+      int64_t created_ms = request.created_at().seconds() * 1000 +
+                           request.created_at().nanos() / 1000000;
+      EXPECT_GE(created_ms, last_created_ms);
+      last_created_ms = created_ms;
+    }
+    if (listed->next_page_token().empty()) break;
+    list.set_page_token(listed->next_page_token());
+  }
+  EXPECT_THAT(page_sizes, ElementsAre(2, 2, 1));
+  EXPECT_EQ(paged.size(), 5u);
+  EXPECT_EQ(Ids(paged.begin(), paged.end()), Ids(ids.begin(), ids.end()));
+
+  // Filtered pages of 1 over the three ACCESS requests.
+  std::vector<std::string> access;
+  v1::ListRequestsRequest by_type;
+  by_type.set_type(v1::ACCESS);
+  by_type.set_page_size(1);
+  for (int page = 0; page < 10; ++page) {
+    absl::StatusOr<v1::ListRequestsResponse> listed =
+        coordinator_->ListRequests(by_type);
+    ASSERT_TRUE(listed.ok()) << listed.status();
+    for (const v1::Request& request : listed->requests())
+      access.push_back(request.id());
+    if (listed->next_page_token().empty()) break;
+    by_type.set_page_token(listed->next_page_token());
+  }
+  EXPECT_EQ(Ids(access.begin(), access.end()), Ids({ids[0], ids[2], ids[4]}));
+  EXPECT_EQ(access.size(), 3u);
+
+  v1::ListRequestsRequest bad;
+  bad.set_page_token("not a token");
+  EXPECT_EQ(coordinator_->ListRequests(bad).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // A token of the RUNNING listing does not continue the full listing.
+  v1::ListRequestsRequest running;
+  running.set_status(v1::RUNNING);
+  running.set_page_size(1);
+  absl::StatusOr<v1::ListRequestsResponse> first_running =
+      coordinator_->ListRequests(running);
+  ASSERT_TRUE(first_running.ok());
+  ASSERT_FALSE(first_running->next_page_token().empty());
+  bad.set_page_token(first_running->next_page_token());
+  EXPECT_EQ(coordinator_->ListRequests(bad).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  bad.clear_page_token();
+  bad.set_page_size(1001);
+  EXPECT_EQ(coordinator_->ListRequests(bad).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(CoordinatorTest, ListEventsInSequenceOrderWithPagination) {
+  v1::Request created = Create(NewCreate(v1::ACCESS, {"a", "c"}));
+  for (int n = 0; n < 2; ++n) {
+    std::optional<v1::Task> task = Poll("w1", {"a", "c"});
+    ASSERT_TRUE(task.has_value());
+    ASSERT_TRUE(Finish(*task, "w1").ok());
+  }
+  WaitForStatus(created.id(), v1::COMPLETED);
+  std::vector<v1::Event> all = AllEvents(created.id());
+  ASSERT_GE(all.size(), 10u);
+
+  std::vector<v1::Event> paged;
+  v1::ListEventsRequest list;
+  list.set_request_id(created.id());
+  list.set_page_size(3);
+  for (int page = 0; page < 100; ++page) {
+    absl::StatusOr<v1::ListEventsResponse> events =
+        coordinator_->ListEvents(list);
+    ASSERT_TRUE(events.ok()) << events.status();
+    EXPECT_LE(events->events_size(), 3);
+    for (const v1::Event& event : events->events()) paged.push_back(event);
+    if (events->next_page_token().empty()) break;
+    list.set_page_token(events->next_page_token());
+  }
+  ASSERT_EQ(paged.size(), all.size());
+  for (size_t i = 0; i < paged.size(); ++i) {
+    EXPECT_EQ(paged[i].sequence(), i + 1);
+    EXPECT_EQ(paged[i].request_id(), created.id());
+    EXPECT_EQ(paged[i].kind(), all[i].kind());
+  }
+  EXPECT_EQ(paged.front().kind(), "received");
+  // verify_unattested is off: verified by configuration at receipt.
+  EXPECT_EQ(paged[1].kind(), "identity_verified");
+  EXPECT_EQ(paged[1].detail(), "method=not_required_by_configuration");
+  EXPECT_EQ(paged[2].kind(), "state_entered");
+  EXPECT_EQ(paged[2].state(), "VerifyIdentity");
+  EXPECT_EQ(paged[3].kind(), "state_entered");
+  EXPECT_EQ(paged[3].state(), "ChooseRight");
+  EXPECT_EQ(paged.back().kind(), "completed");
+
+  v1::ListEventsRequest unknown;
+  unknown.set_request_id("dsr_missing");
+  EXPECT_EQ(coordinator_->ListEvents(unknown).status().code(),
+            absl::StatusCode::kNotFound);
+  list.set_page_token("x");
+  EXPECT_EQ(coordinator_->ListEvents(list).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(CoordinatorTest, PollValidatesAndTimesOutEmpty) {
+  v1::PollTaskRequest poll;
+  poll.add_stores("a");
+  auto never = [] { return false; };
+  EXPECT_EQ(coordinator_->PollTask(poll, never).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  poll.set_worker_id("w1");
+  poll.clear_stores();
+  EXPECT_EQ(coordinator_->PollTask(poll, never).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  poll.add_stores("zzz");
+  EXPECT_EQ(coordinator_->PollTask(poll, never).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(Poll("w1", {"a"}, 50).has_value());
+}
+
+// --- Identity verification -------------------------------------------------
+
+class VerificationTest : public CoordinatorTest {
+ protected:
+  void SetUp() override {
+    CoordinatorTest::SetUp();
+    ASSERT_NO_FATAL_FAILURE(StartVerifying([](Coordinator::Options&) {}));
+  }
+
+  // Requests without `verified` wait for the subject's code, sent through
+  // the file sink.
+  void StartVerifying(std::function<void(Coordinator::Options&)> more) {
+    StartWith([this, more](Coordinator::Options& options) {
+      options.verify_unattested = true;
+      options.notify_file = NotifyPath();
+      more(options);
+    });
+  }
+
+  // A code that is not `code` (same shape).
+  static std::string WrongCode(const std::string& code) {
+    std::string wrong = code.empty() ? "00000000" : code;
+    wrong[0] = wrong[0] == '9' ? '0' : static_cast<char>(wrong[0] + 1);
+    return wrong;
+  }
+};
+
+TEST_F(VerificationTest, TheOneTimeCodeStartsTheWorkflow) {
+  v1::Request created = Create(NewCreate(v1::ACCESS, {"a"}));
+  EXPECT_EQ(created.status(), v1::VERIFYING);
+  EXPECT_EQ(created.current_state(), "VerifyIdentity");
+  EXPECT_EQ(created.steps_size(), 0);
+  EXPECT_FALSE(created.has_verification());
+  // Default TTL: 72 hours from receipt.
+  EXPECT_EQ(created.verification_expires_at().seconds() -
+                created.created_at().seconds(),
+            72 * 3600);
+  EXPECT_EQ(Get(created.id()).status(), v1::VERIFYING);
+  // No work before the subject proved who they are.
+  EXPECT_FALSE(Poll("w1", {"a", "b", "c"}, 50).has_value());
+
+  std::string code = WaitForCode(created.id());
+  ASSERT_EQ(code.size(), 8u) << code;
+  // The code reaches the subject only: neither the request nor its audited
+  // events carry it.
+  EXPECT_THAT(Get(created.id()).DebugString(), Not(HasSubstr(code)));
+  for (const v1::Event& event : AllEvents(created.id())) {
+    EXPECT_THAT(event.detail(), Not(HasSubstr(code))) << event.kind();
+  }
+  EXPECT_EQ(EventsOf(created.id(), "verification_code_issued").size(), 1u);
+
+  absl::StatusOr<v1::Request> wrong = Verify(created.id(), WrongCode(code));
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kPermissionDenied)
+      << wrong.status();
+  EXPECT_THAT(std::string(wrong.status().message()), HasSubstr("4 attempts"));
+  EXPECT_EQ(Get(created.id()).status(), v1::VERIFYING);
+  std::vector<v1::Event> failures =
+      EventsOf(created.id(), "verification_failed");
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].detail(), "wrong code, attempt 1 of 5");
+  EXPECT_FALSE(Poll("w1", {"a"}, 50).has_value());
+
+  absl::StatusOr<v1::Request> verified = Verify(created.id(), code);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_EQ(verified->status(), v1::RUNNING);
+  EXPECT_EQ(verified->current_state(), "ExportStores");
+  EXPECT_EQ(verified->verification().method(), "one_time_code");
+  EXPECT_TRUE(verified->verification().has_verified_at());
+  EXPECT_FALSE(verified->has_verification_expires_at());
+  ASSERT_NE(Step(*verified, "a"), nullptr);
+  EXPECT_EQ(Step(*verified, "a")->status(), v1::READY);
+  std::vector<v1::Event> identity_verified =
+      EventsOf(created.id(), "identity_verified");
+  ASSERT_EQ(identity_verified.size(), 1u);
+  EXPECT_EQ(identity_verified[0].detail(), "method=one_time_code");
+
+  std::optional<v1::Task> task = Poll("w1", {"a"});
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(task->request_id(), created.id());
+  WaitForNotification(created.id(), "started");
+
+  // Used up: the request no longer waits for a code.
+  EXPECT_EQ(Verify(created.id(), code).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(VerificationTest, TooManyWrongCodesCloseTheRequest) {
+  ASSERT_NO_FATAL_FAILURE(StartVerifying([](Coordinator::Options& options) {
+    options.verification_attempts = 2;
+  }));
+  v1::Request created = Create(NewCreate(v1::ERASURE, {"a"}));
+  std::string code = WaitForCode(created.id());
+
+  absl::Status first = Verify(created.id(), WrongCode(code)).status();
+  EXPECT_EQ(first.code(), absl::StatusCode::kPermissionDenied) << first;
+  EXPECT_THAT(std::string(first.message()), HasSubstr("1 attempt left"));
+  EXPECT_EQ(Get(created.id()).status(), v1::VERIFYING);
+  absl::Status second = Verify(created.id(), WrongCode(code)).status();
+  EXPECT_EQ(second.code(), absl::StatusCode::kPermissionDenied) << second;
+
+  v1::Request closed = Get(created.id());
+  EXPECT_EQ(closed.status(), v1::FAILED);
+  EXPECT_EQ(closed.error(), "Identity.NotVerified");
+  EXPECT_TRUE(closed.has_completed_at());
+  EXPECT_EQ(EventsOf(created.id(), "verification_failed").size(), 2u);
+  EXPECT_EQ(EventKinds(created.id()).back(), "failed");
+  nlohmann::json failed = WaitForNotification(created.id(), "failed");
+  EXPECT_EQ(failed.value("error", ""), "Identity.NotVerified");
+
+  // Even the right code is too late now, and no task was ever queued.
+  EXPECT_EQ(Verify(created.id(), code).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Get(created.id()).status(), v1::FAILED);
+  EXPECT_FALSE(Poll("w1", {"a"}, 50).has_value());
+}
+
+TEST_F(VerificationTest, AnExpiredCodeFailsTheRequest) {
+  ASSERT_NO_FATAL_FAILURE(StartVerifying([](Coordinator::Options& options) {
+    options.verification_ttl = absl::Milliseconds(300);
+  }));
+  v1::Request created = Create(NewCreate(v1::ACCESS, {"a"}));
+  ASSERT_EQ(created.status(), v1::VERIFYING);
+  auto millis = [](const google::protobuf::Timestamp& t) {
+    return t.seconds() * 1000 + t.nanos() / 1000000;
+  };
+  EXPECT_EQ(
+      millis(created.verification_expires_at()) - millis(created.created_at()),
+      300);
+  std::string code = WaitForCode(created.id());
+
+  v1::Request expired = WaitForStatus(created.id(), v1::FAILED);
+  EXPECT_EQ(expired.error(), "Identity.VerificationExpired");
+  EXPECT_GE(millis(expired.completed_at()),
+            millis(created.verification_expires_at()));
+  EXPECT_EQ(Verify(created.id(), code).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(Poll("w1", {"a"}, 50).has_value());
+  WaitForNotification(created.id(), "failed");
+}
+
+TEST_F(VerificationTest, ACallerAttestedRequestRunsAtOnce) {
+  v1::CreateRequestRequest create = NewCreate(v1::ACCESS, {"a"});
+  create.mutable_verified()->set_method("logged_in_session");
+  create.mutable_verified()->set_evidence_ref("session-7f3a");
+  v1::Request created = Create(create);
+  EXPECT_EQ(created.status(), v1::RUNNING);
+  EXPECT_EQ(created.verification().method(), "logged_in_session");
+  EXPECT_EQ(created.verification().evidence_ref(), "session-7f3a");
+  EXPECT_TRUE(created.verification().has_verified_at());
+  std::vector<v1::Event> verified = EventsOf(created.id(), "identity_verified");
+  ASSERT_EQ(verified.size(), 1u);
+  EXPECT_EQ(verified[0].detail(),
+            "method=logged_in_session evidence_ref=session-7f3a");
+  EXPECT_TRUE(EventsOf(created.id(), "verification_code_issued").empty());
+  EXPECT_TRUE(Poll("w1", {"a"}).has_value());
+
+  // Not waiting for a code; unknown ids and empty codes are refused too.
+  EXPECT_EQ(Verify(created.id(), "12345678").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Verify("dsr_missing", "12345678").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Verify(created.id(), "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // No code was sent for it.
+  WaitForNotification(created.id(), "started");
+  EXPECT_THAT(Kinds(Notifications(created.id())),
+              Not(Contains("verification_needed")));
+}
+
+// --- Statutory deadlines ---------------------------------------------------
+
+int64_t Millis(const google::protobuf::Timestamp& t) {
+  return t.seconds() * 1000 + t.nanos() / 1000000;
+}
+
+absl::Time TimeOf(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixMillis(Millis(t));
+}
+
+// The last millisecond of `day` in `zone`.
+absl::Time EndOf(absl::CivilDay day, absl::TimeZone zone) {
+  return absl::FromCivil(day + 1, zone) - absl::Milliseconds(1);
+}
+
+// `day` plus `months` calendar months, clamped to the end of the month.
+absl::CivilDay PlusMonths(absl::CivilDay day, int months) {
+  absl::CivilMonth month = absl::CivilMonth(day) + months;
+  int last = (absl::CivilDay(month + 1) - 1).day();
+  return absl::CivilDay(month.year(), month.month(), std::min(day.day(), last));
+}
+
+class DeadlineTest : public CoordinatorTest {
+ protected:
+  // UTC+14 all year: the receipt day and the end of the day differ from
+  // UTC's.
+  static constexpr char kZone[] = "Pacific/Kiritimati";
+
+  void SetUp() override {
+    CoordinatorTest::SetUp();
+    ASSERT_TRUE(absl::LoadTimeZone(kZone, &zone_));
+    ASSERT_NO_FATAL_FAILURE(StartWith(
+        [](Coordinator::Options& options) { options.time_zone = kZone; }));
+  }
+
+  v1::CreateRequestRequest Under(const std::string& regulation) {
+    v1::CreateRequestRequest create = NewCreate(v1::ACCESS, {"a"});
+    create.set_regulation(regulation);
+    return create;
+  }
+
+  absl::TimeZone zone_;
+};
+
+TEST_F(DeadlineTest, OneCalendarMonthForGdprAnd45DaysForCcpa) {
+  v1::Request gdpr = Create(Under("GDPR"));
+  absl::CivilDay received = absl::ToCivilDay(TimeOf(gdpr.created_at()), zone_);
+  EXPECT_EQ(TimeOf(gdpr.deadline()), EndOf(PlusMonths(received, 1), zone_))
+      << absl::FormatTime(TimeOf(gdpr.deadline()), zone_);
+  EXPECT_EQ(Millis(gdpr.original_deadline()), Millis(gdpr.deadline()));
+  EXPECT_TRUE(gdpr.extension_reason().empty());
+  EXPECT_EQ(Millis(Get(gdpr.id()).deadline()), Millis(gdpr.deadline()));
+
+  v1::Request ccpa = Create(Under("CCPA"));
+  received = absl::ToCivilDay(TimeOf(ccpa.created_at()), zone_);
+  EXPECT_EQ(TimeOf(ccpa.deadline()), EndOf(received + 45, zone_))
+      << absl::FormatTime(TimeOf(ccpa.deadline()), zone_);
+  EXPECT_EQ(Millis(ccpa.original_deadline()), Millis(ccpa.deadline()));
+}
+
+TEST_F(DeadlineTest, ExtendsOnceWithAReason) {
+  v1::Request created = Create(Under("GDPR"));
+  absl::Status no_reason = Extend(created.id(), 2, "").status();
+  EXPECT_EQ(no_reason.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(no_reason.message()),
+              ::testing::StartsWith("reason:"));
+  absl::Status too_long = Extend(created.id(), 3, "complex").status();
+  EXPECT_EQ(too_long.code(), absl::StatusCode::kInvalidArgument) << too_long;
+  EXPECT_THAT(std::string(too_long.message()),
+              ::testing::StartsWith("extension"));
+  EXPECT_EQ(Extend("dsr_missing", 2, "complex").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Millis(Get(created.id()).deadline()), Millis(created.deadline()));
+  EXPECT_TRUE(EventsOf(created.id(), "deadline_extended").empty());
+
+  absl::StatusOr<v1::Request> extended =
+      Extend(created.id(), 2, "many systems to search", "dpo@example.com");
+  ASSERT_TRUE(extended.ok()) << extended.status();
+  absl::CivilDay original_day =
+      absl::ToCivilDay(TimeOf(created.deadline()), zone_);
+  EXPECT_EQ(TimeOf(extended->deadline()),
+            EndOf(PlusMonths(original_day, 2), zone_));
+  EXPECT_EQ(Millis(extended->original_deadline()), Millis(created.deadline()));
+  EXPECT_EQ(extended->extension_reason(), "many systems to search");
+  v1::Request stored = Get(created.id());
+  EXPECT_EQ(Millis(stored.deadline()), Millis(extended->deadline()));
+  EXPECT_EQ(stored.extension_reason(), "many systems to search");
+  std::vector<v1::Event> events = EventsOf(created.id(), "deadline_extended");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].actor(), "dpo@example.com");
+  EXPECT_THAT(events[0].detail(), HasSubstr("by=2 month(s)"));
+
+  // Once only.
+  absl::Status again = Extend(created.id(), 1, "still more").status();
+  EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition) << again;
+  EXPECT_EQ(Millis(Get(created.id()).deadline()), Millis(extended->deadline()));
+
+  // CCPA counts days.
+  v1::Request ccpa = Create(Under("CCPA"));
+  absl::StatusOr<v1::Request> ccpa_extended =
+      Extend(ccpa.id(), 45, "many systems to search");
+  ASSERT_TRUE(ccpa_extended.ok()) << ccpa_extended.status();
+  EXPECT_EQ(
+      TimeOf(ccpa_extended->deadline()),
+      EndOf(absl::ToCivilDay(TimeOf(ccpa.deadline()), zone_) + 45, zone_));
+
+  // A finished request has no deadline to move.
+  v1::CancelRequestRequest cancel;
+  cancel.set_id(ccpa.id());
+  ASSERT_TRUE(coordinator_->CancelRequest(cancel).ok());
+  EXPECT_EQ(Extend(ccpa.id(), 1, "late").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(DeadlineTest, DueBeforeListsUnfinishedRequestsByDeadline) {
+  v1::Request extended = Create(Under("GDPR"));
+  ASSERT_TRUE(Extend(extended.id(), 2, "complex").ok());  // ~3 months.
+  v1::Request ccpa = Create(Under("CCPA"));               // 45 days.
+  v1::Request gdpr = Create(Under("GDPR"));               // ~1 month.
+  v1::Request cancelled = Create(Under("GDPR"));
+  v1::CancelRequestRequest cancel;
+  cancel.set_id(cancelled.id());
+  ASSERT_TRUE(coordinator_->CancelRequest(cancel).ok());
+
+  auto due_before = [&](absl::Time when) {
+    v1::ListRequestsRequest list;
+    list.mutable_due_before()->set_seconds(absl::ToUnixSeconds(when));
+    absl::StatusOr<v1::ListRequestsResponse> listed =
+        coordinator_->ListRequests(list);
+    EXPECT_TRUE(listed.ok()) << listed.status();
+    std::vector<std::string> ids;
+    if (!listed.ok()) return ids;
+    EXPECT_TRUE(listed->next_page_token().empty());
+    for (const v1::Request& request : listed->requests()) {
+      ids.push_back(request.id());
+    }
+    return ids;
+  };
+  absl::Time now = absl::Now();
+  EXPECT_THAT(due_before(now + absl::Hours(24 * 400)),
+              ElementsAre(gdpr.id(), ccpa.id(), extended.id()));
+  EXPECT_THAT(due_before(now + absl::Hours(24 * 40)), ElementsAre(gdpr.id()));
+  EXPECT_THAT(due_before(now), ElementsAre());
+
+  v1::ListRequestsRequest with_token;
+  with_token.mutable_due_before()->set_seconds(absl::ToUnixSeconds(now));
+  with_token.set_page_token("x");
+  EXPECT_EQ(coordinator_->ListRequests(with_token).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// --- Notifications ---------------------------------------------------------
+
+TEST_F(CoordinatorTest, NotifiesReceiptStartAndCompletion) {
+  ASSERT_NO_FATAL_FAILURE(StartWith([this](Coordinator::Options& options) {
+    options.notify_file = NotifyPath();
+  }));
+  v1::Request created = Create(NewCreate(v1::ACCESS, {"c"}));
+  std::optional<v1::Task> task = Poll("w1", {"c"});
+  ASSERT_TRUE(task.has_value());
+  ASSERT_TRUE(Finish(*task, "w1").ok());
+  WaitForStatus(created.id(), v1::COMPLETED);
+  WaitForNotification(created.id(), "completed");
+
+  std::vector<nlohmann::json> lines = Notifications(created.id());
+  EXPECT_THAT(Kinds(lines), ElementsAre("received", "started", "completed"));
+  std::set<std::string> ids;
+  for (const nlohmann::json& line : lines) {
+    std::string id = line.value("id", "");
+    EXPECT_THAT(id, ::testing::StartsWith(created.id() + "/")) << line.dump();
+    EXPECT_TRUE(ids.insert(id).second) << "duplicate id " << id;
+    EXPECT_EQ(line.value("type", ""), "ACCESS");
+    EXPECT_EQ(line.value("regulation", ""), "GDPR");
+    EXPECT_FALSE(line.value("deadline", "").empty()) << line.dump();
+  }
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[2].value("status", ""), "COMPLETED");
+}
+
+TEST_F(CoordinatorTest, UndeliveredNotificationsSurviveARestart) {
+  // A loopback port nothing listens on: every webhook delivery fails.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+            0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length),
+            0);
+  int port = ntohs(address.sin_port);
+  ::close(fd);
+  std::string url = absl::StrCat("http://127.0.0.1:", port, "/dsar");
+
+  // The webhook's body is signed: a short secret is refused.
+  coordinator_.reset();
+  Coordinator::Options weak;
+  weak.data_dir = dir_;
+  weak.definition = definition_;
+  weak.inventory = inventory_;
+  weak.webhook_url = url;
+  weak.webhook_secret = "short";
+  EXPECT_EQ(Coordinator::Create(weak).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  ASSERT_NO_FATAL_FAILURE(StartWith([url](Coordinator::Options& options) {
+    options.webhook_url = url;
+    options.webhook_secret = "0123456789abcdef0123";
+  }));
+  v1::Request created = Create(NewCreate(v1::ACCESS, {"a"}));
+  v1::CancelRequestRequest cancel;
+  cancel.set_id(created.id());
+  ASSERT_TRUE(coordinator_->CancelRequest(cancel).ok());
+
+  // The request is finished: whatever the file receives after the restart
+  // comes from the outbox.
+  ASSERT_NO_FATAL_FAILURE(StartWith([this](Coordinator::Options& options) {
+    options.notify_file = NotifyPath();
+  }));
+  WaitForNotification(created.id(), "cancelled");
+  std::vector<nlohmann::json> lines = Notifications(created.id());
+  EXPECT_THAT(Kinds(lines), ::testing::UnorderedElementsAre(
+                                "received", "started", "cancelled"));
+  std::set<std::string> ids;
+  for (const nlohmann::json& line : lines) {
+    EXPECT_TRUE(ids.insert(line.value("id", "")).second) << line.dump();
+  }
+  EXPECT_EQ(ids.size(), 3u);
+}
+
+// --- Retry -----------------------------------------------------------------
+
+// Exports catch any failure at once (no Retry), then bundle.
+constexpr char kCatchingExport[] = R"json({
+  "Name": "catching-export",
+  "StartAt": "ExportStores",
+  "States": {
+    "ExportStores": {
+      "Type": "Map", "ItemsPath": "$.stores", "ItemOrder": "IdentityFlow",
+      "Iterator": {"StartAt": "Export", "States": {
+        "Export": {"Type": "Task", "Resource": "dsar:worker.export",
+                   "Catch": [{"ErrorEquals": ["States.ALL"],
+                              "Next": "StoreFailed"}],
+                   "End": true},
+        "StoreFailed": {"Type": "Pass", "End": true}}},
+      "Next": "Bundle"
+    },
+    "Bundle": {"Type": "Task", "Resource": "dsar:bundle", "Next": "Done"},
+    "Done": {"Type": "Succeed"}
+  }
+})json";
+
+TEST_F(CoordinatorTest, RetryRerunsTheStoreThatFailed) {
+  absl::StatusOr<std::shared_ptr<const WorkflowDefinition>> custom =
+      WorkflowDefinition::Parse(kCatchingExport);
+  ASSERT_TRUE(custom.ok()) << custom.status();
+  ASSERT_NO_FATAL_FAILURE(StartWith(
+      [&](Coordinator::Options& options) { options.definition = *custom; }));
+
+  v1::Request created = Create(NewCreate(v1::ACCESS, {"a", "c"}));
+  std::optional<v1::Task> first = Poll("w1", {"a"});
+  std::optional<v1::Task> other = Poll("w1", {"c"});
+  ASSERT_TRUE(first && other);
+  ASSERT_TRUE(Fail(*first, "w1", first->attempt()).ok());
+  ASSERT_TRUE(Finish(*other, "w1").ok());
+  v1::Request done = WaitForStatus(created.id(), v1::COMPLETED);
+  ASSERT_EQ(Step(done, "a")->status(), v1::STEP_FAILED);
+  EXPECT_EQ(Step(done, "a")->error(), "Connector.Unavailable");
+  EXPECT_EQ(Step(done, "c")->status(), v1::SUCCEEDED);
+  EXPECT_THAT(done.bundle().files(), Not(Contains("data/a.json")));
+  std::string first_bundle = done.bundle().sha256();
+
+  EXPECT_EQ(Retry(created.id(), {"zzz"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // c did not fail: nothing to retry there.
+  EXPECT_EQ(Retry(created.id(), {"c"}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Retry("dsr_missing").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Get(created.id()).status(), v1::COMPLETED);
+
+  absl::StatusOr<v1::Request> retried =
+      Retry(created.id(), {}, "store a is back", "ops@example.com");
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->status(), v1::RUNNING);
+  EXPECT_EQ(retried->current_state(), "ExportStores");
+  EXPECT_TRUE(retried->error().empty());
+  EXPECT_FALSE(retried->has_completed_at());
+  // A second run of the Map: only a is to do, c keeps its export.
+  EXPECT_EQ(retried->steps_size(), 4);
+  EXPECT_EQ(Step(*retried, "a")->status(), v1::READY);
+  EXPECT_EQ(Step(*retried, "c")->status(), v1::SUCCEEDED);
+  EXPECT_EQ(Get(created.id()).status(), v1::RUNNING);
+  std::vector<v1::Event> retried_events = EventsOf(created.id(), "retried");
+  ASSERT_EQ(retried_events.size(), 1u);
+  EXPECT_EQ(retried_events[0].actor(), "ops@example.com");
+  EXPECT_EQ(retried_events[0].detail(), "stores=a reason=store a is back");
+
+  // Running again: not retried twice.
+  EXPECT_EQ(Retry(created.id()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  std::optional<v1::Task> again = Poll("w2", {"a", "c"});
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->store(), "a");
+  EXPECT_EQ(again->attempt(), first->attempt() + 1);
+  EXPECT_NE(again->task_id(), first->task_id());
+  EXPECT_FALSE(Poll("w2", {"a", "c"}, 50).has_value());
+  ASSERT_TRUE(Finish(*again, "w2").ok());
+
+  v1::Request redone = WaitForStatus(created.id(), v1::COMPLETED);
+  EXPECT_EQ(Step(redone, "a")->status(), v1::SUCCEEDED);
+  EXPECT_EQ(Step(redone, "c")->status(), v1::SUCCEEDED);
+  EXPECT_THAT(redone.bundle().files(),
+              IsSupersetOf({"data/a.json", "data/c.json"}));
+  EXPECT_NE(redone.bundle().sha256(), first_bundle);
+  // Nothing failed any more.
+  EXPECT_EQ(Retry(created.id()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  // A cancelled request is not re-opened.
+  v1::Request withdrawn = Create(NewCreate(v1::ACCESS, {"a"}));
+  v1::CancelRequestRequest cancel;
+  cancel.set_id(withdrawn.id());
+  ASSERT_TRUE(coordinator_->CancelRequest(cancel).ok());
+  EXPECT_EQ(Retry(withdrawn.id()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+// --- Rectification, restriction, objection -----------------------------------
+
+v1::FieldCorrection Correction(const std::string& store,
+                               const std::string& field,
+                               const std::string& value) {
+  v1::FieldCorrection correction;
+  correction.set_store(store);
+  correction.set_field(field);
+  correction.set_value(value);
+  return correction;
+}
+
+TEST_F(CoordinatorTest, ChangeRightsDiscoverThenRunTheirOperation) {
+  struct Case {
+    v1::RequestType type;
+    std::string operation;
+  };
+  for (const Case& c :
+       {Case{v1::RECTIFICATION, "rectify"}, Case{v1::RESTRICTION, "restrict"},
+        Case{v1::OBJECTION, "object"}}) {
+    SCOPED_TRACE(c.operation);
+    v1::CreateRequestRequest create = NewCreate(c.type);
+    if (c.type == v1::RECTIFICATION) {
+      *create.add_corrections() = Correction("a", "full_name", "Jane Roe");
+      *create.add_corrections() = Correction("", "email", "jane@example.org");
+    }
+    v1::Request created = Create(create);
+    ASSERT_EQ(created.status(), v1::RUNNING);
+    EXPECT_EQ(created.corrections_size(), create.corrections_size());
+
+    std::vector<std::string> order;
+    std::map<std::string, v1::Task> changes;  // By store.
+    for (int n = 0; n < 6; ++n) {
+      std::optional<v1::Task> task = Poll("w1", {"a", "b", "c"}, 5000);
+      ASSERT_TRUE(task.has_value()) << "task " << n;
+      EXPECT_EQ(task->request_id(), created.id());
+      EXPECT_EQ(task->request_type(), c.type);
+      order.push_back(absl::StrCat(task->operation(), ":", task->store()));
+      if (task->operation() == "discover") {
+        EXPECT_EQ(task->corrections_size(), 0);
+      } else {
+        changes[task->store()] = *task;
+      }
+      ASSERT_TRUE(Finish(*task, "w1").ok());
+    }
+    // Every store is discovered before any is changed.
+    ASSERT_EQ(order.size(), 6u);
+    for (int n = 0; n < 3; ++n) {
+      EXPECT_THAT(order[n], ::testing::StartsWith("discover:")) << n;
+      EXPECT_THAT(order[n + 3], ::testing::StartsWith(c.operation + ":")) << n;
+    }
+    ASSERT_EQ(changes.size(), 3u);
+    for (const auto& [store, task] : changes) {
+      std::vector<std::string> fields;
+      for (const v1::FieldCorrection& correction : task.corrections()) {
+        fields.push_back(
+            absl::StrCat(correction.field(), "=", correction.value()));
+      }
+      if (c.type != v1::RECTIFICATION) {
+        EXPECT_THAT(fields, ElementsAre()) << store;
+      } else if (store == "a") {
+        EXPECT_THAT(fields, ElementsAre("full_name=Jane Roe",
+                                        "email=jane@example.org"));
+      } else {
+        // Only the correction that names no store reaches the others.
+        EXPECT_THAT(fields, ElementsAre("email=jane@example.org")) << store;
+      }
+    }
+    v1::Request done = WaitForStatus(created.id(), v1::COMPLETED);
+    EXPECT_EQ(done.current_state(), "Finalize");
+    EXPECT_FALSE(done.has_bundle());
+    EXPECT_EQ(done.steps_size(), 6);
+  }
+}
+
+// --- Workers -----------------------------------------------------------------
+
+TEST_F(CoordinatorTest, ListWorkersShowsStoresAndLeases) {
+  absl::StatusOr<v1::ListWorkersResponse> none = coordinator_->ListWorkers();
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->workers_size(), 0);
+
+  Create(NewCreate(v1::ACCESS, {"a", "c"}));
+  int64_t before_ms = absl::ToUnixMillis(absl::Now());
+  std::optional<v1::Task> task_a = Poll("w1", {"a"});
+  ASSERT_TRUE(task_a.has_value());
+  std::optional<v1::Task> task_c = Poll("w2", {"c", "b"});
+  ASSERT_TRUE(task_c.has_value());
+  EXPECT_FALSE(Poll("w3", {"b"}, 20).has_value());
+
+  auto workers = [&] {
+    std::map<std::string, v1::WorkerInfo> by_id;
+    absl::StatusOr<v1::ListWorkersResponse> listed =
+        coordinator_->ListWorkers();
+    EXPECT_TRUE(listed.ok()) << listed.status();
+    if (!listed.ok()) return by_id;
+    for (const v1::WorkerInfo& info : listed->workers()) {
+      EXPECT_TRUE(by_id.emplace(info.worker_id(), info).second)
+          << info.worker_id();
+    }
+    return by_id;
+  };
+  std::map<std::string, v1::WorkerInfo> seen = workers();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_THAT(seen["w1"].stores(), ElementsAre("a"));
+  EXPECT_THAT(seen["w1"].leased_tasks(), ElementsAre(task_a->task_id()));
+  EXPECT_GE(Millis(seen["w1"].last_seen()), before_ms);
+  EXPECT_THAT(seen["w2"].stores(), ElementsAre("c", "b"));
+  EXPECT_THAT(seen["w2"].leased_tasks(), ElementsAre(task_c->task_id()));
+  EXPECT_THAT(seen["w3"].stores(), ElementsAre("b"));
+  EXPECT_THAT(seen["w3"].leased_tasks(), ElementsAre());
+
+  // A finished task is no longer held.
+  ASSERT_TRUE(Finish(*task_a, "w1").ok());
+  seen = workers();
+  EXPECT_THAT(seen["w1"].leased_tasks(), ElementsAre());
+  EXPECT_THAT(seen["w2"].leased_tasks(), ElementsAre(task_c->task_id()));
+}
+
+}  // namespace
+}  // namespace dsar

@@ -1,0 +1,121 @@
+#include "engine/notifier.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace dsar {
+namespace {
+
+constexpr int64_t kFirstRetryMs = 500;
+constexpr int64_t kMaxRetryMs = 5 * 60 * 1000;
+
+int64_t NowMillis() { return absl::ToUnixMillis(absl::Now()); }
+
+class FileSink : public NotificationSink {
+ public:
+  explicit FileSink(std::string path) : path_(std::move(path)) {}
+
+  absl::Status Deliver(const internal::Notification& notification) override {
+    int fd =
+        ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return absl::UnavailableError(
+          absl::StrCat("open ", path_, ": ", std::strerror(errno)));
+    }
+    std::string line = absl::StrCat(notification.payload_json(), "\n");
+    ssize_t written = ::write(fd, line.data(), line.size());
+    bool ok = written == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+    ::close(fd);
+    if (!ok) return absl::UnavailableError(absl::StrCat("write ", path_));
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+std::unique_ptr<NotificationSink> MakeFileSink(std::string path) {
+  return std::make_unique<FileSink>(std::move(path));
+}
+
+Notifier::Notifier(std::vector<std::unique_ptr<NotificationSink>> sinks,
+                   std::function<void(const std::string& id)> delivered)
+    : sinks_(std::move(sinks)), delivered_(std::move(delivered)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+Notifier::~Notifier() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void Notifier::Submit(internal::Notification notification) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back({std::move(notification), 0, 0});
+  }
+  wake_.notify_all();
+}
+
+void Notifier::Run() {
+  while (true) {
+    Pending pending;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      while (true) {
+        if (stopping_) return;
+        if (!queue_.empty()) {
+          auto due =
+              std::min_element(queue_.begin(), queue_.end(),
+                               [](const Pending& a, const Pending& b) {
+                                 return a.next_attempt_ms < b.next_attempt_ms;
+                               });
+          int64_t wait_ms = due->next_attempt_ms - NowMillis();
+          if (wait_ms <= 0) {
+            pending = std::move(*due);
+            queue_.erase(due);
+            break;
+          }
+          wake_.wait_for(lock, std::chrono::milliseconds(wait_ms));
+        } else {
+          wake_.wait(lock);
+        }
+      }
+    }
+    absl::Status status = absl::OkStatus();
+    for (const auto& sink : sinks_) {
+      status = sink->Deliver(pending.notification);
+      if (!status.ok()) break;
+    }
+    if (status.ok()) {
+      delivered_(pending.notification.id());
+      continue;
+    }
+    ++pending.failures;
+    int64_t delay =
+        std::min(kMaxRetryMs, kFirstRetryMs << std::min(pending.failures, 20));
+    pending.next_attempt_ms = NowMillis() + delay;
+    std::fprintf(
+        stderr, "dsard: notification %s not delivered (%s); retry in %lld ms\n",
+        pending.notification.id().c_str(), status.ToString().c_str(),
+        static_cast<long long>(delay));
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(pending));
+  }
+}
+
+}  // namespace dsar

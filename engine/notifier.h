@@ -1,0 +1,76 @@
+#ifndef DSAR_ENGINE_NOTIFIER_H_
+#define DSAR_ENGINE_NOTIFIER_H_
+
+// Delivers notifications from the durable outbox to their sinks: a JSON-lines
+// file (the demo) and/or a webhook (HTTP POST with an HMAC-SHA256 signature
+// over timestamp and body, against replay). Delivery is at least once: a
+// notification leaves the outbox only after every sink accepted it, and a
+// crash before that redelivers it with the same id, which receivers use to
+// deduplicate. Failed deliveries are retried with exponential back-off.
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "dsar/internal/records.pb.h"
+
+namespace dsar {
+
+// A destination for notifications. Deliver must be safe to call again with
+// the same notification (receivers deduplicate by id).
+class NotificationSink {
+ public:
+  virtual ~NotificationSink() = default;
+  virtual absl::Status Deliver(const internal::Notification& notification) = 0;
+};
+
+// Appends one JSON object per line and fsyncs before returning.
+std::unique_ptr<NotificationSink> MakeFileSink(std::string path);
+
+// POSTs the payload to `url` (http:// or https://) with headers
+//   X-DSAR-Delivery: <notification id>
+//   X-DSAR-Timestamp: <unix seconds>
+//   X-DSAR-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>
+// Receivers reject stale timestamps (replay) and bad signatures. Any 2xx is
+// success; other answers and transport errors are retried.
+std::unique_ptr<NotificationSink> MakeWebhookSink(std::string url,
+                                                  std::string secret);
+
+class Notifier {
+ public:
+  // `delivered` is called (from the notifier thread) with each notification
+  // id once every sink accepted it; the owner then removes it from the outbox.
+  Notifier(std::vector<std::unique_ptr<NotificationSink>> sinks,
+           std::function<void(const std::string& id)> delivered);
+  // Stops the thread; undelivered notifications stay in the outbox.
+  ~Notifier();
+
+  void Submit(internal::Notification notification);
+
+ private:
+  void Run();
+
+  std::vector<std::unique_ptr<NotificationSink>> sinks_;
+  std::function<void(const std::string&)> delivered_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  struct Pending {
+    internal::Notification notification;
+    int64_t next_attempt_ms = 0;
+    int failures = 0;
+  };
+  std::deque<Pending> queue_;  // GUARDED_BY(mu_)
+  bool stopping_ = false;      // GUARDED_BY(mu_)
+  std::thread thread_;
+};
+
+}  // namespace dsar
+
+#endif  // DSAR_ENGINE_NOTIFIER_H_

@@ -1,0 +1,710 @@
+// The gateway over the wire: real dsard, dsar-worker and dsar-gateway on
+// loopback, driven with an HTTP client. Every route family, every error
+// class and every authentication failure is shown with its status code; a
+// test-only annotated service (testdata/echo.proto) gets REST routes with no
+// gateway code; the gateway stays up while the coordinator is down.
+
+#include <httplib.h>
+
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gateway/gdpr_deadline.h"
+#include "gateway/testing/gateway_process.h"
+#include "gateway/testing/test_tokens.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/dsar_cluster.h"
+#include "tests/process_harness.h"
+
+namespace dsar::gateway {
+namespace {
+
+using dsar::testing::Process;
+using dsar::testing::TempDir;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using testing::TestKeys;
+using testing::ValidClaims;
+
+constexpr char kIssuer[] = "https://issuer.test";
+constexpr char kAudience[] = "dsar-gateway";
+constexpr size_t kMaxBody = 16 * 1024;
+constexpr char kAllScopes[] = "dsar.submit dsar.read dsar.admin";
+
+void WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << contents;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+// One HTTP exchange's outcome; status 0 when there was no answer.
+struct Reply {
+  int status = 0;
+  std::string body;
+  httplib::Headers headers;
+  nlohmann::json json;  // Parsed body (discarded when not JSON).
+
+  std::string Header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+class Http {
+ public:
+  explicit Http(int port) : client_("127.0.0.1", port) {
+    client_.set_connection_timeout(5);
+    client_.set_read_timeout(30);
+  }
+
+  Reply Get(const std::string& path, const std::string& token) {
+    return Done(client_.Get(path.c_str(), Auth(token)));
+  }
+  Reply Post(const std::string& path, const std::string& token,
+             const std::string& body,
+             const std::string& content_type = "application/json",
+             httplib::Headers extra = {}) {
+    httplib::Headers headers = Auth(token);
+    headers.insert(extra.begin(), extra.end());
+    return Done(
+        client_.Post(path.c_str(), headers, body, content_type.c_str()));
+  }
+  Reply Delete(const std::string& path, const std::string& token) {
+    return Done(client_.Delete(path.c_str(), Auth(token)));
+  }
+
+ private:
+  static httplib::Headers Auth(const std::string& token) {
+    if (token.empty()) return {};
+    return {{"Authorization", absl::StrCat("Bearer ", token)}};
+  }
+  static Reply Done(const httplib::Result& result) {
+    Reply reply;
+    if (!result) return reply;
+    reply.status = result->status;
+    reply.body = result->body;
+    reply.headers = result->headers;
+    reply.json = nlohmann::json::parse(result->body, nullptr, false);
+    return reply;
+  }
+
+  httplib::Client client_;
+};
+
+// The field of the first google.rpc.BadRequest violation, or "".
+std::string ViolationField(const Reply& reply) {
+  if (!reply.json.is_object() || !reply.json.contains("details")) return "";
+  return reply.json["details"][0]["fieldViolations"][0].value("field", "");
+}
+
+class GatewayClusterTest : public ::testing::Test {
+ protected:
+  GatewayClusterTest() : dir_("gateway-test") {}
+
+  void SetUp() override {
+    keys_ = std::make_unique<TestKeys>();
+    WriteFile(dir_.Join("hs256.secret"), keys_->hs256_secret());
+    WriteFile(dir_.Join("jwks.json"), keys_->JwksJson());
+    absl::StatusOr<std::string> inventory =
+        dsar::testing::GenerateSampleStores(dir_.Join("stores"), 30);
+    ASSERT_TRUE(inventory.ok()) << inventory.status();
+    inventory_ = *inventory;
+    StartCoordinator(0);
+    absl::StatusOr<testing::RunningGateway> gateway = testing::StartGateway(
+        DSAR_TEST_GATEWAY_PATH, dsard_port_, GatewayArgs(), dir_.path());
+    ASSERT_TRUE(gateway.ok()) << gateway.status();
+    gateway_ = std::move(gateway->process);
+    http_ = std::make_unique<Http>(gateway->port);
+  }
+
+  std::vector<std::string> GatewayArgs() const {
+    return {absl::StrCat("--jwt_hs256_secret_file=", dir_.Join("hs256.secret")),
+            absl::StrCat("--jwks_file=", dir_.Join("jwks.json")),
+            absl::StrCat("--issuer=", kIssuer),
+            absl::StrCat("--audience=", kAudience),
+            absl::StrCat("--max_body_bytes=", kMaxBody),
+            "--backend_timeout_ms=5000"};
+  }
+
+  void StartCoordinator(int port) {
+    dsar::testing::DsardOptions options;
+    options.data_dir = dir_.Join("data");
+    options.inventory = inventory_;
+    options.port = port;
+    // Unattested requests wait for the subject's one-time code, as in
+    // production: the gateway decides which requests count as verified.
+    options.extra_args = {"--verify_unattested=true"};
+    absl::StatusOr<dsar::testing::RunningDsard> dsard =
+        dsar::testing::StartDsard(options, dir_.path());
+    ASSERT_TRUE(dsard.ok()) << dsard.status();
+    dsard_ = std::move(dsard->process);
+    dsard_port_ = dsard->port;
+  }
+
+  void StartWorker() {
+    dsar::testing::WorkerOptions options;
+    options.coordinator_port = dsard_port_;
+    options.inventory = inventory_;
+    options.worker_id = "worker-1";
+    options.poll_wait_ms = 200;
+    absl::StatusOr<std::unique_ptr<Process>> worker =
+        dsar::testing::StartWorker(options, dir_.path());
+    ASSERT_TRUE(worker.ok()) << worker.status();
+    worker_ = *std::move(worker);
+  }
+
+  std::string Token(const std::string& scope, const std::string& alg = "RS256",
+                    const std::string& subject = "alice") {
+    std::string kid = alg == "RS256" ? "rsa-1" : alg == "ES256" ? "ec-1" : "";
+    return keys_->Mint(alg, kid,
+                       ValidClaims(subject, scope, kIssuer, kAudience));
+  }
+
+  // Polls GET /v1/requests/{id} until the request is terminal.
+  nlohmann::json WaitTerminal(const std::string& id) {
+    absl::Time deadline = absl::Now() + absl::Seconds(60);
+    Reply reply;
+    while (absl::Now() < deadline) {
+      reply = http_->Get(absl::StrCat("/v1/requests/", id), Token("dsar.read"));
+      std::string status =
+          reply.json.is_object() ? reply.json.value("status", "") : "";
+      if (status == "COMPLETED" || status == "FAILED" ||
+          status == "CANCELLED") {
+        return reply.json;
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    ADD_FAILURE() << "request " << id << " not terminal: " << reply.body;
+    return reply.json;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<TestKeys> keys_;
+  std::string inventory_;
+  std::unique_ptr<Process> dsard_;
+  int dsard_port_ = 0;
+  std::unique_ptr<Process> worker_;
+  std::unique_ptr<Process> gateway_;
+  std::unique_ptr<Http> http_;
+};
+
+constexpr char kAccessBody[] =
+    R"({"type":"ACCESS","identities":[{"type":"EMAIL","value":"person3@example.com"}],)"
+    R"("stores":["accounts"],"idempotencyKey":"gw-access-1",)"
+    R"("verified":{"method":"logged_in_session","evidenceRef":"test"}})";
+
+TEST_F(GatewayClusterTest, TranscodedRoutesServeTheWholeApi) {
+  StartWorker();
+  Reply created =
+      http_->Post("/v1/requests", Token("dsar.submit"), kAccessBody);
+  ASSERT_EQ(created.status, 200) << created.body;
+  std::string id = created.json["id"];
+  EXPECT_EQ(created.json["type"], "ACCESS");
+  EXPECT_EQ(created.Header("Content-Type"), "application/json");
+  // The idempotency key makes a retry return the same request.
+  Reply again = http_->Post("/v1/requests", Token("dsar.submit"), kAccessBody);
+  ASSERT_EQ(again.status, 200);
+  EXPECT_EQ(again.json["id"], id);
+
+  Reply got = http_->Get(absl::StrCat("/v1/requests/", id), Token("dsar.read"));
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(got.json["id"], id);
+
+  nlohmann::json done = WaitTerminal(id);
+  EXPECT_EQ(done["status"], "COMPLETED");
+
+  Reply listed =
+      http_->Get("/v1/requests?type=ACCESS&pageSize=10", Token("dsar.read"));
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  ASSERT_TRUE(listed.json.contains("requests"));
+  EXPECT_EQ(listed.json["requests"][0]["id"], id);
+  Reply none = http_->Get("/v1/requests?status=FAILED", Token("dsar.read"));
+  ASSERT_EQ(none.status, 200);
+  EXPECT_FALSE(none.json.contains("requests"));
+
+  Reply events = http_->Get(absl::StrCat("/v1/requests/", id, "/events"),
+                            Token("dsar.read"));
+  ASSERT_EQ(events.status, 200) << events.body;
+  ASSERT_FALSE(events.json["events"].empty());
+  EXPECT_EQ(events.json["events"][0]["kind"], "received");
+  // The caller reached the coordinator as x-dsar-actor, which records it.
+  EXPECT_EQ(events.json["events"][0].value("actor", ""), "alice")
+      << events.json["events"][0].dump();
+
+  Reply checkpoint = http_->Get("/v1/audit/checkpoint", Token("dsar.read"));
+  EXPECT_EQ(checkpoint.status, 200) << checkpoint.body;
+  Reply entries = http_->Get(
+      absl::StrCat("/v1/audit/requests/", id, "/entries"), Token("dsar.read"));
+  EXPECT_EQ(entries.status, 200) << entries.body;
+  Reply workers = http_->Get("/v1/workers", Token("dsar.admin"));
+  EXPECT_EQ(workers.status, 200) << workers.body;
+
+  // Retry of a request with nothing to retry: FAILED_PRECONDITION → 400.
+  Reply retry = http_->Post(absl::StrCat("/v1/requests/", id, ":retry"),
+                            Token("dsar.admin"), "{}");
+  EXPECT_EQ(retry.status, 400) << retry.body;
+  EXPECT_EQ(retry.json["code"], 9);
+}
+
+TEST_F(GatewayClusterTest, CancelThroughTheVerbRoute) {
+  // No worker: the request stays RUNNING until cancelled.
+  Reply created =
+      http_->Post("/v1/requests", Token("dsar.submit", "ES256"), kAccessBody);
+  ASSERT_EQ(created.status, 200) << created.body;
+  std::string id = created.json["id"];
+  Reply cancelled =
+      http_->Post(absl::StrCat("/v1/requests/", id, ":cancel"),
+                  Token("dsar.admin", "HS256"), R"({"reason":"withdrawn"})");
+  ASSERT_EQ(cancelled.status, 200) << cancelled.body;
+  EXPECT_EQ(cancelled.json["status"], "CANCELLED");
+  Reply twice = http_->Post(absl::StrCat("/v1/requests/", id, ":cancel"),
+                            Token("dsar.admin"), "{}");
+  EXPECT_EQ(twice.status, 400) << twice.body;
+  EXPECT_EQ(twice.json["code"], 9);  // FAILED_PRECONDITION.
+}
+
+TEST_F(GatewayClusterTest, EachErrorClassHasItsStatus) {
+  std::string submit = Token("dsar.submit");
+  std::string read = Token("dsar.read");
+
+  Reply bad_json = http_->Post("/v1/requests", submit, R"({"type": )");
+  EXPECT_EQ(bad_json.status, 400);
+  EXPECT_EQ(bad_json.json["code"], 3);
+  EXPECT_THAT(bad_json.json["message"].get<std::string>(),
+              StartsWith("request body is not a valid JSON object"));
+
+  Reply unknown_field = http_->Post("/v1/requests", submit,
+                                    R"({"type":"ACCESS","colour":"blue"})");
+  EXPECT_EQ(unknown_field.status, 400);
+  EXPECT_EQ(ViolationField(unknown_field), "colour");
+
+  Reply wrong_type = http_->Post(
+      "/v1/requests", submit,
+      R"({"type":"ACCESS","identities":[{"type":"EMAIL","value":7}]})");
+  EXPECT_EQ(wrong_type.status, 400);
+  EXPECT_EQ(ViolationField(wrong_type), "identities[0].value");
+
+  Reply bad_enum = http_->Post("/v1/requests", submit, R"({"type":"SNOOP"})");
+  EXPECT_EQ(bad_enum.status, 400);
+  EXPECT_EQ(ViolationField(bad_enum), "type");
+
+  // Missing required fields are the coordinator's verdict, with its path.
+  Reply missing = http_->Post("/v1/requests", submit, R"({"type":"ACCESS"})");
+  EXPECT_EQ(missing.status, 400) << missing.body;
+  EXPECT_EQ(ViolationField(missing), "identities");
+  Reply bad_email = http_->Post(
+      "/v1/requests", submit,
+      R"({"type":"ERASURE","identities":[{"type":"EMAIL","value":"nope"}]})");
+  EXPECT_EQ(bad_email.status, 400) << bad_email.body;
+  EXPECT_EQ(ViolationField(bad_email), "identities[0].value");
+
+  Reply bad_query = http_->Get("/v1/requests?colour=blue", read);
+  EXPECT_EQ(bad_query.status, 400);
+  EXPECT_EQ(ViolationField(bad_query), "colour");
+  Reply bad_page = http_->Get("/v1/requests?pageSize=5000", read);
+  EXPECT_EQ(bad_page.status, 400) << bad_page.body;
+  EXPECT_EQ(ViolationField(bad_page), "page_size");
+
+  Reply not_found = http_->Get("/v1/requests/no-such-request", read);
+  EXPECT_EQ(not_found.status, 404) << not_found.body;
+  EXPECT_EQ(not_found.json["code"], 5);
+
+  Reply no_route = http_->Get("/v2/anything", read);
+  EXPECT_EQ(no_route.status, 404);
+  EXPECT_EQ(no_route.json["code"], 5);
+  Reply wrong_method = http_->Delete("/v1/requests/x", read);
+  EXPECT_EQ(wrong_method.status, 405);
+  EXPECT_EQ(wrong_method.json["code"], 12);
+
+  Reply not_json = http_->Post("/v1/requests", submit, "type=ACCESS",
+                               "application/x-www-form-urlencoded");
+  EXPECT_EQ(not_json.status, 415);
+
+  std::string huge = absl::StrCat(R"({"type":"ACCESS","idempotencyKey":")",
+                                  std::string(kMaxBody, 'x'), "\"}");
+  Reply too_large = http_->Post("/v1/requests", submit, huge);
+  EXPECT_EQ(too_large.status, 413);
+  EXPECT_EQ(too_large.json["code"], 8);
+
+  // The gateway is still healthy after all that.
+  EXPECT_EQ(http_->Get("/healthz", "").status, 200);
+}
+
+TEST_F(GatewayClusterTest, EachAuthFailureHasItsStatusAndChallenge) {
+  const std::string path = "/v1/requests?pageSize=1";
+
+  Reply no_token = http_->Get(path, "");
+  EXPECT_EQ(no_token.status, 401);
+  EXPECT_EQ(no_token.json["code"], 16);
+  EXPECT_EQ(no_token.Header("WWW-Authenticate"), "Bearer realm=\"dsar\"");
+
+  std::string good = Token("dsar.read", "HS256");
+  Reply bad_signature = http_->Get(
+      path, keys_->Mint("HS256", "",
+                        ValidClaims("a", "dsar.read", kIssuer, kAudience),
+                        std::string(32, 'k')));
+  EXPECT_EQ(bad_signature.status, 401);
+  EXPECT_THAT(bad_signature.Header("WWW-Authenticate"),
+              HasSubstr("error=\"invalid_token\""));
+  EXPECT_THAT(bad_signature.json["message"].get<std::string>(),
+              HasSubstr("bad signature"));
+
+  nlohmann::json expired = ValidClaims("a", "dsar.read", kIssuer, kAudience);
+  expired["exp"] = expired["iat"].get<int64_t>() - 3600;
+  Reply expired_reply =
+      http_->Get(path, keys_->Mint("RS256", "rsa-1", expired));
+  EXPECT_EQ(expired_reply.status, 401);
+  EXPECT_THAT(expired_reply.json["message"].get<std::string>(),
+              HasSubstr("expired"));
+
+  Reply wrong_audience = http_->Get(
+      path, keys_->Mint("ES256", "ec-1",
+                        ValidClaims("a", "dsar.read", kIssuer, "other-api")));
+  EXPECT_EQ(wrong_audience.status, 401);
+  EXPECT_THAT(wrong_audience.json["message"].get<std::string>(),
+              HasSubstr("audience"));
+
+  Reply wrong_issuer = http_->Get(
+      path,
+      keys_->Mint("ES256", "ec-1",
+                  ValidClaims("a", "dsar.read", "https://evil", kAudience)));
+  EXPECT_EQ(wrong_issuer.status, 401);
+
+  Reply alg_none = http_->Get(
+      path, keys_->Mint("none", "",
+                        ValidClaims("a", "dsar.read", kIssuer, kAudience)));
+  EXPECT_EQ(alg_none.status, 401);
+  Reply unknown_kid = http_->Get(
+      path, keys_->Mint("RS256", "rsa-9",
+                        ValidClaims("a", "dsar.read", kIssuer, kAudience)));
+  EXPECT_EQ(unknown_kid.status, 401);
+  Reply not_bearer = http_->Get(path, "");
+  EXPECT_EQ(not_bearer.status, 401);
+
+  Reply missing_scope = http_->Get(path, Token("dsar.submit"));
+  EXPECT_EQ(missing_scope.status, 403);
+  EXPECT_EQ(missing_scope.json["code"], 7);
+  EXPECT_EQ(missing_scope.Header("WWW-Authenticate"),
+            "Bearer realm=\"dsar\", error=\"insufficient_scope\", "
+            "scope=\"dsar.read\"");
+  // Admin routes need dsar.admin, not just a valid token.
+  EXPECT_EQ(http_->Get("/v1/workers", Token("dsar.read dsar.submit")).status,
+            403);
+  EXPECT_EQ(
+      http_->Post("/v1/requests/x:cancel", Token("dsar.read"), "{}").status,
+      403);
+
+  // Each accepted algorithm works.
+  EXPECT_EQ(http_->Get(path, good).status, 200);
+  EXPECT_EQ(http_->Get(path, Token("dsar.read", "RS256")).status, 200);
+  EXPECT_EQ(http_->Get(path, Token("dsar.read", "ES256")).status, 200);
+}
+
+TEST_F(GatewayClusterTest, SeedCompatibilityRoutes) {
+  // The data subject's own token: it names their user_id, so the request
+  // counts as verified and runs without a one-time code.
+  nlohmann::json subject_claims =
+      ValidClaims("user-7", "dsar.submit", kIssuer, kAudience);
+  subject_claims["user_id"] = "7";
+  std::string submit = keys_->Mint("RS256", "rsa-1", subject_claims);
+  std::string read = Token("dsar.read");
+
+  Reply job =
+      http_->Post("/dsar", submit, R"({"user_id":"7","action":"export"})");
+  ASSERT_EQ(job.status, 200) << job.body;
+  std::string job_id = job.json["jobId"];
+  ASSERT_FALSE(job_id.empty());
+
+  Reply pending = http_->Get(absl::StrCat("/dsar/", job_id), read);
+  ASSERT_EQ(pending.status, 200) << pending.body;
+  EXPECT_EQ(pending.json["jobId"], job_id);
+  EXPECT_EQ(pending.json["action"], "export");
+  EXPECT_THAT(pending.json["status"].get<std::string>(),
+              ::testing::AnyOf("PENDING", "RUNNING"));
+  // No worker yet: not downloadable, and the answer says "later" (409).
+  Reply early = http_->Get(absl::StrCat("/dsar/", job_id, "/download"), read);
+  EXPECT_EQ(early.status, 409) << early.body;
+
+  StartWorker();
+  nlohmann::json done = WaitTerminal(job_id);
+  ASSERT_EQ(done["status"], "COMPLETED") << done.dump();
+
+  Reply finished = http_->Get(absl::StrCat("/dsar/", job_id), read);
+  EXPECT_EQ(finished.json["status"], "COMPLETED");
+  EXPECT_EQ(finished.json["downloadUrl"],
+            absl::StrCat("/dsar/", job_id, "/download"));
+  Reply download =
+      http_->Get(absl::StrCat("/dsar/", job_id, "/download"), read);
+  EXPECT_EQ(download.status, 302) << download.body;
+  EXPECT_EQ(download.Header("Location"),
+            absl::StrCat("/v1/requests/", job_id, "/bundle"));
+
+  Reply events = http_->Get(absl::StrCat("/dsar/", job_id, "/events"), read);
+  ASSERT_EQ(events.status, 200);
+  EXPECT_EQ(events.json["jobId"], job_id);
+  EXPECT_GE(events.json["events"].size(), 3u);
+
+  // Nobody else's, though.
+  Reply other =
+      http_->Post("/dsar", submit, R"({"user_id":"8","action":"export"})");
+  EXPECT_EQ(other.status, 403) << other.body;
+  // A service token (no user_id claim) submits for anyone; dsard then
+  // verifies the subject itself.
+  Reply erase = http_->Post("/dsar", Token("dsar.submit"),
+                            R"({"user_id":8,"action":"delete"})");
+  ASSERT_EQ(erase.status, 200) << erase.body;
+  std::string erase_id = erase.json["jobId"];
+  Reply erase_job = http_->Get(absl::StrCat("/dsar/", erase_id), read);
+  EXPECT_EQ(erase_job.json["action"], "delete");
+  EXPECT_EQ(erase_job.json["status"], "PENDING");
+  EXPECT_EQ(erase_job.json["state"], "VERIFYING");
+  // An erasure never has a download.
+  EXPECT_EQ(
+      http_->Get(absl::StrCat("/dsar/", erase_id, "/download"), read).status,
+      404);
+
+  Reply bad_action =
+      http_->Post("/dsar", submit, R"({"user_id":"7","action":"peek"})");
+  EXPECT_EQ(bad_action.status, 400);
+  EXPECT_EQ(ViolationField(bad_action), "action");
+  Reply no_user = http_->Post("/dsar", submit, R"({"action":"export"})");
+  EXPECT_EQ(no_user.status, 400);
+  EXPECT_EQ(ViolationField(no_user), "user_id");
+  EXPECT_EQ(http_->Get("/dsar/nope", read).status, 404);
+  EXPECT_EQ(http_->Get("/dsar/nope/download", read).status, 404);
+  EXPECT_EQ(http_->Get("/dsar/nope/events", read).status, 404);
+  // Scopes apply here too.
+  EXPECT_EQ(
+      http_->Post("/dsar", read, R"({"user_id":"7","action":"export"})").status,
+      403);
+  EXPECT_EQ(http_->Get(absl::StrCat("/dsar/", job_id), "").status, 401);
+}
+
+TEST_F(GatewayClusterTest, SeedSubmitRouteValidatesAndAnswers202) {
+  std::string submit = Token("dsar.submit");
+
+  Reply invalid = http_->Post("/api/dsar/submit", submit,
+                              R"({"email":"not-an-email","fullName":" A ",)"
+                              R"("requestType":"everything"})");
+  ASSERT_EQ(invalid.status, 400) << invalid.body;
+  std::set<std::string> paths;
+  for (const nlohmann::json& error : invalid.json["errors"]) {
+    paths.insert(error["path"].get<std::string>());
+    EXPECT_EQ(error["location"], "body");
+  }
+  EXPECT_EQ(paths, (std::set<std::string>{"email", "fullName", "requestType"}));
+  Reply empty = http_->Post("/api/dsar/submit", submit, "{}");
+  EXPECT_EQ(empty.status, 400);
+  EXPECT_EQ(empty.json["errors"].size(), 3u);
+
+  Reply accepted = http_->Post(
+      "/api/dsar/submit", submit,
+      R"({"email":"Person4@Example.com","fullName":"Person Four","requestType":"access"})");
+  ASSERT_EQ(accepted.status, 202) << accepted.body;
+  EXPECT_EQ(accepted.json["message"], "DSAR request received");
+  std::string id = accepted.json["requestId"];
+  Reply request =
+      http_->Get(absl::StrCat("/v1/requests/", id), Token("dsar.read"));
+  ASSERT_EQ(request.status, 200);
+  EXPECT_EQ(request.json["identities"][0]["value"], "person4@example.com");
+  EXPECT_EQ(request.json["regulation"], "GDPR");
+  // deadline: the coordinator's statutory deadline (receipt + one calendar
+  // month when it sets none), in UTC, in toISOString's format.
+  absl::Time expected;
+  std::string error;
+  if (request.json.contains("deadline")) {
+    ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full,
+                                request.json["deadline"].get<std::string>(),
+                                &expected, &error));
+  } else {
+    ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full,
+                                request.json["createdAt"].get<std::string>(),
+                                &expected, &error));
+    expected = OneCalendarMonthAfter(expected);
+  }
+  EXPECT_EQ(
+      accepted.json["deadline"],
+      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", expected, absl::UTCTimeZone()));
+
+  // A data subject's own token may not ask about someone else.
+  nlohmann::json subject =
+      ValidClaims("user-9", "dsar.submit", kIssuer, kAudience);
+  subject["email"] = "person9@example.com";
+  std::string own = keys_->Mint("ES256", "ec-1", subject);
+  Reply other = http_->Post(
+      "/api/dsar/submit", own,
+      R"({"email":"person4@example.com","fullName":"Person Four","requestType":"erasure"})");
+  EXPECT_EQ(other.status, 403) << other.body;
+  EXPECT_EQ(other.json["error"], "Identity verification required");
+  Reply self = http_->Post(
+      "/api/dsar/submit", own,
+      R"({"email":"person9@example.com","fullName":"Person Nine","requestType":"portability"})");
+  EXPECT_EQ(self.status, 202) << self.body;
+  // The subject's own verified sign-in counts as identity verification; a
+  // service token's submission waits for the one-time code instead.
+  Reply self_request = http_->Get(
+      absl::StrCat("/v1/requests/", self.json.value("requestId", "")),
+      Token("dsar.read"));
+  EXPECT_EQ(self_request.json["verification"]["method"], "logged_in_session")
+      << self_request.body;
+  EXPECT_EQ(request.json["status"], "VERIFYING");
+
+  // Valid for the seed's form, but the engine needs the corrections: its
+  // verdict comes back in the seed's error shape.
+  Reply rectify = http_->Post(
+      "/api/dsar/submit", submit,
+      R"({"email":"person4@example.com","fullName":"Person Four","requestType":"rectification"})");
+  EXPECT_EQ(rectify.status, 400) << rectify.body;
+  EXPECT_EQ(rectify.json["errors"][0]["path"], "corrections");
+
+  EXPECT_EQ(http_->Post("/api/dsar/submit", Token("dsar.read"), "{}").status,
+            403);
+}
+
+TEST_F(GatewayClusterTest, CoordinatorDownGives503ThenRecovers) {
+  std::string read = Token("dsar.read");
+  ASSERT_EQ(http_->Get("/v1/requests?pageSize=1", read).status, 200);
+  dsard_->Terminate();
+
+  Reply down = http_->Get("/v1/requests?pageSize=1", read);
+  EXPECT_EQ(down.status, 503) << down.body;
+  EXPECT_EQ(down.json["code"], 14);
+  EXPECT_EQ(http_->Get("/dsar/x", read).status, 503);
+  // A gateway started while the coordinator is down starts and answers too.
+  absl::StatusOr<testing::RunningGateway> second =
+      testing::StartGateway(DSAR_TEST_GATEWAY_PATH, dsard_port_, GatewayArgs(),
+                            dir_.path(), "gateway-2");
+  ASSERT_TRUE(second.ok()) << second.status();
+  Http second_http(second->port);
+  EXPECT_EQ(second_http.Get("/v1/requests/x", read).status, 503);
+
+  StartCoordinator(dsard_port_);  // Same port, same data.
+  for (Http* client : {http_.get(), &second_http}) {
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    int status = 0;
+    while (absl::Now() < deadline) {
+      status = client->Get("/v1/requests?pageSize=1", read).status;
+      if (status == 200) break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    EXPECT_EQ(status, 200) << "the gateway did not recover";
+  }
+  EXPECT_TRUE(gateway_->Running());
+}
+
+// ---- A service the gateway has no code for ---------------------------------
+
+class EchoServiceTest : public ::testing::Test {
+ protected:
+  EchoServiceTest() : dir_("gateway-echo") {}
+
+  void SetUp() override {
+    keys_ = std::make_unique<TestKeys>();
+    WriteFile(dir_.Join("hs256.secret"), keys_->hs256_secret());
+    std::string port_file = dir_.Join("echo.port");
+    absl::StatusOr<std::unique_ptr<Process>> echo = Process::Start(
+        DSAR_TEST_ECHO_SERVER_PATH, {absl::StrCat("--port_file=", port_file)},
+        dir_.Join("echo.log"));
+    ASSERT_TRUE(echo.ok()) << echo.status();
+    echo_ = *std::move(echo);
+    absl::StatusOr<int> port = dsar::testing::WaitForPortFile(
+        port_file, absl::Seconds(30), echo_.get());
+    ASSERT_TRUE(port.ok()) << port.status();
+    echo_port_ = *port;
+    absl::StatusOr<testing::RunningGateway> gateway = testing::StartGateway(
+        DSAR_TEST_ECHO_GATEWAY_PATH, echo_port_,
+        {"--services=dsar.test.EchoService", "--compat_routes=false",
+         absl::StrCat("--jwt_hs256_secret_file=", dir_.Join("hs256.secret"))},
+        dir_.path());
+    ASSERT_TRUE(gateway.ok()) << gateway.status();
+    gateway_ = std::move(gateway->process);
+    http_ = std::make_unique<Http>(gateway->port);
+  }
+
+  std::string Token(const std::string& scope) {
+    return keys_->Mint("HS256", "", ValidClaims("alice", scope));
+  }
+
+  TempDir dir_;
+  std::unique_ptr<TestKeys> keys_;
+  std::unique_ptr<Process> echo_;
+  int echo_port_ = 0;
+  std::unique_ptr<Process> gateway_;
+  std::unique_ptr<Http> http_;
+};
+
+TEST_F(EchoServiceTest, AnnotatedRpcsBecomeRoutesWithTheirScopes) {
+  Reply get = http_->Get(
+      "/v1/echo/hello?repeat=2&tags=a&tags=b&inner.note=n&shout=true"
+      "&at=2024-01-02T03:04:05Z",
+      Token("echo.read"));
+  ASSERT_EQ(get.status, 200) << get.body;
+  EXPECT_EQ(get.json["message"], "HELLOHELLO");
+  EXPECT_EQ(get.json["tags"], nlohmann::json({"a", "b"}));
+  EXPECT_EQ(get.json["note"], "n");
+  EXPECT_EQ(get.json["at"], "2024-01-02T03:04:05Z");
+  // The caller's identity reached the backend as x-dsar-actor.
+  EXPECT_EQ(get.json["actor"], "alice");
+
+  Reply post = http_->Post("/v1/echo", Token("echo.write"),
+                           R"({"message":"hi","inner":{"note":"x"}})");
+  ASSERT_EQ(post.status, 200) << post.body;
+  EXPECT_EQ(post.json["message"], "hi");
+  EXPECT_EQ(post.json["note"], "x");
+  Reply bound = http_->Post("/v1/echo/yo:note", Token("echo.write"),
+                            R"({"note":"from body"})");
+  ASSERT_EQ(bound.status, 200) << bound.body;
+  EXPECT_EQ(bound.json["message"], "yo");
+  EXPECT_EQ(bound.json["note"], "from body");
+
+  // The scopes are the annotations' too.
+  Reply wrong_scope = http_->Post("/v1/echo", Token("echo.read"), "{}");
+  EXPECT_EQ(wrong_scope.status, 403);
+  EXPECT_THAT(wrong_scope.Header("WWW-Authenticate"),
+              HasSubstr("scope=\"echo.write\""));
+  // Backend errors map as for dsard.
+  Reply invalid = http_->Get("/v1/echo/invalid", Token("echo.read"));
+  EXPECT_EQ(invalid.status, 400);
+  EXPECT_EQ(ViolationField(invalid), "inner.note");
+  EXPECT_EQ(http_->Get("/v1/echo/missing", Token("echo.read")).status, 404);
+  // Only the configured services are exposed.
+  EXPECT_EQ(http_->Get("/v1/requests/x", Token("echo.read")).status, 404);
+  EXPECT_EQ(http_->Post("/dsar", Token("echo.write"), "{}").status, 404);
+}
+
+TEST_F(EchoServiceTest, InsecureDevModeIsLoopbackOnlyAndSaysSo) {
+  absl::StatusOr<testing::RunningGateway> dev = testing::StartGateway(
+      DSAR_TEST_ECHO_GATEWAY_PATH, echo_port_,
+      {"--services=dsar.test.EchoService", "--insecure_dev"}, dir_.path(),
+      "dev-gateway");
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  Http dev_http(dev->port);
+  Reply anonymous = dev_http.Get("/v1/echo/hi", "");
+  EXPECT_EQ(anonymous.status, 200) << anonymous.body;
+  EXPECT_EQ(anonymous.json["actor"], "insecure-dev");
+  EXPECT_THAT(dsar::testing::ReadFileOrEmpty(dir_.Join("dev-gateway.log")),
+              HasSubstr("WARNING: --insecure_dev"));
+
+  absl::StatusOr<int> refused = dsar::testing::RunToExit(
+      DSAR_TEST_ECHO_GATEWAY_PATH,
+      {"--listen=0.0.0.0:0", "--services=dsar.test.EchoService",
+       "--insecure_dev"},
+      dir_.Join("refused.log"), absl::Seconds(30));
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(*refused, 1);
+  // Without a key nothing starts either.
+  absl::StatusOr<int> no_key = dsar::testing::RunToExit(
+      DSAR_TEST_ECHO_GATEWAY_PATH, {"--services=dsar.test.EchoService"},
+      dir_.Join("no-key.log"), absl::Seconds(30));
+  ASSERT_TRUE(no_key.ok());
+  EXPECT_EQ(*no_key, 1);
+}
+
+}  // namespace
+}  // namespace dsar::gateway

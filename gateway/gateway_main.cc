@@ -1,0 +1,224 @@
+// dsar-gateway: the REST/JSON face of dsard. Routes come from the
+// google.api.http annotations of the linked services (docs/gateway.md).
+
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/files.h"
+#include "dsar/v1/admin.pb.h"
+#include "dsar/v1/audit.pb.h"
+#include "dsar/v1/requests.pb.h"
+#include "gateway/gateway_server.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:8080",
+          "HOST:PORT to serve HTTP on; port 0 picks a free port (see "
+          "--port_file).");
+ABSL_FLAG(std::string, port_file, "",
+          "If set, the bound port is written here once the socket listens.");
+ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "dsard's gRPC address.");
+ABSL_FLAG(std::vector<std::string>, services,
+          std::vector<std::string>({"dsar.v1.DsarService",
+                                    "dsar.v1.AuditService",
+                                    "dsar.v1.AdminService"}),
+          "gRPC services to expose; their routes come from their "
+          "google.api.http annotations.");
+ABSL_FLAG(bool, compat_routes, true,
+          "Serve the seed designs' routes (POST /dsar, /api/dsar/submit, ...); "
+          "needs dsar.v1.DsarService on the coordinator.");
+ABSL_FLAG(std::string, jwt_hs256_secret_file, "",
+          "File holding the HS256 secret (at least 32 bytes; a trailing "
+          "newline is ignored).");
+ABSL_FLAG(std::string, jwks_file, "",
+          "JWKS file with the RS256/ES256 public keys tokens are signed with.");
+ABSL_FLAG(std::string, issuer, "", "Required \"iss\" of tokens (empty: any).");
+ABSL_FLAG(std::string, audience, "",
+          "Required \"aud\" of tokens (empty: any).");
+ABSL_FLAG(int, jwt_leeway_seconds, 30, "Clock skew allowed for exp and nbf.");
+ABSL_FLAG(bool, insecure_dev, false,
+          "NO AUTHENTICATION: every caller gets every scope. For a demo on "
+          "loopback only.");
+ABSL_FLAG(int64_t, max_body_bytes, 1 << 20,
+          "Largest request body accepted; larger ones get 413.");
+ABSL_FLAG(int, read_timeout_ms, 10000,
+          "Time allowed to receive a request's headers and body.");
+ABSL_FLAG(int, write_timeout_ms, 10000, "Time allowed to send a response.");
+ABSL_FLAG(int, keep_alive_timeout_ms, 5000,
+          "How long an idle keep-alive connection is kept.");
+ABSL_FLAG(int, keep_alive_max_requests, 1000,
+          "Requests served on one connection before it is closed.");
+ABSL_FLAG(int, backend_timeout_ms, 10000, "Deadline of each call to dsard.");
+ABSL_FLAG(int, threads, 16, "HTTP worker threads.");
+ABSL_FLAG(bool, access_log, true, "Log one line per request on stderr.");
+
+namespace {
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "dsar-gateway: %s\n", status.ToString().c_str());
+  return 1;
+}
+
+// The generated descriptors of a static library are only linked when
+// something refers to them; these references keep the public API's files
+// in the generated pool, where the route table looks for them.
+void LinkPublicApiDescriptors() {
+  (void)dsar::v1::CreateRequestRequest::descriptor();
+  (void)dsar::v1::GetCheckpointRequest::descriptor();
+  (void)dsar::v1::ListWorkersRequest::descriptor();
+}
+
+bool IsLoopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "::1" ||
+         host == "[::1]";
+}
+
+absl::StatusOr<std::string> ReadSecret(const std::string& path) {
+  absl::StatusOr<std::string> text = dsar::ReadFile(path);
+  if (!text.ok()) return text.status();
+  std::string secret = *std::move(text);
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) {
+    secret.pop_back();
+  }
+  return secret;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "dsar-gateway --coordinator=HOST:PORT (--jwt_hs256_secret_file=F | "
+      "--jwks_file=F | --insecure_dev) [--listen=HOST:PORT]");
+  absl::ParseCommandLine(argc, argv);
+  LinkPublicApiDescriptors();
+
+  dsar::gateway::GatewayOptions options;
+  std::string listen = absl::GetFlag(FLAGS_listen);
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(listen.substr(colon + 1), &options.port) ||
+      options.port < 0 || options.port > 65535) {
+    return Fail(absl::InvalidArgumentError("--listen: expected HOST:PORT"));
+  }
+  options.host = listen.substr(0, colon);
+  if (options.host.size() > 2 && options.host.front() == '[') {
+    options.host = options.host.substr(1, options.host.size() - 2);
+  }
+  options.services = absl::GetFlag(FLAGS_services);
+  options.compat_routes = absl::GetFlag(FLAGS_compat_routes);
+  options.max_body_bytes = static_cast<size_t>(
+      std::max<int64_t>(0, absl::GetFlag(FLAGS_max_body_bytes)));
+  options.read_timeout =
+      absl::Milliseconds(absl::GetFlag(FLAGS_read_timeout_ms));
+  options.write_timeout =
+      absl::Milliseconds(absl::GetFlag(FLAGS_write_timeout_ms));
+  options.keep_alive_timeout =
+      absl::Milliseconds(absl::GetFlag(FLAGS_keep_alive_timeout_ms));
+  options.keep_alive_max_requests =
+      absl::GetFlag(FLAGS_keep_alive_max_requests);
+  options.threads = absl::GetFlag(FLAGS_threads);
+  options.access_log = absl::GetFlag(FLAGS_access_log);
+
+  std::unique_ptr<dsar::gateway::RequestAuthenticator> authenticator;
+  if (absl::GetFlag(FLAGS_insecure_dev)) {
+    if (!IsLoopback(options.host)) {
+      return Fail(absl::InvalidArgumentError(
+          "--insecure_dev is refused on a non-loopback --listen address"));
+    }
+    std::fprintf(stderr,
+                 "\n"
+                 "dsar-gateway: "
+                 "************************************************************"
+                 "\n"
+                 "dsar-gateway: *  WARNING: --insecure_dev: NO AUTHENTICATION. "
+                 "Every caller  *\n"
+                 "dsar-gateway: *  has every scope and acts as "
+                 "\"insecure-dev\". Demo only.     *\n"
+                 "dsar-gateway: "
+                 "************************************************************"
+                 "\n\n");
+    authenticator = dsar::gateway::RequestAuthenticator::InsecureDev();
+  } else {
+    dsar::gateway::JwtVerifierOptions jwt;
+    if (!absl::GetFlag(FLAGS_jwt_hs256_secret_file).empty()) {
+      absl::StatusOr<std::string> secret =
+          ReadSecret(absl::GetFlag(FLAGS_jwt_hs256_secret_file));
+      if (!secret.ok()) return Fail(secret.status());
+      jwt.hs256_secret = *std::move(secret);
+    }
+    if (!absl::GetFlag(FLAGS_jwks_file).empty()) {
+      absl::StatusOr<std::string> jwks =
+          dsar::ReadFile(absl::GetFlag(FLAGS_jwks_file));
+      if (!jwks.ok()) return Fail(jwks.status());
+      jwt.jwks_json = *std::move(jwks);
+    }
+    if (jwt.hs256_secret.empty() && jwt.jwks_json.empty()) {
+      return Fail(absl::InvalidArgumentError(
+          "give --jwt_hs256_secret_file and/or --jwks_file (or --insecure_dev "
+          "for a local demo)"));
+    }
+    jwt.issuer = absl::GetFlag(FLAGS_issuer);
+    jwt.audience = absl::GetFlag(FLAGS_audience);
+    jwt.leeway = absl::Seconds(absl::GetFlag(FLAGS_jwt_leeway_seconds));
+    absl::StatusOr<std::unique_ptr<dsar::gateway::JwtVerifier>> verifier =
+        dsar::gateway::JwtVerifier::Create(jwt);
+    if (!verifier.ok()) return Fail(verifier.status());
+    authenticator = std::make_unique<dsar::gateway::RequestAuthenticator>(
+        *std::move(verifier));
+  }
+
+  auto backend = std::make_unique<dsar::gateway::BackendClient>(
+      absl::GetFlag(FLAGS_coordinator),
+      absl::Milliseconds(absl::GetFlag(FLAGS_backend_timeout_ms)));
+  absl::StatusOr<std::unique_ptr<dsar::gateway::GatewayServer>> server =
+      dsar::gateway::GatewayServer::Create(options, std::move(authenticator),
+                                           std::move(backend));
+  if (!server.ok()) return Fail(server.status());
+
+  // SIGINT/SIGTERM are taken by a thread with sigwait, so stopping the
+  // server never runs inside a signal handler. Blocked before any thread
+  // starts, so every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<int> port = (*server)->Bind();
+  if (!port.ok()) return Fail(port.status());
+  for (const dsar::gateway::Route& route : (*server)->routes().routes()) {
+    std::fprintf(stderr, "dsar-gateway: route %s %s -> %s (scope %s)\n",
+                 route.http_method.c_str(), route.path.text().c_str(),
+                 route.grpc_path.c_str(), route.required_scope.c_str());
+  }
+  if (!absl::GetFlag(FLAGS_port_file).empty()) {
+    absl::Status written = dsar::WriteFileAtomically(
+        absl::GetFlag(FLAGS_port_file), absl::StrCat(*port, "\n"));
+    if (!written.ok()) return Fail(written);
+  }
+  std::fprintf(stderr, "dsar-gateway: listening on %s:%d, coordinator %s\n",
+               options.host.c_str(), *port,
+               absl::GetFlag(FLAGS_coordinator).c_str());
+
+  dsar::gateway::GatewayServer* raw = server->get();
+  std::thread signal_thread([raw, signals] {
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+    std::fprintf(stderr, "dsar-gateway: signal %d, stopping\n", signal_number);
+    raw->Stop();
+  });
+  signal_thread.detach();
+  (*server)->Serve();
+  return 0;
+}

@@ -1,0 +1,230 @@
+#include "gateway/gateway_server.h"
+
+#include <httplib.h>
+
+#include <cstdio>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gateway/transcoder.h"
+
+namespace dsar::gateway {
+namespace {
+
+// The google.rpc.Status body for errors httplib answers by itself.
+absl::Status StatusForHttpError(int http_status, size_t max_body_bytes) {
+  switch (http_status) {
+    case 413:
+      return absl::ResourceExhaustedError(
+          absl::StrCat("request body larger than ", max_body_bytes, " bytes"));
+    case 404:
+      return absl::NotFoundError("no such route");
+    case 408:
+      return absl::DeadlineExceededError("request not received in time");
+    case 414:
+    case 431:
+      return absl::InvalidArgumentError("request line or headers too large");
+    case 400:
+      return absl::InvalidArgumentError("malformed HTTP request");
+    default:
+      return absl::UnknownError(absl::StrCat("HTTP error ", http_status));
+  }
+}
+
+bool IsJsonContentType(const std::string& content_type) {
+  absl::string_view type = content_type;
+  type = type.substr(0, type.find(';'));
+  type = absl::StripAsciiWhitespace(type);
+  return type.empty() || absl::EqualsIgnoreCase(type, "application/json");
+}
+
+HttpReply WithStatus(HttpReply reply, int status) {
+  reply.status = status;
+  return reply;
+}
+
+}  // namespace
+
+GatewayServer::GatewayServer(
+    const GatewayOptions& options, RouteTable routes,
+    std::unique_ptr<RequestAuthenticator> authenticator,
+    std::unique_ptr<BackendClient> backend)
+    : options_(options),
+      routes_(std::move(routes)),
+      authenticator_(std::move(authenticator)),
+      backend_(std::move(backend)),
+      http_(std::make_unique<httplib::Server>()) {
+  if (options_.compat_routes) {
+    compat_ = std::make_unique<CompatRoutes>(backend_.get());
+  }
+}
+
+GatewayServer::~GatewayServer() = default;
+
+absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Create(
+    const GatewayOptions& options,
+    std::unique_ptr<RequestAuthenticator> authenticator,
+    std::unique_ptr<BackendClient> backend) {
+  absl::StatusOr<RouteTable> routes = RouteTable::Build(
+      options.services, *google::protobuf::DescriptorPool::generated_pool());
+  if (!routes.ok()) return routes.status();
+  std::unique_ptr<GatewayServer> server(
+      new GatewayServer(options, *std::move(routes), std::move(authenticator),
+                        std::move(backend)));
+
+  httplib::Server& http = *server->http_;
+  GatewayServer* self = server.get();
+  auto handler = [self](const httplib::Request& request,
+                        httplib::Response& response) {
+    absl::Time start = absl::Now();
+    HttpReply reply = self->Handle(request);
+    response.status = reply.status;
+    for (const auto& [name, value] : reply.headers) {
+      response.set_header(name, value);
+    }
+    response.set_header("Cache-Control", "no-store");
+    response.set_header("X-Content-Type-Options", "nosniff");
+    response.set_content(reply.body, reply.content_type.c_str());
+    if (self->options_.access_log) {
+      std::fprintf(stderr, "dsar-gateway: %s %s %d %lldus\n",
+                   request.method.c_str(), request.path.c_str(), reply.status,
+                   static_cast<long long>(
+                       absl::ToInt64Microseconds(absl::Now() - start)));
+    }
+  };
+  // Routing is ours (RouteTable, CompatRoutes): every path goes to Handle.
+  http.Get(".*", handler);
+  http.Post(".*", handler);
+  http.Put(".*", handler);
+  http.Patch(".*", handler);
+  http.Delete(".*", handler);
+  http.Options(".*", handler);
+  size_t max_body = options.max_body_bytes;
+  // Errors httplib produces itself (413, malformed requests) get the same
+  // google.rpc.Status body as ours.
+  httplib::Server::HandlerWithResponse error_handler =
+      [max_body](const httplib::Request&, httplib::Response& response) {
+        if (!response.body.empty()) {
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        response.set_content(
+            ErrorJson(StatusForHttpError(response.status, max_body)),
+            "application/json");
+        return httplib::Server::HandlerResponse::Handled;
+      };
+  http.set_error_handler(std::move(error_handler));
+  http.set_exception_handler([](const httplib::Request&,
+                                httplib::Response& response,
+                                std::exception_ptr) {
+    response.status = 500;
+    response.set_content(ErrorJson(absl::InternalError("internal error")),
+                         "application/json");
+  });
+  http.set_payload_max_length(options.max_body_bytes);
+  // Headers and body go out in separate writes; with Nagle's algorithm the
+  // body would wait for the client's delayed ACK (40 ms on Linux).
+  http.set_tcp_nodelay(true);
+  auto seconds_usec = [](absl::Duration d, time_t* sec, time_t* usec) {
+    int64_t micros = absl::ToInt64Microseconds(d);
+    *sec = static_cast<time_t>(micros / 1000000);
+    *usec = static_cast<time_t>(micros % 1000000);
+  };
+  time_t sec, usec;
+  seconds_usec(options.read_timeout, &sec, &usec);
+  http.set_read_timeout(sec, usec);
+  seconds_usec(options.write_timeout, &sec, &usec);
+  http.set_write_timeout(sec, usec);
+  http.set_keep_alive_timeout(static_cast<time_t>(
+      std::max<int64_t>(1, absl::ToInt64Seconds(options.keep_alive_timeout))));
+  http.set_keep_alive_max_count(
+      static_cast<size_t>(std::max(1, options.keep_alive_max_requests)));
+  int threads = std::max(1, options.threads);
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  return server;
+}
+
+absl::StatusOr<int> GatewayServer::Bind() {
+  int port = options_.port;
+  if (port == 0) {
+    port = http_->bind_to_any_port(options_.host);
+  } else if (!http_->bind_to_port(options_.host, port)) {
+    port = -1;
+  }
+  if (port <= 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options_.host, ":", options_.port));
+  }
+  return port;
+}
+
+void GatewayServer::Serve() { http_->listen_after_bind(); }
+
+void GatewayServer::Stop() { http_->stop(); }
+
+HttpReply GatewayServer::Handle(const httplib::Request& request) const {
+  const std::string& method = request.method;
+  const std::string& path = request.path;
+  if (method == "GET" && path == "/healthz") {
+    // The gateway's own liveness; says nothing about the coordinator.
+    return JsonReply(200, R"({"status":"SERVING"})");
+  }
+  if (!request.body.empty() &&
+      !IsJsonContentType(request.get_header_value("Content-Type"))) {
+    return WithStatus(ErrorReply(absl::InvalidArgumentError(
+                          "the request body must be application/json")),
+                      415);
+  }
+
+  std::optional<CompatRoutes::Match> compat;
+  absl::StatusOr<RouteMatch> route = absl::NotFoundError("");
+  std::string scope;
+  if (compat_ != nullptr) compat = compat_->Find(method, path);
+  if (compat) {
+    scope = compat->required_scope;
+  } else {
+    route = routes_.Find(method, path);
+    if (!route.ok()) {
+      if (route.status().code() == absl::StatusCode::kUnimplemented) {
+        return WithStatus(ErrorReply(route.status()), 405);
+      }
+      return ErrorReply(route.status());
+    }
+    scope = route->route->required_scope;
+  }
+
+  absl::StatusOr<Caller> caller = authenticator_->Authorize(
+      request.get_header_value("Authorization"), scope, absl::Now());
+  if (!caller.ok()) {
+    HttpReply reply = ErrorReply(caller.status());
+    reply.headers.push_back(
+        {"WWW-Authenticate", WwwAuthenticate(caller.status(), scope)});
+    return reply;
+  }
+  if (compat) {
+    return compat_->Serve(*compat, request.body,
+                          request.get_header_value("Idempotency-Key"), *caller,
+                          absl::Now());
+  }
+  return Transcode(*route, request, *caller);
+}
+
+HttpReply GatewayServer::Transcode(const RouteMatch& match,
+                                   const httplib::Request& request,
+                                   const Caller& caller) const {
+  absl::StatusOr<std::unique_ptr<google::protobuf::Message>> message =
+      BuildRequestMessage(match, request.params, request.body);
+  if (!message.ok()) return ErrorReply(message.status());
+  std::string serialized;
+  if (!(*message)->SerializeToString(&serialized)) {
+    return ErrorReply(absl::InternalError("cannot serialize the request"));
+  }
+  absl::StatusOr<std::string> response =
+      backend_->Call(match.route->grpc_path, serialized, caller.subject);
+  if (!response.ok()) return ErrorReply(response.status());
+  absl::StatusOr<std::string> json = ResponseJson(*match.route, *response);
+  if (!json.ok()) return ErrorReply(json.status());
+  return JsonReply(200, *std::move(json));
+}
+
+}  // namespace dsar::gateway

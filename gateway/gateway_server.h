@@ -1,0 +1,87 @@
+#ifndef DSAR_GATEWAY_GATEWAY_SERVER_H_
+#define DSAR_GATEWAY_GATEWAY_SERVER_H_
+
+// The HTTP side of dsar-gateway: accepts HTTP/1.1 requests, authenticates
+// them, and serves them from the compatibility routes or by transcoding to
+// the RPC that the route table names.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "gateway/backend_client.h"
+#include "gateway/compat_routes.h"
+#include "gateway/http_reply.h"
+#include "gateway/request_auth.h"
+#include "gateway/route_table.h"
+
+namespace httplib {
+class Server;
+struct Request;
+}  // namespace httplib
+
+namespace dsar::gateway {
+
+struct GatewayOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0: any free port (see Bind).
+  // Full names of the gRPC services to expose.
+  std::vector<std::string> services = {
+      "dsar.v1.DsarService", "dsar.v1.AuditService", "dsar.v1.AdminService"};
+  bool compat_routes = true;        // The seed routes (they need DsarService).
+  size_t max_body_bytes = 1 << 20;  // Larger bodies: 413.
+  absl::Duration read_timeout = absl::Seconds(10);
+  absl::Duration write_timeout = absl::Seconds(10);
+  absl::Duration keep_alive_timeout = absl::Seconds(5);
+  int keep_alive_max_requests = 1000;
+  int threads = 16;
+  bool access_log = true;  // One line per request on stderr.
+};
+
+class GatewayServer {
+ public:
+  // Builds the route table from the linked descriptors of options.services
+  // (failing as RouteTable::Build does). `backend` and `authenticator` are
+  // owned by the server.
+  static absl::StatusOr<std::unique_ptr<GatewayServer>> Create(
+      const GatewayOptions& options,
+      std::unique_ptr<RequestAuthenticator> authenticator,
+      std::unique_ptr<BackendClient> backend);
+  ~GatewayServer();
+  GatewayServer(const GatewayServer&) = delete;
+  GatewayServer& operator=(const GatewayServer&) = delete;
+
+  // Binds the listening socket; returns the port (the chosen one when
+  // options.port is 0). UNAVAILABLE when the address cannot be bound.
+  absl::StatusOr<int> Bind();
+  // Serves until Stop(). REQUIRES: Bind() succeeded.
+  void Serve();
+  // Makes Serve() return. Thread-safe; callable before Serve starts.
+  void Stop();
+
+  // Answers one request: the whole routing, auth and transcoding logic,
+  // without the socket. `headers` lookups are case-insensitive.
+  HttpReply Handle(const httplib::Request& request) const;
+
+  const RouteTable& routes() const { return routes_; }
+
+ private:
+  GatewayServer(const GatewayOptions& options, RouteTable routes,
+                std::unique_ptr<RequestAuthenticator> authenticator,
+                std::unique_ptr<BackendClient> backend);
+  HttpReply Transcode(const RouteMatch& match, const httplib::Request& request,
+                      const Caller& caller) const;
+
+  GatewayOptions options_;
+  RouteTable routes_;
+  std::unique_ptr<RequestAuthenticator> authenticator_;
+  std::unique_ptr<BackendClient> backend_;
+  std::unique_ptr<CompatRoutes> compat_;  // Null when disabled.
+  std::unique_ptr<httplib::Server> http_;
+};
+
+}  // namespace dsar::gateway
+
+#endif  // DSAR_GATEWAY_GATEWAY_SERVER_H_

@@ -1,0 +1,152 @@
+#include "gateway/transcoder.h"
+
+#include "gateway/testdata/echo.pb.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace dsar::gateway {
+namespace {
+
+class TranscoderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    (void)test::EchoRequest::descriptor();
+    absl::StatusOr<RouteTable> table =
+        RouteTable::Build({"dsar.test.EchoService"},
+                          *google::protobuf::DescriptorPool::generated_pool());
+    ASSERT_TRUE(table.ok()) << table.status();
+    table_ = *std::move(table);
+  }
+
+  absl::StatusOr<test::EchoRequest> Build(const std::string& method,
+                                          const std::string& path,
+                                          const QueryParams& query,
+                                          const std::string& body) {
+    absl::StatusOr<RouteMatch> match = table_.Find(method, path);
+    if (!match.ok()) return match.status();
+    absl::StatusOr<std::unique_ptr<google::protobuf::Message>> message =
+        BuildRequestMessage(*match, query, body);
+    if (!message.ok()) return message.status();
+    test::EchoRequest request;
+    request.CopyFrom(**message);
+    return request;
+  }
+
+  RouteTable table_;
+};
+
+TEST_F(TranscoderTest, PathAndQueryParameters) {
+  absl::StatusOr<test::EchoRequest> request =
+      Build("GET", "/v1/echo/hello",
+            {{"repeat", "3"},
+             {"tags", "a"},
+             {"tags", "b"},
+             {"inner.note", "n"},
+             {"shout", "true"},
+             {"at", "2024-01-02T03:04:05Z"}},
+            "");
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->message(), "hello");
+  EXPECT_EQ(request->repeat(), 3);
+  ASSERT_EQ(request->tags_size(), 2);
+  EXPECT_EQ(request->tags(1), "b");
+  EXPECT_EQ(request->inner().note(), "n");
+  EXPECT_TRUE(request->shout());
+  EXPECT_EQ(request->at().seconds(), 1704164645);
+}
+
+TEST_F(TranscoderTest, JsonNamesWorkInTheQueryToo) {
+  absl::StatusOr<test::EchoRequest> request =
+      Build("GET", "/v1/echo/x", {{"inner.note", "a"}}, "");
+  ASSERT_TRUE(request.ok());
+  EXPECT_EQ(request->inner().note(), "a");
+}
+
+TEST_F(TranscoderTest, BadQueryParameters) {
+  auto code_and_message = [&](const QueryParams& query) {
+    absl::Status status = Build("GET", "/v1/echo/x", query, "").status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    return std::string(status.message());
+  };
+  EXPECT_EQ(code_and_message({{"nope", "1"}}),
+            "nope: no such field in the request");
+  EXPECT_EQ(code_and_message({{"repeat", "many"}}).rfind("repeat: ", 0), 0u);
+  EXPECT_EQ(code_and_message({{"repeat", "1"}, {"repeat", "2"}}),
+            "repeat: given more than once");
+  EXPECT_EQ(code_and_message({{"message", "y"}}),
+            "message: already bound by the URL path");
+  EXPECT_EQ(code_and_message({{"inner", "y"}}),
+            "inner: a message field cannot be set from one URL value");
+}
+
+TEST_F(TranscoderTest, BodyStarFillsTheMessage) {
+  absl::StatusOr<test::EchoRequest> request =
+      Build("POST", "/v1/echo", {},
+            R"({"message":"m","repeat":2,"tags":["x"],"inner":{"note":"q"}})");
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->message(), "m");
+  EXPECT_EQ(request->repeat(), 2);
+  EXPECT_EQ(request->inner().note(), "q");
+  // Every field is in the body: the query string is refused.
+  EXPECT_EQ(Build("POST", "/v1/echo", {{"repeat", "1"}}, "{}").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(TranscoderTest, BodyFieldAndPathVariable) {
+  absl::StatusOr<test::EchoRequest> request =
+      Build("POST", "/v1/echo/hi:note", {{"repeat", "2"}}, R"({"note":"n"})");
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->message(), "hi");
+  EXPECT_EQ(request->inner().note(), "n");
+  EXPECT_EQ(request->repeat(), 2);
+}
+
+TEST_F(TranscoderTest, JsonErrorsNameTheField) {
+  struct Case {
+    const char* body;
+    const char* message;
+  };
+  for (const Case& c : {
+           Case{R"({"mesage":"x"})", "mesage: unknown field"},
+           Case{R"({"repeat":"lots"})", "repeat: "},
+           Case{R"({"inner":{"nte":"x"}})", "inner.nte: unknown field"},
+           Case{R"({"inner":{"note":5}})", "inner.note: "},
+           Case{R"({"message":)", "request body is not a valid JSON object"},
+           Case{R"([1,2])", "request body is not a valid JSON object"},
+       }) {
+    absl::Status status = Build("POST", "/v1/echo", {}, c.body).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.body;
+    EXPECT_EQ(status.message().rfind(c.message, 0), 0u)
+        << c.body << " gave " << status.message();
+  }
+  // A field-bound body: paths start at that field.
+  absl::Status status =
+      Build("POST", "/v1/echo/hi:note", {}, R"({"nte":"x"})").status();
+  EXPECT_EQ(status.message(), "inner.nte: unknown field");
+}
+
+TEST_F(TranscoderTest, GetTakesNoBody) {
+  EXPECT_EQ(Build("GET", "/v1/echo/x", {}, "{}").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Build("GET", "/v1/echo/x", {}, "  ").ok());
+}
+
+TEST_F(TranscoderTest, ResponseUsesTheProtobufJsonMapping) {
+  absl::StatusOr<RouteMatch> match = table_.Find("GET", "/v1/echo/x");
+  ASSERT_TRUE(match.ok());
+  test::EchoResponse response;
+  response.set_message("m");
+  response.set_note("n");
+  response.mutable_at()->set_seconds(1704164645);
+  absl::StatusOr<std::string> json =
+      ResponseJson(*match->route, response.SerializeAsString());
+  ASSERT_TRUE(json.ok());
+  nlohmann::json parsed = nlohmann::json::parse(*json);
+  EXPECT_EQ(parsed["message"], "m");
+  EXPECT_EQ(parsed["at"], "2024-01-02T03:04:05Z");
+  EXPECT_EQ(ResponseJson(*match->route, "\xff\xff").status().code(),
+            absl::StatusCode::kInternal);
+}
+
+}  // namespace
+}  // namespace dsar::gateway

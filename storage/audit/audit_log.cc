@@ -1,0 +1,201 @@
+#include "storage/audit/audit_log.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace dsar {
+namespace {
+
+constexpr uint32_t kMaxEntriesPerCall = 1000;
+
+std::string DeterministicBytes(const google::protobuf::Message& message) {
+  std::string bytes;
+  google::protobuf::io::StringOutputStream stream(&bytes);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  message.SerializeToCodedStream(&coded);
+  coded.Trim();
+  return bytes;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(
+    const StateStore* store, Options options) {
+  if (options.signer == nullptr)
+    return absl::InvalidArgumentError("audit log: signer required");
+  if (options.hmac_key.size() < 16) {
+    return absl::InvalidArgumentError(
+        "audit log: hmac key of at least 16 bytes required");
+  }
+  std::unique_ptr<AuditLog> log(new AuditLog(store, std::move(options)));
+  ASSIGN_OR_RETURN(auto checkpoint, store->GetAuditCheckpoint());
+  uint64_t size = checkpoint.first;
+  std::vector<std::string> nodes;
+  for (const auto& [level, index] :
+       merkle::CompactRange::DecompositionOf(size)) {
+    absl::StatusOr<std::string> hash = store->GetAuditHash(level, index);
+    if (!hash.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("audit log of size ", size,
+                       " cannot be reopened: ", hash.status().message()));
+    }
+    nodes.push_back(std::move(*hash));
+  }
+  ASSIGN_OR_RETURN(log->edge_,
+                   merkle::CompactRange::FromNodes(size, std::move(nodes)));
+  log->sealed_size_ = size;
+  return log;
+}
+
+std::string AuditLog::Append(StateBatch& batch, v1::Event* event) {
+  uint64_t index = edge_.size();
+  event->set_log_index(index);
+  std::string entry = DeterministicBytes(*event);
+  std::string leaf_hash = merkle::LeafHash(entry);
+  batch.PutAuditLeaf(index, entry);
+  edge_.Append(leaf_hash, [&batch](int level, uint64_t node_index,
+                                   const std::string& hash) {
+    batch.PutAuditHash(level, node_index, hash);
+  });
+  return leaf_hash;
+}
+
+absl::Status AuditLog::SealGroup(StateBatch& batch) {
+  if (edge_.size() == sealed_size_) return absl::OkStatus();
+  audit::Checkpoint checkpoint;
+  checkpoint.origin = options_.origin;
+  checkpoint.size = edge_.size();
+  checkpoint.root_hash = edge_.RootHash();
+  ASSIGN_OR_RETURN(std::string note, options_.signer->Sign(checkpoint));
+  batch.PutAuditCheckpoint(checkpoint.size, note);
+  sealed_size_ = edge_.size();
+  return absl::OkStatus();
+}
+
+std::string AuditLog::SubjectHmac(const std::string& key,
+                                  const std::string& value) const {
+  std::string message = absl::StrCat(key, ":", value);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), options_.hmac_key.data(),
+       static_cast<int>(options_.hmac_key.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+       digest, &length);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), length));
+}
+
+merkle::SubtreeHashFn AuditLog::StoredSubtrees() const {
+  return [this](int level, uint64_t index) {
+    return store_->GetAuditHash(level, index);
+  };
+}
+
+absl::StatusOr<uint64_t> AuditLog::CommittedSize() const {
+  ASSIGN_OR_RETURN(auto checkpoint, store_->GetAuditCheckpoint());
+  return checkpoint.first;
+}
+
+absl::StatusOr<v1::GetCheckpointResponse> AuditLog::GetCheckpoint() const {
+  ASSIGN_OR_RETURN(auto checkpoint, store_->GetAuditCheckpoint());
+  v1::GetCheckpointResponse response;
+  response.set_size(checkpoint.first);
+  if (checkpoint.second.empty()) {
+    // An empty log still has a signed checkpoint, so clients can pin it.
+    audit::Checkpoint empty;
+    empty.origin = options_.origin;
+    empty.root_hash = merkle::EmptyRootHash();
+    ASSIGN_OR_RETURN(checkpoint.second, options_.signer->Sign(empty));
+  }
+  response.set_checkpoint(checkpoint.second);
+  return response;
+}
+
+absl::StatusOr<v1::GetEntriesResponse> AuditLog::GetEntries(
+    const v1::GetEntriesRequest& request) const {
+  ASSIGN_OR_RETURN(uint64_t size, CommittedSize());
+  if (request.start() >= size) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "start: ", request.start(), " is at or past the log size ", size));
+  }
+  if (request.count() > kMaxEntriesPerCall) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("count: at most ", kMaxEntriesPerCall));
+  }
+  uint64_t count = request.count() == 0 ? 100 : request.count();
+  uint64_t end = std::min(size, request.start() + count);
+  v1::GetEntriesResponse response;
+  response.set_start(request.start());
+  for (uint64_t index = request.start(); index < end; ++index) {
+    ASSIGN_OR_RETURN(*response.add_entries(), store_->GetAuditLeaf(index));
+  }
+  return response;
+}
+
+absl::StatusOr<v1::GetRequestEntriesResponse> AuditLog::GetRequestEntries(
+    const v1::GetRequestEntriesRequest& request) const {
+  if (request.request_id().empty())
+    return absl::InvalidArgumentError("request_id: required");
+  RETURN_IF_ERROR(store_->GetRequest(request.request_id()).status());
+  std::vector<uint64_t> indexes;
+  RETURN_IF_ERROR(store_->ListEventIndexes(request.request_id(), &indexes));
+  v1::GetRequestEntriesResponse response;
+  for (uint64_t index : indexes) {
+    response.add_log_indexes(index);
+    ASSIGN_OR_RETURN(*response.add_entries(), store_->GetAuditLeaf(index));
+  }
+  return response;
+}
+
+absl::StatusOr<v1::GetInclusionProofResponse> AuditLog::GetInclusionProof(
+    const v1::GetInclusionProofRequest& request) const {
+  ASSIGN_OR_RETURN(uint64_t size, CommittedSize());
+  uint64_t tree_size = request.tree_size() == 0 ? size : request.tree_size();
+  if (tree_size > size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tree_size: ", tree_size, " is past the log size ", size));
+  }
+  if (request.index() >= tree_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "index: ", request.index(), " is not below tree_size ", tree_size));
+  }
+  ASSIGN_OR_RETURN(
+      std::vector<std::string> proof,
+      merkle::InclusionProof(StoredSubtrees(), request.index(), tree_size));
+  v1::GetInclusionProofResponse response;
+  response.set_index(request.index());
+  response.set_tree_size(tree_size);
+  for (std::string& hash : proof) response.add_proof(std::move(hash));
+  return response;
+}
+
+absl::StatusOr<v1::GetConsistencyProofResponse> AuditLog::GetConsistencyProof(
+    const v1::GetConsistencyProofRequest& request) const {
+  ASSIGN_OR_RETURN(uint64_t size, CommittedSize());
+  uint64_t second = request.second_size() == 0 ? size : request.second_size();
+  if (second > size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("second_size: ", second, " is past the log size ", size));
+  }
+  if (request.first_size() == 0 || request.first_size() > second) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "first_size: must be between 1 and second_size (", second, ")"));
+  }
+  ASSIGN_OR_RETURN(
+      std::vector<std::string> proof,
+      merkle::ConsistencyProof(StoredSubtrees(), request.first_size(), second));
+  v1::GetConsistencyProofResponse response;
+  response.set_first_size(request.first_size());
+  response.set_second_size(second);
+  for (std::string& hash : proof) response.add_proof(std::move(hash));
+  return response;
+}
+
+}  // namespace dsar

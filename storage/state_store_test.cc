@@ -1,0 +1,339 @@
+#include "storage/state_store.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace dsar {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+constexpr int64_t kBaseMs = 1'700'000'000'000;
+
+internal::RequestRecord Record(const std::string& id, v1::RequestType type,
+                               v1::RequestStatus status, int64_t created_ms) {
+  internal::RequestRecord record;
+  v1::Request* request = record.mutable_request();
+  request->set_id(id);
+  request->set_type(type);
+  request->set_status(status);
+  request->mutable_created_at()->set_seconds(created_ms / 1000);
+  request->mutable_created_at()->set_nanos(
+      static_cast<int32_t>(created_ms % 1000) * 1000000);
+  return record;
+}
+
+class StateStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern =
+        (fs::temp_directory_path() / "state_store_test.XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    Open();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
+
+  void Open() {
+    store_.reset();
+    absl::StatusOr<std::unique_ptr<StateStore>> store =
+        StateStore::Open(dir_ + "/state");
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+  }
+
+  void Put(const internal::RequestRecord& record,
+           v1::RequestStatus previous_status) {
+    StateBatch batch = store_->NewBatch();
+    batch.PutRequest(record, previous_status);
+    absl::Status status = store_->Commit(batch);
+    ASSERT_TRUE(status.ok()) << status;
+  }
+
+  std::vector<std::string> List(const RequestFilter& filter, int limit,
+                                const std::string& token,
+                                std::string* next_token) {
+    std::vector<internal::RequestRecord> records;
+    absl::Status status =
+        store_->ListRequests(filter, limit, token, &records, next_token);
+    EXPECT_TRUE(status.ok()) << status;
+    std::vector<std::string> ids;
+    for (const internal::RequestRecord& record : records)
+      ids.push_back(record.request().id());
+    return ids;
+  }
+
+  // Every page of a listing, in order.
+  std::vector<std::vector<std::string>> Pages(const RequestFilter& filter,
+                                              int limit) {
+    std::vector<std::vector<std::string>> pages;
+    std::string token;
+    for (int n = 0; n < 100; ++n) {
+      std::string next;
+      pages.push_back(List(filter, limit, token, &next));
+      if (next.empty()) break;
+      token = next;
+    }
+    return pages;
+  }
+
+  std::vector<std::string> LiveIds() {
+    std::vector<std::string> ids;
+    absl::Status status = store_->ForEachLiveRequest(
+        [&](internal::RequestRecord record) -> absl::Status {
+          ids.push_back(record.request().id());
+          return absl::OkStatus();
+        });
+    EXPECT_TRUE(status.ok()) << status;
+    return ids;
+  }
+
+  std::string dir_;
+  std::unique_ptr<StateStore> store_;
+};
+
+RequestFilter StatusFilter(v1::RequestStatus status) {
+  RequestFilter filter;
+  filter.status = status;
+  return filter;
+}
+
+TEST_F(StateStoreTest, GetRequestRoundTripsAndMissesWithNotFound) {
+  internal::RequestRecord record =
+      Record("r1", v1::ACCESS, v1::RUNNING, kBaseMs);
+  record.set_next_event_sequence(7);
+  Put(record, v1::REQUEST_STATUS_UNSPECIFIED);
+  absl::StatusOr<internal::RequestRecord> read = store_->GetRequest("r1");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->SerializeAsString(), record.SerializeAsString());
+  EXPECT_EQ(store_->GetRequest("r2").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(StateStoreTest, StatusIndexMovesWithTheRequest) {
+  internal::RequestRecord record =
+      Record("r1", v1::ACCESS, v1::RECEIVED, kBaseMs);
+  Put(record, v1::REQUEST_STATUS_UNSPECIFIED);
+  std::string next;
+  EXPECT_THAT(List(StatusFilter(v1::RECEIVED), 10, "", &next),
+              ElementsAre("r1"));
+
+  record.mutable_request()->set_status(v1::RUNNING);
+  Put(record, v1::RECEIVED);
+  EXPECT_THAT(List(StatusFilter(v1::RECEIVED), 10, "", &next), IsEmpty());
+  EXPECT_THAT(List(StatusFilter(v1::RUNNING), 10, "", &next),
+              ElementsAre("r1"));
+  // Same status again: still listed once.
+  Put(record, v1::RUNNING);
+  EXPECT_THAT(List(StatusFilter(v1::RUNNING), 10, "", &next),
+              ElementsAre("r1"));
+
+  record.mutable_request()->set_status(v1::COMPLETED);
+  Put(record, v1::RUNNING);
+  EXPECT_THAT(List(StatusFilter(v1::RUNNING), 10, "", &next), IsEmpty());
+  EXPECT_THAT(List(StatusFilter(v1::COMPLETED), 10, "", &next),
+              ElementsAre("r1"));
+  // The unfiltered listing holds every request exactly once.
+  EXPECT_THAT(List(RequestFilter(), 10, "", &next), ElementsAre("r1"));
+  EXPECT_EQ(store_->GetRequest("r1")->request().status(), v1::COMPLETED);
+}
+
+TEST_F(StateStoreTest, LiveSetExcludesTerminalRequests) {
+  Put(Record("running", v1::ACCESS, v1::RUNNING, kBaseMs),
+      v1::REQUEST_STATUS_UNSPECIFIED);
+  Put(Record("received", v1::ERASURE, v1::RECEIVED, kBaseMs + 1),
+      v1::REQUEST_STATUS_UNSPECIFIED);
+  // Stored terminal from the start (e.g. failed on its first step).
+  Put(Record("failed", v1::ACCESS, v1::FAILED, kBaseMs + 2),
+      v1::REQUEST_STATUS_UNSPECIFIED);
+  EXPECT_THAT(LiveIds(),
+              ::testing::UnorderedElementsAre("running", "received"));
+
+  for (v1::RequestStatus terminal : {v1::COMPLETED, v1::CANCELLED}) {
+    internal::RequestRecord record =
+        Record("running", v1::ACCESS, v1::RUNNING, kBaseMs);
+    Put(record, v1::REQUEST_STATUS_UNSPECIFIED);
+    record.mutable_request()->set_status(terminal);
+    Put(record, v1::RUNNING);
+    EXPECT_THAT(LiveIds(), ElementsAre("received"));
+  }
+
+  // The live set is durable.
+  Open();
+  EXPECT_THAT(LiveIds(), ElementsAre("received"));
+  EXPECT_TRUE(store_->GetRequest("running").ok());
+}
+
+TEST_F(StateStoreTest, ListsOldestFirstAndFiltersByType) {
+  // Written out of order; listed by creation time, ties broken by id.
+  Put(Record("r3", v1::ERASURE, v1::RUNNING, kBaseMs + 30),
+      v1::REQUEST_STATUS_UNSPECIFIED);
+  Put(Record("r1", v1::ACCESS, v1::RUNNING, kBaseMs + 10),
+      v1::REQUEST_STATUS_UNSPECIFIED);
+  Put(Record("r2b", v1::ACCESS, v1::COMPLETED, kBaseMs + 20),
+      v1::REQUEST_STATUS_UNSPECIFIED);
+  Put(Record("r2a", v1::PORTABILITY, v1::RUNNING, kBaseMs + 20),
+      v1::REQUEST_STATUS_UNSPECIFIED);
+  std::string next;
+  EXPECT_THAT(List(RequestFilter(), 10, "", &next),
+              ElementsAre("r1", "r2a", "r2b", "r3"));
+  EXPECT_TRUE(next.empty());
+
+  RequestFilter access;
+  access.type = v1::ACCESS;
+  EXPECT_THAT(List(access, 10, "", &next), ElementsAre("r1", "r2b"));
+  RequestFilter running_access = access;
+  running_access.status = v1::RUNNING;
+  EXPECT_THAT(List(running_access, 10, "", &next), ElementsAre("r1"));
+}
+
+TEST_F(StateStoreTest, PaginatesWithoutGapsOrDuplicates) {
+  for (int i = 0; i < 5; ++i) {
+    Put(Record("r" + std::to_string(i), v1::ACCESS, v1::RUNNING,
+               kBaseMs + 1000 * i),
+        v1::REQUEST_STATUS_UNSPECIFIED);
+  }
+  EXPECT_THAT(Pages(RequestFilter(), 2),
+              ElementsAre(ElementsAre("r0", "r1"), ElementsAre("r2", "r3"),
+                          ElementsAre("r4")));
+  EXPECT_THAT(Pages(StatusFilter(v1::RUNNING), 5),
+              ElementsAre(ElementsAre("r0", "r1", "r2", "r3", "r4")));
+  EXPECT_THAT(Pages(RequestFilter(), 1).size(), 5u);
+}
+
+TEST_F(StateStoreTest, NoNextTokenWhenOnlyNonMatchingEntriesFollow) {
+  Put(Record("r0", v1::ACCESS, v1::RUNNING, kBaseMs),
+      v1::REQUEST_STATUS_UNSPECIFIED);
+  Put(Record("r1", v1::ACCESS, v1::RUNNING, kBaseMs + 1),
+      v1::REQUEST_STATUS_UNSPECIFIED);
+  Put(Record("r2", v1::ERASURE, v1::RUNNING, kBaseMs + 2),
+      v1::REQUEST_STATUS_UNSPECIFIED);
+  RequestFilter access;
+  access.type = v1::ACCESS;
+  EXPECT_THAT(Pages(access, 2), ElementsAre(ElementsAre("r0", "r1")));
+}
+
+TEST_F(StateStoreTest, PageTokenSeesRequestsAddedSincePreviousPage) {
+  Put(Record("r0", v1::ACCESS, v1::RUNNING, kBaseMs),
+      v1::REQUEST_STATUS_UNSPECIFIED);
+  Put(Record("r1", v1::ACCESS, v1::RUNNING, kBaseMs + 1),
+      v1::REQUEST_STATUS_UNSPECIFIED);
+  std::string next;
+  EXPECT_THAT(List(RequestFilter(), 1, "", &next), ElementsAre("r0"));
+  ASSERT_FALSE(next.empty());
+  Put(Record("r2", v1::ACCESS, v1::RUNNING, kBaseMs + 2),
+      v1::REQUEST_STATUS_UNSPECIFIED);
+  std::string last;
+  EXPECT_THAT(List(RequestFilter(), 5, next, &last), ElementsAre("r1", "r2"));
+  EXPECT_TRUE(last.empty());
+}
+
+TEST_F(StateStoreTest, BadPageTokenIsInvalidArgument) {
+  for (int i = 0; i < 3; ++i) {
+    Put(Record("r" + std::to_string(i), v1::ACCESS, v1::RUNNING, kBaseMs + i),
+        v1::REQUEST_STATUS_UNSPECIFIED);
+  }
+  std::vector<internal::RequestRecord> records;
+  std::string next;
+  EXPECT_EQ(
+      store_->ListRequests(RequestFilter(), 1, "not base64 !!", &records, &next)
+          .code(),
+      absl::StatusCode::kInvalidArgument);
+  // A token of one listing does not continue another.
+  std::string running_token;
+  List(StatusFilter(v1::RUNNING), 1, "", &running_token);
+  ASSERT_FALSE(running_token.empty());
+  EXPECT_EQ(
+      store_->ListRequests(RequestFilter(), 1, running_token, &records, &next)
+          .code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_
+                ->ListRequests(StatusFilter(v1::COMPLETED), 1, running_token,
+                               &records, &next)
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(StateStoreTest, EventsListInSequenceOrderPerRequest) {
+  StateBatch batch = store_->NewBatch();
+  // "r1x" shares a prefix with "r1": its events must not leak into r1's.
+  // Each event is stored once, as the audit leaf its index entry points to.
+  uint64_t log_index = 0;
+  for (const std::string id : {"r1", "r1x"}) {
+    for (uint64_t sequence = 12; sequence >= 1; --sequence) {
+      v1::Event event;
+      event.set_request_id(id);
+      event.set_sequence(sequence);
+      event.set_kind("k" + std::to_string(sequence));
+      event.set_log_index(log_index++);
+      batch.PutAuditLeaf(event.log_index(), event.SerializeAsString());
+      batch.PutEvent(event);
+    }
+  }
+  ASSERT_TRUE(store_->Commit(batch).ok());
+
+  std::vector<v1::Event> events;
+  bool more = false;
+  ASSERT_TRUE(store_->ListEvents("r1", 0, 5, &events, &more).ok());
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_TRUE(more);
+  EXPECT_EQ(events[0].sequence(), 1u);
+  EXPECT_EQ(events[4].sequence(), 5u);
+  EXPECT_EQ(events[4].kind(), "k5");
+
+  ASSERT_TRUE(store_->ListEvents("r1", 10, 5, &events, &more).ok());
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_FALSE(more);
+  EXPECT_EQ(events[0].sequence(), 11u);
+  EXPECT_EQ(events[1].sequence(), 12u);
+  EXPECT_EQ(events[1].request_id(), "r1");
+
+  // Exactly a page left: no more.
+  ASSERT_TRUE(store_->ListEvents("r1", 7, 5, &events, &more).ok());
+  EXPECT_EQ(events.size(), 5u);
+  EXPECT_FALSE(more);
+
+  ASSERT_TRUE(store_->ListEvents("r", 0, 100, &events, &more).ok());
+  EXPECT_TRUE(events.empty());
+}
+
+TEST_F(StateStoreTest, IdempotencyKeysAndDefinitions) {
+  EXPECT_FALSE(store_->GetIdempotencyKey("k1")->has_value());
+  EXPECT_FALSE(store_->GetDefinition("dsar@abc")->has_value());
+  StateBatch batch = store_->NewBatch();
+  batch.PutIdempotencyKey("k1", "r1");
+  internal::DefinitionRecord definition;
+  definition.set_version("dsar@abc");
+  definition.set_json("{}");
+  batch.PutDefinition(definition);
+  EXPECT_EQ(batch.Count(), 2);
+  ASSERT_TRUE(store_->Commit(batch).ok());
+
+  Open();
+  absl::StatusOr<std::optional<std::string>> key =
+      store_->GetIdempotencyKey("k1");
+  ASSERT_TRUE(key.ok()) << key.status();
+  EXPECT_EQ(key->value_or(""), "r1");
+  absl::StatusOr<std::optional<internal::DefinitionRecord>> stored =
+      store_->GetDefinition("dsar@abc");
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->json(), "{}");
+}
+
+}  // namespace
+}  // namespace dsar

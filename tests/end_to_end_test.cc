@@ -1,0 +1,463 @@
+// End to end over the wire: sample stores, dsard and two dsar-worker
+// processes; an access request produces a verifiable bundle, an erasure
+// removes the subject from every store and nobody else; bad input and bad
+// configuration are refused with messages naming the culprit.
+
+#include <sqlite3.h>
+#include <zip.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "common/sha256.h"
+#include "dsar/v1/worker.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/dsar_cluster.h"
+#include "tests/process_harness.h"
+
+namespace dsar::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
+
+const std::vector<std::string> kStores = {"accounts", "orders", "marketing",
+                                          "activity"};
+
+// Rows of the subject with user id `user` in each sample store, read
+// straight from the files.
+class StoreContents {
+ public:
+  explicit StoreContents(std::string dir) : dir_(std::move(dir)) {}
+
+  std::map<std::string, int64_t> CountsFor(int user) const {
+    std::string id = std::to_string(user);
+    std::string email = absl::StrCat("person", user, "@example.com");
+    return {
+        {"accounts", Count("accounts.db",
+                           "SELECT count(*) FROM users WHERE id = ?1 OR "
+                           "lower(email) = ?2",
+                           id, email)},
+        {"orders", Count("shop.db",
+                         "SELECT (SELECT count(*) FROM orders WHERE user_id = "
+                         "?1) + (SELECT count(*) FROM addresses WHERE user_id "
+                         "= ?1)",
+                         id, email)},
+        {"marketing", Count("marketing.db",
+                            "SELECT count(*) FROM subscribers WHERE "
+                            "lower(email) = ?2",
+                            id, email)},
+        {"activity", ActivityLines(user)},
+    };
+  }
+
+ private:
+  // Runs a count query with ?1 = user id (as an integer) and ?2 = email;
+  // -1 when the query fails (reported as a test failure).
+  int64_t Count(const std::string& file, const std::string& sql,
+                const std::string& id, const std::string& email) const {
+    std::string path = absl::StrCat(dir_, "/", file);
+    sqlite3* db = nullptr;
+    int64_t count = -1;
+    if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
+        SQLITE_OK) {
+      sqlite3_stmt* stmt = nullptr;
+      if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) ==
+          SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 1, std::stoll(id));
+        sqlite3_bind_text(stmt, 2, email.c_str(), -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(stmt) == SQLITE_ROW)
+          count = sqlite3_column_int64(stmt, 0);
+      }
+      sqlite3_finalize(stmt);
+    }
+    if (count < 0)
+      ADD_FAILURE() << path << ": " << sql << ": " << sqlite3_errmsg(db);
+    sqlite3_close(db);
+    return count;
+  }
+
+  int64_t ActivityLines(int user) const {
+    std::ifstream in(absl::StrCat(dir_, "/activity.jsonl"));
+    EXPECT_TRUE(in.good()) << "cannot open activity.jsonl";
+    int64_t count = 0;
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      nlohmann::json event = nlohmann::json::parse(line, nullptr, false);
+      if (event.is_discarded() || !event.contains("user_id")) {
+        ADD_FAILURE() << "activity.jsonl: bad line " << line;
+        continue;
+      }
+      const nlohmann::json& id = event["user_id"];
+      if ((id.is_number_integer() && id.get<int64_t>() == user) ||
+          (id.is_string() && id.get<std::string>() == std::to_string(user))) {
+        ++count;
+      }
+    }
+    return count;
+  }
+
+  std::string dir_;
+};
+
+// Reads every entry of a ZIP into memory: name -> contents.
+absl::StatusOr<std::map<std::string, std::string>> ReadZip(
+    const std::string& path) {
+  int error = 0;
+  zip_t* archive = zip_open(path.c_str(), ZIP_RDONLY, &error);
+  if (archive == nullptr) {
+    return absl::NotFoundError(absl::StrCat(path, ": zip_open error ", error));
+  }
+  std::map<std::string, std::string> entries;
+  zip_int64_t count = zip_get_num_entries(archive, 0);
+  for (zip_int64_t i = 0; i < count; ++i) {
+    zip_stat_t stat;
+    if (zip_stat_index(archive, i, 0, &stat) != 0) continue;
+    zip_file_t* file = zip_fopen_index(archive, i, 0);
+    if (file == nullptr) continue;
+    std::string data(stat.size, '\0');
+    zip_int64_t read = zip_fread(file, data.data(), stat.size);
+    zip_fclose(file);
+    if (read != static_cast<zip_int64_t>(stat.size)) {
+      zip_close(archive);
+      return absl::DataLossError(
+          absl::StrCat(path, ": short read of ", stat.name));
+    }
+    entries[stat.name] = std::move(data);
+  }
+  zip_close(archive);
+  return entries;
+}
+
+class EndToEndTest : public ::testing::Test {
+ protected:
+  EndToEndTest() : dir_("dsar-e2e") {}
+
+  void SetUp() override {
+    absl::StatusOr<std::string> inventory =
+        GenerateSampleStores(dir_.Join("stores"), 300);
+    ASSERT_TRUE(inventory.ok()) << inventory.status();
+    inventory_ = *inventory;
+  }
+
+  // Starts dsard; its port is dsard_.port.
+  void StartCoordinator() {
+    DsardOptions options;
+    options.data_dir = dir_.Join("data");
+    options.inventory = inventory_;
+    options.lease_seconds = 5;
+    absl::StatusOr<RunningDsard> dsard = StartDsard(options, dir_.path());
+    ASSERT_TRUE(dsard.ok()) << dsard.status();
+    dsard_ = std::move(*dsard);
+    channel_ = LoopbackChannel(dsard_.port);
+    stub_ = v1::DsarService::NewStub(channel_);
+  }
+
+  void StartWorkers() {
+    WorkerOptions options;
+    options.coordinator_port = dsard_.port;
+    options.inventory = inventory_;
+    options.worker_id = "worker-1";
+    options.stores = {"accounts", "orders"};
+    absl::StatusOr<std::unique_ptr<Process>> first =
+        StartWorker(options, dir_.path());
+    ASSERT_TRUE(first.ok()) << first.status();
+    options.worker_id = "worker-2";
+    options.stores = {"marketing", "activity"};
+    absl::StatusOr<std::unique_ptr<Process>> second =
+        StartWorker(options, dir_.path());
+    ASSERT_TRUE(second.ok()) << second.status();
+    workers_.push_back(std::move(*first));
+    workers_.push_back(std::move(*second));
+  }
+
+  grpc::Status Create(const v1::CreateRequestRequest& request,
+                      v1::Request* created) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    return stub_->CreateRequest(&context, request, created);
+  }
+
+  // Submits a request and waits until it is terminal.
+  v1::Request Run(v1::RequestType type, const std::string& email,
+                  const std::string& key) {
+    v1::Request created;
+    grpc::Status status = Create(RequestForEmail(type, email, key), &created);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    absl::StatusOr<v1::Request> done =
+        WaitUntilTerminal(*stub_, created.id(), absl::Seconds(60));
+    EXPECT_TRUE(done.ok()) << done.status();
+    return done.ok() ? *done : created;
+  }
+
+  TempDir dir_;
+  std::string inventory_;
+  RunningDsard dsard_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::DsarService::Stub> stub_;
+  std::vector<std::unique_ptr<Process>> workers_;
+};
+
+TEST_F(EndToEndTest, AccessThenErasureOfOnePerson) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  ASSERT_NO_FATAL_FAILURE(StartWorkers());
+  StoreContents contents(dir_.Join("stores"));
+  std::map<std::string, int64_t> before42 = contents.CountsFor(42);
+  std::map<std::string, int64_t> before43 = contents.CountsFor(43);
+  for (const std::string& store : kStores) {
+    ASSERT_GT(before42[store], 0) << "sample data lacks person42 in " << store;
+  }
+
+  // Access first, so the export sees the data the erasure removes.
+  v1::Request access = Run(v1::ACCESS, "person42@example.com", "e2e-access-42");
+  ASSERT_EQ(access.status(), v1::COMPLETED) << access.ShortDebugString();
+  std::set<std::string> exported;
+  for (const v1::StoreStep& step : access.steps()) {
+    EXPECT_EQ(step.status(), v1::SUCCEEDED) << step.ShortDebugString();
+    EXPECT_GT(step.record_count(), 0) << step.ShortDebugString();
+    exported.insert(step.store());
+  }
+  EXPECT_EQ(exported, std::set<std::string>(kStores.begin(), kStores.end()));
+
+  // The bundle: a manifest whose hashes match the data files.
+  std::string zip_path =
+      dir_.Join(absl::StrCat("data/bundles/", access.id(), ".zip"));
+  absl::StatusOr<std::map<std::string, std::string>> entries =
+      ReadZip(zip_path);
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  absl::StatusOr<std::string> zip_sha = Sha256FileHex(zip_path);
+  ASSERT_TRUE(zip_sha.ok()) << zip_sha.status();
+  EXPECT_EQ(access.bundle().sha256(), *zip_sha);
+  ASSERT_TRUE(entries->count("manifest.json"));
+  nlohmann::json manifest =
+      nlohmann::json::parse((*entries)["manifest.json"], nullptr, false);
+  ASSERT_FALSE(manifest.is_discarded()) << (*entries)["manifest.json"];
+  EXPECT_EQ(manifest.value("request_id", ""), access.id());
+  EXPECT_EQ(manifest.value("request_type", ""), "ACCESS");
+  ASSERT_TRUE(manifest["files"].is_object()) << manifest.dump();
+  ASSERT_TRUE(manifest["stores"].is_array()) << manifest.dump();
+  // Every listed file is in the ZIP with the listed hash: the four exports
+  // and the Art. 15 answer (response.md, response.html, exemptions.json).
+  EXPECT_EQ(manifest["files"].size(), kStores.size() + 3) << manifest.dump();
+  for (const auto& [name, sha] : manifest["files"].items()) {
+    ASSERT_TRUE(entries->count(name))
+        << name << " listed but not in the bundle";
+    EXPECT_EQ(Sha256Hex((*entries)[name]), sha.get<std::string>()) << name;
+  }
+  for (const char* name : {"response.md", "response.html", "exemptions.json"}) {
+    ASSERT_TRUE(entries->count(name)) << name << " missing from the bundle";
+  }
+  EXPECT_THAT((*entries)["response.md"], HasSubstr("supervisory authority"));
+
+  EXPECT_EQ(manifest["stores"].size(), kStores.size()) << manifest.dump();
+  for (const std::string& store : kStores) {
+    std::string name = absl::StrCat("data/", store, ".json");
+    ASSERT_TRUE(entries->count(name)) << name << " missing from the bundle";
+    const std::string& data = (*entries)[name];
+    EXPECT_FALSE(nlohmann::json::parse(data, nullptr, false).is_discarded())
+        << name << " is not JSON";
+    std::string sha = Sha256Hex(data);
+    EXPECT_EQ(manifest["files"].value(name, ""), sha) << name;
+    bool listed = false;
+    for (const nlohmann::json& entry : manifest["stores"]) {
+      if (entry.value("store", "") != store) continue;
+      listed = true;
+      EXPECT_EQ(entry.value("status", ""), "SUCCEEDED") << entry.dump();
+      EXPECT_EQ(entry.value("file", ""), name) << entry.dump();
+      EXPECT_EQ(entry.value("sha256", ""), sha) << entry.dump();
+      EXPECT_GT(entry.value("record_count", int64_t{0}), 0) << entry.dump();
+    }
+    EXPECT_TRUE(listed) << store << " not in the manifest's stores";
+  }
+
+  v1::Request erasure =
+      Run(v1::ERASURE, "person42@example.com", "e2e-erasure-42");
+  ASSERT_EQ(erasure.status(), v1::COMPLETED) << erasure.ShortDebugString();
+  for (const v1::StoreStep& step : erasure.steps()) {
+    EXPECT_EQ(step.status(), v1::SUCCEEDED) << step.ShortDebugString();
+  }
+  std::map<std::string, int64_t> after42 = contents.CountsFor(42);
+  std::map<std::string, int64_t> after43 = contents.CountsFor(43);
+  for (const std::string& store : kStores) {
+    EXPECT_EQ(after42[store], 0) << "person42 still in " << store;
+    EXPECT_EQ(after43[store], before43[store])
+        << "erasing person42 changed person43's data in " << store;
+  }
+  EXPECT_GT(after43["accounts"], 0);
+  EXPECT_GT(after43["activity"], 0);
+
+  // SIGTERM stops every program cleanly.
+  for (std::unique_ptr<Process>& worker : workers_) {
+    EXPECT_EQ(worker->Terminate(), 0) << ReadFileOrEmpty(worker->log_path());
+  }
+  EXPECT_EQ(dsard_.process->Terminate(), 0)
+      << ReadFileOrEmpty(dsard_.process->log_path());
+}
+
+TEST_F(EndToEndTest, BadInputIsRejectedAndNothingIsStored) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  v1::Request good;
+  ASSERT_TRUE(
+      Create(RequestForEmail(v1::ACCESS, "person1@example.com", "e2e-good-1"),
+             &good)
+          .ok());
+
+  struct Case {
+    std::string name;
+    v1::CreateRequestRequest request;
+    std::string field;  // The message must name it.
+  };
+  std::vector<Case> cases;
+  {
+    Case c{"unknown type", RequestForEmail(v1::ACCESS, "a@example.com", ""),
+           "type"};
+    c.request.set_type(static_cast<v1::RequestType>(99));
+    cases.push_back(c);
+  }
+  {
+    Case c{"no identity", RequestForEmail(v1::ACCESS, "a@example.com", ""),
+           "identities"};
+    c.request.clear_identities();
+    cases.push_back(c);
+  }
+  cases.push_back({"malformed email",
+                   RequestForEmail(v1::ERASURE, "not-an-email", ""),
+                   "identities[0].value"});
+  {
+    Case c{"unknown store", RequestForEmail(v1::ACCESS, "a@example.com", ""),
+           "stores[0]"};
+    c.request.add_stores("invoices");
+    cases.push_back(c);
+  }
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::Request created;
+    grpc::Status status = Create(c.request, &created);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr(c.field));
+  }
+
+  // The good request's key reused for another subject is refused too.
+  v1::Request reused;
+  grpc::Status reuse =
+      Create(RequestForEmail(v1::ACCESS, "person2@example.com", "e2e-good-1"),
+             &reused);
+  EXPECT_EQ(reuse.error_code(), grpc::StatusCode::ALREADY_EXISTS)
+      << reuse.error_message() << " " << reused.ShortDebugString();
+
+  absl::StatusOr<std::vector<v1::Request>> listed = ListAllRequests(*stub_);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  std::vector<std::string> ids;
+  for (const v1::Request& request : *listed) ids.push_back(request.id());
+  EXPECT_THAT(ids, UnorderedElementsAre(good.id()));
+}
+
+TEST_F(EndToEndTest, CompletingATaskWithoutItsLeaseIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  v1::Request created;
+  ASSERT_TRUE(Create(RequestForEmail(v1::ACCESS, "person5@example.com",
+                                     "e2e-impostor-5"),
+                     &created)
+                  .ok());
+  absl::StatusOr<std::vector<v1::Event>> before =
+      ListAllEvents(*stub_, created.id());
+  ASSERT_TRUE(before.ok()) << before.status();
+
+  auto worker_stub = v1::WorkerService::NewStub(channel_);
+  v1::CompleteTaskRequest complete;
+  complete.set_worker_id("impostor");
+  complete.set_task_id(absl::StrCat(created.id(), "/0/0"));
+  complete.set_attempt(7);
+  complete.set_record_count(1000);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  v1::CompleteTaskResponse response;
+  grpc::Status status =
+      worker_stub->CompleteTask(&context, complete, &response);
+  EXPECT_THAT(status.error_code(),
+              ::testing::AnyOf(grpc::StatusCode::FAILED_PRECONDITION,
+                               grpc::StatusCode::NOT_FOUND))
+      << status.error_message();
+
+  absl::StatusOr<std::vector<v1::Event>> after =
+      ListAllEvents(*stub_, created.id());
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->size(), before->size()) << "the refused call left events";
+  for (const v1::Event& event : *after) {
+    EXPECT_NE(event.kind(), "task_completed") << event.ShortDebugString();
+  }
+}
+
+TEST_F(EndToEndTest, DsardRefusesInventoryWithUnknownEraseAfterStore) {
+  std::string text = ReadFileOrEmpty(inventory_);
+  std::string broken = absl::StrReplaceAll(
+      text,
+      {{"erase_after: [orders, activity]", "erase_after: [orders, invoices]"}});
+  ASSERT_NE(broken, text) << "sample inventory changed shape";
+  std::string path = dir_.Join("stores/broken-inventory.yaml");
+  std::ofstream(path) << broken;
+
+  std::string log = dir_.Join("dsard-bad-inventory.log");
+  absl::StatusOr<int> code = RunToExit(
+      DsardPath(),
+      {"--listen=127.0.0.1:0", absl::StrCat("--data_dir=", dir_.Join("data")),
+       absl::StrCat("--inventory=", path)},
+      log, absl::Seconds(30));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_NE(*code, 0);
+  std::string output = ReadFileOrEmpty(log);
+  EXPECT_THAT(output, HasSubstr("erase_after"));
+  EXPECT_THAT(output, HasSubstr("invoices"));
+}
+
+TEST_F(EndToEndTest, DsardRefusesInvalidWorkflowDefinition) {
+  std::string path = dir_.Join("broken-workflow.json");
+  std::ofstream(path) << R"({
+  "StartAt": "Export",
+  "States": {
+    "Export": {"Type": "Task", "Resource": "dsar:bundle", "Next": "Missing"}
+  }
+})";
+  std::string log = dir_.Join("dsard-bad-workflow.log");
+  absl::StatusOr<int> code = RunToExit(
+      DsardPath(),
+      {"--listen=127.0.0.1:0", absl::StrCat("--data_dir=", dir_.Join("data")),
+       absl::StrCat("--inventory=", inventory_),
+       absl::StrCat("--workflow=", path)},
+      log, absl::Seconds(30));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_NE(*code, 0);
+  std::string output = ReadFileOrEmpty(log);
+  EXPECT_THAT(output, HasSubstr("States.Export.Next"));
+  EXPECT_THAT(output, HasSubstr("Missing"));
+}
+
+TEST_F(EndToEndTest, DsarctlExitCodes) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  std::string log = dir_.Join("dsarctl.log");
+  absl::StatusOr<int> missing = RunToExit(
+      DsarctlPath(),
+      {absl::StrCat("--addr=127.0.0.1:", dsard_.port), "get", "dsr_missing"},
+      log, absl::Seconds(30));
+  ASSERT_TRUE(missing.ok()) << missing.status();
+  EXPECT_EQ(*missing, 3) << ReadFileOrEmpty(log);
+
+  absl::StatusOr<int> unavailable =
+      RunToExit(DsarctlPath(), {"--addr=127.0.0.1:1", "get", "x"}, log,
+                absl::Seconds(60));
+  ASSERT_TRUE(unavailable.ok()) << unavailable.status();
+  EXPECT_EQ(*unavailable, 4) << ReadFileOrEmpty(log);
+}
+
+}  // namespace
+}  // namespace dsar::testing

@@ -1,0 +1,444 @@
+// dsarctl audit: reads the coordinator's audit log and verifies it with only
+// the checkpoint public key. Nothing the server says is trusted: roots are
+// recomputed from the entries, proofs are checked against a signed
+// checkpoint, and each request's chain of events is followed.
+
+#include "tools/dsarctl/audit.h"
+
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/files.h"
+#include "dsar/v1/audit.grpc.pb.h"
+#include "dsar/v1/requests.pb.h"
+#include "storage/audit/checkpoint.h"
+#include "storage/audit/merkle.h"
+#include "tools/dsarctl/cli.h"
+#include "tools/dsarctl/commands.h"
+
+namespace dsarctl {
+namespace {
+
+using dsar::audit::Checkpoint;
+
+constexpr uint32_t kPageSize = 1000;
+
+// A verification failure: printed and turned into kExitError.
+int Failed(const std::string& what) {
+  std::fprintf(stderr, "dsarctl: audit verification FAILED: %s\n",
+               what.c_str());
+  return kExitError;
+}
+
+std::string Hex(const std::string& bytes) {
+  return absl::BytesToHexString(bytes);
+}
+
+// The key name of a signed note is its origin, the note's first line.
+std::string OriginOf(const std::string& note) {
+  return note.substr(0, note.find('\n'));
+}
+
+class AuditClient {
+ public:
+  explicit AuditClient(const Options& options)
+      : options_(options),
+        stub_(dsar::v1::AuditService::NewStub(OpenChannel(options))) {}
+
+  grpc::Status Checkpoint(dsar::v1::GetCheckpointResponse* response) {
+    grpc::ClientContext context;
+    options_.Prepare(&context);
+    return stub_->GetCheckpoint(&context, dsar::v1::GetCheckpointRequest(),
+                                response);
+  }
+  grpc::Status Entries(uint64_t start, uint32_t count,
+                       dsar::v1::GetEntriesResponse* response) {
+    grpc::ClientContext context;
+    options_.Prepare(&context);
+    dsar::v1::GetEntriesRequest request;
+    request.set_start(start);
+    request.set_count(count);
+    return stub_->GetEntries(&context, request, response);
+  }
+  grpc::Status RequestEntries(const std::string& id,
+                              dsar::v1::GetRequestEntriesResponse* response) {
+    grpc::ClientContext context;
+    options_.Prepare(&context);
+    dsar::v1::GetRequestEntriesRequest request;
+    request.set_request_id(id);
+    return stub_->GetRequestEntries(&context, request, response);
+  }
+  grpc::Status Inclusion(uint64_t index, uint64_t size,
+                         dsar::v1::GetInclusionProofResponse* response) {
+    grpc::ClientContext context;
+    options_.Prepare(&context);
+    dsar::v1::GetInclusionProofRequest request;
+    request.set_index(index);
+    request.set_tree_size(size);
+    return stub_->GetInclusionProof(&context, request, response);
+  }
+  grpc::Status Consistency(uint64_t first, uint64_t second,
+                           dsar::v1::GetConsistencyProofResponse* response) {
+    grpc::ClientContext context;
+    options_.Prepare(&context);
+    dsar::v1::GetConsistencyProofRequest request;
+    request.set_first_size(first);
+    request.set_second_size(second);
+    return stub_->GetConsistencyProof(&context, request, response);
+  }
+
+ private:
+  const Options& options_;
+  std::unique_ptr<dsar::v1::AuditService::Stub> stub_;
+};
+
+// Reads --pubkey (or the configured key); false with an error printed
+// when there is none.
+bool LoadPublicKey(const Options& options, std::string* pem) {
+  std::string path = PublicKeyPath(options);
+  if (path.empty()) {
+    Usage(
+        "audit: --pubkey=FILE (the coordinator's checkpoint.key.pub) is "
+        "required");
+    return false;
+  }
+  return ReadPublicKey(path, pem);
+}
+
+// Fetches the latest checkpoint and checks its signature.
+int FetchVerifiedCheckpoint(AuditClient& client, const std::string& public_key,
+                            std::string* note, Checkpoint* checkpoint) {
+  dsar::v1::GetCheckpointResponse response;
+  grpc::Status status = client.Checkpoint(&response);
+  if (!status.ok()) return ExitFor(status);
+  *note = response.checkpoint();
+  absl::StatusOr<Checkpoint> verified =
+      dsar::audit::VerifyCheckpoint(*note, public_key, OriginOf(*note));
+  if (!verified.ok()) {
+    return Failed(absl::StrCat(
+        "the latest checkpoint does not verify with the public key: ",
+        verified.status().message()));
+  }
+  *checkpoint = *verified;
+  return kExitOk;
+}
+
+int CheckpointCommand(const Options& options, AuditClient& client) {
+  dsar::v1::GetCheckpointResponse response;
+  grpc::Status status = client.Checkpoint(&response);
+  if (!status.ok()) return ExitFor(status);
+  std::string save = options.Flag("save");
+  if (!save.empty()) {
+    absl::Status written =
+        dsar::WriteFileAtomically(save, response.checkpoint());
+    if (!written.ok()) {
+      std::fprintf(stderr, "dsarctl: --save: %s\n",
+                   std::string(written.message()).c_str());
+      return kExitError;
+    }
+    std::fprintf(stderr, "saved checkpoint of size %llu to %s\n",
+                 static_cast<unsigned long long>(response.size()),
+                 save.c_str());
+  }
+  std::fputs(response.checkpoint().c_str(), stdout);
+  return kExitOk;
+}
+
+// Checks one entry's inclusion in the checkpoint.
+int ProveEntry(AuditClient& client, uint64_t index, const std::string& entry,
+               const Checkpoint& checkpoint) {
+  dsar::v1::GetInclusionProofResponse proof;
+  grpc::Status status = client.Inclusion(index, checkpoint.size, &proof);
+  if (!status.ok()) return ExitFor(status);
+  std::vector<std::string> hashes(proof.proof().begin(), proof.proof().end());
+  absl::Status verified = dsar::merkle::VerifyInclusion(
+      index, checkpoint.size, dsar::merkle::LeafHash(entry), hashes,
+      checkpoint.root_hash);
+  if (!verified.ok()) {
+    return Failed(absl::StrCat(
+        "entry ", index,
+        " is not included in the signed checkpoint: ", verified.message()));
+  }
+  return kExitOk;
+}
+
+// See AuditRequest (audit.h).
+int AuditRequestWith(AuditClient& client, const std::string& request_id,
+                     const std::string& public_key, RequestAudit* audit) {
+  std::string note;
+  if (int code = FetchVerifiedCheckpoint(client, public_key, &note,
+                                         &audit->checkpoint)) {
+    return code;
+  }
+  dsar::v1::GetRequestEntriesResponse entries;
+  grpc::Status status = client.RequestEntries(request_id, &entries);
+  if (!status.ok()) return ExitFor(status);
+  std::string previous_leaf;
+  for (int i = 0; i < entries.entries_size(); ++i) {
+    const std::string& entry = entries.entries(i);
+    AuditedEvent audited;
+    audited.log_index = entries.log_indexes(i);
+    if (!audited.event.ParseFromString(entry)) {
+      return Failed(
+          absl::StrCat("entry ", audited.log_index, " is not an event"));
+    }
+    if (audited.event.previous_leaf_hash() != previous_leaf) {
+      return Failed(
+          absl::StrCat("entry ", audited.log_index,
+                       " does not chain to the request's previous event"));
+    }
+    if (audited.log_index < audit->checkpoint.size) {
+      if (int code =
+              ProveEntry(client, audited.log_index, entry, audit->checkpoint)) {
+        return code;
+      }
+      audited.proven = true;
+    }
+    previous_leaf = dsar::merkle::LeafHash(entry);
+    audit->events.push_back(std::move(audited));
+  }
+  return kExitOk;
+}
+
+int EventsCommand(const Options& options, AuditClient& client) {
+  if (options.positional.size() != 2)
+    return Usage("audit events: takes one request id");
+  std::string public_key;
+  if (!LoadPublicKey(options, &public_key)) return kExitUsage;
+  RequestAudit audit;
+  if (int code =
+          AuditRequestWith(client, options.positional[1], public_key, &audit)) {
+    return code;
+  }
+  for (const AuditedEvent& audited : audit.events) {
+    const dsar::v1::Event& event = audited.event;
+    if (!audited.proven) {
+      std::printf("%6llu  (newer than the checkpoint; not yet provable)  %s\n",
+                  static_cast<unsigned long long>(audited.log_index),
+                  event.kind().c_str());
+    } else {
+      std::printf("%6llu  proven  #%-3llu %-16s %-18s %-10s %s\n",
+                  static_cast<unsigned long long>(audited.log_index),
+                  static_cast<unsigned long long>(event.sequence()),
+                  event.kind().c_str(), event.state().c_str(),
+                  event.store().c_str(), event.detail().c_str());
+    }
+  }
+  std::printf(
+      "%zu entries of %s checked against the checkpoint of size %llu (root "
+      "%s)\n",
+      audit.events.size(), options.positional[1].c_str(),
+      static_cast<unsigned long long>(audit.checkpoint.size),
+      Hex(audit.checkpoint.root_hash).c_str());
+  return kExitOk;
+}
+
+int ProveCommand(const Options& options, AuditClient& client) {
+  uint64_t index = 0;
+  if (options.positional.size() != 2 ||
+      !absl::SimpleAtoi(options.positional[1], &index)) {
+    return Usage("audit prove: takes one entry index");
+  }
+  std::string public_key;
+  if (!LoadPublicKey(options, &public_key)) return kExitUsage;
+  std::string note;
+  Checkpoint checkpoint;
+  if (int code =
+          FetchVerifiedCheckpoint(client, public_key, &note, &checkpoint))
+    return code;
+  dsar::v1::GetEntriesResponse entries;
+  grpc::Status status = client.Entries(index, 1, &entries);
+  if (!status.ok()) return ExitFor(status);
+  if (entries.entries_size() != 1)
+    return Failed(absl::StrCat("entry ", index, " was not returned"));
+  if (int code = ProveEntry(client, index, entries.entries(0), checkpoint))
+    return code;
+  dsar::v1::Event event;
+  event.ParseFromString(entries.entries(0));
+  std::printf(
+      "entry %llu (%s #%llu %s) is included in the checkpoint of size %llu, "
+      "root %s\n",
+      static_cast<unsigned long long>(index), event.request_id().c_str(),
+      static_cast<unsigned long long>(event.sequence()), event.kind().c_str(),
+      static_cast<unsigned long long>(checkpoint.size),
+      Hex(checkpoint.root_hash).c_str());
+  return kExitOk;
+}
+
+int VerifyCommand(const Options& options, AuditClient& client) {
+  std::string public_key;
+  if (!LoadPublicKey(options, &public_key)) return kExitUsage;
+  std::string note;
+  Checkpoint checkpoint;
+  if (int code =
+          FetchVerifiedCheckpoint(client, public_key, &note, &checkpoint))
+    return code;
+
+  // A checkpoint saved earlier: the log must still extend it.
+  std::optional<Checkpoint> saved;
+  if (!options.Flag("since").empty()) {
+    absl::StatusOr<std::string> saved_note =
+        dsar::ReadFile(options.Flag("since"));
+    if (!saved_note.ok()) {
+      std::fprintf(stderr, "dsarctl: --since: %s\n",
+                   std::string(saved_note.status().message()).c_str());
+      return kExitUsage;
+    }
+    absl::StatusOr<Checkpoint> parsed = dsar::audit::VerifyCheckpoint(
+        *saved_note, public_key, OriginOf(*saved_note));
+    if (!parsed.ok()) {
+      return Failed(absl::StrCat("the saved checkpoint does not verify: ",
+                                 parsed.status().message()));
+    }
+    saved = *parsed;
+    if (saved->size > checkpoint.size) {
+      return Failed(absl::StrCat(
+          "the log has ", checkpoint.size, " entries but a checkpoint of ",
+          saved->size,
+          " was signed earlier: entries were removed (truncation)"));
+    }
+  }
+
+  dsar::merkle::CompactRange tree;
+  std::optional<std::string> saved_prefix_root;
+  if (saved && saved->size == 0)
+    saved_prefix_root = dsar::merkle::EmptyRootHash();
+  struct ChainEnd {
+    std::string leaf_hash;
+    uint64_t sequence = 0;
+  };
+  std::map<std::string, ChainEnd> chains;
+  auto no_op = [](int, uint64_t, const std::string&) {};
+  for (uint64_t start = 0; start < checkpoint.size; start += kPageSize) {
+    uint32_t count = static_cast<uint32_t>(
+        std::min<uint64_t>(kPageSize, checkpoint.size - start));
+    dsar::v1::GetEntriesResponse page;
+    grpc::Status status = client.Entries(start, count, &page);
+    if (!status.ok()) {
+      return Failed(absl::StrCat("cannot read entries from ", start,
+                                 " (the checkpoint covers ", checkpoint.size,
+                                 "): ", status.error_message()));
+    }
+    if (page.entries_size() != static_cast<int>(count)) {
+      return Failed(absl::StrCat("entries ", start + page.entries_size(),
+                                 " to ", start + count - 1, " are missing"));
+    }
+    for (int i = 0; i < page.entries_size(); ++i) {
+      uint64_t index = start + static_cast<uint64_t>(i);
+      const std::string& entry = page.entries(i);
+      std::string leaf_hash = dsar::merkle::LeafHash(entry);
+      tree.Append(leaf_hash, no_op);
+      if (saved && tree.size() == saved->size)
+        saved_prefix_root = tree.RootHash();
+      dsar::v1::Event event;
+      if (!event.ParseFromString(entry)) {
+        return Failed(absl::StrCat("entry ", index,
+                                   " is not a valid event (altered bytes?)"));
+      }
+      if (event.log_index() != index) {
+        return Failed(absl::StrCat("entry ", index, " claims to be entry ",
+                                   event.log_index()));
+      }
+      ChainEnd& chain = chains[event.request_id()];
+      if (event.sequence() != chain.sequence + 1) {
+        return Failed(absl::StrCat(
+            "entry ", index, " (request ", event.request_id(), ") is event ",
+            event.sequence(), " but event ", chain.sequence + 1,
+            " was expected: an event is missing or repeated"));
+      }
+      if (event.previous_leaf_hash() != chain.leaf_hash) {
+        return Failed(absl::StrCat(
+            "entry ", index, " (request ", event.request_id(), ", event ",
+            event.sequence(),
+            ") does not chain to the request's previous event: that "
+            "event was altered"));
+      }
+      chain.leaf_hash = leaf_hash;
+      chain.sequence = event.sequence();
+    }
+  }
+  if (tree.RootHash() != checkpoint.root_hash) {
+    return Failed(absl::StrCat(
+        "the root recomputed from ", checkpoint.size, " entries (",
+        Hex(tree.RootHash()), ") differs from the signed checkpoint root (",
+        Hex(checkpoint.root_hash), "): the log was altered"));
+  }
+  std::string consistency = "";
+  if (saved) {
+    if (!saved_prefix_root || *saved_prefix_root != saved->root_hash) {
+      return Failed(absl::StrCat(
+          "the first ", saved->size,
+          " entries no longer match the saved checkpoint: history was "
+          "rewritten"));
+    }
+    if (saved->size > 0) {
+      dsar::v1::GetConsistencyProofResponse proof;
+      grpc::Status status =
+          client.Consistency(saved->size, checkpoint.size, &proof);
+      if (!status.ok()) return ExitFor(status);
+      std::vector<std::string> hashes(proof.proof().begin(),
+                                      proof.proof().end());
+      absl::Status verified = dsar::merkle::VerifyConsistency(
+          saved->size, checkpoint.size, hashes, saved->root_hash,
+          checkpoint.root_hash);
+      if (!verified.ok()) {
+        return Failed(absl::StrCat("the server's consistency proof from ",
+                                   saved->size, " to ", checkpoint.size,
+                                   " does not verify: ", verified.message()));
+      }
+    }
+    consistency = absl::StrCat(
+        "; consistent with the saved checkpoint of size ", saved->size);
+  }
+  std::printf(
+      "audit log verified: %llu entries, %zu requests, every chain intact, "
+      "root %s, "
+      "checkpoint signature valid%s\n",
+      static_cast<unsigned long long>(checkpoint.size), chains.size(),
+      Hex(checkpoint.root_hash).c_str(), consistency.c_str());
+  return kExitOk;
+}
+
+}  // namespace
+
+std::string PublicKeyPath(const Options& options) {
+  return options.Flag("pubkey", options.pubkey);
+}
+
+bool ReadPublicKey(const std::string& path, std::string* pem) {
+  absl::StatusOr<std::string> text = dsar::ReadFile(path);
+  if (!text.ok()) {
+    std::fprintf(stderr, "dsarctl: public key %s: %s\n", path.c_str(),
+                 std::string(text.status().message()).c_str());
+    return false;
+  }
+  *pem = std::move(*text);
+  return true;
+}
+
+int AuditRequest(const Options& options, const std::string& request_id,
+                 const std::string& public_key_pem, RequestAudit* audit) {
+  AuditClient client(options);
+  return AuditRequestWith(client, request_id, public_key_pem, audit);
+}
+
+int RunAudit(const Options& options) {
+  AuditClient client(options);
+  std::string sub = options.positional.empty() ? "" : options.positional[0];
+  if (sub == "checkpoint") return CheckpointCommand(options, client);
+  if (sub == "events") return EventsCommand(options, client);
+  if (sub == "prove") return ProveCommand(options, client);
+  if (sub == "verify") return VerifyCommand(options, client);
+  return Usage(sub.empty()
+                   ? "audit: a subcommand is required"
+                   : absl::StrCat("audit: unknown subcommand \"", sub, "\""));
+}
+
+}  // namespace dsarctl
