@@ -201,14 +201,20 @@ constexpr char kAccessBody[] =
 
 TEST_F(GatewayClusterTest, TranscodedRoutesServeTheWholeApi) {
   StartWorker();
-  Reply created =
+  // Attesting verification (the "verified" field) takes dsar.admin too.
+  Reply refused =
       http_->Post("/v1/requests", Token("dsar.submit"), kAccessBody);
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_THAT(refused.body, ::testing::HasSubstr("verified"));
+  Reply created =
+      http_->Post("/v1/requests", Token("dsar.submit dsar.admin"), kAccessBody);
   ASSERT_EQ(created.status, 200) << created.body;
   std::string id = created.json["id"];
   EXPECT_EQ(created.json["type"], "ACCESS");
   EXPECT_EQ(created.Header("Content-Type"), "application/json");
   // The idempotency key makes a retry return the same request.
-  Reply again = http_->Post("/v1/requests", Token("dsar.submit"), kAccessBody);
+  Reply again =
+      http_->Post("/v1/requests", Token("dsar.submit dsar.admin"), kAccessBody);
   ASSERT_EQ(again.status, 200);
   EXPECT_EQ(again.json["id"], id);
 
@@ -254,8 +260,8 @@ TEST_F(GatewayClusterTest, TranscodedRoutesServeTheWholeApi) {
 
 TEST_F(GatewayClusterTest, CancelThroughTheVerbRoute) {
   // No worker: the request stays RUNNING until cancelled.
-  Reply created =
-      http_->Post("/v1/requests", Token("dsar.submit", "ES256"), kAccessBody);
+  Reply created = http_->Post(
+      "/v1/requests", Token("dsar.submit dsar.admin", "ES256"), kAccessBody);
   ASSERT_EQ(created.status, 200) << created.body;
   std::string id = created.json["id"];
   Reply cancelled =

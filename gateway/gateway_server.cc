@@ -7,6 +7,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "dsar/v1/auth.pb.h"
 #include "gateway/transcoder.h"
 
 namespace dsar::gateway {
@@ -209,12 +211,51 @@ HttpReply GatewayServer::Handle(const httplib::Request& request) const {
   return Transcode(*route, request, *caller);
 }
 
+namespace {
+
+// Fields marked (dsar.v1.field_scope) may be set only by callers holding
+// that scope; the check walks every set field, nested messages included.
+absl::Status CheckFieldScopes(const google::protobuf::Message& message,
+                              const Caller& caller, const std::string& prefix) {
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  message.GetReflection()->ListFields(message, &fields);
+  for (const google::protobuf::FieldDescriptor* field : fields) {
+    std::string path = prefix.empty()
+                           ? field->name()
+                           : absl::StrCat(prefix, ".", field->name());
+    const std::string& scope =
+        field->options().GetExtension(dsar::v1::field_scope);
+    if (!scope.empty() && !caller.HasScope(scope)) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          path, ": setting this field requires the ", scope, " scope"));
+    }
+    if (field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE)
+      continue;
+    const google::protobuf::Reflection* reflection = message.GetReflection();
+    if (field->is_repeated()) {
+      for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
+        RETURN_IF_ERROR(
+            CheckFieldScopes(reflection->GetRepeatedMessage(message, field, i),
+                             caller, absl::StrCat(path, "[", i, "]")));
+      }
+    } else {
+      RETURN_IF_ERROR(CheckFieldScopes(reflection->GetMessage(message, field),
+                                       caller, path));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 HttpReply GatewayServer::Transcode(const RouteMatch& match,
                                    const httplib::Request& request,
                                    const Caller& caller) const {
   absl::StatusOr<std::unique_ptr<google::protobuf::Message>> message =
       BuildRequestMessage(match, request.params, request.body);
   if (!message.ok()) return ErrorReply(message.status());
+  absl::Status fields_allowed = CheckFieldScopes(**message, caller, "");
+  if (!fields_allowed.ok()) return ErrorReply(fields_allowed);
   std::string serialized;
   if (!(*message)->SerializeToString(&serialized)) {
     return ErrorReply(absl::InternalError("cannot serialize the request"));

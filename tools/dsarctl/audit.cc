@@ -313,6 +313,7 @@ int VerifyCommand(const Options& options, AuditClient& client) {
   struct ChainEnd {
     std::string leaf_hash;
     uint64_t sequence = 0;
+    uint64_t index = 0;  // Log index of the request's latest entry so far.
   };
   std::map<std::string, ChainEnd> chains;
   auto no_op = [](int, uint64_t, const std::string&) {};
@@ -322,6 +323,18 @@ int VerifyCommand(const Options& options, AuditClient& client) {
     dsar::v1::GetEntriesResponse page;
     grpc::Status status = client.Entries(start, count, &page);
     if (!status.ok()) {
+      // Find the first entry that cannot be read, to name it.
+      for (uint64_t index = start; index < start + count; ++index) {
+        dsar::v1::GetEntriesResponse one;
+        grpc::Status single = client.Entries(index, 1, &one);
+        if (!single.ok()) {
+          return Failed(
+              absl::StrCat("entry ", index,
+                           " is missing, though the signed checkpoint covers ",
+                           checkpoint.size, " entries: entries were removed (",
+                           single.error_message(), ")"));
+        }
+      }
       return Failed(absl::StrCat("cannot read entries from ", start,
                                  " (the checkpoint covers ", checkpoint.size,
                                  "): ", status.error_message()));
@@ -355,13 +368,13 @@ int VerifyCommand(const Options& options, AuditClient& client) {
       }
       if (event.previous_leaf_hash() != chain.leaf_hash) {
         return Failed(absl::StrCat(
-            "entry ", index, " (request ", event.request_id(), ", event ",
-            event.sequence(),
-            ") does not chain to the request's previous event: that "
-            "event was altered"));
+            "entry ", chain.index, " (request ", event.request_id(), ", event ",
+            chain.sequence, ") was altered: entry ", index,
+            ", the request's next event, chains to a different hash"));
       }
       chain.leaf_hash = leaf_hash;
       chain.sequence = event.sequence();
+      chain.index = index;
     }
   }
   if (tree.RootHash() != checkpoint.root_hash) {
