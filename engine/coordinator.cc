@@ -292,6 +292,7 @@ absl::Status Coordinator::Recover() {
             PushTimer({expiry, TimerKind::kLease, id, map, i});
           }
         }
+        IndexOpenRequest(entry.record.request());
         Schedule(txn, entry);
         return absl::OkStatus();
       }));
@@ -394,7 +395,10 @@ void Coordinator::CommitGroup(Txn& txn) {
     auto it = live_.find(id);
     if (it == live_.end()) continue;
     it->second.persisted_status = it->second.record.request().status();
-    if (IsTerminalStatus(it->second.record.request().status())) live_.erase(it);
+    if (IsTerminalStatus(it->second.record.request().status())) {
+      UnindexOpenRequest(it->second.record.request());
+      live_.erase(it);
+    }
   }
   for (auto& reply : txn.replies) reply();
   if (notifier_ != nullptr) {
@@ -500,7 +504,8 @@ void Coordinator::Schedule(Txn& txn, LiveRequest& live) {
   } else if (state->type == StateType::kTask) {
     if (record.timer_due_ms() > txn.now_ms) {
       PushTimer({record.timer_due_ms(), TimerKind::kRequest, id, 0, 0});
-    } else if (!live.builtin_in_flight) {
+    } else if (!live.builtin_in_flight &&
+               record.request().status() != v1::PAUSED) {
       live.builtin_in_flight = true;
       live.record.set_builtin_attempt(live.record.builtin_attempt() + 1);
       EventDraft started;
@@ -613,6 +618,8 @@ std::optional<v1::Task> Coordinator::TryLease(
       if (it == live_.end()) continue;
       LiveRequest& live = it->second;
       internal::RequestRecord& record = live.record;
+      // On hold: dropped from the queue; ResumeRequest queues it again.
+      if (record.request().status() == v1::PAUSED) continue;
       if (ref.map != record.maps_size() - 1 ||
           ref.item >= record.maps(ref.map).items_size()) {
         continue;
@@ -903,6 +910,12 @@ absl::StatusOr<v1::Request> Coordinator::CreateInLoop(
   }
   received.actor = actor;
   AppendEvents(txn, entry, {received});
+  std::optional<std::string> original = OpenDuplicateOf(entry.record.request());
+  if (original) {
+    LinkDuplicate(txn, entry, live_.at(*original));
+    return ToPublicRequest(entry.record);
+  }
+  IndexOpenRequest(entry.record.request());
   ReceiveRequest(txn, entry, request);
   Mutate(txn, entry,
          [](Interpreter& interpreter, internal::RequestRecord* record) {

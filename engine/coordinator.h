@@ -96,6 +96,11 @@ class Coordinator {
   // See DsarService.ExtendDeadline.
   absl::StatusOr<v1::Request> ExtendDeadline(
       const v1::ExtendDeadlineRequest& request, const std::string& actor = "");
+  // See DsarService.PauseRequest / ResumeRequest.
+  absl::StatusOr<v1::Request> PauseRequest(
+      const v1::PauseRequestRequest& request, const std::string& actor = "");
+  absl::StatusOr<v1::Request> ResumeRequest(
+      const v1::ResumeRequestRequest& request, const std::string& actor = "");
   // Workers seen since start-up, most recent first, with their leases.
   absl::StatusOr<v1::ListWorkersResponse> ListWorkers();
   absl::StatusOr<v1::Request> GetRequest(const std::string& id) const;
@@ -196,6 +201,13 @@ class Coordinator {
   // Issues the one-time code when the request waits for verification.
   void IssueVerificationCode(Txn& txn, LiveRequest& live);
   void ScheduleDeadlineNotices(LiveRequest& live);
+  // Duplicate detection: the open request of the same right for one of the
+  // subject's identities, if any; and index maintenance.
+  std::optional<std::string> OpenDuplicateOf(const v1::Request& request) const;
+  void IndexOpenRequest(const v1::Request& request);
+  void UnindexOpenRequest(const v1::Request& request);
+  // Records `duplicate` as answered by the open `original` (both audited).
+  void LinkDuplicate(Txn& txn, LiveRequest& duplicate, LiveRequest& original);
   void FireDeadlineNotice(Txn& txn, LiveRequest& live);
   absl::Status Recover();
   absl::StatusOr<std::shared_ptr<const WorkflowDefinition>> DefinitionFor(
@@ -267,6 +279,8 @@ class Coordinator {
     int64_t last_seen_ms = 0;
   };
   absl::flat_hash_map<std::string, WorkerSeen> workers_;
+  // Open requests by "<type>|<identity key>:<value>", to link duplicates.
+  absl::flat_hash_map<std::string, std::string> open_by_subject_;
   absl::BitGen random_;
 
   std::mutex bundler_mu_;

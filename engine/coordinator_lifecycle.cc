@@ -10,6 +10,7 @@
 #include "common/status_macros.h"
 #include "engine/coordinator.h"
 #include "engine/deadlines.h"
+#include "engine/identity.h"
 #include "engine/notifier.h"
 
 namespace dsar {
@@ -343,6 +344,140 @@ void Coordinator::FireDeadlineNotice(Txn& txn, LiveRequest& live) {
       absl::StrCat("deadline=", Rfc3339(record.request().deadline()));
   AppendEvents(txn, live, {event});
   QueueNotification(txn, live, kind);
+}
+
+namespace {
+
+std::vector<std::string> SubjectKeys(const v1::Request& request) {
+  std::vector<std::string> keys;
+  for (const v1::SubjectIdentity& identity : request.identities()) {
+    keys.push_back(absl::StrCat(v1::RequestType_Name(request.type()), "|",
+                                IdentityKey(identity), ":", identity.value()));
+  }
+  return keys;
+}
+
+}  // namespace
+
+std::optional<std::string> Coordinator::OpenDuplicateOf(
+    const v1::Request& request) const {
+  for (const std::string& key : SubjectKeys(request)) {
+    auto it = open_by_subject_.find(key);
+    if (it != open_by_subject_.end() && it->second != request.id() &&
+        live_.contains(it->second)) {
+      return it->second;
+    }
+  }
+  return std::nullopt;
+}
+
+void Coordinator::IndexOpenRequest(const v1::Request& request) {
+  if (!request.linked_to().empty()) return;
+  for (std::string& key : SubjectKeys(request))
+    open_by_subject_[std::move(key)] = request.id();
+}
+
+void Coordinator::UnindexOpenRequest(const v1::Request& request) {
+  for (const std::string& key : SubjectKeys(request)) {
+    auto it = open_by_subject_.find(key);
+    if (it != open_by_subject_.end() && it->second == request.id())
+      open_by_subject_.erase(it);
+  }
+}
+
+void Coordinator::LinkDuplicate(Txn& txn, LiveRequest& duplicate,
+                                LiveRequest& original) {
+  const std::string& original_id = original.record.request().id();
+  v1::Request* request = duplicate.record.mutable_request();
+  request->set_linked_to(original_id);
+  // Recorded (receipt first), answered by the open request, not run twice.
+  request->set_status(v1::COMPLETED);
+  request->set_cause(absl::StrCat("duplicate of open request ", original_id,
+                                  ", which answers it"));
+  SetTimestampMillis(txn.now_ms, request->mutable_completed_at());
+  EventDraft linked;
+  linked.kind = "linked_as_duplicate";
+  linked.detail = absl::StrCat("duplicate_of=", original_id);
+  EventDraft completed;
+  completed.kind = "completed";
+  completed.detail = absl::StrCat("answered by ", original_id);
+  AppendEvents(txn, duplicate, {linked, completed});
+  EventDraft noted;
+  noted.kind = "duplicate_linked";
+  noted.detail = absl::StrCat("duplicate=", request->id());
+  AppendEvents(txn, original, {noted});
+  QueueNotification(txn, duplicate, "received", {{"linked_to", original_id}});
+}
+
+absl::StatusOr<v1::Request> Coordinator::PauseRequest(
+    const v1::PauseRequestRequest& request, const std::string& actor) {
+  if (request.id().empty()) return absl::InvalidArgumentError("id: required");
+  if (request.reason().empty()) {
+    return absl::InvalidArgumentError(
+        "reason: required (e.g. the legal hold's reference)");
+  }
+  if (request.reason().size() > 1024) {
+    return absl::InvalidArgumentError("reason: longer than 1024 characters");
+  }
+  return RunInLoop<v1::Request>(
+      [this, request, actor](Txn& txn) -> absl::StatusOr<v1::Request> {
+        auto it = live_.find(request.id());
+        if (it == live_.end()) {
+          ASSIGN_OR_RETURN(internal::RequestRecord stored,
+                           store_->GetRequest(request.id()));
+          return absl::FailedPreconditionError(
+              absl::StrCat("request ", request.id(), " is already ",
+                           v1::RequestStatus_Name(stored.request().status())));
+        }
+        LiveRequest& live = it->second;
+        if (live.record.request().status() == v1::PAUSED) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("request ", request.id(), " is already paused"));
+        }
+        live.record.set_status_before_pause(live.record.request().status());
+        live.record.mutable_request()->set_status(v1::PAUSED);
+        EventDraft paused;
+        paused.kind = "paused";
+        paused.actor = actor;
+        paused.detail =
+            absl::StrCat("reason=", request.reason(),
+                         "; the statutory clock keeps running (deadline ",
+                         Rfc3339(live.record.request().deadline()), ")");
+        AppendEvents(txn, live, {paused});
+        return ToPublicRequest(live.record);
+      });
+}
+
+absl::StatusOr<v1::Request> Coordinator::ResumeRequest(
+    const v1::ResumeRequestRequest& request, const std::string& actor) {
+  if (request.id().empty()) return absl::InvalidArgumentError("id: required");
+  if (request.reason().size() > 1024) {
+    return absl::InvalidArgumentError("reason: longer than 1024 characters");
+  }
+  return RunInLoop<v1::Request>(
+      [this, request, actor](Txn& txn) -> absl::StatusOr<v1::Request> {
+        auto it = live_.find(request.id());
+        if (it == live_.end() ||
+            it->second.record.request().status() != v1::PAUSED) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("request ", request.id(), " is not paused"));
+        }
+        LiveRequest& live = it->second;
+        live.record.mutable_request()->set_status(
+            live.record.status_before_pause());
+        EventDraft resumed;
+        resumed.kind = "resumed";
+        resumed.actor = actor;
+        resumed.detail = request.reason().empty()
+                             ? ""
+                             : absl::StrCat("reason=", request.reason());
+        AppendEvents(txn, live, {resumed});
+        Mutate(txn, live,
+               [](Interpreter& interpreter, internal::RequestRecord* record) {
+                 interpreter.Advance(record);
+               });
+        return ToPublicRequest(live.record);
+      });
 }
 
 }  // namespace dsar

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/civil_time.h"
@@ -80,9 +81,16 @@ v1::SubjectIdentity Email(const std::string& value) {
 v1::CreateRequestRequest NewCreate(v1::RequestType type,
                                    std::vector<std::string> stores = {},
                                    const std::string& idempotency_key = "") {
+  // A subject per request: two open requests of one right for the same
+  // subject are linked as duplicates (DuplicateIsLinkedNotRunTwice). Calls
+  // with the same idempotency key get the same subject.
+  static int next_subject = 0;
   v1::CreateRequestRequest create;
   create.set_type(type);
-  *create.add_identities() = Email("jane@example.com");
+  *create.add_identities() =
+      Email(idempotency_key.empty()
+                ? absl::StrCat("subject", ++next_subject, "@example.com")
+                : absl::StrCat("subject-", idempotency_key, "@example.com"));
   for (const std::string& store : stores) create.add_stores(store);
   create.set_idempotency_key(idempotency_key);
   return create;
@@ -426,7 +434,7 @@ TEST_F(CoordinatorTest, AccessRequestRunsToCompletionWithABundle) {
   EXPECT_EQ(task_a.lease_duration_ms(), 30000);
   EXPECT_GT(task_a.lease_expires_unix_ms(), absl::ToUnixMillis(absl::Now()));
   ASSERT_EQ(task_a.identities_size(), 1);
-  EXPECT_EQ(task_a.identities(0).value(), "jane@example.com");
+  EXPECT_EQ(task_a.identities(0).value(), created.identities(0).value());
   v1::Request running = Get(created.id());
   EXPECT_EQ(Step(running, "a")->status(), v1::LEASED);
   EXPECT_EQ(Step(running, "a")->worker_id(), "w1");
@@ -478,6 +486,70 @@ TEST_F(CoordinatorTest, AccessRequestRunsToCompletionWithABundle) {
   ASSERT_TRUE(listed.ok()) << listed.status();
   ASSERT_EQ(listed->requests_size(), 1);
   EXPECT_EQ(listed->requests(0).id(), created.id());
+}
+
+TEST_F(CoordinatorTest, DuplicateIsLinkedNotRunTwice) {
+  v1::CreateRequestRequest create = NewCreate(v1::ERASURE, {"a"});
+  v1::Request first = Create(create);
+  ASSERT_EQ(first.status(), v1::RUNNING);
+  // The same right for the same subject while the first is open: recorded,
+  // linked to the first, and not run.
+  v1::Request second = Create(create);
+  EXPECT_NE(second.id(), first.id());
+  EXPECT_EQ(second.linked_to(), first.id());
+  EXPECT_EQ(second.status(), v1::COMPLETED);
+  EXPECT_TRUE(second.steps().empty());
+  std::optional<v1::Task> task = Poll("w1", {"a"});
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(task->request_id(), first.id());
+  EXPECT_FALSE(Poll("w1", {"a"}, 50).has_value())
+      << "the duplicate must not run";
+  // Both sides are audited.
+  absl::StatusOr<v1::ListEventsResponse> events = [&] {
+    v1::ListEventsRequest list;
+    list.set_request_id(first.id());
+    return coordinator_->ListEvents(list);
+  }();
+  ASSERT_TRUE(events.ok());
+  bool noted = false;
+  for (const v1::Event& event : events->events()) {
+    noted = noted || (event.kind() == "duplicate_linked" &&
+                      absl::StrContains(event.detail(), second.id()));
+  }
+  EXPECT_TRUE(noted);
+  // Another right for the same subject is not a duplicate.
+  create.set_type(v1::ACCESS);
+  EXPECT_TRUE(Create(create).linked_to().empty());
+}
+
+TEST_F(CoordinatorTest, PausedRequestGetsNoTaskUntilResumed) {
+  v1::Request created = Create(NewCreate(v1::ERASURE, {"a"}));
+  v1::PauseRequestRequest pause;
+  pause.set_id(created.id());
+  EXPECT_EQ(coordinator_->PauseRequest(pause).status().code(),
+            absl::StatusCode::kInvalidArgument)
+      << "a reason is required";
+  pause.set_reason("legal hold 2026-17");
+  absl::StatusOr<v1::Request> paused =
+      coordinator_->PauseRequest(pause, "operator-1");
+  ASSERT_TRUE(paused.ok()) << paused.status();
+  EXPECT_EQ(paused->status(), v1::PAUSED);
+  EXPECT_EQ(paused->deadline().seconds(), created.deadline().seconds())
+      << "the statutory clock keeps running";
+  EXPECT_FALSE(Poll("w1", {"a"}, 50).has_value());
+  EXPECT_EQ(coordinator_->PauseRequest(pause).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  v1::ResumeRequestRequest resume;
+  resume.set_id(created.id());
+  absl::StatusOr<v1::Request> resumed =
+      coordinator_->ResumeRequest(resume, "operator-1");
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->status(), v1::RUNNING);
+  std::optional<v1::Task> task = Poll("w1", {"a"});
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(task->request_id(), created.id());
+  EXPECT_EQ(coordinator_->ResumeRequest(resume).status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(CoordinatorTest, ErasureRunsDiscoveryThenEraseWithoutBundle) {
@@ -615,7 +687,7 @@ TEST_F(CoordinatorTest, IdempotencyKeyReturnsTheFirstRequest) {
   v1::Request first = Create(NewCreate(v1::ACCESS, {"a"}, "order-77"));
   // Same subject, written differently: still the same request.
   v1::CreateRequestRequest retry = NewCreate(v1::ACCESS, {"a"}, "order-77");
-  retry.mutable_identities(0)->set_value(" Jane@Example.COM ");
+  retry.mutable_identities(0)->set_value(" Subject-Order-77@Example.COM ");
   v1::Request again = Create(retry);
   EXPECT_EQ(again.id(), first.id());
 

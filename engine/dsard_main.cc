@@ -152,6 +152,10 @@ int main(int argc, char** argv) {
     return Fail(absl::UnavailableError(
         absl::StrCat("cannot listen on ", absl::GetFlag(FLAGS_listen))));
   }
+  // Before the port file announces the server: a stop request that arrives
+  // right after must shut down cleanly, not kill the process.
+  signal(SIGTERM, HandleSignal);
+  signal(SIGINT, HandleSignal);
   if (!absl::GetFlag(FLAGS_port_file).empty()) {
     absl::Status written = dsar::WriteFileAtomically(
         absl::GetFlag(FLAGS_port_file), absl::StrCat(port, "\n"));
@@ -166,8 +170,6 @@ int main(int argc, char** argv) {
       "dsard: serving on port %d, workflow %s, %zu stores, data in %s\n", port,
       (*definition)->version().c_str(), options.inventory->stores().size(),
       options.data_dir.c_str());
-  signal(SIGTERM, HandleSignal);
-  signal(SIGINT, HandleSignal);
   g_server->Wait();
   g_server.reset();
   coordinator->reset();

@@ -83,6 +83,26 @@ grpc::Status DsarServiceImpl::ExtendDeadline(
   return grpc::Status::OK;
 }
 
+grpc::Status DsarServiceImpl::PauseRequest(
+    grpc::ServerContext* context, const v1::PauseRequestRequest* request,
+    v1::Request* response) {
+  absl::StatusOr<v1::Request> paused =
+      coordinator_->PauseRequest(*request, ActorOf(*context));
+  if (!paused.ok()) return ToGrpcStatus(paused.status());
+  *response = std::move(*paused);
+  return grpc::Status::OK;
+}
+
+grpc::Status DsarServiceImpl::ResumeRequest(
+    grpc::ServerContext* context, const v1::ResumeRequestRequest* request,
+    v1::Request* response) {
+  absl::StatusOr<v1::Request> resumed =
+      coordinator_->ResumeRequest(*request, ActorOf(*context));
+  if (!resumed.ok()) return ToGrpcStatus(resumed.status());
+  *response = std::move(*resumed);
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminServiceImpl::ListWorkers(
     grpc::ServerContext* context, const v1::ListWorkersRequest* request,
     v1::ListWorkersResponse* response) {

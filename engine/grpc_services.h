@@ -41,6 +41,12 @@ class DsarServiceImpl final : public v1::DsarService::Service {
   grpc::Status ExtendDeadline(grpc::ServerContext* context,
                               const v1::ExtendDeadlineRequest* request,
                               v1::Request* response) override;
+  grpc::Status PauseRequest(grpc::ServerContext* context,
+                            const v1::PauseRequestRequest* request,
+                            v1::Request* response) override;
+  grpc::Status ResumeRequest(grpc::ServerContext* context,
+                             const v1::ResumeRequestRequest* request,
+                             v1::Request* response) override;
 
  private:
   Coordinator* coordinator_;

@@ -134,7 +134,10 @@ void Interpreter::Advance(RequestRecord* record) {
     request->set_current_state(definition_.root().start_at);
     Emit("state_entered", request->current_state(), "", 0, "");
   }
-  request->set_status(v1::RUNNING);
+  // A paused request keeps moving its finished parts along, but stays
+  // PAUSED: the commit loop hands out no new task until it is resumed.
+  bool paused = request->status() == v1::PAUSED;
+  if (!paused) request->set_status(v1::RUNNING);
   for (int step = 0; step < kMaxStepsPerAdvance; ++step) {
     const State* state = definition_.root().Find(request->current_state());
     if (state == nullptr) {
@@ -180,7 +183,7 @@ void Interpreter::Advance(RequestRecord* record) {
                    "the data subject did not prove their identity in time");
             return;
           }
-          request->set_status(v1::VERIFYING);
+          if (!paused) request->set_status(v1::VERIFYING);
           return;
         }
         if (record->timer_due_ms() == 0) {
