@@ -924,32 +924,35 @@ absl::StatusOr<v1::Request> Coordinator::CreateInLoop(
   return ToPublicRequest(entry.record);
 }
 
+absl::StatusOr<Coordinator::LiveRequest*> Coordinator::FindUnfinished(
+    const std::string& id) {
+  auto it = live_.find(id);
+  if (it != live_.end()) return &it->second;
+  ASSIGN_OR_RETURN(internal::RequestRecord stored, store_->GetRequest(id));
+  return absl::FailedPreconditionError(
+      absl::StrCat("request ", id, " is already ",
+                   v1::RequestStatus_Name(stored.request().status())));
+}
+
 absl::StatusOr<v1::Request> Coordinator::CancelRequest(
     const v1::CancelRequestRequest& request, const std::string& actor) {
   if (request.id().empty()) return absl::InvalidArgumentError("id: required");
   if (request.reason().size() > 1024) {
     return absl::InvalidArgumentError("reason: longer than 1024 characters");
   }
-  return RunInLoop<v1::Request>(
-      [this, request, actor](Txn& txn) -> absl::StatusOr<v1::Request> {
-        auto it = live_.find(request.id());
-        if (it == live_.end()) {
-          ASSIGN_OR_RETURN(internal::RequestRecord stored,
-                           store_->GetRequest(request.id()));
-          return absl::FailedPreconditionError(
-              absl::StrCat("request ", request.id(), " is already ",
-                           v1::RequestStatus_Name(stored.request().status())));
-        }
-        LiveRequest& live = it->second;
-        std::string reason =
-            request.reason().empty() ? "cancelled by caller" : request.reason();
-        Mutate(txn, live,
-               [&](Interpreter& interpreter, internal::RequestRecord* record) {
-                 interpreter.set_actor(actor);
-                 interpreter.Cancel(record, reason);
-               });
-        return ToPublicRequest(live.record);
-      });
+  return RunInLoop<v1::Request>([this, request, actor](
+                                    Txn& txn) -> absl::StatusOr<v1::Request> {
+    ASSIGN_OR_RETURN(LiveRequest * unfinished, FindUnfinished(request.id()));
+    LiveRequest& live = *unfinished;
+    std::string reason =
+        request.reason().empty() ? "cancelled by caller" : request.reason();
+    Mutate(txn, live,
+           [&](Interpreter& interpreter, internal::RequestRecord* record) {
+             interpreter.set_actor(actor);
+             interpreter.Cancel(record, reason);
+           });
+    return ToPublicRequest(live.record);
+  });
 }
 
 absl::StatusOr<v1::Request> Coordinator::RetryRequest(

@@ -236,6 +236,9 @@ class Coordinator {
   std::optional<v1::Task> TryLease(Txn& txn,
                                    const std::vector<std::string>& stores,
                                    const std::string& worker_id);
+  // The live request `id`; NOT_FOUND when there is none, FAILED_PRECONDITION
+  // naming its status when it has finished.
+  absl::StatusOr<LiveRequest*> FindUnfinished(const std::string& id);
   // Finds the leased item a worker call names; FAILED_PRECONDITION when the
   // caller does not hold it.
   absl::StatusOr<std::pair<LiveRequest*, int>> FindLeasedItem(

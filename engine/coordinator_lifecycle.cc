@@ -187,16 +187,8 @@ absl::StatusOr<v1::Request> Coordinator::VerifyIdentity(
   }
   return RunInLoop<v1::Request>([this, request](
                                     Txn& txn) -> absl::StatusOr<v1::Request> {
-    auto it = live_.find(request.id());
-    if (it == live_.end()) {
-      ASSIGN_OR_RETURN(internal::RequestRecord stored,
-                       store_->GetRequest(request.id()));
-      return absl::FailedPreconditionError(
-          absl::StrCat("request ", request.id(), " is ",
-                       v1::RequestStatus_Name(stored.request().status()),
-                       ", not waiting for verification"));
-    }
-    LiveRequest& live = it->second;
+    ASSIGN_OR_RETURN(LiveRequest * unfinished, FindUnfinished(request.id()));
+    LiveRequest& live = *unfinished;
     if (live.record.request().status() != v1::VERIFYING ||
         live.record.verification_code_hmac().empty()) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -269,15 +261,8 @@ absl::StatusOr<v1::Request> Coordinator::ExtendDeadline(
   }
   return RunInLoop<v1::Request>([this, request, actor](
                                     Txn& txn) -> absl::StatusOr<v1::Request> {
-    auto it = live_.find(request.id());
-    if (it == live_.end()) {
-      ASSIGN_OR_RETURN(internal::RequestRecord stored,
-                       store_->GetRequest(request.id()));
-      return absl::FailedPreconditionError(
-          absl::StrCat("request ", request.id(), " is already ",
-                       v1::RequestStatus_Name(stored.request().status())));
-    }
-    LiveRequest& live = it->second;
+    ASSIGN_OR_RETURN(LiveRequest * unfinished, FindUnfinished(request.id()));
+    LiveRequest& live = *unfinished;
     v1::Request* stored = live.record.mutable_request();
     absl::StatusOr<absl::Time> extended = ExtendedDeadline(
         stored->regulation(),
@@ -419,33 +404,26 @@ absl::StatusOr<v1::Request> Coordinator::PauseRequest(
   if (request.reason().size() > 1024) {
     return absl::InvalidArgumentError("reason: longer than 1024 characters");
   }
-  return RunInLoop<v1::Request>(
-      [this, request, actor](Txn& txn) -> absl::StatusOr<v1::Request> {
-        auto it = live_.find(request.id());
-        if (it == live_.end()) {
-          ASSIGN_OR_RETURN(internal::RequestRecord stored,
-                           store_->GetRequest(request.id()));
-          return absl::FailedPreconditionError(
-              absl::StrCat("request ", request.id(), " is already ",
-                           v1::RequestStatus_Name(stored.request().status())));
-        }
-        LiveRequest& live = it->second;
-        if (live.record.request().status() == v1::PAUSED) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("request ", request.id(), " is already paused"));
-        }
-        live.record.set_status_before_pause(live.record.request().status());
-        live.record.mutable_request()->set_status(v1::PAUSED);
-        EventDraft paused;
-        paused.kind = "paused";
-        paused.actor = actor;
-        paused.detail =
-            absl::StrCat("reason=", request.reason(),
-                         "; the statutory clock keeps running (deadline ",
-                         Rfc3339(live.record.request().deadline()), ")");
-        AppendEvents(txn, live, {paused});
-        return ToPublicRequest(live.record);
-      });
+  return RunInLoop<v1::Request>([this, request, actor](
+                                    Txn& txn) -> absl::StatusOr<v1::Request> {
+    ASSIGN_OR_RETURN(LiveRequest * unfinished, FindUnfinished(request.id()));
+    LiveRequest& live = *unfinished;
+    if (live.record.request().status() == v1::PAUSED) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("request ", request.id(), " is already paused"));
+    }
+    live.record.set_status_before_pause(live.record.request().status());
+    live.record.mutable_request()->set_status(v1::PAUSED);
+    EventDraft paused;
+    paused.kind = "paused";
+    paused.actor = actor;
+    paused.detail =
+        absl::StrCat("reason=", request.reason(),
+                     "; the statutory clock keeps running (deadline ",
+                     Rfc3339(live.record.request().deadline()), ")");
+    AppendEvents(txn, live, {paused});
+    return ToPublicRequest(live.record);
+  });
 }
 
 absl::StatusOr<v1::Request> Coordinator::ResumeRequest(

@@ -106,8 +106,8 @@ void Notifier::Run() {
       continue;
     }
     ++pending.failures;
-    int64_t delay =
-        std::min(kMaxRetryMs, kFirstRetryMs << std::min(pending.failures - 1, 20));
+    int64_t delay = std::min(
+        kMaxRetryMs, kFirstRetryMs << std::min(pending.failures - 1, 20));
     pending.next_attempt_ms = NowMillis() + delay;
     std::fprintf(
         stderr, "dsard: notification %s not delivered (%s); retry in %lld ms\n",
