@@ -26,12 +26,6 @@ int64_t Millis(const google::protobuf::Timestamp& time) {
   return time.seconds() * 1000 + time.nanos() / 1000000;
 }
 
-bool HasSignal(const internal::RequestRecord& record,
-               const std::string& signal) {
-  return std::find(record.signals().begin(), record.signals().end(), signal) !=
-         record.signals().end();
-}
-
 }  // namespace
 
 absl::Status Coordinator::StartNotifier() {
