@@ -195,6 +195,29 @@ std::vector<CommandSpec> BuildCommands() {
         Value("reason", "TEXT",
               "why (required; audited, sent to the subject)")},
        RunExtend});
+  add({"verify",
+       "<ID>",
+       "Enter the one-time code the data subject received.",
+       "The request leaves VERIFYING and its workflow starts; wrong codes "
+       "count against the attempt limit.",
+       {"dsarctl verify dsr_01HZX... --code=14328336"},
+       {Value("code", "CODE", "the code from the verification notice")},
+       RunVerify});
+  add({"pause",
+       "<ID>",
+       "Put an unfinished request on hold (e.g. a legal hold).",
+       "No task is handed out until it is resumed; the statutory clock keeps "
+       "running.",
+       {"dsarctl pause dsr_01HZX... --reason='legal hold 2026-17'"},
+       {Value("reason", "TEXT", "why (required; audited)")},
+       RunPause});
+  add({"resume",
+       "<ID>",
+       "Lift the hold on a paused request.",
+       "",
+       {"dsarctl resume dsr_01HZX... --reason='hold released'"},
+       {Value("reason", "TEXT", "recorded in the audit log")},
+       RunResume});
   add({"workers",
        "",
        "Workers the coordinator has seen: stores, in-flight tasks, last "

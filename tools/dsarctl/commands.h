@@ -55,6 +55,9 @@ int RunEvents(const Options& options);      // request_commands.cc
 int RunCancel(const Options& options);      // request_commands.cc
 int RunRetry(const Options& options);       // request_commands.cc
 int RunExtend(const Options& options);      // request_commands.cc
+int RunVerify(const Options& options);      // request_commands.cc
+int RunPause(const Options& options);       // request_commands.cc
+int RunResume(const Options& options);      // request_commands.cc
 int RunWorkers(const Options& options);     // workers_command.cc
 int RunAudit(const Options& options);       // audit.cc
 int RunCompletion(const Options& options);  // completion.cc

@@ -157,9 +157,12 @@ TEST_F(DsarctlOfflineTest, HelpForEveryCommandWithAnExample) {
         << command;
   }
   for (std::string command :
-       {"ls", "describe", "call", "submit", "get", "list", "watch", "events",
-        "cancel", "retry", "extend", "workers", "audit checkpoint",
-        "audit events", "audit prove", "audit verify", "completion", "help"}) {
+       {"ls",           "describe",    "call",         "submit",
+        "get",          "list",        "watch",        "events",
+        "cancel",       "retry",       "extend",       "verify",
+        "pause",        "resume",      "workers",      "audit checkpoint",
+        "audit events", "audit prove", "audit verify", "completion",
+        "help"}) {
     std::vector<std::string> args = absl::StrSplit(command, ' ');
     args.push_back("--help");
     Ctl help = Run(args);
@@ -191,6 +194,8 @@ TEST_F(DsarctlOfflineTest, UsageErrorsExitTwo) {
            {{"list", "--overdue", "--due-within=7d"}, "exclude each other"},
            {{"list", "--due-within=soon"}, "not a positive duration"},
            {{"extend", "x", "--by=1"}, "--reason is required"},
+           {{"pause", "x"}, "--reason is required"},
+           {{"verify", "x"}, "--code is required"},
            {{"submit", "--type=ACCESS", "--email=a@b.c", "--evidence-ref=1"},
             "--evidence-ref goes with --verified-by"},
            {{"list", "--created-since=yesterday"}, "neither an RFC 3339"},
@@ -771,6 +776,17 @@ TEST_F(DsarctlTest, CancelAndConfigAddress) {
              {{"DSARCTL_CONFIG", config}, {"DSAR_ADDR", "127.0.0.1:1"}});
   EXPECT_EQ(env_addr.code, 4) << env_addr;
 
+  // A legal hold: paused, then resumed; both audited.
+  Ctl paused = Run({"pause", id, "--reason=legal hold 7"});
+  ASSERT_EQ(paused.code, 0) << paused;
+  EXPECT_THAT(paused.out, ContainsRegex("Status +PAUSED")) << paused;
+  EXPECT_EQ(Run({"pause", id, "--reason=again"}).code, 1);  // Already paused.
+  Ctl resumed = Run({"resume", id, "--reason=hold lifted"});
+  ASSERT_EQ(resumed.code, 0) << resumed;
+  EXPECT_THAT(resumed.out, Not(ContainsRegex("Status +PAUSED"))) << resumed;
+  // A wrong code is refused (denied, or nothing to verify): exit 1.
+  EXPECT_EQ(Run({"verify", id, "--code=00000000"}).code, 1);
+
   Ctl cancelled = Run({"cancel", id, "--reason=subject withdrew"});
   ASSERT_EQ(cancelled.code, 0) << cancelled;
   EXPECT_THAT(cancelled.out, ContainsRegex("Status +CANCELLED"));
@@ -780,6 +796,7 @@ TEST_F(DsarctlTest, CancelAndConfigAddress) {
   EXPECT_EQ(watch.code, 1) << watch;  // Terminal, but not COMPLETED.
   Ctl events = Run({"events", id});
   EXPECT_THAT(events.out, HasSubstr("subject withdrew"));
+  EXPECT_THAT(events.out, HasSubstr("legal hold 7"));
 }
 
 TEST_F(DsarctlTest, RetryReRunsAFailedStore) {

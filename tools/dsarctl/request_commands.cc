@@ -718,4 +718,55 @@ int RunExtend(const Options& options) {
   return PrintRequest(options, response);
 }
 
+// The request-id-and-a-field commands below share this shape: build the
+// RPC's request, call it, print the answer.
+template <typename RpcRequest, typename Call>
+int CallWithId(const Options& options, const std::string& command,
+               RpcRequest request, Call call) {
+  if (options.positional.size() != 1) {
+    return Usage(absl::StrCat(command, ": takes one request id"));
+  }
+  request.set_id(options.positional[0]);
+  auto stub = NewStub(options);
+  grpc::ClientContext context;
+  options.Prepare(&context);
+  Request response;
+  grpc::Status status = call(*stub, &context, request, &response);
+  if (!status.ok()) return ExitFor(status);
+  return PrintRequest(options, response);
+}
+
+int RunVerify(const Options& options) {
+  if (options.Flag("code").empty()) return Usage("verify: --code is required");
+  dsar::v1::VerifyIdentityRequest request;
+  request.set_code(options.Flag("code"));
+  return CallWithId(
+      options, "verify", request,
+      [](auto& stub, auto* context, const auto& r, Request* response) {
+        return stub.VerifyIdentity(context, r, response);
+      });
+}
+
+int RunPause(const Options& options) {
+  if (options.Flag("reason").empty())
+    return Usage("pause: --reason is required");
+  dsar::v1::PauseRequestRequest request;
+  request.set_reason(options.Flag("reason"));
+  return CallWithId(
+      options, "pause", request,
+      [](auto& stub, auto* context, const auto& r, Request* response) {
+        return stub.PauseRequest(context, r, response);
+      });
+}
+
+int RunResume(const Options& options) {
+  dsar::v1::ResumeRequestRequest request;
+  request.set_reason(options.Flag("reason"));
+  return CallWithId(
+      options, "resume", request,
+      [](auto& stub, auto* context, const auto& r, Request* response) {
+        return stub.ResumeRequest(context, r, response);
+      });
+}
+
 }  // namespace dsarctl
