@@ -936,10 +936,7 @@ absl::StatusOr<Coordinator::LiveRequest*> Coordinator::FindUnfinished(
 
 absl::StatusOr<v1::Request> Coordinator::CancelRequest(
     const v1::CancelRequestRequest& request, const std::string& actor) {
-  if (request.id().empty()) return absl::InvalidArgumentError("id: required");
-  if (request.reason().size() > 1024) {
-    return absl::InvalidArgumentError("reason: longer than 1024 characters");
-  }
+  RETURN_IF_ERROR(ValidateIdAndReason(request.id(), request.reason(), ""));
   return RunInLoop<v1::Request>([this, request, actor](
                                     Txn& txn) -> absl::StatusOr<v1::Request> {
     ASSIGN_OR_RETURN(LiveRequest * unfinished, FindUnfinished(request.id()));
@@ -957,10 +954,7 @@ absl::StatusOr<v1::Request> Coordinator::CancelRequest(
 
 absl::StatusOr<v1::Request> Coordinator::RetryRequest(
     const v1::RetryRequestRequest& request, const std::string& actor) {
-  if (request.id().empty()) return absl::InvalidArgumentError("id: required");
-  if (request.reason().size() > 1024) {
-    return absl::InvalidArgumentError("reason: longer than 1024 characters");
-  }
+  RETURN_IF_ERROR(ValidateIdAndReason(request.id(), request.reason(), ""));
   for (int i = 0; i < request.stores_size(); ++i) {
     if (options_.inventory->Find(request.stores(i)) == nullptr) {
       return absl::InvalidArgumentError(

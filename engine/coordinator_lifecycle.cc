@@ -12,6 +12,7 @@
 #include "engine/deadlines.h"
 #include "engine/identity.h"
 #include "engine/notifier.h"
+#include "engine/request_validation.h"
 
 namespace dsar {
 namespace {
@@ -245,14 +246,8 @@ absl::StatusOr<v1::Request> Coordinator::VerifyIdentity(
 
 absl::StatusOr<v1::Request> Coordinator::ExtendDeadline(
     const v1::ExtendDeadlineRequest& request, const std::string& actor) {
-  if (request.id().empty()) return absl::InvalidArgumentError("id: required");
-  if (request.reason().empty()) {
-    return absl::InvalidArgumentError(
-        "reason: required (the subject must be told why)");
-  }
-  if (request.reason().size() > 1024) {
-    return absl::InvalidArgumentError("reason: longer than 1024 characters");
-  }
+  RETURN_IF_ERROR(ValidateIdAndReason(request.id(), request.reason(),
+                                      "the subject must be told why"));
   return RunInLoop<v1::Request>([this, request, actor](
                                     Txn& txn) -> absl::StatusOr<v1::Request> {
     ASSIGN_OR_RETURN(LiveRequest * unfinished, FindUnfinished(request.id()));
@@ -390,14 +385,8 @@ void Coordinator::LinkDuplicate(Txn& txn, LiveRequest& duplicate,
 
 absl::StatusOr<v1::Request> Coordinator::PauseRequest(
     const v1::PauseRequestRequest& request, const std::string& actor) {
-  if (request.id().empty()) return absl::InvalidArgumentError("id: required");
-  if (request.reason().empty()) {
-    return absl::InvalidArgumentError(
-        "reason: required (e.g. the legal hold's reference)");
-  }
-  if (request.reason().size() > 1024) {
-    return absl::InvalidArgumentError("reason: longer than 1024 characters");
-  }
+  RETURN_IF_ERROR(ValidateIdAndReason(request.id(), request.reason(),
+                                      "e.g. the legal hold's reference"));
   return RunInLoop<v1::Request>([this, request, actor](
                                     Txn& txn) -> absl::StatusOr<v1::Request> {
     ASSIGN_OR_RETURN(LiveRequest * unfinished, FindUnfinished(request.id()));
@@ -422,10 +411,7 @@ absl::StatusOr<v1::Request> Coordinator::PauseRequest(
 
 absl::StatusOr<v1::Request> Coordinator::ResumeRequest(
     const v1::ResumeRequestRequest& request, const std::string& actor) {
-  if (request.id().empty()) return absl::InvalidArgumentError("id: required");
-  if (request.reason().size() > 1024) {
-    return absl::InvalidArgumentError("reason: longer than 1024 characters");
-  }
+  RETURN_IF_ERROR(ValidateIdAndReason(request.id(), request.reason(), ""));
   return RunInLoop<v1::Request>(
       [this, request, actor](Txn& txn) -> absl::StatusOr<v1::Request> {
         auto it = live_.find(request.id());

@@ -230,4 +230,16 @@ absl::Status ValidateCreateRequest(const v1::CreateRequestRequest& request,
   return absl::OkStatus();
 }
 
+absl::Status ValidateIdAndReason(const std::string& id,
+                                 const std::string& reason,
+                                 absl::string_view required_hint) {
+  if (id.empty()) return Invalid("id", "required");
+  if (reason.empty() && !required_hint.empty()) {
+    return Invalid("reason", absl::StrCat("required (", required_hint, ")"));
+  }
+  if (reason.size() > 1024)
+    return Invalid("reason", "longer than 1024 characters");
+  return absl::OkStatus();
+}
+
 }  // namespace dsar

@@ -1,7 +1,10 @@
 #ifndef DSAR_ENGINE_REQUEST_VALIDATION_H_
 #define DSAR_ENGINE_REQUEST_VALIDATION_H_
 
+#include <string>
+
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "dsar/v1/requests.pb.h"
 #include "inventory/inventory.h"
 
@@ -13,6 +16,13 @@ namespace dsar {
 // Never echoes identity values: error messages end up in logs.
 absl::Status ValidateCreateRequest(const v1::CreateRequestRequest& request,
                                    const Inventory& inventory);
+
+// Checks the id and reason of an operator action (cancel, retry, extend,
+// pause, resume). `required_hint` empty: the reason is optional; otherwise
+// it is required and the hint says what to give.
+absl::Status ValidateIdAndReason(const std::string& id,
+                                 const std::string& reason,
+                                 absl::string_view required_hint);
 
 }  // namespace dsar
 

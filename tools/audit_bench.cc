@@ -40,6 +40,7 @@
 #include "storage/audit/checkpoint.h"
 #include "storage/audit/merkle.h"
 #include "storage/state_store.h"
+#include "tools/bench_stats.h"
 
 ABSL_FLAG(uint64_t, max_leaves, 10000000,
           "Size of the largest tree proofs are timed at (also at 1M when "
@@ -57,27 +58,11 @@ ABSL_FLAG(uint64_t, verify_leaves, 0,
 namespace dsar {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
 
-double Seconds(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-double Median(std::vector<double> values) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
-
-// The value at quantile q (0..1) by nearest rank.
-double Quantile(std::vector<double> values, double q) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  size_t rank = static_cast<size_t>(q * values.size() + 0.999999);
-  rank = std::min(std::max<size_t>(rank, 1), values.size());
-  return values[rank - 1];
-}
+using bench::Median;
+using bench::Quantile;
+using bench::Seconds;
 
 void Check(const absl::Status& status, const char* what) {
   if (status.ok()) return;

@@ -58,6 +58,7 @@
 #include "storage/artifact_writer.h"
 #include "storage/request_status.h"
 #include "storage/state_store.h"
+#include "tools/bench_stats.h"
 
 ABSL_FLAG(int, requests, 5000,
           "Requests per throughput run; 0 skips the throughput part.");
@@ -106,7 +107,7 @@ namespace dsar {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
 
 // Four independent stores: every task of a Map run is ready at once.
 constexpr char kInventoryYaml[] = R"yaml(
@@ -143,25 +144,9 @@ const std::vector<std::string>& AllStores() {
   return *stores;
 }
 
-double Seconds(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-double Median(std::vector<double> values) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
-
-// The value at quantile q (0..1) by nearest rank.
-double Quantile(std::vector<double> values, double q) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  size_t rank = static_cast<size_t>(q * values.size() + 0.999999);
-  rank = std::min(std::max<size_t>(rank, 1), values.size());
-  return values[rank - 1];
-}
+using bench::Median;
+using bench::Quantile;
+using bench::Seconds;
 
 void Check(const absl::Status& status, const char* what) {
   if (status.ok()) return;
