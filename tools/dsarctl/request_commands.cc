@@ -653,44 +653,46 @@ int RunEvents(const Options& options) {
   return kExitOk;
 }
 
-int RunCancel(const Options& options) {
+// The commands that act on one request share this shape: take the id, call
+// the RPC with the request the command built, print the answer.
+template <typename RpcRequest, typename Call>
+int CallWithId(const Options& options, const std::string& command,
+               RpcRequest request, Call call) {
   if (options.positional.size() != 1) {
-    return Usage("cancel: takes one request id");
+    return Usage(absl::StrCat(command, ": takes one request id"));
   }
-  dsar::v1::CancelRequestRequest request;
   request.set_id(options.positional[0]);
-  request.set_reason(options.Flag("reason"));
   auto stub = NewStub(options);
   grpc::ClientContext context;
   options.Prepare(&context);
   Request response;
-  grpc::Status status = stub->CancelRequest(&context, request, &response);
+  grpc::Status status = call(*stub, &context, request, &response);
   if (!status.ok()) return ExitFor(status);
   return PrintRequest(options, response);
 }
 
+int RunCancel(const Options& options) {
+  dsar::v1::CancelRequestRequest request;
+  request.set_reason(options.Flag("reason"));
+  return CallWithId(
+      options, "cancel", request,
+      [](auto& stub, auto* context, const auto& r, Request* response) {
+        return stub.CancelRequest(context, r, response);
+      });
+}
+
 int RunRetry(const Options& options) {
-  if (options.positional.size() != 1) {
-    return Usage("retry: takes one request id");
-  }
   dsar::v1::RetryRequestRequest request;
-  request.set_id(options.positional[0]);
   for (const std::string& store : options.Flags("store")) {
     request.add_stores(store);
   }
   request.set_reason(options.Flag("reason"));
-  auto stub = NewStub(options);
-  grpc::ClientContext context;
-  options.Prepare(&context);
-  Request response;
-  grpc::Status status = stub->RetryRequest(&context, request, &response);
-  if (!status.ok()) return ExitFor(status);
-  return PrintRequest(options, response);
+  return CallWithId(
+      options, "retry", request,
+      [](auto& stub, auto* context, const auto& r, Request* response) {
+        return stub.RetryRequest(context, r, response);
+      });
 }
-
-}  // namespace dsarctl
-
-namespace dsarctl {
 
 int RunExtend(const Options& options) {
   if (options.positional.size() != 1) {
@@ -706,34 +708,13 @@ int RunExtend(const Options& options) {
     return Usage("extend: --reason is required: the subject must be told why");
   }
   dsar::v1::ExtendDeadlineRequest request;
-  request.set_id(options.positional[0]);
   request.set_extension(by);
   request.set_reason(options.Flag("reason"));
-  auto stub = NewStub(options);
-  grpc::ClientContext context;
-  options.Prepare(&context);
-  Request response;
-  grpc::Status status = stub->ExtendDeadline(&context, request, &response);
-  if (!status.ok()) return ExitFor(status);
-  return PrintRequest(options, response);
-}
-
-// The request-id-and-a-field commands below share this shape: build the
-// RPC's request, call it, print the answer.
-template <typename RpcRequest, typename Call>
-int CallWithId(const Options& options, const std::string& command,
-               RpcRequest request, Call call) {
-  if (options.positional.size() != 1) {
-    return Usage(absl::StrCat(command, ": takes one request id"));
-  }
-  request.set_id(options.positional[0]);
-  auto stub = NewStub(options);
-  grpc::ClientContext context;
-  options.Prepare(&context);
-  Request response;
-  grpc::Status status = call(*stub, &context, request, &response);
-  if (!status.ok()) return ExitFor(status);
-  return PrintRequest(options, response);
+  return CallWithId(
+      options, "extend", request,
+      [](auto& stub, auto* context, const auto& r, Request* response) {
+        return stub.ExtendDeadline(context, r, response);
+      });
 }
 
 int RunVerify(const Options& options) {
