@@ -5,111 +5,88 @@
 
 namespace dsar {
 
+namespace {
+
+// Copies a StatusOr's value into the response, or returns its error.
+template <typename T>
+grpc::Status Answer(absl::StatusOr<T> result, T* response) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = std::move(*result);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
 grpc::Status DsarServiceImpl::CreateRequest(
     grpc::ServerContext* context, const v1::CreateRequestRequest* request,
     v1::Request* response) {
-  absl::StatusOr<v1::Request> created =
-      coordinator_->CreateRequest(*request, ActorOf(*context));
-  if (!created.ok()) return ToGrpcStatus(created.status());
-  *response = std::move(*created);
-  return grpc::Status::OK;
+  return Answer(coordinator_->CreateRequest(*request, ActorOf(*context)),
+                response);
 }
 
 grpc::Status DsarServiceImpl::GetRequest(grpc::ServerContext* context,
                                          const v1::GetRequestRequest* request,
                                          v1::Request* response) {
-  absl::StatusOr<v1::Request> found = coordinator_->GetRequest(request->id());
-  if (!found.ok()) return ToGrpcStatus(found.status());
-  *response = std::move(*found);
-  return grpc::Status::OK;
+  return Answer(coordinator_->GetRequest(request->id()), response);
 }
 
 grpc::Status DsarServiceImpl::ListRequests(
     grpc::ServerContext* context, const v1::ListRequestsRequest* request,
     v1::ListRequestsResponse* response) {
-  absl::StatusOr<v1::ListRequestsResponse> listed =
-      coordinator_->ListRequests(*request);
-  if (!listed.ok()) return ToGrpcStatus(listed.status());
-  *response = std::move(*listed);
-  return grpc::Status::OK;
+  return Answer(coordinator_->ListRequests(*request), response);
 }
 
 grpc::Status DsarServiceImpl::CancelRequest(
     grpc::ServerContext* context, const v1::CancelRequestRequest* request,
     v1::Request* response) {
-  absl::StatusOr<v1::Request> cancelled =
-      coordinator_->CancelRequest(*request, ActorOf(*context));
-  if (!cancelled.ok()) return ToGrpcStatus(cancelled.status());
-  *response = std::move(*cancelled);
-  return grpc::Status::OK;
+  return Answer(coordinator_->CancelRequest(*request, ActorOf(*context)),
+                response);
 }
 
 grpc::Status DsarServiceImpl::ListEvents(grpc::ServerContext* context,
                                          const v1::ListEventsRequest* request,
                                          v1::ListEventsResponse* response) {
-  absl::StatusOr<v1::ListEventsResponse> listed =
-      coordinator_->ListEvents(*request);
-  if (!listed.ok()) return ToGrpcStatus(listed.status());
-  *response = std::move(*listed);
-  return grpc::Status::OK;
+  return Answer(coordinator_->ListEvents(*request), response);
 }
 
 grpc::Status DsarServiceImpl::RetryRequest(
     grpc::ServerContext* context, const v1::RetryRequestRequest* request,
     v1::Request* response) {
-  absl::StatusOr<v1::Request> retried =
-      coordinator_->RetryRequest(*request, ActorOf(*context));
-  if (!retried.ok()) return ToGrpcStatus(retried.status());
-  *response = std::move(*retried);
-  return grpc::Status::OK;
+  return Answer(coordinator_->RetryRequest(*request, ActorOf(*context)),
+                response);
 }
 
 grpc::Status DsarServiceImpl::VerifyIdentity(
     grpc::ServerContext* context, const v1::VerifyIdentityRequest* request,
     v1::Request* response) {
-  absl::StatusOr<v1::Request> verified = coordinator_->VerifyIdentity(*request);
-  if (!verified.ok()) return ToGrpcStatus(verified.status());
-  *response = std::move(*verified);
-  return grpc::Status::OK;
+  return Answer(coordinator_->VerifyIdentity(*request), response);
 }
 
 grpc::Status DsarServiceImpl::ExtendDeadline(
     grpc::ServerContext* context, const v1::ExtendDeadlineRequest* request,
     v1::Request* response) {
-  absl::StatusOr<v1::Request> extended =
-      coordinator_->ExtendDeadline(*request, ActorOf(*context));
-  if (!extended.ok()) return ToGrpcStatus(extended.status());
-  *response = std::move(*extended);
-  return grpc::Status::OK;
+  return Answer(coordinator_->ExtendDeadline(*request, ActorOf(*context)),
+                response);
 }
 
 grpc::Status DsarServiceImpl::PauseRequest(
     grpc::ServerContext* context, const v1::PauseRequestRequest* request,
     v1::Request* response) {
-  absl::StatusOr<v1::Request> paused =
-      coordinator_->PauseRequest(*request, ActorOf(*context));
-  if (!paused.ok()) return ToGrpcStatus(paused.status());
-  *response = std::move(*paused);
-  return grpc::Status::OK;
+  return Answer(coordinator_->PauseRequest(*request, ActorOf(*context)),
+                response);
 }
 
 grpc::Status DsarServiceImpl::ResumeRequest(
     grpc::ServerContext* context, const v1::ResumeRequestRequest* request,
     v1::Request* response) {
-  absl::StatusOr<v1::Request> resumed =
-      coordinator_->ResumeRequest(*request, ActorOf(*context));
-  if (!resumed.ok()) return ToGrpcStatus(resumed.status());
-  *response = std::move(*resumed);
-  return grpc::Status::OK;
+  return Answer(coordinator_->ResumeRequest(*request, ActorOf(*context)),
+                response);
 }
 
 grpc::Status AdminServiceImpl::ListWorkers(
     grpc::ServerContext* context, const v1::ListWorkersRequest* request,
     v1::ListWorkersResponse* response) {
-  absl::StatusOr<v1::ListWorkersResponse> workers = coordinator_->ListWorkers();
-  if (!workers.ok()) return ToGrpcStatus(workers.status());
-  *response = std::move(*workers);
-  return grpc::Status::OK;
+  return Answer(coordinator_->ListWorkers(), response);
 }
 
 std::string ActorOf(const grpc::ServerContext& context) {
@@ -184,18 +161,6 @@ grpc::Status WorkerServiceImpl::UploadArtifact(
   response->set_size_bytes(info->size_bytes);
   return grpc::Status::OK;
 }
-
-namespace {
-
-// Copies a StatusOr's value into the response, or returns its error.
-template <typename T>
-grpc::Status Answer(absl::StatusOr<T> result, T* response) {
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  *response = std::move(*result);
-  return grpc::Status::OK;
-}
-
-}  // namespace
 
 grpc::Status AuditServiceImpl::GetCheckpoint(
     grpc::ServerContext* context, const v1::GetCheckpointRequest* request,
