@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "absl/strings/escaping.h"
 #include "gateway/jwt_verifier.h"
 
 namespace dsar::gateway::testing {
@@ -55,10 +56,12 @@ std::string DigestSign(EVP_PKEY* pkey, const std::string& data) {
 }  // namespace
 
 TestKeys::TestKeys() {
-  hs256_secret_.resize(32);
-  Check(RAND_bytes(reinterpret_cast<unsigned char*>(hs256_secret_.data()),
-                   32) == 1,
+  // Hex of 32 random bytes: a secret file is read with its trailing newline
+  // dropped, so raw random bytes ending in '\n' (1 in 256) came out short.
+  std::string random(32, '\0');
+  Check(RAND_bytes(reinterpret_cast<unsigned char*>(random.data()), 32) == 1,
         "RAND_bytes");
+  hs256_secret_ = absl::BytesToHexString(random);
   rsa_ = EVP_RSA_gen(2048);
   Check(rsa_ != nullptr, "EVP_RSA_gen");
   ec_ = EVP_EC_gen("P-256");
