@@ -588,6 +588,80 @@ std::vector<std::pair<std::string, std::string>> Transitions(
   return out;
 }
 
+// The states reachable from `start` (itself included), in breadth-first
+// order. REQUIRES: every transition names a state of `machine`.
+std::vector<const State*> ReachableFrom(const StateMachine& machine,
+                                        const std::string& start) {
+  std::set<std::string, std::less<>> seen = {start};
+  std::vector<const State*> order = {machine.Find(start)};
+  for (size_t i = 0; i < order.size(); ++i) {
+    for (const auto& [path, target] : Transitions(*order[i], "")) {
+      if (seen.insert(target).second) order.push_back(machine.Find(target));
+    }
+  }
+  return order;
+}
+
+// Rejects a machine with a state from which no path of transitions (Next,
+// Choices, Default, Catch) reaches an end: End: true, Succeed or Fail. Every
+// such state leads into a cycle with no way out, e.g. Pass states pointing at
+// each other, or a Choice whose every branch loops back; the error names the
+// states of that cycle, at the first of them. `reached` is
+// ReachableFrom(machine, StartAt).
+absl::Status CheckEveryStateCanEnd(const StateMachine& machine,
+                                   absl::string_view states_path,
+                                   const std::vector<const State*>& reached) {
+  std::set<std::string, std::less<>> can_end;
+  for (const auto& [name, st] : machine.states) {
+    if (st.end || st.type == StateType::kSucceed ||
+        st.type == StateType::kFail) {
+      can_end.insert(name);
+    }
+  }
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const auto& [name, st] : machine.states) {
+      if (can_end.count(name) != 0) continue;
+      for (const auto& [path, target] : Transitions(st, "")) {
+        if (can_end.count(target) != 0) {
+          can_end.insert(name);
+          grew = true;
+          break;
+        }
+      }
+    }
+  }
+  auto stuck = std::find_if(
+      reached.begin(), reached.end(),
+      [&](const State* st) { return can_end.count(st->name) == 0; });
+  if (stuck == reached.end()) return absl::OkStatus();
+
+  // Everything `trap` reaches is stuck too. Step to a state that cannot get
+  // back to `trap` until there is none: then the states `trap` reaches all
+  // reach it again, a closed cycle. Each step shrinks the reachable set.
+  const State* trap = *stuck;
+  std::vector<const State*> cycle = ReachableFrom(machine, trap->name);
+  while (true) {
+    std::vector<const State*> onward;
+    auto deeper =
+        std::find_if(cycle.begin(), cycle.end(), [&](const State* st) {
+          onward = ReachableFrom(machine, st->name);
+          return std::find(onward.begin(), onward.end(), trap) == onward.end();
+        });
+    if (deeper == cycle.end()) break;
+    trap = *deeper;
+    cycle = std::move(onward);
+  }
+  std::string names;
+  for (const State* st : cycle) {
+    absl::StrAppend(&names, names.empty() ? "" : ", ", Quoted(st->name));
+  }
+  return Invalid(Field(states_path, trap->name),
+                 absl::StrCat("no path to an end (End, Succeed or Fail): "
+                              "transitions from ",
+                              names, " never leave these states"));
+}
+
 // Parses one state machine: the top level (base "") or a Map iterator (base
 // "States.<map>.Iterator"). Transitions stay inside the machine.
 absl::Status ParseStateMachine(const json& mj, absl::string_view base,
@@ -635,23 +709,19 @@ absl::Status ParseStateMachine(const json& mj, absl::string_view base,
     }
   }
 
-  std::set<std::string, std::less<>> reached = {machine->start_at};
-  std::deque<const State*> queue = {machine->Find(machine->start_at)};
-  while (!queue.empty()) {
-    const State* st = queue.front();
-    queue.pop_front();
-    for (const auto& [path, target] : Transitions(*st, "")) {
-      if (reached.insert(target).second) queue.push_back(machine->Find(target));
-    }
-  }
+  const std::vector<const State*> reached =
+      ReachableFrom(*machine, machine->start_at);
   for (const auto& [name, st] : machine->states) {
-    if (reached.count(name) == 0) {
+    const bool found =
+        std::any_of(reached.begin(), reached.end(),
+                    [&name = name](const State* r) { return r->name == name; });
+    if (!found) {
       return Invalid(Field(states_path, name),
                      absl::StrCat("unreachable: no transition from StartAt ",
                                   Quoted(machine->start_at), " leads here"));
     }
   }
-  return absl::OkStatus();
+  return CheckEveryStateCanEnd(*machine, states_path, reached);
 }
 
 // JSON objects with a repeated key would silently keep the last value (a

@@ -126,8 +126,10 @@ class WorkflowDefinition {
   // at fault, e.g. `States.Export.Retry[0].BackoffRate: must be >= 1`,
   // `States.Bundle.Next: no state named "Finalise"`, or `StartAt: ...`.
   // Rejected: unknown fields and types, missing Next/End, both Next and End,
-  // transitions to unknown states, states nothing can reach, worker
-  // resources outside a Map iterator, builtin resources inside one.
+  // transitions to unknown states, states nothing can reach, states that
+  // cannot reach an end (End, Succeed or Fail) because every path from them
+  // loops, worker resources outside a Map iterator, builtin resources inside
+  // one. Map iterators are checked the same way as the top level.
   // `version` is "<name>@<first 12 hex of SHA-256 of json>" where name is the
   // optional top-level "Name" field (default "dsar").
   static absl::StatusOr<std::shared_ptr<const WorkflowDefinition>> Parse(

@@ -232,6 +232,25 @@ TEST(WorkflowDefinitionTest, AcceptsOptionalAslFields) {
   EXPECT_NE((*def)->root().Find("Export")->iterator->Find("Work"), nullptr);
 }
 
+// A loop is fine as long as some path leaves it: here a Wait/Choice polling
+// loop that exits when $.verified is true, and a Task that repeats itself
+// until it fails into its Catch.
+TEST(WorkflowDefinitionTest, AcceptsLoopsWithAWayOut) {
+  json d = ValidDefinition();
+  d["States"]["Pause"]["Next"] = "Poll";
+  d["States"]["Poll"] = json::parse(R"json({
+    "Type": "Choice",
+    "Choices": [{"Variable": "$.verified", "BooleanEquals": true,
+                 "Next": "Done"}],
+    "Default": "Pause"
+  })json");
+  json& work = d["States"]["Export"]["Iterator"]["States"]["Work"];
+  work.erase("End");
+  work["Next"] = "Work";
+  auto def = WorkflowDefinition::Parse(d.dump());
+  EXPECT_TRUE(def.ok()) << def.status();
+}
+
 TEST(WorkflowDefinitionTest, MalformedJsonReportsTheBytePosition) {
   auto def = WorkflowDefinition::Parse(R"({"StartAt": "A", "States": })");
   ASSERT_EQ(def.status().code(), absl::StatusCode::kInvalidArgument);
@@ -346,6 +365,63 @@ const InvalidCase kInvalidCases[] = {
      "States.Orphan: unreachable"},
     {"UnreachableIteratorState", [](json& d) { Work(d).erase("Catch"); },
      "States.Export.Iterator.States.Failed: unreachable"},
+    // States that can never reach End, Succeed or Fail.
+    {"PassCycleWithNoWayOut",
+     [](json& d) {
+       d["States"]["Pause"]["Next"] = "Loop";
+       d["States"]["Loop"] = {{"Type", "Pass"}, {"Next", "Again"}};
+       d["States"]["Again"] = {{"Type", "Pass"}, {"Next", "Loop"}};
+     },
+     "States.Loop: no path to an end (End, Succeed or Fail): transitions "
+     "from \"Loop\", \"Again\" never leave these states"},
+    {"PassSelfLoop",
+     [](json& d) {
+       d["States"]["Pause"]["Next"] = "Spin";
+       d["States"]["Spin"] = {{"Type", "Pass"}, {"Next", "Spin"}};
+     },
+     "States.Spin: no path to an end (End, Succeed or Fail): transitions "
+     "from \"Spin\" never leave these states"},
+    {"StatesLeadingIntoACycleAreNotNamed",
+     [](json& d) {
+       d["States"]["Pause"]["Next"] = "Enter";
+       d["States"]["Enter"] = {{"Type", "Pass"}, {"Next", "Loop"}};
+       d["States"]["Loop"] = {{"Type", "Pass"}, {"Next", "Again"}};
+       d["States"]["Again"] = {{"Type", "Pass"}, {"Next", "Loop"}};
+     },
+     "States.Loop: no path to an end (End, Succeed or Fail): transitions "
+     "from \"Loop\", \"Again\" never leave these states"},
+    {"ChoiceWhoseEveryBranchLoopsBack",
+     [](json& d) {
+       d["States"]["Pause"]["Next"] = "Spin";
+       d["States"]["Spin"] = json::parse(R"json({
+         "Type": "Choice",
+         "Choices": [{"Variable": "$.verified", "BooleanEquals": true,
+                      "Next": "Settle"}],
+         "Default": "Spin"
+       })json");
+       d["States"]["Settle"] = {{"Type", "Pass"}, {"Next", "Spin"}};
+     },
+     "States.Spin: no path to an end (End, Succeed or Fail): transitions "
+     "from \"Spin\", \"Settle\" never leave these states"},
+    {"TaskLoopWithNoWayOut",
+     [](json& d) {
+       d["States"]["Pause"]["Next"] = "Bundle";
+       d["States"]["Choose"]["Choices"][0]["Next"] = "Done";
+       d["States"]["Choose"]["Default"] = "Export";
+     },
+     "States.Bundle: no path to an end (End, Succeed or Fail): transitions "
+     "from \"Bundle\", \"Pause\" never leave these states"},
+    {"IteratorPassCycleWithNoWayOut",
+     [](json& d) {
+       json& failed = d["States"]["Export"]["Iterator"]["States"]["Failed"];
+       failed.erase("End");
+       failed["Next"] = "Again";
+       d["States"]["Export"]["Iterator"]["States"]["Again"] = {
+           {"Type", "Pass"}, {"Next", "Failed"}};
+     },
+     "States.Export.Iterator.States.Failed: no path to an end (End, Succeed "
+     "or Fail): transitions from \"Failed\", \"Again\" never leave these "
+     "states"},
     // Retry.
     {"RetryIntervalNegative",
      [](json& d) { d["States"]["Bundle"]["Retry"][0]["IntervalSeconds"] = -1; },
