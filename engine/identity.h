@@ -1,22 +1,28 @@
 #ifndef DSAR_ENGINE_IDENTITY_H_
 #define DSAR_ENGINE_IDENTITY_H_
 
-// Conversions between the API's typed identities and the inventory's
-// identity keys ("email", "user_id", "phone", or a custom type name).
+// The engine's view of subject identities. The vocabulary (IdentityKey,
+// IdentityFromKey) and the one normaliser live in model/identity.h; this
+// header keeps the engine's names for them.
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dsar/v1/requests.pb.h"
+#include "model/identity.h"
 
 namespace dsar {
 
-std::string IdentityKey(const v1::SubjectIdentity& identity);
-v1::SubjectIdentity IdentityFromKey(const std::string& key,
-                                    const std::string& value);
-
-// Normalises a submitted identity for matching: emails are lowercased and
-// trimmed, phones keep only '+' and digits, other values are trimmed.
+// The identity with its value in canonical form (model/identity.h:
+// NormalizeIdentityValue), phone numbers without a country code read in
+// `default_phone_region` (Inventory::default_phone_region()). Total: a value
+// the normaliser refuses comes back trimmed; ValidateCreateRequest refuses
+// such identities before intake, so stored requests hold canonical values.
+v1::SubjectIdentity NormalizeIdentity(const v1::SubjectIdentity& identity,
+                                      std::string_view default_phone_region);
+// Same with no default region: phones need a country code ("+44 ...").
+// DEPRECATED: intake must pass the inventory's default_phone_region.
 v1::SubjectIdentity NormalizeIdentity(const v1::SubjectIdentity& identity);
 
 // Appends the identities of `more` that `into` lacks (same key and value).

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/status_macros.h"
+#include "model/identity.h"
 
 namespace dsar {
 namespace {
@@ -37,20 +38,6 @@ bool IsValidEmail(absl::string_view email) {
     }
   }
   return true;
-}
-
-bool IsValidPhone(absl::string_view phone) {
-  int digits = 0;
-  for (size_t i = 0; i < phone.size(); ++i) {
-    char c = phone[i];
-    if (absl::ascii_isdigit(static_cast<unsigned char>(c))) {
-      ++digits;
-    } else if (!(c == ' ' || c == '-' || c == '(' || c == ')' ||
-                 (c == '+' && i == 0))) {
-      return false;
-    }
-  }
-  return digits >= 5 && digits <= 15;
 }
 
 bool IsIdentifier(absl::string_view text) {
@@ -176,10 +163,15 @@ absl::Status ValidateCreateRequest(const v1::CreateRequestRequest& request,
         }
         break;
       case v1::PHONE:
-        if (!IsValidPhone(value)) {
-          return Invalid(
-              absl::StrCat(field, ".value"),
-              "not a valid phone number (5 to 15 digits, optional leading +)");
+        // The phone normaliser is the validator: what it cannot bring to
+        // E.164 in the inventory's default region cannot be matched.
+        if (absl::Status phone =
+                NormalizeIdentityValue(
+                    kPhoneKey, std::string_view(value.data(), value.size()),
+                    inventory.default_phone_region())
+                    .status();
+            !phone.ok()) {
+          return Invalid(absl::StrCat(field, ".value"), phone.message());
         }
         break;
       case v1::USER_ID:

@@ -13,7 +13,12 @@ namespace dsar {
 // Checks a CreateRequest before anything is stored. INVALID_ARGUMENT names
 // the field and the reason (`identities[1].value: not a valid email
 // address`); UNIMPLEMENTED for request types the engine cannot run yet.
-// Never echoes identity values: error messages end up in logs.
+// Never echoes identity values: error messages end up in logs. Phone numbers
+// must be ones the normaliser (model/identity.h) brings to E.164, reading
+// numbers without a country code in `inventory.default_phone_region()`
+// (`identities[0].value: not a valid phone number: too short`); an
+// identity that passes is stored as NormalizeIdentity(identity,
+// inventory.default_phone_region()) gives it.
 absl::Status ValidateCreateRequest(const v1::CreateRequestRequest& request,
                                    const Inventory& inventory);
 

@@ -271,6 +271,33 @@ TEST_F(RequestValidationTest, RejectsBadPhoneNumbers) {
   }
 }
 
+TEST_F(RequestValidationTest, PhonesAreReadInTheInventorysDefaultRegion) {
+  absl::StatusOr<Inventory> gb = Inventory::Parse(
+      absl::StrCat("default_phone_region: GB\n", kInventoryYaml), "/srv/dsar");
+  ASSERT_TRUE(gb.ok()) << gb.status();
+  v1::CreateRequestRequest request = ValidRequest();
+  for (const std::string phone :
+       {"+44 7700 454764", "+447700454764", "07700 454764", "0800.123.456"}) {
+    SCOPED_TRACE(phone);
+    *request.mutable_identities(0) = Identity(v1::PHONE, phone);
+    EXPECT_TRUE(ValidateCreateRequest(request, *gb).ok());
+  }
+  // Without a default region a national number has no country.
+  *request.mutable_identities(0) = Identity(v1::PHONE, "07700 454764");
+  absl::Status no_region = Validate(request);
+  ExpectRejected(no_region, absl::StatusCode::kInvalidArgument,
+                 "identities[0].value");
+  EXPECT_THAT(std::string(no_region.message()),
+              HasSubstr("not a valid phone number: no valid country code"));
+  *request.mutable_identities(0) = Identity(v1::PHONE, "+44 12");
+  absl::Status too_short = ValidateCreateRequest(request, *gb);
+  ExpectRejected(too_short, absl::StatusCode::kInvalidArgument,
+                 "identities[0].value");
+  EXPECT_THAT(std::string(too_short.message()),
+              HasSubstr("not a valid phone number: too short"));
+  EXPECT_THAT(std::string(too_short.message()), Not(HasSubstr("+44 12")));
+}
+
 TEST_F(RequestValidationTest, CustomIdentitiesNeedAValidCustomType) {
   for (const std::string& custom_type : std::vector<std::string>{
            "", "Customer", "customer-number", std::string(65, 'c')}) {

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "common/files.h"
 #include "common/status_macros.h"
+#include "model/identity.h"
 
 namespace dsar {
 namespace {
@@ -43,7 +44,8 @@ const std::set<std::string>& TableKeys() {
 }
 
 const std::set<std::string>& TopLevelKeys() {
-  static const auto* keys = new std::set<std::string>{"controller", "stores"};
+  static const auto* keys =
+      new std::set<std::string>{"controller", "default_phone_region", "stores"};
   return *keys;
 }
 
@@ -351,6 +353,15 @@ absl::StatusOr<Inventory> Inventory::Parse(std::string_view yaml,
     RETURN_IF_ERROR(CheckKeys(root, TopLevelKeys(), "inventory"));
     RETURN_IF_ERROR(
         ReadString(root, "controller", "inventory", &inventory.controller_));
+    RETURN_IF_ERROR(ReadString(root, "default_phone_region", "inventory",
+                               &inventory.default_phone_region_));
+    if (!inventory.default_phone_region_.empty() &&
+        !IsKnownPhoneRegion(inventory.default_phone_region_)) {
+      return Invalid("inventory.default_phone_region",
+                     absl::StrCat(Quoted(inventory.default_phone_region_),
+                                  " is not an ISO 3166-1 alpha-2 region code "
+                                  "with phone numbering data (e.g. GB, US)"));
+    }
     YAML::Node stores = root["stores"];
     if (!stores || !stores.IsSequence() || stores.size() == 0) {
       return absl::InvalidArgumentError(
@@ -358,6 +369,7 @@ absl::StatusOr<Inventory> Inventory::Parse(std::string_view yaml,
     }
     for (size_t i = 0; i < stores.size(); ++i) {
       ASSIGN_OR_RETURN(StoreSpec store, ParseStore(stores[i], i, base_dir));
+      store.default_phone_region = inventory.default_phone_region_;
       inventory.stores_.push_back(std::move(store));
     }
   } catch (const YAML::Exception& e) {

@@ -48,6 +48,9 @@ struct StoreSpec {
   std::vector<std::string> identities_from;
   // Stores that must be erased before this one.
   std::vector<std::string> erase_after;
+  // The inventory's default_phone_region, copied here so that a connector
+  // needs only its store to normalise phone numbers.
+  std::string default_phone_region;
 };
 
 class Inventory {
@@ -67,10 +70,17 @@ class Inventory {
   const StoreSpec* Find(std::string_view name) const;
   // The organisation named in the file (the controller), may be empty.
   const std::string& controller() const { return controller_; }
+  // ISO 3166-1 alpha-2 region ("GB") in which phone numbers written without
+  // a country code are read, at intake and in the stores; empty when not
+  // set (then such numbers are refused). See NormalizeIdentityValue.
+  const std::string& default_phone_region() const {
+    return default_phone_region_;
+  }
 
  private:
   std::vector<StoreSpec> stores_;
   std::string controller_;
+  std::string default_phone_region_;
 };
 
 }  // namespace dsar

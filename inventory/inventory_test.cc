@@ -63,6 +63,21 @@ std::string ShopWith(const std::string& from, const std::string& to) {
   return absl::StrReplaceAll(yaml, {{from, to}});
 }
 
+TEST(InventoryTest, DefaultPhoneRegionIsOptionalAndReachesEveryStore) {
+  absl::StatusOr<Inventory> without = Inventory::Parse(kShop, "/srv/dsar");
+  ASSERT_TRUE(without.ok()) << without.status();
+  EXPECT_EQ(without->default_phone_region(), "");
+
+  absl::StatusOr<Inventory> with = Inventory::Parse(
+      ShopWith("controller:", "default_phone_region: GB\ncontroller:"),
+      "/srv/dsar");
+  ASSERT_TRUE(with.ok()) << with.status();
+  EXPECT_EQ(with->default_phone_region(), "GB");
+  for (const StoreSpec& store : with->stores()) {
+    EXPECT_EQ(store.default_phone_region, "GB") << store.name;
+  }
+}
+
 TEST(InventoryTest, ParsesEveryField) {
   absl::StatusOr<Inventory> inventory = Inventory::Parse(kShop, "/srv/dsar");
   ASSERT_TRUE(inventory.ok()) << inventory.status();
@@ -190,6 +205,10 @@ INSTANTIATE_TEST_SUITE_P(
             R"(stores[1] ("orders").tables[1] ("addresses"): unknown key "pii_field")"},
         BadCase{"controller:", "controler:",
                 R"(inventory: unknown key "controler")"},
+        BadCase{"controller:", "default_phone_region: UK\ncontroller:",
+                R"(inventory.default_phone_region: "UK" is not an ISO 3166-1)"},
+        BadCase{"controller:", "default_phone_region: gb\ncontroller:",
+                R"(inventory.default_phone_region: "gb" is not an ISO 3166-1)"},
         BadCase{"    recipients: [\"Payment processor\"]",
                 "    recipients: {a: b}",
                 R"(stores[0] ("accounts").recipients: must be a list)"},

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
-#include "engine/identity.h"
+#include "model/identity.h"
 
 namespace dsar {
 namespace {
