@@ -1,8 +1,13 @@
 #include "storage/state_store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <optional>
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/status_macros.h"
@@ -71,6 +76,44 @@ absl::Status FromRocks(const rocksdb::Status& status, absl::string_view what) {
   if (status.ok()) return absl::OkStatus();
   if (status.IsNotFound()) return absl::NotFoundError(what);
   return absl::InternalError(absl::StrCat(what, ": ", status.ToString()));
+}
+
+// The pid of another process holding the write lock RocksDB takes on
+// `lock_path` (fcntl F_SETLK), or nullopt when none does or it cannot be
+// told. REQUIRES: this process does not hold that lock itself, since closing
+// any descriptor of the file would release a POSIX lock the process holds.
+std::optional<pid_t> LockHolder(const std::string& lock_path) {
+  const int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct flock lock = {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  const bool got = ::fcntl(fd, F_GETLK, &lock) == 0;
+  ::close(fd);
+  if (!got || lock.l_type == F_UNLCK || lock.l_pid <= 0) return std::nullopt;
+  return lock.l_pid;
+}
+
+// The error for a failed rocksdb::DB::Open of `dir`. A database that another
+// open holds (its LOCK file is locked) is FAILED_PRECONDITION naming the
+// holder; anything else is UNAVAILABLE with RocksDB's text.
+absl::Status OpenError(const std::string& dir, const rocksdb::Status& status) {
+  const std::string text = status.ToString();
+  const std::string lock_path = dir + "/LOCK";
+  if (status.IsIOError() && absl::StrContains(text, "lock hold by current")) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("state database ", dir,
+                     " is already open in this process (", lock_path, ")"));
+  }
+  if (status.IsIOError() && absl::StrContains(text, lock_path)) {
+    std::optional<pid_t> holder = LockHolder(lock_path);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state database ", dir, " is in use by ",
+        holder ? absl::StrCat("process ", *holder) : "another process",
+        ", which holds ", lock_path, "; stop it or use another directory"));
+  }
+  return absl::UnavailableError(
+      absl::StrCat("cannot open state database ", dir, ": ", text));
 }
 
 }  // namespace
@@ -159,15 +202,15 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
         "index", "idempotency", "audit", "outbox"}) {
     families.emplace_back(name, cf_options);
   }
-  std::unique_ptr<StateStore> store(new StateStore());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   rocksdb::Status status =
-      rocksdb::DB::Open(options, dir, families, &store->handles_, &db);
-  if (!status.ok()) {
-    return absl::UnavailableError(absl::StrCat("cannot open state database ",
-                                               dir, ": ", status.ToString()));
-  }
+      rocksdb::DB::Open(options, dir, families, &handles, &db);
+  if (!status.ok()) return OpenError(dir, status);
+  // Only now: the destructor flushes through db_, which must not be null.
+  std::unique_ptr<StateStore> store(new StateStore());
   store->db_.reset(db);
+  store->handles_ = std::move(handles);
   store->meta_ = store->handles_[0];
   store->requests_ = store->handles_[1];
   store->live_ = store->handles_[2];

@@ -60,7 +60,9 @@ struct RequestFilter {
 
 class StateStore {
  public:
-  // Opens (creating if missing) the database under `dir`.
+  // Opens (creating if missing) the database under `dir`. FAILED_PRECONDITION
+  // naming `dir` (and the holder's pid when another process has it) when the
+  // database is already open elsewhere; UNAVAILABLE on other RocksDB errors.
   static absl::StatusOr<std::unique_ptr<StateStore>> Open(
       const std::string& dir);
   ~StateStore();

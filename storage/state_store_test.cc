@@ -1,6 +1,10 @@
 #include "storage/state_store.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <memory>
@@ -9,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -17,6 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 constexpr int64_t kBaseMs = 1'700'000'000'000;
@@ -111,6 +117,58 @@ RequestFilter StatusFilter(v1::RequestStatus status) {
   RequestFilter filter;
   filter.status = status;
   return filter;
+}
+
+// A second open of a database that is open (here, in this process) used to
+// crash in ~StateStore with a null db_; it is now a plain error naming it.
+TEST_F(StateStoreTest, SecondOpenOfAnOpenDatabaseIsFailedPrecondition) {
+  absl::StatusOr<std::unique_ptr<StateStore>> second =
+      StateStore::Open(dir_ + "/state");
+  ASSERT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition)
+      << second.status();
+  EXPECT_THAT(second.status().message(), HasSubstr(dir_ + "/state"));
+  // The first handle is unaffected.
+  Put(Record("r1", v1::ACCESS, v1::RECEIVED, kBaseMs),
+      v1::REQUEST_STATUS_UNSPECIFIED);
+  EXPECT_TRUE(store_->GetRequest("r1").ok());
+}
+
+// Another process holding the LOCK file (as a running dsard does) is named
+// by its pid.
+TEST_F(StateStoreTest, DatabaseLockedByAnotherProcessNamesTheHolder) {
+  store_.reset();
+  const std::string lock_path = dir_ + "/state/LOCK";
+  int locked[2];
+  ASSERT_EQ(::pipe(locked), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Only async-signal-safe calls: the parent has threads.
+    const int fd = ::open(lock_path.c_str(), O_RDWR);
+    struct flock lock = {};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    const char ok = (fd >= 0 && ::fcntl(fd, F_SETLK, &lock) == 0) ? 'y' : 'n';
+    (void)!::write(locked[1], &ok, 1);
+    ::pause();  // Until the parent kills it; the lock goes with it.
+    ::_exit(0);
+  }
+  ::close(locked[1]);
+  char ok = 0;
+  ASSERT_EQ(::read(locked[0], &ok, 1), 1);
+  ::close(locked[0]);
+  absl::StatusOr<std::unique_ptr<StateStore>> store =
+      StateStore::Open(dir_ + "/state");
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ASSERT_EQ(ok, 'y') << "the child could not lock " << lock_path;
+  ASSERT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition)
+      << store.status();
+  EXPECT_THAT(store.status().message(), HasSubstr(dir_ + "/state"));
+  EXPECT_THAT(store.status().message(),
+              HasSubstr(absl::StrCat("process ", child)));
+  // With the holder gone the database opens again.
+  Open();
 }
 
 TEST_F(StateStoreTest, GetRequestRoundTripsAndMissesWithNotFound) {
