@@ -13,10 +13,10 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "common/program_usage.h"
 #include "engine/coordinator.h"
 #include "engine/grpc_services.h"
 
@@ -87,8 +87,12 @@ int Fail(const absl::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "dsard --inventory=inventory.yaml [--data_dir=DIR] [--listen=HOST:PORT]");
+  dsar::SetProgramUsage(
+      "Keeps every DSAR request's state machine in RocksDB and serves the gRPC "
+      "API.\n"
+      "  dsard --inventory=inventory.yaml [--data_dir=DIR] "
+      "[--listen=HOST:PORT]",
+      __FILE__);
   absl::ParseCommandLine(argc, argv);
   if (absl::GetFlag(FLAGS_inventory).empty()) {
     return Fail(absl::InvalidArgumentError("--inventory: required"));

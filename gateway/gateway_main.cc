@@ -11,12 +11,12 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/files.h"
+#include "common/program_usage.h"
 #include "dsar/v1/admin.pb.h"
 #include "dsar/v1/audit.pb.h"
 #include "dsar/v1/requests.pb.h"
@@ -96,9 +96,11 @@ absl::StatusOr<std::string> ReadSecret(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "dsar-gateway --coordinator=HOST:PORT (--jwt_hs256_secret_file=F | "
-      "--jwks_file=F | --insecure_dev) [--listen=HOST:PORT]");
+  dsar::SetProgramUsage(
+      "The REST/JSON face of dsard (routes from the proto annotations).\n"
+      "  dsar-gateway --coordinator=HOST:PORT (--jwt_hs256_secret_file=F | "
+      "--jwks_file=F | --insecure_dev) [--listen=HOST:PORT]",
+      __FILE__);
   absl::ParseCommandLine(argc, argv);
   LinkPublicApiDescriptors();
 

@@ -28,11 +28,11 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/program_usage.h"
 #include "common/sha256.h"
 #include "dsar/v1/audit.pb.h"
 #include "dsar/v1/requests.pb.h"
@@ -403,8 +403,10 @@ int Main() {
 }  // namespace dsar
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "dsar-audit-bench [--max_leaves=N] [--dir=DIR] [--runs=3]");
+  dsar::SetProgramUsage(
+      "Benchmarks the audit log: append, prove and verify.\n"
+      "  dsar-audit-bench [--max_leaves=N] [--dir=DIR] [--runs=3]",
+      __FILE__);
   absl::ParseCommandLine(argc, argv);
   return dsar::Main();
 }

@@ -44,11 +44,11 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/program_usage.h"
 #include "dsar/internal/records.pb.h"
 #include "dsar/v1/requests.pb.h"
 #include "dsar/v1/worker.pb.h"
@@ -665,10 +665,12 @@ int Main() {
 }  // namespace dsar
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "dsar-engine-bench [--requests=5000] [--clients=16] [--workers=64] "
+  dsar::SetProgramUsage(
+      "Benchmarks the engine's request throughput and restart time.\n"
+      "  dsar-engine-bench [--requests=5000] [--clients=16] [--workers=64] "
       "[--type=both|erasure|access] [--rate=0] [--runs=3] "
-      "[--restart_requests=200000] [--dir=DIR]");
+      "[--restart_requests=200000] [--dir=DIR]",
+      __FILE__);
   absl::ParseCommandLine(argc, argv);
   return dsar::Main();
 }

@@ -18,9 +18,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/program_usage.h"
 #include "dsar/v1/requests.grpc.pb.h"
 
 ABSL_FLAG(std::string, grpc_addr, "127.0.0.1:50051", "dsard's gRPC address.");
@@ -91,9 +91,12 @@ RunResult Medians(const std::vector<RunResult>& runs) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "dsar-gateway-bench --grpc_addr=HOST:PORT --http_addr=HOST:PORT "
-      "[--id=ID] [--token=JWT]");
+  dsar::SetProgramUsage(
+      "Benchmarks GET /v1/requests/{id} via dsar-gateway against direct "
+      "gRPC.\n"
+      "  dsar-gateway-bench --grpc_addr=HOST:PORT --http_addr=HOST:PORT "
+      "[--id=ID] [--token=JWT]",
+      __FILE__);
   absl::ParseCommandLine(argc, argv);
   const int iterations = std::max(1, absl::GetFlag(FLAGS_iterations));
   const int warmup = std::max(0, absl::GetFlag(FLAGS_warmup));

@@ -21,11 +21,11 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/files.h"
+#include "common/program_usage.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -419,9 +419,10 @@ int Run(const std::string& out, int people, uint64_t seed, bool force) {
 }  // namespace dsar
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  dsar::SetProgramUsage(
       "Creates sample stores of a made-up shop and their inventory.\n"
-      "  dsar-sample-stores --out=DIR [--people=300] [--seed=1] [--force]");
+      "  dsar-sample-stores --out=DIR [--people=300] [--seed=1] [--force]",
+      __FILE__);
   absl::ParseCommandLine(argc, argv);
   std::string out = absl::GetFlag(FLAGS_out);
   int people = absl::GetFlag(FLAGS_people);

@@ -10,10 +10,10 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/program_usage.h"
 #include "workers/worker.h"
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "Address of dsard.");
@@ -40,9 +40,11 @@ void HandleSignal(int) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "dsar-worker --inventory=inventory.yaml [--coordinator=HOST:PORT] "
-      "[--stores=a,b]");
+  dsar::SetProgramUsage(
+      "Runs leased DSAR tasks against the stores it serves.\n"
+      "  dsar-worker --inventory=inventory.yaml [--coordinator=HOST:PORT] "
+      "[--stores=a,b]",
+      __FILE__);
   absl::ParseCommandLine(argc, argv);
   if (absl::GetFlag(FLAGS_inventory).empty()) {
     std::fprintf(stderr, "dsar-worker: --inventory: required\n");
