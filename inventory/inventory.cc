@@ -32,14 +32,16 @@ const std::set<std::string>& StoreKeys() {
                                                       "identity_fields",
                                                       "pii_fields",
                                                       "processing_flags",
+                                                      "canonical_identities",
                                                       "identities_from",
                                                       "erase_after"};
   return *keys;
 }
 
 const std::set<std::string>& TableKeys() {
-  static const auto* keys = new std::set<std::string>{
-      "name", "identity_fields", "pii_fields", "processing_flags"};
+  static const auto* keys =
+      new std::set<std::string>{"name", "identity_fields", "pii_fields",
+                                "processing_flags", "canonical_identities"};
   return *keys;
 }
 
@@ -141,6 +143,10 @@ absl::StatusOr<CollectionSpec> ParseCollection(const YAML::Node& node,
       ReadStringMap(node, "pii_fields", where, &collection.pii_fields));
   RETURN_IF_ERROR(ReadStringMap(node, "processing_flags", where,
                                 &collection.processing_flags));
+  std::vector<std::string> canonical;
+  RETURN_IF_ERROR(
+      ReadStringList(node, "canonical_identities", where, &canonical));
+  collection.canonical_identities.insert(canonical.begin(), canonical.end());
   return collection;
 }
 
@@ -151,6 +157,19 @@ absl::Status ValidateCollection(const CollectionSpec& collection,
   if (collection.identity_fields.empty()) {
     return Invalid(where + ".identity_fields",
                    "missing (a collection needs at least one)");
+  }
+  for (const std::string& key : collection.canonical_identities) {
+    std::string key_where = absl::StrCat(where, ".canonical_identities");
+    if (key != "email" && key != "phone") {
+      return Invalid(key_where,
+                     absl::StrCat(Quoted(key),
+                                  ": only email and phone have a canonical "
+                                  "form to declare (others compare exactly)"));
+    }
+    if (collection.identity_fields.count(key) == 0) {
+      return Invalid(key_where,
+                     absl::StrCat(Quoted(key), " is not in identity_fields"));
+    }
   }
   std::map<std::string, std::string> flag_of_field;
   for (const auto& [flag, field] : collection.processing_flags) {
@@ -221,8 +240,8 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
   YAML::Node tables = node["tables"];
   bool has_tables = tables && !tables.IsNull();
   bool has_top_level_fields = false;
-  for (const char* key :
-       {"identity_fields", "pii_fields", "processing_flags"}) {
+  for (const char* key : {"identity_fields", "pii_fields", "processing_flags",
+                          "canonical_identities"}) {
     if (node[key] && !node[key].IsNull()) has_top_level_fields = true;
   }
   if (has_tables) {

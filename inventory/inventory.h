@@ -7,6 +7,7 @@
 // and every worker load the same file.
 
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,11 @@ struct CollectionSpec {
   std::map<std::string, std::string> identity_fields;
   // PII field -> category ("contact", "identity", "online_identifiers", ...).
   std::map<std::string, std::string> pii_fields;
+  // Identity keys ("email", "phone") whose field holds values already in
+  // canonical form (model/identity.h: emails lowercase, phones E.164), so a
+  // lookup compares the field as it is and can use its plain index. For the
+  // others a SQLite lookup goes through an expression (docs/inventory.md).
+  std::set<std::string> canonical_identities;
   // Processing flag -> field set to true when the subject exercises it:
   // "restriction" (GDPR Art. 18) and "objection" (Art. 21). Optional.
   std::map<std::string, std::string> processing_flags;

@@ -78,6 +78,20 @@ TEST(InventoryTest, DefaultPhoneRegionIsOptionalAndReachesEveryStore) {
   }
 }
 
+TEST(InventoryTest, CanonicalIdentitiesAreOptional) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(
+      ShopWith("processing_flags: {restriction: restricted, objection: "
+               "objected}",
+               "processing_flags: {restriction: restricted, objection: "
+               "objected}\n        canonical_identities: [email, phone]"),
+      "/srv/dsar");
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  EXPECT_THAT(inventory->stores()[0].collections[0].canonical_identities,
+              ElementsAre("email", "phone"));
+  EXPECT_TRUE(
+      inventory->stores()[1].collections[0].canonical_identities.empty());
+}
+
 TEST(InventoryTest, ParsesEveryField) {
   absl::StatusOr<Inventory> inventory = Inventory::Parse(kShop, "/srv/dsar");
   ASSERT_TRUE(inventory.ok()) << inventory.status();
@@ -205,6 +219,17 @@ INSTANTIATE_TEST_SUITE_P(
             R"(stores[1] ("orders").tables[1] ("addresses"): unknown key "pii_field")"},
         BadCase{"controller:", "controler:",
                 R"(inventory: unknown key "controler")"},
+        BadCase{
+            "processing_flags: {restriction: restricted, objection: "
+            "objected}",
+            "processing_flags: {restriction: restricted, objection: "
+            "objected}\n        canonical_identities: [user_id]",
+            R"(tables[0] ("users").canonical_identities: "user_id": only email and phone)"},
+        BadCase{
+            "identity_fields: {email: email, user_id: id, phone: phone}",
+            "identity_fields: {user_id: id, phone: phone}\n        "
+            "canonical_identities: [email]",
+            R"(tables[0] ("users").canonical_identities: "email" is not in identity_fields)"},
         BadCase{"controller:", "default_phone_region: UK\ncontroller:",
                 R"(inventory.default_phone_region: "UK" is not an ISO 3166-1)"},
         BadCase{"controller:", "default_phone_region: gb\ncontroller:",

@@ -184,6 +184,11 @@ absl::Status WriteAccounts(const std::string& out, int people, Random& random,
       "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE,"
       " full_name TEXT, phone TEXT, created_at TEXT,"
       " processing_restricted INTEGER NOT NULL DEFAULT 0);"
+      // Phones are kept as typed; connectors find them through an index on
+      // the number without separators (docs/inventory.md).
+      "CREATE INDEX users_phone_digits ON users (replace(replace(replace("
+      "replace(replace(replace(phone, ' ', ''), '-', ''), '.', ''), '(', ''),"
+      " ')', ''), '/', ''));"
       "BEGIN"));
   for (int i = 1; i <= people; ++i) {
     std::string name =
@@ -247,6 +252,8 @@ absl::Status WriteMarketing(const std::string& out, int people, Random& random,
       " subscribed_at TEXT,"
       " processing_restricted INTEGER NOT NULL DEFAULT 0,"
       " objected INTEGER NOT NULL DEFAULT 0);"
+      // Emails are kept as typed; lookups compare lower(email).
+      "CREATE INDEX subscribers_email_lower ON subscribers (lower(email));"
       "BEGIN"));
   for (int i = 1; i <= people; ++i) {
     if (!random.Chance(80)) continue;
@@ -303,6 +310,8 @@ constexpr char kInventory[] =
     R"yaml(# Data inventory of the sample shop written by dsar-sample-stores.
 # Paths are relative to this file's directory. See docs/inventory.md.
 controller: "Example Shop Ltd"
+# Phone numbers written without +44 are UK numbers.
+default_phone_region: GB
 stores:
   - name: accounts
     kind: sqlite
@@ -315,9 +324,12 @@ stores:
     tables:
       - name: users
         identity_fields: {email: email, user_id: id, phone: phone}
+        # Emails are stored lowercase: lookups use the UNIQUE index as it is.
+        canonical_identities: [email]
         pii_fields: {email: contact, full_name: identity, phone: contact, created_at: account}
         processing_flags: {restriction: processing_restricted}
-    erase_after: [orders, activity]
+    # Erased last: it holds the email and user id the other stores are found by.
+    erase_after: [orders, activity, marketing]
 
   - name: orders
     kind: sqlite
@@ -349,6 +361,8 @@ stores:
         identity_fields: {email: email}
         pii_fields: {email: contact, consent: preferences, subscribed_at: preferences}
         processing_flags: {restriction: processing_restricted, objection: objected}
+    # A request may give only a user id: accounts finds the email.
+    identities_from: [accounts]
 
   - name: activity
     kind: jsonl

@@ -55,7 +55,10 @@ class Connector {
   // Writes the subject's records to `sink` as one JSON document:
   //   {"store":"<name>","records":[{"collection":"<table>","data":{...}},...]}
   // Matching: a record matches when any identity field of its collection
-  // equals a given identity of the same key (emails compare ignoring case).
+  // equals a given identity of the same key, both in canonical form
+  // (model/identity.h: emails case-folded, phones E.164 read in
+  // StoreSpec::default_phone_region, user ids exact). The subject is found
+  // through the store's indexes where it has them (docs/inventory.md).
   // Read-only. Errors: UNAVAILABLE when the store cannot be opened (worth a
   // retry), other codes for permanent failures.
   virtual absl::StatusOr<ConnectorResult> Export(

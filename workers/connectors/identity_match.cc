@@ -1,28 +1,20 @@
 #include "workers/connectors/identity_match.h"
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "model/identity.h"
 
 namespace dsar {
 
-bool IsCaseInsensitiveIdentityKey(std::string_view key) {
-  return key == "email";
-}
-
-std::string NormalizeIdentityValue(std::string_view key,
-                                   std::string_view value) {
-  if (IsCaseInsensitiveIdentityKey(key)) {
-    return absl::AsciiStrToLower(absl::string_view(value.data(), value.size()));
-  }
-  return std::string(value);
-}
-
-IdentityMatcher::IdentityMatcher(const std::vector<Identity>& identities) {
+IdentityMatcher::IdentityMatcher(const std::vector<Identity>& identities,
+                                 std::string default_phone_region)
+    : region_(std::move(default_phone_region)) {
   for (const Identity& identity : identities) {
-    if (identity.value.empty()) continue;  // Would match every empty field.
-    values_[identity.key].insert(
-        NormalizeIdentityValue(identity.key, identity.value));
+    std::optional<std::string> canonical =
+        Canonical(identity.key, identity.value);
+    if (canonical.has_value()) {
+      values_[identity.key].insert(*std::move(canonical));
+    }
   }
 }
 
@@ -33,24 +25,37 @@ const std::set<std::string>& IdentityMatcher::ValuesFor(
   return it == values_.end() ? *kNone : it->second;
 }
 
+std::optional<std::string> IdentityMatcher::Canonical(
+    std::string_view key, std::string_view value) const {
+  absl::StatusOr<std::string> canonical =
+      NormalizeIdentityValue(key, value, region_);
+  if (!canonical.ok()) return std::nullopt;
+  return *std::move(canonical);
+}
+
 bool IdentityMatcher::Matches(const std::string& key,
                               std::string_view value) const {
   auto it = values_.find(key);
-  if (it == values_.end() || value.empty()) return false;
-  return it->second.count(NormalizeIdentityValue(key, value)) > 0;
+  if (it == values_.end()) return false;
+  std::optional<std::string> canonical = Canonical(key, value);
+  return canonical.has_value() && it->second.count(*canonical) > 0;
 }
 
-DiscoveredIdentities::DiscoveredIdentities(const std::vector<Identity>& given) {
+DiscoveredIdentities::DiscoveredIdentities(const std::vector<Identity>& given,
+                                           const IdentityMatcher& matcher)
+    : matcher_(matcher) {
   for (const Identity& identity : given) {
-    seen_.emplace(identity.key,
-                  NormalizeIdentityValue(identity.key, identity.value));
+    std::optional<std::string> canonical =
+        matcher_.Canonical(identity.key, identity.value);
+    seen_.emplace(identity.key, canonical.value_or(identity.value));
   }
 }
 
-void DiscoveredIdentities::Add(const std::string& key, std::string value) {
-  if (value.empty()) return;
-  if (!seen_.emplace(key, NormalizeIdentityValue(key, value)).second) return;
-  found_.push_back(Identity{key, std::move(value)});
+void DiscoveredIdentities::Add(const std::string& key, std::string_view value) {
+  std::optional<std::string> canonical = matcher_.Canonical(key, value);
+  if (!canonical.has_value()) return;
+  if (!seen_.emplace(key, *canonical).second) return;
+  found_.push_back(Identity{key, *std::move(canonical)});
 }
 
 bool ParseCanonicalInt64(std::string_view text, int64_t* out) {

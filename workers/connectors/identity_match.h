@@ -3,8 +3,13 @@
 
 // Identity comparison shared by the connectors: which given identities a
 // record's field values match, and which new identities a record yields.
+// Values on both sides go through the one normaliser
+// (model/identity.h: NormalizeIdentityValue), so a stored "+44 7700 454764"
+// equals a given "+447700454764" and "Jane@Example.com" equals
+// "jane@example.com".
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -15,42 +20,48 @@
 
 namespace dsar {
 
-// True for identity keys whose values compare ignoring ASCII case ("email").
-bool IsCaseInsensitiveIdentityKey(std::string_view key);
-
-// The form in which values of `key` are compared: emails lowercased (ASCII),
-// everything else as given.
-std::string NormalizeIdentityValue(std::string_view key,
-                                   std::string_view value);
-
-// The subject's identities, grouped by key, normalized.
+// The subject's identities, grouped by key, in canonical form.
 class IdentityMatcher {
  public:
-  explicit IdentityMatcher(const std::vector<Identity>& identities);
+  // Identities the normaliser refuses (an unparseable phone) match nothing.
+  // `default_phone_region` reads phone numbers without a country code, given
+  // and stored alike (StoreSpec::default_phone_region).
+  IdentityMatcher(const std::vector<Identity>& identities,
+                  std::string default_phone_region);
 
-  // The distinct normalized values given for `key`; empty when none.
+  // The distinct canonical values given for `key`; empty when none.
   const std::set<std::string>& ValuesFor(const std::string& key) const;
 
-  // True when `value` (as stored in a record) equals a given value of `key`.
+  // The canonical form of a stored `value` of `key`; nullopt when the
+  // normaliser refuses it (empty, or a phone it cannot parse).
+  std::optional<std::string> Canonical(std::string_view key,
+                                       std::string_view value) const;
+
+  // True when `value` (as stored in a record) equals a given value of `key`
+  // once both are canonical.
   bool Matches(const std::string& key, std::string_view value) const;
 
   bool empty() const { return values_.empty(); }
+  const std::string& default_phone_region() const { return region_; }
 
  private:
   std::map<std::string, std::set<std::string>> values_;
+  std::string region_;
 };
 
-// Collects identities read from matched records, skipping the ones the
-// caller passed in and duplicates (both compared in normalized form). Keeps
-// the order in which they were first seen.
+// Collects identities read from matched records, in canonical form, skipping
+// the ones the caller passed in and duplicates. Keeps the order in which
+// they were first seen. Values the normaliser refuses are skipped.
 class DiscoveredIdentities {
  public:
-  explicit DiscoveredIdentities(const std::vector<Identity>& given);
+  DiscoveredIdentities(const std::vector<Identity>& given,
+                       const IdentityMatcher& matcher);
 
-  void Add(const std::string& key, std::string value);
+  void Add(const std::string& key, std::string_view value);
   std::vector<Identity> Take() { return std::move(found_); }
 
  private:
+  const IdentityMatcher& matcher_;
   std::set<std::pair<std::string, std::string>> seen_;
   std::vector<Identity> found_;
 };

@@ -166,8 +166,8 @@ absl::StatusOr<ConnectorResult> ScanMatchingRecords(
     const StoreSpec& store, const std::vector<Identity>& identities,
     OnMatch on_match) {
   const CollectionSpec& collection = store.collections.front();
-  IdentityMatcher matcher(identities);
-  DiscoveredIdentities discovered(identities);
+  IdentityMatcher matcher(identities, store.default_phone_region);
+  DiscoveredIdentities discovered(identities, matcher);
   ConnectorResult result;
   ASSIGN_OR_RETURN(LineReader reader, LineReader::Open(store.path, store.name));
   std::string_view line;
@@ -502,7 +502,7 @@ absl::StatusOr<ConnectorResult> JsonlConnector::Discover(
 absl::StatusOr<int64_t> JsonlConnector::Erase(
     const std::vector<Identity>& identities) {
   const CollectionSpec& collection = store_.collections.front();
-  IdentityMatcher matcher(identities);
+  IdentityMatcher matcher(identities, store_.default_phone_region);
   return RewriteLog(
       store_, matcher.empty(),
       [&](std::string_view line, std::string* out) -> absl::StatusOr<bool> {
@@ -533,7 +533,7 @@ absl::StatusOr<int64_t> JsonlConnector::Rectify(
   ASSIGN_OR_RETURN(CollectionCorrections resolved,
                    ResolveCorrections(store_.name, collection, corrections,
                                       named_by_inventory));
-  IdentityMatcher matcher(identities);
+  IdentityMatcher matcher(identities, store_.default_phone_region);
   bool skip = matcher.empty() ||
               (resolved.updates.empty() && resolved.unknown_fields.empty());
   return RewriteLog(
@@ -591,7 +591,7 @@ absl::StatusOr<int64_t> JsonlConnector::SetProcessingFlag(
   // Nothing to flag here; the log is not opened.
   if (it == collection.processing_flags.end()) return 0;
   const std::string& field = it->second;
-  IdentityMatcher matcher(identities);
+  IdentityMatcher matcher(identities, store_.default_phone_region);
   return RewriteLog(
       store_, matcher.empty(),
       [&](std::string_view line, std::string* out) -> absl::StatusOr<bool> {

@@ -5,8 +5,11 @@
 // collection (the store's single CollectionSpec).
 //
 // A line matches when a top-level identity field equals a given identity of
-// the same key. Field values compare as text: a JSON number 42 equals the
-// identity "42", as does the string "42"; emails compare ignoring ASCII case.
+// the same key, both in canonical form (model/identity.h: a stored
+// "+44 7700 454764" equals "+447700454764", "Jane@X.org" equals
+// "jane@x.org"). Field values compare as text: a JSON number 42 equals the
+// identity "42", as does the string "42". A log has no index: every lookup
+// reads it from start to end.
 // Lines that are not JSON objects never match and are left as they are.
 //
 // Export and Discover stream the file. Erase copies every line that does not

@@ -108,11 +108,26 @@ TEST_F(JsonlConnectorTest, ExportMatchesNumbersAndStringsForUserId) {
   EXPECT_EQ(document["records"][1]["data"],
             Json::parse(std::string_view(kAlice2)));
   EXPECT_THAT(result->discovered,
-              ElementsAre(Identity{"email", "Alice@Example.COM"}));
+              ElementsAre(Identity{"email", "alice@example.com"}));
   // Fields keep the order the log wrote them in.
   EXPECT_THAT(sink.data,
               ::testing::HasSubstr(
                   R"("data":{"ts":"2024-01-01T00:00:00Z","user_id":42,"ip")"));
+}
+
+TEST_F(JsonlConnectorTest, StoredPhonesMatchInCanonicalForm) {
+  store_.default_phone_region = "GB";
+  store_.collections.front().identity_fields["phone"] = "phone";
+  ASSERT_TRUE(WriteFileAtomically(store_.path,
+                                  "{\"phone\":\"+44 7700 454764\",\"n\":1}\n"
+                                  "{\"phone\":\"07700 454764\",\"n\":2}\n"
+                                  "{\"phone\":\"+44 7700 454765\",\"n\":3}\n"
+                                  "{\"phone\":\"not a phone\",\"n\":4}\n")
+                  .ok());
+  absl::StatusOr<ConnectorResult> result =
+      Make()->Discover({{"phone", "+447700454764"}});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->record_count, 2);
 }
 
 TEST_F(JsonlConnectorTest, EmailsMatchIgnoringCase) {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <variant>
@@ -16,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "model/identity.h"
 #include "nlohmann/json.hpp"
 #include "workers/connectors/corrections.h"
 #include "workers/connectors/export_writer.h"
@@ -80,6 +82,34 @@ std::string QuoteIdentifier(std::string_view name) {
   return quoted;
 }
 
+// dsar_phone(x): x in E.164 when the normaliser reads it as a phone number
+// (in the store's default_phone_region, the function's user data), else
+// NULL. Registered on the connector's own connections only.
+void DsarPhone(sqlite3_context* context, int argc, sqlite3_value** argv) {
+  const auto* region =
+      static_cast<const std::string*>(sqlite3_user_data(context));
+  int type = sqlite3_value_type(argv[0]);
+  if (type != SQLITE_TEXT && type != SQLITE_INTEGER) {
+    sqlite3_result_null(context);
+    return;
+  }
+  const char* text = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
+  if (text == nullptr) {
+    sqlite3_result_null(context);
+    return;
+  }
+  absl::StatusOr<std::string> e164 = NormalizeIdentityValue(
+      kPhoneKey,
+      std::string_view(text, static_cast<size_t>(sqlite3_value_bytes(argv[0]))),
+      *region);
+  if (!e164.ok()) {
+    sqlite3_result_null(context);
+    return;
+  }
+  sqlite3_result_text(context, e164->data(), static_cast<int>(e164->size()),
+                      SQLITE_TRANSIENT);
+}
+
 class Session {
  public:
   // Opens `store`'s database without creating it. UNAVAILABLE when missing.
@@ -94,6 +124,12 @@ class Session {
     if (rc != SQLITE_OK) return SqliteError(rc, db.get(), context);
     sqlite3_extended_result_codes(db.get(), 1);
     sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
+    rc = sqlite3_create_function_v2(
+        db.get(), "dsar_phone", 1,
+        SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY,
+        const_cast<std::string*>(&store.default_phone_region), &DsarPhone,
+        nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(rc, db.get(), context);
     Session session(std::move(db), store);
     // query_only rather than SQLITE_OPEN_READONLY: a read-only connection
     // cannot create the -shm file of a WAL database.
@@ -139,6 +175,71 @@ struct RowFilter {
   std::vector<Binding> bindings;
 };
 
+// The SQL expression that strips the separators people write phone numbers
+// with from `column`. It uses built-in functions only, so an index on it
+// works for every program that writes the table; docs/inventory.md gives the
+// CREATE INDEX statement, which must spell the expression the same way.
+std::string PhoneDigitsSql(const std::string& column) {
+  std::string sql = QuoteIdentifier(column);
+  for (const char* separator : {" ", "-", ".", "(", ")", "/"}) {
+    sql = absl::StrCat("replace(", sql, ", '", separator, "', '')");
+  }
+  return sql;
+}
+
+// Appends `values` to `filter` as bound parameters; returns "(?, ...)".
+std::string BindList(const std::vector<Binding>& values, RowFilter* filter) {
+  std::vector<std::string> placeholders(values.size(), "?");
+  filter->bindings.insert(filter->bindings.end(), values.begin(), values.end());
+  return absl::StrCat("(", absl::StrJoin(placeholders, ", "), ")");
+}
+
+// The WHERE term finding `values` (canonical) of identity `key` in
+// `column`, written so that an index serves it:
+//   email, declared canonical   "email" IN (...)          plain index
+//   email                       lower("email") IN (...)   index on lower()
+//   phone, declared canonical   "phone" IN (...)          plain index
+//   phone                       <digits>("phone") IN (written forms) AND
+//                               dsar_phone("phone") IN (...)
+//                               index on the digits expression; dsar_phone
+//                               confirms each candidate with the normaliser
+//   other keys                  "col" IN (...)            plain index
+std::string IdentityTerm(const CollectionSpec& collection,
+                         const std::string& key, const std::string& column,
+                         const std::set<std::string>& values,
+                         RowFilter* filter) {
+  bool canonical = collection.canonical_identities.count(key) > 0;
+  if (key == kPhoneKey && !canonical) {
+    std::vector<Binding> forms;
+    std::vector<Binding> numbers;
+    for (const std::string& value : values) {
+      for (std::string& form : PhoneLookupForms(value)) {
+        forms.push_back(std::move(form));
+      }
+      numbers.push_back(value);
+    }
+    std::string term = absl::StrCat("(", PhoneDigitsSql(column), " IN ");
+    absl::StrAppend(&term, BindList(forms, filter), " AND dsar_phone(",
+                    QuoteIdentifier(column), ") IN ");
+    absl::StrAppend(&term, BindList(numbers, filter), ")");
+    return term;
+  }
+  std::vector<Binding> bindings;
+  for (const std::string& value : values) {
+    bindings.push_back(value);
+    int64_t number = 0;
+    if (key != kEmailKey && key != kPhoneKey &&
+        ParseCanonicalInt64(value, &number)) {
+      bindings.push_back(number);
+    }
+  }
+  std::string target =
+      key == kEmailKey && !canonical
+          ? absl::StrCat("lower(", QuoteIdentifier(column), ")")
+          : QuoteIdentifier(column);
+  return absl::StrCat(target, " IN ", BindList(bindings, filter));
+}
+
 // nullopt when no given identity has a key this collection knows.
 std::optional<RowFilter> BuildRowFilter(const CollectionSpec& collection,
                                         const IdentityMatcher& matcher) {
@@ -147,20 +248,7 @@ std::optional<RowFilter> BuildRowFilter(const CollectionSpec& collection,
   for (const auto& [key, column] : collection.identity_fields) {
     const std::set<std::string>& values = matcher.ValuesFor(key);
     if (values.empty()) continue;
-    bool nocase = IsCaseInsensitiveIdentityKey(key);
-    std::vector<std::string> placeholders;
-    for (const std::string& value : values) {
-      filter.bindings.push_back(value);
-      placeholders.push_back("?");
-      int64_t number = 0;
-      if (!nocase && ParseCanonicalInt64(value, &number)) {
-        filter.bindings.push_back(number);
-        placeholders.push_back("?");
-      }
-    }
-    terms.push_back(absl::StrCat(QuoteIdentifier(column),
-                                 nocase ? " COLLATE NOCASE" : "", " IN (",
-                                 absl::StrJoin(placeholders, ","), ")"));
+    terms.push_back(IdentityTerm(collection, key, column, values, &filter));
   }
   if (terms.empty()) return std::nullopt;
   filter.sql = absl::StrJoin(terms, " OR ");
@@ -315,8 +403,8 @@ std::optional<std::string> ColumnAsIdentity(sqlite3_stmt* statement, int i) {
 absl::StatusOr<ConnectorResult> ScanMatchingRows(
     const StoreSpec& store, const std::vector<Identity>& identities,
     ExportWriter* writer) {
-  IdentityMatcher matcher(identities);
-  DiscoveredIdentities discovered(identities);
+  IdentityMatcher matcher(identities, store.default_phone_region);
+  DiscoveredIdentities discovered(identities, matcher);
   ConnectorResult result;
   ASSIGN_OR_RETURN(Session session, Session::Open(store, /*read_only=*/true));
   // One read transaction: every table is read from the same snapshot.
@@ -380,9 +468,34 @@ absl::StatusOr<ConnectorResult> SqliteConnector::Discover(
   return ScanMatchingRows(store_, identities, /*writer=*/nullptr);
 }
 
+absl::StatusOr<std::vector<std::string>> SqliteConnector::ExplainLookup(
+    const std::vector<Identity>& identities) {
+  IdentityMatcher matcher(identities, store_.default_phone_region);
+  ASSIGN_OR_RETURN(Session session, Session::Open(store_, /*read_only=*/true));
+  std::vector<std::string> plan;
+  for (const CollectionSpec& collection : store_.collections) {
+    std::optional<RowFilter> filter = BuildRowFilter(collection, matcher);
+    if (!filter.has_value()) continue;
+    std::string sql =
+        absl::StrCat("EXPLAIN QUERY PLAN SELECT * FROM ",
+                     QuoteIdentifier(collection.name), " WHERE ", filter->sql);
+    ASSIGN_OR_RETURN(Statement statement,
+                     PrepareFiltered(session, sql, *filter));
+    int rc;
+    while ((rc = sqlite3_step(statement.get())) == SQLITE_ROW) {
+      const unsigned char* detail = sqlite3_column_text(statement.get(), 3);
+      plan.push_back(absl::StrCat(
+          collection.name, ": ",
+          detail == nullptr ? "" : reinterpret_cast<const char*>(detail)));
+    }
+    if (rc != SQLITE_DONE) return session.Error(rc, sql);
+  }
+  return plan;
+}
+
 absl::StatusOr<int64_t> SqliteConnector::Erase(
     const std::vector<Identity>& identities) {
-  IdentityMatcher matcher(identities);
+  IdentityMatcher matcher(identities, store_.default_phone_region);
   return InWriteTransaction(
       store_, [&](Session& session) -> absl::StatusOr<int64_t> {
         int64_t deleted = 0;
@@ -405,7 +518,7 @@ absl::StatusOr<int64_t> SqliteConnector::Erase(
 absl::StatusOr<int64_t> SqliteConnector::Rectify(
     const std::vector<Identity>& identities,
     const std::vector<FieldCorrection>& corrections) {
-  IdentityMatcher matcher(identities);
+  IdentityMatcher matcher(identities, store_.default_phone_region);
   return InWriteTransaction(
       store_, [&](Session& session) -> absl::StatusOr<int64_t> {
         // Every correction is checked before any row changes.
@@ -463,7 +576,7 @@ absl::StatusOr<int64_t> SqliteConnector::SetProcessingFlag(
     if (collection.processing_flags.count(flag) > 0) any = true;
   }
   if (!any) return 0;  // Nothing to flag here; the store is not opened.
-  IdentityMatcher matcher(identities);
+  IdentityMatcher matcher(identities, store_.default_phone_region);
   return InWriteTransaction(
       store_, [&](Session& session) -> absl::StatusOr<int64_t> {
         int64_t flagged = 0;

@@ -10,11 +10,22 @@
 // table in one IMMEDIATE transaction, and so do Rectify and
 // SetProcessingFlag, which UPDATE matching rows.
 //
-// Matching: `"col" IN (?, ...)` with bound parameters. Columns mapped from
-// the "email" key compare with COLLATE NOCASE. A value that is a canonical
-// integer ("42") is bound both as text and as an integer, so it matches an
-// INTEGER column, a TEXT column holding "42", and an untyped column holding
-// either.
+// Matching: identities are compared in canonical form (model/identity.h),
+// and every lookup is written so that an index can serve it; the connector
+// never reads a whole table to find a subject unless the store lacks the
+// index (docs/inventory.md, "Lookups and indexes"):
+//   - email: `lower("email") IN (?, ...)`, served by an index on
+//     lower(email); or, when the collection declares email in
+//     canonical_identities, `"email" IN (?, ...)`, served by a plain index.
+//   - phone: `<digits>("phone") IN (<written forms>)` where <digits> strips
+//     spaces, dashes, dots, brackets and slashes, served by an index on that
+//     expression, AND `dsar_phone("phone") IN (<E.164>)`, a function this
+//     connector registers that confirms each candidate with the normaliser;
+//     or `"phone" IN (?)` when phone is declared canonical.
+//   - other keys: `"col" IN (?, ...)`. A value that is a canonical integer
+//     ("42") is bound both as text and as an integer, so it matches an
+//     INTEGER column, a TEXT column holding "42", and an untyped column
+//     holding either.
 //
 // Rectify: a correction applies to the tables whose pii_fields list its
 // field; naming a column of a table that is not a PII field is
@@ -52,6 +63,13 @@ class SqliteConnector : public Connector {
   absl::StatusOr<int64_t> SetProcessingFlag(
       const std::vector<Identity>& identities,
       const std::string& flag) override;
+
+  // The plan SQLite chooses to find `identities` in each table, one entry
+  // per plan step ("users: SEARCH users USING INDEX users_email (email=?)"),
+  // so tests and operators can check that the store's indexes serve every
+  // lookup ("SCAN users" means they do not). Read-only.
+  absl::StatusOr<std::vector<std::string>> ExplainLookup(
+      const std::vector<Identity>& identities);
 
  private:
   const StoreSpec store_;

@@ -20,8 +20,13 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 using Json = nlohmann::json;
+
+void PrintTo(const Identity& identity, std::ostream* os) {
+  *os << identity.key << "=" << identity.value;
+}
 
 class StringSink : public ByteSink {
  public:
@@ -48,8 +53,9 @@ class SqliteConnectorTest : public ::testing::Test {
       CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, full_name TEXT,
                           phone TEXT, photo BLOB, score REAL);
       INSERT INTO users VALUES
-        (42, 'alice@example.com', 'Alice Adams', '+44 1', x'00ff', 1.5),
-        (7, 'bob@example.com', 'Bob Brown', '+44 2', NULL, NULL);
+        (42, 'alice@example.com', 'Alice Adams', '+44 7700 900001', x'00ff',
+         1.5),
+        (7, 'bob@example.com', 'Bob Brown', '07700 900002', NULL, NULL);
       CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER, item TEXT);
       INSERT INTO orders VALUES (1, 42, 'lamp'), (2, 42, 'desk'), (3, 7, 'pen'),
                                 (4, 420, 'chair');
@@ -63,6 +69,7 @@ class SqliteConnectorTest : public ::testing::Test {
 
     store_.name = "shop";
     store_.kind = "sqlite";
+    store_.default_phone_region = "GB";
     store_.path = path_;
     store_.collections = {
         {"users",
@@ -135,16 +142,17 @@ TEST_F(SqliteConnectorTest, ExportWritesMatchingRowsAsJson) {
   EXPECT_EQ(record["collection"], "users");
   EXPECT_EQ(record["data"], Json::parse(R"({
     "id": 42, "email": "alice@example.com", "full_name": "Alice Adams",
-    "phone": "+44 1", "photo": "AP8=", "score": 1.5})"));
+    "phone": "+44 7700 900001", "photo": "AP8=", "score": 1.5})"));
   // Columns keep the table's order.
   EXPECT_THAT(
       sink.data,
       ::testing::HasSubstr(
           R"("data":{"id":42,"email":"alice@example.com","full_name")"));
-  // The email found the row; its user_id and phone are new identities.
+  // The email found the row; its user_id and phone are new identities, in
+  // canonical form.
   EXPECT_THAT(result->discovered,
               UnorderedElementsAre(Identity{"user_id", "42"},
-                                   Identity{"phone", "+44 1"}));
+                                   Identity{"phone", "+447700900001"}));
 }
 
 TEST_F(SqliteConnectorTest, UserIdMatchesIntegerTextAndUntypedColumns) {
@@ -166,7 +174,7 @@ TEST_F(SqliteConnectorTest, UserIdMatchesIntegerTextAndUntypedColumns) {
   EXPECT_EQ(document["records"][5]["data"]["user id"], "42");
   EXPECT_THAT(result->discovered,
               UnorderedElementsAre(Identity{"email", "alice@example.com"},
-                                   Identity{"phone", "+44 1"}));
+                                   Identity{"phone", "+447700900001"}));
 }
 
 TEST_F(SqliteConnectorTest, DiscoverCountsWithoutWriting) {
@@ -174,7 +182,8 @@ TEST_F(SqliteConnectorTest, DiscoverCountsWithoutWriting) {
       Make()->Discover({{"email", "BOB@example.com"}, {"user_id", "7"}});
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->record_count, 4);  // users, orders, tickets, odd.
-  EXPECT_THAT(result->discovered, ElementsAre(Identity{"phone", "+44 2"}));
+  EXPECT_THAT(result->discovered,
+              ElementsAre(Identity{"phone", "+447700900002"}));
 }
 
 TEST_F(SqliteConnectorTest, NoMatchGivesAnEmptyDocument) {
@@ -341,7 +350,7 @@ TEST_F(SqliteConnectorTest, RectifyChangesOnlyTheNamedFieldOfTheSubjectsRows) {
   ASSERT_TRUE(changed.ok()) << changed.status();
   EXPECT_EQ(*changed, 1);
   EXPECT_EQ(Text("SELECT phone FROM users WHERE id = 42"), "+44 9");
-  EXPECT_EQ(Text("SELECT phone FROM users WHERE id = 7"), "+44 2");
+  EXPECT_EQ(Text("SELECT phone FROM users WHERE id = 7"), "07700 900002");
 
   // A correction of one collection leaves the others alone.
   changed = connector->Rectify({{"user_id", "42"}},
@@ -489,6 +498,135 @@ TEST_F(SqliteConnectorTest, StoreWithoutTheFlagIsNotOpened) {
                 .code(),
             absl::StatusCode::kUnavailable);
   EXPECT_FALSE(std::filesystem::exists(store_.path));
+}
+
+// A store laid out like the sample shop's: users.email UNIQUE and stored
+// lowercase, users.phone as people type it, subscribers.email in any case.
+class SqliteLookupTest : public ::testing::Test {
+ protected:
+  // The index docs/inventory.md tells stores to create for phone lookups.
+  static constexpr char kPhoneIndex[] =
+      "CREATE INDEX users_phone_digits ON users (replace(replace(replace("
+      "replace(replace(replace(phone, ' ', ''), '-', ''), '.', ''), '(', ''), "
+      "')', ''), '/', ''))";
+
+  void SetUp() override {
+    char pattern[] = "/tmp/sqlite_lookup_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    path_ = dir_ + "/accounts.db";
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db_), SQLITE_OK);
+    Exec(R"sql(
+      CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE,
+                          full_name TEXT, phone TEXT);
+      CREATE TABLE subscribers (email TEXT NOT NULL, consent TEXT);
+      CREATE INDEX subscribers_email_lower ON subscribers (lower(email));
+      INSERT INTO users VALUES
+        (5, 'person5@example.com', 'Ada Adams', '+44 7700 454764'),
+        (6, 'person6@example.com', 'Ben Brown', '(01632) 960-123');
+      INSERT INTO subscribers VALUES ('Person5@Example.com', 'newsletter'),
+                                     ('person6@example.com', 'newsletter');
+    )sql");
+    Exec(kPhoneIndex);
+    for (int i = 100; i < 300; ++i) {  // Enough rows for the planner to care.
+      Exec(absl::StrCat("INSERT INTO users VALUES (", i, ", 'p", i,
+                        "@example.com', 'x', '+44 7700 900", i, "');",
+                        "INSERT INTO subscribers VALUES ('P", i,
+                        "@example.com', 'n');"));
+    }
+    Exec("ANALYZE");
+    store_.name = "accounts";
+    store_.kind = "sqlite";
+    store_.path = path_;
+    store_.default_phone_region = "GB";
+    CollectionSpec users;
+    users.name = "users";
+    users.identity_fields = {
+        {"email", "email"}, {"user_id", "id"}, {"phone", "phone"}};
+    users.canonical_identities = {"email"};
+    CollectionSpec subscribers;
+    subscribers.name = "subscribers";
+    subscribers.identity_fields = {{"email", "email"}};
+    store_.collections = {users, subscribers};
+  }
+
+  void TearDown() override {
+    sqlite3_close(db_);
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Exec(const std::string& sql) {
+    char* error = nullptr;
+    ASSERT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error),
+              SQLITE_OK)
+        << (error ? error : "");
+  }
+
+  int64_t Found(const std::vector<Identity>& identities) {
+    SqliteConnector connector(store_);
+    absl::StatusOr<ConnectorResult> result = connector.Discover(identities);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? result->record_count : -1;
+  }
+
+  std::vector<std::string> Plan(const std::vector<Identity>& identities) {
+    SqliteConnector connector(store_);
+    absl::StatusOr<std::vector<std::string>> plan =
+        connector.ExplainLookup(identities);
+    EXPECT_TRUE(plan.ok()) << plan.status();
+    return plan.ok() ? *plan : std::vector<std::string>{};
+  }
+
+  std::string dir_;
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  StoreSpec store_;
+};
+
+TEST_F(SqliteLookupTest, StoredPhonesMatchThroughTheNormaliser) {
+  EXPECT_EQ(Found({{"phone", "+447700454764"}}), 1);
+  EXPECT_EQ(Found({{"phone", "07700 454764"}}), 1);
+  EXPECT_EQ(Found({{"phone", "+44 (0)7700-454764"}}), 1);  // Trunk "(0)".
+  EXPECT_EQ(Found({{"phone", "+441632960123"}}), 1);
+  EXPECT_EQ(Found({{"phone", "+447700454765"}}), 0);
+  SqliteConnector connector(store_);
+  absl::StatusOr<ConnectorResult> result =
+      connector.Discover({{"phone", "+447700454764"}});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->discovered,
+              UnorderedElementsAre(Identity{"email", "person5@example.com"},
+                                   Identity{"user_id", "5"}));
+}
+
+TEST_F(SqliteLookupTest, StoredEmailsMatchIgnoringCase) {
+  // users (stored lowercase) and subscribers (stored as typed).
+  EXPECT_EQ(Found({{"email", "PERSON5@example.com"}}), 2);
+  EXPECT_EQ(Found({{"email", " person6@EXAMPLE.com "}}), 2);
+}
+
+TEST_F(SqliteLookupTest, EveryLookupIsAnIndexSearch) {
+  std::vector<std::string> plan = Plan({{"email", "Person5@Example.com"},
+                                        {"user_id", "5"},
+                                        {"phone", "+447700454764"}});
+  ASSERT_FALSE(plan.empty());
+  for (const std::string& step : plan) {
+    EXPECT_THAT(step, Not(::testing::HasSubstr(": SCAN"))) << step;
+  }
+  EXPECT_THAT(plan, ::testing::Contains(::testing::HasSubstr(
+                        "users: SEARCH users USING INDEX users_phone_digits")));
+  EXPECT_THAT(plan, ::testing::Contains(::testing::HasSubstr(
+                        "subscribers: SEARCH subscribers USING INDEX "
+                        "subscribers_email_lower")));
+}
+
+TEST_F(SqliteLookupTest, AStoreWithoutTheIndexesIsScanned) {
+  Exec("DROP INDEX subscribers_email_lower; DROP INDEX users_phone_digits");
+  std::vector<std::string> plan =
+      Plan({{"email", "person5@example.com"}, {"phone", "+447700454764"}});
+  EXPECT_THAT(plan, ::testing::Contains(
+                        ::testing::HasSubstr("subscribers: SCAN subscribers")));
+  EXPECT_THAT(plan,
+              ::testing::Contains(::testing::HasSubstr("users: SCAN users")));
 }
 
 TEST(CreateConnectorTest, RejectsUnknownKind) {
