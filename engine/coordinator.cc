@@ -79,6 +79,8 @@ v1::StepStatus StepStatusOf(internal::ItemPhase phase) {
       return v1::STEP_FAILED;
     case internal::ITEM_SKIPPED:
       return v1::SKIPPED;
+    case internal::ITEM_BLOCKED:
+      return v1::BLOCKED;
     default:
       return v1::STEP_STATUS_UNSPECIFIED;
   }
@@ -137,7 +139,16 @@ v1::Request ToPublicRequest(const internal::RequestRecord& record) {
                        request.mutable_verification_expires_at());
   }
   request.clear_steps();
-  for (const internal::MapRun& run : record.maps()) {
+  for (int m = 0; m < record.maps_size(); ++m) {
+    const internal::MapRun& run = record.maps(m);
+    // A later run of the same Map state (a retry) replaces this one here;
+    // the events keep the history.
+    bool superseded =
+        std::any_of(record.maps().begin() + m + 1, record.maps().end(),
+                    [&](const internal::MapRun& later) {
+                      return later.state() == run.state();
+                    });
+    if (superseded) continue;
     for (const internal::MapItem& item : run.items()) {
       v1::StoreStep* step = request.add_steps();
       step->set_store(item.store());
@@ -292,10 +303,21 @@ absl::Status Coordinator::Recover() {
             PushTimer({expiry, TimerKind::kLease, id, map, i});
           }
         }
-        IndexOpenRequest(entry.record.request());
+        IndexOpenRequest(entry.record);
         Schedule(txn, entry);
         return absl::OkStatus();
       }));
+  // A request linked to one that is no longer live missed its outcome
+  // (cannot happen while both change in one batch; kept for old data).
+  std::vector<std::string> orphans;
+  for (const auto& [original_id, ids] : linked_waiting_) {
+    if (!live_.contains(original_id)) orphans.push_back(original_id);
+  }
+  for (const std::string& original_id : orphans) {
+    ASSIGN_OR_RETURN(internal::RequestRecord original,
+                     store_->GetRequest(original_id));
+    ResolveLinked(txn, original.request());
+  }
   CommitGroup(txn);
   return absl::OkStatus();
 }
@@ -461,6 +483,10 @@ void Coordinator::Mutate(
   AppendEvents(txn, live, std::move(drafts));
   NotifyStatusChange(txn, live, before);
   Schedule(txn, live);
+  if (!IsTerminalStatus(before) &&
+      IsTerminalStatus(live.record.request().status())) {
+    ResolveLinked(txn, live.record.request());
+  }
 }
 
 void Coordinator::Schedule(Txn& txn, LiveRequest& live) {
@@ -760,9 +786,9 @@ Coordinator::BuiltinJob Coordinator::BuildBundleJob(
         entry.data_path = item.artifact_path();
         entry.data_sha256 = item.artifact_sha256();
       } else {
-        entry.error = item.error().empty()
-                          ? std::string("no export was produced")
-                          : absl::StrCat(item.error(), ": ", item.cause());
+        // The subject's answer carries a neutral reason; the connector's
+        // message (paths, SQL errors) stays in the steps and the events.
+        entry.error = "this system could not be searched";
       }
       job.input.stores.push_back(std::move(entry));
     }
@@ -910,13 +936,13 @@ absl::StatusOr<v1::Request> Coordinator::CreateInLoop(
   }
   received.actor = actor;
   AppendEvents(txn, entry, {received});
-  std::optional<std::string> original = OpenDuplicateOf(entry.record.request());
+  ReceiveRequest(txn, entry, request);
+  std::optional<std::string> original = OpenDuplicateOf(entry.record);
   if (original) {
     LinkDuplicate(txn, entry, live_.at(*original));
     return ToPublicRequest(entry.record);
   }
-  IndexOpenRequest(entry.record.request());
-  ReceiveRequest(txn, entry, request);
+  IndexOpenRequest(entry.record);
   Mutate(txn, entry,
          [](Interpreter& interpreter, internal::RequestRecord* record) {
            interpreter.Advance(record);
@@ -962,34 +988,47 @@ absl::StatusOr<v1::Request> Coordinator::RetryRequest(
                        "\" (not in the data inventory)"));
     }
   }
-  return RunInLoop<v1::Request>(
-      [this, request, actor](Txn& txn) -> absl::StatusOr<v1::Request> {
-        if (live_.contains(request.id())) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("request ", request.id(), " is still running"));
-        }
-        ASSIGN_OR_RETURN(internal::RequestRecord stored,
-                         store_->GetRequest(request.id()));
-        LiveRequest candidate;
-        candidate.persisted_status = stored.request().status();
-        ASSIGN_OR_RETURN(candidate.definition,
-                         DefinitionFor(stored.request().definition_version()));
-        candidate.record = std::move(stored);
-        // Try on a copy: a refused retry must leave nothing behind.
-        std::vector<EventDraft> drafts;
-        Interpreter interpreter(
-            *candidate.definition, *options_.inventory, txn.now_ms,
-            [this] { return UnitRandom(); }, &drafts);
-        interpreter.set_actor(actor);
-        std::vector<std::string> stores(request.stores().begin(),
-                                        request.stores().end());
-        RETURN_IF_ERROR(
-            interpreter.Retry(&candidate.record, stores, request.reason()));
-        auto [it, inserted] = live_.emplace(request.id(), std::move(candidate));
-        AppendEvents(txn, it->second, std::move(drafts));
-        Schedule(txn, it->second);
-        return ToPublicRequest(it->second.record);
-      });
+  return RunInLoop<v1::Request>([this, request, actor](
+                                    Txn& txn) -> absl::StatusOr<v1::Request> {
+    // A request that needs attention is still live; a FAILED one is
+    // read back from the archive.
+    LiveRequest candidate;
+    auto open = live_.find(request.id());
+    if (open != live_.end()) {
+      if (open->second.record.request().status() != v1::NEEDS_ATTENTION) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "request ", request.id(), " is still ",
+            v1::RequestStatus_Name(open->second.record.request().status()),
+            "; only requests that need attention or failed can be "
+            "retried"));
+      }
+      candidate = open->second;
+    } else {
+      ASSIGN_OR_RETURN(internal::RequestRecord stored,
+                       store_->GetRequest(request.id()));
+      candidate.persisted_status = stored.request().status();
+      ASSIGN_OR_RETURN(candidate.definition,
+                       DefinitionFor(stored.request().definition_version()));
+      candidate.record = std::move(stored);
+    }
+    // Try on a copy: a refused retry must leave nothing behind.
+    std::vector<EventDraft> drafts;
+    Interpreter interpreter(
+        *candidate.definition, *options_.inventory, txn.now_ms,
+        [this] { return UnitRandom(); }, &drafts);
+    interpreter.set_actor(actor);
+    std::vector<std::string> stores(request.stores().begin(),
+                                    request.stores().end());
+    v1::RequestStatus before = candidate.record.request().status();
+    RETURN_IF_ERROR(
+        interpreter.Retry(&candidate.record, stores, request.reason()));
+    LiveRequest& entry = live_[request.id()];
+    entry = std::move(candidate);
+    AppendEvents(txn, entry, std::move(drafts));
+    NotifyStatusChange(txn, entry, before);
+    Schedule(txn, entry);
+    return ToPublicRequest(entry.record);
+  });
 }
 
 void Coordinator::SawWorker(const std::string& worker_id, int64_t now_ms,

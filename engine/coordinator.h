@@ -201,13 +201,20 @@ class Coordinator {
   // Issues the one-time code when the request waits for verification.
   void IssueVerificationCode(Txn& txn, LiveRequest& live);
   void ScheduleDeadlineNotices(LiveRequest& live);
-  // Duplicate detection: the open request of the same right for one of the
-  // subject's identities, if any; and index maintenance.
-  std::optional<std::string> OpenDuplicateOf(const v1::Request& request) const;
-  void IndexOpenRequest(const v1::Request& request);
+  // Duplicate detection: the open request `record` repeats (same right,
+  // regulation, stores and identities; at least as verified; not stopped
+  // in NEEDS_ATTENTION), if any; and index maintenance (a request waiting
+  // for the one it is linked to is indexed under that one).
+  std::optional<std::string> OpenDuplicateOf(
+      const internal::RequestRecord& record) const;
+  void IndexOpenRequest(const internal::RequestRecord& record);
   void UnindexOpenRequest(const v1::Request& request);
-  // Records `duplicate` as answered by the open `original` (both audited).
+  // Links `duplicate` to the open `original`, whose outcome it waits for
+  // (both audited).
   void LinkDuplicate(Txn& txn, LiveRequest& duplicate, LiveRequest& original);
+  // `original` just ended: the requests linked to it complete with it or
+  // run on their own.
+  void ResolveLinked(Txn& txn, const v1::Request& original);
   void FireDeadlineNotice(Txn& txn, LiveRequest& live);
   absl::Status Recover();
   absl::StatusOr<std::shared_ptr<const WorkflowDefinition>> DefinitionFor(
@@ -282,8 +289,11 @@ class Coordinator {
     int64_t last_seen_ms = 0;
   };
   absl::flat_hash_map<std::string, WorkerSeen> workers_;
-  // Open requests by "<type>|<identity key>:<value>", to link duplicates.
+  // Open requests by their duplicate key (see OpenDuplicateOf).
   absl::flat_hash_map<std::string, std::string> open_by_subject_;
+  // Requests waiting for the outcome of the one they are linked to, by the
+  // id of that one.
+  absl::flat_hash_map<std::string, std::vector<std::string>> linked_waiting_;
   absl::BitGen random_;
 
   std::mutex bundler_mu_;

@@ -5,14 +5,18 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "engine/coordinator.h"
 #include "engine/deadlines.h"
 #include "engine/identity.h"
 #include "engine/notifier.h"
 #include "engine/request_validation.h"
+#include "storage/request_status.h"
 
 namespace dsar {
 namespace {
@@ -25,6 +29,28 @@ std::string Rfc3339(const google::protobuf::Timestamp& time) {
 
 int64_t Millis(const google::protobuf::Timestamp& time) {
   return time.seconds() * 1000 + time.nanos() / 1000000;
+}
+
+// The operator alert of a request that stopped in NEEDS_ATTENTION: which
+// stores failed (with the error name, never the connector's message, which
+// may hold paths) and which are blocked.
+nlohmann::json StoppedStores(const internal::RequestRecord& record) {
+  nlohmann::json failed = nlohmann::json::array();
+  nlohmann::json blocked = nlohmann::json::array();
+  if (!record.maps().empty()) {
+    for (const internal::MapItem& item : record.maps().rbegin()->items()) {
+      if (item.phase() == internal::ITEM_FAILED) {
+        failed.push_back({{"store", item.store()}, {"error", item.error()}});
+      } else if (item.phase() == internal::ITEM_BLOCKED) {
+        blocked.push_back({{"store", item.store()}, {"cause", item.cause()}});
+      }
+    }
+  }
+  return {{"audience", "operator"},
+          {"error", record.request().error()},
+          {"state", record.request().current_state()},
+          {"failed_stores", std::move(failed)},
+          {"blocked_stores", std::move(blocked)}};
 }
 
 }  // namespace
@@ -100,8 +126,13 @@ void Coordinator::NotifyStatusChange(Txn& txn, const LiveRequest& live,
       QueueNotification(txn, live, "cancelled",
                         {{"cause", live.record.request().cause()}});
       break;
+    case v1::NEEDS_ATTENTION:
+      QueueNotification(txn, live, "needs_attention",
+                        StoppedStores(live.record));
+      break;
     case v1::RUNNING:
-      if (before == v1::VERIFYING || before == v1::RECEIVED) {
+      if ((before == v1::VERIFYING || before == v1::RECEIVED) &&
+          !live.record.waits_for_linked()) {
         QueueNotification(txn, live, "started");
       }
       break;
@@ -205,19 +236,11 @@ absl::StatusOr<v1::Request> Coordinator::VerifyIdentity(
                                    options_.verification_attempts);
       AppendEvents(txn, live, {failed});
       if (left <= 0) {
-        Mutate(txn, live, [](Interpreter&, internal::RequestRecord* record) {
-          v1::Request* r = record->mutable_request();
-          r->set_status(v1::FAILED);
-          r->set_error("Identity.NotVerified");
-          r->set_cause("too many wrong verification codes");
-        });
-        EventDraft closed;
-        closed.kind = "failed";
-        closed.detail =
-            "Identity.NotVerified: too many wrong verification codes";
-        SetTimestampMillis(
-            txn.now_ms, live.record.mutable_request()->mutable_completed_at());
-        AppendEvents(txn, live, {closed});
+        Mutate(txn, live,
+               [](Interpreter& interpreter, internal::RequestRecord* record) {
+                 interpreter.Fail(record, "Identity.NotVerified",
+                                  "too many wrong verification codes");
+               });
         return absl::PermissionDeniedError(
             "code: wrong code; no attempts left, the request is closed");
       }
@@ -322,65 +345,96 @@ void Coordinator::FireDeadlineNotice(Txn& txn, LiveRequest& live) {
 
 namespace {
 
-std::vector<std::string> SubjectKeys(const v1::Request& request) {
-  std::vector<std::string> keys;
+// What makes two requests the same: right, regulation, stores in scope and
+// the identities (normalised), each as a set.
+std::string DuplicateKey(const v1::Request& request) {
+  std::vector<std::string> stores(request.stores().begin(),
+                                  request.stores().end());
+  std::sort(stores.begin(), stores.end());
+  std::vector<std::string> identities;
   for (const v1::SubjectIdentity& identity : request.identities()) {
-    keys.push_back(absl::StrCat(v1::RequestType_Name(request.type()), "|",
-                                IdentityKey(identity), ":", identity.value()));
+    identities.push_back(
+        absl::StrCat(IdentityKey(identity), ":", identity.value()));
   }
-  return keys;
+  std::sort(identities.begin(), identities.end());
+  identities.erase(std::unique(identities.begin(), identities.end()),
+                   identities.end());
+  return absl::StrCat(v1::RequestType_Name(request.type()), "|",
+                      request.regulation(), "|", absl::StrJoin(stores, ","),
+                      "|", absl::StrJoin(identities, "\x1f"));
+}
+
+bool Verified(const internal::RequestRecord& record) {
+  return std::find(record.signals().begin(), record.signals().end(),
+                   kSignalIdentityVerified) != record.signals().end();
 }
 
 }  // namespace
 
 std::optional<std::string> Coordinator::OpenDuplicateOf(
-    const v1::Request& request) const {
-  for (const std::string& key : SubjectKeys(request)) {
-    auto it = open_by_subject_.find(key);
-    if (it != open_by_subject_.end() && it->second != request.id() &&
-        live_.contains(it->second)) {
-      return it->second;
-    }
+    const internal::RequestRecord& record) const {
+  auto it = open_by_subject_.find(DuplicateKey(record.request()));
+  if (it == open_by_subject_.end() || it->second == record.request().id()) {
+    return std::nullopt;
   }
-  return std::nullopt;
+  auto original = live_.find(it->second);
+  if (original == live_.end()) return std::nullopt;
+  const internal::RequestRecord& open = original->second.record;
+  // A request that needs attention does not answer a new one (it may never
+  // finish), and an unverified request never answers a verified one: that
+  // would let anyone who can submit hold up a subject's request.
+  if (open.request().status() == v1::NEEDS_ATTENTION) return std::nullopt;
+  if (Verified(record) && !Verified(open)) return std::nullopt;
+  return it->second;
 }
 
-void Coordinator::IndexOpenRequest(const v1::Request& request) {
-  if (!request.linked_to().empty()) return;
-  for (std::string& key : SubjectKeys(request))
-    open_by_subject_[std::move(key)] = request.id();
+void Coordinator::IndexOpenRequest(const internal::RequestRecord& record) {
+  if (record.waits_for_linked()) {
+    linked_waiting_[record.request().linked_to()].push_back(
+        record.request().id());
+    return;
+  }
+  open_by_subject_[DuplicateKey(record.request())] = record.request().id();
 }
 
 void Coordinator::UnindexOpenRequest(const v1::Request& request) {
-  for (const std::string& key : SubjectKeys(request)) {
-    auto it = open_by_subject_.find(key);
-    if (it != open_by_subject_.end() && it->second == request.id())
-      open_by_subject_.erase(it);
-  }
+  auto it = open_by_subject_.find(DuplicateKey(request));
+  if (it != open_by_subject_.end() && it->second == request.id())
+    open_by_subject_.erase(it);
 }
 
 void Coordinator::LinkDuplicate(Txn& txn, LiveRequest& duplicate,
                                 LiveRequest& original) {
   const std::string& original_id = original.record.request().id();
-  v1::Request* request = duplicate.record.mutable_request();
-  request->set_linked_to(original_id);
-  // Recorded (receipt first), answered by the open request, not run twice.
-  request->set_status(v1::COMPLETED);
-  request->set_cause(absl::StrCat("duplicate of open request ", original_id,
-                                  ", which answers it"));
-  SetTimestampMillis(txn.now_ms, request->mutable_completed_at());
-  EventDraft linked;
-  linked.kind = "linked_as_duplicate";
-  linked.detail = absl::StrCat("duplicate_of=", original_id);
-  EventDraft completed;
-  completed.kind = "completed";
-  completed.detail = absl::StrCat("answered by ", original_id);
-  AppendEvents(txn, duplicate, {linked, completed});
+  Mutate(txn, duplicate,
+         [&](Interpreter& interpreter, internal::RequestRecord* record) {
+           interpreter.LinkTo(record, original_id);
+         });
+  linked_waiting_[original_id].push_back(duplicate.record.request().id());
   EventDraft noted;
   noted.kind = "duplicate_linked";
-  noted.detail = absl::StrCat("duplicate=", request->id());
+  noted.detail = absl::StrCat("duplicate=", duplicate.record.request().id());
   AppendEvents(txn, original, {noted});
-  QueueNotification(txn, duplicate, "received", {{"linked_to", original_id}});
+}
+
+void Coordinator::ResolveLinked(Txn& txn, const v1::Request& original) {
+  auto waiting = linked_waiting_.find(original.id());
+  if (waiting == linked_waiting_.end()) return;
+  std::vector<std::string> ids = std::move(waiting->second);
+  linked_waiting_.erase(waiting);
+  for (const std::string& id : ids) {
+    auto it = live_.find(id);
+    if (it == live_.end() || !it->second.record.waits_for_linked()) continue;
+    LiveRequest& duplicate = it->second;
+    Mutate(txn, duplicate,
+           [&](Interpreter& interpreter, internal::RequestRecord* record) {
+             interpreter.LinkedEnded(record, original);
+           });
+    if (!duplicate.record.waits_for_linked() &&
+        !IsTerminalStatus(duplicate.record.request().status())) {
+      IndexOpenRequest(duplicate.record);  // Now on its own.
+    }
+  }
 }
 
 absl::StatusOr<v1::Request> Coordinator::PauseRequest(
@@ -395,8 +449,10 @@ absl::StatusOr<v1::Request> Coordinator::PauseRequest(
       return absl::FailedPreconditionError(
           absl::StrCat("request ", request.id(), " is already paused"));
     }
-    live.record.set_status_before_pause(live.record.request().status());
-    live.record.mutable_request()->set_status(v1::PAUSED);
+    Mutate(txn, live,
+           [](Interpreter& interpreter, internal::RequestRecord* record) {
+             interpreter.Pause(record);
+           });
     EventDraft paused;
     paused.kind = "paused";
     paused.actor = actor;
@@ -421,8 +477,6 @@ absl::StatusOr<v1::Request> Coordinator::ResumeRequest(
               absl::StrCat("request ", request.id(), " is not paused"));
         }
         LiveRequest& live = it->second;
-        live.record.mutable_request()->set_status(
-            live.record.status_before_pause());
         EventDraft resumed;
         resumed.kind = "resumed";
         resumed.actor = actor;
@@ -432,7 +486,7 @@ absl::StatusOr<v1::Request> Coordinator::ResumeRequest(
         AppendEvents(txn, live, {resumed});
         Mutate(txn, live,
                [](Interpreter& interpreter, internal::RequestRecord* record) {
-                 interpreter.Advance(record);
+                 interpreter.Resume(record);
                });
         return ToPublicRequest(live.record);
       });

@@ -492,12 +492,12 @@ TEST_F(CoordinatorTest, DuplicateIsLinkedNotRunTwice) {
   v1::CreateRequestRequest create = NewCreate(v1::ERASURE, {"a"});
   v1::Request first = Create(create);
   ASSERT_EQ(first.status(), v1::RUNNING);
-  // The same right for the same subject while the first is open: recorded,
-  // linked to the first, and not run.
+  // The same right, stores and subject while the first is open: recorded,
+  // linked to the first, not run, and not done before the first is.
   v1::Request second = Create(create);
   EXPECT_NE(second.id(), first.id());
   EXPECT_EQ(second.linked_to(), first.id());
-  EXPECT_EQ(second.status(), v1::COMPLETED);
+  EXPECT_EQ(second.status(), v1::RUNNING);
   EXPECT_TRUE(second.steps().empty());
   std::optional<v1::Task> task = Poll("w1", {"a"});
   ASSERT_TRUE(task.has_value());
@@ -505,21 +505,68 @@ TEST_F(CoordinatorTest, DuplicateIsLinkedNotRunTwice) {
   EXPECT_FALSE(Poll("w1", {"a"}, 50).has_value())
       << "the duplicate must not run";
   // Both sides are audited.
-  absl::StatusOr<v1::ListEventsResponse> events = [&] {
-    v1::ListEventsRequest list;
-    list.set_request_id(first.id());
-    return coordinator_->ListEvents(list);
-  }();
-  ASSERT_TRUE(events.ok());
   bool noted = false;
-  for (const v1::Event& event : events->events()) {
+  for (const v1::Event& event : AllEvents(first.id())) {
     noted = noted || (event.kind() == "duplicate_linked" &&
                       absl::StrContains(event.detail(), second.id()));
   }
   EXPECT_TRUE(noted);
-  // Another right for the same subject is not a duplicate.
-  create.set_type(v1::ACCESS);
-  EXPECT_TRUE(Create(create).linked_to().empty());
+  // Another right, or other stores, for the same subject: not a duplicate.
+  v1::CreateRequestRequest access = create;
+  access.set_type(v1::ACCESS);
+  EXPECT_TRUE(Create(access).linked_to().empty());
+  v1::CreateRequestRequest wider = create;
+  wider.add_stores("c");
+  EXPECT_TRUE(Create(wider).linked_to().empty());
+  // The first completes: the linked one completes with it.
+  ASSERT_TRUE(Finish(*task, "w1").ok());
+  while (std::optional<v1::Task> next = Poll("w1", {"a", "c"}, 50)) {
+    ASSERT_TRUE(Finish(*next, "w1").ok());
+  }
+  EXPECT_EQ(Get(first.id()).status(), v1::COMPLETED);
+  v1::Request answered = Get(second.id());
+  EXPECT_EQ(answered.status(), v1::COMPLETED);
+  EXPECT_EQ(answered.linked_to(), first.id());
+}
+
+TEST_F(CoordinatorTest, VerifiedRequestIsNeverLinkedToAnUnverifiedOne) {
+  ASSERT_NO_FATAL_FAILURE(StartWith(
+      [](Coordinator::Options& options) { options.verify_unattested = true; }));
+  v1::CreateRequestRequest unverified = NewCreate(v1::ERASURE, {"a"});
+  v1::Request waiting = Create(unverified);
+  ASSERT_EQ(waiting.status(), v1::VERIFYING);
+  v1::CreateRequestRequest verified = unverified;
+  verified.mutable_verified()->set_method("logged_in_session");
+  v1::Request attested = Create(verified);
+  EXPECT_TRUE(attested.linked_to().empty());
+  EXPECT_EQ(attested.status(), v1::RUNNING);
+  std::optional<v1::Task> task = Poll("w1", {"a"});
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(task->request_id(), attested.id());
+}
+
+TEST_F(CoordinatorTest, LinkedRequestRunsOnItsOwnWhenTheOriginalEnds) {
+  ASSERT_NO_FATAL_FAILURE(StartWith(
+      [](Coordinator::Options& options) { options.verify_unattested = true; }));
+  // Two unverified requests: the second waits for the first.
+  v1::CreateRequestRequest create = NewCreate(v1::ERASURE, {"a"});
+  v1::Request first = Create(create);
+  v1::Request second = Create(create);
+  ASSERT_EQ(second.linked_to(), first.id());
+  // The first is cancelled (or its codes run out): the second is unlinked
+  // and asks its own subject for a code; nothing is COMPLETED.
+  v1::CancelRequestRequest cancel;
+  cancel.set_id(first.id());
+  cancel.set_reason("sent by mistake");
+  ASSERT_TRUE(coordinator_->CancelRequest(cancel).ok());
+  v1::Request alone = Get(second.id());
+  EXPECT_EQ(alone.status(), v1::VERIFYING);
+  EXPECT_TRUE(alone.linked_to().empty());
+  EXPECT_THAT(EventKinds(second.id()),
+              IsSupersetOf({"linked_as_duplicate", "unlinked",
+                            "verification_code_issued"}));
+  // A third request now links to the second, which is open on its own.
+  EXPECT_EQ(Create(create).linked_to(), second.id());
 }
 
 TEST_F(CoordinatorTest, PausedRequestGetsNoTaskUntilResumed) {
@@ -1534,12 +1581,27 @@ TEST_F(CoordinatorTest, RetryRerunsTheStoreThatFailed) {
   ASSERT_TRUE(first && other);
   ASSERT_TRUE(Fail(*first, "w1", first->attempt()).ok());
   ASSERT_TRUE(Finish(*other, "w1").ok());
-  v1::Request done = WaitForStatus(created.id(), v1::COMPLETED);
+  // A store failed for good: not COMPLETED, no bundle, no "completed"; the
+  // request stops for an operator, naming the store.
+  v1::Request done = Get(created.id());
+  ASSERT_EQ(done.status(), v1::NEEDS_ATTENTION);
+  EXPECT_EQ(done.error(), kErrorNeedsAttention);
+  EXPECT_THAT(done.cause(), HasSubstr("a (Connector.Unavailable)"));
+  EXPECT_FALSE(done.has_completed_at());
+  EXPECT_FALSE(done.has_bundle());
   ASSERT_EQ(Step(done, "a")->status(), v1::STEP_FAILED);
   EXPECT_EQ(Step(done, "a")->error(), "Connector.Unavailable");
   EXPECT_EQ(Step(done, "c")->status(), v1::SUCCEEDED);
-  EXPECT_THAT(done.bundle().files(), Not(Contains("data/a.json")));
-  std::string first_bundle = done.bundle().sha256();
+  EXPECT_THAT(EventKinds(created.id()), Not(Contains("completed")));
+  EXPECT_THAT(EventKinds(created.id()), Contains("needs_attention"));
+  // It is still open: listed as unfinished, with its deadline running.
+  v1::ListRequestsRequest attention;
+  attention.set_status(v1::NEEDS_ATTENTION);
+  absl::StatusOr<v1::ListRequestsResponse> listed =
+      coordinator_->ListRequests(attention);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->requests_size(), 1);
+  EXPECT_EQ(listed->requests(0).id(), created.id());
 
   EXPECT_EQ(Retry(created.id(), {"zzz"}).status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -1547,7 +1609,7 @@ TEST_F(CoordinatorTest, RetryRerunsTheStoreThatFailed) {
   EXPECT_EQ(Retry(created.id(), {"c"}).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Retry("dsr_missing").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(Get(created.id()).status(), v1::COMPLETED);
+  EXPECT_EQ(Get(created.id()).status(), v1::NEEDS_ATTENTION);
 
   absl::StatusOr<v1::Request> retried =
       Retry(created.id(), {}, "store a is back", "ops@example.com");
@@ -1556,8 +1618,9 @@ TEST_F(CoordinatorTest, RetryRerunsTheStoreThatFailed) {
   EXPECT_EQ(retried->current_state(), "ExportStores");
   EXPECT_TRUE(retried->error().empty());
   EXPECT_FALSE(retried->has_completed_at());
-  // A second run of the Map: only a is to do, c keeps its export.
-  EXPECT_EQ(retried->steps_size(), 4);
+  // A second run of the Map: only a is to do, c keeps its export. The
+  // steps show the current run only; the events keep the first.
+  EXPECT_EQ(retried->steps_size(), 2);
   EXPECT_EQ(Step(*retried, "a")->status(), v1::READY);
   EXPECT_EQ(Step(*retried, "c")->status(), v1::SUCCEEDED);
   EXPECT_EQ(Get(created.id()).status(), v1::RUNNING);
@@ -1583,7 +1646,6 @@ TEST_F(CoordinatorTest, RetryRerunsTheStoreThatFailed) {
   EXPECT_EQ(Step(redone, "c")->status(), v1::SUCCEEDED);
   EXPECT_THAT(redone.bundle().files(),
               IsSupersetOf({"data/a.json", "data/c.json"}));
-  EXPECT_NE(redone.bundle().sha256(), first_bundle);
   // Nothing failed any more.
   EXPECT_EQ(Retry(created.id()).status().code(),
             absl::StatusCode::kFailedPrecondition);

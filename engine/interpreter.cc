@@ -31,6 +31,16 @@ bool ItemActive(const MapItem& item) {
          item.phase() == internal::ITEM_RETRY_WAIT;
 }
 
+// Finished, or blocked for good: nothing more happens to it in this run.
+bool ItemSettled(const MapItem& item) {
+  return ItemFinished(item) || item.phase() == internal::ITEM_BLOCKED;
+}
+
+bool ItemProblem(const MapItem& item) {
+  return item.phase() == internal::ITEM_FAILED ||
+         item.phase() == internal::ITEM_BLOCKED;
+}
+
 }  // namespace
 
 void SetTimestampMillis(int64_t millis, google::protobuf::Timestamp* out) {
@@ -110,6 +120,11 @@ void Interpreter::Finish(RequestRecord* record, v1::RequestStatus status,
   const char* kind = status == v1::COMPLETED   ? "completed"
                      : status == v1::CANCELLED ? "cancelled"
                                                : "failed";
+  if (status == v1::NEEDS_ATTENTION) {
+    // Not an end: the request waits for an operator, its clock running.
+    request->clear_completed_at();
+    kind = "needs_attention";
+  }
   Emit(kind, request->current_state(), "", 0,
        error.empty() ? std::string() : absl::StrCat(error, ": ", cause));
 }
@@ -129,7 +144,10 @@ void Interpreter::MoveTo(RequestRecord* record, const State& from) {
 
 void Interpreter::Advance(RequestRecord* record) {
   v1::Request* request = record->mutable_request();
-  if (IsTerminalStatus(request->status())) return;
+  if (IsTerminalStatus(request->status()) ||
+      request->status() == v1::NEEDS_ATTENTION || record->waits_for_linked()) {
+    return;
+  }
   if (request->current_state().empty()) {
     request->set_current_state(definition_.root().start_at);
     Emit("state_entered", request->current_state(), "", 0, "");
@@ -198,6 +216,7 @@ void Interpreter::Advance(RequestRecord* record) {
         return;
       case StateType::kMap:
         if (!AdvanceMap(record, *state)) return;
+        if (StopForProblems(record, *state)) return;
         Emit("state_completed", state->name, "", 0, "");
         MoveTo(record, *state);
         break;
@@ -221,31 +240,124 @@ bool Interpreter::AdvanceMap(RequestRecord* record, const State& map) {
     }
   }
   MapRun* run = record->mutable_maps(record->maps_size() - 1);
-  for (int i = 0; i < run->items_size(); ++i) {
-    if (!ItemFinished(run->items(i)))
+  // Blocking spreads along the dependencies: repeat until nothing changes.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int i = 0; i < run->items_size(); ++i) {
+      if (ItemSettled(run->items(i))) continue;
+      internal::MapItem before = run->items(i);
       AdvanceItem(record, map, run->mutable_items(i));
-  }
-  return std::all_of(run->items().begin(), run->items().end(), ItemFinished);
-}
-
-bool Interpreter::DependenciesDone(const MapRun& run, const State& map,
-                                   const MapItem& item) const {
-  if (map.item_order.empty()) return true;
-  const StoreSpec* spec = inventory_.Find(item.store());
-  if (spec == nullptr) return true;
-  // Erasure runs after a discovery pass has collected every identity, so
-  // only erase_after orders it; identities_from would deadlock against it.
-  const std::vector<std::string>& upstream =
-      map.item_order == kItemOrderEraseAfter ? spec->erase_after
-                                             : spec->identities_from;
-  for (const MapItem& other : run.items()) {
-    if (std::find(upstream.begin(), upstream.end(), other.store()) !=
-            upstream.end() &&
-        !ItemFinished(other)) {
-      return false;
+      if (run->items(i).phase() != before.phase() ||
+          run->items(i).state() != before.state()) {
+        changed = true;
+      }
     }
   }
+  if (std::all_of(run->items().begin(), run->items().end(), ItemSettled)) {
+    return true;
+  }
+  // Way forward: some store is queued, leased or waiting for a back-off. If
+  // none is, the stores still WAITING wait for each other (a dependency
+  // cycle the inventory let through): block them rather than hang.
+  if (std::any_of(run->items().begin(), run->items().end(), ItemActive)) {
+    return false;
+  }
+  std::vector<std::string> stuck;
+  for (const MapItem& item : run->items()) {
+    if (!ItemSettled(item)) stuck.push_back(item.store());
+  }
+  for (MapItem& item : *run->mutable_items()) {
+    if (ItemSettled(item)) continue;
+    Block(&item, map.name,
+          absl::StrCat("waits for stores that wait for it in turn (",
+                       absl::StrJoin(stuck, ", "), ")"));
+  }
   return true;
+}
+
+void Interpreter::Block(MapItem* item, const std::string& map_state,
+                        const std::string& cause) {
+  item->set_phase(internal::ITEM_BLOCKED);
+  item->set_error(kErrorStoreBlocked);
+  item->set_cause(cause);
+  Emit("store_blocked", map_state, item->store(), item->attempt(), cause);
+}
+
+bool Interpreter::StopForProblems(RequestRecord* record, const State& map) {
+  const MapRun& run = *record->maps().rbegin();
+  std::vector<std::string> failed;
+  std::vector<std::string> blocked;
+  for (const MapItem& item : run.items()) {
+    if (item.phase() == internal::ITEM_FAILED) {
+      failed.push_back(absl::StrCat(item.store(), " (", item.error(), ")"));
+    } else if (item.phase() == internal::ITEM_BLOCKED) {
+      blocked.push_back(item.store());
+    }
+  }
+  if (failed.empty() && blocked.empty()) return false;
+  std::string cause = absl::StrCat(map.name, ":");
+  if (!failed.empty()) {
+    absl::StrAppend(&cause, " failed: ", absl::StrJoin(failed, ", "));
+  }
+  if (!blocked.empty()) {
+    absl::StrAppend(&cause, failed.empty() ? "" : ";",
+                    " blocked: ", absl::StrJoin(blocked, ", "));
+  }
+  // The identities given belong to different people: a person reviews
+  // them; nothing was merged or changed.
+  bool conflict =
+      std::any_of(run.items().begin(), run.items().end(), [](const auto& i) {
+        return i.phase() == internal::ITEM_FAILED &&
+               i.error() == kErrorIdentityConflict;
+      });
+  Finish(record, v1::NEEDS_ATTENTION,
+         conflict ? kErrorIdentityConflict : kErrorNeedsAttention, cause);
+  return true;
+}
+
+std::vector<std::string> Interpreter::Upstream(const MapRun& run,
+                                               const State& map,
+                                               const MapItem& item) const {
+  std::vector<std::string> upstream;
+  if (map.item_order.empty()) return upstream;
+  const StoreSpec* spec = inventory_.Find(item.store());
+  if (spec == nullptr) return upstream;
+  if (map.item_order != kItemOrderEraseAfter) return spec->identities_from;
+  // Erasure runs after a discovery pass collected every identity. It
+  // follows erase_after, and a store that supplies identities to others
+  // (accounts: email -> user id) is erased only after them, so a failure
+  // anywhere never leaves data that can no longer be found.
+  upstream = spec->erase_after;
+  for (const MapItem& other : run.items()) {
+    const StoreSpec* other_spec = inventory_.Find(other.store());
+    if (other_spec == nullptr) continue;
+    const std::vector<std::string>& from = other_spec->identities_from;
+    if (std::find(from.begin(), from.end(), item.store()) != from.end() &&
+        std::find(upstream.begin(), upstream.end(), other.store()) ==
+            upstream.end()) {
+      upstream.push_back(other.store());
+    }
+  }
+  return upstream;
+}
+
+Interpreter::Dependencies Interpreter::CheckDependencies(
+    const MapRun& run, const State& map, const MapItem& item) const {
+  std::vector<std::string> upstream = Upstream(run, map, item);
+  Dependencies result;
+  for (const MapItem& other : run.items()) {
+    if (std::find(upstream.begin(), upstream.end(), other.store()) ==
+        upstream.end()) {
+      continue;
+    }
+    if (ItemProblem(other)) {
+      result.blocker = other.store();
+      result.blocker_blocked = other.phase() == internal::ITEM_BLOCKED;
+      return result;
+    }
+    if (!ItemFinished(other)) result.done = false;
+  }
+  return result;
 }
 
 void Interpreter::FinishItem(MapItem* item, const std::string& map_state) {
@@ -279,7 +391,15 @@ void Interpreter::AdvanceItem(RequestRecord* record, const State& map,
     switch (state->type) {
       case StateType::kTask: {
         if (item->phase() != internal::ITEM_WAITING) return;
-        if (!DependenciesDone(run, map, *item)) return;
+        Dependencies dependencies = CheckDependencies(run, map, *item);
+        if (!dependencies.blocker.empty()) {
+          Block(item, map.name,
+                absl::StrCat(
+                    "waits for ", dependencies.blocker, ", which ",
+                    dependencies.blocker_blocked ? "is blocked" : "failed"));
+          return;
+        }
+        if (!dependencies.done) return;
         if (map.max_concurrency > 0) {
           int active = static_cast<int>(std::count_if(
               run.items().begin(), run.items().end(), ItemActive));
@@ -449,18 +569,23 @@ absl::Status Interpreter::Retry(RequestRecord* record,
                                 const std::vector<std::string>& stores,
                                 const std::string& reason) {
   v1::Request* request = record->mutable_request();
-  if (!IsTerminalStatus(request->status())) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("request ", request->id(), " is still running"));
+  if (request->status() != v1::NEEDS_ATTENTION &&
+      request->status() != v1::FAILED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "request ", request->id(), " is ",
+        v1::RequestStatus_Name(request->status()),
+        "; only requests that need attention or failed can be retried"));
   }
-  if (request->status() == v1::CANCELLED) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("request ", request->id(), " was cancelled"));
-  }
+  // Blocked stores always run again: they never ran, and if what blocked
+  // them is not retried they are blocked again at once.
   auto wanted = [&](const MapItem& item) {
+    if (item.phase() == internal::ITEM_BLOCKED) return true;
     return item.phase() == internal::ITEM_FAILED &&
            (stores.empty() || std::find(stores.begin(), stores.end(),
                                         item.store()) != stores.end());
+  };
+  auto failed_in_scope = [&](const MapItem& item) {
+    return item.phase() == internal::ITEM_FAILED && wanted(item);
   };
   for (int m = record->maps_size() - 1; m >= 0; --m) {
     const MapRun& failed_run = record->maps(m);
@@ -471,9 +596,16 @@ absl::Status Interpreter::Retry(RequestRecord* record,
     bool superseded = std::any_of(
         record->maps().begin() + m + 1, record->maps().end(),
         [&](const MapRun& run) { return run.state() == failed_run.state(); });
+    bool blocked_only =
+        stores.empty() &&
+        std::any_of(failed_run.items().begin(), failed_run.items().end(),
+                    [](const MapItem& item) {
+                      return item.phase() == internal::ITEM_BLOCKED;
+                    });
     if (superseded || map == nullptr || map->type != StateType::kMap ||
-        std::none_of(failed_run.items().begin(), failed_run.items().end(),
-                     wanted)) {
+        (!blocked_only &&
+         std::none_of(failed_run.items().begin(), failed_run.items().end(),
+                      failed_in_scope))) {
       continue;
     }
     // A new run of that Map: failed items start over, the others keep
@@ -519,6 +651,48 @@ absl::Status Interpreter::Retry(RequestRecord* record,
   return absl::FailedPreconditionError(
       absl::StrCat("request ", request->id(), " has no failed part",
                    stores.empty() ? "" : " in the named stores", " to retry"));
+}
+
+void Interpreter::LinkTo(RequestRecord* record,
+                         const std::string& original_id) {
+  record->set_waits_for_linked(true);
+  record->mutable_request()->set_linked_to(original_id);
+  record->mutable_request()->set_status(v1::RUNNING);
+  Emit("linked_as_duplicate", "", "", 0,
+       absl::StrCat("duplicate_of=", original_id));
+}
+
+void Interpreter::LinkedEnded(RequestRecord* record,
+                              const v1::Request& original) {
+  record->set_waits_for_linked(false);
+  if (original.status() == v1::COMPLETED) {
+    *record->mutable_request()->mutable_bundle() = original.bundle();
+    Finish(record, v1::COMPLETED, "", "");
+    record->mutable_request()->set_cause(
+        absl::StrCat("answered by ", original.id()));
+    return;
+  }
+  record->mutable_request()->clear_linked_to();
+  Emit("unlinked", "", "", 0,
+       absl::StrCat("linked request ", original.id(), " ended ",
+                    v1::RequestStatus_Name(original.status()),
+                    "; this request runs on its own"));
+  Advance(record);
+}
+
+void Interpreter::Fail(RequestRecord* record, const std::string& error,
+                       const std::string& cause) {
+  Finish(record, v1::FAILED, error, cause);
+}
+
+void Interpreter::Pause(RequestRecord* record) {
+  record->set_status_before_pause(record->request().status());
+  record->mutable_request()->set_status(v1::PAUSED);
+}
+
+void Interpreter::Resume(RequestRecord* record) {
+  record->mutable_request()->set_status(record->status_before_pause());
+  Advance(record);
 }
 
 void Interpreter::Cancel(RequestRecord* record, const std::string& reason) {

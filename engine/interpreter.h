@@ -32,6 +32,12 @@ struct EventDraft {
 inline constexpr char kErrorHeartbeatTimeout[] = "States.HeartbeatTimeout";
 inline constexpr char kErrorNoChoiceMatched[] = "States.NoChoiceMatched";
 inline constexpr char kErrorRuntime[] = "States.Runtime";
+// A store could not run because one it waits for failed or is blocked.
+inline constexpr char kErrorStoreBlocked[] = "Store.Blocked";
+// The request stopped with failed or blocked stores (NEEDS_ATTENTION).
+inline constexpr char kErrorNeedsAttention[] = "Request.NeedsAttention";
+// The identities given match different people (reported by connectors).
+inline constexpr char kErrorIdentityConflict[] = "Identity.Conflict";
 
 class Interpreter {
  public:
@@ -43,7 +49,12 @@ class Interpreter {
 
   // Runs the workflow forward until it has to wait: a task queued or leased,
   // a timer, a builtin task to run, or the end. Idempotent when nothing can
-  // move. Sets the request status (RUNNING, COMPLETED, FAILED).
+  // move. Sets the request status (RUNNING, COMPLETED, FAILED, or
+  // NEEDS_ATTENTION when a Map state ends with a failed or blocked store:
+  // the request then stays at that Map state until Retry or Cancel).
+  // Afterwards a RUNNING request always has a way forward: a task queued,
+  // leased or backing off, a builtin task, a timer or a signal it waits
+  // for; stores that could only wait for each other are blocked instead.
   void Advance(internal::RequestRecord* record);
 
   // The current Map's item `item` finished its task; results are stored on
@@ -74,12 +85,33 @@ class Interpreter {
   // Ends the request as CANCELLED; unfinished items become SKIPPED.
   void Cancel(internal::RequestRecord* record, const std::string& reason);
 
-  // Re-opens a terminal (not cancelled) request to run its failed parts
-  // again: the latest Map run with a failed item of `stores` (all stores
-  // when empty) is repeated with those items reset and the others kept, and
-  // the workflow continues from there; otherwise a FAILED request whose
-  // current state is a builtin task runs it again. FAILED_PRECONDITION when
-  // there is nothing to retry; the record is unchanged then.
+  // The request waits for the outcome of the open request `original_id`
+  // it repeats (see v1::Request.linked_to); Advance leaves it alone.
+  void LinkTo(internal::RequestRecord* record, const std::string& original_id);
+  // The request it waits for ended as `original`: COMPLETED completes this
+  // one too (sharing its bundle); FAILED or CANCELLED unlink it and start its
+  // own workflow. REQUIRES: waits_for_linked, `original` terminal.
+  void LinkedEnded(internal::RequestRecord* record,
+                   const v1::Request& original);
+
+  // Ends an unfinished request as FAILED with `error` and `cause` (e.g. the
+  // subject ran out of verification attempts).
+  void Fail(internal::RequestRecord* record, const std::string& error,
+            const std::string& cause);
+
+  // Puts an unfinished request on hold (PAUSED, remembering its status) and
+  // lifts the hold again; Resume then advances it. REQUIRES for Pause: not
+  // terminal and not PAUSED; for Resume: PAUSED.
+  void Pause(internal::RequestRecord* record);
+  void Resume(internal::RequestRecord* record);
+
+  // Resumes a NEEDS_ATTENTION or FAILED request: the latest Map run with a
+  // failed item of `stores` (all stores when empty) is repeated with those
+  // items and every blocked item reset and the others kept, and the
+  // workflow continues from there; otherwise a FAILED request whose current
+  // state is a builtin task runs it again. FAILED_PRECONDITION for any
+  // other status or when there is nothing to retry; the record is
+  // unchanged then.
   absl::Status Retry(internal::RequestRecord* record,
                      const std::vector<std::string>& stores,
                      const std::string& reason);
@@ -101,8 +133,23 @@ class Interpreter {
   void AdvanceItem(internal::RequestRecord* record, const State& map,
                    internal::MapItem* item);
   void FinishItem(internal::MapItem* item, const std::string& map_state);
-  bool DependenciesDone(const internal::MapRun& run, const State& map,
-                        const internal::MapItem& item) const;
+  // The stores `item` waits for in this Map: identities_from, or for an
+  // EraseAfter Map erase_after plus the stores it supplies identities to.
+  std::vector<std::string> Upstream(const internal::MapRun& run,
+                                    const State& map,
+                                    const internal::MapItem& item) const;
+  struct Dependencies {
+    bool done = true;     // Every upstream store finished.
+    std::string blocker;  // An upstream store that failed or is blocked.
+    bool blocker_blocked = false;
+  };
+  Dependencies CheckDependencies(const internal::MapRun& run, const State& map,
+                                 const internal::MapItem& item) const;
+  void Block(internal::MapItem* item, const std::string& map_state,
+             const std::string& cause);
+  // Stops the request in NEEDS_ATTENTION when the finished Map run has a
+  // failed or blocked store; false when every store succeeded.
+  bool StopForProblems(internal::RequestRecord* record, const State& map);
   void MoveTo(internal::RequestRecord* record, const State& from);
   void Finish(internal::RequestRecord* record, v1::RequestStatus status,
               const std::string& error, const std::string& cause);

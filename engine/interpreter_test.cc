@@ -226,8 +226,9 @@ TEST_F(InterpreterTest, ErasureDiscoversThenErasesInEraseAfterOrder) {
   Now().CompleteItemTask(&record, kB, 1, NoIdentities(), "", "", 0);
 
   // Discovery done: ChooseChange picks the erase pass, a second Map run.
-  // identities_from no longer orders anything, erase_after does: c waits
-  // for b.
+  // erase_after orders it (c after b), and a store that supplies identities
+  // is erased after the stores it supplies (a after b), so a failure never
+  // leaves data that can no longer be found.
   std::vector<std::string> entered;
   for (const EventDraft& draft : events_) {
     if (draft.kind == "state_entered") entered.push_back(draft.state);
@@ -242,16 +243,16 @@ TEST_F(InterpreterTest, ErasureDiscoversThenErasesInEraseAfterOrder) {
   EXPECT_EQ(Item(record, kA).state(), "Erase");
   EXPECT_EQ(Item(record, kA).attempt(), 0u);
   EXPECT_THAT(Phases(record),
-              ElementsAre(internal::ITEM_READY, internal::ITEM_READY,
+              ElementsAre(internal::ITEM_WAITING, internal::ITEM_READY,
                           internal::ITEM_WAITING));
 
-  ASSERT_NO_FATAL_FAILURE(Lease(&record, kA));
-  Now().CompleteItemTask(&record, kA, 1, NoIdentities(), "", "", 0);
-  EXPECT_EQ(Item(record, kC).phase(), internal::ITEM_WAITING);
   ASSERT_NO_FATAL_FAILURE(Lease(&record, kB));
   Now().CompleteItemTask(&record, kB, 1, NoIdentities(), "", "", 0);
+  EXPECT_EQ(Item(record, kA).phase(), internal::ITEM_READY);
   EXPECT_EQ(Item(record, kC).phase(), internal::ITEM_READY);
   EXPECT_EQ(record.request().status(), v1::RUNNING);
+  ASSERT_NO_FATAL_FAILURE(Lease(&record, kA));
+  Now().CompleteItemTask(&record, kA, 1, NoIdentities(), "", "", 0);
   ASSERT_NO_FATAL_FAILURE(Lease(&record, kC));
   Now().CompleteItemTask(&record, kC, 1, NoIdentities(), "", "", 0);
 
@@ -260,7 +261,7 @@ TEST_F(InterpreterTest, ErasureDiscoversThenErasesInEraseAfterOrder) {
   EXPECT_FALSE(record.request().has_bundle());
 }
 
-TEST_F(InterpreterTest, RetriesWithBackoffThenCatchesAndContinues) {
+TEST_F(InterpreterTest, RetriesWithBackoffThenStopsForAttention) {
   internal::RequestRecord record = NewRecord(v1::ACCESS);
   Now().Advance(&record);
   TakeEventKinds();
@@ -301,20 +302,87 @@ TEST_F(InterpreterTest, RetriesWithBackoffThenCatchesAndContinues) {
   EXPECT_EQ(a.state(), "StoreFailed");
   EXPECT_EQ(a.error(), "Connector.Unavailable");
   EXPECT_EQ(a.cause(), "database is down");
-  EXPECT_THAT(TakeEventKinds(),
-              ElementsAre("task_failed", "error_caught", "store_failed"));
-
-  // The request goes on: a failed upstream still releases b.
+  // b needs a's identities: blocked at once, naming a. c still runs.
+  EXPECT_THAT(TakeEventKinds(), ElementsAre("task_failed", "error_caught",
+                                            "store_failed", "store_blocked"));
+  EXPECT_EQ(Item(record, kB).phase(), internal::ITEM_BLOCKED);
+  EXPECT_EQ(Item(record, kB).error(), kErrorStoreBlocked);
+  EXPECT_EQ(Item(record, kB).cause(), "waits for a, which failed");
   EXPECT_EQ(record.request().status(), v1::RUNNING);
-  EXPECT_EQ(Item(record, kB).phase(), internal::ITEM_READY);
-  ASSERT_NO_FATAL_FAILURE(Lease(&record, kB));
-  At(now).CompleteItemTask(&record, kB, 0, NoIdentities(), "s", "/p", 1);
   ASSERT_NO_FATAL_FAILURE(Lease(&record, kC));
   At(now).CompleteItemTask(&record, kC, 0, NoIdentities(), "s", "/p", 1);
-  EXPECT_EQ(record.request().current_state(), "Bundle");
-  At(now).CompleteBuiltin(&record, "");
+
+  // Not COMPLETED, no bundle: the request stops at the Map for an operator.
+  EXPECT_EQ(record.request().status(), v1::NEEDS_ATTENTION);
+  EXPECT_EQ(record.request().current_state(), "ExportStores");
+  EXPECT_EQ(record.request().error(), kErrorNeedsAttention);
+  EXPECT_EQ(record.request().cause(),
+            "ExportStores: failed: a (Connector.Unavailable); blocked: b");
+  EXPECT_FALSE(record.request().has_completed_at());
+  EXPECT_THAT(TakeEventKinds(), ElementsAre("task_completed", "store_succeeded",
+                                            "needs_attention"));
+  // Nothing moves it on its own.
+  At(now + 3'600'000).Advance(&record);
+  EXPECT_EQ(record.request().status(), v1::NEEDS_ATTENTION);
+  EXPECT_TRUE(TakeEventKinds().empty());
+}
+
+TEST_F(InterpreterTest, PermanentErrorsAreNotRetried) {
+  internal::RequestRecord record = NewRecord(v1::ERASURE);
+  Now().Advance(&record);
+  ASSERT_NO_FATAL_FAILURE(Lease(&record, kC));
+  Now().FailItemTask(&record, kC, "Connector.ConstraintViolation",
+                     "UNIQUE constraint failed");
+  EXPECT_EQ(Item(record, kC).phase(), internal::ITEM_FAILED);
+  EXPECT_EQ(Item(record, kC).attempt(), 1u);
+}
+
+TEST_F(InterpreterTest, EraseFailureBlocksTheStoresWaitingForIt) {
+  internal::RequestRecord record = NewRecord(v1::ERASURE);
+  Now().Advance(&record);
+  for (int item : {kA, kC, kB}) {
+    ASSERT_NO_FATAL_FAILURE(Lease(&record, item));
+    Now().CompleteItemTask(&record, item, 1, NoIdentities(), "", "", 0);
+  }
+  ASSERT_EQ(record.request().current_state(), "EraseStores");
+  // b (which a supplies and c follows) fails for good: a and c are blocked
+  // at once, nothing else is erased, and the request stops.
+  ASSERT_NO_FATAL_FAILURE(Lease(&record, kB));
+  Now().FailItemTask(&record, kB, "Connector.PermissionDenied",
+                     "attempt to write a readonly database");
+  EXPECT_THAT(Phases(record),
+              ElementsAre(internal::ITEM_BLOCKED, internal::ITEM_FAILED,
+                          internal::ITEM_BLOCKED));
+  EXPECT_EQ(record.request().status(), v1::NEEDS_ATTENTION);
+
+  // Retry resumes the failed and blocked stores only, in order again.
+  events_.clear();
+  ASSERT_TRUE(Now().Retry(&record, {}, "fixed permissions").ok());
+  EXPECT_EQ(record.request().status(), v1::RUNNING);
+  EXPECT_THAT(Phases(record),
+              ElementsAre(internal::ITEM_WAITING, internal::ITEM_READY,
+                          internal::ITEM_WAITING));
+  ASSERT_NO_FATAL_FAILURE(Lease(&record, kB));
+  Now().CompleteItemTask(&record, kB, 1, NoIdentities(), "", "", 0);
+  for (int item : {kA, kC}) {
+    ASSERT_NO_FATAL_FAILURE(Lease(&record, item));
+    Now().CompleteItemTask(&record, item, 1, NoIdentities(), "", "", 0);
+  }
   EXPECT_EQ(record.request().status(), v1::COMPLETED);
-  EXPECT_EQ(Item(record, kA).phase(), internal::ITEM_FAILED);
+}
+
+TEST_F(InterpreterTest, IdentityConflictStopsForReview) {
+  internal::RequestRecord record = NewRecord(v1::ERASURE);
+  Now().Advance(&record);
+  ASSERT_NO_FATAL_FAILURE(Lease(&record, kA));
+  Now().FailItemTask(&record, kA, kErrorIdentityConflict,
+                     "users: email and user_id match different records");
+  ASSERT_NO_FATAL_FAILURE(Lease(&record, kC));
+  Now().CompleteItemTask(&record, kC, 1, NoIdentities(), "", "", 0);
+  EXPECT_EQ(record.request().status(), v1::NEEDS_ATTENTION);
+  EXPECT_EQ(record.request().error(), kErrorIdentityConflict);
+  EXPECT_EQ(record.request().current_state(), "DiscoverIdentities");
+  EXPECT_EQ(record.maps_size(), 1);  // Nothing was erased.
 }
 
 TEST_F(InterpreterTest, RetryDelayGrowsByBackoffRate) {
@@ -326,20 +394,21 @@ TEST_F(InterpreterTest, RetryDelayGrowsByBackoffRate) {
     Now().CompleteItemTask(&record, i, 0, NoIdentities(), "", "", 0);
   }
   ASSERT_EQ(record.request().current_state(), "EraseStores");
+  // b goes first (a supplies its identities, c is erased after it).
   // FULL jitter at 0.5: half of 1 s * 2^n.
   int64_t expected_ms[] = {500, 1000, 2000, 4000, 8000, 16000};
   for (int retry = 0; retry < 6; ++retry) {
-    ASSERT_NO_FATAL_FAILURE(Lease(&record, kA));
-    At(kNow, 0.5).FailItemTask(&record, kA, "X", "y");
-    ASSERT_EQ(Item(record, kA).phase(), internal::ITEM_RETRY_WAIT);
-    EXPECT_EQ(Item(record, kA).not_before_ms(), kNow + expected_ms[retry])
+    ASSERT_NO_FATAL_FAILURE(Lease(&record, kB));
+    At(kNow, 0.5).FailItemTask(&record, kB, "Connector.Unavailable", "y");
+    ASSERT_EQ(Item(record, kB).phase(), internal::ITEM_RETRY_WAIT);
+    EXPECT_EQ(Item(record, kB).not_before_ms(), kNow + expected_ms[retry])
         << "retry " << retry;
-    At(kNow).RetryDue(&record, kA);
+    At(kNow).RetryDue(&record, kB);
   }
-  ASSERT_NO_FATAL_FAILURE(Lease(&record, kA));
-  Now().FailItemTask(&record, kA, "X", "y");
-  EXPECT_EQ(Item(record, kA).phase(), internal::ITEM_FAILED);
-  EXPECT_EQ(Item(record, kA).attempt(), 7u);
+  ASSERT_NO_FATAL_FAILURE(Lease(&record, kB));
+  Now().FailItemTask(&record, kB, "Connector.Unavailable", "y");
+  EXPECT_EQ(Item(record, kB).phase(), internal::ITEM_FAILED);
+  EXPECT_EQ(Item(record, kB).attempt(), 7u);
 }
 
 TEST_F(InterpreterTest, RetryDelayIsCappedByMaxDelaySeconds) {
@@ -498,7 +567,7 @@ TEST_F(InterpreterTest, MaxConcurrencyLimitsActiveItems) {
   EXPECT_EQ(Item(record, kB).error(), "Connector.Denied");
   ASSERT_NO_FATAL_FAILURE(Lease(&record, kC));
   at_now().CompleteItemTask(&record, kC, 0, NoIdentities(), "s", "/p", 1);
-  EXPECT_EQ(record.request().status(), v1::COMPLETED);
+  EXPECT_EQ(record.request().status(), v1::NEEDS_ATTENTION);
 }
 
 TEST_F(InterpreterTest, EventDraftsNameStateStoreAndAttempt) {
@@ -506,13 +575,13 @@ TEST_F(InterpreterTest, EventDraftsNameStateStoreAndAttempt) {
   Now().Advance(&record);
   events_.clear();
   ASSERT_NO_FATAL_FAILURE(Lease(&record, kC));
-  Now().FailItemTask(&record, kC, "Connector.Timeout", "slow");
+  Now().FailItemTask(&record, kC, "Connector.Unavailable", "slow");
   ASSERT_EQ(events_.size(), 2u);
   EXPECT_EQ(events_[0].kind, "task_failed");
   EXPECT_EQ(events_[0].state, "Export");
   EXPECT_EQ(events_[0].store, "c");
   EXPECT_EQ(events_[0].attempt, 1u);
-  EXPECT_EQ(events_[0].detail, "Connector.Timeout: slow");
+  EXPECT_EQ(events_[0].detail, "Connector.Unavailable: slow");
   EXPECT_EQ(events_[1].kind, "retry_scheduled");
   EXPECT_THAT(events_[1].detail, HasSubstr("retry 1 of 4"));
 }
@@ -650,7 +719,7 @@ class InterpreterRetryTest : public InterpreterTest {
   }
 
   // An ACCESS request whose exports ran: b failed for good, a and c
-  // succeeded; it waits in Bundle.
+  // succeeded; it stopped at ExportStores for an operator.
   internal::RequestRecord ExportedWithBFailed() {
     internal::RequestRecord record = NewRecord(v1::ACCESS);
     Now().Advance(&record);
@@ -666,19 +735,18 @@ class InterpreterRetryTest : public InterpreterTest {
 };
 
 TEST_F(InterpreterRetryTest, RerunsOnlyTheFailedItemsOfTheMap) {
+  // Still running: nothing to resume, and nothing changes.
+  internal::RequestRecord running = NewRecord(v1::ACCESS);
+  Now().Advance(&running);
+  internal::RequestRecord before = running;
+  absl::Status refused = Now().Retry(&running, {}, "");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_EQ(running.SerializeAsString(), before.SerializeAsString());
+
   internal::RequestRecord record = ExportedWithBFailed();
   ASSERT_EQ(Item(record, kB).phase(), internal::ITEM_FAILED);
-  ASSERT_EQ(record.request().current_state(), "Bundle");
-
-  // Still running: nothing to re-open, and nothing changes.
-  internal::RequestRecord before = record;
-  absl::Status running = Now().Retry(&record, {}, "");
-  EXPECT_EQ(running.code(), absl::StatusCode::kFailedPrecondition) << running;
-  EXPECT_EQ(record.SerializeAsString(), before.SerializeAsString());
-
-  Now().CompleteBuiltin(&record, "bundle sha256=first");
-  ASSERT_EQ(record.request().status(), v1::COMPLETED);
-  events_.clear();
+  ASSERT_EQ(record.request().status(), v1::NEEDS_ATTENTION);
+  ASSERT_EQ(record.request().current_state(), "ExportStores");
 
   // Only succeeded parts in the named stores: nothing to retry.
   before = record;
@@ -727,7 +795,13 @@ TEST_F(InterpreterRetryTest, RerunsOnlyTheFailedItemsOfTheMap) {
 }
 
 TEST_F(InterpreterRetryTest, RerunsAFailedBuiltinButNotACancelledRequest) {
-  internal::RequestRecord record = ExportedWithBFailed();
+  internal::RequestRecord record = NewRecord(v1::ACCESS);
+  Now().Advance(&record);
+  for (int item : {kA, kB, kC}) {
+    ASSERT_NO_FATAL_FAILURE(Lease(&record, item));
+    Now().CompleteItemTask(&record, item, 1, NoIdentities(), "s", "/p", 1);
+  }
+  ASSERT_EQ(record.request().current_state(), "Bundle");
   Now().FailBuiltin(&record, "Bundle.Failed", "disk full");
   ASSERT_EQ(record.request().status(), v1::RUNNING);  // One retry allowed.
   Now().FailBuiltin(&record, "Bundle.Failed", "disk full");
@@ -735,16 +809,8 @@ TEST_F(InterpreterRetryTest, RerunsAFailedBuiltinButNotACancelledRequest) {
   EXPECT_EQ(record.request().current_state(), "Bundle");
   events_.clear();
 
-  // Naming stores retries only their failed Map items, and b failed; with
-  // no store named, the latest failure (b's export) comes first too.
-  internal::RequestRecord copy = record;
-  ASSERT_TRUE(Now().Retry(&copy, {}, "").ok());
-  EXPECT_EQ(copy.request().current_state(), "ExportStores");
-  events_.clear();
-
-  // Once b succeeded, the failed bundle is what is left to retry.
+  // No store failed: naming one finds nothing; the bundle runs again.
   internal::RequestRecord fixed = record;
-  fixed.mutable_maps(0)->mutable_items(kB)->set_phase(internal::ITEM_SUCCEEDED);
   EXPECT_EQ(Now().Retry(&fixed, {"b"}, "").code(),
             absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(Now().Retry(&fixed, {}, "").ok());
@@ -759,10 +825,11 @@ TEST_F(InterpreterRetryTest, RerunsAFailedBuiltinButNotACancelledRequest) {
   EXPECT_EQ(fixed.request().status(), v1::RUNNING);
   EXPECT_THAT(TakeEventKinds(), ElementsAre("task_failed", "retry_scheduled"));
 
-  Now().Cancel(&record, "withdrawn");
-  EXPECT_EQ(Now().Retry(&record, {}, "").code(),
+  internal::RequestRecord stopped = ExportedWithBFailed();
+  Now().Cancel(&stopped, "withdrawn");
+  EXPECT_EQ(Now().Retry(&stopped, {}, "").code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(record.request().status(), v1::CANCELLED);
+  EXPECT_EQ(stopped.request().status(), v1::CANCELLED);
 }
 
 }  // namespace

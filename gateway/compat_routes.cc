@@ -49,6 +49,10 @@ std::string JobStatus(v1::RequestStatus status) {
       return "FAILED";
     case v1::CANCELLED:
       return "CANCELLED";
+    case v1::NEEDS_ATTENTION:
+      return "NEEDS_ATTENTION";  // Not done: an operator must act.
+    case v1::PAUSED:
+      return "PAUSED";
     default:
       return "UNKNOWN";
   }
@@ -281,6 +285,7 @@ HttpReply CompatRoutes::GetJob(const std::string& id,
     job["completedAt"] = Rfc3339(request.completed_at());
   }
   if (request.has_deadline()) job["deadline"] = Rfc3339(request.deadline());
+  if (!request.linked_to().empty()) job["linkedTo"] = request.linked_to();
   if (Downloadable(request)) {
     job["downloadUrl"] = absl::StrCat("/dsar/", request.id(), "/download");
   }

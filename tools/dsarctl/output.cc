@@ -120,7 +120,10 @@ std::string Paint(const Options& options, const std::string& text,
 
 Color StatusColor(const std::string& status) {
   if (status == "COMPLETED" || status == "SUCCEEDED") return Color::kGreen;
-  if (status == "FAILED" || status == "STEP_FAILED") return Color::kRed;
+  if (status == "FAILED" || status == "STEP_FAILED" ||
+      status == "NEEDS_ATTENTION" || status == "BLOCKED") {
+    return Color::kRed;
+  }
   if (status == "RUNNING" || status == "LEASED") return Color::kCyan;
   if (status == "RETRY_WAIT" || status == "VERIFYING") return Color::kYellow;
   if (status == "CANCELLED" || status == "SKIPPED") return Color::kDim;

@@ -45,10 +45,16 @@ std::string StatusName(const Request& request) {
   return dsar::v1::RequestStatus_Name(request.status());
 }
 
-bool StepFinished(const StoreStep& step) {
-  return step.status() == dsar::v1::SUCCEEDED ||
-         step.status() == dsar::v1::STEP_FAILED ||
-         step.status() == dsar::v1::SKIPPED;
+// Steps that succeeded: a request is done when all of them did.
+bool StepSucceeded(const StoreStep& step) {
+  return step.status() == dsar::v1::SUCCEEDED;
+}
+
+// Nothing more happens without an operator: finished, or stopped with
+// failed or blocked stores.
+bool Stopped(const Request& request) {
+  return dsar::IsTerminalStatus(request.status()) ||
+         request.status() == dsar::v1::NEEDS_ATTENTION;
 }
 
 // "2024-06-01 23:59:59 UTC (in 12d3h)" or, for a short column, "in 12d3h";
@@ -99,6 +105,10 @@ void PrintRequestTable(const Options& options, const Request& request) {
     absl::StrAppend(&status, " (in ", request.current_state(), ")");
   }
   field("Status", status);
+  if (!request.linked_to().empty()) {
+    field("Linked to",
+          absl::StrCat(request.linked_to(), " (answers this request too)"));
+  }
   if (!request.error().empty()) {
     field("Error",
           Paint(options, absl::StrCat(request.error(), ": ", request.cause()),
@@ -458,7 +468,7 @@ int RunList(const Options& options) {
       {"ID", "TYPE", "STATUS", "CREATED (UTC)", "DUE", "STATE", "STEPS"});
   for (const Request& item : listed.requests()) {
     int done = 0;
-    for (const StoreStep& step : item.steps()) done += StepFinished(step);
+    for (const StoreStep& step : item.steps()) done += StepSucceeded(step);
     table.AddRow({item.id(),
                   dsar::v1::RequestType_Name(item.type()),
                   {StatusName(item), StatusColor(StatusName(item))},
@@ -506,8 +516,8 @@ int RunWatch(const Options& options) {
       return ExitFor(status);
     }
     int done = 0;
-    for (const StoreStep& step : request.steps()) done += StepFinished(step);
-    const bool terminal = dsar::IsTerminalStatus(request.status());
+    for (const StoreStep& step : request.steps()) done += StepSucceeded(step);
+    const bool terminal = Stopped(request);
 
     std::vector<Event> events;
     if (scripts || bar) {
