@@ -130,6 +130,20 @@ TEST_F(JsonlConnectorTest, StoredPhonesMatchInCanonicalForm) {
   EXPECT_EQ(result->record_count, 2);
 }
 
+TEST_F(JsonlConnectorTest, NonCanonicalUserIdsNeverMatchNumbers) {
+  const std::string log =
+      "{\"user_id\":7}\n{\"user_id\":8}\n{\"user_id\":9.0}\n"
+      "{\"user_id\":10}\n{\"user_id\":1e1}\n";
+  ASSERT_TRUE(WriteFileAtomically(store_.path, log).ok());
+  for (const char* value : {"007", "+8", "9.0", "1e1"}) {
+    SCOPED_TRACE(value);
+    absl::StatusOr<int64_t> erased = Make()->Erase({{"user_id", value}});
+    ASSERT_TRUE(erased.ok()) << erased.status();
+    EXPECT_EQ(*erased, 0);
+  }
+  EXPECT_EQ(Contents(), log);
+}
+
 TEST_F(JsonlConnectorTest, EmailsMatchIgnoringCase) {
   absl::StatusOr<ConnectorResult> result =
       Make()->Discover({{"email", "alice@EXAMPLE.com"}});

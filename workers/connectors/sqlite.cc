@@ -175,6 +175,70 @@ struct RowFilter {
   std::vector<Binding> bindings;
 };
 
+// How SQLite converts values compared with a column: its type affinity,
+// from the declared type (https://sqlite.org/datatype3.html, 3.1).
+enum class Affinity { kInteger, kText, kBlob, kReal, kNumeric };
+
+Affinity AffinityOf(std::string declared) {
+  absl::AsciiStrToUpper(&declared);
+  if (absl::StrContains(declared, "INT")) return Affinity::kInteger;
+  if (absl::StrContains(declared, "CHAR") ||
+      absl::StrContains(declared, "CLOB") ||
+      absl::StrContains(declared, "TEXT")) {
+    return Affinity::kText;
+  }
+  if (declared.empty() || absl::StrContains(declared, "BLOB")) {
+    return Affinity::kBlob;
+  }
+  if (absl::StrContains(declared, "REAL") ||
+      absl::StrContains(declared, "FLOA") ||
+      absl::StrContains(declared, "DOUB")) {
+    return Affinity::kReal;
+  }
+  return Affinity::kNumeric;
+}
+
+struct Column {
+  std::string name;
+  Affinity affinity;
+};
+
+// The columns of `table`, in order. NOT_FOUND when there is no such table
+// (the inventory and the schema disagree).
+absl::StatusOr<std::vector<Column>> TableColumns(Session& session,
+                                                 const StoreSpec& store,
+                                                 const std::string& table) {
+  const std::string sql = "SELECT name, type FROM pragma_table_info(?)";
+  ASSIGN_OR_RETURN(Statement statement, session.Prepare(sql));
+  sqlite3_bind_text(statement.get(), 1, table.data(),
+                    static_cast<int>(table.size()), SQLITE_TRANSIENT);
+  std::vector<Column> columns;
+  int rc;
+  while ((rc = sqlite3_step(statement.get())) == SQLITE_ROW) {
+    const char* name =
+        reinterpret_cast<const char*>(sqlite3_column_text(statement.get(), 0));
+    const char* type =
+        reinterpret_cast<const char*>(sqlite3_column_text(statement.get(), 1));
+    if (name == nullptr) continue;
+    columns.push_back({name, AffinityOf(type == nullptr ? "" : type)});
+  }
+  if (rc != SQLITE_DONE) return session.Error(rc, sql);
+  if (columns.empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        "store ", store.name, " (", store.path, "): no such table: ", table));
+  }
+  return columns;
+}
+
+// The column of `columns` named `name` (SQLite names ignore ASCII case).
+const Column* FindColumn(const std::vector<Column>& columns,
+                         const std::string& name) {
+  for (const Column& column : columns) {
+    if (absl::EqualsIgnoreCase(column.name, name)) return &column;
+  }
+  return nullptr;
+}
+
 // The SQL expression that strips the separators people write phone numbers
 // with from `column`. It uses built-in functions only, so an index on it
 // works for every program that writes the table; docs/inventory.md gives the
@@ -204,10 +268,18 @@ std::string BindList(const std::vector<Binding>& values, RowFilter* filter) {
 //                               index on the digits expression; dsar_phone
 //                               confirms each candidate with the normaliser
 //   other keys                  "col" IN (...)            plain index
-std::string IdentityTerm(const CollectionSpec& collection,
-                         const std::string& key, const std::string& column,
-                         const std::set<std::string>& values,
-                         RowFilter* filter) {
+//
+// Values of other keys are bound by the column's affinity, so that SQLite
+// converts none of them: an INTEGER, REAL or NUMERIC column is compared
+// with a canonical integer only ("42" as 42; "007", "+8", "9.0" and "1e1"
+// would be converted to 7, 8, 9 and 10, so they match nothing there); a
+// TEXT column with the text; an untyped column with both the text and,
+// when canonical, the integer. nullopt when no value can match.
+std::optional<std::string> IdentityTerm(const CollectionSpec& collection,
+                                        const std::string& key,
+                                        const Column& column,
+                                        const std::set<std::string>& values,
+                                        RowFilter* filter) {
   bool canonical = collection.canonical_identities.count(key) > 0;
   if (key == kPhoneKey && !canonical) {
     std::vector<Binding> forms;
@@ -218,41 +290,60 @@ std::string IdentityTerm(const CollectionSpec& collection,
       }
       numbers.push_back(value);
     }
-    std::string term = absl::StrCat("(", PhoneDigitsSql(column), " IN ");
+    std::string term = absl::StrCat("(", PhoneDigitsSql(column.name), " IN ");
     absl::StrAppend(&term, BindList(forms, filter), " AND dsar_phone(",
-                    QuoteIdentifier(column), ") IN ");
+                    QuoteIdentifier(column.name), ") IN ");
     absl::StrAppend(&term, BindList(numbers, filter), ")");
     return term;
   }
   std::vector<Binding> bindings;
+  bool numeric = column.affinity == Affinity::kInteger ||
+                 column.affinity == Affinity::kReal ||
+                 column.affinity == Affinity::kNumeric;
   for (const std::string& value : values) {
-    bindings.push_back(value);
     int64_t number = 0;
-    if (key != kEmailKey && key != kPhoneKey &&
-        ParseCanonicalInt64(value, &number)) {
+    bool integer = key != kEmailKey && key != kPhoneKey &&
+                   ParseCanonicalInt64(value, &number);
+    if (!numeric) bindings.push_back(value);
+    if (integer && column.affinity != Affinity::kText) {
       bindings.push_back(number);
     }
   }
+  if (bindings.empty()) return std::nullopt;
   std::string target =
       key == kEmailKey && !canonical
-          ? absl::StrCat("lower(", QuoteIdentifier(column), ")")
-          : QuoteIdentifier(column);
+          ? absl::StrCat("lower(", QuoteIdentifier(column.name), ")")
+          : QuoteIdentifier(column.name);
   return absl::StrCat(target, " IN ", BindList(bindings, filter));
 }
 
-// nullopt when no given identity has a key this collection knows.
-std::optional<RowFilter> BuildRowFilter(const CollectionSpec& collection,
-                                        const IdentityMatcher& matcher) {
+// The filter selecting the subject's rows of `collection`; nullopt when no
+// given identity can match there (no key this collection knows, or only
+// values its columns cannot hold). NOT_FOUND when the table or one of its
+// identity columns does not exist.
+absl::StatusOr<std::optional<RowFilter>> BuildRowFilter(
+    Session& session, const StoreSpec& store, const CollectionSpec& collection,
+    const IdentityMatcher& matcher) {
+  ASSIGN_OR_RETURN(std::vector<Column> columns,
+                   TableColumns(session, store, collection.name));
   RowFilter filter;
   std::vector<std::string> terms;
-  for (const auto& [key, column] : collection.identity_fields) {
+  for (const auto& [key, name] : collection.identity_fields) {
+    const Column* column = FindColumn(columns, name);
+    if (column == nullptr) {
+      return absl::NotFoundError(absl::StrCat(
+          "store ", store.name, " (", store.path, "): table ", collection.name,
+          " has no column ", name, " (identity field of ", key, ")"));
+    }
     const std::set<std::string>& values = matcher.ValuesFor(key);
     if (values.empty()) continue;
-    terms.push_back(IdentityTerm(collection, key, column, values, &filter));
+    std::optional<std::string> term =
+        IdentityTerm(collection, key, *column, values, &filter);
+    if (term.has_value()) terms.push_back(*std::move(term));
   }
-  if (terms.empty()) return std::nullopt;
+  if (terms.empty()) return std::optional<RowFilter>();
   filter.sql = absl::StrJoin(terms, " OR ");
-  return filter;
+  return std::optional<RowFilter>(std::move(filter));
 }
 
 // Prepares `sql` and binds `bindings` to its parameters, in order.
@@ -279,28 +370,6 @@ absl::StatusOr<Statement> PrepareFiltered(Session& session,
                                           const std::string& sql,
                                           const RowFilter& filter) {
   return PrepareBound(session, sql, filter.bindings);
-}
-
-// The names of `table`'s columns. FAILED_PRECONDITION when there is no such
-// table (the inventory and the schema disagree).
-absl::StatusOr<std::vector<std::string>> TableColumns(
-    Session& session, const StoreSpec& store, const std::string& table) {
-  const std::string sql = "SELECT name FROM pragma_table_info(?)";
-  ASSIGN_OR_RETURN(Statement statement,
-                   PrepareBound(session, sql, {Binding(table)}));
-  std::vector<std::string> columns;
-  int rc;
-  while ((rc = sqlite3_step(statement.get())) == SQLITE_ROW) {
-    const char* name =
-        reinterpret_cast<const char*>(sqlite3_column_text(statement.get(), 0));
-    if (name != nullptr) columns.push_back(name);
-  }
-  if (rc != SQLITE_DONE) return session.Error(rc, sql);
-  if (columns.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "store ", store.name, " (", store.path, "): no such table: ", table));
-  }
-  return columns;
 }
 
 // Sets `values` (column -> value) on the rows of `table` that `filter`
@@ -410,7 +479,8 @@ absl::StatusOr<ConnectorResult> ScanMatchingRows(
   // One read transaction: every table is read from the same snapshot.
   RETURN_IF_ERROR(session.Exec("BEGIN"));
   for (const CollectionSpec& collection : store.collections) {
-    std::optional<RowFilter> filter = BuildRowFilter(collection, matcher);
+    ASSIGN_OR_RETURN(std::optional<RowFilter> filter,
+                     BuildRowFilter(session, store, collection, matcher));
     if (!filter.has_value()) continue;
     std::string sql =
         absl::StrCat("SELECT * FROM ", QuoteIdentifier(collection.name),
@@ -474,7 +544,8 @@ absl::StatusOr<std::vector<std::string>> SqliteConnector::ExplainLookup(
   ASSIGN_OR_RETURN(Session session, Session::Open(store_, /*read_only=*/true));
   std::vector<std::string> plan;
   for (const CollectionSpec& collection : store_.collections) {
-    std::optional<RowFilter> filter = BuildRowFilter(collection, matcher);
+    ASSIGN_OR_RETURN(std::optional<RowFilter> filter,
+                     BuildRowFilter(session, store_, collection, matcher));
     if (!filter.has_value()) continue;
     std::string sql =
         absl::StrCat("EXPLAIN QUERY PLAN SELECT * FROM ",
@@ -500,7 +571,9 @@ absl::StatusOr<int64_t> SqliteConnector::Erase(
       store_, [&](Session& session) -> absl::StatusOr<int64_t> {
         int64_t deleted = 0;
         for (const CollectionSpec& collection : store_.collections) {
-          std::optional<RowFilter> filter = BuildRowFilter(collection, matcher);
+          ASSIGN_OR_RETURN(
+              std::optional<RowFilter> filter,
+              BuildRowFilter(session, store_, collection, matcher));
           if (!filter.has_value()) continue;
           std::string sql =
               absl::StrCat("DELETE FROM ", QuoteIdentifier(collection.name),
@@ -533,13 +606,10 @@ absl::StatusOr<int64_t> SqliteConnector::Rectify(
             }
           }
           if (!concerned) continue;
-          ASSIGN_OR_RETURN(std::vector<std::string> columns,
+          ASSIGN_OR_RETURN(std::vector<Column> columns,
                            TableColumns(session, store_, collection.name));
           auto has_column = [&](const std::string& field) {
-            for (const std::string& column : columns) {
-              if (absl::EqualsIgnoreCase(column, field)) return true;
-            }
-            return false;
+            return FindColumn(columns, field) != nullptr;
           };
           ASSIGN_OR_RETURN(CollectionCorrections resolved,
                            ResolveCorrections(store_.name, collection,
@@ -550,7 +620,9 @@ absl::StatusOr<int64_t> SqliteConnector::Rectify(
         for (size_t i = 0; i < store_.collections.size(); ++i) {
           if (updates[i].empty()) continue;
           const CollectionSpec& collection = store_.collections[i];
-          std::optional<RowFilter> filter = BuildRowFilter(collection, matcher);
+          ASSIGN_OR_RETURN(
+              std::optional<RowFilter> filter,
+              BuildRowFilter(session, store_, collection, matcher));
           if (!filter.has_value()) continue;
           // Bound as text: the column's affinity decides how it is stored,
           // so "43" becomes the integer 43 in an INTEGER column and stays
@@ -583,7 +655,9 @@ absl::StatusOr<int64_t> SqliteConnector::SetProcessingFlag(
         for (const CollectionSpec& collection : store_.collections) {
           auto it = collection.processing_flags.find(flag);
           if (it == collection.processing_flags.end()) continue;
-          std::optional<RowFilter> filter = BuildRowFilter(collection, matcher);
+          ASSIGN_OR_RETURN(
+              std::optional<RowFilter> filter,
+              BuildRowFilter(session, store_, collection, matcher));
           if (!filter.has_value()) continue;
           ASSIGN_OR_RETURN(
               int64_t rows,

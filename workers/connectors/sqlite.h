@@ -22,10 +22,14 @@
 //     expression, AND `dsar_phone("phone") IN (<E.164>)`, a function this
 //     connector registers that confirms each candidate with the normaliser;
 //     or `"phone" IN (?)` when phone is declared canonical.
-//   - other keys: `"col" IN (?, ...)`. A value that is a canonical integer
-//     ("42") is bound both as text and as an integer, so it matches an
-//     INTEGER column, a TEXT column holding "42", and an untyped column
-//     holding either.
+//   - other keys: `"col" IN (?, ...)`, values bound by the column's declared
+//     type so that SQLite converts none of them: an INTEGER, REAL or NUMERIC
+//     column is compared only with canonical integers ("42" as 42; "007",
+//     "+8", "9.0" or "1e1" match nothing there rather than 7, 8, 9, 10), a
+//     TEXT column with the text, an untyped column with the text and, for a
+//     canonical integer, the integer too.
+// A table or identity column the inventory names but the database lacks is
+// NOT_FOUND.
 //
 // Rectify: a correction applies to the tables whose pii_fields list its
 // field; naming a column of a table that is not a PII field is

@@ -242,11 +242,58 @@ TEST_F(SqliteConnectorTest, EraseIsOneTransaction) {
   store_.collections.push_back(
       {"no_such_table", {{"user_id", "user_id"}}, {}, {}});
   absl::StatusOr<int64_t> erased = Make()->Erase({{"user_id", "42"}});
-  EXPECT_EQ(erased.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(erased.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(erased.status().message()),
               ::testing::HasSubstr("no_such_table"));
   EXPECT_EQ(Count("SELECT count(*) FROM users"), 2);
   EXPECT_EQ(Count("SELECT count(*) FROM orders"), 4);
+}
+
+TEST_F(SqliteConnectorTest, NonCanonicalUserIdsNeverMatchNumbers) {
+  // SQLite's type affinity would turn each of these into 7, 8, 9 or 10 when
+  // compared with an INTEGER (or REAL, NUMERIC) column.
+  Exec(R"sql(
+    CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT UNIQUE);
+    CREATE TABLE scores (user_id REAL, points NUMERIC, note);
+    CREATE TABLE handles (user_id TEXT, note);
+    INSERT INTO people VALUES (7, 'p7@x.org'), (8, 'p8@x.org'),
+                              (9, 'p9@x.org'), (10, 'p10@x.org');
+    INSERT INTO scores VALUES (7, 7, 'a'), (8, 8, 'b'), (9.0, 9, 'c'),
+                              (10, 10, 'd');
+    INSERT INTO handles VALUES ('7', 'a'), ('007', 'b'), ('9.0', 'c');
+  )sql");
+  store_.collections = {
+      {"people", {{"user_id", "id"}}, {}, {}},
+      {"scores",
+       {{"user_id", "user_id"}, {"customer_number", "points"}},
+       {},
+       {}},
+      {"handles", {{"user_id", "user_id"}}, {}, {}},
+  };
+  for (const char* value : {"+8", "1e1", " 1e1", "0x8", "8.", "10.00"}) {
+    SCOPED_TRACE(value);
+    absl::StatusOr<int64_t> erased = Make()->Erase({{"user_id", value}});
+    ASSERT_TRUE(erased.ok()) << erased.status();
+    EXPECT_EQ(*erased, 0);
+    erased = Make()->Erase({{"customer_number", value}});
+    ASSERT_TRUE(erased.ok()) << erased.status();
+    EXPECT_EQ(*erased, 0);
+  }
+  // A TEXT column holds the text as it is: "007" and "9.0" are found there
+  // and only there.
+  absl::StatusOr<int64_t> erased = Make()->Erase({{"user_id", "007"}});
+  ASSERT_TRUE(erased.ok()) << erased.status();
+  EXPECT_EQ(*erased, 1);
+  erased = Make()->Erase({{"user_id", "9.0"}});
+  ASSERT_TRUE(erased.ok()) << erased.status();
+  EXPECT_EQ(*erased, 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM people"), 4);
+  EXPECT_EQ(Count("SELECT count(*) FROM scores"), 4);
+  EXPECT_EQ(Count("SELECT count(*) FROM handles WHERE user_id = '7'"), 1);
+  // The canonical form still matches every column type.
+  erased = Make()->Erase({{"user_id", "9"}});
+  ASSERT_TRUE(erased.ok()) << erased.status();
+  EXPECT_EQ(*erased, 2);  // people 9 and scores 9.0.
 }
 
 TEST_F(SqliteConnectorTest, MissingDatabaseIsUnavailableAndNotCreated) {
