@@ -7,25 +7,13 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
+#include "model/connector_errors.h"
 #include "model/identity.h"
 
 namespace dsar {
 namespace {
 
 constexpr size_t kUploadChunkBytes = 64 * 1024;
-
-// Error names reported to the coordinator, matched by Retry/Catch.
-std::string ErrorName(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kUnavailable:
-      return "Connector.Unavailable";
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kFailedPrecondition:
-      return "Connector.InvalidStore";
-    default:
-      return "Connector.Failed";
-  }
-}
 
 // Streams export bytes to the coordinator in bounded chunks.
 class UploadSink : public ByteSink {
@@ -212,7 +200,8 @@ void Worker::Execute(const v1::Task& task) {
     fail.set_worker_id(options_.worker_id);
     fail.set_task_id(task.task_id());
     fail.set_attempt(task.attempt());
-    fail.set_error(ErrorName(outcome));
+    // Matched by the workflow's Retry/Catch (model/connector_errors.h).
+    fail.set_error(ConnectorErrorName(outcome));
     fail.set_cause(std::string(outcome.message()));
     reported = CallUntilAnswered(
         [&](grpc::ClientContext* context) {

@@ -48,6 +48,15 @@ struct ConnectorResult {
   std::vector<Identity> discovered;
 };
 
+// Identity conflicts: before any operation reads or changes a record, the
+// connector checks every collection for identities that point at different
+// records (the records matched through one identity key and those matched
+// through another are both non-empty and disjoint, e.g. one person's email
+// and another's user id). Then every operation fails with
+// FAILED_PRECONDITION carrying the error name Identity.Conflict
+// (model/connector_errors.h), naming the store, the collection and the
+// identity keys but no value and no record, and nothing is exported or
+// changed.
 class Connector {
  public:
   virtual ~Connector() = default;

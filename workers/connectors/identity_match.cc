@@ -2,6 +2,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "model/connector_errors.h"
 #include "model/identity.h"
 
 namespace dsar {
@@ -56,6 +57,35 @@ void DiscoveredIdentities::Add(const std::string& key, std::string_view value) {
   if (!canonical.has_value()) return;
   if (!seen_.emplace(key, *canonical).second) return;
   found_.push_back(Identity{key, *std::move(canonical)});
+}
+
+void IdentityConflictDetector::AddRecord(
+    const std::set<std::string>& matched_keys) {
+  keys_.insert(matched_keys.begin(), matched_keys.end());
+  for (const std::string& a : matched_keys) {
+    for (const std::string& b : matched_keys) {
+      if (a < b) shared_.emplace(a, b);
+    }
+  }
+}
+
+absl::Status IdentityConflictDetector::Check(
+    const std::string& store, const std::string& collection) const {
+  for (const std::string& a : keys_) {
+    for (const std::string& b : keys_) {
+      if (a < b && shared_.count({a, b}) == 0) {
+        return WithErrorName(
+            absl::FailedPreconditionError(absl::StrCat(
+                "store ", store, ": collection ", collection,
+                ": the subject's identities match different records (", a,
+                " matches some, ", b,
+                " others); refusing to act on an ambiguous subject, nothing "
+                "was read or changed")),
+            kErrorIdentityConflict);
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 bool ParseCanonicalInt64(std::string_view text, int64_t* out) {

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "workers/connectors/connector.h"
 
 namespace dsar {
@@ -64,6 +65,28 @@ class DiscoveredIdentities {
   const IdentityMatcher& matcher_;
   std::set<std::pair<std::string, std::string>> seen_;
   std::vector<Identity> found_;
+};
+
+// Detects identities that point at different records: in one collection,
+// the records matched through one identity key and those matched through
+// another are both non-empty and share no record (the email of one person
+// and the user id of another). Acting on the union would export or erase
+// someone else's data, so every operation refuses.
+class IdentityConflictDetector {
+ public:
+  // Adds one matched record: the identity keys through which it matched.
+  void AddRecord(const std::set<std::string>& matched_keys);
+
+  // FAILED_PRECONDITION carrying the error name Identity.Conflict
+  // (model/connector_errors.h) when the records added so far conflict; the
+  // message names the store, the collection and the identity keys, never a
+  // value or a record. OK otherwise.
+  absl::Status Check(const std::string& store,
+                     const std::string& collection) const;
+
+ private:
+  std::set<std::string> keys_;
+  std::set<std::pair<std::string, std::string>> shared_;  // Keys seen together.
 };
 
 // True when `text` is the canonical decimal form of an int64 ("42", "-7";

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -149,15 +150,31 @@ std::optional<std::string> FieldAsIdentity(const Json& value) {
   }
 }
 
-bool RecordMatches(const Json& record, const CollectionSpec& collection,
-                   const IdentityMatcher& matcher) {
+// The identity keys through which `record` matches; empty when it does not.
+std::set<std::string> MatchedKeys(const Json& record,
+                                  const CollectionSpec& collection,
+                                  const IdentityMatcher& matcher) {
+  std::set<std::string> matched;
   for (const auto& [key, field] : collection.identity_fields) {
     auto it = record.find(field);
     if (it == record.end()) continue;
     std::optional<std::string> value = FieldAsIdentity(*it);
-    if (value.has_value() && matcher.Matches(key, *value)) return true;
+    if (value.has_value() && matcher.Matches(key, *value)) matched.insert(key);
   }
-  return false;
+  return matched;
+}
+
+// True when `line` is a record of the subject; adds it to `conflicts`.
+bool LineMatches(std::string_view line, const CollectionSpec& collection,
+                 const IdentityMatcher& matcher,
+                 IdentityConflictDetector& conflicts,
+                 std::optional<Json>* record) {
+  *record = ParseObject(line);
+  if (!record->has_value()) return false;
+  std::set<std::string> matched = MatchedKeys(**record, collection, matcher);
+  if (matched.empty()) return false;
+  conflicts.AddRecord(matched);
+  return true;
 }
 
 // Streams the log, handing each matching record to `on_match`.
@@ -169,16 +186,15 @@ absl::StatusOr<ConnectorResult> ScanMatchingRecords(
   IdentityMatcher matcher(identities, store.default_phone_region);
   DiscoveredIdentities discovered(identities, matcher);
   ConnectorResult result;
+  IdentityConflictDetector conflicts;
   ASSIGN_OR_RETURN(LineReader reader, LineReader::Open(store.path, store.name));
   std::string_view line;
   while (true) {
     ASSIGN_OR_RETURN(bool more, reader.Next(&line));
     if (!more) break;
     if (matcher.empty()) continue;
-    std::optional<Json> record = ParseObject(line);
-    if (!record.has_value() || !RecordMatches(*record, collection, matcher)) {
-      continue;
-    }
+    std::optional<Json> record;
+    if (!LineMatches(line, collection, matcher, conflicts, &record)) continue;
     ++result.record_count;
     for (const auto& [key, field] : collection.identity_fields) {
       auto it = record->find(field);
@@ -188,6 +204,7 @@ absl::StatusOr<ConnectorResult> ScanMatchingRecords(
     }
     RETURN_IF_ERROR(on_match(collection, *record));
   }
+  RETURN_IF_ERROR(conflicts.Check(store.name, collection.name));
   result.discovered = discovered.Take();
   return result;
 }
@@ -227,6 +244,7 @@ void RemoveStaleTempFiles(const std::string& log_path) {
 // logs in one directory are serialized with flock(2) on the directory.
 template <typename Transform>
 absl::StatusOr<int64_t> RewriteLog(const StoreSpec& store, bool skip,
+                                   const IdentityConflictDetector& conflicts,
                                    Transform transform) {
   static std::atomic<uint64_t> temp_counter{0};
   const std::string& path = store.path;
@@ -284,6 +302,10 @@ absl::StatusOr<int64_t> RewriteLog(const StoreSpec& store, bool skip,
         buffer.clear();
       }
     }
+    // `transform` has seen every line: refuse an ambiguous subject before
+    // the log changes.
+    RETURN_IF_ERROR(
+        conflicts.Check(store.name, store.collections.front().name));
     if (changed == 0) return absl::OkStatus();  // Leave the log untouched.
     RETURN_IF_ERROR(WriteAll(out.get(), buffer, temp));
     // Keep the log's permissions and, when allowed, its owner.
@@ -480,6 +502,8 @@ Json CorrectedValue(const Json& existing, const std::string& text) {
 
 absl::StatusOr<ConnectorResult> JsonlConnector::Export(
     const std::vector<Identity>& identities, ByteSink& sink) {
+  // A first pass refuses an identity conflict before a byte is exported.
+  RETURN_IF_ERROR(Discover(identities).status());
   ExportWriter writer(sink, store_.name);
   ASSIGN_OR_RETURN(
       ConnectorResult result,
@@ -503,11 +527,12 @@ absl::StatusOr<int64_t> JsonlConnector::Erase(
     const std::vector<Identity>& identities) {
   const CollectionSpec& collection = store_.collections.front();
   IdentityMatcher matcher(identities, store_.default_phone_region);
+  IdentityConflictDetector conflicts;
   return RewriteLog(
-      store_, matcher.empty(),
+      store_, matcher.empty(), conflicts,
       [&](std::string_view line, std::string* out) -> absl::StatusOr<bool> {
-        std::optional<Json> record = ParseObject(line);
-        if (record.has_value() && RecordMatches(*record, collection, matcher)) {
+        std::optional<Json> record;
+        if (LineMatches(line, collection, matcher, conflicts, &record)) {
           return true;
         }
         out->append(line);
@@ -536,12 +561,13 @@ absl::StatusOr<int64_t> JsonlConnector::Rectify(
   IdentityMatcher matcher(identities, store_.default_phone_region);
   bool skip = matcher.empty() ||
               (resolved.updates.empty() && resolved.unknown_fields.empty());
+  IdentityConflictDetector conflicts;
   return RewriteLog(
-      store_, skip,
+      store_, skip, conflicts,
       [&](std::string_view line, std::string* out) -> absl::StatusOr<bool> {
-        std::optional<Json> record = ParseObject(line);
+        std::optional<Json> record;
         std::optional<ObjectLayout> layout;
-        if (record.has_value() && RecordMatches(*record, collection, matcher)) {
+        if (LineMatches(line, collection, matcher, conflicts, &record)) {
           layout = ScanObject(line);
           if (!layout.has_value()) {
             return absl::InternalError("cannot locate the fields to correct");
@@ -592,12 +618,13 @@ absl::StatusOr<int64_t> JsonlConnector::SetProcessingFlag(
   if (it == collection.processing_flags.end()) return 0;
   const std::string& field = it->second;
   IdentityMatcher matcher(identities, store_.default_phone_region);
+  IdentityConflictDetector conflicts;
   return RewriteLog(
-      store_, matcher.empty(),
+      store_, matcher.empty(), conflicts,
       [&](std::string_view line, std::string* out) -> absl::StatusOr<bool> {
-        std::optional<Json> record = ParseObject(line);
+        std::optional<Json> record;
         std::optional<ObjectLayout> layout;
-        if (record.has_value() && RecordMatches(*record, collection, matcher)) {
+        if (LineMatches(line, collection, matcher, conflicts, &record)) {
           layout = ScanObject(line);
           if (!layout.has_value()) {
             return absl::InternalError("cannot locate the flag field");

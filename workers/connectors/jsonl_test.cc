@@ -13,11 +13,15 @@
 #include "common/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/connector_errors.h"
 #include "nlohmann/json.hpp"
 #include "workers/connectors/connector.h"
 
 namespace dsar {
 namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 using ::testing::ElementsAre;
 using ::testing::UnorderedElementsAre;
@@ -142,6 +146,42 @@ TEST_F(JsonlConnectorTest, NonCanonicalUserIdsNeverMatchNumbers) {
     EXPECT_EQ(*erased, 0);
   }
   EXPECT_EQ(Contents(), log);
+}
+
+TEST_F(JsonlConnectorTest,
+       IdentitiesOfDifferentPeopleAreRefusedByEveryOperation) {
+  // Alice's email and Bob's user id: the records matched through each are
+  // disjoint, so the request names two people.
+  const std::vector<Identity> mixed = {{"email", "alice@example.com"},
+                                       {"user_id", "7"}};
+  store_.collections.front().pii_fields = {{"ip", "online_identifiers"}};
+  store_.collections.front().processing_flags = {{"restriction", "r"}};
+  std::unique_ptr<Connector> connector = Make();
+  StringSink sink;
+  std::vector<absl::Status> outcomes = {
+      connector->Export(mixed, sink).status(),
+      connector->Discover(mixed).status(),
+      connector->Erase(mixed).status(),
+      connector->Rectify(mixed, {{"", "ip", "192.0.2.99"}}).status(),
+      connector->SetProcessingFlag(mixed, "restriction").status(),
+  };
+  for (const absl::Status& status : outcomes) {
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+    EXPECT_EQ(ConnectorErrorName(status), "Identity.Conflict");
+    std::string message(status.message());
+    EXPECT_THAT(message, HasSubstr("store activity: collection activity"));
+    EXPECT_THAT(message, HasSubstr("email"));
+    EXPECT_THAT(message, HasSubstr("user_id"));
+    EXPECT_THAT(message, Not(HasSubstr("alice")));
+    EXPECT_THAT(message, Not(HasSubstr("7")));
+  }
+  EXPECT_TRUE(sink.data.empty());
+  EXPECT_EQ(Contents(), original_);
+  // Identities of one person that some record shares are fine.
+  absl::StatusOr<ConnectorResult> same =
+      connector->Discover({{"email", "alice@example.com"}, {"user_id", "42"}});
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(same->record_count, 3);
 }
 
 TEST_F(JsonlConnectorTest, EmailsMatchIgnoringCase) {

@@ -467,6 +467,61 @@ std::optional<std::string> ColumnAsIdentity(sqlite3_stmt* statement, int i) {
   }
 }
 
+// Refuses (Identity.Conflict) when the identities given for the subject
+// match different rows of `collection` (IdentityConflictDetector). Reads
+// only the identity columns of the rows `filter` selects.
+absl::Status CheckIdentityConflict(Session& session, const StoreSpec& store,
+                                   const CollectionSpec& collection,
+                                   const RowFilter& filter,
+                                   const IdentityMatcher& matcher) {
+  std::vector<std::pair<std::string, std::string>> given;  // key, column
+  for (const auto& [key, column] : collection.identity_fields) {
+    if (!matcher.ValuesFor(key).empty()) given.emplace_back(key, column);
+  }
+  if (given.size() < 2) return absl::OkStatus();
+  std::vector<std::string> columns;
+  for (const auto& [key, column] : given) {
+    columns.push_back(QuoteIdentifier(column));
+  }
+  std::string sql =
+      absl::StrCat("SELECT ", absl::StrJoin(columns, ", "), " FROM ",
+                   QuoteIdentifier(collection.name), " WHERE ", filter.sql);
+  ASSIGN_OR_RETURN(Statement statement, PrepareFiltered(session, sql, filter));
+  IdentityConflictDetector detector;
+  int rc;
+  while ((rc = sqlite3_step(statement.get())) == SQLITE_ROW) {
+    std::set<std::string> matched;
+    for (size_t i = 0; i < given.size(); ++i) {
+      std::optional<std::string> value =
+          ColumnAsIdentity(statement.get(), static_cast<int>(i));
+      if (value.has_value() && matcher.Matches(given[i].first, *value)) {
+        matched.insert(given[i].first);
+      }
+    }
+    detector.AddRecord(matched);
+  }
+  if (rc != SQLITE_DONE) return session.Error(rc, sql);
+  return detector.Check(store.name, collection.name);
+}
+
+// The filter of every collection (by index; nullopt where no identity can
+// match), once no collection has an identity conflict. Call inside the
+// operation's transaction, before reading or changing anything else.
+absl::StatusOr<std::vector<std::optional<RowFilter>>> SubjectFilters(
+    Session& session, const StoreSpec& store, const IdentityMatcher& matcher) {
+  std::vector<std::optional<RowFilter>> filters;
+  for (const CollectionSpec& collection : store.collections) {
+    ASSIGN_OR_RETURN(std::optional<RowFilter> filter,
+                     BuildRowFilter(session, store, collection, matcher));
+    if (filter.has_value()) {
+      RETURN_IF_ERROR(
+          CheckIdentityConflict(session, store, collection, *filter, matcher));
+    }
+    filters.push_back(std::move(filter));
+  }
+  return filters;
+}
+
 // Reads every row of the store that matches `identities`, adding discovered
 // identities to the result and, when `writer` is set, each row to the export.
 absl::StatusOr<ConnectorResult> ScanMatchingRows(
@@ -478,9 +533,11 @@ absl::StatusOr<ConnectorResult> ScanMatchingRows(
   ASSIGN_OR_RETURN(Session session, Session::Open(store, /*read_only=*/true));
   // One read transaction: every table is read from the same snapshot.
   RETURN_IF_ERROR(session.Exec("BEGIN"));
-  for (const CollectionSpec& collection : store.collections) {
-    ASSIGN_OR_RETURN(std::optional<RowFilter> filter,
-                     BuildRowFilter(session, store, collection, matcher));
+  ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
+                   SubjectFilters(session, store, matcher));
+  for (size_t c = 0; c < store.collections.size(); ++c) {
+    const CollectionSpec& collection = store.collections[c];
+    const std::optional<RowFilter>& filter = filters[c];
     if (!filter.has_value()) continue;
     std::string sql =
         absl::StrCat("SELECT * FROM ", QuoteIdentifier(collection.name),
@@ -569,11 +626,12 @@ absl::StatusOr<int64_t> SqliteConnector::Erase(
   IdentityMatcher matcher(identities, store_.default_phone_region);
   return InWriteTransaction(
       store_, [&](Session& session) -> absl::StatusOr<int64_t> {
+        ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
+                         SubjectFilters(session, store_, matcher));
         int64_t deleted = 0;
-        for (const CollectionSpec& collection : store_.collections) {
-          ASSIGN_OR_RETURN(
-              std::optional<RowFilter> filter,
-              BuildRowFilter(session, store_, collection, matcher));
+        for (size_t c = 0; c < store_.collections.size(); ++c) {
+          const CollectionSpec& collection = store_.collections[c];
+          const std::optional<RowFilter>& filter = filters[c];
           if (!filter.has_value()) continue;
           std::string sql =
               absl::StrCat("DELETE FROM ", QuoteIdentifier(collection.name),
@@ -594,6 +652,8 @@ absl::StatusOr<int64_t> SqliteConnector::Rectify(
   IdentityMatcher matcher(identities, store_.default_phone_region);
   return InWriteTransaction(
       store_, [&](Session& session) -> absl::StatusOr<int64_t> {
+        ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
+                         SubjectFilters(session, store_, matcher));
         // Every correction is checked before any row changes.
         std::vector<std::map<std::string, std::string>> updates;
         for (const CollectionSpec& collection : store_.collections) {
@@ -620,9 +680,7 @@ absl::StatusOr<int64_t> SqliteConnector::Rectify(
         for (size_t i = 0; i < store_.collections.size(); ++i) {
           if (updates[i].empty()) continue;
           const CollectionSpec& collection = store_.collections[i];
-          ASSIGN_OR_RETURN(
-              std::optional<RowFilter> filter,
-              BuildRowFilter(session, store_, collection, matcher));
+          const std::optional<RowFilter>& filter = filters[i];
           if (!filter.has_value()) continue;
           // Bound as text: the column's affinity decides how it is stored,
           // so "43" becomes the integer 43 in an INTEGER column and stays
@@ -651,13 +709,14 @@ absl::StatusOr<int64_t> SqliteConnector::SetProcessingFlag(
   IdentityMatcher matcher(identities, store_.default_phone_region);
   return InWriteTransaction(
       store_, [&](Session& session) -> absl::StatusOr<int64_t> {
+        ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
+                         SubjectFilters(session, store_, matcher));
         int64_t flagged = 0;
-        for (const CollectionSpec& collection : store_.collections) {
+        for (size_t c = 0; c < store_.collections.size(); ++c) {
+          const CollectionSpec& collection = store_.collections[c];
           auto it = collection.processing_flags.find(flag);
           if (it == collection.processing_flags.end()) continue;
-          ASSIGN_OR_RETURN(
-              std::optional<RowFilter> filter,
-              BuildRowFilter(session, store_, collection, matcher));
+          const std::optional<RowFilter>& filter = filters[c];
           if (!filter.has_value()) continue;
           ASSIGN_OR_RETURN(
               int64_t rows,

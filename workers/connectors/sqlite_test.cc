@@ -12,6 +12,7 @@
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/connector_errors.h"
 #include "nlohmann/json.hpp"
 #include "workers/connectors/connector.h"
 
@@ -294,6 +295,46 @@ TEST_F(SqliteConnectorTest, NonCanonicalUserIdsNeverMatchNumbers) {
   erased = Make()->Erase({{"user_id", "9"}});
   ASSERT_TRUE(erased.ok()) << erased.status();
   EXPECT_EQ(*erased, 2);  // people 9 and scores 9.0.
+}
+
+TEST_F(SqliteConnectorTest,
+       IdentitiesOfDifferentPeopleAreRefusedByEveryOperation) {
+  // Alice's email and Bob's user id both match rows of users, different ones.
+  const std::vector<Identity> mixed = {{"email", "alice@example.com"},
+                                       {"user_id", "7"}};
+  store_.collections[0].pii_fields = {{"full_name", "identity"}};
+  store_.collections[0].processing_flags = {{"restriction", "score"}};
+  const std::string before = Text(
+      "SELECT group_concat(quote(id)||quote(full_name)||quote(score)) "
+      "FROM users");
+  std::unique_ptr<Connector> connector = Make();
+  StringSink sink;
+  std::vector<absl::Status> outcomes = {
+      connector->Export(mixed, sink).status(),
+      connector->Discover(mixed).status(),
+      connector->Erase(mixed).status(),
+      connector->Rectify(mixed, {{"users", "full_name", "X"}}).status(),
+      connector->SetProcessingFlag(mixed, "restriction").status(),
+  };
+  for (const absl::Status& status : outcomes) {
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+    EXPECT_EQ(ConnectorErrorName(status), "Identity.Conflict");
+    std::string message(status.message());
+    EXPECT_THAT(message, ::testing::HasSubstr("store shop: collection users"));
+    EXPECT_THAT(message, ::testing::HasSubstr("email"));
+    EXPECT_THAT(message, ::testing::HasSubstr("user_id"));
+    EXPECT_THAT(message, Not(::testing::HasSubstr("alice")));
+    EXPECT_THAT(message, Not(::testing::HasSubstr("7")));
+  }
+  EXPECT_TRUE(sink.data.empty());
+  EXPECT_EQ(Count("SELECT count(*) FROM orders"), 4);
+  EXPECT_EQ(Text("SELECT group_concat(quote(id)||quote(full_name)||"
+                 "quote(score)) FROM users"),
+            before);
+  // Identities of one person are fine, even when a row holds only one.
+  absl::StatusOr<ConnectorResult> same =
+      connector->Discover({{"email", "alice@example.com"}, {"user_id", "42"}});
+  ASSERT_TRUE(same.ok()) << same.status();
 }
 
 TEST_F(SqliteConnectorTest, MissingDatabaseIsUnavailableAndNotCreated) {
