@@ -27,8 +27,6 @@ namespace {
 constexpr int kDefaultPollWaitMs = 20000;
 constexpr int kMaxPollWaitMs = 60000;
 
-int64_t NowMillis() { return absl::ToUnixMillis(absl::Now()); }
-
 std::string TaskId(const std::string& request_id, int map, int item) {
   return absl::StrCat(request_id, "/", map, "/", item);
 }
@@ -161,6 +159,7 @@ v1::Request ToPublicRequest(const internal::RequestRecord& record) {
       step->set_record_count(item.record_count());
       step->set_artifact_sha256(item.artifact_sha256());
       step->set_worker_id(item.worker_id());
+      step->set_alert(item.alert());
     }
   }
   return request;
@@ -174,7 +173,9 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     return absl::InvalidArgumentError(
         "a workflow definition and an inventory are required");
   }
+  if (options.clock == nullptr) options.clock = RealClock();
   std::unique_ptr<Coordinator> coordinator(new Coordinator(std::move(options)));
+  coordinator->started_ms_ = coordinator->options_.clock->NowMillis();
   ASSIGN_OR_RETURN(coordinator->store_,
                    StateStore::Open(coordinator->options_.data_dir + "/state"));
   RETURN_IF_ERROR(MakeDirectories(coordinator->options_.data_dir + "/bundles"));
@@ -277,7 +278,7 @@ absl::Status Coordinator::Recover() {
     RETURN_IF_ERROR(store_->Commit(batch));
   }
 
-  int64_t now = NowMillis();
+  int64_t now = options_.clock->NowMillis();
   Txn txn(store_->NewBatch(), now);
   RETURN_IF_ERROR(store_->ForEachLiveRequest(
       [&](internal::RequestRecord record) -> absl::Status {
@@ -356,16 +357,20 @@ void Coordinator::RunCommitLoop() {
     std::deque<Command> group;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      int64_t next_due = INT64_MAX;
-      if (!timers_.empty()) next_due = timers_.top().due_ms;
+      // Timers run on the engine's clock; a long poll's wait is transport
+      // time, on the system clock.
+      int64_t wait_ms = INT64_MAX;
+      if (!timers_.empty()) {
+        wait_ms = timers_.top().due_ms - options_.clock->NowMillis();
+      }
+      int64_t real_now = RealClock()->NowMillis();
       for (const Poller& poller : pollers_) {
-        next_due = std::min(next_due, poller.deadline_ms);
+        wait_ms = std::min(wait_ms, poller.deadline_ms - real_now);
       }
       auto has_work = [&] { return stopping_ || !queue_.empty(); };
-      if (next_due == INT64_MAX) {
+      if (wait_ms == INT64_MAX) {
         wake_.wait(lock, has_work);
       } else {
-        int64_t wait_ms = next_due - NowMillis();
         if (wait_ms > 0) {
           wake_.wait_for(lock, std::chrono::milliseconds(wait_ms), has_work);
         }
@@ -378,7 +383,7 @@ void Coordinator::RunCommitLoop() {
         queue_.pop_front();
       }
     }
-    Txn txn(store_->NewBatch(), NowMillis());
+    Txn txn(store_->NewBatch(), options_.clock->NowMillis());
     FireDueTimers(txn);
     for (Command& command : group) command(txn);
     DispatchToPollers(txn);
@@ -515,6 +520,11 @@ void Coordinator::Schedule(Txn& txn, LiveRequest& live) {
         std::string task_id = TaskId(id, map, i);
         if (queued_.insert(task_id).second)
           ready_[item.store()].push_back({id, map, i});
+        if (item.alert().empty()) {
+          PushTimer({item.ready_since_ms() + absl::ToInt64Milliseconds(
+                                                 options_.unserved_alert_after),
+                     TimerKind::kUnserved, id, map, i});
+        }
       } else if (item.phase() == internal::ITEM_RETRY_WAIT) {
         PushTimer({item.not_before_ms(), TimerKind::kRetry, id, map, i});
       }
@@ -622,6 +632,9 @@ void Coordinator::FireDueTimers(Txn& txn) {
       case TimerKind::kDeadline:
         FireDeadlineNotice(txn, live);
         break;
+      case TimerKind::kUnserved:
+        if (current_map) CheckUnserved(txn, live, timer.map, timer.item);
+        break;
     }
   }
 }
@@ -656,6 +669,7 @@ std::optional<v1::Task> Coordinator::TryLease(
       item->set_phase(internal::ITEM_LEASED);
       item->set_attempt(item->attempt() + 1);
       item->set_worker_id(worker_id);
+      item->clear_alert();
       int64_t expiry =
           txn.now_ms + absl::ToInt64Milliseconds(options_.lease_duration);
       lease_expiry_ms_[task_id] = expiry;
@@ -680,7 +694,7 @@ void Coordinator::DispatchToPollers(Txn& txn) {
       continue;
     }
     std::optional<v1::Task> task = TryLease(txn, it->stores, it->worker_id);
-    if (task || it->deadline_ms <= txn.now_ms) {
+    if (task || it->deadline_ms <= RealClock()->NowMillis()) {
       txn.replies.push_back(
           [slot = it->slot, task = std::move(task)]() mutable {
             slot->Fulfil(std::move(task));
@@ -1031,6 +1045,62 @@ absl::StatusOr<v1::Request> Coordinator::RetryRequest(
   });
 }
 
+bool Coordinator::StoreServed(const std::string& store, int64_t now_ms) const {
+  int64_t live_since =
+      now_ms - absl::ToInt64Milliseconds(options_.worker_silence_after);
+  for (const auto& [id, seen] : workers_) {
+    if (seen.last_seen_ms >= live_since &&
+        std::find(seen.stores.begin(), seen.stores.end(), store) !=
+            seen.stores.end()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void Coordinator::CheckUnserved(Txn& txn, LiveRequest& live, int map,
+                                int item_index) {
+  internal::MapItem* item =
+      live.record.mutable_maps(map)->mutable_items(item_index);
+  int64_t alert_after =
+      absl::ToInt64Milliseconds(options_.unserved_alert_after);
+  if (item->phase() != internal::ITEM_READY || !item->alert().empty() ||
+      txn.now_ms < item->ready_since_ms() + alert_after) {
+    return;
+  }
+  // Workers reconnect after a restart of dsard: give them time to be seen.
+  int64_t settled =
+      started_ms_ + absl::ToInt64Milliseconds(options_.worker_silence_after);
+  if (txn.now_ms < settled) {
+    PushTimer({settled, TimerKind::kUnserved, live.record.request().id(), map,
+               item_index});
+    return;
+  }
+  if (StoreServed(item->store(), txn.now_ms)) {
+    // A backlog, not an outage: look again later.
+    PushTimer({txn.now_ms + alert_after, TimerKind::kUnserved,
+               live.record.request().id(), map, item_index});
+    return;
+  }
+  std::string since = absl::FormatTime(
+      absl::RFC3339_sec, absl::FromUnixMillis(item->ready_since_ms()),
+      absl::UTCTimeZone());
+  item->set_alert(absl::StrCat("no live worker serves store ", item->store(),
+                               "; ready since ", since));
+  EventDraft unserved;
+  unserved.kind = "store_unserved";
+  unserved.state = item->state();
+  unserved.store = item->store();
+  unserved.detail = item->alert();
+  AppendEvents(txn, live, {unserved});
+  QueueNotification(txn, live, "store_unserved",
+                    {{"audience", "operator"},
+                     {"store", item->store()},
+                     {"ready_since", since}});
+  std::fprintf(stderr, "dsard: ALERT: request %s: %s\n",
+               live.record.request().id().c_str(), item->alert().c_str());
+}
+
 void Coordinator::SawWorker(const std::string& worker_id, int64_t now_ms,
                             const std::vector<std::string>* stores) {
   WorkerSeen& seen = workers_[worker_id];
@@ -1066,6 +1136,11 @@ absl::StatusOr<v1::ListWorkersResponse> Coordinator::ListWorkers() {
           std::vector<std::string>& held = leases[id];
           std::sort(held.begin(), held.end());
           for (const std::string& task : held) info->add_leased_tasks(task);
+        }
+        for (const StoreSpec& spec : options_.inventory->stores()) {
+          if (!StoreServed(spec.name, txn.now_ms)) {
+            response.add_unserved_stores(spec.name);
+          }
         }
         return response;
       });
@@ -1205,7 +1280,8 @@ absl::StatusOr<std::optional<v1::Task>> Coordinator::PollTask(
   std::string worker_id = request.worker_id();
   bool queued = Enqueue([this, slot, stores, worker_id, wait_ms](Txn& txn) {
     SawWorker(worker_id, txn.now_ms, &stores);
-    pollers_.push_back({worker_id, stores, txn.now_ms + wait_ms, slot});
+    pollers_.push_back(
+        {worker_id, stores, RealClock()->NowMillis() + wait_ms, slot});
   });
   if (!queued) return absl::UnavailableError("coordinator is shutting down");
   std::unique_lock<std::mutex> lock(slot->mu);

@@ -25,6 +25,7 @@
 #include "absl/random/random.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "dsar/internal/records.pb.h"
 #include "dsar/v1/admin.pb.h"
 #include "dsar/v1/requests.pb.h"
@@ -43,6 +44,10 @@ class Coordinator {
  public:
   struct Options {
     std::string data_dir;  // RocksDB under data_dir/state, files beside it.
+    // Where time comes from; nullptr: the system clock. Not owned; must
+    // outlive the coordinator. Tests pass a FakeClock and wake the loop with
+    // any call after moving it.
+    Clock* clock = nullptr;
     std::shared_ptr<const WorkflowDefinition> definition;  // For new requests.
     std::shared_ptr<const Inventory> inventory;
     absl::Duration lease_duration = absl::Seconds(30);
@@ -67,6 +72,14 @@ class Coordinator {
     std::string notify_file;     // JSON-lines sink; empty: none.
     std::string webhook_url;     // Webhook sink; empty: none.
     std::string webhook_secret;  // HMAC key for the webhook signature.
+
+    // Operator alerts. A worker counts as live while it was heard from
+    // (poll, heartbeat, report) within `worker_silence_after`; a task READY
+    // for `unserved_alert_after` while no live worker serves its store
+    // raises an alert (event, notification, shown on the step and by
+    // ListWorkers).
+    absl::Duration worker_silence_after = absl::Seconds(90);
+    absl::Duration unserved_alert_after = absl::Minutes(5);
   };
 
   // Opens the state, recovers the live requests (not the finished history)
@@ -164,7 +177,7 @@ class Coordinator {
         notifications;  // Handed over after commit.
   };
   using Command = std::function<void(Txn&)>;
-  enum class TimerKind { kLease, kRetry, kRequest, kDeadline };
+  enum class TimerKind { kLease, kRetry, kRequest, kDeadline, kUnserved };
   struct Timer {
     int64_t due_ms;
     TimerKind kind;
@@ -177,7 +190,7 @@ class Coordinator {
   struct Poller {
     std::string worker_id;
     std::vector<std::string> stores;
-    int64_t deadline_ms;
+    int64_t deadline_ms;  // System clock (transport time, not engine time).
     std::shared_ptr<PollSlot> slot;
   };
 
@@ -258,12 +271,19 @@ class Coordinator {
   absl::StatusOr<v1::Request> CreateInLoop(
       Txn& txn, const v1::CreateRequestRequest& request,
       const std::string& actor);
+  // True when a worker serving `store` was heard from recently enough.
+  // REQUIRES: commit loop thread.
+  bool StoreServed(const std::string& store, int64_t now_ms) const;
+  // The item is READY past the alert time: raise the unserved-store alert
+  // unless a live worker serves its store (then look again later).
+  void CheckUnserved(Txn& txn, LiveRequest& live, int map, int item);
   // Records that `worker_id` was heard from. REQUIRES: commit loop thread.
   void SawWorker(const std::string& worker_id, int64_t now_ms,
                  const std::vector<std::string>* stores);
   double UnitRandom() { return absl::Uniform(random_, 0.0, 1.0); }
 
   Options options_;
+  int64_t started_ms_ = 0;  // Engine clock at start-up.
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<AuditLog> audit_;
   absl::TimeZone zone_;

@@ -569,6 +569,48 @@ TEST_F(CoordinatorTest, LinkedRequestRunsOnItsOwnWhenTheOriginalEnds) {
   EXPECT_EQ(Create(create).linked_to(), second.id());
 }
 
+TEST_F(CoordinatorTest, UnservedStoreRaisesAnAlertOnTheEngineClock) {
+  FakeClock clock(absl::ToUnixMillis(absl::Now()));
+  ASSERT_NO_FATAL_FAILURE(StartWith([&](Coordinator::Options& options) {
+    options.clock = &clock;
+    options.unserved_alert_after = absl::Minutes(1);
+    options.worker_silence_after = absl::Seconds(90);
+  }));
+  v1::Request created = Create(NewCreate(v1::ERASURE, {"a", "c"}));
+  // A worker serves c, none serves a.
+  std::optional<v1::Task> task = Poll("w1", {"c"});
+  ASSERT_TRUE(task.has_value());
+  clock.Advance(60'000);
+  EXPECT_FALSE(Poll("w1", {"c"}, 10).has_value());
+  EXPECT_TRUE(Get(created.id()).steps(0).alert().empty())
+      << "dsard just started: workers get time to reconnect";
+  clock.Advance(60'000);
+  absl::StatusOr<v1::ListWorkersResponse> workers = coordinator_->ListWorkers();
+  ASSERT_TRUE(workers.ok()) << workers.status();
+  EXPECT_THAT(workers->unserved_stores(), ElementsAre("a", "b"));
+
+  v1::Request alerted = Get(created.id());
+  ASSERT_NE(Step(alerted, "a"), nullptr);
+  EXPECT_THAT(Step(alerted, "a")->alert(),
+              HasSubstr("no live worker serves store a"));
+  EXPECT_EQ(Step(alerted, "a")->status(), v1::READY);
+  EXPECT_TRUE(Step(alerted, "c")->alert().empty());
+  std::vector<v1::Event> raised = EventsOf(created.id(), "store_unserved");
+  ASSERT_EQ(raised.size(), 1u);
+  EXPECT_EQ(raised[0].store(), "a");
+  // Raised once per wait, and cleared when a worker takes the task. (c's
+  // lease expires meanwhile and w1 falls silent: c gets its own alert.)
+  clock.Advance(600'000);
+  ASSERT_TRUE(coordinator_->ListWorkers().ok());
+  int alerts_for_a = 0;
+  for (const v1::Event& event : EventsOf(created.id(), "store_unserved")) {
+    alerts_for_a += event.store() == "a";
+  }
+  EXPECT_EQ(alerts_for_a, 1);
+  ASSERT_TRUE(Poll("w2", {"a"}).has_value());
+  EXPECT_TRUE(Step(Get(created.id()), "a")->alert().empty());
+}
+
 TEST_F(CoordinatorTest, PausedRequestGetsNoTaskUntilResumed) {
   v1::Request created = Create(NewCreate(v1::ERASURE, {"a"}));
   v1::PauseRequestRequest pause;

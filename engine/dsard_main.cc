@@ -49,6 +49,12 @@ ABSL_FLAG(int, verification_attempts, 5,
           "Wrong codes allowed before the request is closed.");
 ABSL_FLAG(absl::Duration, deadline_notice, absl::Hours(7 * 24),
           "Notify operators this long before a request's deadline.");
+ABSL_FLAG(absl::Duration, unserved_alert_after, absl::Minutes(5),
+          "Alert the operator when a task waited this long with no live "
+          "worker serving its store.");
+ABSL_FLAG(absl::Duration, worker_silence_after, absl::Seconds(90),
+          "A worker not heard from for this long no longer counts as "
+          "serving its stores.");
 ABSL_FLAG(std::string, templates_dir, DSAR_DEFAULT_TEMPLATES_DIR,
           "Directory with the Art. 15 answer templates (response.md.mustache, "
           "response.html.mustache) an organisation edits.");
@@ -124,6 +130,8 @@ int main(int argc, char** argv) {
   options.verification_ttl = absl::GetFlag(FLAGS_verification_ttl);
   options.verification_attempts = absl::GetFlag(FLAGS_verification_attempts);
   options.deadline_notice = absl::GetFlag(FLAGS_deadline_notice);
+  options.unserved_alert_after = absl::GetFlag(FLAGS_unserved_alert_after);
+  options.worker_silence_after = absl::GetFlag(FLAGS_worker_silence_after);
   options.notify_file = absl::GetFlag(FLAGS_notify_file);
   options.templates_dir = absl::GetFlag(FLAGS_templates_dir);
   options.webhook_url = absl::GetFlag(FLAGS_webhook_url);

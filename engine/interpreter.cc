@@ -406,6 +406,7 @@ void Interpreter::AdvanceItem(RequestRecord* record, const State& map,
           if (active >= map.max_concurrency) return;
         }
         item->set_phase(internal::ITEM_READY);
+        item->set_ready_since_ms(now_ms_);
         item->clear_retry_counts();
         return;
       }
@@ -519,6 +520,7 @@ void Interpreter::RetryDue(RequestRecord* record, int index) {
   MapItem* item =
       record->mutable_maps(record->maps_size() - 1)->mutable_items(index);
   item->set_phase(internal::ITEM_READY);
+  item->set_ready_since_ms(now_ms_);
   item->set_not_before_ms(0);
 }
 

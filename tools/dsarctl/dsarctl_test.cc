@@ -836,6 +836,14 @@ TEST_F(DsarctlTest, RetryReRunsAFailedStore) {
 }
 
 TEST_F(DsarctlTest, WorkersShowsConnectedWorkers) {
+  // Before any worker: every store is named as unserved.
+  Ctl alone = Run({"workers"});
+  ASSERT_EQ(alone.code, 0) << alone;
+  EXPECT_THAT(alone.err, HasSubstr("no live worker serves: "));
+  EXPECT_THAT(alone.err, HasSubstr("accounts"));
+  EXPECT_EQ(
+      ParseJson(Run({"workers", "-o", "json"}).out)["unserved_stores"].size(),
+      4u);
   ASSERT_NO_FATAL_FAILURE(StartTheWorker());
   // The worker registers on its first poll.
   Ctl workers;
@@ -847,6 +855,7 @@ TEST_F(DsarctlTest, WorkersShowsConnectedWorkers) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ASSERT_EQ(workers.code, 0) << workers;
+  EXPECT_THAT(workers.err, Not(HasSubstr("no live worker serves")));
   EXPECT_THAT(workers.out,
               ContainsRegex("WORKER +STORES +IN-FLIGHT +LAST HEARTBEAT"));
   EXPECT_THAT(workers.out,

@@ -160,7 +160,7 @@ void PrintRequestTable(const Options& options, const Request& request) {
         {"STEP", "STORE", "STATUS", "ATTEMPTS", "RECORDS", "WORKER", "ERROR"});
     for (const StoreStep& step : request.steps()) {
       std::string error = step.error().empty()
-                              ? ""
+                              ? step.alert()
                               : absl::StrCat(step.error(), ": ", step.cause());
       std::string status_name = ShortStep(step.status());
       table.AddRow({step.map_state(),
@@ -468,14 +468,21 @@ int RunList(const Options& options) {
       {"ID", "TYPE", "STATUS", "CREATED (UTC)", "DUE", "STATE", "STEPS"});
   for (const Request& item : listed.requests()) {
     int done = 0;
-    for (const StoreStep& step : item.steps()) done += StepSucceeded(step);
-    table.AddRow({item.id(),
-                  dsar::v1::RequestType_Name(item.type()),
-                  {StatusName(item), StatusColor(StatusName(item))},
-                  FormatTimestamp(item.created_at()),
-                  DeadlineText(options, item, /*long_form=*/false),
-                  item.current_state().empty() ? "-" : item.current_state(),
-                  absl::StrCat(done, "/", item.steps_size())});
+    int alerts = 0;
+    for (const StoreStep& step : item.steps()) {
+      done += StepSucceeded(step);
+      alerts += !step.alert().empty();
+    }
+    table.AddRow(
+        {item.id(),
+         dsar::v1::RequestType_Name(item.type()),
+         {StatusName(item), StatusColor(StatusName(item))},
+         FormatTimestamp(item.created_at()),
+         DeadlineText(options, item, /*long_form=*/false),
+         item.current_state().empty() ? "-" : item.current_state(),
+         absl::StrCat(
+             done, "/", item.steps_size(),
+             alerts == 0 ? "" : absl::StrCat(" (", alerts, " unserved)"))});
   }
   if (table.empty()) {
     std::fprintf(stderr, "no requests match\n");

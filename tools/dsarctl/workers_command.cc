@@ -26,6 +26,16 @@ int RunWorkers(const Options& options) {
     PrintMessage(options, response);
     return kExitOk;
   }
+  if (!response.unserved_stores().empty()) {
+    // On stderr like the other warnings; tasks of these stores wait.
+    std::fprintf(
+        stderr, "%s\n",
+        Paint(options,
+              absl::StrCat("no live worker serves: ",
+                           absl::StrJoin(response.unserved_stores(), ", ")),
+              Color::kRed)
+            .c_str());
+  }
   if (response.workers().empty()) {
     std::fprintf(stderr, "no workers have connected since dsard started\n");
     return kExitOk;
