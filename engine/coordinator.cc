@@ -12,6 +12,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/files.h"
 #include "common/status_macros.h"
@@ -305,7 +306,20 @@ absl::Status Coordinator::Recover() {
           }
         }
         IndexOpenRequest(entry.record);
-        Schedule(txn, entry);
+        // The inventory may have changed while dsard was down: a store no
+        // longer in it can never be served. Fail those steps, loudly.
+        std::vector<std::string> missing;
+        Mutate(txn, entry,
+               [&](Interpreter& interpreter, internal::RequestRecord* r) {
+                 missing = interpreter.FailStoresNotInInventory(r);
+               });
+        if (!missing.empty()) {
+          std::fprintf(stderr,
+                       "dsard: WARNING: request %s uses stores no longer in "
+                       "the inventory (%s): those steps failed; restore the "
+                       "stores and retry the request\n",
+                       id.c_str(), absl::StrJoin(missing, ", ").c_str());
+        }
         return absl::OkStatus();
       }));
   // A request linked to one that is no longer live missed its outcome

@@ -611,6 +611,40 @@ TEST_F(CoordinatorTest, UnservedStoreRaisesAnAlertOnTheEngineClock) {
   EXPECT_TRUE(Step(Get(created.id()), "a")->alert().empty());
 }
 
+TEST_F(CoordinatorTest, StoreRemovedFromTheInventoryFailsItsStepsAtStart) {
+  v1::Request created = Create(NewCreate(v1::ERASURE, {"a", "c"}));
+  // Restarted with c gone from the inventory: c's step fails naming the
+  // reason instead of waiting for a worker that can never poll for it.
+  absl::StatusOr<Inventory> without_c = Inventory::Parse(R"yaml(
+stores:
+  - name: a
+    kind: sqlite
+    path: /nonexistent/a.db
+    tables:
+      - name: users
+        identity_fields: {email: email, user_id: id}
+)yaml",
+                                                         dir_);
+  ASSERT_TRUE(without_c.ok()) << without_c.status();
+  auto smaller = std::make_shared<const Inventory>(std::move(*without_c));
+  ASSERT_NO_FATAL_FAILURE(StartWith(
+      [&](Coordinator::Options& options) { options.inventory = smaller; }));
+  v1::Request after = Get(created.id());
+  ASSERT_NE(Step(after, "c"), nullptr);
+  EXPECT_EQ(Step(after, "c")->status(), v1::STEP_FAILED);
+  EXPECT_EQ(Step(after, "c")->error(), kErrorStoreNotInInventory);
+  std::optional<v1::Task> task = Poll("w1", {"a"});
+  ASSERT_TRUE(task.has_value());
+  ASSERT_TRUE(Finish(*task, "w1").ok());
+  EXPECT_EQ(Get(created.id()).status(), v1::NEEDS_ATTENTION);
+
+  // The store is back: a retry runs it.
+  ASSERT_NO_FATAL_FAILURE(StartWith([](Coordinator::Options&) {}));
+  absl::StatusOr<v1::Request> retried = Retry(created.id(), {}, "c restored");
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(Step(*retried, "c")->status(), v1::READY);
+}
+
 TEST_F(CoordinatorTest, PausedRequestGetsNoTaskUntilResumed) {
   v1::Request created = Create(NewCreate(v1::ERASURE, {"a"}));
   v1::PauseRequestRequest pause;

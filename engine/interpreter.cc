@@ -391,6 +391,13 @@ void Interpreter::AdvanceItem(RequestRecord* record, const State& map,
     switch (state->type) {
       case StateType::kTask: {
         if (item->phase() != internal::ITEM_WAITING) return;
+        if (inventory_.Find(item->store()) == nullptr) {
+          item->set_error(kErrorStoreNotInInventory);
+          item->set_cause(absl::StrCat("store ", item->store(),
+                                       " is no longer in the data inventory"));
+          FinishItem(item, map.name);
+          return;
+        }
         Dependencies dependencies = CheckDependencies(run, map, *item);
         if (!dependencies.blocker.empty()) {
           Block(item, map.name,
@@ -695,6 +702,25 @@ void Interpreter::Pause(RequestRecord* record) {
 void Interpreter::Resume(RequestRecord* record) {
   record->mutable_request()->set_status(record->status_before_pause());
   Advance(record);
+}
+
+std::vector<std::string> Interpreter::FailStoresNotInInventory(
+    RequestRecord* record) {
+  std::vector<std::string> failed;
+  const State* map = CurrentState(*record);
+  if (map == nullptr || map->type != StateType::kMap || record->maps().empty())
+    return failed;
+  MapRun* run = record->mutable_maps(record->maps_size() - 1);
+  for (MapItem& item : *run->mutable_items()) {
+    if (ItemSettled(item) || inventory_.Find(item.store()) != nullptr) continue;
+    item.set_error(kErrorStoreNotInInventory);
+    item.set_cause(absl::StrCat("store ", item.store(),
+                                " is no longer in the data inventory"));
+    FinishItem(&item, map->name);
+    failed.push_back(item.store());
+  }
+  if (!failed.empty()) Advance(record);
+  return failed;
 }
 
 void Interpreter::Cancel(RequestRecord* record, const std::string& reason) {

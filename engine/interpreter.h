@@ -36,6 +36,8 @@ inline constexpr char kErrorRuntime[] = "States.Runtime";
 inline constexpr char kErrorStoreBlocked[] = "Store.Blocked";
 // The request stopped with failed or blocked stores (NEEDS_ATTENTION).
 inline constexpr char kErrorNeedsAttention[] = "Request.NeedsAttention";
+// A store of the request is no longer in the data inventory.
+inline constexpr char kErrorStoreNotInInventory[] = "Store.NotInInventory";
 // The identities given match different people (reported by connectors).
 inline constexpr char kErrorIdentityConflict[] = "Identity.Conflict";
 
@@ -81,6 +83,13 @@ class Interpreter {
                        const std::string& detail);
   void FailBuiltin(internal::RequestRecord* record, const std::string& error,
                    const std::string& cause);
+
+  // Fails, for good, every unfinished item of the current Map run whose
+  // store is no longer in the inventory (queued, leased or backing off),
+  // then advances. Returns the stores failed. An operator can retry once
+  // the store is back in the inventory.
+  std::vector<std::string> FailStoresNotInInventory(
+      internal::RequestRecord* record);
 
   // Ends the request as CANCELLED; unfinished items become SKIPPED.
   void Cancel(internal::RequestRecord* record, const std::string& reason);
