@@ -5,40 +5,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/status_macros.h"
+#include "model/field_types.h"
 #include "model/identity.h"
 
 namespace dsar {
 namespace {
-
-bool IsValidEmail(absl::string_view email) {
-  // Pragmatic RFC 5321 shape: local@domain with a dot in the domain, no
-  // spaces or control characters, sensible lengths.
-  if (email.size() > 254) return false;
-  size_t at = email.rfind('@');
-  if (at == absl::string_view::npos || at == 0 || at > 64) return false;
-  absl::string_view local = email.substr(0, at);
-  absl::string_view domain = email.substr(at + 1);
-  if (domain.size() < 3 || domain.find('.') == absl::string_view::npos ||
-      domain.front() == '.' || domain.back() == '.' ||
-      absl::StrContains(domain, "..") ||
-      local.find('@') != absl::string_view::npos) {
-    return false;
-  }
-  for (char c : email) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f || c == '<' || c == '>' || c == ',' ||
-        c == ';' || c == '"' || c == '\\' || c == '(' || c == ')') {
-      return false;
-    }
-  }
-  for (char c : domain) {
-    if (!(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' ||
-          c == '.')) {
-      return false;
-    }
-  }
-  return true;
-}
 
 bool IsIdentifier(absl::string_view text) {
   if (text.empty() || text.size() > 64) return false;
@@ -56,17 +27,26 @@ absl::Status Invalid(absl::string_view field, absl::string_view reason) {
 }
 
 // A field may be corrected when the inventory lists it as personal data of
-// the store (and collection) the correction names.
-bool IsCorrectableField(const StoreSpec& store,
-                        const v1::FieldCorrection& correction) {
+// the store (and collection) the correction names. Checks the corrected
+// value against the field's declared type in each such collection (the
+// connectors check again before writing); sets `*correctable`.
+absl::Status CheckCorrectableField(const StoreSpec& store,
+                                   const v1::FieldCorrection& correction,
+                                   const std::string& value_path,
+                                   bool* correctable) {
   for (const CollectionSpec& collection : store.collections) {
     if (!correction.collection().empty() &&
         collection.name != correction.collection()) {
       continue;
     }
-    if (collection.pii_fields.count(correction.field()) > 0) return true;
+    if (collection.pii_fields.count(correction.field()) == 0) continue;
+    *correctable = true;
+    absl::Status valid =
+        ValidateFieldValue(FieldTypeOf(collection, correction.field()),
+                           correction.value(), store.default_phone_region);
+    if (!valid.ok()) return Invalid(value_path, valid.message());
   }
-  return false;
+  return absl::OkStatus();
 }
 
 absl::Status ValidateCorrections(const v1::CreateRequestRequest& request,
@@ -100,10 +80,12 @@ absl::Status ValidateCorrections(const v1::CreateRequestRequest& request,
                        absl::StrCat("unknown store \"", correction.store(),
                                     "\" (not in the data inventory)"));
       }
-      correctable = IsCorrectableField(*store, correction);
+      RETURN_IF_ERROR(CheckCorrectableField(
+          *store, correction, absl::StrCat(field, ".value"), &correctable));
     } else {
       for (const StoreSpec& store : inventory.stores()) {
-        correctable = correctable || IsCorrectableField(store, correction);
+        RETURN_IF_ERROR(CheckCorrectableField(
+            store, correction, absl::StrCat(field, ".value"), &correctable));
       }
     }
     if (!correctable) {
@@ -157,7 +139,10 @@ absl::Status ValidateCreateRequest(const v1::CreateRequestRequest& request,
     }
     switch (identity.type()) {
       case v1::EMAIL:
-        if (!IsValidEmail(value)) {
+        if (!ValidateFieldValue(FieldType::kEmail,
+                                std::string_view(value.data(), value.size()),
+                                "")
+                 .ok()) {
           return Invalid(absl::StrCat(field, ".value"),
                          "not a valid email address");
         }

@@ -18,7 +18,10 @@ namespace dsar {
 // numbers without a country code in `inventory.default_phone_region()`
 // (`identities[0].value: not a valid phone number: too short`); an
 // identity that passes is stored as NormalizeIdentity(identity,
-// inventory.default_phone_region()) gives it.
+// inventory.default_phone_region()) gives it. A RECTIFICATION's corrected
+// values must fit the declared type of the field in every collection it
+// applies to (inventory field_types; `corrections[0].value: not an email
+// address`).
 absl::Status ValidateCreateRequest(const v1::CreateRequestRequest& request,
                                    const Inventory& inventory);
 

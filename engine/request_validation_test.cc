@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "inventory/inventory.h"
@@ -154,6 +155,48 @@ TEST_F(RequestValidationTest, AcceptsCorrectionsOfPersonalDataFields) {
   *request.add_corrections() = Correction("activity", "ip", "192.0.2.1");
   *request.add_corrections() = Correction("", "email", "jane@example.org");
   EXPECT_TRUE(Validate(request).ok()) << Validate(request);
+}
+
+TEST_F(RequestValidationTest, CorrectedValuesMustFitTheFieldsType) {
+  v1::CreateRequestRequest request = ValidRequest();
+  request.set_type(v1::RECTIFICATION);
+  *request.add_corrections() = Correction("accounts", "full_name", "Jane Roe");
+  // users.email is the email identity field: its type defaults to email.
+  for (const v1::FieldCorrection& bad :
+       {Correction("accounts", "email", "not an email", "users"),
+        Correction("", "email", "jane@localhost")}) {
+    v1::CreateRequestRequest with_bad = request;
+    *with_bad.add_corrections() = bad;
+    absl::Status status = Validate(with_bad);
+    ExpectRejected(status, absl::StatusCode::kInvalidArgument,
+                   "corrections[1].value");
+    EXPECT_THAT(std::string(status.message()),
+                HasSubstr("not an email address"));
+  }
+  // The value itself is never echoed.
+  v1::CreateRequestRequest echo = request;
+  *echo.add_corrections() = Correction("", "email", "jane@localhost");
+  EXPECT_THAT(std::string(Validate(echo).message()),
+              Not(HasSubstr("jane@localhost")));
+
+  // Declared types (field_types) are checked too.
+  absl::StatusOr<Inventory> typed = Inventory::Parse(
+      absl::StrReplaceAll(kInventoryYaml,
+                          {{"pii_fields: {email: contact, full_name: identity}",
+                            "pii_fields: {email: contact, full_name: identity, "
+                            "born: identity}\n        field_types: {born: "
+                            "date}"}}),
+      "/srv/dsar");
+  ASSERT_TRUE(typed.ok()) << typed.status();
+  *request.mutable_corrections(0) =
+      Correction("accounts", "born", "1990-02-30");
+  absl::Status status = ValidateCreateRequest(request, *typed);
+  ExpectRejected(status, absl::StatusCode::kInvalidArgument,
+                 "corrections[0].value");
+  EXPECT_THAT(std::string(status.message()), HasSubstr("not a date"));
+  *request.mutable_corrections(0) =
+      Correction("accounts", "born", "1990-02-28");
+  EXPECT_TRUE(ValidateCreateRequest(request, *typed).ok());
 }
 
 TEST_F(RequestValidationTest, RejectsCorrectionsOfOtherFields) {

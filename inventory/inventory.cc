@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -33,15 +34,19 @@ const std::set<std::string>& StoreKeys() {
                                                       "pii_fields",
                                                       "processing_flags",
                                                       "canonical_identities",
+                                                      "field_types",
                                                       "identities_from",
                                                       "erase_after"};
   return *keys;
 }
 
 const std::set<std::string>& TableKeys() {
-  static const auto* keys =
-      new std::set<std::string>{"name", "identity_fields", "pii_fields",
-                                "processing_flags", "canonical_identities"};
+  static const auto* keys = new std::set<std::string>{"name",
+                                                      "identity_fields",
+                                                      "pii_fields",
+                                                      "processing_flags",
+                                                      "canonical_identities",
+                                                      "field_types"};
   return *keys;
 }
 
@@ -143,6 +148,17 @@ absl::StatusOr<CollectionSpec> ParseCollection(const YAML::Node& node,
       ReadStringMap(node, "pii_fields", where, &collection.pii_fields));
   RETURN_IF_ERROR(ReadStringMap(node, "processing_flags", where,
                                 &collection.processing_flags));
+  std::map<std::string, std::string> types;
+  RETURN_IF_ERROR(ReadStringMap(node, "field_types", where, &types));
+  for (const auto& [field, name] : types) {
+    std::optional<FieldType> type = ParseFieldType(name);
+    if (!type.has_value()) {
+      return Invalid(absl::StrCat(where, ".field_types.", field),
+                     absl::StrCat("unknown type ", Quoted(name),
+                                  " (known: ", KnownFieldTypeNames(), ")"));
+    }
+    collection.field_types[field] = *type;
+  }
   std::vector<std::string> canonical;
   RETURN_IF_ERROR(
       ReadStringList(node, "canonical_identities", where, &canonical));
@@ -169,6 +185,17 @@ absl::Status ValidateCollection(const CollectionSpec& collection,
     if (collection.identity_fields.count(key) == 0) {
       return Invalid(key_where,
                      absl::StrCat(Quoted(key), " is not in identity_fields"));
+    }
+  }
+  for (const auto& [field, type] : collection.field_types) {
+    bool named = collection.pii_fields.count(field) > 0;
+    for (const auto& [key, identity_field] : collection.identity_fields) {
+      named = named || identity_field == field;
+    }
+    if (!named) {
+      return Invalid(absl::StrCat(where, ".field_types.", field),
+                     "not one of the collection's pii_fields or "
+                     "identity_fields");
     }
   }
   std::map<std::string, std::string> flag_of_field;
@@ -241,7 +268,7 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
   bool has_tables = tables && !tables.IsNull();
   bool has_top_level_fields = false;
   for (const char* key : {"identity_fields", "pii_fields", "processing_flags",
-                          "canonical_identities"}) {
+                          "canonical_identities", "field_types"}) {
     if (node[key] && !node[key].IsNull()) has_top_level_fields = true;
   }
   if (has_tables) {
@@ -346,6 +373,18 @@ absl::Status CheckNoCycle(const std::vector<StoreSpec>& stores,
 }
 
 }  // namespace
+
+FieldType FieldTypeOf(const CollectionSpec& collection,
+                      const std::string& field) {
+  auto declared = collection.field_types.find(field);
+  if (declared != collection.field_types.end()) return declared->second;
+  for (const auto& [key, identity_field] : collection.identity_fields) {
+    if (identity_field != field) continue;
+    if (key == kEmailKey) return FieldType::kEmail;
+    if (key == kPhoneKey) return FieldType::kPhone;
+  }
+  return FieldType::kText;
+}
 
 bool IsProcessingFlagName(std::string_view name) {
   return name == "restriction" || name == "objection";

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "model/field_types.h"
 
 namespace dsar {
 
@@ -29,10 +30,18 @@ struct CollectionSpec {
   // lookup compares the field as it is and can use its plain index. For the
   // others a SQLite lookup goes through an expression (docs/inventory.md).
   std::set<std::string> canonical_identities;
+  // Field -> declared type of its values, which a rectified value must
+  // satisfy (model/field_types.h). Optional; see FieldTypeOf for defaults.
+  std::map<std::string, FieldType> field_types;
   // Processing flag -> field set to true when the subject exercises it:
   // "restriction" (GDPR Art. 18) and "objection" (Art. 21). Optional.
   std::map<std::string, std::string> processing_flags;
 };
+
+// The declared type of `field` in `collection`: its field_types entry; else
+// email or phone when it is the identity field of that key; else text.
+FieldType FieldTypeOf(const CollectionSpec& collection,
+                      const std::string& field);
 
 // True for the processing flag names a collection may declare:
 // "restriction" and "objection".

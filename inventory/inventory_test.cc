@@ -78,6 +78,21 @@ TEST(InventoryTest, DefaultPhoneRegionIsOptionalAndReachesEveryStore) {
   }
 }
 
+TEST(InventoryTest, FieldTypesDefaultByIdentityKey) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(
+      ShopWith("processing_flags: {restriction: restricted, objection: "
+               "objected}",
+               "processing_flags: {restriction: restricted, objection: "
+               "objected}\n        field_types: {full_name: user_id}"),
+      "/srv/dsar");
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  const CollectionSpec& users = inventory->stores()[0].collections[0];
+  EXPECT_EQ(FieldTypeOf(users, "full_name"), FieldType::kUserId);
+  EXPECT_EQ(FieldTypeOf(users, "email"), FieldType::kEmail);
+  EXPECT_EQ(FieldTypeOf(users, "phone"), FieldType::kPhone);
+  EXPECT_EQ(FieldTypeOf(users, "id"), FieldType::kText);
+}
+
 TEST(InventoryTest, CanonicalIdentitiesAreOptional) {
   absl::StatusOr<Inventory> inventory = Inventory::Parse(
       ShopWith("processing_flags: {restriction: restricted, objection: "
@@ -230,6 +245,18 @@ INSTANTIATE_TEST_SUITE_P(
             "identity_fields: {user_id: id, phone: phone}\n        "
             "canonical_identities: [email]",
             R"(tables[0] ("users").canonical_identities: "email" is not in identity_fields)"},
+        BadCase{
+            "processing_flags: {restriction: restricted, objection: "
+            "objected}",
+            "processing_flags: {restriction: restricted, objection: "
+            "objected}\n        field_types: {full_name: string}",
+            R"(stores[0] ("accounts").tables[0].field_types.full_name: unknown type "string")"},
+        BadCase{
+            "processing_flags: {restriction: restricted, objection: "
+            "objected}",
+            "processing_flags: {restriction: restricted, objection: "
+            "objected}\n        field_types: {born: date}",
+            R"(tables[0] ("users").field_types.born: not one of the collection's pii_fields or identity_fields)"},
         BadCase{"controller:", "default_phone_region: UK\ncontroller:",
                 R"(inventory.default_phone_region: "UK" is not an ISO 3166-1)"},
         BadCase{"controller:", "default_phone_region: gb\ncontroller:",

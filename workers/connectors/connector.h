@@ -48,6 +48,17 @@ struct ConnectorResult {
   std::vector<Identity> discovered;
 };
 
+// Errors: every operation returns the status code whose error name
+// (model/connector_errors.h, docs/errors.md) says whether a retry can help:
+// UNAVAILABLE / RESOURCE_EXHAUSTED when the store cannot be reached now
+// (Connector.Unavailable, transient); INVALID_ARGUMENT for a value the store
+// or the field's declared type refuses (Connector.InvalidValue);
+// PERMISSION_DENIED when the store is read-only to the worker
+// (Connector.PermissionDenied); NOT_FOUND for a table or field the inventory
+// names but the store lacks (Connector.SchemaMismatch); FAILED_PRECONDITION
+// named Connector.ConstraintViolation when the store's constraints refuse a
+// change, or Identity.Conflict (below). Messages never hold identity values.
+//
 // Identity conflicts: before any operation reads or changes a record, the
 // connector checks every collection for identities that point at different
 // records (the records matched through one identity key and those matched
@@ -86,7 +97,9 @@ class Connector {
   // Sets the corrected fields of every matching record (one transaction /
   // one atomic rewrite). Only fields listed in the collection's pii_fields
   // may be corrected: INVALID_ARGUMENT naming the field otherwise; a
-  // correction whose collection does not have the field is skipped. Other
+  // correction whose collection does not have the field is skipped. A value
+  // not of the field's declared type (FieldTypeOf) is INVALID_ARGUMENT
+  // before the store is changed. Other
   // fields are left byte-for-byte unchanged. Idempotent. Returns the number
   // of records whose values changed.
   virtual absl::StatusOr<int64_t> Rectify(

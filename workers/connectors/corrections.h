@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "inventory/inventory.h"
+#include "model/field_types.h"
 #include "nlohmann/json.hpp"
 #include "workers/connectors/connector.h"
 
@@ -30,16 +31,18 @@ struct CollectionCorrections {
   std::set<std::string> unknown_fields;
 };
 
-// Sorts `corrections` for `collection` of `store_name`: a correction naming
+// Sorts `corrections` for `collection` of `store`: a correction naming
 // another collection is ignored; one whose field is in pii_fields is an
 // update; one whose field `has_field` says the collection holds but is not a
 // PII field is INVALID_ARGUMENT naming the field; the rest are unknown.
-// INVALID_ARGUMENT as well for an empty field, a value that is not UTF-8, or
-// two different values for one field.
+// INVALID_ARGUMENT as well for an empty field, a value that is not UTF-8 or
+// not of the field's declared type (FieldTypeOf), or two different values
+// for one field. Called before the store is changed.
 inline absl::StatusOr<CollectionCorrections> ResolveCorrections(
-    const std::string& store_name, const CollectionSpec& collection,
+    const StoreSpec& store, const CollectionSpec& collection,
     const std::vector<FieldCorrection>& corrections,
     const std::function<bool(const std::string&)>& has_field) {
+  const std::string& store_name = store.name;
   CollectionCorrections result;
   std::string where =
       absl::StrCat("store ", store_name, ": collection ", collection.name);
@@ -68,6 +71,14 @@ inline absl::StatusOr<CollectionCorrections> ResolveCorrections(
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": the corrected value of field \"",
                        correction.field, "\" is not valid UTF-8"));
+    }
+    absl::Status typed =
+        ValidateFieldValue(FieldTypeOf(collection, correction.field),
+                           correction.value, store.default_phone_region);
+    if (!typed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": the corrected value of field \"",
+                       correction.field, "\": ", typed.message()));
     }
     auto [it, inserted] =
         result.updates.emplace(correction.field, correction.value);

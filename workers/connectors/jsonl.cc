@@ -45,6 +45,7 @@ absl::Status ErrnoStatus(int error, absl::string_view context) {
   switch (error) {
     case EACCES:
     case EPERM:
+    case EROFS:
       return absl::PermissionDeniedError(message);
     case ENOSPC:
     case EDQUOT:
@@ -555,9 +556,9 @@ absl::StatusOr<int64_t> JsonlConnector::Rectify(
     }
     return false;
   };
-  ASSIGN_OR_RETURN(CollectionCorrections resolved,
-                   ResolveCorrections(store_.name, collection, corrections,
-                                      named_by_inventory));
+  ASSIGN_OR_RETURN(
+      CollectionCorrections resolved,
+      ResolveCorrections(store_, collection, corrections, named_by_inventory));
   IdentityMatcher matcher(identities, store_.default_phone_region);
   bool skip = matcher.empty() ||
               (resolved.updates.empty() && resolved.unknown_fields.empty());

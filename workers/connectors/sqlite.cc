@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "model/connector_errors.h"
 #include "model/identity.h"
 #include "nlohmann/json.hpp"
 #include "workers/connectors/corrections.h"
@@ -38,11 +39,19 @@ struct StatementFinalizer {
 };
 using Statement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
 
-// Maps a SQLite result code to the status code a task runner acts on:
-// UNAVAILABLE is worth a retry (locked, cannot open, I/O), the others are not.
+// Maps a SQLite result code to a status whose error name
+// (model/connector_errors.h) tells the workflow whether to retry:
+//   BUSY, LOCKED, CANTOPEN, IOERR, PROTOCOL, INTERRUPT  UNAVAILABLE
+//   FULL, NOMEM                       RESOURCE_EXHAUSTED    (both transient)
+//   READONLY, PERM, AUTH              PERMISSION_DENIED     PermissionDenied
+//   CONSTRAINT (UNIQUE, NOT NULL, a foreign key ...)        ConstraintViolation
+//   ERROR "no such table/column"      NOT_FOUND             SchemaMismatch
+//   MISMATCH, TOOBIG, RANGE           INVALID_ARGUMENT      InvalidValue
+//   CORRUPT, NOTADB                   DATA_LOSS             Failed
+//   anything else                     INTERNAL              Failed
 absl::Status SqliteError(int rc, sqlite3* db, absl::string_view context) {
-  std::string message = absl::StrCat(
-      context, ": ", db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  std::string message = absl::StrCat(context, ": ", detail);
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -54,18 +63,28 @@ absl::Status SqliteError(int rc, sqlite3* db, absl::string_view context) {
     case SQLITE_FULL:
     case SQLITE_NOMEM:
       return absl::ResourceExhaustedError(message);
-    case SQLITE_CORRUPT:
-      return absl::DataLossError(message);
     case SQLITE_READONLY:
     case SQLITE_PERM:
     case SQLITE_AUTH:
       return absl::PermissionDeniedError(message);
-    case SQLITE_ERROR:       // No such table or column: inventory and schema
-    case SQLITE_NOTADB:      // disagree, which a retry will not fix.
-    case SQLITE_CONSTRAINT:  // E.g. a foreign key forbids the delete.
-    case SQLITE_SCHEMA:
+    case SQLITE_CONSTRAINT:
+      return WithErrorName(absl::FailedPreconditionError(message),
+                           kErrorConstraintViolation);
     case SQLITE_MISMATCH:
-      return absl::FailedPreconditionError(message);
+    case SQLITE_TOOBIG:
+    case SQLITE_RANGE:
+      return absl::InvalidArgumentError(message);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(message);
+    case SQLITE_ERROR:
+    case SQLITE_SCHEMA:
+      // The inventory names a table or column the database lacks.
+      if (absl::StartsWith(detail, "no such table") ||
+          absl::StartsWith(detail, "no such column")) {
+        return absl::NotFoundError(message);
+      }
+      return absl::InternalError(message);
     default:
       return absl::InternalError(message);
   }
@@ -671,9 +690,9 @@ absl::StatusOr<int64_t> SqliteConnector::Rectify(
           auto has_column = [&](const std::string& field) {
             return FindColumn(columns, field) != nullptr;
           };
-          ASSIGN_OR_RETURN(CollectionCorrections resolved,
-                           ResolveCorrections(store_.name, collection,
-                                              corrections, has_column));
+          ASSIGN_OR_RETURN(
+              CollectionCorrections resolved,
+              ResolveCorrections(store_, collection, corrections, has_column));
           updates.back() = std::move(resolved.updates);
         }
         int64_t changed = 0;

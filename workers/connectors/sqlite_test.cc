@@ -432,12 +432,12 @@ TEST_F(SqliteConnectorTest, RectifyChangesOnlyTheNamedFieldOfTheSubjectsRows) {
   EXPECT_EQ(*changed, 0);
 
   // Two fields of one row count the row once; one already equal is fine.
-  changed = connector->Rectify(
-      {{"user_id", "42"}},
-      {{"users", "full_name", "Alice Smith"}, {"users", "phone", "+44 9"}});
+  changed = connector->Rectify({{"user_id", "42"}},
+                               {{"users", "full_name", "Alice Smith"},
+                                {"users", "phone", "+44 7700 900009"}});
   ASSERT_TRUE(changed.ok()) << changed.status();
   EXPECT_EQ(*changed, 1);
-  EXPECT_EQ(Text("SELECT phone FROM users WHERE id = 42"), "+44 9");
+  EXPECT_EQ(Text("SELECT phone FROM users WHERE id = 42"), "+44 7700 900009");
   EXPECT_EQ(Text("SELECT phone FROM users WHERE id = 7"), "07700 900002");
 
   // A correction of one collection leaves the others alone.
@@ -490,8 +490,8 @@ TEST_F(SqliteConnectorTest, RectifyRejectsFieldsThatAreNotPii) {
 
 TEST_F(SqliteConnectorTest, RectifiedValuesTakeTheColumnsType) {
   Exec("ALTER TABLE users ADD COLUMN age INTEGER");
-  store_.collections[0].pii_fields = {{"age", "identity"},
-                                      {"email", "contact"}};
+  store_.collections[0].pii_fields = {
+      {"age", "identity"}, {"email", "contact"}, {"full_name", "identity"}};
   store_.collections[3].pii_fields = {{"note", "other"}};
   std::unique_ptr<Connector> connector = Make();
   absl::StatusOr<int64_t> changed = connector->Rectify(
@@ -519,9 +519,9 @@ TEST_F(SqliteConnectorTest, RectifiedValuesTakeTheColumnsType) {
 
   // Values are bound, never spliced into the SQL.
   const std::string evil = "x'); DROP TABLE users; --";
-  changed = connector->Rectify({{"user_id", "42"}}, {{"", "email", evil}});
+  changed = connector->Rectify({{"user_id", "42"}}, {{"", "full_name", evil}});
   ASSERT_TRUE(changed.ok()) << changed.status();
-  EXPECT_EQ(Text("SELECT email FROM users WHERE id = 42"), evil);
+  EXPECT_EQ(Text("SELECT full_name FROM users WHERE id = 42"), evil);
   EXPECT_EQ(Count("SELECT count(*) FROM users"), 2);
 }
 
@@ -532,8 +532,52 @@ TEST_F(SqliteConnectorTest, RectifyIsOneTransaction) {
   store_.collections[2].pii_fields = {{"full_name", "identity"}};
   absl::StatusOr<int64_t> changed =
       Make()->Rectify({{"user_id", "42"}}, {{"", "full_name", "Alice Smith"}});
-  EXPECT_EQ(changed.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(changed.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ConnectorErrorName(changed.status()), "Connector.SchemaMismatch");
   EXPECT_EQ(Text("SELECT full_name FROM users WHERE id = 42"), "Alice Adams");
+}
+
+TEST_F(SqliteConnectorTest, ErrorsCarryTheirErrorNames) {
+  Exec("CREATE UNIQUE INDEX users_email ON users (email)");
+  store_.collections[0].pii_fields = {{"email", "contact"},
+                                      {"full_name", "identity"}};
+  std::unique_ptr<Connector> connector = Make();
+  const std::string before = Text(kEverything);
+
+  // A value that is not of the field's type is refused before the store is
+  // opened for writing.
+  absl::Status invalid =
+      connector->Rectify({{"user_id", "42"}}, {{"", "email", "not an email"}})
+          .status();
+  EXPECT_EQ(invalid.code(), absl::StatusCode::kInvalidArgument) << invalid;
+  EXPECT_EQ(ConnectorErrorName(invalid), "Connector.InvalidValue");
+  EXPECT_THAT(std::string(invalid.message()),
+              ::testing::HasSubstr("not an email address"));
+
+  // Bob's email for Alice: UNIQUE refuses it, and nothing changes.
+  absl::Status unique =
+      connector
+          ->Rectify({{"user_id", "42"}}, {{"", "full_name", "Alice Smith"},
+                                          {"", "email", "bob@example.com"}})
+          .status();
+  EXPECT_EQ(unique.code(), absl::StatusCode::kFailedPrecondition) << unique;
+  EXPECT_EQ(ConnectorErrorName(unique), "Connector.ConstraintViolation");
+  EXPECT_EQ(Text(kEverything), before);
+
+  // A table the inventory names but the database lacks.
+  store_.collections.push_back({"gone", {{"user_id", "user_id"}}, {}, {}});
+  absl::Status missing = Make()->Discover({{"user_id", "42"}}).status();
+  EXPECT_EQ(ConnectorErrorName(missing), "Connector.SchemaMismatch");
+
+  // A database file the worker may not write.
+  if (::geteuid() != 0) {  // Root writes read-only files anyway.
+    store_.collections.pop_back();
+    std::filesystem::permissions(path_, std::filesystem::perms::owner_read |
+                                            std::filesystem::perms::group_read);
+    absl::Status read_only = Make()->Erase({{"user_id", "42"}}).status();
+    EXPECT_EQ(ConnectorErrorName(read_only), "Connector.PermissionDenied")
+        << read_only;
+  }
 }
 
 TEST_F(SqliteConnectorTest, SetProcessingFlagSetsTheColumnToOne) {
