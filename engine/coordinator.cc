@@ -18,6 +18,7 @@
 #include "common/status_macros.h"
 #include "engine/deadlines.h"
 #include "engine/identity.h"
+#include "engine/identity_reach.h"
 #include "engine/notifier.h"
 #include "engine/request_validation.h"
 #include "storage/artifact_writer.h"
@@ -781,6 +782,17 @@ Coordinator::BuiltinJob Coordinator::BuildBundleJob(
   };
   job.input.received_at = display(record.request().created_at());
   job.input.deadline = display(record.request().deadline());
+  // Which identity kinds each store was searched with: those given and
+  // those discovered, as far as the store matches them.
+  std::set<std::string> known_kinds;
+  for (const v1::SubjectIdentity& identity : record.request().identities())
+    known_kinds.insert(IdentityKey(identity));
+  for (const v1::SubjectIdentity& identity : record.discovered())
+    known_kinds.insert(IdentityKey(identity));
+  std::vector<std::string> scope(record.request().stores().begin(),
+                                 record.request().stores().end());
+  std::map<std::string, std::set<std::string>> searched_with =
+      SearchableIdentityKinds(*options_.inventory, scope, known_kinds);
   // The exports come from the most recent Map run whose tasks export.
   for (int m = record.maps_size() - 1; m >= 0; --m) {
     const State* map_state =
@@ -795,6 +807,8 @@ Coordinator::BuiltinJob Coordinator::BuildBundleJob(
     for (const internal::MapItem& item : record.maps(m).items()) {
       BundleStoreEntry entry;
       entry.store = item.store();
+      const std::set<std::string>& kinds = searched_with[item.store()];
+      entry.identity_kinds.assign(kinds.begin(), kinds.end());
       if (const StoreSpec* spec = options_.inventory->Find(item.store())) {
         entry.kind = spec->kind;
         entry.purpose = spec->purpose;
@@ -874,6 +888,18 @@ void Coordinator::RunBundler() {
 absl::StatusOr<v1::Request> Coordinator::CreateRequest(
     const v1::CreateRequestRequest& request, const std::string& actor) {
   RETURN_IF_ERROR(ValidateCreateRequest(request, *options_.inventory));
+  // Scope is honest: every store in it must be searchable with the
+  // identities given (directly, or through the stores that supply them).
+  std::vector<std::string> scope(request.stores().begin(),
+                                 request.stores().end());
+  if (scope.empty()) {
+    for (const StoreSpec& spec : options_.inventory->stores())
+      scope.push_back(spec.name);
+  }
+  std::set<std::string> kinds;
+  for (const v1::SubjectIdentity& identity : request.identities())
+    kinds.insert(IdentityKey(identity));
+  RETURN_IF_ERROR(CheckEveryStoreReachable(*options_.inventory, scope, kinds));
   return RunInLoop<v1::Request>([this, request, actor](Txn& txn) {
     return CreateInLoop(txn, request, actor);
   });

@@ -645,6 +645,20 @@ stores:
   EXPECT_EQ(Step(*retried, "c")->status(), v1::READY);
 }
 
+TEST_F(CoordinatorTest, ScopeThatCannotBeSearchedIsRefused) {
+  // b matches user ids only, which a would discover from the email.
+  absl::StatusOr<v1::Request> refused =
+      coordinator_->CreateRequest(NewCreate(v1::ERASURE, {"b"}));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("store \"b\""));
+  absl::StatusOr<v1::ListRequestsResponse> listed =
+      coordinator_->ListRequests(v1::ListRequestsRequest());
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->requests_size(), 0) << "nothing was stored";
+  EXPECT_TRUE(
+      coordinator_->CreateRequest(NewCreate(v1::ERASURE, {"a", "b"})).ok());
+}
+
 TEST_F(CoordinatorTest, PausedRequestGetsNoTaskUntilResumed) {
   v1::Request created = Create(NewCreate(v1::ERASURE, {"a"}));
   v1::PauseRequestRequest pause;
@@ -980,7 +994,14 @@ TEST_F(CoordinatorTest, RecoversLiveRequestsAfterRestart) {
   ASSERT_TRUE(r2_c.has_value());
   ASSERT_TRUE(Fail(*r2_c, "w1", 1).ok());
   // r3: b ready, never polled.
-  v1::Request r3 = Create(NewCreate(v1::ERASURE, {"b"}));
+  // b alone is searched by user id (by email it would need a, which
+  // supplies the user id).
+  v1::CreateRequestRequest only_b = NewCreate(v1::ERASURE, {"b"});
+  only_b.clear_identities();
+  v1::SubjectIdentity* user_id = only_b.add_identities();
+  user_id->set_type(v1::USER_ID);
+  user_id->set_value("r3");
+  v1::Request r3 = Create(only_b);
   // r4: finished before the restart.
   v1::Request r4 = Create(NewCreate(v1::ACCESS, {"a"}));
   v1::CancelRequestRequest cancel;

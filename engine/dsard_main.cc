@@ -19,6 +19,7 @@
 #include "common/program_usage.h"
 #include "engine/coordinator.h"
 #include "engine/grpc_services.h"
+#include "engine/identity_reach.h"
 
 ABSL_FLAG(
     std::string, listen, "127.0.0.1:50051",
@@ -140,6 +141,10 @@ int main(int argc, char** argv) {
         dsar::ReadFile(absl::GetFlag(FLAGS_webhook_secret_file));
     if (!secret.ok()) return Fail(secret.status());
     options.webhook_secret = std::string(absl::StripAsciiWhitespace(*secret));
+  }
+  for (const std::string& warning :
+       dsar::UnreachableStoreWarnings(*options.inventory)) {
+    std::fprintf(stderr, "dsard: WARNING: %s\n", warning.c_str());
   }
   auto coordinator = dsar::Coordinator::Create(options);
   if (!coordinator.ok()) return Fail(coordinator.status());

@@ -564,6 +564,7 @@ Json BuildViewModel(const BundleInput& input,
         {"failed", !succeeded},
         {"error", entry.error},
         {"record_count", std::to_string(store_records)},
+        {"searched_with", JoinOr(entry.identity_kinds, "")},
         {"data_file", succeeded ? DataEntryName(entry.store) : std::string()}};
     stores.push_back(std::move(store));
     if (succeeded) {
@@ -742,6 +743,7 @@ std::string BuildManifest(const BundleInput& input, const Art15Files* art15) {
     store["kind"] = entry.kind;
     store["status"] = entry.status;
     store["record_count"] = entry.record_count;
+    store["searched_with"] = entry.identity_kinds;
     if (entry.status == kSucceeded) {
       std::string name = DataEntryName(entry.store);
       store["file"] = name;

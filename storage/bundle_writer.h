@@ -20,7 +20,10 @@ struct BundleStoreEntry {
   std::string kind;    // Inventory kind, e.g. "sqlite".
   std::string status;  // "SUCCEEDED" or "FAILED".
   int64_t record_count = 0;
-  std::string error;  // For FAILED: error name and cause.
+  std::string error;  // For FAILED: a neutral reason the subject may read.
+  // The identity kinds ("email", "user_id", ...) the store was searched
+  // with; empty: it could not be searched.
+  std::vector<std::string> identity_kinds;
   // For SUCCEEDED: the uploaded export and its SHA-256. The export is
   // {"store":"<name>","records":[{"collection":"<table>","data":{...}},...]}
   // (only parsed when BundleInput::templates_dir is set).

@@ -341,6 +341,7 @@ class Art15BundleTest : public BundleWriterTest {
     crm.kind = "sqlite";
     crm.status = "SUCCEEDED";
     crm.record_count = 3;
+    crm.identity_kinds = {"email", "user_id"};
     crm.data_path = WriteData("crm.json", crm_);
     crm.data_sha256 = Sha256Hex(crm_);
     crm.purpose = "Customer accounts";
@@ -418,6 +419,13 @@ TEST_F(Art15BundleTest, AccessBundleHasResponseAndExemptions) {
                             "we found 3 records"));
   EXPECT_THAT(md, HasSubstr("Some systems could not be searched"));
   EXPECT_THAT(md, HasSubstr("**Received:** 2024-05-01 14:00 CEST"));
+  // Each system with the identities it was searched with; never "every
+  // system" when one could not be searched.
+  EXPECT_THAT(md, HasSubstr("| crm | email, user_id | 3 record(s) |"));
+  EXPECT_THAT(md, HasSubstr("| billing | could not be searched |"));
+  EXPECT_THAT(md, Not(HasSubstr("every system was searched")));
+  EXPECT_EQ(manifest["stores"][0]["searched_with"],
+            nlohmann::json::array({"email", "user_id"}));
   EXPECT_THAT(md, HasSubstr("**Answer due by:** 2024-06-01 23:59 CEST"));
   EXPECT_THAT(md, HasSubstr("Example \\& Co GmbH"));
   // Data by category, from the inventory's pii_fields, with source/retention.
