@@ -89,8 +89,9 @@ class Connector {
       const std::vector<Identity>& identities) = 0;
 
   // Deletes every matching record, atomically per store (one transaction;
-  // a log file is rewritten to a temp file, fsynced and renamed). Returns the
-  // number of records deleted; 0 when called again.
+  // a log file is rewritten in place through a journal, under the lock its
+  // writers take, see jsonl.h). Returns the number of records deleted; 0
+  // when called again.
   virtual absl::StatusOr<int64_t> Erase(
       const std::vector<Identity>& identities) = 0;
 

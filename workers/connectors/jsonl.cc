@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -34,10 +33,12 @@ namespace {
 // ordered_json keeps the fields in the order the log wrote them.
 using Json = nlohmann::ordered_json;
 
-// Rewrites (Erase, Rectify, SetProcessingFlag) write their temp file as
-// "<log>.dsar-erase.<pid>.<n>.tmp"; the name predates the other two.
-constexpr char kTempInfix[] = ".dsar-erase.";
-constexpr char kTempSuffix[] = ".tmp";
+// The rewrite journal (jsonl.h): "<log>.dsar-rewrite" once complete, and
+// "<log>.dsar-rewrite.tmp" while it is written.
+constexpr char kJournalSuffix[] = ".dsar-rewrite";
+constexpr char kJournalTempSuffix[] = ".dsar-rewrite.tmp";
+constexpr char kJournalMagic[8] = {'D', 'S', 'A', 'R', 'R', 'W', '1', '\n'};
+constexpr size_t kJournalHeaderBytes = 32;
 constexpr size_t kWriteBufferBytes = 64 * 1024;
 
 absl::Status ErrnoStatus(int error, absl::string_view context) {
@@ -55,11 +56,27 @@ absl::Status ErrnoStatus(int error, absl::string_view context) {
   }
 }
 
+// `status` with `prefix` before its message, keeping its payloads (the
+// error name, model/connector_errors.h).
+absl::Status Prefixed(const absl::Status& status, absl::string_view prefix) {
+  absl::Status out(status.code(), absl::StrCat(prefix, status.message()));
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
+}
+
 class ScopedFd {
  public:
   explicit ScopedFd(int fd) : fd_(fd) {}
   ScopedFd(ScopedFd&& other) : fd_(std::exchange(other.fd_, -1)) {}
-  ScopedFd& operator=(ScopedFd&&) = delete;
+  ScopedFd& operator=(ScopedFd&& other) {
+    if (this != &other) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
   ~ScopedFd() {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -80,6 +97,21 @@ class LineReader {
     FILE* file = std::fopen(path.c_str(), "rbe");
     if (file == nullptr) {
       return ErrnoStatus(errno, absl::StrCat("store ", store, ": open ", path));
+    }
+    return LineReader(file, path);
+  }
+
+  // Reads the file open at `fd` from its start; `fd` stays the caller's.
+  static absl::StatusOr<LineReader> FromFd(int fd, const std::string& path) {
+    int copy = ::dup(fd);
+    FILE* file = copy < 0 ? nullptr : ::fdopen(copy, "rb");
+    if (file == nullptr) {
+      if (copy >= 0) ::close(copy);
+      return ErrnoStatus(errno, absl::StrCat("read ", path));
+    }
+    if (std::fseek(file, 0, SEEK_SET) != 0) {
+      std::fclose(file);
+      return ErrnoStatus(errno, absl::StrCat("seek ", path));
     }
     return LineReader(file, path);
   }
@@ -178,6 +210,8 @@ bool LineMatches(std::string_view line, const CollectionSpec& collection,
   return true;
 }
 
+absl::StatusOr<ScopedFd> OpenLockedLog(const StoreSpec& store, bool exclusive);
+
 // Streams the log, handing each matching record to `on_match`.
 template <typename OnMatch>
 absl::StatusOr<ConnectorResult> ScanMatchingRecords(
@@ -188,7 +222,11 @@ absl::StatusOr<ConnectorResult> ScanMatchingRecords(
   DiscoveredIdentities discovered(identities, matcher);
   ConnectorResult result;
   IdentityConflictDetector conflicts;
-  ASSIGN_OR_RETURN(LineReader reader, LineReader::Open(store.path, store.name));
+  // LOCK_SH: no rewrite runs meanwhile, and appenders wait until the read
+  // is done.
+  ASSIGN_OR_RETURN(ScopedFd log_fd, OpenLockedLog(store, /*exclusive=*/false));
+  ASSIGN_OR_RETURN(LineReader reader,
+                   LineReader::FromFd(log_fd.get(), store.path));
   std::string_view line;
   while (true) {
     ASSIGN_OR_RETURN(bool more, reader.Next(&line));
@@ -210,125 +248,338 @@ absl::StatusOr<ConnectorResult> ScanMatchingRecords(
   return result;
 }
 
-absl::Status WriteAll(int fd, std::string_view bytes, const std::string& path) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat("write ", path));
+absl::Status PreadAll(int fd, char* data, size_t size, uint64_t offset,
+                      const std::string& path) {
+  while (size > 0) {
+    ssize_t n = ::pread(fd, data, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
+    if (n == 0) {
+      return absl::DataLossError(absl::StrCat("read ", path, ": too short"));
     }
-    bytes.remove_prefix(static_cast<size_t>(n));
+    data += n;
+    size -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
   }
   return absl::OkStatus();
 }
 
-// Removes temp files a crashed erase left next to `log_path` (they hold a
-// copy of the log). REQUIRES: the directory lock is held.
-void RemoveStaleTempFiles(const std::string& log_path) {
-  std::filesystem::path log(log_path);
-  std::string prefix = log.filename().string() + kTempInfix;
-  std::error_code error;
-  for (const auto& entry :
-       std::filesystem::directory_iterator(log.parent_path(), error)) {
-    std::string name = entry.path().filename().string();
-    if (absl::StartsWith(name, prefix) && absl::EndsWith(name, kTempSuffix)) {
-      std::filesystem::remove(entry.path(), error);
+absl::Status PwriteAll(int fd, std::string_view bytes, uint64_t offset,
+                       const std::string& path) {
+  while (!bytes.empty()) {
+    ssize_t n =
+        ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, absl::StrCat("write ", path));
+    bytes.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Fsync(int fd, const std::string& path) {
+  if (::fsync(fd) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("fsync ", path));
+  }
+  return absl::OkStatus();
+}
+
+// Locks the log open at `fd` (flock LOCK_SH or LOCK_EX), waiting for the
+// holder: the lock appenders take for each line (jsonl.h).
+absl::Status LockLog(int fd, int operation, const std::string& path) {
+  while (::flock(fd, operation) != 0) {
+    if (errno != EINTR) return ErrnoStatus(errno, absl::StrCat("lock ", path));
+  }
+  return absl::OkStatus();
+}
+
+// The journal header (jsonl.h): phase, the log's size when the rewrite
+// began, and the size of the rewritten log (the bytes after the header).
+struct JournalHeader {
+  uint64_t phase = 0;
+  uint64_t old_size = 0;
+  uint64_t new_size = 0;
+};
+
+void PutU64(uint64_t value, char* out) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(value >> (8 * i));
+}
+uint64_t GetU64(const char* in) {
+  uint64_t value = 0;
+  for (int i = 7; i >= 0; --i) {
+    value = (value << 8) | static_cast<unsigned char>(in[i]);
+  }
+  return value;
+}
+
+std::string EncodeHeader(const JournalHeader& header) {
+  std::string bytes(kJournalHeaderBytes, '\0');
+  std::memcpy(bytes.data(), kJournalMagic, sizeof(kJournalMagic));
+  PutU64(header.phase, bytes.data() + 8);
+  PutU64(header.old_size, bytes.data() + 16);
+  PutU64(header.new_size, bytes.data() + 24);
+  return bytes;
+}
+
+// Records the phase in the journal, durably, before the step it announces.
+absl::Status SetPhase(int journal_fd, uint64_t phase,
+                      const std::string& journal) {
+  char bytes[8];
+  PutU64(phase, bytes);
+  RETURN_IF_ERROR(
+      PwriteAll(journal_fd, std::string_view(bytes, 8), 8, journal));
+  return Fsync(journal_fd, journal);
+}
+
+// Makes the log at `log_fd` hold the journal's content, in place (same
+// inode), then deletes the journal. REQUIRES: LOCK_EX on the log is held and
+// the journal at `journal` is complete (renamed from its temp name, the
+// directory synced). Safe to run again after a crash at any point: see
+// RecoverInterruptedRewrite.
+absl::Status ApplyJournal(const StoreSpec& store, int log_fd, int journal_fd,
+                          const std::string& journal,
+                          const JournalHeader& header) {
+  const std::string& path = store.path;
+  const uint64_t old_size = header.old_size;
+  const uint64_t new_size = header.new_size;
+  // The log changes size exactly once, between phase 1 and phase 2: a
+  // growing log before its content is copied, a shrinking one after.
+  auto resize = [&]() -> absl::Status {
+    RETURN_IF_ERROR(SetPhase(journal_fd, 1, journal));
+    if (::ftruncate(log_fd, static_cast<off_t>(new_size)) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("truncate ", path));
     }
+    RETURN_IF_ERROR(Fsync(log_fd, path));
+    return SetPhase(journal_fd, 2, journal);
+  };
+  if (new_size > old_size) RETURN_IF_ERROR(resize());
+  std::string buffer(kWriteBufferBytes, '\0');
+  for (uint64_t done = 0; done < new_size;) {
+    size_t n =
+        static_cast<size_t>(std::min<uint64_t>(buffer.size(), new_size - done));
+    RETURN_IF_ERROR(PreadAll(journal_fd, buffer.data(), n,
+                             kJournalHeaderBytes + done, journal));
+    RETURN_IF_ERROR(
+        PwriteAll(log_fd, std::string_view(buffer.data(), n), done, path));
+    done += n;
+  }
+  if (new_size < old_size) {
+    // NUL bytes, which no JSON text holds, mark the bytes about to be cut
+    // off, so that recovery can tell whether the cut happened.
+    std::string zeros(static_cast<size_t>(std::min<uint64_t>(
+                          kWriteBufferBytes, old_size - new_size)),
+                      '\0');
+    for (uint64_t at = new_size; at < old_size;) {
+      size_t n =
+          static_cast<size_t>(std::min<uint64_t>(zeros.size(), old_size - at));
+      RETURN_IF_ERROR(
+          PwriteAll(log_fd, std::string_view(zeros.data(), n), at, path));
+      at += n;
+    }
+  }
+  RETURN_IF_ERROR(Fsync(log_fd, path));
+  if (new_size < old_size) RETURN_IF_ERROR(resize());
+  if (::unlink(journal.c_str()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("remove ", journal));
+  }
+  return FsyncDirectory(DirName(path));
+}
+
+// Writes a complete journal for `header` whose content is `content_fd`'s
+// bytes [content_offset, content_offset + header.new_size) followed by
+// `tail`: the temp file is written, synced and renamed into place, and the
+// directory synced. Returns the journal, open.
+absl::StatusOr<ScopedFd> CommitJournal(const StoreSpec& store, ScopedFd temp_fd,
+                                       const JournalHeader& header) {
+  std::string temp = store.path + kJournalTempSuffix;
+  std::string journal = store.path + kJournalSuffix;
+  RETURN_IF_ERROR(PwriteAll(temp_fd.get(), EncodeHeader(header), 0, temp));
+  RETURN_IF_ERROR(Fsync(temp_fd.get(), temp));
+  if (::rename(temp.c_str(), journal.c_str()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("rename ", temp));
+  }
+  RETURN_IF_ERROR(FsyncDirectory(DirName(store.path)));
+  return temp_fd;
+}
+
+absl::StatusOr<ScopedFd> CreateJournalTemp(const StoreSpec& store) {
+  std::string temp = store.path + kJournalTempSuffix;
+  ScopedFd fd(
+      ::open(temp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (fd.get() < 0) {
+    return ErrnoStatus(errno, absl::StrCat("create ", temp));
+  }
+  return fd;
+}
+
+// Finishes a rewrite a crash interrupted. REQUIRES: LOCK_EX on the log at
+// `log_fd`. A journal temp file is an unfinished journal: the log was not
+// touched yet, so it is deleted. A complete journal is applied again, keeping
+// the lines appenders wrote after the crash: they start where the log ended
+// when the crash happened, which the journal's phase tells (jsonl.h).
+absl::Status RecoverInterruptedRewrite(const StoreSpec& store, int log_fd) {
+  const std::string& path = store.path;
+  std::string temp = path + kJournalTempSuffix;
+  std::string journal = path + kJournalSuffix;
+  if (::unlink(temp.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, absl::StrCat("remove ", temp));
+  }
+  ScopedFd journal_fd(::open(journal.c_str(), O_RDONLY | O_CLOEXEC));
+  if (journal_fd.get() < 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return ErrnoStatus(errno, absl::StrCat("open ", journal));
+  }
+  char bytes[kJournalHeaderBytes];
+  RETURN_IF_ERROR(PreadAll(journal_fd.get(), bytes, sizeof(bytes), 0, journal));
+  if (std::memcmp(bytes, kJournalMagic, sizeof(kJournalMagic)) != 0) {
+    return absl::DataLossError(
+        absl::StrCat(journal, ": not a rewrite journal; move it away"));
+  }
+  JournalHeader header{GetU64(bytes + 8), GetU64(bytes + 16),
+                       GetU64(bytes + 24)};
+  struct stat info;
+  if (::fstat(log_fd, &info) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("stat ", path));
+  }
+  uint64_t size = static_cast<uint64_t>(info.st_size);
+  uint64_t lo = std::min(header.old_size, header.new_size);
+  uint64_t hi = std::max(header.old_size, header.new_size);
+  uint64_t tail_start = header.phase == 0   ? header.old_size
+                        : header.phase == 2 ? header.new_size
+                                            : lo;
+  if (header.phase == 1 && lo < hi && size >= hi) {
+    char first = 0;
+    RETURN_IF_ERROR(PreadAll(log_fd, &first, 1, lo, path));
+    if (first == '\0') tail_start = hi;  // The resize had not happened.
+  }
+  tail_start = std::min(tail_start, size);
+
+  // A new journal: the rewritten content, then the lines appended since.
+  ASSIGN_OR_RETURN(ScopedFd temp_fd, CreateJournalTemp(store));
+  std::string buffer(kWriteBufferBytes, '\0');
+  uint64_t written = 0;
+  auto copy = [&](int from, const std::string& from_path, uint64_t offset,
+                  uint64_t length) -> absl::Status {
+    for (uint64_t done = 0; done < length;) {
+      size_t n =
+          static_cast<size_t>(std::min<uint64_t>(buffer.size(), length - done));
+      RETURN_IF_ERROR(
+          PreadAll(from, buffer.data(), n, offset + done, from_path));
+      RETURN_IF_ERROR(PwriteAll(temp_fd.get(),
+                                std::string_view(buffer.data(), n),
+                                kJournalHeaderBytes + written, temp));
+      done += n;
+      written += n;
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(
+      copy(journal_fd.get(), journal, kJournalHeaderBytes, header.new_size));
+  RETURN_IF_ERROR(copy(log_fd, path, tail_start, size - tail_start));
+  JournalHeader redo{0, size, written};
+  ASSIGN_OR_RETURN(ScopedFd redo_fd,
+                   CommitJournal(store, std::move(temp_fd), redo));
+  return ApplyJournal(store, log_fd, redo_fd.get(), journal, redo);
+}
+
+// Opens the log and takes its lock: LOCK_EX for a rewrite, LOCK_SH for a
+// read. A rewrite a crash interrupted is finished first (which needs
+// LOCK_EX, taken and released here for a reader).
+absl::StatusOr<ScopedFd> OpenLockedLog(const StoreSpec& store, bool exclusive) {
+  const std::string& path = store.path;
+  std::string context = absl::StrCat("store ", store.name);
+  while (true) {
+    ScopedFd fd(
+        ::open(path.c_str(), (exclusive ? O_RDWR : O_RDONLY) | O_CLOEXEC));
+    if (fd.get() < 0) {
+      return ErrnoStatus(errno, absl::StrCat(context, ": open ", path));
+    }
+    bool journal = ::access((path + kJournalSuffix).c_str(), F_OK) == 0;
+    if (exclusive || journal) {
+      if (!exclusive) fd = ScopedFd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+      if (fd.get() < 0) {
+        return ErrnoStatus(errno, absl::StrCat(context, ": open ", path));
+      }
+      RETURN_IF_ERROR(LockLog(fd.get(), LOCK_EX, path));
+      absl::Status recovered = RecoverInterruptedRewrite(store, fd.get());
+      if (!recovered.ok()) {
+        return absl::Status(recovered.code(),
+                            absl::StrCat(context,
+                                         ": recovering an "
+                                         "interrupted rewrite: ",
+                                         recovered.message()));
+      }
+      if (exclusive) return fd;
+      continue;  // Closing `fd` released the lock; now read.
+    }
+    RETURN_IF_ERROR(LockLog(fd.get(), LOCK_SH, path));
+    if (::access((path + kJournalSuffix).c_str(), F_OK) == 0) continue;
+    return fd;
   }
 }
 
-// Rewrites the log at `path` line by line: `transform(line, &out)` appends
-// what replaces `line` to `out` (nothing drops it) and returns whether the
-// line changed. Lines are copied in chunks into a temp file in the same
-// directory, which is fsynced and renamed over the log; when no line changed
-// the log is not touched. Returns the number of changed lines. Rewrites of
-// logs in one directory are serialized with flock(2) on the directory.
+// Rewrites the log at `store.path` line by line, in place: `transform(line,
+// &out)` appends what replaces `line` to `out` (nothing drops it) and
+// returns whether the line changed. Under LOCK_EX on the log (appenders
+// wait), the new content goes to a journal, which is synced and then copied
+// over the log (jsonl.h: "Rewrites"). When no line changed the log is not
+// touched. Returns the number of changed lines.
 template <typename Transform>
 absl::StatusOr<int64_t> RewriteLog(const StoreSpec& store, bool skip,
                                    const IdentityConflictDetector& conflicts,
                                    Transform transform) {
-  static std::atomic<uint64_t> temp_counter{0};
   const std::string& path = store.path;
-  std::string dir = DirName(path);
   std::string context = absl::StrCat("store ", store.name);
-
-  // One rewrite at a time per directory: two concurrent rewrites of one log
-  // would each rename their copy over it, and the first one's change would
-  // be undone. flock locks belong to the open file description, so this also
-  // excludes other threads of this process.
-  ScopedFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir_fd.get() < 0) {
-    return ErrnoStatus(errno, absl::StrCat(context, ": open directory ", dir));
-  }
-  while (::flock(dir_fd.get(), LOCK_EX) != 0) {
-    if (errno != EINTR) {
-      return ErrnoStatus(errno, absl::StrCat(context, ": lock ", dir));
-    }
-  }
-  RemoveStaleTempFiles(path);
-
-  ASSIGN_OR_RETURN(LineReader reader, LineReader::Open(path, store.name));
+  ASSIGN_OR_RETURN(ScopedFd log_fd, OpenLockedLog(store, /*exclusive=*/true));
   if (skip) return 0;
-  struct stat original;
-  if (::fstat(reader.fd(), &original) != 0) {
-    return ErrnoStatus(errno, absl::StrCat(context, ": stat ", path));
-  }
-
-  std::string temp = absl::StrCat(path, kTempInfix, ::getpid(), ".",
-                                  temp_counter.fetch_add(1), kTempSuffix);
-  ScopedFd out(
-      ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (out.get() < 0) {
-    return ErrnoStatus(errno, absl::StrCat(context, ": create ", temp));
-  }
-  bool renamed = false;
+  ASSIGN_OR_RETURN(LineReader reader, LineReader::FromFd(log_fd.get(), path));
+  ASSIGN_OR_RETURN(ScopedFd temp_fd, CreateJournalTemp(store));
+  std::string temp = path + kJournalTempSuffix;
   int64_t changed = 0;
+  JournalHeader header;
   absl::Status status = [&]() -> absl::Status {
     std::string buffer;
     std::string_view line;
     int64_t line_number = 0;
+    auto flush = [&]() -> absl::Status {
+      RETURN_IF_ERROR(PwriteAll(temp_fd.get(), buffer,
+                                kJournalHeaderBytes + header.new_size, temp));
+      header.new_size += buffer.size();
+      buffer.clear();
+      return absl::OkStatus();
+    };
     while (true) {
       ASSIGN_OR_RETURN(bool more, reader.Next(&line));
       if (!more) break;
       ++line_number;
+      header.old_size += line.size();
       absl::StatusOr<bool> line_changed = transform(line, &buffer);
       if (!line_changed.ok()) {
-        return absl::Status(line_changed.status().code(),
-                            absl::StrCat(context, ": line ", line_number, ": ",
-                                         line_changed.status().message()));
+        return Prefixed(line_changed.status(),
+                        absl::StrCat(context, ": line ", line_number, ": "));
       }
       if (*line_changed) ++changed;
-      if (buffer.size() >= kWriteBufferBytes) {
-        RETURN_IF_ERROR(WriteAll(out.get(), buffer, temp));
-        buffer.clear();
-      }
+      if (buffer.size() >= kWriteBufferBytes) RETURN_IF_ERROR(flush());
     }
     // `transform` has seen every line: refuse an ambiguous subject before
     // the log changes.
-    RETURN_IF_ERROR(
-        conflicts.Check(store.name, store.collections.front().name));
+    if (absl::Status conflict =
+            conflicts.Check(store.name, store.collections.front().name);
+        !conflict.ok()) {
+      return conflict;
+    }
     if (changed == 0) return absl::OkStatus();  // Leave the log untouched.
-    RETURN_IF_ERROR(WriteAll(out.get(), buffer, temp));
-    // Keep the log's permissions and, when allowed, its owner.
-    if (::fchmod(out.get(), original.st_mode & 07777) != 0) {
-      return ErrnoStatus(errno, absl::StrCat(context, ": chmod ", temp));
-    }
-    if (::fchown(out.get(), original.st_uid, original.st_gid) != 0) {
-      // Only root may give a file away; the owner then stays ours.
-    }
-    if (::fsync(out.get()) != 0) {
-      return ErrnoStatus(errno, absl::StrCat(context, ": fsync ", temp));
-    }
-    if (out.Close() != 0) {
-      return ErrnoStatus(errno, absl::StrCat(context, ": close ", temp));
-    }
-    if (::rename(temp.c_str(), path.c_str()) != 0) {
-      return ErrnoStatus(errno, absl::StrCat(context, ": rename ", temp));
-    }
-    renamed = true;
-    return FsyncDirectory(dir);
+    RETURN_IF_ERROR(flush());
+    ASSIGN_OR_RETURN(ScopedFd journal_fd,
+                     CommitJournal(store, std::move(temp_fd), header));
+    return ApplyJournal(store, log_fd.get(), journal_fd.get(),
+                        path + kJournalSuffix, header);
   }();
-  if (!renamed) ::unlink(temp.c_str());
+  if (changed == 0 || !status.ok()) {
+    // Not committed (or committed and failing, which the next operation
+    // recovers): the temp file goes.
+    ::unlink(temp.c_str());
+  }
   if (!status.ok()) return status;
   return changed;
 }

@@ -12,19 +12,31 @@
 // reads it from start to end.
 // Lines that are not JSON objects never match and are left as they are.
 //
-// Export and Discover stream the file. Erase copies every line that does not
-// match, byte for byte, into a temp file in the same directory, fsyncs it,
-// renames it over the log and fsyncs the directory; when nothing matches the
-// file is not touched. Erasures of logs in one directory are serialized with
-// flock(2) on the directory, across threads and processes. A program that
-// appends to the log while it is rewritten loses those lines (and one that
-// keeps its descriptor open goes on writing to the replaced file): run
-// erasure on rotated logs, or have the writer reopen the file.
+// The log's contract with the programs that write it (docs/inventory.md):
+// a writer appends each line whole, with one write(2) on a descriptor opened
+// O_APPEND, while holding flock(2) LOCK_EX on the log itself; it may keep
+// the descriptor open. The connector takes the same lock: LOCK_SH to read
+// (Export, Discover), LOCK_EX to rewrite (Erase, Rectify,
+// SetProcessingFlag), so appenders wait while the log is read or rewritten
+// and never lose a line, and the log keeps its inode.
 //
-// Rectify and SetProcessingFlag rewrite the log the same way, under the same
-// lock, and only when a line changes. In a changed line only the value of the
-// corrected or flagged top-level field is replaced; every other byte of it,
-// and every other line, stays as it was.
+// Rewrites: under LOCK_EX, the new content is written to a journal,
+// "<log>.dsar-rewrite.tmp", renamed to "<log>.dsar-rewrite" once fsynced (the
+// directory too); then copied over the log from offset 0, the log resized
+// and fsynced, and the journal deleted. When no line changes the log is not
+// touched. Journal layout: "DSARRW1\n", then three little-endian uint64:
+// phase, old_size (the log's size before), new_size; then new_size bytes.
+// The log changes size once, between phase 1 and phase 2 (a growing log
+// before the copy, a shrinking one after it, whose cut-off bytes are first
+// overwritten with NULs, which no JSON text holds).
+//
+// Crash recovery: a crash releases the lock, so appenders may add lines
+// before the next operation. Every operation first finishes an interrupted
+// rewrite under LOCK_EX: a ".tmp" journal is deleted (the log was not
+// touched); a complete one is applied again, keeping the lines appended
+// after the crash, which start at old_size in phase 0, new_size in phase 2,
+// and in phase 1 at the larger size when the byte at the smaller one is NUL
+// (not yet resized), else at the smaller.
 //
 // Rectify sets a PII field only on matching records that have it (it does
 // not add fields). The corrected value is a JSON string, unless the record

@@ -1,8 +1,11 @@
 #include "workers/connectors/jsonl.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -240,10 +243,12 @@ TEST_F(JsonlConnectorTest, SecondEraseFindsNothingAndLeavesTheFile) {
 }
 
 TEST_F(JsonlConnectorTest, EraseRemovesTempFilesACrashLeftBehind) {
-  std::string stale = store_.path + ".dsar-erase.999.0.tmp";
+  // An unfinished journal: the log was not touched yet.
+  std::string stale = store_.path + ".dsar-rewrite.tmp";
   ASSERT_TRUE(WriteFileAtomically(stale, original_).ok());
   ASSERT_TRUE(Make()->Erase({{"user_id", "12345"}}).ok());
   EXPECT_FALSE(std::filesystem::exists(stale));
+  EXPECT_EQ(Contents(), original_);
 }
 
 TEST_F(JsonlConnectorTest, MissingFileIsUnavailable) {
@@ -287,6 +292,144 @@ ino_t Inode(const std::string& path) {
   struct stat info;
   EXPECT_EQ(::stat(path.c_str(), &info), 0);
   return info.st_ino;
+}
+
+// An application appending to the log as jsonl.h asks: each line written
+// whole, under flock(LOCK_EX) on the log, through a descriptor it keeps open.
+class Appender {
+ public:
+  explicit Appender(const std::string& path)
+      : fd_(::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC)) {}
+  ~Appender() { ::close(fd_); }
+  bool Append(const std::string& line) {
+    if (::flock(fd_, LOCK_EX) != 0) return false;
+    bool ok = ::write(fd_, line.data(), line.size()) ==
+              static_cast<ssize_t>(line.size());
+    return ::flock(fd_, LOCK_UN) == 0 && ok;
+  }
+  bool ok() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+TEST_F(JsonlConnectorTest, EraseLosesNoLineAppendedMeanwhile) {
+  ASSERT_TRUE(
+      WriteFileAtomically(store_.path, absl::StrCat(kAlice1, kOther1)).ok());
+  ino_t inode = Inode(store_.path);
+  constexpr int kLines = 3000;
+  std::atomic<bool> done{false};
+  std::atomic<bool> appended{true};
+  std::thread writer([&] {
+    Appender appender(store_.path);
+    appended = appender.ok();
+    for (int i = 0; i < kLines && appended; ++i) {
+      // Every fifth line is the subject's, to be erased.
+      int user = i % 5 == 0 ? 42 : 7;
+      appended = appender.Append(
+          absl::StrCat(R"({"user_id":)", user, R"(,"seq":)", i, "}\n"));
+    }
+    done = true;
+  });
+  std::unique_ptr<Connector> connector = Make();
+  int erases = 0;
+  absl::Status failure;
+  while (!done) {
+    absl::StatusOr<int64_t> erased = connector->Erase({{"user_id", "42"}});
+    if (!erased.ok()) failure = erased.status();
+    ++erases;
+  }
+  writer.join();
+  ASSERT_TRUE(failure.ok()) << failure;
+  ASSERT_TRUE(appended);
+  ASSERT_TRUE(connector->Erase({{"user_id", "42"}}).ok());
+
+  std::string expected = kOther1;
+  for (int i = 0; i < kLines; ++i) {
+    if (i % 5 != 0) {
+      absl::StrAppend(&expected, R"({"user_id":7,"seq":)", i, "}\n");
+    }
+  }
+  EXPECT_EQ(Contents(), expected);
+  EXPECT_EQ(Inode(store_.path), inode);  // Rewritten in place.
+  EXPECT_THAT(DirectoryEntries(), ElementsAre("activity.jsonl"));
+  EXPECT_GT(erases, 0);
+}
+
+// Leaves the log and journal as a rewrite from `old_log` to `new_log` that
+// crashed in `phase` would (format in jsonl.h), the log holding `log`
+// followed by `tail`, lines appended after the crash.
+class JsonlRecoveryTest : public JsonlConnectorTest {
+ protected:
+  void Crash(uint64_t phase, const std::string& old_log,
+             const std::string& new_log, const std::string& log,
+             const std::string& tail) {
+    std::string journal = "DSARRW1\n";
+    for (uint64_t value :
+         {phase, uint64_t{old_log.size()}, uint64_t{new_log.size()}}) {
+      for (int i = 0; i < 8; ++i) {
+        journal.push_back(static_cast<char>(value >> (8 * i)));
+      }
+    }
+    journal += new_log;
+    ASSERT_TRUE(
+        WriteFileAtomically(store_.path + ".dsar-rewrite", journal).ok());
+    ASSERT_TRUE(WriteFileAtomically(store_.path, log + tail).ok());
+  }
+
+  void ExpectRecovered(const std::string& expected) {
+    absl::StatusOr<ConnectorResult> found =
+        Make()->Discover({{"user_id", "7"}});
+    ASSERT_TRUE(found.ok()) << found.status();
+    EXPECT_EQ(Contents(), expected);
+    EXPECT_THAT(DirectoryEntries(), ElementsAre("activity.jsonl"));
+  }
+
+  const std::string kept_ = absl::StrCat(kOther1, kOther2);
+  const std::string old_ = absl::StrCat(kOther1, kAlice1, kOther2);
+  const std::string tail_ = "{\"user_id\":9,\"after\":\"crash\"}\n";
+};
+
+TEST_F(JsonlRecoveryTest, ShrinkCrashedWhileCopying) {
+  // Phase 0: the new content is partly copied over the old; size unchanged.
+  std::string log = old_;
+  log.replace(0, 10, kept_.substr(0, 10));
+  Crash(0, old_, kept_, log, tail_);
+  ExpectRecovered(kept_ + tail_);
+}
+
+TEST_F(JsonlRecoveryTest, ShrinkCrashedBeforeTheCut) {
+  std::string log = kept_ + std::string(old_.size() - kept_.size(), '\0');
+  Crash(1, old_, kept_, log, tail_);
+  ExpectRecovered(kept_ + tail_);
+}
+
+TEST_F(JsonlRecoveryTest, ShrinkCrashedAfterTheCut) {
+  Crash(1, old_, kept_, kept_, tail_);
+  ExpectRecovered(kept_ + tail_);
+  Crash(2, old_, kept_, kept_, tail_);
+  ExpectRecovered(kept_ + tail_);
+}
+
+TEST_F(JsonlRecoveryTest, GrowthCrashedBeforeOrAfterExtending) {
+  // A rectification that made the log longer.
+  std::string longer = absl::StrCat(kOther1, kAlice1, kOther2, kOther2);
+  std::string zeros(longer.size() - old_.size(), '\0');
+  Crash(1, old_, longer, old_, tail_);  // Not extended yet.
+  ExpectRecovered(longer + tail_);
+  Crash(1, old_, longer, old_ + zeros, tail_);  // Extended, nothing copied.
+  ExpectRecovered(longer + tail_);
+  Crash(2, old_, longer, longer.substr(0, 20) + old_.substr(20) + zeros,
+        tail_);  // Copying.
+  ExpectRecovered(longer + tail_);
+}
+
+TEST_F(JsonlRecoveryTest, ErasedLinesStayErased) {
+  Crash(0, old_, kept_, old_, "");
+  ExpectRecovered(kept_);
+  absl::StatusOr<ConnectorResult> alice = Make()->Discover({{"user_id", "42"}});
+  ASSERT_TRUE(alice.ok()) << alice.status();
+  EXPECT_EQ(alice->record_count, 0);
 }
 
 TEST_F(JsonlConnectorTest, RectifyReplacesOnlyTheFieldsValue) {
