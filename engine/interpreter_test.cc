@@ -1,11 +1,13 @@
 #include "engine/interpreter.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "inventory/inventory.h"
@@ -383,6 +385,137 @@ TEST_F(InterpreterTest, IdentityConflictStopsForReview) {
   EXPECT_EQ(record.request().error(), kErrorIdentityConflict);
   EXPECT_EQ(record.request().current_state(), "DiscoverIdentities");
   EXPECT_EQ(record.maps_size(), 1);  // Nothing was erased.
+}
+
+// Every dependency shape of three stores, every request type, each store
+// failing for good in each Map pass: the request ends COMPLETED exactly when
+// nothing failed, otherwise NEEDS_ATTENTION with every store settled; it
+// never waits with nothing able to move; erasure respects the order.
+TEST_F(InterpreterTest, EveryDependencyShapeEndsWithATrueOutcome) {
+  struct Shape {
+    const char* name;
+    const char* y_from;  // identities_from of y, z; erase_after of y, z.
+    const char* z_from;
+    const char* y_after;
+    const char* z_after;
+  };
+  const Shape shapes[] = {
+      {"independent", "[]", "[]", "[]", "[]"},
+      {"identity chain", "[x]", "[y]", "[]", "[]"},
+      {"identity fan", "[x]", "[x]", "[]", "[]"},
+      {"identity diamond", "[x]", "[x, y]", "[]", "[]"},
+      {"erase chain", "[]", "[]", "[x]", "[y]"},
+      {"supplier erased last", "[x]", "[]", "[]", "[y]"},
+      {"both", "[x]", "[x]", "[]", "[y]"},
+  };
+  const v1::RequestType types[] = {v1::ACCESS,      v1::PORTABILITY,
+                                   v1::ERASURE,     v1::RECTIFICATION,
+                                   v1::RESTRICTION, v1::OBJECTION};
+  int completed = 0;
+  int stopped = 0;
+  for (const Shape& shape : shapes) {
+    std::string yaml =
+        absl::StrCat(R"yaml(
+stores:
+  - name: x
+    kind: jsonl
+    path: x.jsonl
+    identity_fields: {email: email, user_id: user_id}
+  - name: y
+    kind: jsonl
+    path: y.jsonl
+    identity_fields: {email: email, user_id: user_id}
+    identities_from: )yaml",
+                     shape.y_from, "\n    erase_after: ", shape.y_after, R"yaml(
+  - name: z
+    kind: jsonl
+    path: z.jsonl
+    identity_fields: {email: email, user_id: user_id}
+    identities_from: )yaml",
+                     shape.z_from, "\n    erase_after: ", shape.z_after, "\n");
+    absl::StatusOr<Inventory> inventory = Inventory::Parse(yaml, "/srv");
+    ASSERT_TRUE(inventory.ok()) << shape.name << ": " << inventory.status();
+    inventory_ = std::move(*inventory);
+    for (v1::RequestType type : types) {
+      for (const char* failing : {"", "x", "y", "z"}) {
+        for (int failing_pass : {0, 1}) {
+          SCOPED_TRACE(absl::StrCat(shape.name, " ", v1::RequestType_Name(type),
+                                    " failing=", failing,
+                                    " pass=", failing_pass));
+          internal::RequestRecord record = NewRecord(type);
+          Now().Advance(&record);
+          bool failed_something = false;
+          std::vector<std::string> done_order;
+          for (int step = 0; step < 100; ++step) {
+            const v1::RequestStatus status = record.request().status();
+            if (status != v1::RUNNING) break;
+            const State* state = Now().CurrentState(record);
+            ASSERT_NE(state, nullptr);
+            if (state->type == StateType::kTask) {
+              Now().CompleteBuiltin(&record, "");
+              continue;
+            }
+            ASSERT_EQ(state->type, StateType::kMap);
+            std::vector<int> ready;
+            for (int i = 0; i < CurrentRun(record).items_size(); ++i) {
+              if (Item(record, i).phase() == internal::ITEM_READY)
+                ready.push_back(i);
+            }
+            ASSERT_FALSE(ready.empty()) << "RUNNING with nothing to run:\n"
+                                        << record.DebugString();
+            for (int i : ready) {
+              ASSERT_NO_FATAL_FAILURE(Lease(&record, i));
+              const std::string store = Item(record, i).store();
+              if (store == failing && record.maps_size() - 1 == failing_pass) {
+                failed_something = true;
+                Now().FailItemTask(&record, i, "Connector.SchemaMismatch",
+                                   "no such table");
+              } else {
+                if (CurrentRun(record).state() == "EraseStores")
+                  done_order.push_back(store);
+                Now().CompleteItemTask(&record, i, 1, NoIdentities(), "s", "/p",
+                                       1);
+              }
+            }
+          }
+          const v1::RequestStatus status = record.request().status();
+          completed += status == v1::COMPLETED;
+          stopped += status == v1::NEEDS_ATTENTION;
+          if (failed_something) {
+            EXPECT_EQ(status, v1::NEEDS_ATTENTION);
+            for (const internal::MapItem& item : CurrentRun(record).items()) {
+              EXPECT_TRUE(item.phase() == internal::ITEM_SUCCEEDED ||
+                          item.phase() == internal::ITEM_FAILED ||
+                          item.phase() == internal::ITEM_BLOCKED)
+                  << item.DebugString();
+              if (item.phase() == internal::ITEM_BLOCKED)
+                EXPECT_THAT(item.cause(), HasSubstr("waits for "));
+            }
+          } else {
+            EXPECT_EQ(status, v1::COMPLETED);
+          }
+          // Erase order: erase_after and "suppliers last" both hold.
+          auto position = [&](const std::string& store) {
+            return std::find(done_order.begin(), done_order.end(), store) -
+                   done_order.begin();
+          };
+          for (const StoreSpec& spec : inventory_.stores()) {
+            if (position(spec.name) == static_cast<long>(done_order.size()))
+              continue;
+            for (const std::string& before : spec.erase_after)
+              EXPECT_LT(position(before), position(spec.name));
+            for (const std::string& supplier : spec.identities_from)
+              EXPECT_LT(position(spec.name), position(supplier));
+          }
+        }
+      }
+    }
+  }
+  // Per shape: each type failing nowhere (2 runs), and ACCESS and
+  // PORTABILITY failing in a pass they do not have (3 stores) complete; the
+  // rest stop.
+  EXPECT_EQ(completed, 7 * (6 * 2 + 2 * 3));
+  EXPECT_EQ(stopped, 7 * 6 * 8 - completed);
 }
 
 TEST_F(InterpreterTest, RetryDelayGrowsByBackoffRate) {
