@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "engine/coordinator.h"
+#include "engine/coordinator_internal.h"
 #include "engine/deadlines.h"
 #include "engine/identity.h"
 #include "engine/notifier.h"

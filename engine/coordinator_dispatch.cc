@@ -1,0 +1,427 @@
+// Task hand-out and leases: long polls, leasing with fencing tokens,
+// heartbeats, completions and failures from workers, and which stores have
+// a live worker. Part of Coordinator; see engine/coordinator.h.
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/status_macros.h"
+#include "engine/coordinator.h"
+#include "engine/coordinator_internal.h"
+#include "engine/identity.h"
+#include "storage/artifact_writer.h"
+
+namespace dsar {
+namespace {
+
+constexpr int kDefaultPollWaitMs = 20000;
+constexpr int kMaxPollWaitMs = 60000;
+
+std::string OperationOf(const State& task) {
+  if (task.resource == kResourceWorkerExport) return "export";
+  if (task.resource == kResourceWorkerDiscover) return "discover";
+  if (task.resource == kResourceWorkerErase) return "erase";
+  if (task.resource == kResourceWorkerRectify) return "rectify";
+  if (task.resource == kResourceWorkerRestrict) return "restrict";
+  if (task.resource == kResourceWorkerObject) return "object";
+  return task.resource;
+}
+
+}  // namespace
+
+using coordinator_internal::ParsedTaskId;
+using coordinator_internal::ParseTaskId;
+using coordinator_internal::TaskId;
+
+std::optional<v1::Task> Coordinator::TryLease(
+    Txn& txn, const std::vector<std::string>& stores,
+    const std::string& worker_id) {
+  // Start at a rotating store so one busy store does not starve the others.
+  size_t offset =
+      stores.empty() ? 0 : absl::Uniform<size_t>(random_, 0, stores.size());
+  for (size_t n = 0; n < stores.size(); ++n) {
+    auto queue = ready_.find(stores[(offset + n) % stores.size()]);
+    if (queue == ready_.end()) continue;
+    while (!queue->second.empty()) {
+      TaskRef ref = std::move(queue->second.front());
+      queue->second.pop_front();
+      std::string task_id = TaskId(ref.request_id, ref.map, ref.item);
+      queued_.erase(task_id);
+      auto it = live_.find(ref.request_id);
+      if (it == live_.end()) continue;
+      LiveRequest& live = it->second;
+      internal::RequestRecord& record = live.record;
+      // On hold: dropped from the queue; ResumeRequest queues it again.
+      if (record.request().status() == v1::PAUSED) continue;
+      if (ref.map != record.maps_size() - 1 ||
+          ref.item >= record.maps(ref.map).items_size()) {
+        continue;
+      }
+      internal::MapItem* item =
+          record.mutable_maps(ref.map)->mutable_items(ref.item);
+      if (item->phase() != internal::ITEM_READY) continue;
+      item->set_phase(internal::ITEM_LEASED);
+      item->set_attempt(item->attempt() + 1);
+      item->set_worker_id(worker_id);
+      item->clear_alert();
+      int64_t expiry =
+          txn.now_ms + absl::ToInt64Milliseconds(options_.lease_duration);
+      lease_expiry_ms_[task_id] = expiry;
+      PushTimer({expiry, TimerKind::kLease, ref.request_id, ref.map, ref.item});
+      EventDraft leased;
+      leased.kind = "task_leased";
+      leased.state = item->state();
+      leased.store = item->store();
+      leased.attempt = item->attempt();
+      leased.worker_id = worker_id;
+      AppendEvents(txn, live, {leased});
+      return BuildTask(live, ref.map, ref.item);
+    }
+  }
+  return std::nullopt;
+}
+
+void Coordinator::DispatchToPollers(Txn& txn) {
+  for (auto it = pollers_.begin(); it != pollers_.end();) {
+    if (it->slot->Abandoned()) {
+      it = pollers_.erase(it);
+      continue;
+    }
+    std::optional<v1::Task> task = TryLease(txn, it->stores, it->worker_id);
+    if (task || it->deadline_ms <= RealClock()->NowMillis()) {
+      txn.replies.push_back(
+          [slot = it->slot, task = std::move(task)]() mutable {
+            slot->Fulfil(std::move(task));
+          });
+      it = pollers_.erase(it);
+      continue;
+    }
+    ++it;
+  }
+}
+
+v1::Task Coordinator::BuildTask(const LiveRequest& live, int map,
+                                int item_index) const {
+  const internal::RequestRecord& record = live.record;
+  const internal::MapItem& item = record.maps(map).items(item_index);
+  const State* map_state =
+      live.definition->root().Find(record.maps(map).state());
+  const State* task_state = map_state->iterator->Find(item.state());
+  v1::Task task;
+  task.set_task_id(TaskId(record.request().id(), map, item_index));
+  task.set_request_id(record.request().id());
+  task.set_store(item.store());
+  task.set_operation(OperationOf(*task_state));
+  task.set_attempt(item.attempt());
+  task.set_request_type(record.request().type());
+  *task.mutable_identities() = record.request().identities();
+  MergeIdentities(record.discovered(), task.mutable_identities());
+  auto expiry = lease_expiry_ms_.find(task.task_id());
+  if (expiry != lease_expiry_ms_.end())
+    task.set_lease_expires_unix_ms(expiry->second);
+  task.set_lease_duration_ms(
+      absl::ToInt64Milliseconds(options_.lease_duration));
+  if (task_state->resource == kResourceWorkerRectify) {
+    for (const v1::FieldCorrection& correction :
+         record.request().corrections()) {
+      if (correction.store().empty() || correction.store() == item.store()) {
+        *task.add_corrections() = correction;
+      }
+    }
+  }
+  return task;
+}
+
+bool Coordinator::StoreServed(const std::string& store, int64_t now_ms) const {
+  int64_t live_since =
+      now_ms - absl::ToInt64Milliseconds(options_.worker_silence_after);
+  for (const auto& [id, seen] : workers_) {
+    if (seen.last_seen_ms >= live_since &&
+        std::find(seen.stores.begin(), seen.stores.end(), store) !=
+            seen.stores.end()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void Coordinator::CheckUnserved(Txn& txn, LiveRequest& live, int map,
+                                int item_index) {
+  internal::MapItem* item =
+      live.record.mutable_maps(map)->mutable_items(item_index);
+  int64_t alert_after =
+      absl::ToInt64Milliseconds(options_.unserved_alert_after);
+  if (item->phase() != internal::ITEM_READY || !item->alert().empty() ||
+      txn.now_ms < item->ready_since_ms() + alert_after) {
+    return;
+  }
+  // Workers reconnect after a restart of dsard: give them time to be seen.
+  int64_t settled =
+      started_ms_ + absl::ToInt64Milliseconds(options_.worker_silence_after);
+  if (txn.now_ms < settled) {
+    PushTimer({settled, TimerKind::kUnserved, live.record.request().id(), map,
+               item_index});
+    return;
+  }
+  if (StoreServed(item->store(), txn.now_ms)) {
+    // A backlog, not an outage: look again later.
+    PushTimer({txn.now_ms + alert_after, TimerKind::kUnserved,
+               live.record.request().id(), map, item_index});
+    return;
+  }
+  std::string since = absl::FormatTime(
+      absl::RFC3339_sec, absl::FromUnixMillis(item->ready_since_ms()),
+      absl::UTCTimeZone());
+  item->set_alert(absl::StrCat("no live worker serves store ", item->store(),
+                               "; ready since ", since));
+  EventDraft unserved;
+  unserved.kind = "store_unserved";
+  unserved.state = item->state();
+  unserved.store = item->store();
+  unserved.detail = item->alert();
+  AppendEvents(txn, live, {unserved});
+  QueueNotification(txn, live, "store_unserved",
+                    {{"audience", "operator"},
+                     {"store", item->store()},
+                     {"ready_since", since}});
+  std::fprintf(stderr, "dsard: ALERT: request %s: %s\n",
+               live.record.request().id().c_str(), item->alert().c_str());
+}
+
+void Coordinator::SawWorker(const std::string& worker_id, int64_t now_ms,
+                            const std::vector<std::string>* stores) {
+  WorkerSeen& seen = workers_[worker_id];
+  seen.last_seen_ms = now_ms;
+  if (stores != nullptr) seen.stores = *stores;
+}
+
+absl::StatusOr<v1::ListWorkersResponse> Coordinator::ListWorkers() {
+  return RunInLoop<v1::ListWorkersResponse>(
+      [this](Txn& txn) -> absl::StatusOr<v1::ListWorkersResponse> {
+        absl::flat_hash_map<std::string, std::vector<std::string>> leases;
+        for (const auto& [task_id, expiry] : lease_expiry_ms_) {
+          absl::StatusOr<ParsedTaskId> parsed = ParseTaskId(task_id);
+          if (!parsed.ok()) continue;
+          auto it = live_.find(parsed->request_id);
+          if (it == live_.end() || parsed->map >= it->second.record.maps_size())
+            continue;
+          const internal::MapRun& run = it->second.record.maps(parsed->map);
+          if (parsed->item >= run.items_size()) continue;
+          leases[run.items(parsed->item).worker_id()].push_back(task_id);
+        }
+        std::vector<std::pair<std::string, const WorkerSeen*>> order;
+        for (const auto& [id, seen] : workers_) order.emplace_back(id, &seen);
+        std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+          return a.second->last_seen_ms > b.second->last_seen_ms;
+        });
+        v1::ListWorkersResponse response;
+        for (const auto& [id, seen] : order) {
+          v1::WorkerInfo* info = response.add_workers();
+          info->set_worker_id(id);
+          for (const std::string& store : seen->stores) info->add_stores(store);
+          SetTimestampMillis(seen->last_seen_ms, info->mutable_last_seen());
+          std::vector<std::string>& held = leases[id];
+          std::sort(held.begin(), held.end());
+          for (const std::string& task : held) info->add_leased_tasks(task);
+        }
+        for (const StoreSpec& spec : options_.inventory->stores()) {
+          if (!StoreServed(spec.name, txn.now_ms)) {
+            response.add_unserved_stores(spec.name);
+          }
+        }
+        return response;
+      });
+}
+
+absl::StatusOr<std::optional<v1::Task>> Coordinator::PollTask(
+    const v1::PollTaskRequest& request,
+    const std::function<bool()>& cancelled) {
+  if (request.worker_id().empty())
+    return absl::InvalidArgumentError("worker_id: required");
+  if (request.stores().empty()) {
+    return absl::InvalidArgumentError(
+        "stores: name at least one store this worker serves");
+  }
+  for (int i = 0; i < request.stores_size(); ++i) {
+    if (options_.inventory->Find(request.stores(i)) == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stores[", i, "]: unknown store \"", request.stores(i),
+                       "\" (not in the data inventory)"));
+    }
+  }
+  int wait_ms = request.wait_ms() <= 0
+                    ? kDefaultPollWaitMs
+                    : std::min(request.wait_ms(), kMaxPollWaitMs);
+  auto slot = std::make_shared<PollSlot>();
+  std::vector<std::string> stores(request.stores().begin(),
+                                  request.stores().end());
+  std::string worker_id = request.worker_id();
+  bool queued = Enqueue([this, slot, stores, worker_id, wait_ms](Txn& txn) {
+    SawWorker(worker_id, txn.now_ms, &stores);
+    pollers_.push_back(
+        {worker_id, stores, RealClock()->NowMillis() + wait_ms, slot});
+  });
+  if (!queued) return absl::UnavailableError("coordinator is shutting down");
+  std::unique_lock<std::mutex> lock(slot->mu);
+  while (!slot->done) {
+    slot->done_cv.wait_for(lock, std::chrono::milliseconds(500));
+    if (!slot->done && cancelled()) {
+      slot->abandoned = true;
+      return absl::CancelledError("poll cancelled by the worker");
+    }
+  }
+  return std::move(slot->result);
+}
+
+absl::StatusOr<std::pair<Coordinator::LiveRequest*, int>>
+Coordinator::FindLeasedItem(const std::string& task_id, uint32_t attempt,
+                            const std::string& worker_id) {
+  ASSIGN_OR_RETURN(ParsedTaskId parsed, ParseTaskId(task_id));
+  auto it = live_.find(parsed.request_id);
+  if (it == live_.end()) {
+    absl::StatusOr<internal::RequestRecord> stored =
+        store_->GetRequest(parsed.request_id);
+    if (!stored.ok())
+      return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", task_id, " is not leased: its request is ",
+                     v1::RequestStatus_Name(stored->request().status())));
+  }
+  LiveRequest& live = it->second;
+  const internal::RequestRecord& record = live.record;
+  if (parsed.map >= record.maps_size() ||
+      parsed.item >= record.maps(parsed.map).items_size()) {
+    return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
+  }
+  const internal::MapItem& item = record.maps(parsed.map).items(parsed.item);
+  if (parsed.map != record.maps_size() - 1 ||
+      item.phase() != internal::ITEM_LEASED || item.attempt() != attempt ||
+      item.worker_id() != worker_id) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "task ", task_id, " attempt ", attempt, " is not leased to worker \"",
+        worker_id, "\" (current attempt ", item.attempt(), ")"));
+  }
+  return std::make_pair(&live, parsed.item);
+}
+
+absl::StatusOr<int64_t> Coordinator::Heartbeat(
+    const v1::HeartbeatRequest& request) {
+  return RunInLoop<int64_t>(
+      [this, request](Txn& txn) -> absl::StatusOr<int64_t> {
+        ASSIGN_OR_RETURN(auto found,
+                         FindLeasedItem(request.task_id(), request.attempt(),
+                                        request.worker_id()));
+        (void)found;
+        int64_t expiry =
+            txn.now_ms + absl::ToInt64Milliseconds(options_.lease_duration);
+        lease_expiry_ms_[request.task_id()] = expiry;
+        SawWorker(request.worker_id(), txn.now_ms, nullptr);
+        return expiry;
+      });
+}
+
+absl::StatusOr<std::string> Coordinator::ArtifactPathForUpload(
+    const v1::ArtifactHeader& header) {
+  return RunInLoop<std::string>(
+      [this, header](Txn& txn) -> absl::StatusOr<std::string> {
+        ASSIGN_OR_RETURN(auto found,
+                         FindLeasedItem(header.task_id(), header.attempt(),
+                                        header.worker_id()));
+        ASSIGN_OR_RETURN(ParsedTaskId parsed, ParseTaskId(header.task_id()));
+        (void)found;
+        return ArtifactPath(parsed.request_id, parsed.map, parsed.item,
+                            header.attempt());
+      });
+}
+
+absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& request) {
+  if (request.record_count() < 0) {
+    return absl::InvalidArgumentError("record_count: must not be negative");
+  }
+  return RunInLoop<bool>([this, request](Txn& txn) -> absl::StatusOr<bool> {
+           ASSIGN_OR_RETURN(auto found,
+                            FindLeasedItem(request.task_id(), request.attempt(),
+                                           request.worker_id()));
+           auto [live, item_index] = found;
+           SawWorker(request.worker_id(), txn.now_ms, nullptr);
+           int map = live->record.maps_size() - 1;
+           const internal::MapItem& item =
+               live->record.maps(map).items(item_index);
+           const State* map_state =
+               live->definition->root().Find(live->record.maps(map).state());
+           const State* task_state = map_state->iterator->Find(item.state());
+           std::string artifact_path;
+           int64_t artifact_size = 0;
+           if (task_state->resource == kResourceWorkerExport) {
+             if (request.artifact_sha256().empty()) {
+               return absl::InvalidArgumentError(
+                   "artifact_sha256: required for an export (upload it first)");
+             }
+             artifact_path = ArtifactPath(live->record.request().id(), map,
+                                          item_index, request.attempt());
+             struct stat info;
+             if (::stat(artifact_path.c_str(), &info) != 0) {
+               return absl::FailedPreconditionError(absl::StrCat(
+                   "artifact_sha256: no export was uploaded for task ",
+                   request.task_id(), " attempt ", request.attempt()));
+             }
+             artifact_size = info.st_size;
+             absl::StatusOr<std::string> uploaded_sha =
+                 ReadFile(ArtifactDigestPath(artifact_path));
+             if (!uploaded_sha.ok() ||
+                 *uploaded_sha != request.artifact_sha256()) {
+               return absl::InvalidArgumentError(absl::StrCat(
+                   "artifact_sha256: does not match the export uploaded for "
+                   "task ",
+                   request.task_id(), " attempt ", request.attempt()));
+             }
+           }
+           for (int i = 0; i < request.discovered_identities_size(); ++i) {
+             const v1::SubjectIdentity& identity =
+                 request.discovered_identities(i);
+             if (identity.value().empty() || IdentityKey(identity).empty()) {
+               return absl::InvalidArgumentError(absl::StrCat(
+                   "discovered_identities[", i, "]: needs a type and a value"));
+             }
+           }
+           lease_expiry_ms_.erase(request.task_id());
+           Mutate(
+               txn, *live,
+               [&](Interpreter& interpreter, internal::RequestRecord* record) {
+                 interpreter.CompleteItemTask(
+                     record, item_index, request.record_count(),
+                     request.discovered_identities(), request.artifact_sha256(),
+                     artifact_path, artifact_size);
+               });
+           return true;
+         })
+      .status();
+}
+
+absl::Status Coordinator::FailTask(const v1::FailTaskRequest& request) {
+  return RunInLoop<bool>([this, request](Txn& txn) -> absl::StatusOr<bool> {
+           ASSIGN_OR_RETURN(auto found,
+                            FindLeasedItem(request.task_id(), request.attempt(),
+                                           request.worker_id()));
+           auto [live, item_index] = found;
+           SawWorker(request.worker_id(), txn.now_ms, nullptr);
+           lease_expiry_ms_.erase(request.task_id());
+           std::string error =
+               request.error().empty() ? "Worker.Failed" : request.error();
+           Mutate(
+               txn, *live,
+               [&](Interpreter& interpreter, internal::RequestRecord* record) {
+                 interpreter.FailItemTask(record, item_index, error,
+                                          request.cause());
+               });
+           return true;
+         })
+      .status();
+}
+
+}  // namespace dsar

@@ -1,0 +1,78 @@
+#ifndef DSAR_ENGINE_COORDINATOR_INTERNAL_H_
+#define DSAR_ENGINE_COORDINATOR_INTERNAL_H_
+
+// Shared by the files that make up Coordinator (engine/coordinator*.cc):
+// task ids, the long-poll hand-over slot and RunInLoop. Not for other
+// callers.
+
+#include <condition_variable>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "engine/coordinator.h"
+
+namespace dsar {
+namespace coordinator_internal {
+
+// "<request id>/<map run>/<item>": names a Map item's task.
+std::string TaskId(const std::string& request_id, int map, int item);
+
+struct ParsedTaskId {
+  std::string request_id;
+  int map = 0;
+  int item = 0;
+};
+
+// INVALID_ARGUMENT naming task_id when it is not a TaskId.
+absl::StatusOr<ParsedTaskId> ParseTaskId(const std::string& task_id);
+
+}  // namespace coordinator_internal
+
+struct Coordinator::PollSlot {
+  std::mutex mu;
+  std::condition_variable done_cv;
+  bool done = false;                               // GUARDED_BY(mu)
+  bool abandoned = false;                          // GUARDED_BY(mu)
+  absl::StatusOr<std::optional<v1::Task>> result;  // GUARDED_BY(mu)
+
+  // Hands the result over; false when the poller already left.
+  bool Fulfil(absl::StatusOr<std::optional<v1::Task>> value) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (abandoned || done) return false;
+    result = std::move(value);
+    done = true;
+    done_cv.notify_all();
+    return true;
+  }
+  bool Abandoned() {
+    std::lock_guard<std::mutex> lock(mu);
+    return abandoned;
+  }
+};
+
+template <typename T>
+absl::StatusOr<T> Coordinator::RunInLoop(
+    std::function<absl::StatusOr<T>(Txn&)> fn) {
+  auto promise = std::make_shared<std::promise<absl::StatusOr<T>>>();
+  std::future<absl::StatusOr<T>> future = promise->get_future();
+  bool queued = Enqueue([fn = std::move(fn), promise](Txn& txn) {
+    auto result = std::make_shared<absl::StatusOr<T>>(fn(txn));
+    txn.replies.push_back(
+        [promise, result] { promise->set_value(std::move(*result)); });
+  });
+  if (!queued) return absl::UnavailableError("coordinator is shutting down");
+  try {
+    return future.get();
+  } catch (const std::future_error&) {
+    // The loop stopped before running the command: nothing was changed.
+    return absl::UnavailableError("coordinator is shutting down");
+  }
+}
+
+}  // namespace dsar
+
+#endif  // DSAR_ENGINE_COORDINATOR_INTERNAL_H_
