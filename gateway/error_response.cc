@@ -73,22 +73,28 @@ int HttpStatusForCode(absl::StatusCode code) {
   }
 }
 
+std::optional<FieldViolation> FieldViolationOf(const absl::Status& status) {
+  if (status.code() != absl::StatusCode::kInvalidArgument) return std::nullopt;
+  absl::string_view message = status.message();
+  size_t colon = message.find(": ");
+  if (colon == absl::string_view::npos ||
+      !IsFieldPath(message.substr(0, colon))) {
+    return std::nullopt;
+  }
+  return FieldViolation{std::string(message.substr(0, colon)),
+                        std::string(message.substr(colon + 2))};
+}
+
 std::string ErrorJson(const absl::Status& status) {
   nlohmann::json body = {{"code", static_cast<int>(status.code())},
                          {"message", std::string(status.message())}};
-  if (status.code() == absl::StatusCode::kInvalidArgument) {
-    absl::string_view message = status.message();
-    size_t colon = message.find(": ");
-    if (colon != absl::string_view::npos &&
-        IsFieldPath(message.substr(0, colon))) {
-      body["details"] = nlohmann::json::array(
-          {{{"@type", "type.googleapis.com/google.rpc.BadRequest"},
-            {"fieldViolations",
-             nlohmann::json::array(
-                 {{{"field", std::string(message.substr(0, colon))},
-                   {"description",
-                    std::string(message.substr(colon + 2))}}})}}});
-    }
+  if (std::optional<FieldViolation> violation = FieldViolationOf(status)) {
+    body["details"] = nlohmann::json::array(
+        {{{"@type", "type.googleapis.com/google.rpc.BadRequest"},
+          {"fieldViolations",
+           nlohmann::json::array(
+               {{{"field", violation->field},
+                 {"description", violation->description}}})}}});
   }
   // Replace invalid UTF-8 rather than throw: messages may quote user input.
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -4,6 +4,7 @@
 // Errors as REST clients see them: the HTTP status of a google.rpc.Code
 // (the mapping of google/rpc/code.proto) and a google.rpc.Status JSON body.
 
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -21,6 +22,16 @@ int HttpStatusForCode(absl::StatusCode code);
 // coordinator's and the transcoder's), details holds one
 // google.rpc.BadRequest with that field violation.
 std::string ErrorJson(const absl::Status& status);
+
+// One bad field of a request, as google.rpc.BadRequest names it.
+struct FieldViolation {
+  std::string field;        // A field path: "identities[0].value".
+  std::string description;  // The reason: "not a valid email address".
+};
+
+// The field violation of an INVALID_ARGUMENT `status` whose message has the
+// "<field path>: <reason>" form; nullopt for any other status or message.
+std::optional<FieldViolation> FieldViolationOf(const absl::Status& status);
 
 }  // namespace dsar::gateway
 

@@ -54,6 +54,18 @@ TEST(ErrorResponseTest, NoViolationWithoutAFieldPath) {
   EXPECT_FALSE(not_found.contains("details"));
 }
 
+TEST(ErrorResponseTest, FieldViolationOfSplitsFieldAndReason) {
+  std::optional<FieldViolation> violation = FieldViolationOf(
+      absl::InvalidArgumentError("identities[0].value: not an email address"));
+  ASSERT_TRUE(violation.has_value());
+  EXPECT_EQ(violation->field, "identities[0].value");
+  EXPECT_EQ(violation->description, "not an email address");
+  EXPECT_FALSE(FieldViolationOf(absl::InvalidArgumentError("no field here"))
+                   .has_value());
+  EXPECT_FALSE(
+      FieldViolationOf(absl::NotFoundError("id: no request")).has_value());
+}
+
 TEST(ErrorResponseTest, InvalidUtf8InMessagesIsReplaced) {
   nlohmann::json body = nlohmann::json::parse(
       ErrorJson(absl::InvalidArgumentError("x: bad \xff byte")));

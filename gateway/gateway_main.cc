@@ -20,6 +20,7 @@
 #include "dsar/v1/admin.pb.h"
 #include "dsar/v1/audit.pb.h"
 #include "dsar/v1/requests.pb.h"
+#include "gateway/compat/seed_routes.h"
 #include "gateway/gateway_server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080",
@@ -117,7 +118,6 @@ int main(int argc, char** argv) {
     options.host = options.host.substr(1, options.host.size() - 2);
   }
   options.services = absl::GetFlag(FLAGS_services);
-  options.compat_routes = absl::GetFlag(FLAGS_compat_routes);
   options.max_body_bytes = static_cast<size_t>(
       std::max<int64_t>(0, absl::GetFlag(FLAGS_max_body_bytes)));
   options.read_timeout =
@@ -179,12 +179,18 @@ int main(int argc, char** argv) {
         *std::move(verifier));
   }
 
-  auto backend = std::make_unique<dsar::gateway::BackendClient>(
+  auto backend = std::make_shared<const dsar::gateway::BackendClient>(
       absl::GetFlag(FLAGS_coordinator),
       absl::Milliseconds(absl::GetFlag(FLAGS_backend_timeout_ms)));
+  // Routes with code of their own, asked before the annotated ones.
+  std::vector<std::unique_ptr<dsar::gateway::RouteProvider>> providers;
+  if (absl::GetFlag(FLAGS_compat_routes)) {
+    providers.push_back(
+        std::make_unique<dsar::gateway::compat::SeedRoutes>(backend));
+  }
   absl::StatusOr<std::unique_ptr<dsar::gateway::GatewayServer>> server =
       dsar::gateway::GatewayServer::Create(options, std::move(authenticator),
-                                           std::move(backend));
+                                           backend, std::move(providers));
   if (!server.ok()) return Fail(server.status());
 
   // SIGINT/SIGTERM are taken by a thread with sigwait, so stopping the

@@ -51,29 +51,28 @@ HttpReply WithStatus(HttpReply reply, int status) {
 GatewayServer::GatewayServer(
     const GatewayOptions& options, RouteTable routes,
     std::unique_ptr<RequestAuthenticator> authenticator,
-    std::unique_ptr<BackendClient> backend)
+    std::shared_ptr<const BackendClient> backend,
+    std::vector<std::unique_ptr<RouteProvider>> providers)
     : options_(options),
       routes_(std::move(routes)),
       authenticator_(std::move(authenticator)),
       backend_(std::move(backend)),
-      http_(std::make_unique<httplib::Server>()) {
-  if (options_.compat_routes) {
-    compat_ = std::make_unique<CompatRoutes>(backend_.get());
-  }
-}
+      providers_(std::move(providers)),
+      http_(std::make_unique<httplib::Server>()) {}
 
 GatewayServer::~GatewayServer() = default;
 
 absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Create(
     const GatewayOptions& options,
     std::unique_ptr<RequestAuthenticator> authenticator,
-    std::unique_ptr<BackendClient> backend) {
+    std::shared_ptr<const BackendClient> backend,
+    std::vector<std::unique_ptr<RouteProvider>> providers) {
   absl::StatusOr<RouteTable> routes = RouteTable::Build(
       options.services, *google::protobuf::DescriptorPool::generated_pool());
   if (!routes.ok()) return routes.status();
   std::unique_ptr<GatewayServer> server(
       new GatewayServer(options, *std::move(routes), std::move(authenticator),
-                        std::move(backend)));
+                        std::move(backend), std::move(providers)));
 
   httplib::Server& http = *server->http_;
   GatewayServer* self = server.get();
@@ -95,7 +94,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Create(
                        absl::ToInt64Microseconds(absl::Now() - start)));
     }
   };
-  // Routing is ours (RouteTable, CompatRoutes): every path goes to Handle.
+  // Routing is ours (route providers, RouteTable): every path goes to Handle.
   http.Get(".*", handler);
   http.Post(".*", handler);
   http.Put(".*", handler);
@@ -178,12 +177,19 @@ HttpReply GatewayServer::Handle(const httplib::Request& request) const {
                       415);
   }
 
-  std::optional<CompatRoutes::Match> compat;
+  const RouteProvider* provider = nullptr;
+  std::optional<RouteProvider::Match> provided;
+  for (const std::unique_ptr<RouteProvider>& candidate : providers_) {
+    provided = candidate->Find(method, path);
+    if (provided) {
+      provider = candidate.get();
+      break;
+    }
+  }
   absl::StatusOr<RouteMatch> route = absl::NotFoundError("");
   std::string scope;
-  if (compat_ != nullptr) compat = compat_->Find(method, path);
-  if (compat) {
-    scope = compat->required_scope;
+  if (provided) {
+    scope = provided->required_scope;
   } else {
     route = routes_.Find(method, path);
     if (!route.ok()) {
@@ -203,10 +209,11 @@ HttpReply GatewayServer::Handle(const httplib::Request& request) const {
         {"WWW-Authenticate", WwwAuthenticate(caller.status(), scope)});
     return reply;
   }
-  if (compat) {
-    return compat_->Serve(*compat, request.body,
-                          request.get_header_value("Idempotency-Key"), *caller,
-                          absl::Now());
+  if (provided) {
+    HttpRequest provided_request{method, path, request.body, {}};
+    provided_request.headers.assign(request.headers.begin(),
+                                    request.headers.end());
+    return provider->Serve(*provided, provided_request, *caller);
   }
   return Transcode(*route, request, *caller);
 }

@@ -2,8 +2,9 @@
 #define DSAR_GATEWAY_GATEWAY_SERVER_H_
 
 // The HTTP side of dsar-gateway: accepts HTTP/1.1 requests, authenticates
-// them, and serves them from the compatibility routes or by transcoding to
-// the RPC that the route table names.
+// them, and serves them by transcoding to the RPC that the route table names,
+// or from a RouteProvider it was given (route_provider.h) for the routes
+// that have code of their own.
 
 #include <memory>
 #include <string>
@@ -12,9 +13,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gateway/backend_client.h"
-#include "gateway/compat_routes.h"
 #include "gateway/http_reply.h"
 #include "gateway/request_auth.h"
+#include "gateway/route_provider.h"
 #include "gateway/route_table.h"
 
 namespace httplib {
@@ -30,7 +31,6 @@ struct GatewayOptions {
   // Full names of the gRPC services to expose.
   std::vector<std::string> services = {
       "dsar.v1.DsarService", "dsar.v1.AuditService", "dsar.v1.AdminService"};
-  bool compat_routes = true;        // The seed routes (they need DsarService).
   size_t max_body_bytes = 1 << 20;  // Larger bodies: 413.
   absl::Duration read_timeout = absl::Seconds(10);
   absl::Duration write_timeout = absl::Seconds(10);
@@ -43,12 +43,14 @@ struct GatewayOptions {
 class GatewayServer {
  public:
   // Builds the route table from the linked descriptors of options.services
-  // (failing as RouteTable::Build does). `backend` and `authenticator` are
-  // owned by the server.
+  // (failing as RouteTable::Build does). Transcoded calls go through
+  // `backend`. `providers` are asked, in order, before the route table: the
+  // first whose Find matches serves the request.
   static absl::StatusOr<std::unique_ptr<GatewayServer>> Create(
       const GatewayOptions& options,
       std::unique_ptr<RequestAuthenticator> authenticator,
-      std::unique_ptr<BackendClient> backend);
+      std::shared_ptr<const BackendClient> backend,
+      std::vector<std::unique_ptr<RouteProvider>> providers = {});
   ~GatewayServer();
   GatewayServer(const GatewayServer&) = delete;
   GatewayServer& operator=(const GatewayServer&) = delete;
@@ -70,15 +72,16 @@ class GatewayServer {
  private:
   GatewayServer(const GatewayOptions& options, RouteTable routes,
                 std::unique_ptr<RequestAuthenticator> authenticator,
-                std::unique_ptr<BackendClient> backend);
+                std::shared_ptr<const BackendClient> backend,
+                std::vector<std::unique_ptr<RouteProvider>> providers);
   HttpReply Transcode(const RouteMatch& match, const httplib::Request& request,
                       const Caller& caller) const;
 
   GatewayOptions options_;
   RouteTable routes_;
   std::unique_ptr<RequestAuthenticator> authenticator_;
-  std::unique_ptr<BackendClient> backend_;
-  std::unique_ptr<CompatRoutes> compat_;  // Null when disabled.
+  std::shared_ptr<const BackendClient> backend_;
+  std::vector<std::unique_ptr<RouteProvider>> providers_;
   std::unique_ptr<httplib::Server> http_;
 };
 

@@ -1,21 +1,21 @@
-#include "gateway/compat_routes.h"
+#include "gateway/compat/seed_routes.h"
 
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
 
 #include <cstdlib>
+#include <utility>
 
-#include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "common/grpc_status.h"
 #include "dsar/v1/requests.grpc.pb.h"
-#include "gateway/gdpr_deadline.h"
-#include "nlohmann/json.hpp"
+#include "model/field_types.h"
+#include "model/identity.h"
 
-namespace dsar::gateway {
+namespace dsar::gateway::compat {
 namespace {
 
 using google::protobuf::util::TimeUtil;
@@ -111,95 +111,79 @@ void MarkVerifiedBySession(const Caller& caller,
       "jwt:", ClaimText(caller.claims, "iss"), "#", caller.subject));
 }
 
-}  // namespace
-
-bool LooksLikeEmail(const std::string& email) {
-  if (email.size() > 254) return false;
-  size_t at = email.rfind('@');
-  if (at == std::string::npos || at == 0 || at + 1 == email.size()) {
-    return false;
-  }
-  absl::string_view local(email.data(), at);
-  absl::string_view domain(email.data() + at + 1, email.size() - at - 1);
-  if (local.size() > 64 || local.front() == '.' || local.back() == '.' ||
-      absl::StrContains(local, "..")) {
-    return false;
-  }
-  for (char c : local) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (!(absl::ascii_isalnum(u) || u >= 0x80 ||
-          absl::StrContains("!#$%&'*+-/=?^_`{|}~.", c))) {
-      return false;
-    }
-  }
-  std::vector<absl::string_view> labels = absl::StrSplit(domain, '.');
-  if (labels.size() < 2) return false;
-  for (absl::string_view label : labels) {
-    if (label.empty() || label.size() > 63 || label.front() == '-' ||
-        label.back() == '-') {
-      return false;
-    }
-    for (char c : label) {
-      unsigned char u = static_cast<unsigned char>(c);
-      if (!(absl::ascii_isalnum(u) || c == '-' || u >= 0x80)) return false;
-    }
-  }
-  absl::string_view tld = labels.back();
-  if (tld.size() < 2) return false;
-  for (char c : tld) {
-    if (absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
-  }
-  return true;
+// The canonical form of an email address (the model's normaliser, as dsard
+// applies it at intake), or "" when there is none.
+std::string CanonicalEmail(const std::string& email) {
+  absl::StatusOr<std::string> canonical =
+      NormalizeIdentityValue(kEmailKey, email, "");
+  return canonical.ok() ? *std::move(canonical) : "";
 }
 
-CompatRoutes::CompatRoutes(const BackendClient* backend) : backend_(backend) {
-  auto add = [this](Kind kind, const char* method, const char* path,
+}  // namespace
+
+nlohmann::json SubmitErrorsForCoordinatorError(const absl::Status& error) {
+  // The coordinator names its own fields; point at the form's.
+  std::string field;
+  std::string reason(error.message());
+  if (std::optional<FieldViolation> violation = FieldViolationOf(error)) {
+    field = violation->field;
+    reason = violation->description;
+    if (absl::StartsWith(field, "identities")) field = "email";
+    if (field == "type") field = "requestType";
+  }
+  return {
+      {"errors", nlohmann::json::array({FieldError(field, nullptr, reason)})}};
+}
+
+SeedRoutes::SeedRoutes(std::shared_ptr<const BackendClient> backend)
+    : backend_(std::move(backend)) {
+  auto add = [this](Route route, const char* method, const char* path,
                     const char* scope) {
     absl::StatusOr<PathTemplate> tmpl = PathTemplate::Parse(path);
     // The templates are constants of this file.
     if (!tmpl.ok()) std::abort();
-    entries_.push_back({kind, method, *std::move(tmpl), scope});
+    entries_.push_back({route, method, *std::move(tmpl), scope});
   };
-  add(Kind::kCreateJob, "POST", "/dsar", "dsar.submit");
-  add(Kind::kGetJob, "GET", "/dsar/{job_id}", "dsar.read");
-  add(Kind::kJobEvents, "GET", "/dsar/{job_id}/events", "dsar.read");
-  add(Kind::kDownload, "GET", "/dsar/{job_id}/download", "dsar.read");
-  add(Kind::kSubmit, "POST", "/api/dsar/submit", "dsar.submit");
+  add(kCreateJob, "POST", "/dsar", "dsar.submit");
+  add(kGetJob, "GET", "/dsar/{job_id}", "dsar.read");
+  add(kJobEvents, "GET", "/dsar/{job_id}/events", "dsar.read");
+  add(kDownload, "GET", "/dsar/{job_id}/download", "dsar.read");
+  add(kSubmit, "POST", "/api/dsar/submit", "dsar.submit");
 }
 
-std::optional<CompatRoutes::Match> CompatRoutes::Find(
-    const std::string& http_method, const std::string& path) const {
+std::optional<RouteProvider::Match> SeedRoutes::Find(
+    const std::string& method, const std::string& path) const {
   for (const Entry& entry : entries_) {
-    if (entry.http_method != http_method) continue;
+    if (entry.http_method != method) continue;
     std::optional<std::vector<PathBinding>> bindings = entry.path.Match(path);
     if (bindings) {
-      return Match{entry.kind, entry.required_scope, *std::move(bindings)};
+      return Match{entry.route, entry.required_scope, *std::move(bindings)};
     }
   }
   return std::nullopt;
 }
 
-HttpReply CompatRoutes::Serve(const Match& match, const std::string& body,
-                              const std::string& idempotency_key,
-                              const Caller& caller, absl::Time now) const {
-  switch (match.kind) {
-    case Kind::kCreateJob:
-      return CreateJob(body, idempotency_key, caller);
-    case Kind::kGetJob:
+HttpReply SeedRoutes::Serve(const Match& match, const HttpRequest& request,
+                            const Caller& caller) const {
+  switch (match.route) {
+    case kCreateJob:
+      return CreateJob(request.body, request.Header("Idempotency-Key"), caller);
+    case kGetJob:
       return GetJob(match.bindings[0].value, caller);
-    case Kind::kJobEvents:
+    case kJobEvents:
       return JobEvents(match.bindings[0].value, caller);
-    case Kind::kDownload:
+    case kDownload:
       return Download(match.bindings[0].value, caller);
-    case Kind::kSubmit:
-      return Submit(body, idempotency_key, caller);
+    case kSubmit:
+      return Submit(request.body, request.Header("Idempotency-Key"), caller);
   }
-  return ErrorReply(absl::InternalError("unhandled compatibility route"));
+  return ErrorReply(
+      absl::InternalError(absl::StrCat("no seed route number ", match.route)));
 }
 
-HttpReply CompatRoutes::CreateJob(const std::string& body,
-                                  const std::string& idempotency_key,
-                                  const Caller& caller) const {
+HttpReply SeedRoutes::CreateJob(const std::string& body,
+                                const std::string& idempotency_key,
+                                const Caller& caller) const {
   nlohmann::json input = nlohmann::json::parse(body, nullptr, false);
   if (input.is_discarded() || !input.is_object()) {
     return ErrorReply(
@@ -256,17 +240,17 @@ HttpReply CompatRoutes::CreateJob(const std::string& body,
   if (!status.ok()) {
     absl::Status error = FromGrpcStatus(status);
     // The coordinator names its own fields; point at the seed's.
-    if (absl::StartsWith(error.message(), "identities")) {
-      error = Invalid("user_id",
-                      error.message().substr(error.message().find(": ") + 2));
+    std::optional<FieldViolation> violation = FieldViolationOf(error);
+    if (violation && absl::StartsWith(violation->field, "identities")) {
+      error = Invalid("user_id", violation->description);
     }
     return ErrorReply(error);
   }
   return JsonReply(200, Dump({{"jobId", created.id()}}));
 }
 
-HttpReply CompatRoutes::GetJob(const std::string& id,
-                               const Caller& caller) const {
+HttpReply SeedRoutes::GetJob(const std::string& id,
+                             const Caller& caller) const {
   grpc::ClientContext context;
   backend_->PrepareContext(&context, caller.subject);
   v1::GetRequestRequest get;
@@ -303,8 +287,8 @@ HttpReply CompatRoutes::GetJob(const std::string& id,
   return JsonReply(200, Dump(job));
 }
 
-HttpReply CompatRoutes::JobEvents(const std::string& id,
-                                  const Caller& caller) const {
+HttpReply SeedRoutes::JobEvents(const std::string& id,
+                                const Caller& caller) const {
   std::unique_ptr<v1::DsarService::Stub> stub =
       v1::DsarService::NewStub(backend_->channel());
   nlohmann::json events = nlohmann::json::array();
@@ -330,8 +314,8 @@ HttpReply CompatRoutes::JobEvents(const std::string& id,
   return JsonReply(200, Dump({{"jobId", id}, {"events", std::move(events)}}));
 }
 
-HttpReply CompatRoutes::Download(const std::string& id,
-                                 const Caller& caller) const {
+HttpReply SeedRoutes::Download(const std::string& id,
+                               const Caller& caller) const {
   grpc::ClientContext context;
   backend_->PrepareContext(&context, caller.subject);
   v1::GetRequestRequest get;
@@ -362,9 +346,9 @@ HttpReply CompatRoutes::Download(const std::string& id,
   return reply;
 }
 
-HttpReply CompatRoutes::Submit(const std::string& body,
-                               const std::string& idempotency_key,
-                               const Caller& caller) const {
+HttpReply SeedRoutes::Submit(const std::string& body,
+                             const std::string& idempotency_key,
+                             const Caller& caller) const {
   nlohmann::json input = nlohmann::json::parse(body, nullptr, false);
   if (input.is_discarded() || !input.is_object()) {
     nlohmann::json errors = nlohmann::json::array(
@@ -376,14 +360,16 @@ HttpReply CompatRoutes::Submit(const std::string& body,
     auto it = input.find(name);
     return it == input.end() ? nullptr : &*it;
   };
-  // email: isEmail, then normalizeEmail (lower case).
+  // email: checked with the model's validator, the one dsard applies at
+  // intake, so that the answer lists every bad field at once as the seed's
+  // does. dsard normalises it (lower case) and has the last word.
   std::string email;
   const nlohmann::json* email_value = member("email");
   if (email_value != nullptr && email_value->is_string()) {
-    email = absl::AsciiStrToLower(
+    email = std::string(
         absl::StripAsciiWhitespace(email_value->get<std::string>()));
   }
-  if (!LooksLikeEmail(email)) {
+  if (email.empty() || !ValidateFieldValue(FieldType::kEmail, email, "").ok()) {
     errors.push_back(
         FieldError("email", email_value, "must be a valid email address"));
   }
@@ -424,9 +410,10 @@ HttpReply CompatRoutes::Submit(const std::string& body,
   bool email_verified_false = claims.contains("email_verified") &&
                               claims["email_verified"].is_boolean() &&
                               !claims["email_verified"].get<bool>();
-  std::string token_email = absl::AsciiStrToLower(ClaimText(claims, "email"));
+  std::string token_email = ClaimText(claims, "email");
   bool subject_token = !token_email.empty() && !caller.HasScope("dsar.admin");
-  if (subject_token && (token_email != email || email_verified_false)) {
+  if (subject_token && (CanonicalEmail(token_email) != CanonicalEmail(email) ||
+                        email_verified_false)) {
     return JsonReply(
         403, Dump({{"error", "Identity verification required"},
                    {"message",
@@ -450,31 +437,19 @@ HttpReply CompatRoutes::Submit(const std::string& body,
   if (!status.ok()) {
     absl::Status error = FromGrpcStatus(status);
     if (error.code() == absl::StatusCode::kInvalidArgument) {
-      // The coordinator names its own fields; point at the form's.
-      size_t colon = error.message().find(": ");
-      std::string field = colon == absl::string_view::npos
-                              ? ""
-                              : std::string(error.message().substr(0, colon));
-      if (absl::StartsWith(field, "identities")) field = "email";
-      if (field == "type") field = "requestType";
-      std::string reason(colon == absl::string_view::npos
-                             ? error.message()
-                             : error.message().substr(colon + 2));
-      nlohmann::json errors =
-          nlohmann::json::array({FieldError(field, nullptr, reason)});
-      return JsonReply(400, Dump({{"errors", errors}}));
+      return JsonReply(400, Dump(SubmitErrorsForCoordinatorError(error)));
     }
     return ErrorReply(error);
   }
-  // The coordinator's statutory deadline (end of day in the controller's
-  // time zone); one calendar month after receipt when it has none.
-  auto to_time = [](const google::protobuf::Timestamp& t) {
-    return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-  };
-  absl::Time deadline =
-      created.has_deadline()
-          ? to_time(created.deadline())
-          : OneCalendarMonthAfter(to_time(created.created_at()));
+  // The statutory deadline is dsard's to compute (and to extend); it sets
+  // one on every request it creates.
+  if (!created.has_deadline()) {
+    return ErrorReply(absl::InternalError(
+        absl::StrCat("dsard created request ", created.id(),
+                     " without a deadline; the gateway does not compute one")));
+  }
+  absl::Time deadline = absl::FromUnixSeconds(created.deadline().seconds()) +
+                        absl::Nanoseconds(created.deadline().nanos());
   return JsonReply(
       202, Dump({{"requestId", created.id()},
                  {"message", "DSAR request received"},
@@ -482,4 +457,4 @@ HttpReply CompatRoutes::Submit(const std::string& body,
                                                absl::UTCTimeZone())}}));
 }
 
-}  // namespace dsar::gateway
+}  // namespace dsar::gateway::compat
