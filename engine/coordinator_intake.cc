@@ -19,8 +19,11 @@
 namespace dsar {
 namespace {
 
+// `default_phone_region` as at intake, so a repeated submission compares
+// equal to what was stored.
 bool SameRequest(const v1::Request& existing,
-                 const v1::CreateRequestRequest& request) {
+                 const v1::CreateRequestRequest& request,
+                 std::string_view default_phone_region) {
   std::string regulation =
       request.regulation().empty() ? "GDPR" : request.regulation();
   if (existing.type() != request.type() ||
@@ -32,7 +35,8 @@ bool SameRequest(const v1::Request& existing,
     return false;
   }
   for (int i = 0; i < request.identities_size(); ++i) {
-    v1::SubjectIdentity normalized = NormalizeIdentity(request.identities(i));
+    v1::SubjectIdentity normalized =
+        NormalizeIdentity(request.identities(i), default_phone_region);
     if (IdentityKey(existing.identities(i)) != IdentityKey(normalized) ||
         existing.identities(i).value() != normalized.value()) {
       return false;
@@ -85,7 +89,8 @@ absl::StatusOr<v1::Request> Coordinator::CreateInLoop(
                          store_->GetRequest(*existing_id));
         existing = ToPublicRequest(stored);
       }
-      if (!SameRequest(existing, request)) {
+      if (!SameRequest(existing, request,
+                       options_.inventory->default_phone_region())) {
         return absl::AlreadyExistsError(
             "idempotency_key: already used for a different request");
       }
@@ -113,7 +118,8 @@ absl::StatusOr<v1::Request> Coordinator::CreateInLoop(
   stored->set_regulation(request.regulation().empty() ? "GDPR"
                                                       : request.regulation());
   for (const v1::SubjectIdentity& identity : request.identities()) {
-    *stored->add_identities() = NormalizeIdentity(identity);
+    *stored->add_identities() =
+        NormalizeIdentity(identity, options_.inventory->default_phone_region());
   }
   stored->set_status(v1::RECEIVED);
   stored->set_definition_version(options_.definition->version());

@@ -14,10 +14,6 @@ v1::SubjectIdentity NormalizeIdentity(const v1::SubjectIdentity& identity,
   return out;
 }
 
-v1::SubjectIdentity NormalizeIdentity(const v1::SubjectIdentity& identity) {
-  return NormalizeIdentity(identity, /*default_phone_region=*/"");
-}
-
 void MergeIdentities(
     const google::protobuf::RepeatedPtrField<v1::SubjectIdentity>& more,
     google::protobuf::RepeatedPtrField<v1::SubjectIdentity>* into) {

@@ -21,9 +21,6 @@ namespace dsar {
 // such identities before intake, so stored requests hold canonical values.
 v1::SubjectIdentity NormalizeIdentity(const v1::SubjectIdentity& identity,
                                       std::string_view default_phone_region);
-// Same with no default region: phones need a country code ("+44 ...").
-// DEPRECATED: intake must pass the inventory's default_phone_region.
-v1::SubjectIdentity NormalizeIdentity(const v1::SubjectIdentity& identity);
 
 // Appends the identities of `more` that `into` lacks (same key and value).
 void MergeIdentities(

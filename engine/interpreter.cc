@@ -311,7 +311,9 @@ bool Interpreter::StopForProblems(RequestRecord* record, const State& map) {
                i.error() == kErrorIdentityConflict;
       });
   Finish(record, v1::NEEDS_ATTENTION,
-         conflict ? kErrorIdentityConflict : kErrorNeedsAttention, cause);
+         conflict ? std::string(kErrorIdentityConflict)
+                  : std::string(kErrorNeedsAttention),
+         cause);
   return true;
 }
 

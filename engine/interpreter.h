@@ -14,6 +14,7 @@
 #include "dsar/internal/records.pb.h"
 #include "engine/workflow_definition.h"
 #include "inventory/inventory.h"
+#include "model/connector_errors.h"  // kErrorIdentityConflict.
 
 namespace dsar {
 
@@ -38,8 +39,6 @@ inline constexpr char kErrorStoreBlocked[] = "Store.Blocked";
 inline constexpr char kErrorNeedsAttention[] = "Request.NeedsAttention";
 // A store of the request is no longer in the data inventory.
 inline constexpr char kErrorStoreNotInInventory[] = "Store.NotInInventory";
-// The identities given match different people (reported by connectors).
-inline constexpr char kErrorIdentityConflict[] = "Identity.Conflict";
 
 class Interpreter {
  public:

@@ -377,7 +377,7 @@ TEST_F(InterpreterTest, IdentityConflictStopsForReview) {
   internal::RequestRecord record = NewRecord(v1::ERASURE);
   Now().Advance(&record);
   ASSERT_NO_FATAL_FAILURE(Lease(&record, kA));
-  Now().FailItemTask(&record, kA, kErrorIdentityConflict,
+  Now().FailItemTask(&record, kA, std::string(kErrorIdentityConflict),
                      "users: email and user_id match different records");
   ASSERT_NO_FATAL_FAILURE(Lease(&record, kC));
   Now().CompleteItemTask(&record, kC, 1, NoIdentities(), "", "", 0);

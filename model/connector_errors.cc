@@ -32,6 +32,8 @@ std::string ConnectorErrorName(const absl::Status& status) {
       return std::string(kErrorPermissionDenied);
     case absl::StatusCode::kNotFound:
       return std::string(kErrorSchemaMismatch);
+    case absl::StatusCode::kDataLoss:
+      return std::string(kErrorCorrupt);
     default:
       return std::string(kErrorFailed);
   }

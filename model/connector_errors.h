@@ -19,6 +19,9 @@
 //                                  to the worker (SQLITE_READONLY, EACCES).
 //   Connector.SchemaMismatch       NOT_FOUND: a table or field the inventory
 //                                  names does not exist.
+//   Connector.Corrupt              DATA_LOSS: the store's file is damaged or
+//                                  is not a database (SQLITE_CORRUPT/NOTADB);
+//                                  a person has to restore it.
 //   Identity.Conflict              the subject's identities match different
 //                                  records of one collection.
 //
@@ -41,6 +44,7 @@ inline constexpr std::string_view kErrorPermissionDenied =
     "Connector.PermissionDenied";
 inline constexpr std::string_view kErrorSchemaMismatch =
     "Connector.SchemaMismatch";
+inline constexpr std::string_view kErrorCorrupt = "Connector.Corrupt";
 inline constexpr std::string_view kErrorIdentityConflict = "Identity.Conflict";
 
 // `status` (not OK) carrying `name`, which ConnectorErrorName returns ahead

@@ -20,6 +20,7 @@ TEST(ConnectorErrorName, ClassifiesCodes) {
             "Connector.PermissionDenied");
   EXPECT_EQ(ConnectorErrorName(absl::NotFoundError("")),
             "Connector.SchemaMismatch");
+  EXPECT_EQ(ConnectorErrorName(absl::DataLossError("")), "Connector.Corrupt");
   EXPECT_EQ(ConnectorErrorName(absl::InternalError("")), "Connector.Failed");
   EXPECT_EQ(ConnectorErrorName(absl::FailedPreconditionError("")),
             "Connector.Failed");
@@ -42,7 +43,7 @@ TEST(ConnectorErrorName, TransientNames) {
   for (const char* name :
        {"Connector.InvalidValue", "Connector.ConstraintViolation",
         "Connector.PermissionDenied", "Connector.SchemaMismatch",
-        "Identity.Conflict"}) {
+        "Connector.Corrupt", "Identity.Conflict"}) {
     EXPECT_FALSE(IsTransientErrorName(name)) << name;
   }
 }

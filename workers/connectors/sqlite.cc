@@ -47,7 +47,7 @@ using Statement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
 //   CONSTRAINT (UNIQUE, NOT NULL, a foreign key ...)        ConstraintViolation
 //   ERROR "no such table/column"      NOT_FOUND             SchemaMismatch
 //   MISMATCH, TOOBIG, RANGE           INVALID_ARGUMENT      InvalidValue
-//   CORRUPT, NOTADB                   DATA_LOSS             Failed
+//   CORRUPT, NOTADB                   DATA_LOSS             Corrupt
 //   anything else                     INTERNAL              Failed
 absl::Status SqliteError(int rc, sqlite3* db, absl::string_view context) {
   std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
