@@ -400,9 +400,9 @@ TEST_F(EndToEndTest, CompletingATaskWithoutItsLeaseIsRefused) {
 
 TEST_F(EndToEndTest, DsardRefusesInventoryWithUnknownEraseAfterStore) {
   std::string text = ReadFileOrEmpty(inventory_);
-  std::string broken = absl::StrReplaceAll(
-      text,
-      {{"erase_after: [orders, activity]", "erase_after: [orders, invoices]"}});
+  std::string broken =
+      absl::StrReplaceAll(text, {{"erase_after: [orders, activity, marketing]",
+                                  "erase_after: [orders, invoices]"}});
   ASSERT_NE(broken, text) << "sample inventory changed shape";
   std::string path = dir_.Join("stores/broken-inventory.yaml");
   std::ofstream(path) << broken;

@@ -739,10 +739,17 @@ TEST_F(DsarctlTest, CancelAndConfigAddress) {
   WriteText(config, absl::StrCat("# test\naddr = 127.0.0.1:", dsard_.port,
                                  "\ntimeout = 20\noutput = json\n"));
   std::map<std::string, std::string> env = {{"DSARCTL_CONFIG", config}};
-  Ctl submitted = RunCtl(dir_,
-                         {"submit", "--type=ACCESS",
-                          "--email=person5@example.com", "--store=orders"},
-                         "", env);
+  // orders alone is searched by user id; by email it would need accounts
+  // (which supplies the user id), so that is refused with the reason.
+  Ctl unsearchable = RunCtl(dir_,
+                            {"submit", "--type=ACCESS",
+                             "--email=person5@example.com", "--store=orders"},
+                            "", env);
+  EXPECT_NE(unsearchable.code, 0) << unsearchable;
+  EXPECT_THAT(unsearchable.err, HasSubstr("accounts")) << unsearchable;
+  Ctl submitted =
+      RunCtl(dir_, {"submit", "--type=ACCESS", "--user-id=5", "--store=orders"},
+             "", env);
   ASSERT_EQ(submitted.code, 0) << submitted;
   nlohmann::json request = ParseJson(submitted.out);  // output = json.
   const std::string id = request["id"];
