@@ -21,6 +21,7 @@
 #include "engine/coordinator_internal.h"
 #include "engine/deadlines.h"
 #include "engine/notifier.h"
+#include "model/event_kinds.h"
 #include "storage/request_status.h"
 
 namespace dsar {
@@ -424,7 +425,7 @@ void Coordinator::Schedule(Txn& txn, LiveRequest& live) {
       live.builtin_in_flight = true;
       live.record.set_builtin_attempt(live.record.builtin_attempt() + 1);
       EventDraft started;
-      started.kind = "task_started";
+      started.kind = kEventTaskStarted;
       started.state = state->name;
       started.attempt = live.record.builtin_attempt();
       AppendEvents(txn, live, {started});
@@ -466,7 +467,7 @@ void Coordinator::FireDueTimers(Txn& txn) {
         lease_expiry_ms_.erase(lease);
         std::string worker = item.worker_id();
         EventDraft expired;
-        expired.kind = "lease_expired";
+        expired.kind = kEventLeaseExpired;
         expired.state = item.state();
         expired.store = item.store();
         expired.attempt = item.attempt();

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +16,8 @@
 #include "engine/coordinator.h"
 #include "engine/coordinator_internal.h"
 #include "engine/identity.h"
+#include "model/event_kinds.h"
+#include "model/task_operation.h"
 #include "storage/artifact_writer.h"
 
 namespace dsar {
@@ -22,14 +26,10 @@ namespace {
 constexpr int kDefaultPollWaitMs = 20000;
 constexpr int kMaxPollWaitMs = 60000;
 
-std::string OperationOf(const State& task) {
-  if (task.resource == kResourceWorkerExport) return "export";
-  if (task.resource == kResourceWorkerDiscover) return "discover";
-  if (task.resource == kResourceWorkerErase) return "erase";
-  if (task.resource == kResourceWorkerRectify) return "rectify";
-  if (task.resource == kResourceWorkerRestrict) return "restrict";
-  if (task.resource == kResourceWorkerObject) return "object";
-  return task.resource;
+// The operation a Map iterator's Task state runs. Always set for a loaded
+// definition: ParseStateMachine admits only worker resources there.
+std::optional<TaskOperation> OperationOf(const State& task) {
+  return TaskOperationOfResource(task.resource);
 }
 
 }  // namespace
@@ -74,7 +74,7 @@ std::optional<v1::Task> Coordinator::TryLease(
       lease_expiry_ms_[task_id] = expiry;
       PushTimer({expiry, TimerKind::kLease, ref.request_id, ref.map, ref.item});
       EventDraft leased;
-      leased.kind = "task_leased";
+      leased.kind = kEventTaskLeased;
       leased.state = item->state();
       leased.store = item->store();
       leased.attempt = item->attempt();
@@ -116,7 +116,13 @@ v1::Task Coordinator::BuildTask(const LiveRequest& live, int map,
   task.set_task_id(TaskId(record.request().id(), map, item_index));
   task.set_request_id(record.request().id());
   task.set_store(item.store());
-  task.set_operation(OperationOf(*task_state));
+  std::optional<TaskOperation> operation = OperationOf(*task_state);
+  // Without an operation (which a validated definition rules out) the
+  // resource goes out as it is: the worker refuses it as a permanent error
+  // and the store fails, instead of dsard stopping for every request.
+  task.set_operation(operation.has_value()
+                         ? std::string(TaskOperationName(*operation))
+                         : task_state->resource);
   task.set_attempt(item.attempt());
   task.set_request_type(record.request().type());
   *task.mutable_identities() = record.request().identities();
@@ -126,7 +132,7 @@ v1::Task Coordinator::BuildTask(const LiveRequest& live, int map,
     task.set_lease_expires_unix_ms(expiry->second);
   task.set_lease_duration_ms(
       absl::ToInt64Milliseconds(options_.lease_duration));
-  if (task_state->resource == kResourceWorkerRectify) {
+  if (operation == TaskOperation::kRectify) {
     for (const v1::FieldCorrection& correction :
          record.request().corrections()) {
       if (correction.store().empty() || correction.store() == item.store()) {
@@ -180,12 +186,12 @@ void Coordinator::CheckUnserved(Txn& txn, LiveRequest& live, int map,
   item->set_alert(absl::StrCat("no live worker serves store ", item->store(),
                                "; ready since ", since));
   EventDraft unserved;
-  unserved.kind = "store_unserved";
+  unserved.kind = kEventStoreUnserved;
   unserved.state = item->state();
   unserved.store = item->store();
   unserved.detail = item->alert();
   AppendEvents(txn, live, {unserved});
-  QueueNotification(txn, live, "store_unserved",
+  QueueNotification(txn, live, kNotificationStoreUnserved,
                     {{"audience", "operator"},
                      {"store", item->store()},
                      {"ready_since", since}});
@@ -357,7 +363,7 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& request) {
            const State* task_state = map_state->iterator->Find(item.state());
            std::string artifact_path;
            int64_t artifact_size = 0;
-           if (task_state->resource == kResourceWorkerExport) {
+           if (OperationOf(*task_state) == TaskOperation::kExport) {
              if (request.artifact_sha256().empty()) {
                return absl::InvalidArgumentError(
                    "artifact_sha256: required for an export (upload it first)");

@@ -15,6 +15,8 @@
 #include "engine/identity.h"
 #include "engine/identity_reach.h"
 #include "engine/request_validation.h"
+#include "model/event_kinds.h"
+#include "model/regulation.h"
 
 namespace dsar {
 namespace {
@@ -25,7 +27,7 @@ bool SameRequest(const v1::Request& existing,
                  const v1::CreateRequestRequest& request,
                  std::string_view default_phone_region) {
   std::string regulation =
-      request.regulation().empty() ? "GDPR" : request.regulation();
+      request.regulation().empty() ? kDefaultRegulation : request.regulation();
   if (existing.type() != request.type() ||
       existing.regulation() != regulation ||
       existing.identities_size() != request.identities_size() ||
@@ -107,15 +109,15 @@ absl::StatusOr<v1::Request> Coordinator::CreateInLoop(
   // The statutory clock starts at receipt, now.
   ASSIGN_OR_RETURN(
       absl::Time deadline,
-      StatutoryDeadline(
-          request.regulation().empty() ? "GDPR" : request.regulation(),
-          absl::FromUnixMillis(txn.now_ms), zone_));
+      StatutoryDeadline(request.regulation().empty() ? kDefaultRegulation
+                                                     : request.regulation(),
+                        absl::FromUnixMillis(txn.now_ms), zone_));
   LiveRequest live;
   live.definition = options_.definition;
   v1::Request* stored = live.record.mutable_request();
   stored->set_id(id);
   stored->set_type(request.type());
-  stored->set_regulation(request.regulation().empty() ? "GDPR"
+  stored->set_regulation(request.regulation().empty() ? kDefaultRegulation
                                                       : request.regulation());
   for (const v1::SubjectIdentity& identity : request.identities()) {
     *stored->add_identities() =
@@ -141,7 +143,7 @@ absl::StatusOr<v1::Request> Coordinator::CreateInLoop(
   auto [it, inserted] = live_.emplace(id, std::move(live));
   LiveRequest& entry = it->second;
   EventDraft received;
-  received.kind = "received";
+  received.kind = kEventReceived;
   received.detail =
       absl::StrCat("type=", v1::RequestType_Name(request.type()),
                    " regulation=", entry.record.request().regulation(),

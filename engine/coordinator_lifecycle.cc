@@ -17,6 +17,8 @@
 #include "engine/identity.h"
 #include "engine/notifier.h"
 #include "engine/request_validation.h"
+#include "model/event_kinds.h"
+#include "model/regulation.h"
 #include "storage/request_status.h"
 
 namespace dsar {
@@ -116,25 +118,25 @@ void Coordinator::NotifyStatusChange(Txn& txn, const LiveRequest& live,
   if (after == before) return;
   switch (after) {
     case v1::COMPLETED:
-      QueueNotification(txn, live, "completed");
+      QueueNotification(txn, live, kNotificationCompleted);
       break;
     case v1::FAILED:
-      QueueNotification(txn, live, "failed",
+      QueueNotification(txn, live, kNotificationFailed,
                         {{"error", live.record.request().error()},
                          {"cause", live.record.request().cause()}});
       break;
     case v1::CANCELLED:
-      QueueNotification(txn, live, "cancelled",
+      QueueNotification(txn, live, kNotificationCancelled,
                         {{"cause", live.record.request().cause()}});
       break;
     case v1::NEEDS_ATTENTION:
-      QueueNotification(txn, live, "needs_attention",
+      QueueNotification(txn, live, kNotificationNeedsAttention,
                         StoppedStores(live.record));
       break;
     case v1::RUNNING:
       if ((before == v1::VERIFYING || before == v1::RECEIVED) &&
           !live.record.waits_for_linked()) {
-        QueueNotification(txn, live, "started");
+        QueueNotification(txn, live, kNotificationStarted);
       }
       break;
     default:
@@ -144,7 +146,7 @@ void Coordinator::NotifyStatusChange(Txn& txn, const LiveRequest& live,
 
 void Coordinator::ReceiveRequest(Txn& txn, LiveRequest& live,
                                  const v1::CreateRequestRequest& request) {
-  QueueNotification(txn, live, "received");
+  QueueNotification(txn, live, kNotificationReceived);
   if (!request.has_verified() && options_.verify_unattested) return;
   // Verified before it arrived: by the caller (audited with its evidence
   // reference), or by configuration.
@@ -161,7 +163,7 @@ void Coordinator::ReceiveRequest(Txn& txn, LiveRequest& live,
   SetTimestampMillis(txn.now_ms, verification->mutable_verified_at());
   live.record.add_signals(kSignalIdentityVerified);
   EventDraft verified;
-  verified.kind = "identity_verified";
+  verified.kind = kEventIdentityVerified;
   verified.detail =
       absl::StrCat("method=", verification->method(),
                    verification->evidence_ref().empty() ? "" : " evidence_ref=",
@@ -185,7 +187,7 @@ void Coordinator::IssueVerificationCode(Txn& txn, LiveRequest& live) {
   live.record.set_timer_due_ms(
       txn.now_ms + absl::ToInt64Milliseconds(options_.verification_ttl));
   EventDraft issued;
-  issued.kind = "verification_code_issued";
+  issued.kind = kEventVerificationCodeIssued;
   issued.state = live.record.request().current_state();
   issued.detail = absl::StrCat(
       "expires=",
@@ -197,7 +199,7 @@ void Coordinator::IssueVerificationCode(Txn& txn, LiveRequest& live) {
   // The code travels to the subject only through the notifier; at rest the
   // request keeps its HMAC.
   QueueNotification(
-      txn, live, "verification_needed",
+      txn, live, kNotificationVerificationNeeded,
       {{"verification_code", code},
        {"expires",
         absl::FormatTime(absl::RFC3339_sec,
@@ -232,7 +234,7 @@ absl::StatusOr<v1::Request> Coordinator::VerifyIdentity(
       live.record.set_verification_attempts(attempts);
       int left = options_.verification_attempts - static_cast<int>(attempts);
       EventDraft failed;
-      failed.kind = "verification_failed";
+      failed.kind = kEventVerificationFailed;
       failed.detail = absl::StrCat("wrong code, attempt ", attempts, " of ",
                                    options_.verification_attempts);
       AppendEvents(txn, live, {failed});
@@ -257,7 +259,7 @@ absl::StatusOr<v1::Request> Coordinator::VerifyIdentity(
     live.record.clear_verification_code_hmac();
     live.record.set_timer_due_ms(0);
     EventDraft verified;
-    verified.kind = "identity_verified";
+    verified.kind = kEventIdentityVerified;
     verified.detail = "method=one_time_code";
     AppendEvents(txn, live, {verified});
     Mutate(txn, live,
@@ -295,13 +297,14 @@ absl::StatusOr<v1::Request> Coordinator::ExtendDeadline(
     stored->set_extension_reason(request.reason());
     live.record.set_deadline_near_notified(false);
     EventDraft event;
-    event.kind = "deadline_extended";
+    event.kind = kEventDeadlineExtended;
     event.actor = actor;
     event.detail = absl::StrCat(
         "deadline=", Rfc3339(stored->deadline()), " by=", request.extension(),
         stored->regulation() == kRegulationGdpr ? " month(s)" : " day(s)");
     AppendEvents(txn, live, {event});
-    QueueNotification(txn, live, "extended", {{"reason", request.reason()}});
+    QueueNotification(txn, live, kNotificationExtended,
+                      {{"reason", request.reason()}});
     Schedule(txn, live);
     return ToPublicRequest(live.record);
   });
@@ -323,25 +326,28 @@ void Coordinator::ScheduleDeadlineNotices(LiveRequest& live) {
 void Coordinator::FireDeadlineNotice(Txn& txn, LiveRequest& live) {
   internal::RequestRecord& record = live.record;
   int64_t deadline = Millis(record.request().deadline());
-  std::string kind;
+  const char* event_kind;
+  const char* notification_kind;
   if (txn.now_ms >= deadline && !record.overdue_notified()) {
     record.set_overdue_notified(true);
     record.set_deadline_near_notified(true);
-    kind = "overdue";
+    event_kind = kEventOverdue;
+    notification_kind = kNotificationOverdue;
   } else if (txn.now_ms >= deadline - absl::ToInt64Milliseconds(
                                           options_.deadline_notice) &&
              txn.now_ms < deadline && !record.deadline_near_notified()) {
     record.set_deadline_near_notified(true);
-    kind = "deadline_near";
+    event_kind = kEventDeadlineNear;
+    notification_kind = kNotificationDeadlineNear;
   } else {
     return;  // A stale timer (the deadline moved).
   }
   EventDraft event;
-  event.kind = kind;
+  event.kind = event_kind;
   event.detail =
       absl::StrCat("deadline=", Rfc3339(record.request().deadline()));
   AppendEvents(txn, live, {event});
-  QueueNotification(txn, live, kind);
+  QueueNotification(txn, live, notification_kind);
 }
 
 namespace {
@@ -413,7 +419,7 @@ void Coordinator::LinkDuplicate(Txn& txn, LiveRequest& duplicate,
          });
   linked_waiting_[original_id].push_back(duplicate.record.request().id());
   EventDraft noted;
-  noted.kind = "duplicate_linked";
+  noted.kind = kEventDuplicateLinked;
   noted.detail = absl::StrCat("duplicate=", duplicate.record.request().id());
   AppendEvents(txn, original, {noted});
 }
@@ -455,7 +461,7 @@ absl::StatusOr<v1::Request> Coordinator::PauseRequest(
              interpreter.Pause(record);
            });
     EventDraft paused;
-    paused.kind = "paused";
+    paused.kind = kEventPaused;
     paused.actor = actor;
     paused.detail =
         absl::StrCat("reason=", request.reason(),
@@ -479,7 +485,7 @@ absl::StatusOr<v1::Request> Coordinator::ResumeRequest(
         }
         LiveRequest& live = it->second;
         EventDraft resumed;
-        resumed.kind = "resumed";
+        resumed.kind = kEventResumed;
         resumed.actor = actor;
         resumed.detail = request.reason().empty()
                              ? ""

@@ -1,11 +1,13 @@
 #include "engine/deadlines.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "model/regulation.h"
 
 namespace dsar {
 namespace {
@@ -15,11 +17,10 @@ constexpr int kGdprMaxExtensionMonths = 2;
 constexpr int kCcpaPeriodDays = 45;
 constexpr int kCcpaMaxExtensionDays = 45;
 
-enum class Regulation { kGdpr, kCcpa };
-
-absl::StatusOr<Regulation> ParseRegulation(std::string_view regulation) {
-  if (regulation == kRegulationGdpr) return Regulation::kGdpr;
-  if (regulation == kRegulationCcpa) return Regulation::kCcpa;
+absl::StatusOr<Regulation> KnownRegulation(std::string_view regulation) {
+  if (std::optional<Regulation> known = ParseRegulation(regulation)) {
+    return *known;
+  }
   return absl::InvalidArgumentError(
       absl::StrCat("regulation: must be GDPR or CCPA, got \"",
                    std::string(regulation), "\""));
@@ -73,7 +74,7 @@ absl::Time EndOfCivilDay(absl::CivilDay day, const absl::TimeZone& zone) {
 absl::StatusOr<absl::Time> StatutoryDeadline(std::string_view regulation,
                                              absl::Time received,
                                              const absl::TimeZone& zone) {
-  ASSIGN_OR_RETURN(Regulation parsed, ParseRegulation(regulation));
+  ASSIGN_OR_RETURN(Regulation parsed, KnownRegulation(regulation));
   return EndOfCivilDay(OriginalDueDay(parsed, received, zone), zone);
 }
 
@@ -88,7 +89,7 @@ absl::StatusOr<absl::Time> ExtendedDeadline(std::string_view regulation,
                                             absl::Time current_deadline,
                                             int extension, absl::Time now,
                                             const absl::TimeZone& zone) {
-  ASSIGN_OR_RETURN(Regulation parsed, ParseRegulation(regulation));
+  ASSIGN_OR_RETURN(Regulation parsed, KnownRegulation(regulation));
   if (parsed == Regulation::kGdpr &&
       (extension < 1 || extension > kGdprMaxExtensionMonths)) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -22,7 +22,8 @@
 // public holiday to the next working day (Reg. 1182/71 Art. 3(4)). Ignoring
 // it can only make a deadline earlier, never later, than the law allows.
 //
-// Regulation names are exactly "GDPR" and "CCPA", as in the public API.
+// Regulation names are exactly "GDPR" and "CCPA", as in the public API
+// (model/regulation.h).
 // All functions are pure and thread-safe.
 
 #include <string>
@@ -31,11 +32,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
+#include "model/regulation.h"
 
 namespace dsar {
-
-inline constexpr char kRegulationGdpr[] = "GDPR";
-inline constexpr char kRegulationCcpa[] = "CCPA";
 
 // The zone deadlines are computed in, by IANA name ("Europe/Berlin", "UTC").
 // INVALID_ARGUMENT naming `time_zone` when the name is unknown to the tz

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/identity.h"
+#include "model/event_kinds.h"
 #include "storage/request_status.h"
 
 namespace dsar {
@@ -117,13 +118,13 @@ void Interpreter::Finish(RequestRecord* record, v1::RequestStatus status,
   request->set_error(error);
   request->set_cause(cause);
   SetTimestampMillis(now_ms_, request->mutable_completed_at());
-  const char* kind = status == v1::COMPLETED   ? "completed"
-                     : status == v1::CANCELLED ? "cancelled"
-                                               : "failed";
+  const char* kind = status == v1::COMPLETED   ? kEventCompleted
+                     : status == v1::CANCELLED ? kEventCancelled
+                                               : kEventFailed;
   if (status == v1::NEEDS_ATTENTION) {
     // Not an end: the request waits for an operator, its clock running.
     request->clear_completed_at();
-    kind = "needs_attention";
+    kind = kEventNeedsAttention;
   }
   Emit(kind, request->current_state(), "", 0,
        error.empty() ? std::string() : absl::StrCat(error, ": ", cause));
@@ -139,7 +140,7 @@ void Interpreter::MoveTo(RequestRecord* record, const State& from) {
   record->clear_builtin_retry_counts();
   record->clear_builtin_error();
   record->set_timer_due_ms(0);
-  Emit("state_entered", from.next, "", 0, "");
+  Emit(kEventStateEntered, from.next, "", 0, "");
 }
 
 void Interpreter::Advance(RequestRecord* record) {
@@ -150,7 +151,7 @@ void Interpreter::Advance(RequestRecord* record) {
   }
   if (request->current_state().empty()) {
     request->set_current_state(definition_.root().start_at);
-    Emit("state_entered", request->current_state(), "", 0, "");
+    Emit(kEventStateEntered, request->current_state(), "", 0, "");
   }
   // A paused request keeps moving its finished parts along, but stays
   // PAUSED: the commit loop hands out no new task until it is resumed.
@@ -217,7 +218,7 @@ void Interpreter::Advance(RequestRecord* record) {
       case StateType::kMap:
         if (!AdvanceMap(record, *state)) return;
         if (StopForProblems(record, *state)) return;
-        Emit("state_completed", state->name, "", 0, "");
+        Emit(kEventStateCompleted, state->name, "", 0, "");
         MoveTo(record, *state);
         break;
     }
@@ -280,7 +281,7 @@ void Interpreter::Block(MapItem* item, const std::string& map_state,
   item->set_phase(internal::ITEM_BLOCKED);
   item->set_error(kErrorStoreBlocked);
   item->set_cause(cause);
-  Emit("store_blocked", map_state, item->store(), item->attempt(), cause);
+  Emit(kEventStoreBlocked, map_state, item->store(), item->attempt(), cause);
 }
 
 bool Interpreter::StopForProblems(RequestRecord* record, const State& map) {
@@ -365,8 +366,8 @@ Interpreter::Dependencies Interpreter::CheckDependencies(
 void Interpreter::FinishItem(MapItem* item, const std::string& map_state) {
   bool failed = !item->error().empty();
   item->set_phase(failed ? internal::ITEM_FAILED : internal::ITEM_SUCCEEDED);
-  Emit(failed ? "store_failed" : "store_succeeded", map_state, item->store(),
-       item->attempt(),
+  Emit(failed ? kEventStoreFailed : kEventStoreSucceeded, map_state,
+       item->store(), item->attempt(),
        failed ? absl::StrCat(item->error(), ": ", item->cause())
               : absl::StrCat("records=", item->record_count()));
 }
@@ -473,7 +474,7 @@ void Interpreter::CompleteItemTask(
   item->set_artifact_size(artifact_size);
   MergeIdentities(discovered, record->mutable_discovered());
   Emit(
-      "task_completed", task->name, item->store(), item->attempt(),
+      kEventTaskCompleted, task->name, item->store(), item->attempt(),
       absl::StrCat("records=", record_count,
                    " discovered_identities=", discovered.size(),
                    artifact_sha256.empty() ? "" : " sha256=", artifact_sha256));
@@ -493,7 +494,7 @@ void Interpreter::FailItemTask(RequestRecord* record, int index,
   MapItem* item =
       record->mutable_maps(record->maps_size() - 1)->mutable_items(index);
   const std::string& map_state = record->request().current_state();
-  Emit("task_failed", task->name, item->store(), item->attempt(),
+  Emit(kEventTaskFailed, task->name, item->store(), item->attempt(),
        absl::StrCat(error, ": ", cause));
   int retrier = FindRetrier(*task, error);
   if (retrier >= 0) {
@@ -505,7 +506,7 @@ void Interpreter::FailItemTask(RequestRecord* record, int index,
       item->set_retry_counts(retrier, done + 1);
       item->set_phase(internal::ITEM_RETRY_WAIT);
       item->set_not_before_ms(now_ms_ + absl::ToInt64Milliseconds(delay));
-      Emit("retry_scheduled", task->name, item->store(), item->attempt(),
+      Emit(kEventRetryScheduled, task->name, item->store(), item->attempt(),
            absl::StrCat("retry ", done + 1, " of ", policy.max_attempts, " in ",
                         absl::ToInt64Milliseconds(delay), " ms"));
       return;
@@ -515,7 +516,7 @@ void Interpreter::FailItemTask(RequestRecord* record, int index,
   item->set_cause(cause);
   int catcher = FindCatcher(*task, error);
   if (catcher >= 0) {
-    Emit("error_caught", task->name, item->store(), item->attempt(),
+    Emit(kEventErrorCaught, task->name, item->store(), item->attempt(),
          absl::StrCat(error, " -> ", task->catchers[catcher].next));
     item->set_state(task->catchers[catcher].next);
     item->set_phase(internal::ITEM_WAITING);
@@ -536,7 +537,7 @@ void Interpreter::RetryDue(RequestRecord* record, int index) {
 void Interpreter::CompleteBuiltin(RequestRecord* record,
                                   const std::string& detail) {
   const State* task = CurrentState(*record);
-  Emit("task_completed", task->name, "", record->builtin_attempt(), detail);
+  Emit(kEventTaskCompleted, task->name, "", record->builtin_attempt(), detail);
   MoveTo(record, *task);
   Advance(record);
 }
@@ -544,7 +545,7 @@ void Interpreter::CompleteBuiltin(RequestRecord* record,
 void Interpreter::FailBuiltin(RequestRecord* record, const std::string& error,
                               const std::string& cause) {
   const State* task = CurrentState(*record);
-  Emit("task_failed", task->name, "", record->builtin_attempt(),
+  Emit(kEventTaskFailed, task->name, "", record->builtin_attempt(),
        absl::StrCat(error, ": ", cause));
   record->set_builtin_error(absl::StrCat(error, ": ", cause));
   int retrier = FindRetrier(*task, error);
@@ -558,7 +559,7 @@ void Interpreter::FailBuiltin(RequestRecord* record, const std::string& error,
       absl::Duration delay = RetryDelay(policy, done, unit_random_());
       record->set_builtin_retry_counts(retrier, done + 1);
       record->set_timer_due_ms(now_ms_ + absl::ToInt64Milliseconds(delay));
-      Emit("retry_scheduled", task->name, "", record->builtin_attempt(),
+      Emit(kEventRetryScheduled, task->name, "", record->builtin_attempt(),
            absl::StrCat("retry ", done + 1, " of ", policy.max_attempts, " in ",
                         absl::ToInt64Milliseconds(delay), " ms"));
       return;
@@ -640,7 +641,7 @@ absl::Status Interpreter::Retry(RequestRecord* record,
     request->clear_cause();
     request->clear_completed_at();
     record->set_timer_due_ms(0);
-    Emit("retried", map->name, "", 0,
+    Emit(kEventRetried, map->name, "", 0,
          absl::StrCat("stores=", absl::StrJoin(retried, ","),
                       reason.empty() ? "" : " reason=", reason));
     Advance(record);
@@ -655,7 +656,7 @@ absl::Status Interpreter::Retry(RequestRecord* record,
     request->clear_completed_at();
     record->set_timer_due_ms(0);
     record->clear_builtin_retry_counts();
-    Emit("retried", state->name, "", 0,
+    Emit(kEventRetried, state->name, "", 0,
          reason.empty() ? "" : absl::StrCat("reason=", reason));
     return absl::OkStatus();
   }
@@ -669,7 +670,7 @@ void Interpreter::LinkTo(RequestRecord* record,
   record->set_waits_for_linked(true);
   record->mutable_request()->set_linked_to(original_id);
   record->mutable_request()->set_status(v1::RUNNING);
-  Emit("linked_as_duplicate", "", "", 0,
+  Emit(kEventLinkedAsDuplicate, "", "", 0,
        absl::StrCat("duplicate_of=", original_id));
 }
 
@@ -684,7 +685,7 @@ void Interpreter::LinkedEnded(RequestRecord* record,
     return;
   }
   record->mutable_request()->clear_linked_to();
-  Emit("unlinked", "", "", 0,
+  Emit(kEventUnlinked, "", "", 0,
        absl::StrCat("linked request ", original.id(), " ended ",
                     v1::RequestStatus_Name(original.status()),
                     "; this request runs on its own"));

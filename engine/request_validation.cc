@@ -7,6 +7,7 @@
 #include "common/status_macros.h"
 #include "model/field_types.h"
 #include "model/identity.h"
+#include "model/regulation.h"
 
 namespace dsar {
 namespace {
@@ -178,8 +179,8 @@ absl::Status ValidateCreateRequest(const v1::CreateRequestRequest& request,
                      "only allowed when type is CUSTOM");
     }
   }
-  if (!request.regulation().empty() && request.regulation() != "GDPR" &&
-      request.regulation() != "CCPA") {
+  if (!request.regulation().empty() &&
+      !ParseRegulation(request.regulation()).has_value()) {
     return Invalid("regulation", "must be GDPR or CCPA");
   }
   if (request.idempotency_key().size() > 128) {

@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "model/task_operation.h"
 
 namespace dsar {
 namespace {
@@ -344,13 +345,10 @@ absl::StatusOr<StateType> ParseType(const json& sj, absl::string_view path) {
   return Invalid(type_path, absl::StrCat("unknown state type ", Quoted(type)));
 }
 
+// "dsar:worker.<operation>" for an operation workers know
+// (model/task_operation.h).
 bool IsWorkerResource(const std::string& resource) {
-  return resource == kResourceWorkerExport ||
-         resource == kResourceWorkerDiscover ||
-         resource == kResourceWorkerErase ||
-         resource == kResourceWorkerRectify ||
-         resource == kResourceWorkerRestrict ||
-         resource == kResourceWorkerObject;
+  return TaskOperationOfResource(resource).has_value();
 }
 
 absl::Status ParseStateMachine(const json& mj, absl::string_view base,

@@ -4,11 +4,13 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/task_operation.h"
 
 namespace dsar {
 namespace {
@@ -137,6 +139,24 @@ TEST(WorkflowDefinitionTest, DefaultDefinitionParsesAndValidates) {
   EXPECT_EQ(root.Find("Unsupported")->error, "Request.Unimplemented");
   EXPECT_EQ(root.Find("Finalize")->type, StateType::kSucceed);
   EXPECT_EQ(root.Find("NoSuchState"), nullptr);
+}
+
+// The resources named here are the ones the model maps to the operations
+// sent to workers (model/task_operation.h); a definition that validates
+// therefore only ever asks workers for an operation they know.
+TEST(WorkflowDefinitionTest, WorkerResourcesAreTheModelsTaskOperations) {
+  for (const auto& [resource, operation] :
+       std::vector<std::pair<std::string_view, TaskOperation>>{
+           {kResourceWorkerExport, TaskOperation::kExport},
+           {kResourceWorkerDiscover, TaskOperation::kDiscover},
+           {kResourceWorkerErase, TaskOperation::kErase},
+           {kResourceWorkerRectify, TaskOperation::kRectify},
+           {kResourceWorkerRestrict, TaskOperation::kRestrict},
+           {kResourceWorkerObject, TaskOperation::kObject}}) {
+    EXPECT_EQ(TaskOperationOfResource(resource), operation) << resource;
+    EXPECT_EQ(WorkerResource(operation), resource);
+  }
+  EXPECT_FALSE(TaskOperationOfResource(kResourceBundle).has_value());
 }
 
 TEST(WorkflowDefinitionTest, DefaultDefinitionRoutesEachRequestType) {
@@ -500,6 +520,10 @@ const InvalidCase kInvalidCases[] = {
      [](json& d) { Work(d)["Resource"] = "dsar:bundle"; },
      "States.Export.Iterator.States.Work.Resource: \"dsar:bundle\" is not "
      "allowed inside a Map iterator"},
+    {"UnknownWorkerOperation",
+     [](json& d) { Work(d)["Resource"] = "dsar:worker.shred"; },
+     "States.Export.Iterator.States.Work.Resource: unknown resource "
+     "\"dsar:worker.shred\""},
     {"TaskTimeoutNotPositive", [](json& d) { Work(d)["TimeoutSeconds"] = 0; },
      "States.Export.Iterator.States.Work.TimeoutSeconds: must be >= 1"},
     // Map.

@@ -3,12 +3,14 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
 #include "model/connector_errors.h"
 #include "model/identity.h"
+#include "model/task_operation.h"
 
 namespace dsar {
 namespace {
@@ -50,6 +52,19 @@ bool Retryable(const grpc::Status& status) {
 }
 
 }  // namespace
+
+absl::StatusOr<TaskOperation> TaskOperationToRun(const v1::Task& task) {
+  std::optional<TaskOperation> operation = ParseTaskOperation(task.operation());
+  if (!operation.has_value()) {
+    return WithErrorName(
+        absl::InvalidArgumentError(absl::StrCat(
+            "task operation \"", task.operation(),
+            "\" is unknown to this worker (it knows ",
+            KnownTaskOperationNames(), "); is dsar-worker older than dsard?")),
+        kErrorInvalidValue);
+  }
+  return *operation;
+}
 
 Worker::Worker(Options options, std::shared_ptr<const Inventory> inventory)
     : options_(std::move(options)), inventory_(std::move(inventory)) {}
@@ -226,6 +241,7 @@ absl::Status Worker::RunOperation(const v1::Task& task, InFlight& flight,
       !SleepFor(std::chrono::milliseconds(options_.debug_task_delay_ms))) {
     return absl::CancelledError("worker stopping");
   }
+  ASSIGN_OR_RETURN(TaskOperation operation, TaskOperationToRun(task));
   auto connector = connectors_.find(task.store());
   if (connector == connectors_.end()) {
     return absl::FailedPreconditionError(
@@ -239,32 +255,45 @@ absl::Status Worker::RunOperation(const v1::Task& task, InFlight& flight,
   complete->set_task_id(task.task_id());
   complete->set_attempt(task.attempt());
   ConnectorResult result;
-  if (task.operation() == "export") {
-    ASSIGN_OR_RETURN(
-        v1::UploadArtifactResponse uploaded,
-        ExportAndUpload(task, *connector->second, identities, &result));
-    complete->set_artifact_sha256(uploaded.sha256());
-  } else if (task.operation() == "discover") {
-    ASSIGN_OR_RETURN(result, connector->second->Discover(identities));
-  } else if (task.operation() == "erase") {
-    ASSIGN_OR_RETURN(result.record_count, connector->second->Erase(identities));
-  } else if (task.operation() == "rectify") {
-    std::vector<FieldCorrection> corrections;
-    for (const v1::FieldCorrection& correction : task.corrections()) {
-      corrections.push_back(
-          {correction.collection(), correction.field(), correction.value()});
+  switch (operation) {
+    case TaskOperation::kExport: {
+      ASSIGN_OR_RETURN(
+          v1::UploadArtifactResponse uploaded,
+          ExportAndUpload(task, *connector->second, identities, &result));
+      complete->set_artifact_sha256(uploaded.sha256());
+      break;
     }
-    ASSIGN_OR_RETURN(result.record_count,
-                     connector->second->Rectify(identities, corrections));
-  } else if (task.operation() == "restrict") {
-    ASSIGN_OR_RETURN(result.record_count, connector->second->SetProcessingFlag(
-                                              identities, "restriction"));
-  } else if (task.operation() == "object") {
-    ASSIGN_OR_RETURN(result.record_count, connector->second->SetProcessingFlag(
-                                              identities, "objection"));
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown operation \"", task.operation(), "\""));
+    case TaskOperation::kDiscover: {
+      ASSIGN_OR_RETURN(result, connector->second->Discover(identities));
+      break;
+    }
+    case TaskOperation::kErase: {
+      ASSIGN_OR_RETURN(result.record_count,
+                       connector->second->Erase(identities));
+      break;
+    }
+    case TaskOperation::kRectify: {
+      std::vector<FieldCorrection> corrections;
+      for (const v1::FieldCorrection& correction : task.corrections()) {
+        corrections.push_back(
+            {correction.collection(), correction.field(), correction.value()});
+      }
+      ASSIGN_OR_RETURN(result.record_count,
+                       connector->second->Rectify(identities, corrections));
+      break;
+    }
+    case TaskOperation::kRestrict: {
+      ASSIGN_OR_RETURN(
+          result.record_count,
+          connector->second->SetProcessingFlag(identities, "restriction"));
+      break;
+    }
+    case TaskOperation::kObject: {
+      ASSIGN_OR_RETURN(
+          result.record_count,
+          connector->second->SetProcessingFlag(identities, "objection"));
+      break;
+    }
   }
   complete->set_record_count(result.record_count);
   for (const Identity& identity : result.discovered) {

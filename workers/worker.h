@@ -19,9 +19,17 @@
 #include "absl/status/statusor.h"
 #include "dsar/v1/worker.grpc.pb.h"
 #include "inventory/inventory.h"
+#include "model/task_operation.h"
 #include "workers/connectors/connector.h"
 
 namespace dsar {
+
+// The operation `task` asks for, parsed from its wire name. One this worker
+// does not know (a dsard newer than the worker) would fail the same way on
+// every attempt, so it is INVALID_ARGUMENT named Connector.InvalidValue
+// (permanent: the workflow does not retry it), with a message naming the
+// operation and the ones this worker knows.
+absl::StatusOr<TaskOperation> TaskOperationToRun(const v1::Task& task);
 
 class Worker {
  public:

@@ -14,6 +14,7 @@
 #include "dsar/v1/requests.grpc.pb.h"
 #include "model/field_types.h"
 #include "model/identity.h"
+#include "model/regulation.h"
 
 namespace dsar::gateway::compat {
 namespace {
@@ -422,7 +423,7 @@ HttpReply SeedRoutes::Submit(const std::string& body,
 
   v1::CreateRequestRequest request;
   request.set_type(request_type);
-  request.set_regulation("GDPR");
+  request.set_regulation(kRegulationGdpr);
   request.set_idempotency_key(idempotency_key);
   v1::SubjectIdentity* identity = request.add_identities();
   identity->set_type(v1::EMAIL);

@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "dsar/v1/requests.grpc.pb.h"
+#include "model/event_kinds.h"
 #include "storage/request_status.h"
 #include "tools/dsarctl/audit.h"
 #include "tools/dsarctl/commands.h"
@@ -287,7 +288,9 @@ std::string EventDetail(const Event& event) {
 Color EventColor(const std::string& kind) {
   if (kind.find("fail") != std::string::npos) return Color::kRed;
   if (kind.find("retr") != std::string::npos) return Color::kYellow;
-  if (kind == "completed" || kind == "task_completed") return Color::kGreen;
+  if (kind == dsar::kEventCompleted || kind == dsar::kEventTaskCompleted) {
+    return Color::kGreen;
+  }
   if (kind.find("cancel") != std::string::npos) return Color::kDim;
   return Color::kNone;
 }
