@@ -91,26 +91,36 @@ absl::StatusOr<std::unique_ptr<Process>> StartWorker(
                         absl::StrCat(work_dir, "/", options.worker_id, ".log"));
 }
 
-absl::StatusOr<v1::Request> WaitUntilTerminal(v1::DsarService::Stub& stub,
-                                              const std::string& id,
-                                              absl::Duration timeout) {
+absl::StatusOr<v1::Request> WaitForRequest(
+    v1::DsarService::Stub& stub, const std::string& id, const std::string& what,
+    const std::function<bool(const v1::Request&)>& done,
+    absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
-  v1::Request last;
   while (true) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
     v1::GetRequestRequest get;
     get.set_id(id);
-    grpc::Status status = stub.GetRequest(&context, get, &last);
+    v1::Request request;
+    grpc::Status status = stub.GetRequest(&context, get, &request);
     if (!status.ok()) return ToAbsl(status);
-    if (IsTerminal(last.status())) return last;
+    if (done(request)) return request;
     if (absl::Now() >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat(
-          "request ", id, " not terminal after ", absl::FormatDuration(timeout),
-          ": ", last.ShortDebugString()));
+          "request ", id, ": not ", what, " after ",
+          absl::FormatDuration(timeout), ": ", request.ShortDebugString()));
     }
-    absl::SleepFor(absl::Milliseconds(50));
+    absl::SleepFor(absl::Milliseconds(20));
   }
+}
+
+absl::StatusOr<v1::Request> WaitUntilTerminal(v1::DsarService::Stub& stub,
+                                              const std::string& id,
+                                              absl::Duration timeout) {
+  return WaitForRequest(
+      stub, id, "terminal",
+      [](const v1::Request& request) { return IsTerminal(request.status()); },
+      timeout);
 }
 
 absl::StatusOr<std::vector<v1::Event>> ListAllEvents(

@@ -4,6 +4,7 @@
 // Starts this project's programs (dsard, dsar-worker, dsar-sample-stores) for
 // integration tests and reads their state back over the public gRPC API.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,6 +63,14 @@ struct WorkerOptions {
 // for it to connect: workers retry until the coordinator answers.
 absl::StatusOr<std::unique_ptr<Process>> StartWorker(
     const WorkerOptions& options, const std::string& work_dir);
+
+// Polls GetRequest until `done` holds for the request and returns it;
+// DEADLINE_EXCEEDED naming `what` and the last state seen after `timeout`;
+// the GetRequest error when one fails.
+absl::StatusOr<v1::Request> WaitForRequest(
+    v1::DsarService::Stub& stub, const std::string& id, const std::string& what,
+    const std::function<bool(const v1::Request&)>& done,
+    absl::Duration timeout);
 
 // Polls GetRequest until the request is COMPLETED, FAILED or CANCELLED and
 // returns it; DEADLINE_EXCEEDED (with the last status seen) after `timeout`.

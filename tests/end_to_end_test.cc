@@ -22,6 +22,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/dsar_cluster.h"
 #include "tests/process_harness.h"
+#include "tests/zip_entries.h"
 
 namespace dsar::testing {
 namespace {
@@ -108,35 +109,6 @@ class StoreContents {
 
   std::string dir_;
 };
-
-// Reads every entry of a ZIP into memory: name -> contents.
-absl::StatusOr<std::map<std::string, std::string>> ReadZip(
-    const std::string& path) {
-  int error = 0;
-  zip_t* archive = zip_open(path.c_str(), ZIP_RDONLY, &error);
-  if (archive == nullptr) {
-    return absl::NotFoundError(absl::StrCat(path, ": zip_open error ", error));
-  }
-  std::map<std::string, std::string> entries;
-  zip_int64_t count = zip_get_num_entries(archive, 0);
-  for (zip_int64_t i = 0; i < count; ++i) {
-    zip_stat_t stat;
-    if (zip_stat_index(archive, i, 0, &stat) != 0) continue;
-    zip_file_t* file = zip_fopen_index(archive, i, 0);
-    if (file == nullptr) continue;
-    std::string data(stat.size, '\0');
-    zip_int64_t read = zip_fread(file, data.data(), stat.size);
-    zip_fclose(file);
-    if (read != static_cast<zip_int64_t>(stat.size)) {
-      zip_close(archive);
-      return absl::DataLossError(
-          absl::StrCat(path, ": short read of ", stat.name));
-    }
-    entries[stat.name] = std::move(data);
-  }
-  zip_close(archive);
-  return entries;
-}
 
 class EndToEndTest : public ::testing::Test {
  protected:

@@ -27,6 +27,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/dsar_cluster.h"
 #include "tests/process_harness.h"
+#include "tests/zip_entries.h"
 
 namespace dsar::testing {
 namespace {
@@ -309,35 +310,6 @@ void ExpectOneStepPerStorePerMap(const v1::Request& request) {
   }
 }
 
-// Reads every entry of a ZIP: name -> contents.
-absl::StatusOr<std::map<std::string, std::string>> ReadZip(
-    const std::string& path) {
-  int error = 0;
-  zip_t* archive = zip_open(path.c_str(), ZIP_RDONLY, &error);
-  if (archive == nullptr) {
-    return absl::NotFoundError(absl::StrCat(path, ": zip_open error ", error));
-  }
-  std::map<std::string, std::string> entries;
-  zip_int64_t count = zip_get_num_entries(archive, 0);
-  for (zip_int64_t i = 0; i < count; ++i) {
-    zip_stat_t stat;
-    if (zip_stat_index(archive, i, 0, &stat) != 0) continue;
-    zip_file_t* file = zip_fopen_index(archive, i, 0);
-    if (file == nullptr) continue;
-    std::string data(stat.size, '\0');
-    zip_int64_t read = zip_fread(file, data.data(), stat.size);
-    zip_fclose(file);
-    if (read != static_cast<zip_int64_t>(stat.size)) {
-      zip_close(archive);
-      return absl::DataLossError(
-          absl::StrCat(path, ": short read of ", stat.name));
-    }
-    entries[stat.name] = std::move(data);
-  }
-  zip_close(archive);
-  return entries;
-}
-
 // ---------------------------------------------------------------------------
 
 class OutcomeScenariosTest : public ::testing::Test {
@@ -441,23 +413,7 @@ class OutcomeScenariosTest : public ::testing::Test {
       const std::string& id, const std::string& what,
       const std::function<bool(const v1::Request&)>& done,
       absl::Duration timeout = absl::Seconds(90)) {
-    absl::Time deadline = absl::Now() + timeout;
-    while (true) {
-      grpc::ClientContext context;
-      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-      v1::GetRequestRequest get;
-      get.set_id(id);
-      v1::Request request;
-      grpc::Status status = stub_->GetRequest(&context, get, &request);
-      if (!status.ok()) return ToAbsl(status);
-      if (done(request)) return request;
-      if (absl::Now() >= deadline) {
-        return absl::DeadlineExceededError(absl::StrCat(
-            "request ", id, ": not ", what, " after ",
-            absl::FormatDuration(timeout), ": ", request.ShortDebugString()));
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
+    return WaitForRequest(*stub_, id, what, done, timeout);
   }
 
   // Waits until the request stopped (terminal or NEEDS_ATTENTION) and

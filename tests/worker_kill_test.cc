@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -25,26 +26,18 @@ absl::StatusOr<v1::StoreStep> WaitForStepLeasedBy(v1::DsarService::Stub& stub,
                                                   const std::string& id,
                                                   const std::string& worker_id,
                                                   absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-    v1::GetRequestRequest get;
-    get.set_id(id);
-    v1::Request request;
-    grpc::Status status = stub.GetRequest(&context, get, &request);
-    if (!status.ok()) return ToAbsl(status);
-    for (const v1::StoreStep& step : request.steps()) {
-      if (step.status() == v1::LEASED && step.worker_id() == worker_id) {
-        return step;
-      }
-    }
-    if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "no step leased by ", worker_id, ": ", request.ShortDebugString()));
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  auto leased = [&](const v1::StoreStep& step) {
+    return step.status() == v1::LEASED && step.worker_id() == worker_id;
+  };
+  absl::StatusOr<v1::Request> request = WaitForRequest(
+      stub, id, absl::StrCat("leased by ", worker_id),
+      [&](const v1::Request& r) {
+        return std::any_of(r.steps().begin(), r.steps().end(), leased);
+      },
+      timeout);
+  if (!request.ok()) return request.status();
+  return *std::find_if(request->steps().begin(), request->steps().end(),
+                       leased);
 }
 
 TEST(WorkerKillTest, ExpiredLeaseIsRetriedByAnotherWorker) {
