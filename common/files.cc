@@ -83,6 +83,16 @@ absl::Status MakeDirectories(const std::string& dir) {
   return absl::OkStatus();
 }
 
+absl::Status RemoveTree(const std::string& path) {
+  std::error_code error;
+  std::filesystem::remove_all(path, error);
+  if (error) {
+    return absl::InternalError(
+        absl::StrCat("remove ", path, ": ", error.message()));
+  }
+  return absl::OkStatus();
+}
+
 std::string DirName(const std::string& path) {
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
   return parent.empty() ? std::string(".") : parent.string();

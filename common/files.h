@@ -25,6 +25,10 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // Creates `dir` and missing parents. OK when it already exists.
 absl::Status MakeDirectories(const std::string& dir);
 
+// Removes `path` and, for a directory, everything below it. OK when it does
+// not exist.
+absl::Status RemoveTree(const std::string& path);
+
 // The directory part of `path` ("." when there is none).
 std::string DirName(const std::string& path);
 

@@ -5,9 +5,13 @@
 #include "engine/coordinator.h"
 
 #include <openssl/rand.h>
+#include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -60,6 +64,13 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
         "a workflow definition and an inventory are required");
   }
   if (options.clock == nullptr) options.clock = RealClock();
+  ::umask(077);
+  RETURN_IF_ERROR(MakeDirectories(options.data_dir));
+  if (::chmod(options.data_dir.c_str(), 0700) != 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("data_dir: cannot make ", options.data_dir, " private (",
+                     std::strerror(errno), ")"));
+  }
   std::unique_ptr<Coordinator> coordinator(new Coordinator(std::move(options)));
   coordinator->started_ms_ = coordinator->options_.clock->NowMillis();
   ASSIGN_OR_RETURN(coordinator->store_,
@@ -219,7 +230,26 @@ absl::Status Coordinator::Recover() {
     ResolveLinked(txn, original.request());
   }
   CommitGroup(txn);
+  SweepBundledExports();
   return absl::OkStatus();
+}
+
+void Coordinator::SweepBundledExports() {
+  std::error_code error;
+  std::filesystem::directory_iterator dir(options_.data_dir + "/artifacts",
+                                          error);
+  if (error) return;
+  for (const std::filesystem::directory_entry& entry : dir) {
+    std::string id = entry.path().filename().string();
+    if (live_.contains(id)) continue;
+    absl::StatusOr<internal::RequestRecord> stored = store_->GetRequest(id);
+    // Exports of a failed bundle stay for its retry.
+    if (stored.ok() && stored->request().status() != v1::COMPLETED) continue;
+    absl::Status removed = RemoveTree(entry.path().string());
+    if (!removed.ok()) {
+      std::fprintf(stderr, "dsard: %s\n", removed.ToString().c_str());
+    }
+  }
 }
 
 bool Coordinator::Enqueue(Command command) {

@@ -83,7 +83,9 @@ class Coordinator {
   };
 
   // Opens the state, recovers the live requests (not the finished history)
-  // and starts the commit loop and the bundler.
+  // and starts the commit loop and the bundler. Everything it writes holds
+  // personal data, so it sets the process umask to 077 and the data
+  // directory to mode 0700: files 0600, directories 0700.
   static absl::StatusOr<std::unique_ptr<Coordinator>> Create(Options options);
   // Stops the loop; pending callers get UNAVAILABLE.
   ~Coordinator();
@@ -230,6 +232,9 @@ class Coordinator {
   void ResolveLinked(Txn& txn, const v1::Request& original);
   void FireDeadlineNotice(Txn& txn, LiveRequest& live);
   absl::Status Recover();
+  // Removes exports left behind by a crash between a bundle's commit and
+  // their removal (requests COMPLETED, or no longer known).
+  void SweepBundledExports();
   absl::StatusOr<std::shared_ptr<const WorkflowDefinition>> DefinitionFor(
       const std::string& version);
 
@@ -266,6 +271,8 @@ class Coordinator {
       const std::string& worker_id);
   v1::Task BuildTask(const LiveRequest& live, int map, int item) const;
   BuiltinJob BuildBundleJob(const LiveRequest& live) const;
+  // Where a request's uploaded exports live until its bundle is committed.
+  std::string ArtifactDir(const std::string& request_id) const;
   std::string ArtifactPath(const std::string& request_id, int map, int item,
                            uint32_t attempt) const;
   absl::StatusOr<v1::Request> CreateInLoop(

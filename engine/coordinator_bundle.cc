@@ -2,12 +2,14 @@
 // inventory facts of each store, and the thread that writes the ZIP. Part of
 // Coordinator; see engine/coordinator.h.
 
+#include <cstdio>
 #include <map>
 #include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/files.h"
 #include "engine/coordinator.h"
 #include "engine/coordinator_internal.h"
 #include "engine/identity.h"
@@ -15,10 +17,14 @@
 
 namespace dsar {
 
+std::string Coordinator::ArtifactDir(const std::string& request_id) const {
+  return absl::StrCat(options_.data_dir, "/artifacts/", request_id);
+}
+
 std::string Coordinator::ArtifactPath(const std::string& request_id, int map,
                                       int item, uint32_t attempt) const {
-  return absl::StrCat(options_.data_dir, "/artifacts/", request_id, "/", map,
-                      "-", item, "-a", attempt, ".json");
+  return absl::StrCat(ArtifactDir(request_id), "/", map, "-", item, "-a",
+                      attempt, ".json");
 }
 
 Coordinator::BuiltinJob Coordinator::BuildBundleJob(
@@ -138,6 +144,16 @@ void Coordinator::RunBundler() {
               interpreter.CompleteBuiltin(
                   record, absl::StrCat("bundle sha256=", result->sha256,
                                        " bytes=", result->size_bytes));
+              // The exports are in the bundle now: once that is durable,
+              // the copies (and stale attempts' uploads) go. A crash in
+              // between leaves them until the next start-up sweep.
+              txn.replies.push_back([dir = ArtifactDir(job.request_id)] {
+                absl::Status removed = RemoveTree(dir);
+                if (!removed.ok()) {
+                  std::fprintf(stderr, "dsard: %s\n",
+                               removed.ToString().c_str());
+                }
+              });
             } else {
               interpreter.FailBuiltin(record, "Bundle.Failed",
                                       std::string(result.status().message()));

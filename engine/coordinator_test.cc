@@ -471,6 +471,15 @@ TEST_F(CoordinatorTest, AccessRequestRunsToCompletionWithABundle) {
   EXPECT_EQ(*sha256, bundle.sha256());
   EXPECT_THAT(bundle.files(), IsSupersetOf({"manifest.json", "data/a.json",
                                             "data/b.json", "data/c.json"}));
+  // Personal data is private on disk, and the exports are gone once the
+  // bundle holds them (removed right after the commit that answered).
+  EXPECT_EQ(fs::status(dir_).permissions() & fs::perms::all,
+            fs::perms::owner_all);
+  EXPECT_EQ(fs::status(bundle.path()).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_TRUE(WaitUntil([&] {
+    return !fs::exists(fs::path(dir_) / "artifacts" / created.id());
+  })) << "exports of a bundled request are removed";
 
   std::vector<std::string> kinds = EventKinds(created.id());
   ASSERT_FALSE(kinds.empty());
