@@ -27,6 +27,7 @@
 #include "engine/notifier.h"
 #include "model/event_kinds.h"
 #include "storage/request_status.h"
+#include "storage/sealed_box.h"
 
 namespace dsar {
 namespace coordinator_internal {

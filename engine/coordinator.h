@@ -294,6 +294,9 @@ class Coordinator {
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<AuditLog> audit_;
   absl::TimeZone zone_;
+  // Seals one-time codes in the outbox (keys_dir/outbox.key). Outlives
+  // notifier_, which opens them.
+  std::unique_ptr<class SealedBox> outbox_box_;
   std::unique_ptr<class Notifier> notifier_;
 
   std::mutex mu_;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -20,6 +21,7 @@
 #include "model/event_kinds.h"
 #include "model/regulation.h"
 #include "storage/request_status.h"
+#include "storage/sealed_box.h"
 
 namespace dsar {
 namespace {
@@ -33,6 +35,9 @@ std::string Rfc3339(const google::protobuf::Timestamp& time) {
 int64_t Millis(const google::protobuf::Timestamp& time) {
   return time.seconds() * 1000 + time.nanos() / 1000000;
 }
+
+// Where the outbox keeps a one-time code, sealed.
+constexpr char kSealedCodeField[] = "verification_code_sealed";
 
 // The operator alert of a request that stopped in NEEDS_ATTENTION: which
 // stores failed (with the error name, never the connector's message, which
@@ -71,10 +76,36 @@ absl::Status Coordinator::StartNotifier() {
     sinks.push_back(
         MakeWebhookSink(options_.webhook_url, options_.webhook_secret));
   }
+  ASSIGN_OR_RETURN(std::string outbox_key,
+                   LoadOrCreateKeyFile(options_.keys_dir + "/outbox.key"));
+  ASSIGN_OR_RETURN(SealedBox box, SealedBox::Create(std::move(outbox_key)));
+  outbox_box_ = std::make_unique<SealedBox>(std::move(box));
   notifier_ = std::make_unique<Notifier>(
-      std::move(sinks), [this](const std::string& id) {
-        // Delivered: leave the outbox in the next commit group.
+      std::move(sinks),
+      [this](const std::string& id) {
+        // Delivered: leave the outbox in the next commit group (and with it
+        // the sealed code, the only copy there was).
         Enqueue([id](Txn& txn) { txn.batch.DeleteNotification(id); });
+      },
+      [box = outbox_box_.get()](const internal::Notification& stored)
+          -> absl::StatusOr<internal::Notification> {
+        nlohmann::json payload =
+            nlohmann::json::parse(stored.payload_json(), nullptr, false);
+        if (payload.is_discarded() || !payload.contains(kSealedCodeField)) {
+          return stored;
+        }
+        std::string sealed;
+        if (!absl::Base64Unescape(payload[kSealedCodeField].get<std::string>(),
+                                  &sealed)) {
+          return absl::DataLossError("sealed code is not base64");
+        }
+        ASSIGN_OR_RETURN(std::string code,
+                         box->Open(sealed, stored.request_id()));
+        payload.erase(kSealedCodeField);
+        payload["verification_code"] = code;
+        internal::Notification outgoing = stored;
+        outgoing.set_payload_json(payload.dump());
+        return outgoing;
       });
   // Whatever a crash left undelivered goes out again (same ids).
   return store_->ForEachNotification(
@@ -197,10 +228,18 @@ void Coordinator::IssueVerificationCode(Txn& txn, LiveRequest& live) {
       " attempts=", options_.verification_attempts);
   AppendEvents(txn, live, {issued});
   // The code travels to the subject only through the notifier; at rest the
-  // request keeps its HMAC.
+  // request keeps its HMAC and the outbox keeps it sealed (AES-256-GCM under
+  // keys_dir/outbox.key) until it is delivered and dropped.
+  absl::StatusOr<std::string> sealed =
+      outbox_box_->Seal(code, live.record.request().id());
+  if (!sealed.ok()) {
+    std::fprintf(stderr, "dsard: FATAL: %s\n",
+                 sealed.status().ToString().c_str());
+    std::abort();
+  }
   QueueNotification(
       txn, live, kNotificationVerificationNeeded,
-      {{"verification_code", code},
+      {{kSealedCodeField, absl::Base64Escape(*sealed)},
        {"expires",
         absl::FormatTime(absl::RFC3339_sec,
                          absl::FromUnixMillis(live.record.timer_due_ms()),

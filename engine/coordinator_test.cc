@@ -1302,6 +1302,16 @@ TEST_F(VerificationTest, TheOneTimeCodeStartsTheWorkflow) {
     EXPECT_THAT(event.detail(), Not(HasSubstr(code))) << event.kind();
   }
   EXPECT_EQ(EventsOf(created.id(), "verification_code_issued").size(), 1u);
+  // Nor does any file of the state store (the outbox holds it sealed):
+  // raw bytes of every SST, WAL and log file.
+  const std::string in_clear = absl::StrCat("\"verification_code\":\"", code);
+  for (const fs::directory_entry& file :
+       fs::recursive_directory_iterator(fs::path(dir_) / "state")) {
+    if (!file.is_regular_file()) continue;
+    absl::StatusOr<std::string> bytes = ReadFile(file.path().string());
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    EXPECT_EQ(bytes->find(in_clear), std::string::npos) << file.path();
+  }
 
   absl::StatusOr<v1::Request> wrong = Verify(created.id(), WrongCode(code));
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kPermissionDenied)

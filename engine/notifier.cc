@@ -49,8 +49,11 @@ std::unique_ptr<NotificationSink> MakeFileSink(std::string path) {
 }
 
 Notifier::Notifier(std::vector<std::unique_ptr<NotificationSink>> sinks,
-                   std::function<void(const std::string& id)> delivered)
-    : sinks_(std::move(sinks)), delivered_(std::move(delivered)) {
+                   std::function<void(const std::string& id)> delivered,
+                   Unseal unseal)
+    : sinks_(std::move(sinks)),
+      delivered_(std::move(delivered)),
+      unseal_(std::move(unseal)) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -96,10 +99,12 @@ void Notifier::Run() {
         }
       }
     }
-    absl::Status status = absl::OkStatus();
+    absl::StatusOr<internal::Notification> outgoing = pending.notification;
+    if (unseal_) outgoing = unseal_(pending.notification);
+    absl::Status status = outgoing.status();
     for (const auto& sink : sinks_) {
-      status = sink->Deliver(pending.notification);
       if (!status.ok()) break;
+      status = sink->Deliver(*outgoing);
     }
     if (status.ok()) {
       delivered_(pending.notification.id());

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "dsar/internal/records.pb.h"
 
 namespace dsar {
@@ -45,10 +46,18 @@ std::unique_ptr<NotificationSink> MakeWebhookSink(std::string url,
 
 class Notifier {
  public:
+  // Turns a notification as stored in the outbox into what sinks receive
+  // (e.g. opens a sealed one-time code); an error is retried like a failed
+  // delivery.
+  using Unseal = std::function<absl::StatusOr<internal::Notification>(
+      const internal::Notification&)>;
+
   // `delivered` is called (from the notifier thread) with each notification
   // id once every sink accepted it; the owner then removes it from the outbox.
+  // `unseal` may be empty (stored form delivered as is).
   Notifier(std::vector<std::unique_ptr<NotificationSink>> sinks,
-           std::function<void(const std::string& id)> delivered);
+           std::function<void(const std::string& id)> delivered,
+           Unseal unseal = nullptr);
   // Stops the thread; undelivered notifications stay in the outbox.
   ~Notifier();
 
@@ -59,6 +68,7 @@ class Notifier {
 
   std::vector<std::unique_ptr<NotificationSink>> sinks_;
   std::function<void(const std::string&)> delivered_;
+  Unseal unseal_;
   std::mutex mu_;
   std::condition_variable wake_;
   struct Pending {
