@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/program_usage.h"
+#include "engine/caller_authorization.h"
 #include "engine/coordinator.h"
 #include "engine/grpc_services.h"
 #include "engine/identity_reach.h"
@@ -71,6 +72,17 @@ ABSL_FLAG(
 ABSL_FLAG(
     std::string, port_file, "",
     "If set, the bound port is written here once the server accepts calls.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate dsard serves with; with --tls_key and "
+          "--tls_client_ca turns on mutual TLS and per-role authorization "
+          "(docs/transport-security.md).");
+ABSL_FLAG(std::string, tls_key, "", "Private key of --tls_cert (PEM).");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "CA (PEM) whose certificates clients must present; the subject's OU "
+          "names the role: worker, gateway, operator or service.");
+ABSL_FLAG(bool, allow_plaintext_non_loopback, false,
+          "Serve plaintext (no TLS, no authentication) on an address other "
+          "machines can reach; refused unless set.");
 
 namespace {
 
@@ -89,6 +101,33 @@ void HandleSignal(int) {
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "dsard: %s\n", status.ToString().c_str());
   return 1;
+}
+
+// The listener's credentials from the --tls_* flags: mutual TLS when all three
+// are set, plaintext when none is (refused off loopback unless
+// --allow_plaintext_non_loopback).
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ListenerCredentials() {
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key = absl::GetFlag(FLAGS_tls_key);
+  const std::string client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  if (cert.empty() && key.empty() && client_ca.empty()) {
+    if (!dsar::IsLoopbackAddress(listen) &&
+        !absl::GetFlag(FLAGS_allow_plaintext_non_loopback)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--listen=", listen,
+          ": refusing plaintext gRPC (no TLS, no authentication) on an "
+          "address other machines can reach; pass --tls_cert, --tls_key and "
+          "--tls_client_ca, or --allow_plaintext_non_loopback"));
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (cert.empty() || key.empty() || client_ca.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls_cert, --tls_key and --tls_client_ca go together: dsard speaks "
+        "mutual TLS only");
+  }
+  return dsar::MutualTlsServerCredentials(cert, key, client_ca);
 }
 
 }  // namespace
@@ -146,6 +185,9 @@ int main(int argc, char** argv) {
        dsar::UnreachableStoreWarnings(*options.inventory)) {
     std::fprintf(stderr, "dsard: WARNING: %s\n", warning.c_str());
   }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ListenerCredentials();
+  if (!credentials.ok()) return Fail(credentials.status());
   auto coordinator = dsar::Coordinator::Create(options);
   if (!coordinator.ok()) return Fail(coordinator.status());
 
@@ -157,8 +199,7 @@ int main(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen),
-                           grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), *credentials, &port);
   builder.RegisterService(&dsar_service);
   builder.RegisterService(&worker_service);
   builder.RegisterService(&audit_service);
@@ -184,7 +225,8 @@ int main(int argc, char** argv) {
                (*coordinator)->public_key_path().c_str());
   std::fprintf(
       stderr,
-      "dsard: serving on port %d, workflow %s, %zu stores, data in %s\n", port,
+      "dsard: serving %s on port %d, workflow %s, %zu stores, data in %s\n",
+      absl::GetFlag(FLAGS_tls_cert).empty() ? "plaintext" : "mutual TLS", port,
       (*definition)->version().c_str(), options.inventory->stores().size(),
       options.data_dir.c_str());
   g_server->Wait();

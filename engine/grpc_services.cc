@@ -1,6 +1,7 @@
 #include "engine/grpc_services.h"
 
 #include "common/grpc_status.h"
+#include "engine/caller_authorization.h"
 #include "storage/artifact_writer.h"
 
 namespace dsar {
@@ -15,11 +16,50 @@ grpc::Status Answer(absl::StatusOr<T> result, T* response) {
   return grpc::Status::OK;
 }
 
+// Refuses a public-service call whose `request` sets a field its caller's
+// certificate may not set (AuthorizeScopedFields).
+grpc::Status CheckScopedFields(const grpc::ServerContext& context,
+                               const google::protobuf::Message& request) {
+  absl::StatusOr<std::optional<Caller>> caller = CallerOf(context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  return ToGrpcStatus(AuthorizeScopedFields(*caller, request));
+}
+
+// Under mutual TLS a worker is its certificate: an empty `worker_id` becomes
+// the certificate's CN, a different one is PERMISSION_DENIED, and so is a
+// caller that is not a worker. Sets `*caller` (nullopt on plaintext).
+grpc::Status BindWorker(const grpc::ServerContext& context,
+                        std::string* worker_id,
+                        std::optional<Caller>* caller = nullptr) {
+  absl::StatusOr<std::optional<Caller>> peer = CallerOf(context);
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  if (caller != nullptr) *caller = *peer;
+  if (!peer->has_value()) return grpc::Status::OK;
+  const Caller& worker = **peer;
+  if (worker.role != CallerRole::kWorker) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        worker.Describe() + ": not a worker certificate");
+  }
+  if (worker_id->empty()) {
+    *worker_id = worker.name;
+  } else if (*worker_id != worker.name) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "worker_id: \"" + *worker_id +
+                            "\" is not the certificate's CN \"" + worker.name +
+                            "\"");
+  }
+  return grpc::Status::OK;
+}
+
 }  // namespace
 
 grpc::Status DsarServiceImpl::CreateRequest(
     grpc::ServerContext* context, const v1::CreateRequestRequest* request,
     v1::Request* response) {
+  if (grpc::Status denied = CheckScopedFields(*context, *request);
+      !denied.ok()) {
+    return denied;
+  }
   return Answer(coordinator_->CreateRequest(*request, ActorOf(*context)),
                 response);
 }
@@ -27,18 +67,30 @@ grpc::Status DsarServiceImpl::CreateRequest(
 grpc::Status DsarServiceImpl::GetRequest(grpc::ServerContext* context,
                                          const v1::GetRequestRequest* request,
                                          v1::Request* response) {
+  if (grpc::Status denied = CheckScopedFields(*context, *request);
+      !denied.ok()) {
+    return denied;
+  }
   return Answer(coordinator_->GetRequest(request->id()), response);
 }
 
 grpc::Status DsarServiceImpl::ListRequests(
     grpc::ServerContext* context, const v1::ListRequestsRequest* request,
     v1::ListRequestsResponse* response) {
+  if (grpc::Status denied = CheckScopedFields(*context, *request);
+      !denied.ok()) {
+    return denied;
+  }
   return Answer(coordinator_->ListRequests(*request), response);
 }
 
 grpc::Status DsarServiceImpl::CancelRequest(
     grpc::ServerContext* context, const v1::CancelRequestRequest* request,
     v1::Request* response) {
+  if (grpc::Status denied = CheckScopedFields(*context, *request);
+      !denied.ok()) {
+    return denied;
+  }
   return Answer(coordinator_->CancelRequest(*request, ActorOf(*context)),
                 response);
 }
@@ -46,12 +98,20 @@ grpc::Status DsarServiceImpl::CancelRequest(
 grpc::Status DsarServiceImpl::ListEvents(grpc::ServerContext* context,
                                          const v1::ListEventsRequest* request,
                                          v1::ListEventsResponse* response) {
+  if (grpc::Status denied = CheckScopedFields(*context, *request);
+      !denied.ok()) {
+    return denied;
+  }
   return Answer(coordinator_->ListEvents(*request), response);
 }
 
 grpc::Status DsarServiceImpl::RetryRequest(
     grpc::ServerContext* context, const v1::RetryRequestRequest* request,
     v1::Request* response) {
+  if (grpc::Status denied = CheckScopedFields(*context, *request);
+      !denied.ok()) {
+    return denied;
+  }
   return Answer(coordinator_->RetryRequest(*request, ActorOf(*context)),
                 response);
 }
@@ -59,12 +119,20 @@ grpc::Status DsarServiceImpl::RetryRequest(
 grpc::Status DsarServiceImpl::VerifyIdentity(
     grpc::ServerContext* context, const v1::VerifyIdentityRequest* request,
     v1::Request* response) {
+  if (grpc::Status denied = CheckScopedFields(*context, *request);
+      !denied.ok()) {
+    return denied;
+  }
   return Answer(coordinator_->VerifyIdentity(*request), response);
 }
 
 grpc::Status DsarServiceImpl::ExtendDeadline(
     grpc::ServerContext* context, const v1::ExtendDeadlineRequest* request,
     v1::Request* response) {
+  if (grpc::Status denied = CheckScopedFields(*context, *request);
+      !denied.ok()) {
+    return denied;
+  }
   return Answer(coordinator_->ExtendDeadline(*request, ActorOf(*context)),
                 response);
 }
@@ -72,6 +140,10 @@ grpc::Status DsarServiceImpl::ExtendDeadline(
 grpc::Status DsarServiceImpl::PauseRequest(
     grpc::ServerContext* context, const v1::PauseRequestRequest* request,
     v1::Request* response) {
+  if (grpc::Status denied = CheckScopedFields(*context, *request);
+      !denied.ok()) {
+    return denied;
+  }
   return Answer(coordinator_->PauseRequest(*request, ActorOf(*context)),
                 response);
 }
@@ -79,6 +151,10 @@ grpc::Status DsarServiceImpl::PauseRequest(
 grpc::Status DsarServiceImpl::ResumeRequest(
     grpc::ServerContext* context, const v1::ResumeRequestRequest* request,
     v1::Request* response) {
+  if (grpc::Status denied = CheckScopedFields(*context, *request);
+      !denied.ok()) {
+    return denied;
+  }
   return Answer(coordinator_->ResumeRequest(*request, ActorOf(*context)),
                 response);
 }
@@ -90,6 +166,12 @@ grpc::Status AdminServiceImpl::ListWorkers(
 }
 
 std::string ActorOf(const grpc::ServerContext& context) {
+  absl::StatusOr<std::optional<Caller>> caller = CallerOf(context);
+  // Calls with an unusable certificate were refused before reaching here.
+  if (caller.ok() && caller->has_value() &&
+      (*caller)->role != CallerRole::kGateway) {
+    return (*caller)->Describe();
+  }
   auto it = context.client_metadata().find("x-dsar-actor");
   if (it == context.client_metadata().end()) return "";
   std::string actor(it->second.data(), it->second.size());
@@ -100,8 +182,19 @@ std::string ActorOf(const grpc::ServerContext& context) {
 grpc::Status WorkerServiceImpl::PollTask(grpc::ServerContext* context,
                                          const v1::PollTaskRequest* request,
                                          v1::PollTaskResponse* response) {
+  v1::PollTaskRequest poll = *request;
+  std::optional<Caller> caller;
+  if (grpc::Status denied =
+          BindWorker(*context, poll.mutable_worker_id(), &caller);
+      !denied.ok()) {
+    return denied;
+  }
+  if (caller.has_value()) {
+    absl::Status stores = AuthorizeStores(*caller, poll.stores());
+    if (!stores.ok()) return ToGrpcStatus(stores);
+  }
   absl::StatusOr<std::optional<v1::Task>> task = coordinator_->PollTask(
-      *request, [context] { return context->IsCancelled(); });
+      poll, [context] { return context->IsCancelled(); });
   if (!task.ok()) return ToGrpcStatus(task.status());
   if (task->has_value()) *response->mutable_task() = std::move(**task);
   return grpc::Status::OK;
@@ -110,7 +203,12 @@ grpc::Status WorkerServiceImpl::PollTask(grpc::ServerContext* context,
 grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context,
                                           const v1::HeartbeatRequest* request,
                                           v1::HeartbeatResponse* response) {
-  absl::StatusOr<int64_t> expiry = coordinator_->Heartbeat(*request);
+  v1::HeartbeatRequest heartbeat = *request;
+  if (grpc::Status denied = BindWorker(*context, heartbeat.mutable_worker_id());
+      !denied.ok()) {
+    return denied;
+  }
+  absl::StatusOr<int64_t> expiry = coordinator_->Heartbeat(heartbeat);
   if (!expiry.ok()) return ToGrpcStatus(expiry.status());
   response->set_lease_expires_unix_ms(*expiry);
   return grpc::Status::OK;
@@ -119,13 +217,23 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context,
 grpc::Status WorkerServiceImpl::CompleteTask(
     grpc::ServerContext* context, const v1::CompleteTaskRequest* request,
     v1::CompleteTaskResponse* response) {
-  return ToGrpcStatus(coordinator_->CompleteTask(*request));
+  v1::CompleteTaskRequest complete = *request;
+  if (grpc::Status denied = BindWorker(*context, complete.mutable_worker_id());
+      !denied.ok()) {
+    return denied;
+  }
+  return ToGrpcStatus(coordinator_->CompleteTask(complete));
 }
 
 grpc::Status WorkerServiceImpl::FailTask(grpc::ServerContext* context,
                                          const v1::FailTaskRequest* request,
                                          v1::FailTaskResponse* response) {
-  return ToGrpcStatus(coordinator_->FailTask(*request));
+  v1::FailTaskRequest fail = *request;
+  if (grpc::Status denied = BindWorker(*context, fail.mutable_worker_id());
+      !denied.ok()) {
+    return denied;
+  }
+  return ToGrpcStatus(coordinator_->FailTask(fail));
 }
 
 grpc::Status WorkerServiceImpl::UploadArtifact(
@@ -137,6 +245,11 @@ grpc::Status WorkerServiceImpl::UploadArtifact(
     return grpc::Status(
         grpc::StatusCode::INVALID_ARGUMENT,
         "header: the first message of the stream must be the header");
+  }
+  if (grpc::Status denied =
+          BindWorker(*context, message.mutable_header()->mutable_worker_id());
+      !denied.ok()) {
+    return denied;
   }
   absl::StatusOr<std::string> path =
       coordinator_->ArtifactPathForUpload(message.header());

@@ -2,7 +2,9 @@
 #define DSAR_ENGINE_GRPC_SERVICES_H_
 
 // gRPC front of the coordinator: translates calls to Coordinator methods and
-// absl::Status to grpc::Status (same codes). No logic of its own.
+// absl::Status to grpc::Status (same codes). Its only logic is binding a call
+// to its client certificate under mutual TLS (engine/caller_authorization.h):
+// a worker's worker_id is its CN, and scoped fields need the right role.
 
 #include "dsar/v1/admin.grpc.pb.h"
 #include "dsar/v1/audit.grpc.pb.h"
@@ -91,9 +93,11 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   Coordinator* coordinator_;
 };
 
-// The caller an event is attributed to: the `x-dsar-actor` metadata the
-// gateway sets from the verified token (empty when absent). gRPC callers are
-// internal services on the private network and are trusted to set it.
+// The caller an event is attributed to. Under mutual TLS: for the gateway the
+// `x-dsar-actor` metadata it sets from the verified token, for any other
+// certificate its role and CN ("operator:alice"; only the gateway may set the
+// metadata, engine/caller_authorization.h). On a plaintext listener: the
+// metadata, trusted as every caller is (empty when absent).
 std::string ActorOf(const grpc::ServerContext& context);
 
 class AuditServiceImpl final : public v1::AuditService::Service {

@@ -5,9 +5,11 @@
 
 namespace dsar::gateway {
 
-BackendClient::BackendClient(const std::string& target,
-                             absl::Duration call_timeout)
+BackendClient::BackendClient(
+    const std::string& target, absl::Duration call_timeout,
+    std::shared_ptr<grpc::ChannelCredentials> credentials)
     : call_timeout_(call_timeout) {
+  if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
   // Reconnect quickly once the coordinator is back (default caps at 120 s).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
@@ -15,8 +17,7 @@ BackendClient::BackendClient(const std::string& target,
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  channel_ = grpc::CreateCustomChannel(
-      target, grpc::InsecureChannelCredentials(), args);
+  channel_ = grpc::CreateCustomChannel(target, credentials, args);
   stub_ = std::make_unique<grpc::GenericStub>(channel_);
 }
 

@@ -22,11 +22,15 @@ inline constexpr char kActorMetadataKey[] = "x-dsar-actor";
 
 class BackendClient {
  public:
-  // A client for `target` ("host:port"). Never fails and never blocks: the
-  // channel connects lazily and reconnects by itself (back-off capped at one
+  // A client for `target` ("host:port") over `credentials` (null: plaintext;
+  // for mutual TLS the gateway's certificate has OU=gateway, which lets it
+  // set the actor metadata). Never fails and never blocks: the channel
+  // connects lazily and reconnects by itself (back-off capped at one
   // second), so the gateway can start and keep serving errors while the
   // coordinator is down.
-  BackendClient(const std::string& target, absl::Duration call_timeout);
+  BackendClient(
+      const std::string& target, absl::Duration call_timeout,
+      std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
 
   // Calls `grpc_path` ("/pkg.Service/Method") with `request` (serialized)
   // and `actor` as x-dsar-actor metadata (omitted when empty). Returns the

@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/files.h"
+#include "common/grpc_tls.h"
 #include "common/program_usage.h"
 #include "dsar/v1/admin.pb.h"
 #include "dsar/v1/audit.pb.h"
@@ -29,6 +30,16 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:8080",
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written here once the socket listens.");
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "dsard's gRPC address.");
+// Named for the connection they secure: the gateway's own HTTP listener is a
+// different one.
+ABSL_FLAG(std::string, coordinator_tls_ca, "",
+          "CA (PEM) that issued dsard's certificate; with "
+          "--coordinator_tls_cert and --coordinator_tls_key: reach dsard over "
+          "mutual TLS.");
+ABSL_FLAG(std::string, coordinator_tls_cert, "",
+          "The gateway's client certificate for dsard (PEM, OU=gateway).");
+ABSL_FLAG(std::string, coordinator_tls_key, "",
+          "Private key of --coordinator_tls_cert (PEM).");
 ABSL_FLAG(std::vector<std::string>, services,
           std::vector<std::string>({"dsar.v1.DsarService",
                                     "dsar.v1.AuditService",
@@ -179,9 +190,16 @@ int main(int argc, char** argv) {
         *std::move(verifier));
   }
 
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      dsar::ChannelCredentialsFor({absl::GetFlag(FLAGS_coordinator_tls_ca),
+                                   absl::GetFlag(FLAGS_coordinator_tls_cert),
+                                   absl::GetFlag(FLAGS_coordinator_tls_key)},
+                                  "coordinator_tls_");
+  if (!credentials.ok()) return Fail(credentials.status());
   auto backend = std::make_shared<const dsar::gateway::BackendClient>(
       absl::GetFlag(FLAGS_coordinator),
-      absl::Milliseconds(absl::GetFlag(FLAGS_backend_timeout_ms)));
+      absl::Milliseconds(absl::GetFlag(FLAGS_backend_timeout_ms)),
+      *credentials);
   // Routes with code of their own, asked before the annotated ones.
   std::vector<std::unique_ptr<dsar::gateway::RouteProvider>> providers;
   if (absl::GetFlag(FLAGS_compat_routes)) {

@@ -68,8 +68,12 @@ absl::StatusOr<RunningDsard> StartDsard(const DsardOptions& options,
   absl::StatusOr<int> port =
       WaitForPortFile(port_file, timeout, process->get());
   if (!port.ok()) return port.status();
-  absl::Status ready =
-      WaitForGrpcReady(LoopbackChannel(*port), deadline - absl::Now());
+  std::shared_ptr<grpc::Channel> channel =
+      options.client_credentials == nullptr
+          ? LoopbackChannel(*port)
+          : grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port),
+                                options.client_credentials);
+  absl::Status ready = WaitForGrpcReady(channel, deadline - absl::Now());
   if (!ready.ok()) return ready;
   return RunningDsard{std::move(*process), *port};
 }
@@ -87,6 +91,7 @@ absl::StatusOr<std::unique_ptr<Process>> StartWorker(
     args.push_back(
         absl::StrCat("--stores=", absl::StrJoin(options.stores, ",")));
   }
+  args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
   return Process::Start(WorkerPath(), args,
                         absl::StrCat(work_dir, "/", options.worker_id, ".log"));
 }

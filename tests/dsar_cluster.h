@@ -34,6 +34,9 @@ struct DsardOptions {
   double lease_seconds = 30;
   int port = 0;  // 0: let dsard pick one.
   std::vector<std::string> extra_args;
+  // How StartDsard reaches dsard to see that it serves; null: plaintext.
+  // Set it when extra_args turn on mutual TLS.
+  std::shared_ptr<grpc::ChannelCredentials> client_credentials;
 };
 
 // A running dsard that has written its port file and accepts gRPC calls.
@@ -57,6 +60,7 @@ struct WorkerOptions {
   int concurrency = 4;
   int poll_wait_ms = 1000;
   int debug_task_delay_ms = 0;
+  std::vector<std::string> extra_args;  // e.g. the --tls_* flags.
 };
 
 // Starts a dsar-worker whose log is `work_dir`/<worker_id>.log. Does not wait

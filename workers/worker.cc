@@ -93,9 +93,12 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(
   arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   arguments.SetMaxSendMessageSize(16 << 20);
-  worker->channel_ =
-      grpc::CreateCustomChannel(worker->options_.coordinator_address,
-                                grpc::InsecureChannelCredentials(), arguments);
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      worker->options_.credentials != nullptr
+          ? worker->options_.credentials
+          : grpc::InsecureChannelCredentials();
+  worker->channel_ = grpc::CreateCustomChannel(
+      worker->options_.coordinator_address, credentials, arguments);
   worker->stub_ = v1::WorkerService::NewStub(worker->channel_);
   return worker;
 }

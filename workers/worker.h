@@ -7,6 +7,8 @@
 // wait for the channel to come back, and completions are retried while the
 // lease is still ours.
 
+#include <grpcpp/security/credentials.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -35,6 +37,9 @@ class Worker {
  public:
   struct Options {
     std::string coordinator_address;
+    // How to reach the coordinator; null: plaintext. Under mutual TLS the
+    // coordinator takes the worker's id from its certificate's CN.
+    std::shared_ptr<grpc::ChannelCredentials> credentials;
     std::string worker_id;
     std::vector<std::string> stores;  // Must all be in the inventory.
     int concurrency = 4;              // Tasks run at once.

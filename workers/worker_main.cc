@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/grpc_tls.h"
 #include "common/program_usage.h"
 #include "workers/worker.h"
 
@@ -22,7 +23,15 @@ ABSL_FLAG(std::string, stores, "",
           "Comma-separated stores this worker serves; empty: every store in "
           "the inventory.");
 ABSL_FLAG(std::string, worker_id, "",
-          "Name reported to the coordinator; default host-pid.");
+          "Name reported to the coordinator; default host-pid, or under TLS "
+          "the CN of --tls_cert (which must then match).");
+ABSL_FLAG(std::string, tls_ca, "",
+          "CA (PEM) that issued dsard's certificate; with --tls_cert and "
+          "--tls_key: connect with mutual TLS.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "This worker's certificate (PEM, OU=worker, CN=its id, SAN URIs "
+          "dsar:store:NAME for the stores it may serve).");
+ABSL_FLAG(std::string, tls_key, "", "Private key of --tls_cert (PEM).");
 ABSL_FLAG(int, concurrency, 4, "Tasks run at once.");
 ABSL_FLAG(int, poll_wait_ms, 5000,
           "Long-poll budget per call; also bounds how long a stop takes.");
@@ -59,7 +68,27 @@ int main(int argc, char** argv) {
   }
   dsar::Worker::Options options;
   options.coordinator_address = absl::GetFlag(FLAGS_coordinator);
+  dsar::TlsFiles tls{absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert),
+                     absl::GetFlag(FLAGS_tls_key)};
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      dsar::ChannelCredentialsFor(tls, "tls_");
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "dsar-worker: %s\n",
+                 credentials.status().ToString().c_str());
+    return 2;
+  }
+  options.credentials = *credentials;
   options.worker_id = absl::GetFlag(FLAGS_worker_id);
+  if (options.worker_id.empty() && !tls.empty()) {
+    // dsard knows this worker by its certificate; report the same name.
+    absl::StatusOr<std::string> name = dsar::CertificateCommonName(tls.cert);
+    if (!name.ok()) {
+      std::fprintf(stderr, "dsar-worker: --tls_cert: %s\n",
+                   name.status().ToString().c_str());
+      return 2;
+    }
+    options.worker_id = *name;
+  }
   if (options.worker_id.empty()) {
     char host[256] = {0};
     gethostname(host, sizeof(host) - 1);
