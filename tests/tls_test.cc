@@ -3,6 +3,7 @@
 // address needs an explicit flag.
 
 #include <grpcpp/grpcpp.h>
+#include <httplib.h>  // CPPHTTPLIB_* come from its pkg-config file.
 
 #include <memory>
 #include <string>
@@ -360,6 +361,45 @@ TEST_F(TlsTest, OnlyTheGatewaySetsTheActorAndScopedFields) {
   ASSERT_TRUE(events.ok()) << events.status();
   ASSERT_FALSE(events->empty());
   EXPECT_EQ(events->front().actor(), "subject-12");
+}
+
+TEST_F(TlsTest, GatewayReachesDsardWithItsCertificate) {
+  std::vector<std::string> args = {
+      "--insecure_dev",
+      "--listen=127.0.0.1:0",
+      "--port_file=" + dir_->Join("gateway.port"),
+      absl::StrCat("--coordinator=127.0.0.1:", dsard_.port),
+      "--coordinator_tls_ca=" + Pem("ca"),
+      "--coordinator_tls_cert=" + Pem("gateway"),
+      "--coordinator_tls_key=" + Key("gateway")};
+  absl::StatusOr<std::unique_ptr<Process>> gateway =
+      Process::Start(DSAR_TEST_GATEWAY_PATH, args, dir_->Join("gateway.log"));
+  ASSERT_TRUE(gateway.ok()) << gateway.status();
+  absl::StatusOr<int> port = WaitForPortFile(dir_->Join("gateway.port"),
+                                             absl::Seconds(30), gateway->get());
+  ASSERT_TRUE(port.ok()) << port.status() << "\n"
+                         << ReadFileOrEmpty(dir_->Join("gateway.log"));
+
+  httplib::Client http("127.0.0.1", *port);
+  http.set_read_timeout(10, 0);
+  httplib::Result created = http.Post(
+      "/v1/requests",
+      R"({"type":"ACCESS","identities":[{"type":"EMAIL",)"
+      R"("value":"person13@example.com"}],"idempotencyKey":"tls-gw-13"})",
+      "application/json");
+  ASSERT_TRUE(created) << httplib::to_string(created.error());
+  EXPECT_EQ(created->status, 200) << created->body;
+
+  // dsard recorded the gateway's caller, which only the gateway may name.
+  auto dsar = v1::DsarService::NewStub(ChannelAs("operator"));
+  absl::StatusOr<std::vector<v1::Request>> requests = ListAllRequests(*dsar);
+  ASSERT_TRUE(requests.ok()) << requests.status();
+  ASSERT_EQ(requests->size(), 1u);
+  absl::StatusOr<std::vector<v1::Event>> events =
+      ListAllEvents(*dsar, requests->front().id());
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_FALSE(events->empty());
+  EXPECT_EQ(events->front().actor(), "insecure-dev");
 }
 
 // Not a TlsTest: the refusal happens before any certificate is read.
