@@ -158,11 +158,51 @@ class GatewayClusterTest : public ::testing::Test {
     worker_ = *std::move(worker);
   }
 
+  // An operator's or back-end service's token: `scope` plus dsar.service,
+  // which reaches every request (docs/gateway.md, "Who sees what").
   std::string Token(const std::string& scope, const std::string& alg = "RS256",
                     const std::string& subject = "alice") {
     std::string kid = alg == "RS256" ? "rsa-1" : alg == "ES256" ? "ec-1" : "";
-    return keys_->Mint(alg, kid,
-                       ValidClaims(subject, scope, kIssuer, kAudience));
+    return keys_->Mint(
+        alg, kid,
+        ValidClaims(subject, absl::StrCat(scope, " dsar.service"), kIssuer,
+                    kAudience));
+  }
+
+  // A data subject's token: no dsar.admin or dsar.service, an `email` claim
+  // and `email_verified` as given (omitted when null).
+  std::string SubjectToken(const std::string& email,
+                           const nlohmann::json& email_verified,
+                           const std::string& scope = "dsar.read dsar.submit") {
+    nlohmann::json claims =
+        ValidClaims(absl::StrCat("subject-", email), scope, kIssuer, kAudience);
+    claims["email"] = email;
+    if (!email_verified.is_null()) claims["email_verified"] = email_verified;
+    return keys_->Mint("ES256", "ec-1", claims);
+  }
+
+  // Creates an unattested ACCESS request for `email` with a service token;
+  // it waits in VERIFYING. Returns its id ("" on failure).
+  std::string CreateFor(const std::string& email) {
+    Reply created = http_->Post(
+        "/v1/requests", Token("dsar.submit"),
+        absl::StrCat(R"({"type":"ACCESS","identities":[{"type":"EMAIL",)",
+                     R"("value":")", email, R"("}]})"));
+    EXPECT_EQ(created.status, 200) << created.body;
+    return created.json.is_object() ? created.json.value("id", "") : "";
+  }
+
+  // The ids of the requests GET /v1/requests lists for `token`.
+  std::set<std::string> ListedIds(const std::string& token) {
+    Reply listed = http_->Get("/v1/requests?pageSize=1000", token);
+    EXPECT_EQ(listed.status, 200) << listed.body;
+    std::set<std::string> ids;
+    if (listed.json.is_object() && listed.json.contains("requests")) {
+      for (const nlohmann::json& request : listed.json["requests"]) {
+        ids.insert(request["id"].get<std::string>());
+      }
+    }
+    return ids;
   }
 
   // Polls GET /v1/requests/{id} until the request is terminal.
@@ -514,8 +554,8 @@ TEST_F(GatewayClusterTest, SeedSubmitRouteValidatesAndAnswers202) {
   ASSERT_EQ(accepted.status, 202) << accepted.body;
   EXPECT_EQ(accepted.json["message"], "DSAR request received");
   std::string id = accepted.json["requestId"];
-  Reply request =
-      http_->Get(absl::StrCat("/v1/requests/", id), Token("dsar.read"));
+  Reply request = http_->Get(absl::StrCat("/v1/requests/", id),
+                             Token("dsar.read dsar.pii.read"));
   ASSERT_EQ(request.status, 200);
   EXPECT_EQ(request.json["identities"][0]["value"], "person4@example.com");
   EXPECT_EQ(request.json["regulation"], "GDPR");
@@ -533,10 +573,7 @@ TEST_F(GatewayClusterTest, SeedSubmitRouteValidatesAndAnswers202) {
       absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", expected, absl::UTCTimeZone()));
 
   // A data subject's own token may not ask about someone else.
-  nlohmann::json subject =
-      ValidClaims("user-9", "dsar.submit", kIssuer, kAudience);
-  subject["email"] = "person9@example.com";
-  std::string own = keys_->Mint("ES256", "ec-1", subject);
+  std::string own = SubjectToken("person9@example.com", true, "dsar.submit");
   Reply other = http_->Post(
       "/api/dsar/submit", own,
       R"({"email":"person4@example.com","fullName":"Person Four","requestType":"erasure"})");
@@ -571,6 +608,120 @@ TEST_F(GatewayClusterTest, SeedSubmitRouteValidatesAndAnswers202) {
 
   EXPECT_EQ(http_->Post("/api/dsar/submit", Token("dsar.read"), "{}").status,
             403);
+}
+
+TEST_F(GatewayClusterTest, SubjectTokenCountsAsVerifiedOnlyOnBooleanTrue) {
+  const std::string form =
+      R"({"email":"person11@example.com","fullName":"Person Eleven",)"
+      R"("requestType":"access"})";
+  for (const nlohmann::json& claim :
+       {nlohmann::json("false"), nlohmann::json("true"), nlohmann::json(),
+        nlohmann::json(1), nlohmann::json(false)}) {
+    Reply refused = http_->Post(
+        "/api/dsar/submit",
+        SubjectToken("person11@example.com", claim, "dsar.submit"), form);
+    EXPECT_EQ(refused.status, 403)
+        << "email_verified " << claim.dump() << ": " << refused.body;
+    EXPECT_EQ(refused.json.value("error", ""),
+              "Identity verification required");
+  }
+  Reply accepted = http_->Post(
+      "/api/dsar/submit",
+      SubjectToken("person11@example.com", true, "dsar.submit"), form);
+  ASSERT_EQ(accepted.status, 202) << accepted.body;
+  Reply request = http_->Get(
+      absl::StrCat("/v1/requests/", accepted.json.value("requestId", "")),
+      Token("dsar.read"));
+  EXPECT_EQ(request.json["verification"]["method"], "logged_in_session")
+      << request.body;
+}
+
+TEST_F(GatewayClusterTest, SubjectSeesAndActsOnOwnRequestsOnly) {
+  std::string own_id = CreateFor("person12@example.com");
+  std::string other_id = CreateFor("person13@example.com");
+  ASSERT_FALSE(own_id.empty());
+  ASSERT_FALSE(other_id.empty());
+  std::string ann = SubjectToken("Person12@Example.com", true);
+
+  // Their own request, identities included (compared in canonical form).
+  Reply own = http_->Get(absl::StrCat("/v1/requests/", own_id), ann);
+  ASSERT_EQ(own.status, 200) << own.body;
+  EXPECT_EQ(own.json["identities"][0]["value"], "person12@example.com");
+  EXPECT_EQ(
+      http_->Get(absl::StrCat("/v1/requests/", own_id, "/events"), ann).status,
+      200);
+  EXPECT_EQ(http_->Get(absl::StrCat("/dsar/", own_id), ann).status, 200);
+
+  // Someone else's answers exactly as an unknown id does: 404, same message.
+  Reply unknown = http_->Get("/v1/requests/no-such-request", ann);
+  Reply other = http_->Get(absl::StrCat("/v1/requests/", other_id), ann);
+  EXPECT_EQ(other.status, 404) << other.body;
+  EXPECT_EQ(other.json["code"], 5);
+  EXPECT_EQ(other.json["message"],
+            absl::StrCat("request ", other_id, " not found"));
+  EXPECT_EQ(unknown.json["message"], "request no-such-request not found");
+  EXPECT_THAT(other.body, ::testing::Not(HasSubstr("person13")));
+  for (const std::string& path :
+       {absl::StrCat("/v1/requests/", other_id, "/events"),
+        absl::StrCat("/v1/audit/requests/", other_id, "/entries"),
+        absl::StrCat("/dsar/", other_id),
+        absl::StrCat("/dsar/", other_id, "/events"),
+        absl::StrCat("/dsar/", other_id, "/download")}) {
+    Reply reply = http_->Get(path, ann);
+    EXPECT_EQ(reply.status, 404) << path << ": " << reply.body;
+  }
+  EXPECT_EQ(http_
+                ->Post(absl::StrCat("/v1/requests/", other_id, ":verify"), ann,
+                       R"({"code":"000000"})")
+                .status,
+            404);
+
+  // The list holds theirs only; an operator's holds both.
+  EXPECT_EQ(ListedIds(ann), std::set<std::string>{own_id});
+  std::set<std::string> all = ListedIds(Token("dsar.read"));
+  EXPECT_TRUE(all.count(own_id) && all.count(other_id));
+  // The whole audit log is for operators; the checkpoint is public.
+  EXPECT_EQ(http_->Get("/v1/audit/entries", ann).status, 403);
+  EXPECT_EQ(http_->Get("/v1/audit/checkpoint", ann).status, 200);
+
+  // They submit about themselves only.
+  Reply for_other = http_->Post(
+      "/v1/requests", ann,
+      R"({"type":"ERASURE","identities":[{"type":"EMAIL","value":"person13@example.com"}]})");
+  EXPECT_EQ(for_other.status, 403) << for_other.body;
+  Reply for_self = http_->Post(
+      "/v1/requests", ann,
+      R"({"type":"ERASURE","identities":[{"type":"EMAIL","value":"person12@example.com"}]})");
+  EXPECT_EQ(for_self.status, 200) << for_self.body;
+
+  // A token whose email is not verified proves nothing: it sees nothing.
+  std::string unverified = SubjectToken("person12@example.com", "true");
+  EXPECT_EQ(
+      http_->Get(absl::StrCat("/v1/requests/", own_id), unverified).status,
+      404);
+  EXPECT_TRUE(ListedIds(unverified).empty());
+}
+
+TEST_F(GatewayClusterTest, OperatorListMasksIdentitiesWithoutPiiScope) {
+  std::string id = CreateFor("person14@example.com");
+  ASSERT_FALSE(id.empty());
+  auto identity_in_list = [&](const std::string& token) -> nlohmann::json {
+    Reply listed = http_->Get("/v1/requests?pageSize=1000", token);
+    EXPECT_EQ(listed.status, 200) << listed.body;
+    for (const nlohmann::json& request : listed.json["requests"]) {
+      if (request["id"] == id) return request["identities"][0];
+    }
+    ADD_FAILURE() << id << " not listed: " << listed.body;
+    return nlohmann::json();
+  };
+  nlohmann::json masked = identity_in_list(Token("dsar.read"));
+  EXPECT_EQ(masked.value("value", ""), "***") << masked.dump();
+  EXPECT_EQ(masked.value("type", ""), "EMAIL");
+  nlohmann::json clear = identity_in_list(Token("dsar.read dsar.pii.read"));
+  EXPECT_EQ(clear.value("value", ""), "person14@example.com");
+  // GET by id as well: otherwise the list's ids would unmask them one by one.
+  Reply got = http_->Get(absl::StrCat("/v1/requests/", id), Token("dsar.read"));
+  EXPECT_EQ(got.json["identities"][0]["value"], "***") << got.body;
 }
 
 TEST_F(GatewayClusterTest, CoordinatorDownGives503ThenRecovers) {

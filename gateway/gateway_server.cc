@@ -9,6 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "dsar/v1/auth.pb.h"
+#include "dsar/v1/requests.pb.h"
+#include "gateway/subject_access.h"
 #include "gateway/transcoder.h"
 
 namespace dsar::gateway {
@@ -267,12 +269,128 @@ HttpReply GatewayServer::Transcode(const RouteMatch& match,
   if (!(*message)->SerializeToString(&serialized)) {
     return ErrorReply(absl::InternalError("cannot serialize the request"));
   }
+  const bool subject = !ReachesEveryRequest(caller);
+  SubjectMethodRule rule = SubjectRuleFor(match.route->method);
+  if (subject) {
+    absl::Status allowed = CheckSubjectCall(rule, **message, caller);
+    if (!allowed.ok()) return ErrorReply(allowed);
+  }
   absl::StatusOr<std::string> response =
       backend_->Call(match.route->grpc_path, serialized, caller.subject);
   if (!response.ok()) return ErrorReply(response.status());
+  if (subject && rule.kind == SubjectMethodRule::kListOwn) {
+    absl::Status kept = KeepSubjectsOwnRequests(caller, &*response);
+    if (!kept.ok()) return ErrorReply(kept);
+  } else if (!subject &&
+             HasReadScopedFields(match.route->method->output_type())) {
+    absl::Status masked =
+        MaskResponse(*match.route->method->output_type(), caller, &*response);
+    if (!masked.ok()) return ErrorReply(masked);
+  }
   absl::StatusOr<std::string> json = ResponseJson(*match.route, *response);
   if (!json.ok()) return ErrorReply(json.status());
   return JsonReply(200, *std::move(json));
+}
+
+absl::Status GatewayServer::CheckSubjectCall(
+    const SubjectMethodRule& rule, const google::protobuf::Message& message,
+    const Caller& caller) const {
+  ProvenSubject subject = ProvenSubjectOf(caller);
+  switch (rule.kind) {
+    case SubjectMethodRule::kUngoverned:
+    case SubjectMethodRule::kOpen:
+    case SubjectMethodRule::kListOwn:
+      return absl::OkStatus();
+    case SubjectMethodRule::kOperatorsOnly:
+      return absl::PermissionDeniedError(
+          "this method is for operators and services (dsar.admin or "
+          "dsar.service), not for a data subject's token");
+    case SubjectMethodRule::kCreateOwn: {
+      const auto& create =
+          static_cast<const v1::CreateRequestRequest&>(message);
+      if (subject.empty()) {
+        return absl::PermissionDeniedError(
+            "a data subject's token must prove its identity (an email with "
+            "email_verified: true, or a user_id) to submit a request");
+      }
+      for (int i = 0; i < create.identities_size(); ++i) {
+        if (!subject.Matches(create.identities(i))) {
+          return absl::PermissionDeniedError(absl::StrCat(
+              "identities[", i,
+              "].value: a data subject's token may only submit requests "
+              "about its own verified email or user_id"));
+        }
+      }
+      return absl::OkStatus();
+    }
+    case SubjectMethodRule::kOwnRequest: {
+      const google::protobuf::FieldDescriptor* field =
+          message.GetDescriptor()->FindFieldByName(rule.request_id_field);
+      if (field == nullptr ||
+          field->cpp_type() !=
+              google::protobuf::FieldDescriptor::CPPTYPE_STRING) {
+        return absl::InternalError(
+            absl::StrCat(message.GetDescriptor()->full_name(),
+                         " has no string field ", rule.request_id_field));
+      }
+      std::string id = message.GetReflection()->GetString(message, field);
+      v1::GetRequestRequest get;
+      get.set_id(id);
+      absl::StatusOr<std::string> found =
+          backend_->Call("/dsar.v1.DsarService/GetRequest",
+                         get.SerializeAsString(), caller.subject);
+      if (!found.ok()) return found.status();
+      v1::Request request;
+      if (!request.ParseFromString(*found)) {
+        return absl::InternalError("the backend's answer is not a Request");
+      }
+      if (subject.empty() || !subject.Owns(request)) {
+        return RequestNotFound(id);
+      }
+      return absl::OkStatus();
+    }
+  }
+  return absl::InternalError("unknown subject rule");
+}
+
+absl::Status GatewayServer::KeepSubjectsOwnRequests(
+    const Caller& caller, std::string* serialized) const {
+  v1::ListRequestsResponse list;
+  if (!list.ParseFromString(*serialized)) {
+    return absl::InternalError(
+        "the backend's answer is not a ListRequestsResponse");
+  }
+  ProvenSubject subject = ProvenSubjectOf(caller);
+  v1::ListRequestsResponse own;
+  own.set_next_page_token(list.next_page_token());
+  for (v1::Request& request : *list.mutable_requests()) {
+    if (!subject.empty() && subject.Owns(request)) {
+      *own.add_requests() = std::move(request);
+    }
+  }
+  *serialized = own.SerializeAsString();
+  return absl::OkStatus();
+}
+
+absl::Status GatewayServer::MaskResponse(
+    const google::protobuf::Descriptor& type, const Caller& caller,
+    std::string* serialized) const {
+  const google::protobuf::Message* prototype =
+      google::protobuf::MessageFactory::generated_factory()->GetPrototype(
+          &type);
+  if (prototype == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("no generated class for ", type.full_name()));
+  }
+  std::unique_ptr<google::protobuf::Message> message(prototype->New());
+  if (!message->ParseFromString(*serialized)) {
+    return absl::InternalError(
+        absl::StrCat("the backend's answer is not a valid ", type.full_name()));
+  }
+  if (MaskUnreadableFields(caller, message.get())) {
+    *serialized = message->SerializeAsString();
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace dsar::gateway

@@ -17,6 +17,7 @@
 #include "gateway/request_auth.h"
 #include "gateway/route_provider.h"
 #include "gateway/route_table.h"
+#include "gateway/subject_access.h"
 
 namespace httplib {
 class Server;
@@ -76,6 +77,21 @@ class GatewayServer {
                 std::vector<std::unique_ptr<RouteProvider>> providers);
   HttpReply Transcode(const RouteMatch& match, const httplib::Request& request,
                       const Caller& caller) const;
+  // OK when a data subject's `caller` may make the call `message` under
+  // `rule` (subject_access.h); PERMISSION_DENIED, or NOT_FOUND for another
+  // person's request (or an unknown one, as dsard says it), otherwise.
+  absl::Status CheckSubjectCall(const SubjectMethodRule& rule,
+                                const google::protobuf::Message& message,
+                                const Caller& caller) const;
+  // Drops from a serialized ListRequestsResponse every request that is not
+  // the data subject `caller`'s own; the page token stays dsard's.
+  absl::Status KeepSubjectsOwnRequests(const Caller& caller,
+                                       std::string* serialized) const;
+  // Masks the (dsar.v1.read_scope) fields `caller` may not read in a
+  // serialized message of `type`.
+  absl::Status MaskResponse(const google::protobuf::Descriptor& type,
+                            const Caller& caller,
+                            std::string* serialized) const;
 
   GatewayOptions options_;
   RouteTable routes_;

@@ -29,7 +29,8 @@ absl::StatusOr<Caller> RequestAuthenticator::Authorize(
   if (verifier_ == nullptr) {
     Caller caller;
     caller.subject = kDevSubject;
-    caller.scopes = {"dsar.submit", "dsar.read", "dsar.admin", scope};
+    caller.scopes = {"dsar.submit",  "dsar.read",     "dsar.admin",
+                     "dsar.service", "dsar.pii.read", scope};
     caller.claims = nlohmann::json::object();
     return caller;
   }

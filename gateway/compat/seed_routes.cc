@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "common/grpc_status.h"
 #include "dsar/v1/requests.grpc.pb.h"
+#include "gateway/subject_access.h"
 #include "model/field_types.h"
 #include "model/identity.h"
 #include "model/regulation.h"
@@ -120,6 +121,15 @@ std::string CanonicalEmail(const std::string& email) {
   return canonical.ok() ? *std::move(canonical) : "";
 }
 
+// Whether `caller` may see `request`: operators and services every one, a
+// data subject their own (subject_access.h). Another person's request
+// answers as an unknown id does.
+bool MaySee(const Caller& caller, const v1::Request& request) {
+  if (ReachesEveryRequest(caller)) return true;
+  ProvenSubject subject = ProvenSubjectOf(caller);
+  return !subject.empty() && subject.Owns(request);
+}
+
 }  // namespace
 
 nlohmann::json SubmitErrorsForCoordinatorError(const absl::Status& error) {
@@ -220,12 +230,11 @@ HttpReply SeedRoutes::CreateJob(const std::string& body,
   identity->set_type(v1::USER_ID);
   identity->set_value(user_id);
   request.set_idempotency_key(idempotency_key);
-  // A subject's own token (it carries their user_id) may only ask about
-  // them, and then counts as verified. Service and operator tokens carry no
-  // user_id: the coordinator verifies the subject itself.
-  std::string token_user = ClaimText(caller.claims, "user_id");
-  if (!token_user.empty() && !caller.HasScope("dsar.admin")) {
-    if (token_user != user_id) {
+  // A data subject's own token (subject_access.h) may only ask about the
+  // user_id it carries, and then counts as verified. Operators and services
+  // submit for anyone: the coordinator verifies the subject itself.
+  if (!ReachesEveryRequest(caller)) {
+    if (!ProvenSubjectOf(caller).Matches(*identity)) {
       return ErrorReply(absl::PermissionDeniedError(
           "user_id: a data subject's token may only ask about its own "
           "user_id"));
@@ -260,6 +269,7 @@ HttpReply SeedRoutes::GetJob(const std::string& id,
   grpc::Status status = v1::DsarService::NewStub(backend_->channel())
                             ->GetRequest(&context, get, &request);
   if (!status.ok()) return ErrorReply(FromGrpcStatus(status));
+  if (!MaySee(caller, request)) return ErrorReply(RequestNotFound(id));
   nlohmann::json job = {{"jobId", request.id()},
                         {"action", JobAction(request.type())},
                         {"status", JobStatus(request.status())},
@@ -292,6 +302,16 @@ HttpReply SeedRoutes::JobEvents(const std::string& id,
                                 const Caller& caller) const {
   std::unique_ptr<v1::DsarService::Stub> stub =
       v1::DsarService::NewStub(backend_->channel());
+  if (!ReachesEveryRequest(caller)) {
+    grpc::ClientContext context;
+    backend_->PrepareContext(&context, caller.subject);
+    v1::GetRequestRequest get;
+    get.set_id(id);
+    v1::Request request;
+    grpc::Status status = stub->GetRequest(&context, get, &request);
+    if (!status.ok()) return ErrorReply(FromGrpcStatus(status));
+    if (!MaySee(caller, request)) return ErrorReply(RequestNotFound(id));
+  }
   nlohmann::json events = nlohmann::json::array();
   v1::ListEventsRequest list;
   list.set_request_id(id);
@@ -325,6 +345,7 @@ HttpReply SeedRoutes::Download(const std::string& id,
   grpc::Status status = v1::DsarService::NewStub(backend_->channel())
                             ->GetRequest(&context, get, &request);
   if (!status.ok()) return ErrorReply(FromGrpcStatus(status));
+  if (!MaySee(caller, request)) return ErrorReply(RequestNotFound(id));
   if (!HasBundle(request)) {
     return ErrorReply(absl::NotFoundError(absl::StrCat(
         "request ", id, " is a ", v1::RequestType_Name(request.type()),
@@ -403,18 +424,14 @@ HttpReply SeedRoutes::Submit(const std::string& body,
   if (!errors.empty()) return JsonReply(400, Dump({{"errors", errors}}));
 
   // Identity (seed 003's 403): a data subject signed in with their own
-  // account may only ask about their own, verified address, and then counts
-  // as verified. Operators (dsar.admin) and service tokens without an email
-  // claim submit on someone's behalf; dsard then verifies the subject with
-  // a one-time code.
-  const nlohmann::json& claims = caller.claims;
-  bool email_verified_false = claims.contains("email_verified") &&
-                              claims["email_verified"].is_boolean() &&
-                              !claims["email_verified"].get<bool>();
-  std::string token_email = ClaimText(claims, "email");
-  bool subject_token = !token_email.empty() && !caller.HasScope("dsar.admin");
-  if (subject_token && (CanonicalEmail(token_email) != CanonicalEmail(email) ||
-                        email_verified_false)) {
+  // account may only ask about their own address, verified by the identity
+  // provider (email_verified: true, subject_access.h), and then counts as
+  // verified. Operators and services (dsar.admin, dsar.service) submit on
+  // someone's behalf; dsard then verifies the subject with a one-time code.
+  bool subject_token = !ReachesEveryRequest(caller);
+  std::string subject_email = ProvenSubjectOf(caller).email;
+  if (subject_token &&
+      (subject_email.empty() || subject_email != CanonicalEmail(email))) {
     return JsonReply(
         403, Dump({{"error", "Identity verification required"},
                    {"message",
