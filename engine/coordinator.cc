@@ -380,6 +380,14 @@ void Coordinator::AppendEvents(Txn& txn, LiveRequest& live,
     for (std::string& hmac : draft.subject_hmacs)
       event.add_subject_hmacs(std::move(hmac));
     event.set_actor(std::move(draft.actor));
+    if (!draft.note.empty()) {
+      // Erasable text stays beside the request; the leaf commits to it.
+      event.set_detail(absl::StrCat(
+          event.detail(), event.detail().empty() ? "" : " ", "note_hmac=",
+          audit_->SubjectHmac(absl::StrCat("note:", live.record.request().id()),
+                              draft.note)));
+      (*live.record.mutable_notes())[sequence] = std::move(draft.note);
+    }
     event.set_previous_leaf_hash(live.record.last_audit_leaf_hash());
     live.record.set_last_audit_leaf_hash(audit_->Append(txn.batch, &event));
     txn.batch.PutEvent(event);

@@ -195,10 +195,8 @@ void Coordinator::ReceiveRequest(Txn& txn, LiveRequest& live,
   live.record.add_signals(kSignalIdentityVerified);
   EventDraft verified;
   verified.kind = kEventIdentityVerified;
-  verified.detail =
-      absl::StrCat("method=", verification->method(),
-                   verification->evidence_ref().empty() ? "" : " evidence_ref=",
-                   verification->evidence_ref());
+  verified.detail = absl::StrCat("method=", verification->method());
+  verified.note = verification->evidence_ref();  // Typed by the caller.
   AppendEvents(txn, live, {verified});
 }
 
@@ -341,6 +339,7 @@ absl::StatusOr<v1::Request> Coordinator::ExtendDeadline(
     event.detail = absl::StrCat(
         "deadline=", Rfc3339(stored->deadline()), " by=", request.extension(),
         stored->regulation() == kRegulationGdpr ? " month(s)" : " day(s)");
+    event.note = request.reason();
     AppendEvents(txn, live, {event});
     QueueNotification(txn, live, kNotificationExtended,
                       {{"reason", request.reason()}});
@@ -503,9 +502,9 @@ absl::StatusOr<v1::Request> Coordinator::PauseRequest(
     paused.kind = kEventPaused;
     paused.actor = actor;
     paused.detail =
-        absl::StrCat("reason=", request.reason(),
-                     "; the statutory clock keeps running (deadline ",
+        absl::StrCat("the statutory clock keeps running (deadline ",
                      Rfc3339(live.record.request().deadline()), ")");
+    paused.note = request.reason();
     AppendEvents(txn, live, {paused});
     return ToPublicRequest(live.record);
   });
@@ -526,9 +525,7 @@ absl::StatusOr<v1::Request> Coordinator::ResumeRequest(
         EventDraft resumed;
         resumed.kind = kEventResumed;
         resumed.actor = actor;
-        resumed.detail = request.reason().empty()
-                             ? ""
-                             : absl::StrCat("reason=", request.reason());
+        resumed.note = request.reason();
         AppendEvents(txn, live, {resumed});
         Mutate(txn, live,
                [](Interpreter& interpreter, internal::RequestRecord* record) {

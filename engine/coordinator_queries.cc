@@ -166,15 +166,21 @@ absl::StatusOr<v1::ListEventsResponse> Coordinator::ListEvents(
     return absl::InvalidArgumentError(
         "page_token: not a token from this listing");
   }
-  // Existence check, so an unknown id is NOT_FOUND rather than empty.
-  RETURN_IF_ERROR(store_->GetRequest(request.request_id()).status());
+  // Existence check, so an unknown id is NOT_FOUND rather than empty; the
+  // record also holds the events' notes.
+  ASSIGN_OR_RETURN(internal::RequestRecord record,
+                   store_->GetRequest(request.request_id()));
   std::vector<v1::Event> events;
   bool more = false;
   RETURN_IF_ERROR(store_->ListEvents(
       request.request_id(), after,
       request.page_size() == 0 ? 100 : request.page_size(), &events, &more));
   v1::ListEventsResponse response;
-  for (v1::Event& event : events) *response.add_events() = std::move(event);
+  for (v1::Event& event : events) {
+    auto note = record.notes().find(event.sequence());
+    if (note != record.notes().end()) event.set_note(note->second);
+    *response.add_events() = std::move(event);
+  }
   if (more && !events.empty()) {
     response.set_next_page_token(
         absl::StrCat(response.events().rbegin()->sequence()));

@@ -1413,8 +1413,12 @@ TEST_F(VerificationTest, ACallerAttestedRequestRunsAtOnce) {
   EXPECT_TRUE(created.verification().has_verified_at());
   std::vector<v1::Event> verified = EventsOf(created.id(), "identity_verified");
   ASSERT_EQ(verified.size(), 1u);
-  EXPECT_EQ(verified[0].detail(),
-            "method=logged_in_session evidence_ref=session-7f3a");
+  // The evidence reference is the caller's text: beside the request, with
+  // only a keyed commitment in the audit leaf.
+  EXPECT_THAT(verified[0].detail(),
+              ::testing::MatchesRegex(
+                  "method=logged_in_session note_hmac=[0-9a-f]{64}"));
+  EXPECT_EQ(verified[0].note(), "session-7f3a");
   EXPECT_TRUE(EventsOf(created.id(), "verification_code_issued").empty());
   EXPECT_TRUE(Poll("w1", {"a"}).has_value());
 
@@ -1743,7 +1747,19 @@ TEST_F(CoordinatorTest, RetryRerunsTheStoreThatFailed) {
   std::vector<v1::Event> retried_events = EventsOf(created.id(), "retried");
   ASSERT_EQ(retried_events.size(), 1u);
   EXPECT_EQ(retried_events[0].actor(), "ops@example.com");
-  EXPECT_EQ(retried_events[0].detail(), "stores=a reason=store a is back");
+  EXPECT_THAT(retried_events[0].detail(),
+              ::testing::MatchesRegex("stores=a note_hmac=[0-9a-f]{64}"));
+  EXPECT_EQ(retried_events[0].note(), "store a is back");
+  // The audit log itself never holds the text (it could not be erased).
+  v1::GetRequestEntriesRequest leaves;
+  leaves.set_request_id(created.id());
+  absl::StatusOr<v1::GetRequestEntriesResponse> entries =
+      coordinator_->audit_log().GetRequestEntries(leaves);
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  ASSERT_GT(entries->entries_size(), 0);
+  for (const std::string& entry : entries->entries()) {
+    EXPECT_EQ(entry.find("store a is back"), std::string::npos);
+  }
 
   // Running again: not retried twice.
   EXPECT_EQ(Retry(created.id()).status().code(),

@@ -126,6 +126,12 @@ void Interpreter::Finish(RequestRecord* record, v1::RequestStatus status,
     request->clear_completed_at();
     kind = kEventNeedsAttention;
   }
+  if (status == v1::CANCELLED) {
+    // The reason is free text: beside the request, not in the leaf.
+    Emit(kind, request->current_state(), "", 0, error);
+    events_->back().note = cause;
+    return;
+  }
   Emit(kind, request->current_state(), "", 0,
        error.empty() ? std::string() : absl::StrCat(error, ": ", cause));
 }
@@ -642,8 +648,8 @@ absl::Status Interpreter::Retry(RequestRecord* record,
     request->clear_completed_at();
     record->set_timer_due_ms(0);
     Emit(kEventRetried, map->name, "", 0,
-         absl::StrCat("stores=", absl::StrJoin(retried, ","),
-                      reason.empty() ? "" : " reason=", reason));
+         absl::StrCat("stores=", absl::StrJoin(retried, ",")));
+    events_->back().note = reason;
     Advance(record);
     return absl::OkStatus();
   }
@@ -656,8 +662,8 @@ absl::Status Interpreter::Retry(RequestRecord* record,
     request->clear_completed_at();
     record->set_timer_due_ms(0);
     record->clear_builtin_retry_counts();
-    Emit(kEventRetried, state->name, "", 0,
-         reason.empty() ? "" : absl::StrCat("reason=", reason));
+    Emit(kEventRetried, state->name, "", 0, "");
+    events_->back().note = reason;
     return absl::OkStatus();
   }
   return absl::FailedPreconditionError(

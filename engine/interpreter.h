@@ -27,6 +27,9 @@ struct EventDraft {
   std::string detail;
   std::vector<std::string> subject_hmacs;  // Keyed hashes, never identities.
   std::string actor;  // Who caused it, when an operator or service did.
+  // Free text typed by a person (a reason): kept beside the request, never
+  // in the audit leaf, which gets a keyed commitment to it.
+  std::string note;
 };
 
 // Error names the engine itself raises (ASL's predefined ones).

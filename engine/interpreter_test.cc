@@ -912,7 +912,8 @@ TEST_F(InterpreterRetryTest, RerunsOnlyTheFailedItemsOfTheMap) {
   EXPECT_EQ(events_[0].kind, "retried");
   EXPECT_EQ(events_[0].state, "ExportStores");
   EXPECT_EQ(events_[0].actor, "ops@example.com");
-  EXPECT_EQ(events_[0].detail, "stores=b reason=orders db is back");
+  EXPECT_EQ(events_[0].detail, "stores=b");
+  EXPECT_EQ(events_[0].note, "orders db is back");
 
   ASSERT_NO_FATAL_FAILURE(Lease(&record, kB));
   EXPECT_EQ(Item(record, kB).attempt(), 2u);

@@ -282,6 +282,9 @@ std::string EventDetail(const Event& event) {
   if (!event.actor().empty())
     parts.push_back(absl::StrCat("by=", event.actor()));
   if (!event.detail().empty()) parts.push_back(event.detail());
+  if (!event.note().empty()) {
+    parts.push_back(absl::StrCat("note=\"", event.note(), "\""));
+  }
   return absl::StrJoin(parts, " ");
 }
 
@@ -609,9 +612,13 @@ int RunEvents(const Options& options) {
     }
     for (const Event& event : events) {
       auto it = by_index.find(event.log_index());
+      // The note is kept beside the request, not in the leaf (which holds a
+      // keyed commitment to it): everything else must match the entry.
+      Event leaf_part = event;
+      leaf_part.clear_note();
       if (it == by_index.end() ||
           !google::protobuf::util::MessageDifferencer::Equals(
-              event, it->second->event)) {
+              leaf_part, it->second->event)) {
         std::fprintf(stderr,
                      "dsarctl: audit verification FAILED: event #%llu of %s "
                      "%s its audit entry %llu\n",
