@@ -33,9 +33,10 @@ ABSL_FLAG(std::string, workflow, "",
           "Workflow definition JSON; empty: the built-in DSAR workflow.");
 ABSL_FLAG(double, lease_seconds, 30,
           "How long a task lease lasts without a heartbeat.");
-ABSL_FLAG(
-    std::string, audit_origin, "dsar.local/audit",
-    "Origin line of the audit log's signed checkpoints (and the key name).");
+ABSL_FLAG(std::string, audit_origin, "",
+          "Origin line of the audit log's signed checkpoints (and the key "
+          "name). Empty: the stored log's origin, or for a new log "
+          "dsar.local/audit/<hash of the signing key>, unique per deployment.");
 ABSL_FLAG(
     std::string, time_zone, "UTC",
     "IANA time zone in which statutory deadlines end (e.g. Europe/Berlin).");

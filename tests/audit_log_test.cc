@@ -1,7 +1,12 @@
 // The audit log end to end: dsard writes it while requests run, `dsarctl
 // audit` verifies it with only the checkpoint public key, and a log edited
 // behind dsard's back (tests/tamper_audit.cc) or checked against the wrong key
-// fails verification with a message that names what is wrong.
+// fails verification with a message that names what is wrong; an older
+// copy of the data directory put back in place is caught as a rollback or a
+// fork by dsarctl (which remembers the last verified checkpoint) and by dsard
+// (which keeps the last checkpoint it handed out outside the data directory).
+
+#include <stdlib.h>
 
 #include <filesystem>
 #include <memory>
@@ -47,6 +52,10 @@ class AuditLogTest : public ::testing::Test {
   AuditLogTest() : dir_("dsar-audit") {}
 
   void SetUp() override {
+    // dsarctl remembers verified checkpoints here, not in the user's home.
+    ASSERT_EQ(
+        ::setenv("DSARCTL_STATE_DIR", dir_.Join("dsarctl-state").c_str(), 1),
+        0);
     absl::StatusOr<std::string> inventory =
         GenerateSampleStores(dir_.Join("stores"), 60);
     ASSERT_TRUE(inventory.ok()) << inventory.status();
@@ -55,12 +64,14 @@ class AuditLogTest : public ::testing::Test {
 
   // Starts dsard on `data_dir`, with its port file and log in `work_dir`.
   void StartCoordinator(const std::string& data_dir,
-                        const std::string& work_dir) {
+                        const std::string& work_dir,
+                        std::vector<std::string> extra_args = {}) {
     std::filesystem::create_directories(work_dir);
     DsardOptions options;
     options.data_dir = data_dir;
     options.inventory = inventory_;
     options.lease_seconds = 5;
+    options.extra_args = std::move(extra_args);
     absl::StatusOr<RunningDsard> dsard = StartDsard(options, work_dir);
     ASSERT_TRUE(dsard.ok()) << dsard.status();
     dsard_ = std::move(*dsard);
@@ -100,6 +111,26 @@ class AuditLogTest : public ::testing::Test {
     return CheckpointSize(run.output);
   }
 
+  // Starts a worker for the running dsard (stopped by the caller).
+  std::unique_ptr<Process> StartAuditWorker() {
+    WorkerOptions worker_options;
+    worker_options.coordinator_port = dsard_.port;
+    worker_options.inventory = inventory_;
+    worker_options.worker_id = absl::StrCat("audit-worker-", ++workers_);
+    absl::StatusOr<std::unique_ptr<Process>> worker =
+        StartWorker(worker_options, dir_.path());
+    EXPECT_TRUE(worker.ok()) << worker.status();
+    return worker.ok() ? *std::move(worker) : nullptr;
+  }
+
+  // Copies directory `from` to `to`.
+  static void Copy(const std::string& from, const std::string& to) {
+    std::error_code error;
+    std::filesystem::copy(from, to, std::filesystem::copy_options::recursive,
+                          error);
+    ASSERT_FALSE(error) << to << ": " << error.message();
+  }
+
   // Submits a request and waits until it has completed; returns its id.
   std::string RunRequest(v1::RequestType type, int person) {
     std::string email = absl::StrCat("person", person, "@example.com");
@@ -128,6 +159,7 @@ class AuditLogTest : public ::testing::Test {
   RunningDsard dsard_;
   std::unique_ptr<v1::DsarService::Stub> stub_;
   int runs_ = 0;
+  int workers_ = 0;
 };
 
 TEST_F(AuditLogTest, VerifiesAndDetectsTamperingTruncationAndWrongKey) {
@@ -148,7 +180,15 @@ TEST_F(AuditLogTest, VerifiesAndDetectsTamperingTruncationAndWrongKey) {
   RunRequest(v1::ERASURE, 2);
   RunRequest(v1::ACCESS, 3);
   const std::string saved = dir_.Join("saved-checkpoint");
-  Outcome checkpoint = Audit({"checkpoint", absl::StrCat("--save=", saved)});
+  {
+    // Only a verified checkpoint is saved.
+    Outcome unverified = Audit({"checkpoint", absl::StrCat("--save=", saved)});
+    EXPECT_EQ(unverified.code, 2) << unverified.output;
+    EXPECT_THAT(unverified.output, HasSubstr("--pubkey"));
+    EXPECT_FALSE(std::filesystem::exists(saved));
+  }
+  Outcome checkpoint = Audit({"checkpoint", absl::StrCat("--save=", saved),
+                              absl::StrCat("--pubkey=", pubkey)});
   ASSERT_EQ(checkpoint.code, 0) << checkpoint.output;
   const uint64_t saved_size = CheckpointSize(ReadFileOrEmpty(saved));
   ASSERT_GT(saved_size, 0u) << checkpoint.output;
@@ -211,6 +251,12 @@ TEST_F(AuditLogTest, VerifiesAndDetectsTamperingTruncationAndWrongKey) {
     Outcome prove = Audit({"prove", "0", absl::StrCat("--pubkey=", wrong_key)});
     EXPECT_EQ(prove.code, 1) << prove.output;
     EXPECT_THAT(prove.output, HasSubstr("signature"));
+    const std::string unverifiable = dir_.Join("unverifiable-checkpoint");
+    Outcome save = Audit({"checkpoint", absl::StrCat("--save=", unverifiable),
+                          absl::StrCat("--pubkey=", wrong_key)});
+    EXPECT_EQ(save.code, 1) << save.output;
+    EXPECT_THAT(save.output, HasSubstr("signature"));
+    EXPECT_FALSE(std::filesystem::exists(unverifiable));
   }
   EXPECT_EQ(LatestSize(), size) << "nothing ran, yet the log grew";
 
@@ -300,6 +346,161 @@ TEST_F(AuditLogTest, VerifiesAndDetectsTamperingTruncationAndWrongKey) {
                 HasSubstr("consistent with the saved checkpoint"));
     ASSERT_NO_FATAL_FAILURE(StopCoordinator());
   }
+}
+
+// An older copy of the data directory put back in place: dsarctl, which
+// remembered the newer checkpoint, reports a rollback, and once the old copy
+// has grown again, a fork — with no --since — and saves neither checkpoint.
+TEST_F(AuditLogTest, DsarctlCatchesARestoredOlderDataDirectory) {
+  const std::string data = dir_.Join("data");
+  const std::string old = dir_.Join("old");
+  const std::string pubkey = dir_.Join("data/keys/checkpoint.key.pub");
+  const std::string verify_key = absl::StrCat("--pubkey=", pubkey);
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(data, dir_.Join("run-1")));
+  std::unique_ptr<Process> worker = StartAuditWorker();
+  ASSERT_NE(worker, nullptr);
+  RunRequest(v1::ACCESS, 1);
+  RunRequest(v1::ERASURE, 2);
+  {
+    Outcome verify = Audit({"verify", verify_key});
+    EXPECT_EQ(verify.code, 0) << verify.output;
+  }
+  // The checkpoint's origin is unique to the deployment's key, and the key
+  // is published as a C2SP verifier key under that name.
+  std::string note = Audit({"checkpoint"}).output;
+  std::string origin = note.substr(0, note.find('\n'));
+  EXPECT_THAT(origin, ::testing::StartsWith("dsar.local/audit/"));
+  EXPECT_THAT(ReadFileOrEmpty(dir_.Join("data/keys/checkpoint.vkey")),
+              ::testing::StartsWith(absl::StrCat(origin, "+")));
+  EXPECT_EQ(worker->Terminate(), 0);
+  ASSERT_NO_FATAL_FAILURE(StopCoordinator());
+  ASSERT_NO_FATAL_FAILURE(Copy(data, old));
+
+  // The real directory goes on; dsarctl remembers its newer checkpoint.
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(data, dir_.Join("run-2")));
+  worker = StartAuditWorker();
+  ASSERT_NE(worker, nullptr);
+  std::string later = RunRequest(v1::ACCESS, 3);
+  RunRequest(v1::ERASURE, 4);
+  const uint64_t size = LatestSize();
+  {
+    Outcome verify = Audit({"verify", verify_key});
+    EXPECT_EQ(verify.code, 0) << verify.output;
+  }
+  EXPECT_EQ(worker->Terminate(), 0);
+  ASSERT_NO_FATAL_FAILURE(StopCoordinator());
+
+  // The old copy restored: smaller than what was verified.
+  const std::string saved = dir_.Join("saved");
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(old, dir_.Join("run-3")));
+  {
+    Outcome verify = Audit({"verify", verify_key});
+    EXPECT_EQ(verify.code, 1) << verify.output;
+    EXPECT_THAT(verify.output, HasSubstr(kFailed));
+    EXPECT_THAT(verify.output, HasSubstr("rollback:"));
+    EXPECT_THAT(verify.output,
+                HasSubstr(absl::StrCat("checkpoint of ", size, " entries")));
+    std::printf("rolled back: %s", verify.output.c_str());
+    Outcome save =
+        Audit({"checkpoint", verify_key, absl::StrCat("--save=", saved)});
+    EXPECT_EQ(save.code, 1) << save.output;
+    EXPECT_THAT(save.output, HasSubstr("rollback:"));
+    EXPECT_FALSE(std::filesystem::exists(saved));
+    Outcome events = Audit({"prove", "0", verify_key});
+    EXPECT_EQ(events.code, 1) << events.output;
+    EXPECT_THAT(events.output, HasSubstr("rollback:"));
+  }
+  // The old copy grows past the remembered size with other events: a fork,
+  // though its own history verifies.
+  worker = StartAuditWorker();
+  ASSERT_NE(worker, nullptr);
+  std::string forked;
+  for (int person = 5; person < 10 && LatestSize() <= size; ++person)
+    forked = RunRequest(v1::ACCESS, person);
+  ASSERT_GT(LatestSize(), size);
+  {
+    Outcome verify = Audit({"verify", verify_key});
+    EXPECT_EQ(verify.code, 1) << verify.output;
+    EXPECT_THAT(verify.output, HasSubstr(kFailed));
+    EXPECT_THAT(verify.output, HasSubstr("fork:"));
+    std::printf("forked: %s", verify.output.c_str());
+    Outcome save =
+        Audit({"checkpoint", verify_key, absl::StrCat("--save=", saved)});
+    EXPECT_EQ(save.code, 1) << save.output;
+    EXPECT_THAT(save.output, HasSubstr("fork:"));
+    EXPECT_FALSE(std::filesystem::exists(saved));
+    // `events --pubkey` (the everyday command) refuses it too.
+    Outcome events = RunProgram(DsarctlPath(),
+                                {absl::StrCat("--addr=127.0.0.1:", dsard_.port),
+                                 "events", forked, verify_key});
+    EXPECT_EQ(events.code, 1) << events.output;
+    EXPECT_THAT(events.output, HasSubstr("fork:"));
+  }
+  EXPECT_EQ(worker->Terminate(), 0);
+  ASSERT_NO_FATAL_FAILURE(StopCoordinator());
+
+  // Control: the real directory still verifies against what was remembered.
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(data, dir_.Join("run-4")));
+  {
+    Outcome verify = Audit({"verify", verify_key});
+    EXPECT_EQ(verify.code, 0) << verify.output;
+    Outcome save =
+        Audit({"checkpoint", verify_key, absl::StrCat("--save=", saved)});
+    EXPECT_EQ(save.code, 0) << save.output;
+    EXPECT_EQ(CheckpointSize(ReadFileOrEmpty(saved)), size);
+    Outcome events = RunProgram(DsarctlPath(),
+                                {absl::StrCat("--addr=127.0.0.1:", dsard_.port),
+                                 "events", later, verify_key});
+    EXPECT_EQ(events.code, 0) << events.output;
+  }
+  ASSERT_NO_FATAL_FAILURE(StopCoordinator());
+}
+
+// dsard keeps the last checkpoint it handed out in a witness file outside
+// the data directory and refuses to start on an older copy of the data.
+TEST_F(AuditLogTest, DsardRefusesARestoredOlderDataDirectory) {
+  Outcome help = RunProgram(DsardPath(), {"--help"});
+  if (help.output.find("checkpoint_witness") == std::string::npos) {
+    GTEST_SKIP() << "dsard has no --checkpoint_witness yet (the coordinator "
+                    "does not pass a witness to the audit log)";
+  }
+  const std::string data = dir_.Join("data");
+  const std::string old = dir_.Join("old");
+  const std::string witness =
+      absl::StrCat("--checkpoint_witness=", dir_.Join("witness/checkpoint"));
+  ASSERT_NO_FATAL_FAILURE(
+      StartCoordinator(data, dir_.Join("run-1"), {witness}));
+  std::unique_ptr<Process> worker = StartAuditWorker();
+  ASSERT_NE(worker, nullptr);
+  RunRequest(v1::ACCESS, 1);
+  EXPECT_EQ(worker->Terminate(), 0);
+  ASSERT_NO_FATAL_FAILURE(StopCoordinator());
+  ASSERT_NO_FATAL_FAILURE(Copy(data, old));
+
+  ASSERT_NO_FATAL_FAILURE(
+      StartCoordinator(data, dir_.Join("run-2"), {witness}));
+  worker = StartAuditWorker();
+  ASSERT_NE(worker, nullptr);
+  RunRequest(v1::ERASURE, 2);
+  EXPECT_EQ(worker->Terminate(), 0);
+  ASSERT_NO_FATAL_FAILURE(StopCoordinator());
+
+  DsardOptions options;
+  options.data_dir = old;
+  options.inventory = inventory_;
+  options.extra_args = {witness};
+  std::filesystem::create_directories(dir_.Join("run-3"));
+  absl::StatusOr<RunningDsard> refused =
+      StartDsard(options, dir_.Join("run-3"));
+  EXPECT_FALSE(refused.ok()) << "dsard started on a rolled-back directory";
+  std::string log = ReadFileOrEmpty(dir_.Join("run-3/dsard.log"));
+  EXPECT_THAT(log, HasSubstr("rollback:")) << log;
+  EXPECT_THAT(log, HasSubstr("checkpoint witness")) << log;
+
+  // The newer directory still starts with the same witness.
+  ASSERT_NO_FATAL_FAILURE(
+      StartCoordinator(data, dir_.Join("run-4"), {witness}));
+  ASSERT_NO_FATAL_FAILURE(StopCoordinator());
 }
 
 // Bad usage of the tampering tool is refused without touching anything.

@@ -134,8 +134,11 @@ std::vector<std::string> VerifyAuditAndSave(int port,
     problems.push_back(
         absl::StrCat("dsarctl audit verify exited ", code, ": ", output));
   }
-  code = RunAudit(port, {"checkpoint", absl::StrCat("--save=", save)}, log,
-                  &output);
+  // Only a verified checkpoint is saved, so --save needs the key.
+  code = RunAudit(port,
+                  {"checkpoint", absl::StrCat("--save=", save),
+                   absl::StrCat("--pubkey=", public_key)},
+                  log, &output);
   if (code != 0) {
     problems.push_back(
         absl::StrCat("dsarctl audit checkpoint exited ", code, ": ", output));

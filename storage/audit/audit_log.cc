@@ -5,8 +5,13 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <cstdio>
+#include <filesystem>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/sha256.h"
 #include "common/status_macros.h"
 
 namespace dsar {
@@ -24,7 +29,35 @@ std::string DeterministicBytes(const google::protobuf::Message& message) {
   return bytes;
 }
 
+// The origin of a signed note is its first line.
+std::string OriginOf(const std::string& note) {
+  return note.substr(0, note.find('\n'));
+}
+
 }  // namespace
+
+std::string AuditLog::DefaultWitnessPath(const std::string& data_dir,
+                                         const std::string& keys_dir) {
+  if (keys_dir.empty()) return "";
+  std::error_code error;
+  std::filesystem::path data = std::filesystem::weakly_canonical(
+      std::filesystem::absolute(data_dir, error), error);
+  std::filesystem::path keys = std::filesystem::weakly_canonical(
+      std::filesystem::absolute(keys_dir, error), error);
+  if (error) return "";
+  std::filesystem::path relative = keys.lexically_relative(data);
+  bool inside = relative.empty() || relative == "." ||
+                *relative.begin() != std::filesystem::path("..");
+  if (inside) return "";
+  return (keys / "checkpoint.witness").string();
+}
+
+std::string AuditLog::DerivedOrigin(const audit::CheckpointSigner& signer) {
+  Sha256 hash;
+  hash.Update(signer.public_key_raw());
+  return absl::StrCat("dsar.local/audit/",
+                      absl::BytesToHexString(hash.FinishRaw().substr(0, 8)));
+}
 
 absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(
     const StateStore* store, Options options) {
@@ -34,8 +67,24 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(
     return absl::InvalidArgumentError(
         "audit log: hmac key of at least 16 bytes required");
   }
-  std::unique_ptr<AuditLog> log(new AuditLog(store, std::move(options)));
   ASSIGN_OR_RETURN(auto checkpoint, store->GetAuditCheckpoint());
+  // The origin names the log for every client that pins it, so it never
+  // changes once a checkpoint is stored.
+  std::string stored_origin =
+      checkpoint.second.empty() ? "" : OriginOf(checkpoint.second);
+  if (options.origin.empty()) {
+    options.origin =
+        stored_origin.empty() ? DerivedOrigin(*options.signer) : stored_origin;
+  } else if (!stored_origin.empty() && stored_origin != options.origin) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "audit log: its checkpoints have the origin \"", stored_origin,
+        "\"; origin \"", options.origin,
+        "\" would present it as another log (omit --audit_origin to keep "
+        "the stored one)"));
+  }
+  if (options.signer->key_name() != options.origin)
+    RETURN_IF_ERROR(options.signer->SetKeyName(options.origin));
+  std::unique_ptr<AuditLog> log(new AuditLog(store, std::move(options)));
   uint64_t size = checkpoint.first;
   std::vector<std::string> nodes;
   for (const auto& [level, index] :
@@ -51,7 +100,91 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(
   ASSIGN_OR_RETURN(log->edge_,
                    merkle::CompactRange::FromNodes(size, std::move(nodes)));
   log->sealed_size_ = size;
+  RETURN_IF_ERROR(log->CheckWitness());
+  RETURN_IF_ERROR(log->GetCheckpoint().status());  // Records the witness.
   return log;
+}
+
+AuditLog::~AuditLog() {
+  if (options_.witness_path.empty()) return;
+  absl::StatusOr<std::pair<uint64_t, std::string>> checkpoint =
+      store_->GetAuditCheckpoint();
+  absl::Status recorded = checkpoint.status();
+  if (recorded.ok() && !checkpoint->second.empty())
+    recorded = RecordWitness(checkpoint->first, checkpoint->second);
+  if (!recorded.ok()) {
+    std::fprintf(stderr, "audit log: checkpoint witness %s not updated: %s\n",
+                 options_.witness_path.c_str(), recorded.ToString().c_str());
+  }
+}
+
+absl::Status AuditLog::CheckWitness() const {
+  const std::string& path = options_.witness_path;
+  if (path.empty()) return absl::OkStatus();
+  std::error_code error;
+  if (!std::filesystem::exists(path, error)) {
+    if (error) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("checkpoint witness ", path, ": ", error.message()));
+    }
+    std::lock_guard<std::mutex> lock(witness_mu_);
+    witness_checked_ = true;  // First start with this witness.
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(std::string note, ReadFile(path));
+  absl::StatusOr<audit::Checkpoint> witnessed = audit::VerifyCheckpoint(
+      note, options_.signer->public_key_pem(), OriginOf(note));
+  if (!witnessed.ok() || witnessed->origin != options_.origin) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint witness ", path, " is not a checkpoint of this log (",
+        options_.origin, "): ",
+        witnessed.ok() ? absl::StrCat("origin ", witnessed->origin)
+                       : witnessed.status().message(),
+        ". Another deployment's witness, or the signing key was replaced; "
+        "point --checkpoint_witness elsewhere"));
+  }
+  audit::Checkpoint current;
+  current.origin = options_.origin;
+  current.size = edge_.size();
+  current.root_hash = edge_.RootHash();
+  std::vector<std::string> proof;
+  if (witnessed->size > 0 && witnessed->size < current.size) {
+    ASSIGN_OR_RETURN(proof,
+                     merkle::ConsistencyProof(StoredSubtrees(), witnessed->size,
+                                              current.size));
+  }
+  absl::Status extends = audit::CheckExtends(*witnessed, current, proof);
+  if (!extends.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        extends.message(), ". The checkpoint witness ", path,
+        " holds the last checkpoint this log handed out; refusing to sign a "
+        "history that contradicts it. Restore the newest copy of the data "
+        "directory, or, if the loss is accepted and recorded, move the "
+        "witness file away"));
+  }
+  std::lock_guard<std::mutex> lock(witness_mu_);
+  witness_checked_ = true;
+  witnessed_ = true;
+  witnessed_size_ = witnessed->size;
+  return absl::OkStatus();
+}
+
+absl::Status AuditLog::RecordWitness(uint64_t size,
+                                     const std::string& note) const {
+  if (options_.witness_path.empty()) return absl::OkStatus();
+  std::lock_guard<std::mutex> lock(witness_mu_);
+  // A log refused by CheckWitness must not overwrite the witness it failed.
+  if (!witness_checked_) return absl::OkStatus();
+  if (witnessed_ && size <= witnessed_size_) return absl::OkStatus();
+  RETURN_IF_ERROR(MakeDirectories(DirName(options_.witness_path)));
+  absl::Status written = WriteFileAtomically(options_.witness_path, note);
+  if (!written.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot record the checkpoint witness: ", written.message()));
+  }
+  witnessed_ = true;
+  witnessed_size_ = size;
+  return absl::OkStatus();
 }
 
 std::string AuditLog::Append(StateBatch& batch, v1::Event* event) {
@@ -114,6 +247,7 @@ absl::StatusOr<v1::GetCheckpointResponse> AuditLog::GetCheckpoint() const {
     empty.root_hash = merkle::EmptyRootHash();
     ASSIGN_OR_RETURN(checkpoint.second, options_.signer->Sign(empty));
   }
+  RETURN_IF_ERROR(RecordWitness(checkpoint.first, checkpoint.second));
   response.set_checkpoint(checkpoint.second);
   return response;
 }

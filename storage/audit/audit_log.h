@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -26,15 +27,37 @@ namespace dsar {
 class AuditLog {
  public:
   struct Options {
-    std::string origin;  // Checkpoint origin line, e.g. "dsar.example/audit".
+    // Checkpoint origin line, e.g. "dsar.example/audit". Empty: the origin
+    // of the stored checkpoint, or for a new log one unique to the signing
+    // key (DerivedOrigin). The signer is named after the origin.
+    std::string origin;
     std::unique_ptr<audit::CheckpointSigner> signer;
     std::string hmac_key;  // Secret for subject identifier hashes.
+    // A file outside the data directory holding the latest checkpoint this
+    // log has handed out (its witness); empty: none. See Open.
+    std::string witness_path;
   };
 
   // Rebuilds the right edge from the stored checkpoint size. DATA_LOSS when
-  // a hash the edge needs is missing.
+  // a hash the edge needs is missing. FAILED_PRECONDITION when `origin`
+  // differs from the stored checkpoints' origin, and, with a witness, when
+  // the stored log is smaller than the witnessed checkpoint ("rollback: ...")
+  // or does not extend it ("fork: ...") — an older copy of the database was
+  // restored — or the witness was signed by another key. Nothing is signed
+  // before these checks. Then the witness is brought up to date.
   static absl::StatusOr<std::unique_ptr<AuditLog>> Open(const StateStore* store,
                                                         Options options);
+  // Records the latest committed checkpoint in the witness (if any).
+  ~AuditLog();
+
+  // Where dsard keeps the witness when not told: KEYS_DIR/checkpoint.witness
+  // when `keys_dir` is set and lies outside `data_dir` (a restored data
+  // directory does not bring it back); "" when there is no safe default.
+  static std::string DefaultWitnessPath(const std::string& data_dir,
+                                        const std::string& keys_dir);
+
+  // "dsar.local/audit/<first 8 bytes of SHA-256(public key), hex>".
+  static std::string DerivedOrigin(const audit::CheckpointSigner& signer);
 
   // --- Commit loop only (not thread-safe). ---
   // Sets event->log_index, serializes the event deterministically and adds
@@ -50,6 +73,9 @@ class AuditLog {
                           const std::string& value) const;
 
   // --- Reads: any thread; they see committed data only. ---
+  // With a witness, the checkpoint is recorded there before it is returned,
+  // so no checkpoint leaves the process unwitnessed; an error writing the
+  // witness is returned instead of the checkpoint.
   absl::StatusOr<v1::GetCheckpointResponse> GetCheckpoint() const;
   absl::StatusOr<v1::GetEntriesResponse> GetEntries(
       const v1::GetEntriesRequest& request) const;
@@ -61,17 +87,28 @@ class AuditLog {
       const v1::GetConsistencyProofRequest& request) const;
 
   const audit::CheckpointSigner& signer() const { return *options_.signer; }
+  const std::string& origin() const { return options_.origin; }
 
  private:
   AuditLog(const StateStore* store, Options options)
       : store_(store), options_(std::move(options)) {}
   merkle::SubtreeHashFn StoredSubtrees() const;
   absl::StatusOr<uint64_t> CommittedSize() const;
+  // Open's checks against the witness file.
+  absl::Status CheckWitness() const;
+  // Writes `note` (of `size` entries) to the witness when it is newer than
+  // what the witness holds. No-op without a witness.
+  absl::Status RecordWitness(uint64_t size, const std::string& note) const;
 
   const StateStore* store_;
   Options options_;
   merkle::CompactRange edge_;  // Commit loop only.
   uint64_t sealed_size_ = 0;   // Commit loop only.
+  mutable std::mutex witness_mu_;
+  mutable uint64_t witnessed_size_ = 0;  // Guarded by witness_mu_.
+  mutable bool witnessed_ = false;       // Guarded by witness_mu_.
+  // Set once CheckWitness passed; until then nothing is recorded.
+  mutable bool witness_checked_ = false;  // Guarded by witness_mu_.
 };
 
 }  // namespace dsar

@@ -13,9 +13,11 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/files.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "storage/audit/merkle.h"
 
 namespace dsar::audit {
 namespace {
@@ -68,6 +70,12 @@ bool IsValidKeyName(std::string_view name) {
     if (c <= ' ' || c == '+' || c == 0x7f) return false;
   }
   return true;
+}
+
+absl::Status InvalidKeyName(std::string_view key_name) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "signed-note key name \"", AbslView(key_name),
+      "\" must be non-empty with no spaces, control characters or '+'"));
 }
 
 // Standard padded base64 only: the text must be exactly what encoding the
@@ -228,10 +236,8 @@ std::string CheckpointBody(const Checkpoint& checkpoint) {
 absl::StatusOr<std::unique_ptr<CheckpointSigner>>
 CheckpointSigner::LoadOrCreate(const std::string& private_key_path,
                                const std::string& key_name) {
-  if (!IsValidKeyName(key_name)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "signed-note key name \"", key_name,
-        "\" must be non-empty with no spaces, control characters or '+'"));
+  if (!key_name.empty() && !IsValidKeyName(key_name)) {
+    return InvalidKeyName(key_name);
   }
   PkeyPtr key;
   std::string public_key_path = private_key_path + ".pub";
@@ -259,9 +265,77 @@ CheckpointSigner::LoadOrCreate(const std::string& private_key_path,
   ASSIGN_OR_RETURN(std::string public_key_raw, RawPublicKey(key.get()));
   std::unique_ptr<CheckpointSigner> signer(new CheckpointSigner());
   signer->key_ = key.release();
-  signer->key_name_ = key_name;
   signer->public_key_raw_ = std::move(public_key_raw);
+  signer->private_key_path_ = private_key_path;
+  if (!key_name.empty()) RETURN_IF_ERROR(signer->SetKeyName(key_name));
   return signer;
+}
+
+absl::Status CheckpointSigner::SetKeyName(const std::string& key_name) {
+  if (!IsValidKeyName(key_name)) return InvalidKeyName(key_name);
+  key_name_ = key_name;
+  std::string path = VerifierKeyPath(private_key_path_);
+  std::string vkey = absl::StrCat(verifier_key(), "\n");
+  absl::StatusOr<std::string> existing = ReadFile(path);
+  if (existing.ok() && *existing == vkey) return absl::OkStatus();
+  return WriteFileAtomically(path, vkey);
+}
+
+std::string CheckpointSigner::verifier_key() const {
+  return VerifierKey(key_name_, public_key_raw_);
+}
+
+std::string VerifierKey(std::string_view key_name,
+                        std::string_view public_key_raw) {
+  return absl::StrCat(AbslView(key_name), "+",
+                      absl::BytesToHexString(KeyId(key_name, public_key_raw)),
+                      "+",
+                      absl::Base64Escape(absl::StrCat(
+                          AbslView(std::string_view(&kEd25519Type, 1)),
+                          AbslView(public_key_raw))));
+}
+
+std::string VerifierKeyPath(const std::string& private_key_path) {
+  absl::string_view path = private_key_path;
+  if (absl::ConsumeSuffix(&path, ".key")) return absl::StrCat(path, ".vkey");
+  return absl::StrCat(private_key_path, ".vkey");
+}
+
+absl::Status CheckExtends(const Checkpoint& remembered,
+                          const Checkpoint& current,
+                          const std::vector<std::string>& consistency_proof) {
+  if (current.size < remembered.size) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "rollback: the log of ", current.origin, " now has ", current.size,
+        " entries, but a checkpoint of ", remembered.size,
+        " entries was verified before: entries were removed or an older copy "
+        "of the log was restored"));
+  }
+  absl::Status consistent;
+  if (current.size == remembered.size) {
+    if (current.root_hash != remembered.root_hash) {
+      consistent = absl::DataLossError(absl::StrCat(
+          "same size, different root (",
+          absl::BytesToHexString(current.root_hash), " instead of ",
+          absl::BytesToHexString(remembered.root_hash), ")"));
+    }
+  } else if (remembered.size == 0) {
+    if (remembered.root_hash != merkle::EmptyRootHash())
+      consistent = absl::DataLossError("the remembered empty tree has a root");
+  } else {
+    consistent = merkle::VerifyConsistency(
+        remembered.size, current.size, consistency_proof, remembered.root_hash,
+        current.root_hash);
+  }
+  if (!consistent.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "fork: the checkpoint of ", current.size, " entries of ",
+        current.origin, " does not extend the checkpoint of ", remembered.size,
+        " entries verified before (the history was rewritten, or an older "
+        "copy of the log was restored and grew again): ",
+        consistent.message()));
+  }
+  return absl::OkStatus();
 }
 
 CheckpointSigner::~CheckpointSigner() {
@@ -270,6 +344,10 @@ CheckpointSigner::~CheckpointSigner() {
 
 absl::StatusOr<std::string> CheckpointSigner::Sign(
     const Checkpoint& checkpoint) const {
+  if (key_name_.empty()) {
+    return absl::FailedPreconditionError(
+        "checkpoint signer: no key name yet (SetKeyName)");
+  }
   if (checkpoint.origin.empty() ||
       checkpoint.origin.find('\n') != std::string::npos) {
     return absl::InvalidArgumentError(

@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -34,7 +35,9 @@ class CheckpointSigner {
   // Loads the Ed25519 private key (PEM, PKCS#8) at `private_key_path`; when
   // the file does not exist, generates a key, writes it there (mode 0600)
   // and the public key next to it as "<path>.pub" (PEM SubjectPublicKeyInfo).
-  // `key_name` is the signed-note key name (usually the origin).
+  // `key_name` is the signed-note key name (the origin); empty leaves it to
+  // a later SetKeyName (Sign fails until then). With a name, the C2SP
+  // verifier key is (re)written to VerifierKeyPath(private_key_path).
   static absl::StatusOr<std::unique_ptr<CheckpointSigner>> LoadOrCreate(
       const std::string& private_key_path, const std::string& key_name);
   ~CheckpointSigner();
@@ -44,14 +47,40 @@ class CheckpointSigner {
   // The complete signed note for `checkpoint`.
   absl::StatusOr<std::string> Sign(const Checkpoint& checkpoint) const;
   const std::string& key_name() const { return key_name_; }
+  // Names the key (INVALID_ARGUMENT for a name a note cannot carry) and
+  // writes the verifier key file when its content changes.
+  absl::Status SetKeyName(const std::string& key_name);
   std::string public_key_pem() const;
+  const std::string& public_key_raw() const { return public_key_raw_; }
+  // VerifierKey(key_name(), public_key_raw()).
+  std::string verifier_key() const;
 
  private:
   CheckpointSigner() = default;
   void* key_ = nullptr;  // EVP_PKEY*
   std::string key_name_;
   std::string public_key_raw_;  // 32 bytes.
+  std::string private_key_path_;
 };
+
+// The C2SP signed-note verifier key of an Ed25519 key:
+//   <name>+<hex key id (8 digits)>+<base64(0x01 || 32-byte public key)>
+// the form Go's golang.org/x/mod/sumdb/note and other tlog tools read.
+std::string VerifierKey(std::string_view key_name,
+                        std::string_view public_key_raw);
+// Where the verifier key of the private key at `private_key_path` is
+// published: "keys/checkpoint.key" -> "keys/checkpoint.vkey".
+std::string VerifierKeyPath(const std::string& private_key_path);
+
+// Rollback and fork detection against a checkpoint verified earlier (both
+// signatures already checked, same origin). OK when `current` extends
+// `remembered`: same root at the same size, or `consistency_proof` (RFC 9162,
+// from remembered.size to current.size; ignored otherwise) verifies.
+// FAILED_PRECONDITION whose message starts with "rollback:" when `current` is
+// smaller, with "fork:" when it is not consistent with `remembered`.
+absl::Status CheckExtends(const Checkpoint& remembered,
+                          const Checkpoint& current,
+                          const std::vector<std::string>& consistency_proof);
 
 // Parses a signed note and checks its signature with the PEM public key.
 // INVALID_ARGUMENT for a malformed note, PERMISSION_DENIED (code

@@ -14,9 +14,11 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/files.h"
 #include "common/sha256.h"
 #include "gtest/gtest.h"
+#include "storage/audit/merkle.h"
 
 namespace dsar::audit {
 namespace {
@@ -306,7 +308,7 @@ TEST_F(CheckpointTest, LoadOrCreateRejectsBadKeysAndNames) {
   EXPECT_FALSE(CheckpointSigner::LoadOrCreate(key_path_, kName).ok());
 
   std::string fresh = (fs::path(dir_) / "fresh.key").string();
-  for (const char* name : {"", "has space", "plus+sign", "new\nline"}) {
+  for (const char* name : {"has space", "plus+sign", "new\nline"}) {
     EXPECT_EQ(CheckpointSigner::LoadOrCreate(fresh, name).status().code(),
               absl::StatusCode::kInvalidArgument)
         << name;
@@ -452,6 +454,115 @@ TEST_F(CheckpointTest, GoSignedNoteKnownAnswer) {
       note.substr(note.rfind(' ') + 1, note.size() - note.rfind(' ') - 2));
   EXPECT_EQ(absl::BytesToHexString(blob.substr(0, 4)), "c74f20a3");
   EXPECT_TRUE(VerifyCheckpoint(note, public_pem, "PeterNeumann").ok());
+
+  // The verifier key Go's note package documents for this key, written
+  // next to the private key.
+  constexpr char kGoVerifierKey[] =
+      "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+  EXPECT_EQ(signer->verifier_key(), kGoVerifierKey);
+  EXPECT_EQ(VerifierKey("PeterNeumann", verifier_key.substr(1)),
+            kGoVerifierKey);
+  EXPECT_EQ(*ReadFile(VerifierKeyPath(key_path_)),
+            absl::StrCat(kGoVerifierKey, "\n"));
+}
+
+TEST_F(CheckpointTest, VerifierKeyIsPublishedInTheC2spFormat) {
+  EXPECT_EQ(VerifierKeyPath("/k/checkpoint.key"), "/k/checkpoint.vkey");
+  EXPECT_EQ(VerifierKeyPath("/k/signing"), "/k/signing.vkey");
+  auto signer = Signer(key_path_);
+  ASSERT_NE(signer, nullptr);
+  absl::StatusOr<std::string> written =
+      ReadFile((fs::path(dir_) / "keys" / "log.vkey").string());
+  ASSERT_TRUE(written.ok()) << written.status();
+  std::string vkey = signer->verifier_key();
+  EXPECT_EQ(*written, vkey + "\n");
+  // <name>+<hex key id>+<base64(0x01 || public key)>.
+  std::vector<std::string> parts =
+      absl::StrSplit(vkey, absl::MaxSplits('+', 2));  // base64 has '+'.
+  ASSERT_EQ(parts.size(), 3u) << vkey;
+  EXPECT_EQ(parts[0], kName);
+  std::string key = Unbase64(parts[2]);
+  ASSERT_EQ(key.size(), 33u);
+  EXPECT_EQ(key[0], '\x01');
+  EXPECT_EQ(key.substr(1), signer->public_key_raw());
+  EXPECT_EQ(PublicPemFromRaw(key.substr(1)), signer->public_key_pem());
+  // The key id is the one every signature line of this key carries.
+  std::string note = *signer->Sign(Sample());
+  std::string blob = Unbase64(
+      note.substr(note.rfind(' ') + 1, note.size() - note.rfind(' ') - 2));
+  EXPECT_EQ(parts[1], absl::BytesToHexString(blob.substr(0, 4)));
+  EXPECT_EQ(parts[1].size(), 8u);
+}
+
+TEST_F(CheckpointTest, UnnamedSignerSignsOnlyOnceNamed) {
+  auto signer = CheckpointSigner::LoadOrCreate(key_path_, "");
+  ASSERT_TRUE(signer.ok()) << signer.status();
+  EXPECT_EQ((*signer)->Sign(Sample()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(fs::exists(VerifierKeyPath(key_path_)));
+  EXPECT_EQ((*signer)->SetKeyName("bad name").code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE((*signer)->SetKeyName(kName).ok());
+  std::string note = *(*signer)->Sign(Sample());
+  EXPECT_TRUE(VerifyCheckpoint(note, (*signer)->public_key_pem(), kName).ok());
+  EXPECT_EQ(*ReadFile(VerifierKeyPath(key_path_)),
+            (*signer)->verifier_key() + "\n");
+}
+
+// CheckExtends: the rollback and fork rules a remembered checkpoint imposes.
+TEST_F(CheckpointTest, CheckExtendsCatchesRollbackAndFork) {
+  // Trees of 3 and 7 leaves, and a 7-leaf tree that rewrote leaf 1.
+  auto leaves = [](int n, int rewritten) {
+    std::vector<std::string> hashes;
+    for (int i = 0; i < n; ++i) {
+      hashes.push_back(merkle::LeafHash(
+          absl::StrCat("leaf ", i, i == rewritten ? " rewritten" : "")));
+    }
+    return hashes;
+  };
+  auto checkpoint = [](const std::vector<std::string>& hashes, uint64_t size) {
+    merkle::CompactRange range;
+    for (uint64_t i = 0; i < size; ++i)
+      range.Append(hashes[i], [](int, uint64_t, const std::string&) {});
+    Checkpoint result;
+    result.origin = kName;
+    result.size = size;
+    result.root_hash = range.RootHash();
+    return result;
+  };
+  auto proof = [](const std::vector<std::string>& hashes, uint64_t first,
+                  uint64_t second) {
+    auto subtrees = [&hashes](int level,
+                              uint64_t index) -> absl::StatusOr<std::string> {
+      merkle::CompactRange range;
+      uint64_t width = uint64_t{1} << level;
+      for (uint64_t i = index * width; i < (index + 1) * width; ++i)
+        range.Append(hashes[i], [](int, uint64_t, const std::string&) {});
+      return range.RootHash();
+    };
+    return *merkle::ConsistencyProof(subtrees, first, second);
+  };
+  std::vector<std::string> honest = leaves(7, -1);
+  std::vector<std::string> forked = leaves(7, 1);
+  Checkpoint small = checkpoint(honest, 3);
+  Checkpoint large = checkpoint(honest, 7);
+  Checkpoint other = checkpoint(forked, 7);
+
+  EXPECT_TRUE(CheckExtends(small, large, proof(honest, 3, 7)).ok());
+  EXPECT_TRUE(CheckExtends(large, large, {}).ok());
+  Checkpoint empty = checkpoint(honest, 0);
+  EXPECT_TRUE(CheckExtends(empty, large, {}).ok());
+
+  absl::Status rollback = CheckExtends(large, small, {});
+  EXPECT_EQ(rollback.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StartsWith(rollback.message(), "rollback:")) << rollback;
+
+  // The forked server's own proof does not link it to the remembered root.
+  absl::Status fork = CheckExtends(small, other, proof(forked, 3, 7));
+  EXPECT_EQ(fork.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StartsWith(fork.message(), "fork:")) << fork;
+  fork = CheckExtends(large, other, {});
+  EXPECT_TRUE(absl::StartsWith(fork.message(), "fork:")) << fork;
 }
 
 }  // namespace

@@ -6,11 +6,14 @@
 #include "tools/dsarctl/audit.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -112,9 +115,105 @@ bool LoadPublicKey(const Options& options, std::string* pem) {
   return ReadPublicKey(path, pem);
 }
 
-// Fetches the latest checkpoint and checks its signature.
-int FetchVerifiedCheckpoint(AuditClient& client, const std::string& public_key,
-                            std::string* note, Checkpoint* checkpoint) {
+// Where verified checkpoints are remembered: --state-dir, else
+// $DSARCTL_STATE_DIR, else $XDG_STATE_HOME/dsarctl, else
+// ~/.local/state/dsarctl; "" when none of them is set.
+std::string StateDir(const Options& options) {
+  std::string dir = options.Flag("state-dir");
+  if (!dir.empty()) return dir;
+  if (const char* env = std::getenv("DSARCTL_STATE_DIR"); env && *env)
+    return env;
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg)
+    return absl::StrCat(xdg, "/dsarctl");
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return absl::StrCat(home, "/.local/state/dsarctl");
+  return "";
+}
+
+// One file per origin: letters, digits, '.', '-' and '_' kept, every other
+// byte %XX, so distinct origins never share a file.
+std::string RememberedPath(const std::string& state_dir,
+                           const std::string& origin) {
+  std::string name;
+  for (unsigned char c : origin) {
+    if (absl::ascii_isalnum(c) || c == '.' || c == '-' || c == '_') {
+      name.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppend(&name, "%", absl::BytesToHexString(std::string(1, c)));
+    }
+  }
+  return absl::StrCat(state_dir, "/checkpoints/", name);
+}
+
+// Trust on first use, as a transparency-log client: the first verified
+// checkpoint of an origin is remembered; every later one must extend the
+// remembered one (checked with the server's consistency proof), and then
+// replaces it. A smaller tree is a rollback, an inconsistent one a fork.
+int CheckAndRemember(const Options& options, AuditClient& client,
+                     const std::string& public_key, const std::string& note,
+                     const Checkpoint& current) {
+  std::string state_dir = StateDir(options);
+  if (state_dir.empty()) {
+    std::fprintf(stderr,
+                 "dsarctl: WARNING: no state directory (--state-dir, "
+                 "DSARCTL_STATE_DIR, XDG_STATE_HOME or HOME): rollback and "
+                 "fork of the audit log are not checked\n");
+    return kExitOk;
+  }
+  std::string path = RememberedPath(state_dir, current.origin);
+  std::error_code error;
+  bool known = std::filesystem::exists(path, error);
+  Checkpoint remembered;
+  if (known) {
+    absl::StatusOr<std::string> remembered_note = dsar::ReadFile(path);
+    if (!remembered_note.ok()) {
+      std::fprintf(stderr, "dsarctl: %s\n",
+                   std::string(remembered_note.status().message()).c_str());
+      return kExitError;
+    }
+    absl::StatusOr<Checkpoint> parsed = dsar::audit::VerifyCheckpoint(
+        *remembered_note, public_key, current.origin);
+    if (!parsed.ok()) {
+      return Failed(absl::StrCat(
+          "the checkpoint remembered for ", current.origin, " (", path,
+          ") does not verify with this public key: ", parsed.status().message(),
+          ". The log's key changed; remove that file only if the change is "
+          "known to be legitimate"));
+    }
+    remembered = *parsed;
+    std::vector<std::string> hashes;
+    if (remembered.size > 0 && remembered.size < current.size) {
+      dsar::v1::GetConsistencyProofResponse proof;
+      grpc::Status status =
+          client.Consistency(remembered.size, current.size, &proof);
+      if (!status.ok()) return ExitFor(status);
+      hashes.assign(proof.proof().begin(), proof.proof().end());
+    }
+    absl::Status extends =
+        dsar::audit::CheckExtends(remembered, current, hashes);
+    if (!extends.ok()) {
+      return Failed(
+          absl::StrCat(extends.message(), " (remembered in ", path, ")"));
+    }
+  }
+  if (!known || current.size > remembered.size) {
+    absl::Status written = dsar::MakeDirectories(dsar::DirName(path));
+    if (written.ok()) written = dsar::WriteFileAtomically(path, note);
+    if (!written.ok()) {
+      std::fprintf(stderr, "dsarctl: cannot remember the checkpoint: %s\n",
+                   std::string(written.message()).c_str());
+      return kExitError;
+    }
+  }
+  return kExitOk;
+}
+
+// Fetches the latest checkpoint and checks its signature, then, unless
+// `remember` is false (the caller does it after further checks), that it
+// extends the checkpoint remembered for its origin.
+int FetchVerifiedCheckpoint(const Options& options, AuditClient& client,
+                            const std::string& public_key, std::string* note,
+                            Checkpoint* checkpoint, bool remember = true) {
   dsar::v1::GetCheckpointResponse response;
   grpc::Status status = client.Checkpoint(&response);
   if (!status.ok()) return ExitFor(status);
@@ -127,27 +226,45 @@ int FetchVerifiedCheckpoint(AuditClient& client, const std::string& public_key,
         verified.status().message()));
   }
   *checkpoint = *verified;
-  return kExitOk;
+  if (!remember) return kExitOk;
+  return CheckAndRemember(options, client, public_key, *note, *checkpoint);
 }
 
 int CheckpointCommand(const Options& options, AuditClient& client) {
-  dsar::v1::GetCheckpointResponse response;
-  grpc::Status status = client.Checkpoint(&response);
-  if (!status.ok()) return ExitFor(status);
   std::string save = options.Flag("save");
-  if (!save.empty()) {
-    absl::Status written =
-        dsar::WriteFileAtomically(save, response.checkpoint());
-    if (!written.ok()) {
-      std::fprintf(stderr, "dsarctl: --save: %s\n",
-                   std::string(written.message()).c_str());
-      return kExitError;
+  std::string note;
+  if (PublicKeyPath(options).empty()) {
+    // Only a verified checkpoint is worth keeping.
+    if (!save.empty()) {
+      return Usage(
+          "audit checkpoint --save: --pubkey=FILE is required (only a "
+          "verified checkpoint is saved)");
     }
-    std::fprintf(stderr, "saved checkpoint of size %llu to %s\n",
-                 static_cast<unsigned long long>(response.size()),
-                 save.c_str());
+    dsar::v1::GetCheckpointResponse response;
+    grpc::Status status = client.Checkpoint(&response);
+    if (!status.ok()) return ExitFor(status);
+    note = response.checkpoint();
+  } else {
+    std::string public_key;
+    if (!LoadPublicKey(options, &public_key)) return kExitUsage;
+    Checkpoint checkpoint;
+    if (int code = FetchVerifiedCheckpoint(options, client, public_key, &note,
+                                           &checkpoint)) {
+      return code;
+    }
+    if (!save.empty()) {
+      absl::Status written = dsar::WriteFileAtomically(save, note);
+      if (!written.ok()) {
+        std::fprintf(stderr, "dsarctl: --save: %s\n",
+                     std::string(written.message()).c_str());
+        return kExitError;
+      }
+      std::fprintf(stderr, "saved verified checkpoint of size %llu to %s\n",
+                   static_cast<unsigned long long>(checkpoint.size),
+                   save.c_str());
+    }
   }
-  std::fputs(response.checkpoint().c_str(), stdout);
+  std::fputs(note.c_str(), stdout);
   return kExitOk;
 }
 
@@ -170,10 +287,11 @@ int ProveEntry(AuditClient& client, uint64_t index, const std::string& entry,
 }
 
 // See AuditRequest (audit.h).
-int AuditRequestWith(AuditClient& client, const std::string& request_id,
+int AuditRequestWith(const Options& options, AuditClient& client,
+                     const std::string& request_id,
                      const std::string& public_key, RequestAudit* audit) {
   std::string note;
-  if (int code = FetchVerifiedCheckpoint(client, public_key, &note,
+  if (int code = FetchVerifiedCheckpoint(options, client, public_key, &note,
                                          &audit->checkpoint)) {
     return code;
   }
@@ -213,8 +331,8 @@ int EventsCommand(const Options& options, AuditClient& client) {
   std::string public_key;
   if (!LoadPublicKey(options, &public_key)) return kExitUsage;
   RequestAudit audit;
-  if (int code =
-          AuditRequestWith(client, options.positional[1], public_key, &audit)) {
+  if (int code = AuditRequestWith(options, client, options.positional[1],
+                                  public_key, &audit)) {
     return code;
   }
   for (const AuditedEvent& audited : audit.events) {
@@ -250,8 +368,8 @@ int ProveCommand(const Options& options, AuditClient& client) {
   if (!LoadPublicKey(options, &public_key)) return kExitUsage;
   std::string note;
   Checkpoint checkpoint;
-  if (int code =
-          FetchVerifiedCheckpoint(client, public_key, &note, &checkpoint))
+  if (int code = FetchVerifiedCheckpoint(options, client, public_key, &note,
+                                         &checkpoint))
     return code;
   dsar::v1::GetEntriesResponse entries;
   grpc::Status status = client.Entries(index, 1, &entries);
@@ -277,8 +395,10 @@ int VerifyCommand(const Options& options, AuditClient& client) {
   if (!LoadPublicKey(options, &public_key)) return kExitUsage;
   std::string note;
   Checkpoint checkpoint;
-  if (int code =
-          FetchVerifiedCheckpoint(client, public_key, &note, &checkpoint))
+  // The remembered checkpoint is checked last, once the log itself verified,
+  // so that an edited entry is named before the fork it also causes.
+  if (int code = FetchVerifiedCheckpoint(options, client, public_key, &note,
+                                         &checkpoint, /*remember=*/false))
     return code;
 
   // A checkpoint saved earlier: the log must still extend it.
@@ -410,6 +530,10 @@ int VerifyCommand(const Options& options, AuditClient& client) {
     consistency = absl::StrCat(
         "; consistent with the saved checkpoint of size ", saved->size);
   }
+  if (int code =
+          CheckAndRemember(options, client, public_key, note, checkpoint)) {
+    return code;
+  }
   std::printf(
       "audit log verified: %llu entries, %zu requests, every chain intact, "
       "root %s, "
@@ -439,7 +563,7 @@ bool ReadPublicKey(const std::string& path, std::string* pem) {
 int AuditRequest(const Options& options, const std::string& request_id,
                  const std::string& public_key_pem, RequestAudit* audit) {
   AuditClient client(options);
-  return AuditRequestWith(client, request_id, public_key_pem, audit);
+  return AuditRequestWith(options, client, request_id, public_key_pem, audit);
 }
 
 int RunAudit(const Options& options) {

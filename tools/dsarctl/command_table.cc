@@ -46,6 +46,13 @@ FlagSpec PubkeyFlag() {
                "the coordinator's checkpoint public key (config: pubkey)");
 }
 
+FlagSpec StateDirFlag() {
+  return Value("state-dir", "DIR",
+               "where verified checkpoints are remembered, to catch rollback "
+               "and fork (env DSARCTL_STATE_DIR; default "
+               "$XDG_STATE_HOME/dsarctl or ~/.local/state/dsarctl)");
+}
+
 std::vector<CommandSpec> BuildCommands() {
   std::vector<CommandSpec> commands;
   auto add = [&](CommandSpec spec) { commands.push_back(std::move(spec)); };
@@ -164,7 +171,7 @@ std::vector<CommandSpec> BuildCommands() {
        "Events newer than the checkpoint are marked pending.",
        {"dsarctl events dsr_01HZX...",
         "dsarctl events dsr_01HZX... --pubkey=data/keys/checkpoint.key.pub"},
-       {PubkeyFlag()},
+       {PubkeyFlag(), StateDirFlag()},
        RunEvents});
   add({"cancel",
        "<ID>",
@@ -231,35 +238,43 @@ std::vector<CommandSpec> BuildCommands() {
   add({"audit checkpoint",
        "",
        "Print the latest signed checkpoint of the audit log.",
-       "",
-       {"dsarctl audit checkpoint --save=checkpoint.note"},
-       {Value("save", "FILE",
-              "also save it, for a later audit verify --since")},
+       "With --pubkey the checkpoint's signature is checked and it must "
+       "extend the checkpoint remembered for its origin (no rollback, no "
+       "fork); --save requires --pubkey and saves only a verified "
+       "checkpoint.",
+       {"dsarctl audit checkpoint --pubkey=checkpoint.key.pub "
+        "--save=checkpoint.note"},
+       {PubkeyFlag(),
+        Value("save", "FILE",
+              "also save it once verified, for a later audit verify --since"),
+        StateDirFlag()},
        RunAudit});
   add({"audit events",
        "<ID>",
        "A request's audit entries, each proven against the checkpoint.",
        "",
        {"dsarctl audit events dsr_01HZX... --pubkey=checkpoint.key.pub"},
-       {PubkeyFlag()},
+       {PubkeyFlag(), StateDirFlag()},
        RunAudit});
   add({"audit prove",
        "<INDEX>",
        "Inclusion proof of one audit entry, verified.",
        "",
        {"dsarctl audit prove 17 --pubkey=checkpoint.key.pub"},
-       {PubkeyFlag()},
+       {PubkeyFlag(), StateDirFlag()},
        RunAudit});
   add({"audit verify",
        "",
        "Verify the whole audit log offline with only the public key.",
        "Downloads every entry, recomputes the root, checks the checkpoint "
-       "signature, every per-request chain, and consistency with a "
-       "checkpoint saved earlier (--since).",
+       "signature, every per-request chain, consistency with the checkpoint "
+       "remembered for the log's origin from earlier runs (rollback and fork "
+       "fail), and with a checkpoint saved earlier (--since).",
        {"dsarctl audit verify --pubkey=checkpoint.key.pub "
         "--since=checkpoint.note"},
-       {PubkeyFlag(), Value("since", "FILE",
-                            "a checkpoint saved by audit checkpoint --save")},
+       {PubkeyFlag(),
+        Value("since", "FILE", "a checkpoint saved by audit checkpoint --save"),
+        StateDirFlag()},
        RunAudit});
 
   add({"completion",
