@@ -156,6 +156,7 @@ absl::Status Coordinator::OpenAuditLog() {
   }
   audit.hmac_key =
       absl::HexStringToBytes(absl::StripAsciiWhitespace(*hmac_hex));
+  audit.witness_path = options_.checkpoint_witness;
   ASSIGN_OR_RETURN(audit_, AuditLog::Open(store_.get(), std::move(audit)));
   return absl::OkStatus();
 }

@@ -57,6 +57,10 @@ class Coordinator {
     // subject identifiers live; both are created on first start.
     std::string audit_origin = "dsar.local/audit";
     std::string keys_dir;  // Default: data_dir/keys.
+    // File outside data_dir holding the last checkpoint the audit log handed
+    // out; opening an older or forked log fails (storage/audit/audit_log.h).
+    // Empty: none.
+    std::string checkpoint_witness;
 
     // Request lifecycle (engine/coordinator_lifecycle.cc).
     std::string time_zone = "UTC";  // IANA zone deadlines are computed in.

@@ -70,6 +70,12 @@ ABSL_FLAG(
     std::string, keys_dir, "",
     "Where the checkpoint signing key and the audit HMAC key live (created on "
     "first start); default DATA_DIR/keys.");
+ABSL_FLAG(std::string, checkpoint_witness, "",
+          "File OUTSIDE the data directory where the last audit checkpoint "
+          "handed out is kept; dsard refuses to start on a log shorter than "
+          "or inconsistent with it (a restored older data directory). "
+          "Default: KEYS_DIR/checkpoint.witness when --keys_dir is outside "
+          "--data_dir; otherwise none, with a warning.");
 ABSL_FLAG(
     std::string, port_file, "",
     "If set, the bound port is written here once the server accepts calls.");
@@ -166,6 +172,19 @@ int main(int argc, char** argv) {
   options.lease_duration = absl::Seconds(absl::GetFlag(FLAGS_lease_seconds));
   options.audit_origin = absl::GetFlag(FLAGS_audit_origin);
   options.keys_dir = absl::GetFlag(FLAGS_keys_dir);
+  options.checkpoint_witness = absl::GetFlag(FLAGS_checkpoint_witness);
+  if (options.checkpoint_witness.empty()) {
+    options.checkpoint_witness =
+        dsar::AuditLog::DefaultWitnessPath(options.data_dir, options.keys_dir);
+  }
+  if (options.checkpoint_witness.empty()) {
+    std::fprintf(stderr,
+                 "dsard: WARNING: no --checkpoint_witness and the keys are in "
+                 "the data directory: restoring an older copy of %s would go "
+                 "unnoticed at start-up (pass --checkpoint_witness=PATH "
+                 "outside it, or --keys_dir outside it)\n",
+                 options.data_dir.c_str());
+  }
   options.time_zone = absl::GetFlag(FLAGS_time_zone);
   options.verify_unattested = absl::GetFlag(FLAGS_verify_unattested);
   options.verification_ttl = absl::GetFlag(FLAGS_verification_ttl);

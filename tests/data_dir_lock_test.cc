@@ -35,8 +35,11 @@ TEST(DataDirLockTest, SecondDsardOnTheSameDataDirExitsWithAnErrorNamingIt) {
   const std::string log = dir.Join("second.log");
   absl::StatusOr<int> exit_code = RunToExit(
       DsardPath(),
+      // A witness outside the data directory, so the one line on stderr is
+      // the lock error and not the missing-witness warning.
       {"--listen=127.0.0.1:0", absl::StrCat("--data_dir=", options.data_dir),
-       absl::StrCat("--inventory=", options.inventory)},
+       absl::StrCat("--inventory=", options.inventory),
+       absl::StrCat("--checkpoint_witness=", dir.Join("witness"))},
       log, absl::Seconds(60));
   ASSERT_TRUE(exit_code.ok()) << exit_code.status();
   const std::string output = ReadFileOrEmpty(log);
