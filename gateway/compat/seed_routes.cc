@@ -259,8 +259,8 @@ HttpReply SeedRoutes::CreateJob(const std::string& body,
   return JsonReply(200, Dump({{"jobId", created.id()}}));
 }
 
-HttpReply SeedRoutes::GetJob(const std::string& id,
-                             const Caller& caller) const {
+absl::StatusOr<v1::Request> SeedRoutes::FetchVisible(
+    const std::string& id, const Caller& caller) const {
   grpc::ClientContext context;
   backend_->PrepareContext(&context, caller.subject);
   v1::GetRequestRequest get;
@@ -268,8 +268,16 @@ HttpReply SeedRoutes::GetJob(const std::string& id,
   v1::Request request;
   grpc::Status status = v1::DsarService::NewStub(backend_->channel())
                             ->GetRequest(&context, get, &request);
-  if (!status.ok()) return ErrorReply(FromGrpcStatus(status));
-  if (!MaySee(caller, request)) return ErrorReply(RequestNotFound(id));
+  if (!status.ok()) return FromGrpcStatus(status);
+  if (!MaySee(caller, request)) return RequestNotFound(id);
+  return request;
+}
+
+HttpReply SeedRoutes::GetJob(const std::string& id,
+                             const Caller& caller) const {
+  absl::StatusOr<v1::Request> visible = FetchVisible(id, caller);
+  if (!visible.ok()) return ErrorReply(visible.status());
+  const v1::Request& request = *visible;
   nlohmann::json job = {{"jobId", request.id()},
                         {"action", JobAction(request.type())},
                         {"status", JobStatus(request.status())},
@@ -303,14 +311,8 @@ HttpReply SeedRoutes::JobEvents(const std::string& id,
   std::unique_ptr<v1::DsarService::Stub> stub =
       v1::DsarService::NewStub(backend_->channel());
   if (!ReachesEveryRequest(caller)) {
-    grpc::ClientContext context;
-    backend_->PrepareContext(&context, caller.subject);
-    v1::GetRequestRequest get;
-    get.set_id(id);
-    v1::Request request;
-    grpc::Status status = stub->GetRequest(&context, get, &request);
-    if (!status.ok()) return ErrorReply(FromGrpcStatus(status));
-    if (!MaySee(caller, request)) return ErrorReply(RequestNotFound(id));
+    absl::StatusOr<v1::Request> visible = FetchVisible(id, caller);
+    if (!visible.ok()) return ErrorReply(visible.status());
   }
   nlohmann::json events = nlohmann::json::array();
   v1::ListEventsRequest list;
@@ -337,15 +339,9 @@ HttpReply SeedRoutes::JobEvents(const std::string& id,
 
 HttpReply SeedRoutes::Download(const std::string& id,
                                const Caller& caller) const {
-  grpc::ClientContext context;
-  backend_->PrepareContext(&context, caller.subject);
-  v1::GetRequestRequest get;
-  get.set_id(id);
-  v1::Request request;
-  grpc::Status status = v1::DsarService::NewStub(backend_->channel())
-                            ->GetRequest(&context, get, &request);
-  if (!status.ok()) return ErrorReply(FromGrpcStatus(status));
-  if (!MaySee(caller, request)) return ErrorReply(RequestNotFound(id));
+  absl::StatusOr<v1::Request> visible = FetchVisible(id, caller);
+  if (!visible.ok()) return ErrorReply(visible.status());
+  const v1::Request& request = *visible;
   if (!HasBundle(request)) {
     return ErrorReply(absl::NotFoundError(absl::StrCat(
         "request ", id, " is a ", v1::RequestType_Name(request.type()),

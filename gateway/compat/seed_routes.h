@@ -21,6 +21,8 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "dsar/v1/requests.pb.h"
 #include "gateway/backend_client.h"
 #include "gateway/route_provider.h"
 #include "nlohmann/json.hpp"
@@ -53,6 +55,10 @@ class SeedRoutes : public RouteProvider {
   HttpReply CreateJob(const std::string& body,
                       const std::string& idempotency_key,
                       const Caller& caller) const;
+  // The request `id` as `caller` may see it: NOT_FOUND (as for an unknown
+  // id) when it is another subject's.
+  absl::StatusOr<v1::Request> FetchVisible(const std::string& id,
+                                           const Caller& caller) const;
   HttpReply GetJob(const std::string& id, const Caller& caller) const;
   HttpReply JobEvents(const std::string& id, const Caller& caller) const;
   HttpReply Download(const std::string& id, const Caller& caller) const;
