@@ -1110,6 +1110,37 @@ TEST_F(OutcomeScenariosTest, PhoneInOtherSpacingFindsThePerson) {
 
 // 12. After an access that needed a retry, the subject's answer carries no
 // path of a store and no low-level error text.
+// 5: an access request by user id reaches marketing (which matches emails
+// only) through the email accounts discovers, and the answer names every
+// system with the identities it was searched with.
+TEST_F(OutcomeScenariosTest, AccessByUserIdReachesEveryStore) {
+  const int person = stores_.PersonInEveryStore(30);
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  ASSERT_NO_FATAL_FAILURE(StartWorkers());
+  v1::CreateRequestRequest by_user_id = RequestFor(
+      v1::ACCESS, {{v1::USER_ID, std::to_string(person)}}, "outcome-5-access");
+  v1::Request created = MustCreate(by_user_id);
+  ASSERT_FALSE(created.id().empty());
+  v1::Request done = WaitUntilStopped(created.id());
+  ASSERT_EQ(done.status(), v1::COMPLETED) << done.ShortDebugString();
+
+  absl::StatusOr<std::map<std::string, std::string>> entries =
+      ReadZip(BundlePath(created.id()));
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  nlohmann::json manifest = nlohmann::json::parse((*entries)["manifest.json"]);
+  std::map<std::string, nlohmann::json> searched;
+  for (const nlohmann::json& store : manifest["stores"]) {
+    searched[store["store"].get<std::string>()] = store;
+  }
+  ASSERT_EQ(searched.size(), 4u) << manifest.dump();
+  EXPECT_EQ(searched["marketing"]["searched_with"],
+            nlohmann::json::array({"email"}));
+  EXPECT_GE(searched["marketing"]["record_count"].get<int>(), 1)
+      << "the person's subscription was found through accounts' email";
+  EXPECT_THAT((*entries)["response.md"],
+              HasSubstr("| marketing | email | 1 record(s) |"));
+}
+
 TEST_F(OutcomeScenariosTest, AnswerAfterRetryNamesNoInternals) {
   const int person = stores_.PersonInEveryStore(85);
   std::string marketing = stores_.Path("marketing");
