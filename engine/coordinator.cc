@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -205,7 +206,17 @@ absl::Status Coordinator::Recover() {
         }
         IndexOpenRequest(entry.record);
         // The inventory may have changed while dsard was down: a store no
-        // longer in it can never be served. Fail those steps, loudly.
+        // longer in it can never be served. Fail those steps, loudly. Only
+        // such requests are touched: a restart rewrites nothing else.
+        const auto& scope = entry.record.request().stores();
+        bool uses_removed_store =
+            std::any_of(scope.begin(), scope.end(), [&](const auto& store) {
+              return options_.inventory->Find(store) == nullptr;
+            });
+        if (!uses_removed_store) {
+          Schedule(txn, entry);
+          return absl::OkStatus();
+        }
         std::vector<std::string> missing;
         Mutate(txn, entry,
                [&](Interpreter& interpreter, internal::RequestRecord* r) {
