@@ -117,15 +117,15 @@ void Interpreter::Finish(RequestRecord* record, v1::RequestStatus status,
   request->set_status(status);
   request->set_error(error);
   request->set_cause(cause);
-  SetTimestampMillis(now_ms_, request->mutable_completed_at());
-  const char* kind = status == v1::COMPLETED   ? kEventCompleted
-                     : status == v1::CANCELLED ? kEventCancelled
-                                               : kEventFailed;
-  if (status == v1::NEEDS_ATTENTION) {
-    // Not an end: the request waits for an operator, its clock running.
-    request->clear_completed_at();
-    kind = kEventNeedsAttention;
+  // NEEDS_ATTENTION is no end: the request waits for an operator, its
+  // clock running, so it gets no completion time.
+  if (IsTerminalStatus(status)) {
+    SetTimestampMillis(now_ms_, request->mutable_completed_at());
   }
+  const char* kind = status == v1::COMPLETED         ? kEventCompleted
+                     : status == v1::CANCELLED       ? kEventCancelled
+                     : status == v1::NEEDS_ATTENTION ? kEventNeedsAttention
+                                                     : kEventFailed;
   if (status == v1::CANCELLED) {
     // The reason is free text: beside the request, not in the leaf.
     Emit(kind, request->current_state(), "", 0, error);
@@ -251,13 +251,12 @@ bool Interpreter::AdvanceMap(RequestRecord* record, const State& map) {
   for (bool changed = true; changed;) {
     changed = false;
     for (int i = 0; i < run->items_size(); ++i) {
-      if (ItemSettled(run->items(i))) continue;
-      internal::MapItem before = run->items(i);
-      AdvanceItem(record, map, run->mutable_items(i));
-      if (run->items(i).phase() != before.phase() ||
-          run->items(i).state() != before.state()) {
-        changed = true;
-      }
+      MapItem* item = run->mutable_items(i);
+      if (ItemSettled(*item)) continue;
+      const internal::ItemPhase phase = item->phase();
+      const std::string state = item->state();
+      AdvanceItem(record, map, item);
+      changed = changed || item->phase() != phase || item->state() != state;
     }
   }
   if (std::all_of(run->items().begin(), run->items().end(), ItemSettled)) {
@@ -602,8 +601,11 @@ absl::Status Interpreter::Retry(RequestRecord* record,
            (stores.empty() || std::find(stores.begin(), stores.end(),
                                         item.store()) != stores.end());
   };
-  auto failed_in_scope = [&](const MapItem& item) {
-    return item.phase() == internal::ITEM_FAILED && wanted(item);
+  // A run is retried when it has a failed store in scope, or, with no store
+  // named, a blocked one.
+  auto starts_retry = [&](const MapItem& item) {
+    if (item.phase() == internal::ITEM_BLOCKED) return stores.empty();
+    return wanted(item);
   };
   for (int m = record->maps_size() - 1; m >= 0; --m) {
     const MapRun& failed_run = record->maps(m);
@@ -614,16 +616,9 @@ absl::Status Interpreter::Retry(RequestRecord* record,
     bool superseded = std::any_of(
         record->maps().begin() + m + 1, record->maps().end(),
         [&](const MapRun& run) { return run.state() == failed_run.state(); });
-    bool blocked_only =
-        stores.empty() &&
-        std::any_of(failed_run.items().begin(), failed_run.items().end(),
-                    [](const MapItem& item) {
-                      return item.phase() == internal::ITEM_BLOCKED;
-                    });
     if (superseded || map == nullptr || map->type != StateType::kMap ||
-        (!blocked_only &&
-         std::none_of(failed_run.items().begin(), failed_run.items().end(),
-                      failed_in_scope))) {
+        std::none_of(failed_run.items().begin(), failed_run.items().end(),
+                     starts_retry)) {
       continue;
     }
     // A new run of that Map: failed items start over, the others keep
