@@ -455,7 +455,7 @@ void Coordinator::LinkDuplicate(Txn& txn, LiveRequest& duplicate,
          [&](Interpreter& interpreter, internal::RequestRecord* record) {
            interpreter.LinkTo(record, original_id);
          });
-  linked_waiting_[original_id].push_back(duplicate.record.request().id());
+  IndexOpenRequest(duplicate.record);  // Waits under original_id.
   EventDraft noted;
   noted.kind = kEventDuplicateLinked;
   noted.detail = absl::StrCat("duplicate=", duplicate.record.request().id());
