@@ -268,6 +268,11 @@ class Coordinator {
   // The live request `id`; NOT_FOUND when there is none, FAILED_PRECONDITION
   // naming its status when it has finished.
   absl::StatusOr<LiveRequest*> FindUnfinished(const std::string& id);
+  // Any request, live or closed, to append events to (delivery, purge).
+  // A closed request is loaded into live_ for this commit group only:
+  // CommitGroup writes it and drops it again since its status is terminal.
+  // NOT_FOUND when no request has the id. REQUIRES: commit loop thread.
+  absl::StatusOr<LiveRequest*> FindForEvents(Txn& txn, const std::string& id);
   // Finds the leased item a worker call names; FAILED_PRECONDITION when the
   // caller does not hold it.
   absl::StatusOr<std::pair<LiveRequest*, int>> FindLeasedItem(

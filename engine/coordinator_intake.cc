@@ -180,6 +180,20 @@ absl::StatusOr<Coordinator::LiveRequest*> Coordinator::FindUnfinished(
                    v1::RequestStatus_Name(stored.request().status())));
 }
 
+absl::StatusOr<Coordinator::LiveRequest*> Coordinator::FindForEvents(
+    Txn& txn, const std::string& id) {
+  auto it = live_.find(id);
+  if (it != live_.end()) return &it->second;
+  ASSIGN_OR_RETURN(internal::RequestRecord stored, store_->GetRequest(id));
+  LiveRequest& loaded = live_[id];
+  loaded.persisted_status = stored.request().status();
+  loaded.record = std::move(stored);
+  // Written and dropped by this group's CommitGroup even if no event is
+  // appended after all.
+  txn.dirty.insert(id);
+  return &loaded;
+}
+
 absl::StatusOr<v1::Request> Coordinator::CancelRequest(
     const v1::CancelRequestRequest& request, const std::string& actor) {
   RETURN_IF_ERROR(ValidateIdAndReason(request.id(), request.reason(), ""));
