@@ -75,8 +75,16 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   }
   std::unique_ptr<Coordinator> coordinator(new Coordinator(std::move(options)));
   coordinator->started_ms_ = coordinator->options_.clock->NowMillis();
-  ASSIGN_OR_RETURN(coordinator->store_,
-                   StateStore::Open(coordinator->options_.data_dir + "/state"));
+  Options& opened = coordinator->options_;
+  if (opened.keys_dir.empty()) opened.keys_dir = opened.data_dir + "/keys";
+  if (opened.key_ring == nullptr) {
+    ASSIGN_OR_RETURN(coordinator->owned_key_ring_,
+                     FileKeyRing::Open(opened.keys_dir + "/kek"));
+    opened.key_ring = coordinator->owned_key_ring_.get();
+  }
+  ASSIGN_OR_RETURN(
+      coordinator->store_,
+      StateStore::Open(opened.data_dir + "/state", opened.key_ring));
   RETURN_IF_ERROR(MakeDirectories(coordinator->options_.data_dir + "/bundles"));
   RETURN_IF_ERROR(
       MakeDirectories(coordinator->options_.data_dir + "/artifacts"));
@@ -130,13 +138,16 @@ Coordinator::DefinitionFor(const std::string& version) {
   return definition;
 }
 
+absl::StatusOr<std::string> Coordinator::RequestDataKey(
+    const std::string& request_id) const {
+  return store_->DataKey(request_id);
+}
+
 std::string Coordinator::public_key_path() const {
   return absl::StrCat(options_.keys_dir, "/checkpoint.key.pub");
 }
 
 absl::Status Coordinator::OpenAuditLog() {
-  if (options_.keys_dir.empty())
-    options_.keys_dir = options_.data_dir + "/keys";
   RETURN_IF_ERROR(MakeDirectories(options_.keys_dir));
   AuditLog::Options audit;
   audit.origin = options_.audit_origin;

@@ -59,6 +59,11 @@ class Coordinator {
     std::string keys_dir;  // Default: data_dir/keys.
     // File outside data_dir holding the last checkpoint the audit log handed
     // out; opening an older or forked log fails (storage/audit/audit_log.h).
+    // Key-encryption keys wrapping each request's data key (storage/
+    // key_ring.h); not owned. nullptr: a FileKeyRing in keys_dir/kek.
+    // Keep keys_dir off the data volume: a copy of the data directory alone
+    // then reveals nothing, and destroyed data keys stay destroyed.
+    KeyEncryptionKeys* key_ring = nullptr;
     // Empty: none.
     std::string checkpoint_witness;
 
@@ -186,6 +191,11 @@ class Coordinator {
   enum class TimerKind { kLease, kRetry, kRequest, kDeadline, kUnserved };
   struct Timer {
     int64_t due_ms;
+  // The data key of a request's files (exports, bundle): AES-256-GCM via
+  // storage/encrypted_file.h. NOT_FOUND when the request has none (unknown,
+  // or its personal data was destroyed). Any thread.
+  absl::StatusOr<std::string> RequestDataKey(
+      const std::string& request_id) const;
     TimerKind kind;
     std::string request_id;
     int map;
@@ -350,3 +360,4 @@ v1::Request ToPublicRequest(const internal::RequestRecord& record);
 }  // namespace dsar
 
 #endif  // DSAR_ENGINE_COORDINATOR_H_
+  std::unique_ptr<KeyEncryptionKeys> owned_key_ring_;  // Outlives store_.

@@ -14,6 +14,7 @@
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
+#include "storage/sealed_box.h"
 
 namespace dsar {
 namespace {
@@ -121,7 +122,13 @@ absl::Status OpenError(const std::string& dir, const rocksdb::Status& status) {
 void StateBatch::PutRequest(const internal::RequestRecord& record,
                             v1::RequestStatus previous_status) {
   const v1::Request& request = record.request();
-  batch_.Put(store_->requests_, request.id(), record.SerializeAsString());
+  internal::RequestRecord sealed = record;
+  absl::Status status = store_->Seal(&sealed, this);
+  if (!status.ok()) {
+    if (error_.ok()) error_ = status;
+    return;
+  }
+  batch_.Put(store_->requests_, request.id(), sealed.SerializeAsString());
   if (previous_status == v1::REQUEST_STATUS_UNSPECIFIED) {
     batch_.Put(store_->index_, AllIndexKey(request),
                std::string(1, static_cast<char>(request.type())));
@@ -139,6 +146,12 @@ void StateBatch::PutRequest(const internal::RequestRecord& record,
              IsTerminalStatus(previous_status)) {  // New, or re-opened.
     batch_.Put(store_->live_, request.id(), "");
   }
+}
+
+void StateBatch::DestroyDataKey(const std::string& request_id) {
+  batch_.Delete(store_->data_keys_cf_, request_id);
+  new_keys_.erase(request_id);
+  destroyed_keys_.push_back(request_id);
 }
 
 void StateBatch::PutEvent(const v1::Event& event) {
@@ -180,7 +193,11 @@ void StateBatch::PutDefinition(const internal::DefinitionRecord& definition) {
 }
 
 absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
-    const std::string& dir) {
+    const std::string& dir, KeyEncryptionKeys* keys) {
+  if (keys == nullptr) {
+    return absl::InvalidArgumentError(
+        "state store: a key ring for the data keys is required");
+  }
   RETURN_IF_ERROR(MakeDirectories(dir));
   rocksdb::Options options;
   options.create_if_missing = true;
@@ -199,7 +216,7 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (const char* name :
        {rocksdb::kDefaultColumnFamilyName.c_str(), "requests", "live", "events",
-        "index", "idempotency", "audit", "outbox"}) {
+        "index", "idempotency", "audit", "outbox", "data_keys"}) {
     families.emplace_back(name, cf_options);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -219,6 +236,8 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
   store->idempotency_ = store->handles_[5];
   store->audit_ = store->handles_[6];
   store->outbox_ = store->handles_[7];
+  store->data_keys_cf_ = store->handles_[8];
+  store->keys_ = keys;
   return store;
 }
 
@@ -231,9 +250,200 @@ StateStore::~StateStore() {
 }
 
 absl::Status StateStore::Commit(StateBatch& batch) {
+  RETURN_IF_ERROR(batch.error_);
   rocksdb::WriteOptions options;
   options.sync = true;
-  return FromRocks(db_->Write(options, &batch.batch_), "commit");
+  RETURN_IF_ERROR(FromRocks(db_->Write(options, &batch.batch_), "commit"));
+  std::lock_guard<std::mutex> lock(data_keys_mu_);
+  for (auto& [id, key] : batch.new_keys_) data_keys_[id] = std::move(key);
+  for (const std::string& id : batch.destroyed_keys_) data_keys_.erase(id);
+  batch.new_keys_.clear();
+  batch.destroyed_keys_.clear();
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Associated data of a record's sealed personal fields.
+std::string PersonalFieldsContext(const std::string& request_id) {
+  return absl::StrCat("dsar request personal fields\n", request_id);
+}
+
+// Moves the personal fields out of `record` into `fields`.
+void TakePersonalFields(internal::RequestRecord* record,
+                        internal::PersonalFields* fields) {
+  v1::Request* request = record->mutable_request();
+  fields->mutable_identities()->Swap(request->mutable_identities());
+  fields->mutable_corrections()->Swap(request->mutable_corrections());
+  fields->mutable_discovered()->Swap(record->mutable_discovered());
+  fields->mutable_notes()->swap(*record->mutable_notes());
+  if (request->has_verification()) {
+    fields->set_evidence_ref(
+        std::move(*request->mutable_verification()->mutable_evidence_ref()));
+    request->mutable_verification()->clear_evidence_ref();
+  }
+  fields->set_extension_reason(std::move(*request->mutable_extension_reason()));
+  request->clear_extension_reason();
+  fields->set_cause(std::move(*request->mutable_cause()));
+  request->clear_cause();
+}
+
+void RestorePersonalFields(internal::PersonalFields* fields,
+                           internal::RequestRecord* record) {
+  v1::Request* request = record->mutable_request();
+  request->mutable_identities()->Swap(fields->mutable_identities());
+  request->mutable_corrections()->Swap(fields->mutable_corrections());
+  record->mutable_discovered()->Swap(fields->mutable_discovered());
+  record->mutable_notes()->swap(*fields->mutable_notes());
+  if (!fields->evidence_ref().empty()) {
+    request->mutable_verification()->set_evidence_ref(
+        std::move(*fields->mutable_evidence_ref()));
+  }
+  request->set_extension_reason(std::move(*fields->mutable_extension_reason()));
+  request->set_cause(std::move(*fields->mutable_cause()));
+}
+
+}  // namespace
+
+absl::Status StateStore::Seal(internal::RequestRecord* record,
+                              StateBatch* batch) {
+  const std::string& id = record->request().id();
+  internal::PersonalFields fields;
+  TakePersonalFields(record, &fields);
+  record->clear_sealed_personal();
+  if (record->request().has_personal_data_destroyed_at()) {
+    return absl::OkStatus();  // Nothing personal is kept any more.
+  }
+  std::string key;
+  if (auto it = batch->new_keys_.find(id); it != batch->new_keys_.end()) {
+    key = it->second;
+  } else {
+    absl::StatusOr<std::string> existing = DataKey(id);
+    if (existing.ok()) {
+      key = *std::move(existing);
+    } else if (absl::IsNotFound(existing.status())) {
+      ASSIGN_OR_RETURN(key, NewDataKey());
+      ASSIGN_OR_RETURN(WrappedKey wrapped, keys_->Wrap(key, id));
+      internal::DataKeyRecord stored;
+      stored.set_kek_id(wrapped.kek_id);
+      stored.set_wrapped(wrapped.wrapped);
+      batch->batch_.Put(data_keys_cf_, id, stored.SerializeAsString());
+      batch->new_keys_[id] = key;
+    } else {
+      return existing.status();
+    }
+  }
+  ASSIGN_OR_RETURN(SealedBox box, SealedBox::Create(std::move(key)));
+  ASSIGN_OR_RETURN(std::string sealed, box.Seal(fields.SerializeAsString(),
+                                                PersonalFieldsContext(id)));
+  record->set_sealed_personal(std::move(sealed));
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::Unseal(internal::RequestRecord* record) const {
+  if (record->sealed_personal().empty()) return absl::OkStatus();
+  const std::string& id = record->request().id();
+  absl::StatusOr<std::string> key = DataKey(id);
+  if (!key.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("request ", id, ": its personal fields cannot be opened (",
+                     key.status().message(), ")"));
+  }
+  ASSIGN_OR_RETURN(SealedBox box, SealedBox::Create(*std::move(key)));
+  absl::StatusOr<std::string> opened =
+      box.Open(record->sealed_personal(), PersonalFieldsContext(id));
+  internal::PersonalFields fields;
+  if (!opened.ok() || !fields.ParseFromString(*opened)) {
+    return absl::DataLossError(absl::StrCat(
+        "request ", id, ": its sealed personal fields are corrupt"));
+  }
+  record->clear_sealed_personal();
+  RestorePersonalFields(&fields, record);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<internal::RequestRecord> StateStore::ParseRecord(
+    const std::string& id, const std::string& bytes) const {
+  internal::RequestRecord record;
+  if (!record.ParseFromString(bytes)) {
+    return absl::DataLossError(absl::StrCat("request ", id, " is corrupt"));
+  }
+  RETURN_IF_ERROR(Unseal(&record));
+  return record;
+}
+
+absl::StatusOr<std::string> StateStore::DataKey(
+    const std::string& request_id) const {
+  // Held across the read so a key destroyed by a concurrent Commit cannot
+  // come back into the cache (Commit erases under this lock after writing).
+  std::lock_guard<std::mutex> lock(data_keys_mu_);
+  if (auto it = data_keys_.find(request_id); it != data_keys_.end())
+    return it->second;
+  std::string value;
+  rocksdb::Status status =
+      db_->Get(rocksdb::ReadOptions(), data_keys_cf_, request_id, &value);
+  if (status.IsNotFound()) {
+    return absl::NotFoundError(
+        absl::StrCat("request ", request_id, " has no data key"));
+  }
+  RETURN_IF_ERROR(FromRocks(status, "read data key"));
+  internal::DataKeyRecord stored;
+  if (!stored.ParseFromString(value)) {
+    return absl::DataLossError(
+        absl::StrCat("data key of request ", request_id, " is corrupt"));
+  }
+  absl::StatusOr<std::string> key =
+      keys_->Unwrap({stored.kek_id(), stored.wrapped()}, request_id);
+  if (absl::IsNotFound(key.status())) {
+    return absl::FailedPreconditionError(key.status().message());
+  }
+  RETURN_IF_ERROR(key.status());
+  data_keys_[request_id] = *key;
+  return key;
+}
+
+absl::Status StateStore::Scrub() {
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  RETURN_IF_ERROR(FromRocks(db_->Flush(flush, handles_), "flush"));
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction =
+      rocksdb::BottommostLevelCompaction::kForce;
+  for (rocksdb::ColumnFamilyHandle* family :
+       {data_keys_cf_, requests_, outbox_}) {
+    RETURN_IF_ERROR(FromRocks(
+        db_->CompactRange(compact, family, nullptr, nullptr), "compact"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> StateStore::RewrapDataKeys() {
+  const std::string active = keys_->ActiveKeyId();
+  rocksdb::WriteBatch batch;
+  int64_t count = 0;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), data_keys_cf_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string id = it->key().ToString();
+    internal::DataKeyRecord stored;
+    if (!stored.ParseFromString(it->value().ToString())) {
+      return absl::DataLossError(
+          absl::StrCat("data key of request ", id, " is corrupt"));
+    }
+    if (stored.kek_id() == active) continue;
+    ASSIGN_OR_RETURN(std::string key,
+                     keys_->Unwrap({stored.kek_id(), stored.wrapped()}, id));
+    ASSIGN_OR_RETURN(WrappedKey wrapped, keys_->Wrap(key, id));
+    stored.set_kek_id(wrapped.kek_id);
+    stored.set_wrapped(wrapped.wrapped);
+    batch.Put(data_keys_cf_, id, stored.SerializeAsString());
+    ++count;
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scan data keys"));
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  RETURN_IF_ERROR(FromRocks(db_->Write(options, &batch), "rewrap data keys"));
+  return count;
 }
 
 absl::StatusOr<internal::RequestRecord> StateStore::GetRequest(
@@ -245,11 +455,7 @@ absl::StatusOr<internal::RequestRecord> StateStore::GetRequest(
     return absl::NotFoundError(absl::StrCat("request ", id, " not found"));
   }
   RETURN_IF_ERROR(FromRocks(status, "read request"));
-  internal::RequestRecord record;
-  if (!record.ParseFromString(value)) {
-    return absl::DataLossError(absl::StrCat("request ", id, " is corrupt"));
-  }
-  return record;
+  return ParseRecord(id, value);
 }
 
 absl::StatusOr<std::optional<std::string>> StateStore::GetIdempotencyKey(
@@ -326,10 +532,8 @@ absl::Status StateStore::ListRequests(const RequestFilter& filter, int limit,
     rocksdb::Status status =
         db_->Get(read_options, requests_, id, &record_bytes);
     RETURN_IF_ERROR(FromRocks(status, absl::StrCat("read request ", id)));
-    internal::RequestRecord record;
-    if (!record.ParseFromString(record_bytes)) {
-      return absl::DataLossError(absl::StrCat("request ", id, " is corrupt"));
-    }
+    ASSIGN_OR_RETURN(internal::RequestRecord record,
+                     ParseRecord(id, record_bytes));
     out->push_back(std::move(record));
   }
   return FromRocks(it->status(), "list requests");

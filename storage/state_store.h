@@ -4,19 +4,32 @@
 // The coordinator's durable state in RocksDB. docs/storage.md describes the
 // column families and key layout. Writes happen only through `Commit`, called
 // by the engine's single commit loop; reads may come from any thread.
+//
+// Personal data is encrypted at rest: each request has its own data key
+// (AES-256, made with its first write, wrapped by the key ring's active KEK
+// and kept in the `data_keys` column family). The personal fields of a
+// request record (identities, corrections, discovered identities, notes,
+// evidence reference, extension reason, cause: internal::PersonalFields) are
+// sealed under it on every write and opened on every read, so callers see
+// plain records. Destroying the data key (crypto-shredding) leaves the
+// record's other facts readable and its personal fields gone for good.
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "dsar/internal/records.pb.h"
 #include "dsar/v1/requests.pb.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
+#include "storage/key_ring.h"
 #include "storage/request_status.h"
 
 namespace dsar {
@@ -26,8 +39,16 @@ class StateBatch {
  public:
   // Stores `record` and moves its status index entry from `previous_status`
   // (UNSPECIFIED for a new request). Terminal records leave the live set.
+  // The personal fields are sealed under the request's data key, made (and
+  // put in this batch) with the request's first write. A record whose
+  // personal_data_destroyed_at is set is stored without personal fields.
+  // A failure to make or wrap the key fails Commit.
   void PutRequest(const internal::RequestRecord& record,
                   v1::RequestStatus previous_status);
+  // Deletes the request's data key: its personal fields and files cannot be
+  // read any more. The caller writes the record again with
+  // personal_data_destroyed_at set, in the same batch.
+  void DestroyDataKey(const std::string& request_id);
   // Indexes an event under its request; the event itself is the audit leaf
   // at event.log_index (PutAuditLeaf), stored once.
   void PutEvent(const v1::Event& event);
@@ -50,6 +71,11 @@ class StateBatch {
   explicit StateBatch(class StateStore* store) : store_(store) {}
   StateStore* store_;
   rocksdb::WriteBatch batch_;
+  absl::Status error_;  // First failure of PutRequest; fails Commit.
+  // Data keys made or destroyed by this batch: the store's cache follows
+  // once the batch is committed.
+  std::map<std::string, std::string> new_keys_;
+  std::vector<std::string> destroyed_keys_;
 };
 
 struct RequestFilter {
@@ -63,14 +89,29 @@ class StateStore {
   // Opens (creating if missing) the database under `dir`. FAILED_PRECONDITION
   // naming `dir` (and the holder's pid when another process has it) when the
   // database is already open elsewhere; UNAVAILABLE on other RocksDB errors.
+  // `keys` wraps the data keys; not owned, must outlive the store.
   static absl::StatusOr<std::unique_ptr<StateStore>> Open(
-      const std::string& dir);
+      const std::string& dir, KeyEncryptionKeys* keys);
   ~StateStore();
 
   StateBatch NewBatch() { return StateBatch(this); }
   // Writes the batch with the WAL synced: when this returns OK the batch
   // survives a crash or power loss. An error leaves the database unchanged.
   absl::Status Commit(StateBatch& batch);
+
+  // The request's data key (32 bytes), for its files. NOT_FOUND when the
+  // request has none (never written, or destroyed); FAILED_PRECONDITION or
+  // DATA_LOSS when it cannot be unwrapped (its KEK is gone or it was
+  // altered).
+  absl::StatusOr<std::string> DataKey(const std::string& request_id) const;
+  // Makes destroyed keys and deleted records physically gone: flushes every
+  // column family (so the WAL that held them is dropped) and compacts the
+  // data keys, requests and outbox to the bottom level. Slow; for the purge.
+  absl::Status Scrub();
+  // Re-wraps every data key under the key ring's active KEK (after
+  // Rotate), so older KEKs can be retired. Returns how many were re-wrapped.
+  // REQUIRES: no concurrent Commit (call from the commit loop).
+  absl::StatusOr<int64_t> RewrapDataKeys();
 
   // NOT_FOUND when no request has the id.
   absl::StatusOr<internal::RequestRecord> GetRequest(
@@ -114,6 +155,19 @@ class StateStore {
   friend class StateBatch;
   StateStore() = default;
 
+  // Seals the personal fields of `record` into sealed_personal (in place).
+  absl::Status Seal(internal::RequestRecord* record, StateBatch* batch);
+  // Opens sealed_personal back into the fields. DATA_LOSS naming the
+  // request when its key is missing or the seal does not open.
+  absl::Status Unseal(internal::RequestRecord* record) const;
+  absl::StatusOr<internal::RequestRecord> ParseRecord(
+      const std::string& id, const std::string& bytes) const;
+
+  KeyEncryptionKeys* keys_ = nullptr;
+  mutable std::mutex data_keys_mu_;
+  // Unwrapped data keys by request id. GUARDED_BY(data_keys_mu_)
+  mutable absl::flat_hash_map<std::string, std::string> data_keys_;
+
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
@@ -124,6 +178,7 @@ class StateStore {
   rocksdb::ColumnFamilyHandle* idempotency_ = nullptr;
   rocksdb::ColumnFamilyHandle* audit_ = nullptr;
   rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
+  rocksdb::ColumnFamilyHandle* data_keys_cf_ = nullptr;
 };
 
 }  // namespace dsar

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,8 +59,14 @@ class StateStoreTest : public ::testing::Test {
 
   void Open() {
     store_.reset();
+    if (ring_ == nullptr) {
+      absl::StatusOr<std::unique_ptr<FileKeyRing>> ring =
+          FileKeyRing::Open(dir_ + "/kek");
+      ASSERT_TRUE(ring.ok()) << ring.status();
+      ring_ = std::move(*ring);
+    }
     absl::StatusOr<std::unique_ptr<StateStore>> store =
-        StateStore::Open(dir_ + "/state");
+        StateStore::Open(dir_ + "/state", ring_.get());
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
   }
@@ -110,6 +118,7 @@ class StateStoreTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::unique_ptr<FileKeyRing> ring_;  // Outlives store_.
   std::unique_ptr<StateStore> store_;
 };
 
@@ -123,7 +132,7 @@ RequestFilter StatusFilter(v1::RequestStatus status) {
 // crash in ~StateStore with a null db_; it is now a plain error naming it.
 TEST_F(StateStoreTest, SecondOpenOfAnOpenDatabaseIsFailedPrecondition) {
   absl::StatusOr<std::unique_ptr<StateStore>> second =
-      StateStore::Open(dir_ + "/state");
+      StateStore::Open(dir_ + "/state", ring_.get());
   ASSERT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition)
       << second.status();
   EXPECT_THAT(second.status().message(), HasSubstr(dir_ + "/state"));
@@ -158,7 +167,7 @@ TEST_F(StateStoreTest, DatabaseLockedByAnotherProcessNamesTheHolder) {
   ASSERT_EQ(::read(locked[0], &ok, 1), 1);
   ::close(locked[0]);
   absl::StatusOr<std::unique_ptr<StateStore>> store =
-      StateStore::Open(dir_ + "/state");
+      StateStore::Open(dir_ + "/state", ring_.get());
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
   ASSERT_EQ(ok, 'y') << "the child could not lock " << lock_path;
@@ -391,6 +400,127 @@ TEST_F(StateStoreTest, IdempotencyKeysAndDefinitions) {
       store_->GetDefinition("dsar@abc");
   ASSERT_TRUE(stored.ok() && stored->has_value());
   EXPECT_EQ((*stored)->json(), "{}");
+}
+
+// A record with every personal field filled in.
+internal::RequestRecord PersonalRecord(const std::string& id) {
+  internal::RequestRecord record =
+      Record(id, v1::ERASURE, v1::COMPLETED, kBaseMs);
+  v1::Request* request = record.mutable_request();
+  v1::SubjectIdentity* email = request->add_identities();
+  email->set_type(v1::EMAIL);
+  email->set_value("grace.hopper@example.com");
+  v1::FieldCorrection* correction = request->add_corrections();
+  correction->set_field("street");
+  correction->set_value("12 Lovelace Lane");
+  v1::SubjectIdentity* phone = record.add_discovered();
+  phone->set_type(v1::PHONE);
+  phone->set_value("+15550104242");
+  (*record.mutable_notes())[3] = "asked by Grace Hopper in person";
+  request->mutable_verification()->set_evidence_ref("passport GH-1906");
+  request->set_extension_reason("Grace Hopper sent 40 GB of mail");
+  request->set_cause("cancelled: Grace Hopper withdrew");
+  return record;
+}
+
+// Every file under `dir` that contains `needle` in its raw bytes.
+std::vector<std::string> FilesContaining(const std::string& dir,
+                                         const std::string& needle) {
+  std::vector<std::string> found;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)),
+                      std::istreambuf_iterator<char>());
+    if (bytes.find(needle) != std::string::npos)
+      found.push_back(entry.path().string());
+  }
+  return found;
+}
+
+TEST_F(StateStoreTest, PersonalFieldsRoundTripButAreSealedOnDisk) {
+  internal::RequestRecord record = PersonalRecord("r1");
+  Put(record, v1::REQUEST_STATUS_UNSPECIFIED);
+  absl::StatusOr<internal::RequestRecord> read = store_->GetRequest("r1");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->SerializeAsString(), record.SerializeAsString());
+  EXPECT_TRUE(read->sealed_personal().empty());
+  // Flushed to SST files and with the WAL: no personal value in clear.
+  Open();
+  ASSERT_TRUE(store_->Scrub().ok());
+  for (const char* value : {"grace.hopper@example.com", "12 Lovelace Lane",
+                            "+15550104242", "Grace Hopper", "GH-1906"}) {
+    EXPECT_THAT(FilesContaining(dir_, value), IsEmpty()) << value;
+  }
+  EXPECT_EQ(store_->GetRequest("r1")->SerializeAsString(),
+            record.SerializeAsString());
+}
+
+TEST_F(StateStoreTest, DestroyedDataKeyLeavesTheOtherFactsOnly) {
+  Put(PersonalRecord("r1"), v1::REQUEST_STATUS_UNSPECIFIED);
+  absl::StatusOr<std::string> key = store_->DataKey("r1");
+  ASSERT_TRUE(key.ok()) << key.status();
+  EXPECT_EQ(key->size(), 32u);
+
+  internal::RequestRecord destroyed = *store_->GetRequest("r1");
+  destroyed.mutable_request()
+      ->mutable_personal_data_destroyed_at()
+      ->set_seconds(1);
+  StateBatch batch = store_->NewBatch();
+  batch.DestroyDataKey("r1");
+  batch.PutRequest(destroyed, v1::COMPLETED);
+  ASSERT_TRUE(store_->Commit(batch).ok());
+
+  EXPECT_EQ(store_->DataKey("r1").status().code(), absl::StatusCode::kNotFound);
+  for (bool reopened : {false, true}) {
+    if (reopened) Open();
+    absl::StatusOr<internal::RequestRecord> read = store_->GetRequest("r1");
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_THAT(read->request().identities(), IsEmpty());
+    EXPECT_THAT(read->request().corrections(), IsEmpty());
+    EXPECT_THAT(read->discovered(), IsEmpty());
+    EXPECT_TRUE(read->notes().empty());
+    EXPECT_EQ(read->request().cause(), "");
+    EXPECT_EQ(read->request().verification().evidence_ref(), "");
+    EXPECT_EQ(read->request().type(), v1::ERASURE);
+    EXPECT_EQ(read->request().status(), v1::COMPLETED);
+  }
+}
+
+// A sealed record whose key is gone (lost, not destroyed on purpose) is an
+// error naming the request, never a record silently without identities.
+TEST_F(StateStoreTest, SealedRecordWithoutItsKeyIsDataLoss) {
+  Put(PersonalRecord("r1"), v1::REQUEST_STATUS_UNSPECIFIED);
+  StateBatch batch = store_->NewBatch();
+  batch.DestroyDataKey("r1");
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  absl::Status status = store_->GetRequest("r1").status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(status.message(), HasSubstr("r1"));
+}
+
+TEST_F(StateStoreTest, RecordsWrittenBeforeAKeyRotationStayReadable) {
+  internal::RequestRecord before = PersonalRecord("r1");
+  Put(before, v1::REQUEST_STATUS_UNSPECIFIED);
+  ASSERT_EQ(*ring_->Rotate(), "2");
+  internal::RequestRecord after = PersonalRecord("r2");
+  Put(after, v1::REQUEST_STATUS_UNSPECIFIED);
+  ring_.reset();
+  Open();  // A fresh ring and store: nothing cached.
+  EXPECT_EQ(store_->GetRequest("r1")->SerializeAsString(),
+            before.SerializeAsString());
+  EXPECT_EQ(store_->GetRequest("r2")->SerializeAsString(),
+            after.SerializeAsString());
+  // Re-wrapping moves the old key under the active KEK; then KEK 1 can go.
+  absl::StatusOr<int64_t> rewrapped = store_->RewrapDataKeys();
+  ASSERT_TRUE(rewrapped.ok()) << rewrapped.status();
+  EXPECT_EQ(*rewrapped, 1);
+  store_.reset();
+  ring_.reset();
+  fs::remove(dir_ + "/kek/kek-1.key");
+  Open();
+  EXPECT_EQ(store_->GetRequest("r1")->SerializeAsString(),
+            before.SerializeAsString());
 }
 
 }  // namespace

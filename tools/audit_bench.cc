@@ -329,9 +329,12 @@ int Main() {
   std::printf("dsar-audit-bench: scratch directory %s\n", dir.c_str());
 
   Bench bench;
+  absl::StatusOr<std::unique_ptr<FileKeyRing>> ring =
+      FileKeyRing::Open(dir + "/kek");
+  Check(ring.status(), "FileKeyRing::Open");
   {
     absl::StatusOr<std::unique_ptr<StateStore>> store =
-        StateStore::Open(dir + "/state");
+        StateStore::Open(dir + "/state", ring->get());
     Check(store.status(), "StateStore::Open");
     bench.store = std::move(*store);
   }
@@ -363,7 +366,7 @@ int Main() {
   std::unique_ptr<StateStore> raw_store;
   {
     absl::StatusOr<std::unique_ptr<StateStore>> store =
-        StateStore::Open(dir + "/raw");
+        StateStore::Open(dir + "/raw", ring->get());
     Check(store.status(), "StateStore::Open");
     raw_store = std::move(*store);
   }

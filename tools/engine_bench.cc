@@ -206,7 +206,11 @@ v1::CreateRequestRequest NewCreate(v1::RequestType type, uint64_t n) {
 // --- Baseline: one small synced WriteBatch per commit, one thread. ---
 
 double RawCommitsPerSecond(const std::string& dir, int commits) {
-  absl::StatusOr<std::unique_ptr<StateStore>> store = StateStore::Open(dir);
+  absl::StatusOr<std::unique_ptr<FileKeyRing>> ring =
+      FileKeyRing::Open(dir + ".kek");
+  Check(ring.status(), "FileKeyRing::Open");
+  absl::StatusOr<std::unique_ptr<StateStore>> store =
+      StateStore::Open(dir, ring->get());
   Check(store.status(), "StateStore::Open");
   Clock::time_point start = Clock::now();
   for (int i = 0; i < commits; ++i) {
@@ -523,8 +527,11 @@ StartTimes TimeStarts(const Shared& shared, const std::string& dir, int starts,
   int live = 0, outbox = 0;
   for (int i = 0; i < 3; ++i) {
     Clock::time_point start = Clock::now();
+    absl::StatusOr<std::unique_ptr<FileKeyRing>> ring =
+        FileKeyRing::Open(dir + "/keys/kek");
+    Check(ring.status(), "FileKeyRing::Open");
     absl::StatusOr<std::unique_ptr<StateStore>> store =
-        StateStore::Open(dir + "/state");
+        StateStore::Open(dir + "/state", ring->get());
     Check(store.status(), "StateStore::Open");
     open_s.push_back(Seconds(start));
     live = outbox = 0;

@@ -47,8 +47,14 @@ class AuditLogWitnessTest : public ::testing::Test {
                     const std::string& keys = "keys") {
     log_.reset();
     store_.reset();
+    if (ring_ == nullptr) {
+      absl::StatusOr<std::unique_ptr<FileKeyRing>> ring =
+          FileKeyRing::Open(Path("kek"));
+      if (!ring.ok()) return ring.status();
+      ring_ = *std::move(ring);
+    }
     absl::StatusOr<std::unique_ptr<StateStore>> store =
-        StateStore::Open(Path(db));
+        StateStore::Open(Path(db), ring_.get());
     if (!store.ok()) return store.status();
     store_ = *std::move(store);
     AuditLog::Options options;
@@ -90,6 +96,7 @@ class AuditLogWitnessTest : public ::testing::Test {
   uint64_t Size() { return log_->GetCheckpoint()->size(); }
 
   std::string dir_;
+  std::unique_ptr<FileKeyRing> ring_;  // Outlives store_.
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<AuditLog> log_;
 };
