@@ -93,6 +93,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
                    LoadDeadlineTimeZone(coordinator->options_.time_zone));
   RETURN_IF_ERROR(coordinator->Recover());
   RETURN_IF_ERROR(coordinator->StartNotifier());
+  coordinator->SchedulePurge(coordinator->started_ms_);
   coordinator->loop_thread_ =
       std::thread([c = coordinator.get()] { c->RunCommitLoop(); });
   coordinator->bundler_thread_ =
@@ -333,6 +334,8 @@ void Coordinator::RunCommitLoop() {
 }
 
 void Coordinator::CommitGroup(Txn& txn) {
+  for (const std::string& erasure : txn.completed_erasures)
+    DestroyEarlierCopies(txn, erasure);
   for (const std::string& id : txn.dirty) {
     auto it = live_.find(id);
     if (it == live_.end()) continue;
@@ -359,6 +362,15 @@ void Coordinator::CommitGroup(Txn& txn) {
     if (IsTerminalStatus(it->second.record.request().status())) {
       UnindexOpenRequest(it->second.record.request());
       live_.erase(it);
+    }
+  }
+  if (txn.scrub) {
+    // Destroyed data keys leave the WAL and the SST files now, not at
+    // RocksDB's leisure.
+    absl::Status scrubbed = store_->Scrub();
+    if (!scrubbed.ok()) {
+      std::fprintf(stderr, "dsard: scrub after destroying data keys: %s\n",
+                   scrubbed.ToString().c_str());
     }
   }
   for (auto& reply : txn.replies) reply();
@@ -429,6 +441,17 @@ void Coordinator::Mutate(
   fn(interpreter, &live.record);
   AppendEvents(txn, live, std::move(drafts));
   NotifyStatusChange(txn, live, before);
+  if (before != v1::COMPLETED &&
+      live.record.request().status() == v1::COMPLETED) {
+    v1::Request* request = live.record.mutable_request();
+    if (request->has_bundle()) {
+      SetTimestampMillis(
+          txn.now_ms + absl::ToInt64Milliseconds(options_.bundle_retention),
+          request->mutable_bundle()->mutable_expires_at());
+    }
+    if (request->type() == v1::ERASURE)
+      txn.completed_erasures.push_back(request->id());
+  }
   Schedule(txn, live);
   if (!IsTerminalStatus(before) &&
       IsTerminalStatus(live.record.request().status())) {
@@ -503,6 +526,15 @@ void Coordinator::FireDueTimers(Txn& txn) {
     timer_keys_.erase(absl::StrCat(static_cast<int>(timer.kind), "/",
                                    timer.request_id, "/", timer.map, "/",
                                    timer.item, "/", timer.due_ms));
+    if (timer.kind == TimerKind::kPurge) {
+      v1::PurgeResponse purged = PurgeInLoop(txn, false, "dsard:purge");
+      std::fprintf(stderr, "dsard: purge: %d removed of %lld examined%s\n",
+                   purged.items_size(),
+                   static_cast<long long>(purged.examined()),
+                   purged.more() ? " (more next run)" : "");
+      SchedulePurge(txn.now_ms);
+      continue;
+    }
     auto it = live_.find(timer.request_id);
     if (it == live_.end()) continue;
     LiveRequest& live = it->second;

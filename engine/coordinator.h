@@ -22,6 +22,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/random/random.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -89,6 +90,18 @@ class Coordinator {
     // ListWorkers).
     absl::Duration worker_silence_after = absl::Seconds(90);
     absl::Duration unserved_alert_after = absl::Minutes(5);
+
+    // Retention (engine/coordinator_retention.cc, docs/retention.md). A
+    // bundle is deleted `bundle_retention` after its request completed; the
+    // personal data of a closed request (its data key, so identities,
+    // corrections, free text and files) is destroyed `record_retention`
+    // after it closed. The purge runs every `purge_interval` (zero: only
+    // when asked, AdminService.Purge) and handles at most
+    // `purge_batch_limit` requests per run.
+    absl::Duration bundle_retention = absl::Hours(30 * 24);
+    absl::Duration record_retention = absl::Hours(3 * 365 * 24);
+    absl::Duration purge_interval = absl::Hours(24);
+    int purge_batch_limit = 10000;
   };
 
   // Opens the state, recovers the live requests (not the finished history)
@@ -127,6 +140,14 @@ class Coordinator {
       const v1::ResumeRequestRequest& request, const std::string& actor = "");
   // Workers seen since start-up, most recent first, with their leases.
   absl::StatusOr<v1::ListWorkersResponse> ListWorkers();
+  // Runs the retention purge now (a dry run changes nothing). Each removal
+  // is an event on its request (bundle_purged, personal_data_destroyed).
+  absl::StatusOr<v1::PurgeResponse> Purge(const v1::PurgeRequest& request,
+                                          const std::string& actor = "");
+  // Makes a new key-encryption key active (and re-wraps every data key
+  // under it when asked). Data wrapped under older keys stays readable.
+  absl::StatusOr<v1::RotateKeysResponse> RotateKeys(
+      const v1::RotateKeysRequest& request);
   absl::StatusOr<v1::Request> GetRequest(const std::string& id) const;
   absl::StatusOr<v1::ListRequestsResponse> ListRequests(
       const v1::ListRequestsRequest& request) const;
@@ -186,9 +207,20 @@ class Coordinator {
     std::vector<BuiltinJob> builtin_jobs;
     std::vector<internal::Notification>
         notifications;  // Handed over after commit.
+    // Erasures completed in this group: the person's earlier answers go
+    // (DestroyEarlierCopies) before the group commits.
+    std::vector<std::string> completed_erasures;
+    bool scrub = false;  // A data key was destroyed: StateStore::Scrub.
   };
   using Command = std::function<void(Txn&)>;
-  enum class TimerKind { kLease, kRetry, kRequest, kDeadline, kUnserved };
+  enum class TimerKind {
+    kLease,
+    kRetry,
+    kRequest,
+    kDeadline,
+    kUnserved,
+    kPurge
+  };
   struct Timer {
     int64_t due_ms;
   // The data key of a request's files (exports, bundle): AES-256-GCM via
@@ -308,6 +340,23 @@ class Coordinator {
                  const std::vector<std::string>* stores);
   double UnitRandom() { return absl::Uniform(random_, 0.0, 1.0); }
 
+  // Retention (engine/coordinator_retention.cc). REQUIRES: commit loop
+  // thread, except SchedulePurge before the loop starts.
+  void SchedulePurge(int64_t from_ms);
+  v1::PurgeResponse PurgeInLoop(Txn& txn, bool dry_run,
+                                const std::string& actor);
+  // Deletes the bundle file (after commit) and marks it purged.
+  void PurgeBundle(Txn& txn, LiveRequest& live, const std::string& reason,
+                   const std::string& actor);
+  // Crypto-shreds the request: destroys its data key, clears its personal
+  // fields, marks it and removes its files (after commit).
+  void DestroyPersonalData(Txn& txn, LiveRequest& live,
+                           const std::string& reason, const std::string& actor);
+  // The erasure `erasure_id` completed: destroys the closed ACCESS and
+  // PORTABILITY requests of the same person (any identity in common) made
+  // before it, found through the subject index.
+  void DestroyEarlierCopies(Txn& txn, const std::string& erasure_id);
+
   Options options_;
   int64_t started_ms_ = 0;  // Engine clock at start-up.
   std::unique_ptr<StateStore> store_;
@@ -324,7 +373,9 @@ class Coordinator {
   bool stopping_ = false;      // GUARDED_BY(mu_)
 
   // Owned by the commit loop thread.
-  absl::flat_hash_map<std::string, LiveRequest> live_;
+  // Node-based: a LiveRequest& stays valid while others are added (e.g. by
+  // FindForEvents).
+  absl::node_hash_map<std::string, LiveRequest> live_;
   absl::flat_hash_map<std::string, std::shared_ptr<const WorkflowDefinition>>
       definitions_;
   absl::flat_hash_map<std::string, std::deque<TaskRef>> ready_;  // By store.

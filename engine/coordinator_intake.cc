@@ -153,6 +153,7 @@ absl::StatusOr<v1::Request> Coordinator::CreateInLoop(
        entry.record.request().identities()) {
     received.subject_hmacs.push_back(
         audit_->SubjectHmac(IdentityKey(identity), identity.value()));
+    txn.batch.PutSubject(received.subject_hmacs.back(), id);
   }
   received.actor = actor;
   AppendEvents(txn, entry, {received});

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -58,6 +59,15 @@ ABSL_FLAG(absl::Duration, unserved_alert_after, absl::Minutes(5),
 ABSL_FLAG(absl::Duration, worker_silence_after, absl::Seconds(90),
           "A worker not heard from for this long no longer counts as "
           "serving its stores.");
+ABSL_FLAG(absl::Duration, bundle_retention, absl::Hours(30 * 24),
+          "Delete an access bundle this long after its request completed "
+          "(docs/retention.md).");
+ABSL_FLAG(absl::Duration, record_retention, absl::Hours(3 * 365 * 24),
+          "Destroy a closed request's personal data (its data key) this long "
+          "after it closed; the other facts and the audit log stay.");
+ABSL_FLAG(absl::Duration, purge_interval, absl::Hours(24),
+          "Run the retention purge this often; 0: only when asked "
+          "(dsarctl purge).");
 ABSL_FLAG(std::string, templates_dir, DSAR_DEFAULT_TEMPLATES_DIR,
           "Directory with the Art. 15 answer templates (response.md.mustache, "
           "response.html.mustache) an organisation edits.");
@@ -192,6 +202,19 @@ int main(int argc, char** argv) {
   options.deadline_notice = absl::GetFlag(FLAGS_deadline_notice);
   options.unserved_alert_after = absl::GetFlag(FLAGS_unserved_alert_after);
   options.worker_silence_after = absl::GetFlag(FLAGS_worker_silence_after);
+  options.bundle_retention = absl::GetFlag(FLAGS_bundle_retention);
+  options.record_retention = absl::GetFlag(FLAGS_record_retention);
+  options.purge_interval = absl::GetFlag(FLAGS_purge_interval);
+  for (const auto& [name, value] :
+       {std::pair<const char*, absl::Duration>{"bundle_retention",
+                                               options.bundle_retention},
+        {"record_retention", options.record_retention},
+        {"purge_interval", options.purge_interval}}) {
+    if (value < absl::ZeroDuration()) {
+      std::fprintf(stderr, "dsard: --%s must not be negative\n", name);
+      return 2;
+    }
+  }
   options.notify_file = absl::GetFlag(FLAGS_notify_file);
   options.templates_dir = absl::GetFlag(FLAGS_templates_dir);
   options.webhook_url = absl::GetFlag(FLAGS_webhook_url);

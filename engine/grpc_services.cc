@@ -165,6 +165,18 @@ grpc::Status AdminServiceImpl::ListWorkers(
   return Answer(coordinator_->ListWorkers(), response);
 }
 
+grpc::Status AdminServiceImpl::Purge(grpc::ServerContext* context,
+                                     const v1::PurgeRequest* request,
+                                     v1::PurgeResponse* response) {
+  return Answer(coordinator_->Purge(*request, ActorOf(*context)), response);
+}
+
+grpc::Status AdminServiceImpl::RotateKeys(grpc::ServerContext* context,
+                                          const v1::RotateKeysRequest* request,
+                                          v1::RotateKeysResponse* response) {
+  return Answer(coordinator_->RotateKeys(*request), response);
+}
+
 std::string ActorOf(const grpc::ServerContext& context) {
   absl::StatusOr<std::optional<Caller>> caller = CallerOf(context);
   // Calls with an unusable certificate were refused before reaching here.

@@ -88,6 +88,12 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   grpc::Status ListWorkers(grpc::ServerContext* context,
                            const v1::ListWorkersRequest* request,
                            v1::ListWorkersResponse* response) override;
+  grpc::Status Purge(grpc::ServerContext* context,
+                     const v1::PurgeRequest* request,
+                     v1::PurgeResponse* response) override;
+  grpc::Status RotateKeys(grpc::ServerContext* context,
+                          const v1::RotateKeysRequest* request,
+                          v1::RotateKeysResponse* response) override;
 
  private:
   Coordinator* coordinator_;

@@ -69,6 +69,12 @@ inline constexpr char kEventStoreBlocked[] =
 // A step READY too long with no live worker serving its store.
 inline constexpr char kEventStoreUnserved[] = "store_unserved";
 
+// Retention (docs/retention.md), on a closed request. actor: the operator
+// who ran the purge, "dsard:purge" for the daily run, empty when caused by
+// an erasure; detail: why (the retention and since when, or the erasure).
+inline constexpr char kEventBundlePurged[] = "bundle_purged";
+inline constexpr char kEventPersonalDataDestroyed[] = "personal_data_destroyed";
+
 // --- Notifications ----------------------------------------------------------
 // Payload: id, kind, request_id, type, regulation, status, deadline, time,
 // plus the fields named here.

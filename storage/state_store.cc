@@ -21,6 +21,8 @@ namespace {
 
 constexpr char kAllPrefix = 'a';
 constexpr char kStatusPrefix = 's';
+constexpr char kClosedPrefix = 'c';   // 'c' <closed ms BE64> <id>
+constexpr char kSubjectPrefix = 'h';  // 'h' <hmac> '\0' <id>
 
 std::string BigEndian64(uint64_t value) {
   std::string out(8, '\0');
@@ -54,6 +56,20 @@ std::string StatusIndexKey(v1::RequestStatus status,
   return absl::StrCat(std::string(1, kStatusPrefix),
                       std::string(1, static_cast<char>(status)),
                       BigEndian64(CreatedMillis(request)), request.id());
+}
+
+int64_t MillisOf(const google::protobuf::Timestamp& time) {
+  return time.seconds() * 1000 + time.nanos() / 1000000;
+}
+
+std::string ClosedKey(int64_t closed_ms, const std::string& id) {
+  return absl::StrCat(std::string(1, kClosedPrefix),
+                      BigEndian64(static_cast<uint64_t>(closed_ms)), id);
+}
+
+std::string SubjectKey(const std::string& hmac, const std::string& id) {
+  return absl::StrCat(std::string(1, kSubjectPrefix), hmac,
+                      std::string(1, '\0'), id);
 }
 
 std::string EventKey(const std::string& request_id, uint64_t sequence) {
@@ -142,6 +158,10 @@ void StateBatch::PutRequest(const internal::RequestRecord& record,
   }
   if (IsTerminalStatus(request.status())) {
     batch_.Delete(store_->live_, request.id());
+    if (!IsTerminalStatus(previous_status)) {
+      batch_.Put(store_->index_,
+                 ClosedKey(MillisOf(request.completed_at()), request.id()), "");
+    }
   } else if (previous_status == v1::REQUEST_STATUS_UNSPECIFIED ||
              IsTerminalStatus(previous_status)) {  // New, or re-opened.
     batch_.Put(store_->live_, request.id(), "");
@@ -152,6 +172,20 @@ void StateBatch::DestroyDataKey(const std::string& request_id) {
   batch_.Delete(store_->data_keys_cf_, request_id);
   new_keys_.erase(request_id);
   destroyed_keys_.push_back(request_id);
+}
+
+void StateBatch::DropClosed(int64_t closed_ms, const std::string& request_id) {
+  batch_.Delete(store_->index_, ClosedKey(closed_ms, request_id));
+}
+
+void StateBatch::PutSubject(const std::string& subject_hmac,
+                            const std::string& request_id) {
+  batch_.Put(store_->index_, SubjectKey(subject_hmac, request_id), "");
+}
+
+void StateBatch::DropSubject(const std::string& subject_hmac,
+                             const std::string& request_id) {
+  batch_.Delete(store_->index_, SubjectKey(subject_hmac, request_id));
 }
 
 void StateBatch::PutEvent(const v1::Event& event) {
@@ -409,8 +443,7 @@ absl::Status StateStore::Scrub() {
   rocksdb::CompactRangeOptions compact;
   compact.bottommost_level_compaction =
       rocksdb::BottommostLevelCompaction::kForce;
-  for (rocksdb::ColumnFamilyHandle* family :
-       {data_keys_cf_, requests_, outbox_}) {
+  for (rocksdb::ColumnFamilyHandle* family : {data_keys_cf_, outbox_}) {
     RETURN_IF_ERROR(FromRocks(
         db_->CompactRange(compact, family, nullptr, nullptr), "compact"));
   }
@@ -537,6 +570,41 @@ absl::Status StateStore::ListRequests(const RequestFilter& filter, int limit,
     out->push_back(std::move(record));
   }
   return FromRocks(it->status(), "list requests");
+}
+
+absl::Status StateStore::ListClosed(
+    int64_t until_ms, int limit,
+    std::vector<std::pair<int64_t, std::string>>* out) const {
+  out->clear();
+  const std::string prefix(1, kClosedPrefix);
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), index_));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) &&
+                         static_cast<int>(out->size()) < limit;
+       it->Next()) {
+    std::string key = it->key().ToString();
+    if (key.size() < 1 + 8) continue;
+    const int64_t closed_ms =
+        static_cast<int64_t>(ReadBigEndian64(std::string_view(key).substr(1)));
+    if (closed_ms > until_ms) break;
+    out->emplace_back(closed_ms, key.substr(1 + 8));
+  }
+  return FromRocks(it->status(), "list closed requests");
+}
+
+absl::StatusOr<std::vector<std::string>> StateStore::RequestsOfSubject(
+    const std::string& subject_hmac) const {
+  std::vector<std::string> ids;
+  const std::string prefix = absl::StrCat(std::string(1, kSubjectPrefix),
+                                          subject_hmac, std::string(1, '\0'));
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), index_));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    ids.push_back(it->key().ToString().substr(prefix.size()));
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "list requests of a subject"));
+  return ids;
 }
 
 absl::Status StateStore::ListEvents(const std::string& request_id,

@@ -49,6 +49,18 @@ class StateBatch {
   // read any more. The caller writes the record again with
   // personal_data_destroyed_at set, in the same batch.
   void DestroyDataKey(const std::string& request_id);
+  // The retention index: PutRequest files a request under the time it
+  // closed (completed_at) when it becomes terminal; the purge drops it once
+  // the request's personal data is destroyed. A request re-opened since
+  // leaves a stale entry, which the purge recognises and drops.
+  void DropClosed(int64_t closed_ms, const std::string& request_id);
+  // The subject index: requests by the keyed hash of an identity (the
+  // audit log's subject HMAC), so an erasure finds the person's earlier
+  // requests without reading every record.
+  void PutSubject(const std::string& subject_hmac,
+                  const std::string& request_id);
+  void DropSubject(const std::string& subject_hmac,
+                   const std::string& request_id);
   // Indexes an event under its request; the event itself is the audit leaf
   // at event.log_index (PutAuditLeaf), stored once.
   void PutEvent(const v1::Event& event);
@@ -104,9 +116,11 @@ class StateStore {
   // DATA_LOSS when it cannot be unwrapped (its KEK is gone or it was
   // altered).
   absl::StatusOr<std::string> DataKey(const std::string& request_id) const;
-  // Makes destroyed keys and deleted records physically gone: flushes every
-  // column family (so the WAL that held them is dropped) and compacts the
-  // data keys, requests and outbox to the bottom level. Slow; for the purge.
+  // Makes destroyed keys and delivered notifications physically gone:
+  // flushes every column family (so the WAL that held them is dropped) and
+  // compacts the data keys and the outbox (both small) to the bottom level.
+  // Old versions of request records may stay in SST files until RocksDB
+  // compacts them: they are sealed, and unreadable once the key is gone.
   absl::Status Scrub();
   // Re-wraps every data key under the key ring's active KEK (after
   // Rotate), so older KEKs can be retired. Returns how many were re-wrapped.
@@ -129,6 +143,15 @@ class StateStore {
                             const std::string& page_token,
                             std::vector<internal::RequestRecord>* out,
                             std::string* next_page_token) const;
+
+  // Closed requests filed in the retention index at or before `until_ms`,
+  // oldest first, at most `limit`: (closed ms, request id).
+  absl::Status ListClosed(
+      int64_t until_ms, int limit,
+      std::vector<std::pair<int64_t, std::string>>* out) const;
+  // Ids of the requests filed under `subject_hmac`.
+  absl::StatusOr<std::vector<std::string>> RequestsOfSubject(
+      const std::string& subject_hmac) const;
 
   absl::Status ListEvents(const std::string& request_id,
                           uint64_t after_sequence, int limit,
