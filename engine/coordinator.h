@@ -167,9 +167,13 @@ class Coordinator {
   absl::StatusOr<int64_t> Heartbeat(const v1::HeartbeatRequest& request);
   absl::Status CompleteTask(const v1::CompleteTaskRequest& request);
   absl::Status FailTask(const v1::FailTaskRequest& request);
-  // Checks the lease as Heartbeat does and returns where the export of that
+  struct ArtifactUpload {
+    std::string path;        // Where the export of that attempt is stored.
+    std::string request_id;  // Whose: its data key encrypts the export.
+  };
+  // Checks the lease as Heartbeat does and says where the export of that
   // attempt is to be stored.
-  absl::StatusOr<std::string> ArtifactPathForUpload(
+  absl::StatusOr<ArtifactUpload> ArtifactPathForUpload(
       const v1::ArtifactHeader& header);
 
   const Inventory& inventory() const { return *options_.inventory; }

@@ -331,17 +331,20 @@ absl::StatusOr<int64_t> Coordinator::Heartbeat(
       });
 }
 
-absl::StatusOr<std::string> Coordinator::ArtifactPathForUpload(
+absl::StatusOr<Coordinator::ArtifactUpload> Coordinator::ArtifactPathForUpload(
     const v1::ArtifactHeader& header) {
-  return RunInLoop<std::string>(
-      [this, header](Txn& txn) -> absl::StatusOr<std::string> {
+  return RunInLoop<ArtifactUpload>(
+      [this, header](Txn& txn) -> absl::StatusOr<ArtifactUpload> {
         ASSIGN_OR_RETURN(auto found,
                          FindLeasedItem(header.task_id(), header.attempt(),
                                         header.worker_id()));
         ASSIGN_OR_RETURN(ParsedTaskId parsed, ParseTaskId(header.task_id()));
         (void)found;
-        return ArtifactPath(parsed.request_id, parsed.map, parsed.item,
-                            header.attempt());
+        ArtifactUpload upload;
+        upload.path = ArtifactPath(parsed.request_id, parsed.map, parsed.item,
+                                   header.attempt());
+        upload.request_id = std::move(parsed.request_id);
+        return upload;
       });
 }
 

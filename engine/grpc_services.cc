@@ -3,6 +3,7 @@
 #include "common/grpc_status.h"
 #include "engine/caller_authorization.h"
 #include "storage/artifact_writer.h"
+#include "storage/encrypted_file.h"
 
 namespace dsar {
 
@@ -263,11 +264,17 @@ grpc::Status WorkerServiceImpl::UploadArtifact(
       !denied.ok()) {
     return denied;
   }
-  absl::StatusOr<std::string> path =
+  absl::StatusOr<Coordinator::ArtifactUpload> upload =
       coordinator_->ArtifactPathForUpload(message.header());
-  if (!path.ok()) return ToGrpcStatus(path.status());
+  if (!upload.ok()) return ToGrpcStatus(upload.status());
+  // The export is personal data: encrypted as it streams in, under the
+  // request's data key.
+  absl::StatusOr<std::string> data_key =
+      coordinator_->RequestDataKey(upload->request_id);
+  if (!data_key.ok()) return ToGrpcStatus(data_key.status());
   absl::StatusOr<std::unique_ptr<ArtifactWriter>> writer =
-      ArtifactWriter::Create(*path);
+      ArtifactWriter::Create(upload->path, *std::move(data_key),
+                             ExportFileContext(upload->request_id));
   if (!writer.ok()) return ToGrpcStatus(writer.status());
   while (reader->Read(&message)) {
     if (message.has_header()) {
