@@ -2,6 +2,8 @@
 // inventory facts of each store, and the thread that writes the ZIP. Part of
 // Coordinator; see engine/coordinator.h.
 
+#include <openssl/crypto.h>
+
 #include <cstdio>
 #include <map>
 #include <set>
@@ -118,8 +120,22 @@ void Coordinator::RunBundler() {
       job = std::move(bundler_queue_.front());
       bundler_queue_.pop_front();
     }
-    absl::StatusOr<BundleResult> result =
-        WriteExportBundle(job.input, job.zip_path);
+    // The request's data key (exports and bundle are encrypted under it) is
+    // fetched here rather than in BuildBundleJob: off the commit loop, with
+    // its error reported as the step's, and held only while writing.
+    absl::StatusOr<BundleResult> result;
+    if (absl::StatusOr<std::string> data_key = RequestDataKey(job.request_id);
+        data_key.ok()) {
+      job.input.data_key = *std::move(data_key);
+      result = WriteExportBundle(job.input, job.zip_path);
+      OPENSSL_cleanse(job.input.data_key.data(), job.input.data_key.size());
+      job.input.data_key.clear();
+    } else {
+      result =
+          absl::Status(data_key.status().code(),
+                       absl::StrCat("bundle: the data key of ", job.request_id,
+                                    ": ", data_key.status().message()));
+    }
     Enqueue([this, job, result](Txn& txn) {
       auto it = live_.find(job.request_id);
       if (it == live_.end()) return;

@@ -1,5 +1,7 @@
 #include "storage/bundle_writer.h"
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
@@ -9,10 +11,12 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
+#include <istream>
 #include <map>
+#include <memory>
 #include <set>
+#include <streambuf>
 #include <string>
 #include <system_error>
 #include <unordered_map>
@@ -26,6 +30,8 @@
 #include "common/status_macros.h"
 #include "kainjow/mustache.hpp"
 #include "nlohmann/json.hpp"
+#include "storage/encrypted_file.h"
+#include "storage/encrypted_zip.h"
 
 namespace dsar {
 namespace {
@@ -72,6 +78,11 @@ bool WritesCsv(const BundleInput& input) {
 }
 
 absl::Status ValidateInput(const BundleInput& input) {
+  if (input.data_key.size() != kEncryptedFileKeyBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bundle: data_key must have ", kEncryptedFileKeyBytes,
+                     " bytes, got ", input.data_key.size()));
+  }
   std::set<std::string> seen;
   for (const BundleStoreEntry& entry : input.stores) {
     if (!IsValidStoreName(entry.store)) {
@@ -117,8 +128,10 @@ absl::Status ValidateInput(const BundleInput& input) {
 }
 
 // The data file must still be exactly what the worker uploaded.
-absl::Status VerifyDataFile(const BundleStoreEntry& entry) {
-  absl::StatusOr<std::string> actual = Sha256FileHex(entry.data_path);
+absl::Status VerifyDataFile(const BundleInput& input,
+                            const BundleStoreEntry& entry) {
+  absl::StatusOr<std::string> actual = EncryptedFileSha256Hex(
+      entry.data_path, input.data_key, ExportFileContext(input.request_id));
   if (!actual.ok()) {
     return absl::DataLossError(absl::StrCat(
         "bundle: store ", entry.store, ": data file ", entry.data_path,
@@ -139,19 +152,63 @@ absl::Status VerifyDataFile(const BundleStoreEntry& entry) {
 // ForEachExportRecord.
 struct StopParsing {};
 
+// The plaintext of an encrypted file as a stream, for the JSON parser. Reads
+// one chunk at a time, chunk-aligned, so each is decrypted straight into the
+// buffer. A read error ends the stream; status() tells it from the end.
+class EncryptedFileStreamBuf : public std::streambuf {
+ public:
+  explicit EncryptedFileStreamBuf(EncryptedFileReader* reader)
+      : reader_(reader), buffer_(new char[kEncryptedFileChunkBytes]) {}
+
+  const absl::Status& status() const { return status_; }
+
+ protected:
+  int_type underflow() override {
+    if (gptr() < egptr()) return traits_type::to_int_type(*gptr());
+    if (!status_.ok()) return traits_type::eof();
+    absl::StatusOr<size_t> n =
+        reader_->ReadAt(offset_, buffer_.get(), kEncryptedFileChunkBytes);
+    if (!n.ok()) {
+      status_ = n.status();
+      return traits_type::eof();
+    }
+    if (*n == 0) return traits_type::eof();
+    offset_ += static_cast<int64_t>(*n);
+    setg(buffer_.get(), buffer_.get(), buffer_.get() + *n);
+    return traits_type::to_int_type(*gptr());
+  }
+
+ private:
+  EncryptedFileReader* reader_;
+  std::unique_ptr<char[]> buffer_;
+  int64_t offset_ = 0;
+  absl::Status status_;
+};
+
 using RecordFn =
     std::function<absl::Status(const std::string& collection, const Json&)>;
 
 // Calls `fn` for each record of the export at entry.data_path, in order.
 // nlohmann's callback parser builds one record at a time; returning false
 // for it discards the record, so memory is bounded by the largest record.
-absl::Status ForEachExportRecord(const BundleStoreEntry& entry,
+absl::Status ForEachExportRecord(const BundleInput& input,
+                                 const BundleStoreEntry& entry,
                                  const RecordFn& fn) {
-  std::ifstream in(entry.data_path, std::ios::binary);
-  if (!in) {
-    return absl::DataLossError(absl::StrCat("bundle: store ", entry.store,
-                                            ": cannot open ", entry.data_path));
+  absl::StatusOr<std::unique_ptr<EncryptedFileReader>> reader =
+      EncryptedFileReader::Open(entry.data_path, input.data_key,
+                                ExportFileContext(input.request_id));
+  if (!reader.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("bundle: store ", entry.store,
+                     ": cannot open export: ", reader.status().message()));
   }
+  EncryptedFileStreamBuf plaintext(reader->get());
+  std::istream in(&plaintext);
+  auto unreadable = [&] {
+    return absl::DataLossError(
+        absl::StrCat("bundle: store ", entry.store,
+                     ": export unreadable: ", plaintext.status().message()));
+  };
   auto malformed = [&](const std::string& what) {
     return absl::DataLossError(absl::StrCat("bundle: store ", entry.store,
                                             ": export ", entry.data_path,
@@ -200,8 +257,10 @@ absl::Status ForEachExportRecord(const BundleStoreEntry& entry,
   } catch (const StopParsing&) {
     return status;
   } catch (const Json::exception& e) {
+    if (!plaintext.status().ok()) return unreadable();
     return malformed(e.what());
   }
+  if (!plaintext.status().ok()) return unreadable();
   if (!root.is_object() || !saw_records) {
     return malformed("no \"records\" array");
   }
@@ -297,7 +356,8 @@ std::string CategoryOf(const BundleStoreEntry& entry,
   return category->second;
 }
 
-absl::StatusOr<StoreScan> ScanExport(const BundleStoreEntry& entry) {
+absl::StatusOr<StoreScan> ScanExport(const BundleInput& input,
+                                     const BundleStoreEntry& entry) {
   StoreScan scan;
   std::set<std::string> used_entries;
   auto on_record = [&](const std::string& name,
@@ -355,24 +415,62 @@ absl::StatusOr<StoreScan> ScanExport(const BundleStoreEntry& entry) {
     }
     return absl::OkStatus();
   };
-  RETURN_IF_ERROR(ForEachExportRecord(entry, on_record));
+  RETURN_IF_ERROR(ForEachExportRecord(input, entry, on_record));
   return scan;
 }
 
-// Second pass for PORTABILITY: one CSV per collection in `dir`, named after
-// the entry's base name. Adds the entries to scan->csv_entries.
-absl::Status WriteCsvFiles(const BundleStoreEntry& entry,
-                           const std::string& dir, StoreScan* scan) {
-  std::vector<std::ofstream> files(scan->collections.size());
+// Where the CSVs wait for the ZIP: encrypted files in a private temporary
+// directory, under a random key that lives only in memory for one bundle.
+struct CsvSpool {
+  CsvSpool() = default;
+  ~CsvSpool() { OPENSSL_cleanse(key.data(), key.size()); }
+  CsvSpool(const CsvSpool&) = delete;
+  CsvSpool& operator=(const CsvSpool&) = delete;
+
+  // Binds each file to its request and entry.
+  std::string Context(const std::string& entry) const {
+    return absl::StrCat("bundle-csv:", request_id, ":", entry);
+  }
+
+  std::string dir;
+  std::string key;
+  std::string request_id;
+  std::map<std::string, std::string> sha;   // Entry -> plaintext SHA-256.
+  std::map<std::string, std::string> path;  // Entry -> encrypted file.
+};
+
+// One CSV being written: its encrypted file and the hash of its plaintext.
+struct CsvFile {
+  std::unique_ptr<EncryptedFileWriter> file;
+  Sha256 hash;
+};
+
+// Second pass for PORTABILITY: one CSV per collection in spool->dir, named
+// after the entry's base name. Adds the entries to scan->csv_entries and
+// their files and digests to `spool`.
+absl::Status WriteCsvFiles(const BundleInput& input,
+                           const BundleStoreEntry& entry, StoreScan* scan,
+                           CsvSpool* spool) {
+  std::vector<CsvFile> files(scan->collections.size());
   std::string line;
+  auto append = [&](size_t i) -> absl::Status {
+    files[i].hash.Update(line);
+    absl::Status appended = files[i].file->Append(line);
+    if (!appended.ok()) {
+      return absl::Status(
+          appended.code(),
+          absl::StrCat("bundle: write ", scan->collections[i].entry, ": ",
+                       appended.message()));
+    }
+    return absl::OkStatus();
+  };
   for (size_t i = 0; i < scan->collections.size(); ++i) {
     const CollectionScan& collection = scan->collections[i];
-    std::string path = absl::StrCat(dir, "/", collection.entry.substr(5));
-    files[i].open(path, std::ios::binary | std::ios::trunc);
-    if (!files[i]) {
-      return absl::InternalError(
-          absl::StrCat("bundle: create ", path, ": ", std::strerror(errno)));
-    }
+    std::string path =
+        absl::StrCat(spool->dir, "/", collection.entry.substr(5));
+    ASSIGN_OR_RETURN(files[i].file,
+                     EncryptedFileWriter::Create(
+                         path, spool->key, spool->Context(collection.entry)));
     line.clear();
     for (size_t c = 0; c < collection.columns.size(); ++c) {
       if (c > 0) line += ',';
@@ -383,7 +481,7 @@ absl::Status WriteCsvFiles(const BundleStoreEntry& entry,
       line += kExtraFieldsColumn;
     }
     line += "\r\n";
-    files[i] << line;
+    RETURN_IF_ERROR(append(i));
   }
   std::vector<std::string> cells;
   auto on_record = [&](const std::string& name,
@@ -410,23 +508,16 @@ absl::Status WriteCsvFiles(const BundleStoreEntry& entry,
       if (!extra.empty()) AppendCsvField(ValueText(extra), &line);
     }
     line += "\r\n";
-    files[i] << line;
-    if (!files[i]) {
-      return absl::InternalError(absl::StrCat("bundle: write CSV for ",
-                                              entry.store, ".", name, ": ",
-                                              std::strerror(errno)));
-    }
-    return absl::OkStatus();
+    return append(i);
   };
-  RETURN_IF_ERROR(ForEachExportRecord(entry, on_record));
+  RETURN_IF_ERROR(ForEachExportRecord(input, entry, on_record));
   for (size_t i = 0; i < files.size(); ++i) {
-    files[i].close();
-    if (!files[i]) {
-      return absl::InternalError(absl::StrCat("bundle: write ",
-                                              scan->collections[i].entry, ": ",
-                                              std::strerror(errno)));
-    }
-    scan->csv_entries.push_back(scan->collections[i].entry);
+    const std::string& csv = scan->collections[i].entry;
+    // A temporary: after a crash its key is gone, so no fsync.
+    RETURN_IF_ERROR(files[i].file->CommitUnsynced());
+    spool->sha[csv] = files[i].hash.FinishHex();
+    spool->path[csv] = absl::StrCat(spool->dir, "/", csv.substr(5));
+    scan->csv_entries.push_back(csv);
   }
   return absl::OkStatus();
 }
@@ -713,9 +804,8 @@ struct Art15Files {
   std::string response_md;
   std::string response_html;
   std::string exemptions;
-  std::map<std::string, StoreScan> scans;       // SUCCEEDED stores.
-  std::map<std::string, std::string> csv_sha;   // Entry -> SHA-256.
-  std::map<std::string, std::string> csv_path;  // Entry -> temporary file.
+  std::map<std::string, StoreScan> scans;  // SUCCEEDED stores.
+  CsvSpool csv;                            // PORTABILITY.
 };
 
 // The CSV entries written for `store`, in ZIP order; empty without them.
@@ -752,7 +842,7 @@ std::string BuildManifest(const BundleInput& input, const Art15Files* art15) {
       const std::vector<std::string>& csvs = CsvEntries(art15, entry.store);
       if (!csvs.empty()) {
         store["csv_files"] = csvs;
-        for (const std::string& csv : csvs) files[csv] = art15->csv_sha.at(csv);
+        for (const std::string& csv : csvs) files[csv] = art15->csv.sha.at(csv);
       }
     } else {
       store["error"] = entry.error;
@@ -779,32 +869,9 @@ absl::Status ZipError(const std::string& what, zip_t* archive) {
       absl::StrCat("bundle: ", what, ": ", zip_strerror(archive)));
 }
 
-// Owns an open archive and its temporary file until Release(); on any early
-// return it discards the archive and removes the temporary file.
-class TempArchive {
- public:
-  TempArchive(zip_t* archive, std::string path)
-      : archive_(archive), path_(std::move(path)) {}
-  ~TempArchive() {
-    if (archive_ != nullptr) zip_discard(archive_);
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
-  TempArchive(const TempArchive&) = delete;
-  TempArchive& operator=(const TempArchive&) = delete;
-
-  zip_t* archive() const { return archive_; }
-  // zip_close succeeded or failed: either way the handle is gone.
-  void ForgetArchive() { archive_ = nullptr; }
-  // The file was renamed into place; nothing left to remove.
-  void ForgetFile() { path_.clear(); }
-
- private:
-  zip_t* archive_;
-  std::string path_;
-};
-
 // A private directory for the CSVs, removed with its contents on return.
-// They hold personal data, so owner-only (0700) and never left behind.
+// Owner-only (0700) and never left behind, although the files in it are
+// encrypted.
 class TempDirectory {
  public:
   TempDirectory() = default;
@@ -853,21 +920,15 @@ std::string TempPathFor(const std::string& zip_path) {
   return absl::StrCat(zip_path, ".tmp.", ::getpid(), ".", counter++);
 }
 
-// Scans every export, writes the CSVs into `csv_dir` (PORTABILITY) and
+// Scans every export, writes the CSVs into out->csv (PORTABILITY) and
 // renders the response and exemptions.
 absl::Status BuildArt15Files(const BundleInput& input,
-                             const Art15Templates& templates,
-                             const std::string& csv_dir, Art15Files* out) {
+                             const Art15Templates& templates, Art15Files* out) {
   for (const BundleStoreEntry& entry : input.stores) {
     if (entry.status != kSucceeded) continue;
-    ASSIGN_OR_RETURN(StoreScan scan, ScanExport(entry));
+    ASSIGN_OR_RETURN(StoreScan scan, ScanExport(input, entry));
     if (WritesCsv(input)) {
-      RETURN_IF_ERROR(WriteCsvFiles(entry, csv_dir, &scan));
-      for (const std::string& csv : scan.csv_entries) {
-        std::string path = absl::StrCat(csv_dir, "/", csv.substr(5));
-        ASSIGN_OR_RETURN(out->csv_sha[csv], Sha256FileHex(path));
-        out->csv_path[csv] = std::move(path);
-      }
+      RETURN_IF_ERROR(WriteCsvFiles(input, entry, &scan, &out->csv));
     }
     out->scans.emplace(entry.store, std::move(scan));
   }
@@ -895,10 +956,12 @@ absl::StatusOr<BundleResult> WriteExportBundle(const BundleInput& input,
   // Verify everything before creating any file: a bad export must not leave
   // a half-built bundle behind.
   for (const BundleStoreEntry& entry : input.stores) {
-    if (entry.status == kSucceeded) RETURN_IF_ERROR(VerifyDataFile(entry));
+    if (entry.status == kSucceeded) {
+      RETURN_IF_ERROR(VerifyDataFile(input, entry));
+    }
   }
 
-  // Referenced by zip_source_buffer until zip_close returns.
+  // Referenced by zip_source_buffer until the ZIP is committed.
   Art15Files art15;
   TempDirectory csv_dir;
   if (WritesArt15(input)) {
@@ -906,26 +969,24 @@ absl::StatusOr<BundleResult> WriteExportBundle(const BundleInput& input,
                      LoadTemplates(input.templates_dir));
     if (WritesCsv(input)) {
       RETURN_IF_ERROR(csv_dir.Create(TempPathFor(zip_path) + ".csv"));
+      art15.csv.dir = csv_dir.path();
+      art15.csv.request_id = input.request_id;
+      art15.csv.key.resize(kEncryptedFileKeyBytes);
+      if (RAND_bytes(reinterpret_cast<unsigned char*>(art15.csv.key.data()),
+                     static_cast<int>(art15.csv.key.size())) != 1) {
+        return absl::InternalError("bundle: no randomness for the CSV key");
+      }
     }
-    RETURN_IF_ERROR(BuildArt15Files(input, templates, csv_dir.path(), &art15));
+    RETURN_IF_ERROR(BuildArt15Files(input, templates, &art15));
   }
   const std::string manifest =
       BuildManifest(input, WritesArt15(input) ? &art15 : nullptr);
 
-  const std::string temp_path = TempPathFor(zip_path);
-  int open_error = 0;
-  zip_t* archive =
-      zip_open(temp_path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &open_error);
-  if (archive == nullptr) {
-    zip_error_t error;
-    zip_error_init_with_code(&error, open_error);
-    absl::Status status = absl::InternalError(absl::StrCat(
-        "bundle: open ", temp_path, ": ", zip_error_strerror(&error)));
-    zip_error_fini(&error);
-    ::unlink(temp_path.c_str());
-    return status;
-  }
-  TempArchive temp(archive, temp_path);
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<EncryptedZipWriter> zip,
+      EncryptedZipWriter::Create(zip_path, input.data_key,
+                                 BundleFileContext(input.request_id)));
+  zip_t* archive = zip->archive();
 
   BundleResult result;
   auto add_buffer = [&](const std::string& name,
@@ -936,11 +997,18 @@ absl::StatusOr<BundleResult> WriteExportBundle(const BundleInput& input,
     result.files.push_back(name);
     return absl::OkStatus();
   };
-  // Read lazily during zip_close, in chunks: memory stays flat.
-  auto add_file = [&](const std::string& name,
-                      const std::string& path) -> absl::Status {
-    RETURN_IF_ERROR(
-        AddEntry(archive, name, zip_source_file(archive, path.c_str(), 0, 0)));
+  // Decrypted lazily during the commit, chunk by chunk: memory stays flat.
+  auto add_file = [&](const std::string& name, const std::string& path,
+                      const std::string& key,
+                      const std::string& context) -> absl::Status {
+    absl::StatusOr<zip_source_t*> source =
+        zip->NewFileSource(path, key, context);
+    if (!source.ok()) {
+      return absl::Status(
+          source.status().code(),
+          absl::StrCat("bundle: ", name, ": ", source.status().message()));
+    }
+    RETURN_IF_ERROR(AddEntry(archive, name, *source));
     result.files.push_back(name);
     return absl::OkStatus();
   };
@@ -952,40 +1020,22 @@ absl::StatusOr<BundleResult> WriteExportBundle(const BundleInput& input,
   }
   for (const BundleStoreEntry& entry : input.stores) {
     if (entry.status != kSucceeded) continue;
-    RETURN_IF_ERROR(add_file(DataEntryName(entry.store), entry.data_path));
+    RETURN_IF_ERROR(add_file(DataEntryName(entry.store), entry.data_path,
+                             input.data_key,
+                             ExportFileContext(input.request_id)));
     for (const std::string& csv : CsvEntries(&art15, entry.store)) {
-      RETURN_IF_ERROR(add_file(csv, art15.csv_path.at(csv)));
+      RETURN_IF_ERROR(add_file(csv, art15.csv.path.at(csv), art15.csv.key,
+                               art15.csv.Context(csv)));
     }
   }
 
-  if (zip_close(archive) != 0) {
-    // The handle stays valid on failure; `temp` discards it and the file.
-    return ZipError(absl::StrCat("write ", temp_path), archive);
+  absl::StatusOr<ZipDigest> digest = zip->Commit();
+  if (!digest.ok()) {
+    return absl::Status(digest.status().code(),
+                        absl::StrCat("bundle: ", digest.status().message()));
   }
-  temp.ForgetArchive();
-
-  // The bundle holds personal data: owner-only, whatever the umask.
-  if (::chmod(temp_path.c_str(), 0600) != 0) {
-    return absl::InternalError(
-        absl::StrCat("bundle: chmod ", temp_path, ": ", std::strerror(errno)));
-  }
-  RETURN_IF_ERROR(FsyncPath(temp_path));
-
-  struct stat st;
-  if (::stat(temp_path.c_str(), &st) != 0) {
-    return absl::InternalError(
-        absl::StrCat("bundle: stat ", temp_path, ": ", std::strerror(errno)));
-  }
-  result.size_bytes = static_cast<int64_t>(st.st_size);
-  ASSIGN_OR_RETURN(result.sha256, Sha256FileHex(temp_path));
-
-  if (::rename(temp_path.c_str(), zip_path.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("bundle: rename ", temp_path,
-                                            " to ", zip_path, ": ",
-                                            std::strerror(errno)));
-  }
-  temp.ForgetFile();
-  RETURN_IF_ERROR(FsyncDirectory(DirName(zip_path)));
+  result.sha256 = std::move(digest->sha256);
+  result.size_bytes = digest->size_bytes;
   return result;
 }
 

@@ -4,7 +4,9 @@
 // Writes the ZIP that answers an access or portability request: the data
 // each store exported, and the Art. 15 GDPR answer rendered from templates an
 // organisation edits (the variables are listed at the top of
-// templates/art15/response.md.mustache).
+// templates/art15/response.md.mustache). Exports are read, and the ZIP and
+// its temporaries written, encrypted (storage/encrypted_file.h): no
+// plaintext personal data reaches the disk.
 
 #include <cstdint>
 #include <map>
@@ -24,7 +26,9 @@ struct BundleStoreEntry {
   // The identity kinds ("email", "user_id", ...) the store was searched
   // with; empty: it could not be searched.
   std::vector<std::string> identity_kinds;
-  // For SUCCEEDED: the uploaded export and its SHA-256. The export is
+  // For SUCCEEDED: the uploaded export, encrypted under
+  // BundleInput::data_key with ExportFileContext(request_id), and the
+  // SHA-256 of its plaintext. The plaintext is
   // {"store":"<name>","records":[{"collection":"<table>","data":{...}},...]}
   // (only parsed when BundleInput::templates_dir is set).
   std::string data_path;
@@ -56,6 +60,10 @@ struct BundleInput {
   std::string request_type;  // "ACCESS" or "PORTABILITY".
   std::string created_at;    // RFC 3339.
   std::vector<BundleStoreEntry> stores;
+  // The request's data key (kEncryptedFileKeyBytes bytes, required): the
+  // exports are encrypted under it and so is the ZIP, with
+  // BundleFileContext(request_id).
+  std::string data_key;
 
   // Directory holding response.md.mustache and response.html.mustache
   // (normally templates/art15/). Empty: the bundle has the original layout
@@ -70,7 +78,8 @@ struct BundleInput {
 };
 
 struct BundleResult {
-  std::string sha256;  // Of the whole ZIP file.
+  // Of the whole ZIP's plaintext: what the subject downloads and can check.
+  std::string sha256;
   int64_t size_bytes = 0;
   std::vector<std::string> files;  // ZIP entry names, in order.
 };
@@ -87,7 +96,8 @@ inline constexpr size_t kMaxResponseValueBytes = 1024;
 // column named "_extra_fields", so memory is bounded by this, not the data.
 inline constexpr size_t kMaxCsvColumns = 1000;
 
-// Writes `zip_path` with libzip:
+// Writes `zip_path` with libzip, encrypted under input.data_key with
+// BundleFileContext(input.request_id) (read it with OpenEncryptedZip):
 //   manifest.json     {"request_id","request_type","created_at",
 //                      "stores":[{"store","kind","status","record_count",
 //                                 "file","sha256","error","csv_files"}],
@@ -106,8 +116,9 @@ inline constexpr size_t kMaxCsvColumns = 1000;
 //                     store (reason = its error; legal_basis says nothing
 //                     was withheld and the data follows once the store is
 //                     reachable), kind "withheld" for input.withheld.
-//   data/<store>.json one per SUCCEEDED store, copied from data_path
-//                     (streamed from disk, not loaded into memory).
+//   data/<store>.json one per SUCCEEDED store, the plaintext of data_path
+//                     (decrypted chunk by chunk as libzip reads it, not
+//                     loaded into memory).
 //   data/<store>.<collection>.csv
 //                     PORTABILITY only: one RFC 4180 CSV (CRLF, quoted where
 //                     needed, header row = fields in first-seen order) per
@@ -122,17 +133,22 @@ inline constexpr size_t kMaxCsvColumns = 1000;
 // Memory does not grow with export size: exports are parsed as a stream, one
 // record at a time (twice for PORTABILITY: columns, then rows), CSVs are
 // written to a temporary directory beside `zip_path` (0700, removed on
-// return) and the response shows bounded samples (constants above).
+// return), encrypted under a random key that lives only in memory (one
+// 64 KiB chunk buffered per collection being written), and the response
+// shows bounded samples (constants above).
 //
-// Errors, before any file is created: INVALID_ARGUMENT for a bad store name,
-// duplicate store, unknown status, SUCCEEDED store without data, an unknown
-// regulation or a withheld entry without reason/legal_basis; DATA_LOSS when a
-// data file's SHA-256 differs from data_sha256, or (with templates_dir) an
-// export is not the documented JSON; FAILED_PRECONDITION naming the file when
-// a template is missing, unreadable or invalid Mustache. The ZIP is written
-// under a temporary name, fsynced and renamed, so `zip_path` either does not
-// exist or is complete. Rewriting an existing bundle is allowed (the bundle
-// step may run twice).
+// Errors, before any file is created: INVALID_ARGUMENT for a data key of the
+// wrong size, a bad store name, duplicate store, unknown status, SUCCEEDED
+// store without data, an unknown regulation or a withheld entry without
+// reason/legal_basis; DATA_LOSS naming the store when a data file is
+// missing, does not decrypt under data_key and ExportFileContext(request_id)
+// or its plaintext's SHA-256 differs from data_sha256, or (with
+// templates_dir) an export is not the documented JSON; FAILED_PRECONDITION
+// naming the file when a template is missing, unreadable or invalid
+// Mustache. The ZIP is written under a temporary name, read back (each chunk
+// authenticated, the plaintext hashed), fsynced and renamed, so `zip_path`
+// either does not exist or is complete. Rewriting an existing bundle is
+// allowed (the bundle step may run twice).
 absl::StatusOr<BundleResult> WriteExportBundle(const BundleInput& input,
                                                const std::string& zip_path);
 

@@ -4,10 +4,16 @@
 #include <zip.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <memory>
+#include <set>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -15,6 +21,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "storage/encrypted_file.h"
+#include "storage/encrypted_zip.h"
 
 namespace dsar {
 namespace {
@@ -23,6 +31,38 @@ namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+// The request's data key, as the engine would pass it.
+const std::string kDataKey(kEncryptedFileKeyBytes, 'd');
+
+// Writes `contents` as the engine stores an upload of `request_id`.
+void WriteExport(const std::string& path, const std::string& contents,
+                 const std::string& request_id) {
+  absl::StatusOr<std::unique_ptr<EncryptedFileWriter>> writer =
+      EncryptedFileWriter::Create(path, kDataKey,
+                                  ExportFileContext(request_id));
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Append(contents).ok());
+  ASSERT_TRUE((*writer)->Commit().ok());
+}
+
+// What the subject downloads: the bundle's plaintext, its SHA-256 and size.
+struct Plaintext {
+  std::string sha256;
+  int64_t size = 0;
+};
+Plaintext BundlePlaintext(const std::string& zip_path,
+                          const std::string& request_id = "req-42") {
+  absl::StatusOr<std::unique_ptr<EncryptedFileReader>> reader =
+      EncryptedFileReader::Open(zip_path, kDataKey,
+                                BundleFileContext(request_id));
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  if (!reader.ok()) return {};
+  absl::StatusOr<std::string> sha =
+      EncryptedFileSha256Hex(zip_path, kDataKey, BundleFileContext(request_id));
+  EXPECT_TRUE(sha.ok()) << sha.status();
+  return {sha.value_or(""), (*reader)->size()};
+}
 
 // The original seven fields, positionally; the Art. 15 ones stay empty.
 BundleStoreEntry Entry(std::string store, std::string kind, std::string status,
@@ -50,15 +90,17 @@ class BundleWriterTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
+  // An encrypted export of request req-42.
   std::string WriteData(const std::string& name, const std::string& contents) {
     std::string path = (dir_ / name).string();
-    std::ofstream(path, std::ios::binary) << contents;
+    WriteExport(path, contents, "req-42");
     return path;
   }
 
   BundleInput TwoStoresAndAFailure() {
     BundleInput input;
     input.request_id = "req-42";
+    input.data_key = kDataKey;
     input.request_type = "ACCESS";
     input.created_at = "2024-05-01T12:00:00Z";
     crm_ = R"({"records":[{"email":"a@example.com"},{"email":"b@x.org"}]})";
@@ -88,15 +130,17 @@ class BundleWriterTest : public ::testing::Test {
   std::string orders_;
 };
 
-// The entry names of `zip_path` in archive order, and a reader for each.
+// The entry names of the encrypted bundle at `path` in archive order, and a
+// reader for each; the bundle is decrypted as libzip reads it.
 class ZipReader {
  public:
-  explicit ZipReader(const std::string& path) {
-    int error = 0;
-    archive_ = zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &error);
-  }
-  ~ZipReader() {
-    if (archive_ != nullptr) zip_discard(archive_);
+  explicit ZipReader(const std::string& path,
+                     const std::string& request_id = "req-42") {
+    absl::StatusOr<ZipArchive> opened =
+        OpenEncryptedZip(path, kDataKey, BundleFileContext(request_id));
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    if (opened.ok()) owner_ = *std::move(opened);
+    archive_ = owner_.get();
   }
   bool ok() const { return archive_ != nullptr; }
 
@@ -132,6 +176,7 @@ class ZipReader {
   }
 
  private:
+  ZipArchive owner_;
   zip_t* archive_ = nullptr;
 };
 
@@ -142,10 +187,10 @@ TEST_F(BundleWriterTest, WritesManifestAndDataEntries) {
 
   EXPECT_THAT(result->files, ElementsAre("manifest.json", "data/crm.json",
                                          "data/orders_v2.json"));
-  absl::StatusOr<std::string> zip_sha = Sha256FileHex(ZipPath());
-  ASSERT_TRUE(zip_sha.ok());
-  EXPECT_EQ(result->sha256, *zip_sha);
-  EXPECT_EQ(result->size_bytes, static_cast<int64_t>(fs::file_size(ZipPath())));
+  // Both describe the plaintext ZIP, what the subject downloads.
+  Plaintext zip_plaintext = BundlePlaintext(ZipPath());
+  EXPECT_EQ(result->sha256, zip_plaintext.sha256);
+  EXPECT_EQ(result->size_bytes, zip_plaintext.size);
   EXPECT_THAT(OutDirListing(), ElementsAre("bundle.zip"));  // No temp file.
   EXPECT_EQ(fs::status(ZipPath()).permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::owner_write);
@@ -250,7 +295,7 @@ TEST_F(BundleWriterTest, RewritingAnExistingBundleReplacesIt) {
   absl::StatusOr<BundleResult> result = WriteExportBundle(input, ZipPath());
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_THAT(OutDirListing(), ElementsAre("bundle.zip"));
-  EXPECT_EQ(result->sha256, *Sha256FileHex(ZipPath()));
+  EXPECT_EQ(result->sha256, BundlePlaintext(ZipPath()).sha256);
 
   ZipReader zip(ZipPath());
   ASSERT_TRUE(zip.ok());
@@ -268,7 +313,10 @@ TEST_F(BundleWriterTest, BundlesALargeDataFile) {
   std::string path = (dir_ / "big.json").string();
   Sha256 hash;
   {
-    std::ofstream out(path, std::ios::binary);
+    absl::StatusOr<std::unique_ptr<EncryptedFileWriter>> out =
+        EncryptedFileWriter::Create(path, kDataKey,
+                                    ExportFileContext("req-big"));
+    ASSERT_TRUE(out.ok()) << out.status();
     uint64_t x = 88172645463325252ull;
     std::string chunk;
     for (int i = 0; i < 20 * 1024; ++i) {
@@ -281,15 +329,16 @@ TEST_F(BundleWriterTest, BundlesALargeDataFile) {
         chunk += ',';
       }
       chunk.resize(1024);
-      out << chunk;
+      ASSERT_TRUE((*out)->Append(chunk).ok());
       hash.Update(chunk);
     }
+    ASSERT_TRUE((*out)->Commit().ok());
   }
   std::string sha = hash.FinishHex();
-  ASSERT_EQ(fs::file_size(path), 20u * 1024 * 1024);
 
   BundleInput input;
   input.request_id = "req-big";
+  input.data_key = kDataKey;
   input.request_type = "PORTABILITY";
   input.created_at = "2024-05-01T12:00:00Z";
   input.stores.push_back(
@@ -297,8 +346,9 @@ TEST_F(BundleWriterTest, BundlesALargeDataFile) {
   absl::StatusOr<BundleResult> result = WriteExportBundle(input, ZipPath());
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_LT(result->size_bytes, static_cast<int64_t>(20u * 1024 * 1024));
+  EXPECT_EQ(result->sha256, BundlePlaintext(ZipPath(), "req-big").sha256);
 
-  ZipReader zip(ZipPath());
+  ZipReader zip(ZipPath(), "req-big");
   ASSERT_TRUE(zip.ok());
   std::string data = zip.Read("data/events.json");
   EXPECT_EQ(data.size(), 20u * 1024 * 1024);
@@ -321,6 +371,7 @@ class Art15BundleTest : public BundleWriterTest {
   BundleInput Art15Input(const std::string& type) {
     BundleInput input;
     input.request_id = "req-42";
+    input.data_key = kDataKey;
     input.request_type = type;
     input.created_at = "2024-05-01T12:00:00Z";
     input.templates_dir = ShippedTemplatesDir();
@@ -680,8 +731,12 @@ TEST_F(Art15BundleTest, LargePortabilityExportStreamsWithFlatMemory) {
   std::string path = (dir_ / "big.json").string();
   Sha256 hash;
   int64_t records = 0;
+  int64_t export_bytes = 0;
   {
-    std::ofstream out(path, std::ios::binary);
+    absl::StatusOr<std::unique_ptr<EncryptedFileWriter>> out =
+        EncryptedFileWriter::Create(path, kDataKey,
+                                    ExportFileContext("req-42"));
+    ASSERT_TRUE(out.ok()) << out.status();
     std::string chunk = R"({"store":"crm","records":[)";
     for (int i = 0; i < 100000; ++i) {
       if (i > 0) chunk += ',';
@@ -691,16 +746,18 @@ TEST_F(Art15BundleTest, LargePortabilityExportStreamsWithFlatMemory) {
           std::string(80, 'x') + R"("}})";
       ++records;
       if (chunk.size() > (1 << 20)) {
-        out << chunk;
+        ASSERT_TRUE((*out)->Append(chunk).ok());
         hash.Update(chunk);
         chunk.clear();
       }
     }
     chunk += "]}";
-    out << chunk;
+    ASSERT_TRUE((*out)->Append(chunk).ok());
     hash.Update(chunk);
+    export_bytes = (*out)->size();
+    ASSERT_TRUE((*out)->Commit().ok());
   }
-  int64_t export_kb = static_cast<int64_t>(fs::file_size(path) / 1024);
+  int64_t export_kb = export_bytes / 1024;
   ASSERT_GT(export_kb, 16 * 1024);
   input.stores[0].data_path = path;
   input.stores[0].data_sha256 = hash.FinishHex();
@@ -722,6 +779,117 @@ TEST_F(Art15BundleTest, LargePortabilityExportStreamsWithFlatMemory) {
   EXPECT_EQ(csv.substr(0, csv.find("\r\n")), "id,email,payload");
   nlohmann::json manifest = nlohmann::json::parse(zip.Read("manifest.json"));
   EXPECT_EQ(manifest["files"]["data/crm.events.csv"], Sha256Hex(csv));
+}
+
+TEST_F(BundleWriterTest, DataKeyIsRequired) {
+  for (const std::string& key : {std::string(), std::string(16, 'k')}) {
+    BundleInput input = TwoStoresAndAFailure();
+    input.data_key = key;
+    absl::StatusOr<BundleResult> result = WriteExportBundle(input, ZipPath());
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(result.status().message(), HasSubstr("data_key"));
+  }
+  EXPECT_TRUE(OutDirListing().empty());
+}
+
+TEST_F(BundleWriterTest, ExportOfAnotherRequestOrKeyIsDataLoss) {
+  BundleInput input = TwoStoresAndAFailure();
+  // Uploaded for another request: bound to its context.
+  WriteExport(input.stores[0].data_path, crm_, "req-43");
+  absl::StatusOr<BundleResult> result = WriteExportBundle(input, ZipPath());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(result.status().message(), HasSubstr("crm"));
+  EXPECT_TRUE(OutDirListing().empty());
+
+  // The right request, another key.
+  WriteExport(input.stores[0].data_path, crm_, "req-42");
+  input.data_key = std::string(kEncryptedFileKeyBytes, 'e');
+  result = WriteExportBundle(input, ZipPath());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(result.status().message(), HasSubstr("crm"));
+  EXPECT_TRUE(OutDirListing().empty());
+}
+
+TEST_F(BundleWriterTest, BundleIsEncryptedForItsRequest) {
+  ASSERT_TRUE(WriteExportBundle(TwoStoresAndAFailure(), ZipPath()).ok());
+  std::ifstream in(ZipPath(), std::ios::binary);
+  std::string raw(std::istreambuf_iterator<char>(in), {});
+  EXPECT_EQ(raw.substr(0, 8), "DSARENC1");  // Not "PK\3\4".
+  EXPECT_EQ(OpenEncryptedZip(ZipPath(), kDataKey, BundleFileContext("req-43"))
+                .status()
+                .code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(
+      OpenEncryptedZip(ZipPath(), std::string(kEncryptedFileKeyBytes, 'e'),
+                       BundleFileContext("req-42"))
+          .status()
+          .code(),
+      absl::StatusCode::kDataLoss);
+}
+
+// Every regular file under `dir` that holds `needle` in its raw bytes. Files
+// that vanish while it looks are skipped.
+std::set<std::string> FilesContaining(const fs::path& dir,
+                                      const std::string& needle,
+                                      std::set<std::string>* seen = nullptr) {
+  std::set<std::string> found;
+  std::error_code error;
+  for (fs::recursive_directory_iterator it(dir, error), end;
+       !error && it != end; it.increment(error)) {
+    if (!it->is_regular_file(error)) continue;
+    std::ifstream in(it->path(), std::ios::binary);
+    if (!in) continue;
+    if (seen != nullptr) seen->insert(it->path().string());
+    std::string raw(std::istreambuf_iterator<char>(in), {});
+    if (raw.find(needle) != std::string::npos) {
+      found.insert(it->path().string());
+    }
+  }
+  return found;
+}
+
+TEST_F(Art15BundleTest, NoPlaintextPersonalDataOnDisk) {
+  // Big enough that the CSV temporaries exist for a while, so the watcher
+  // below sees them as well as the exports and the bundle.
+  BundleInput input = Art15Input("PORTABILITY");
+  crm_ = R"({"store":"crm","records":[)";
+  for (int i = 0; i < 20000; ++i) {
+    if (i > 0) crm_ += ',';
+    crm_ += R"({"collection":"users","data":{"id":)" + std::to_string(i) +
+            R"(,"email":"person)" + std::to_string(i) +
+            R"(@example.com","note":")" + std::string(100, 'n') + R"("}})";
+  }
+  crm_ += "]}";
+  input.stores[0].data_path = WriteData("crm.json", crm_);
+  input.stores[0].data_sha256 = Sha256Hex(crm_);
+  const std::string personal = "@example.com";
+
+  std::atomic<bool> done{false};
+  std::set<std::string> leaked;
+  std::set<std::string> seen;
+  std::thread watcher([&] {
+    while (!done.load()) {
+      for (const std::string& path : FilesContaining(dir_, personal, &seen)) {
+        leaked.insert(path);
+      }
+    }
+  });
+  absl::StatusOr<BundleResult> result = WriteExportBundle(input, ZipPath());
+  done = true;
+  watcher.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+
+  EXPECT_THAT(leaked, testing::IsEmpty());
+  EXPECT_THAT(FilesContaining(dir_, personal), testing::IsEmpty());
+  EXPECT_THAT(FilesContaining(dir_, "person1@"), testing::IsEmpty());
+  // How many files the watcher read (the CSV temporaries among them).
+  RecordProperty("files_watched", static_cast<int>(seen.size()));
+  // The data is there, for whoever holds the key.
+  ZipReader zip(ZipPath());
+  ASSERT_TRUE(zip.ok());
+  EXPECT_THAT(zip.Read("data/crm.users.csv"),
+              HasSubstr("7,person7@example.com,"));
+  EXPECT_THAT(zip.Read("data/crm.json"), HasSubstr("person19999@example.com"));
 }
 
 }  // namespace
