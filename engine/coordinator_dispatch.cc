@@ -19,6 +19,7 @@
 #include "model/event_kinds.h"
 #include "model/task_operation.h"
 #include "storage/artifact_writer.h"
+#include "storage/encrypted_file.h"
 
 namespace dsar {
 namespace {
@@ -379,7 +380,15 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& request) {
                    "artifact_sha256: no export was uploaded for task ",
                    request.task_id(), " attempt ", request.attempt()));
              }
-             artifact_size = info.st_size;
+             // The export's own size, not its encrypted file's.
+             ASSIGN_OR_RETURN(std::string key,
+                              RequestDataKey(live->record.request().id()));
+             ASSIGN_OR_RETURN(
+                 std::unique_ptr<EncryptedFileReader> export_file,
+                 EncryptedFileReader::Open(
+                     artifact_path, std::move(key),
+                     ExportFileContext(live->record.request().id())));
+             artifact_size = export_file->size();
              absl::StatusOr<std::string> uploaded_sha =
                  ReadFile(ArtifactDigestPath(artifact_path));
              if (!uploaded_sha.ok() ||

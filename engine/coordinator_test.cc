@@ -32,6 +32,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "storage/artifact_writer.h"
+#include "storage/encrypted_file.h"
 
 namespace dsar {
 namespace {
@@ -40,6 +41,7 @@ namespace fs = std::filesystem;
 using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::IsSupersetOf;
 using ::testing::Not;
 
@@ -186,11 +188,15 @@ class CoordinatorTest : public ::testing::Test {
     header.set_worker_id(worker_id);
     header.set_task_id(task.task_id());
     header.set_attempt(task.attempt());
-    absl::StatusOr<std::string> path =
+    absl::StatusOr<Coordinator::ArtifactUpload> upload =
         coordinator_->ArtifactPathForUpload(header);
-    if (!path.ok()) return path.status();
+    if (!upload.ok()) return upload.status();
+    absl::StatusOr<std::string> key =
+        coordinator_->RequestDataKey(upload->request_id);
+    if (!key.ok()) return key.status();
     absl::StatusOr<std::unique_ptr<ArtifactWriter>> writer =
-        ArtifactWriter::Create(*path);
+        ArtifactWriter::Create(upload->path, *key,
+                               ExportFileContext(upload->request_id));
     if (!writer.ok()) return writer.status();
     absl::Status appended = (*writer)->Append(
         absl::StrCat(R"({"store":")", task.store(), R"(","records":[]})"));
@@ -464,11 +470,20 @@ TEST_F(CoordinatorTest, AccessRequestRunsToCompletionWithABundle) {
   }
   const v1::Bundle& bundle = done.bundle();
   ASSERT_TRUE(fs::exists(bundle.path())) << bundle.path();
-  EXPECT_EQ(static_cast<int64_t>(fs::file_size(bundle.path())),
-            bundle.size_bytes());
-  absl::StatusOr<std::string> sha256 = Sha256FileHex(bundle.path());
+  // On disk the bundle is encrypted under the request's data key; size and
+  // SHA-256 are those of the ZIP the subject gets.
+  absl::StatusOr<std::string> key = coordinator_->RequestDataKey(created.id());
+  ASSERT_TRUE(key.ok()) << key.status();
+  absl::StatusOr<std::unique_ptr<EncryptedFileReader>> zip =
+      EncryptedFileReader::Open(bundle.path(), *key,
+                                BundleFileContext(created.id()));
+  ASSERT_TRUE(zip.ok()) << zip.status();
+  EXPECT_EQ((*zip)->size(), bundle.size_bytes());
+  absl::StatusOr<std::string> sha256 = EncryptedFileSha256Hex(
+      bundle.path(), *key, BundleFileContext(created.id()));
   ASSERT_TRUE(sha256.ok()) << sha256.status();
   EXPECT_EQ(*sha256, bundle.sha256());
+  EXPECT_NE(*Sha256FileHex(bundle.path()), bundle.sha256());
   EXPECT_THAT(bundle.files(), IsSupersetOf({"manifest.json", "data/a.json",
                                             "data/b.json", "data/c.json"}));
   // Personal data is private on disk, and the exports are gone once the
@@ -1908,6 +1923,170 @@ TEST_F(CoordinatorTest, ListWorkersShowsStoresAndLeases) {
   seen = workers();
   EXPECT_THAT(seen["w1"].leased_tasks(), ElementsAre());
   EXPECT_THAT(seen["w2"].leased_tasks(), ElementsAre(task_c->task_id()));
+}
+
+
+class RetentionTest : public CoordinatorTest {
+ protected:
+  void StartRetaining(absl::Duration bundle, absl::Duration record,
+                      absl::Duration interval = absl::ZeroDuration()) {
+    ASSERT_NO_FATAL_FAILURE(
+        StartWith([this, bundle, record, interval](Coordinator::Options& o) {
+          o.clock = &clock_;
+          o.bundle_retention = bundle;
+          o.record_retention = record;
+          o.purge_interval = interval;
+        }));
+  }
+
+  // Runs `create` to completion, answering every task it hands out.
+  v1::Request RunToCompletion(const v1::CreateRequestRequest& create) {
+    v1::Request created = Create(create);
+    for (int n = 0; n < 12; ++n) {
+      v1::Request now = Get(created.id());
+      if (now.status() == v1::COMPLETED) break;
+      std::optional<v1::Task> task = Poll("w1", {"a", "b", "c"}, 200);
+      if (task) EXPECT_TRUE(Finish(*task, "w1").ok());
+    }
+    return WaitForStatus(created.id(), v1::COMPLETED);
+  }
+
+  absl::StatusOr<v1::PurgeResponse> Purge(bool dry_run) {
+    v1::PurgeRequest purge;
+    purge.set_dry_run(dry_run);
+    return coordinator_->Purge(purge, "operator:test");
+  }
+
+  static std::vector<std::string> Items(const v1::PurgeResponse& response) {
+    std::vector<std::string> items;
+    for (const v1::PurgedItem& item : response.items())
+      items.push_back(absl::StrCat(item.request_id(), ":", item.what()));
+    return items;
+  }
+
+  FakeClock clock_{absl::ToUnixMillis(absl::Now())};
+};
+
+TEST_F(RetentionTest, BundleGoesFirstThenThePersonalData) {
+  StartRetaining(absl::Hours(1), absl::Hours(2));
+  v1::Request done = RunToCompletion(NewCreate(v1::ACCESS, {"c"}));
+  ASSERT_TRUE(fs::exists(done.bundle().path()));
+  EXPECT_EQ(done.bundle().expires_at().seconds(),
+            done.completed_at().seconds() + 3600);
+  EXPECT_THAT(Items(*Purge(false)), IsEmpty());
+
+  clock_.Advance(absl::ToInt64Milliseconds(absl::Hours(1)));
+  // A dry run reports and changes nothing.
+  absl::StatusOr<v1::PurgeResponse> dry = Purge(true);
+  ASSERT_TRUE(dry.ok()) << dry.status();
+  EXPECT_TRUE(dry->dry_run());
+  EXPECT_THAT(Items(*dry), ElementsAre(absl::StrCat(done.id(), ":bundle")));
+  EXPECT_THAT(dry->items(0).reason(), HasSubstr("bundle retention 1h"));
+  EXPECT_FALSE(Get(done.id()).bundle().has_purged_at());
+  EXPECT_TRUE(fs::exists(done.bundle().path()));
+
+  EXPECT_THAT(Items(*Purge(false)),
+              ElementsAre(absl::StrCat(done.id(), ":bundle")));
+  v1::Request purged = Get(done.id());
+  EXPECT_TRUE(purged.bundle().has_purged_at());
+  EXPECT_TRUE(WaitUntil([&] { return !fs::exists(done.bundle().path()); }));
+  // Identities stay until the record retention.
+  EXPECT_EQ(purged.identities_size(), 1);
+  EXPECT_TRUE(coordinator_->RequestDataKey(done.id()).ok());
+  EXPECT_THAT(EventKinds(done.id()), Contains("bundle_purged"));
+  // Done once: the next run has nothing for the bundle.
+  EXPECT_THAT(Items(*Purge(false)), IsEmpty());
+
+  clock_.Advance(absl::ToInt64Milliseconds(absl::Hours(1)));
+  EXPECT_THAT(Items(*Purge(false)),
+              ElementsAre(absl::StrCat(done.id(), ":personal_data")));
+  for (bool restarted : {false, true}) {
+    if (restarted) Start();
+    v1::Request destroyed = Get(done.id());
+    EXPECT_TRUE(destroyed.has_personal_data_destroyed_at());
+    EXPECT_THAT(destroyed.identities(), IsEmpty());
+    EXPECT_EQ(destroyed.status(), v1::COMPLETED);
+    EXPECT_EQ(destroyed.type(), v1::ACCESS);
+    EXPECT_EQ(coordinator_->RequestDataKey(done.id()).status().code(),
+              absl::StatusCode::kNotFound);
+  }
+  std::vector<v1::Event> events = AllEvents(done.id());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().kind(), "personal_data_destroyed");
+  EXPECT_EQ(events.back().actor(), "operator:test");
+  EXPECT_THAT(events.back().detail(), HasSubstr("record retention 2h"));
+  EXPECT_THAT(Items(*Purge(false)), IsEmpty());
+}
+
+TEST_F(RetentionTest, ErasureDestroysTheSamePersonsEarlierAnswerOnly) {
+  StartRetaining(absl::Hours(100), absl::Hours(200));
+  v1::CreateRequestRequest mine = NewCreate(v1::ACCESS, {"c"});
+  v1::Request answered = RunToCompletion(mine);
+  v1::Request other = RunToCompletion(NewCreate(v1::ACCESS, {"c"}));
+  ASSERT_TRUE(fs::exists(answered.bundle().path()));
+
+  v1::CreateRequestRequest erase = mine;
+  erase.set_type(v1::ERASURE);
+  v1::Request erased = RunToCompletion(erase);
+  ASSERT_EQ(erased.status(), v1::COMPLETED);
+
+  v1::Request destroyed = Get(answered.id());
+  EXPECT_TRUE(destroyed.has_personal_data_destroyed_at());
+  EXPECT_TRUE(destroyed.bundle().has_purged_at());
+  EXPECT_THAT(destroyed.identities(), IsEmpty());
+  EXPECT_TRUE(WaitUntil([&] { return !fs::exists(answered.bundle().path()); }));
+  std::vector<v1::Event> events = AllEvents(answered.id());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().kind(), "personal_data_destroyed");
+  EXPECT_THAT(events.back().detail(), HasSubstr(erased.id()));
+
+  // Another person's answer, and the erasure itself, are untouched.
+  v1::Request kept = Get(other.id());
+  EXPECT_FALSE(kept.has_personal_data_destroyed_at());
+  EXPECT_TRUE(fs::exists(kept.bundle().path()));
+  EXPECT_EQ(Get(erased.id()).identities_size(), 1);
+}
+
+TEST_F(RetentionTest, DailyPurgeRunsOnTheEngineClock) {
+  StartRetaining(absl::ZeroDuration(), absl::Hours(1000), absl::Hours(24));
+  v1::Request done = RunToCompletion(NewCreate(v1::ACCESS, {"c"}));
+  EXPECT_FALSE(Get(done.id()).bundle().has_purged_at());
+  clock_.Advance(absl::ToInt64Milliseconds(absl::Hours(24)));
+  // A call through the loop wakes it; it fires the due purge first.
+  ASSERT_TRUE(coordinator_->ListWorkers().ok());
+  EXPECT_TRUE(Get(done.id()).bundle().has_purged_at());
+  std::vector<v1::Event> events = AllEvents(done.id());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().kind(), "bundle_purged");
+  EXPECT_EQ(events.back().actor(), "dsard:purge");
+}
+
+TEST_F(RetentionTest, RotatedKeysKeepEarlierRequestsReadable) {
+  StartRetaining(absl::Hours(100), absl::Hours(200));
+  v1::Request before = Create(NewCreate(v1::ACCESS, {"c"}));
+  v1::RotateKeysRequest rotate;
+  absl::StatusOr<v1::RotateKeysResponse> rotated =
+      coordinator_->RotateKeys(rotate);
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  EXPECT_EQ(rotated->active_key_id(), "2");
+  v1::Request after = Create(NewCreate(v1::ACCESS, {"c"}));
+  Start();
+  EXPECT_EQ(Get(before.id()).identities(0).value(),
+            before.identities(0).value());
+  EXPECT_EQ(Get(after.id()).identities(0).value(),
+            after.identities(0).value());
+  rotate.set_rewrap(true);
+  rotated = coordinator_->RotateKeys(rotate);
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  EXPECT_EQ(rotated->active_key_id(), "3");
+  EXPECT_EQ(rotated->rewrapped(), 2);
+  // Only the active key is needed now.
+  coordinator_.reset();
+  fs::remove(fs::path(dir_) / "keys/kek/kek-1.key");
+  fs::remove(fs::path(dir_) / "keys/kek/kek-2.key");
+  Start();
+  EXPECT_EQ(Get(before.id()).identities(0).value(),
+            before.identities(0).value());
 }
 
 }  // namespace

@@ -271,12 +271,16 @@ RunResult ThroughputRun(const Shared& shared, const std::string& dir,
           header.set_worker_id(worker_id);
           header.set_task_id(leased.task_id());
           header.set_attempt(leased.attempt());
-          absl::StatusOr<std::string> path =
+          absl::StatusOr<Coordinator::ArtifactUpload> upload =
               coordinator->ArtifactPathForUpload(header);
           ++my_calls;
-          Check(path.status(), "ArtifactPathForUpload");
+          Check(upload.status(), "ArtifactPathForUpload");
+          absl::StatusOr<std::string> key =
+              coordinator->RequestDataKey(upload->request_id);
+          Check(key.status(), "RequestDataKey");
           absl::StatusOr<std::unique_ptr<ArtifactWriter>> writer =
-              ArtifactWriter::Create(*path);
+              ArtifactWriter::Create(upload->path, *key,
+                                     ExportFileContext(upload->request_id));
           Check(writer.status(), "ArtifactWriter::Create");
           Check(
               (*writer)->Append(absl::StrCat(
