@@ -92,10 +92,15 @@ absl::StatusOr<RouteTable> RouteTable::Build(
     }
     for (int i = 0; i < service->method_count(); ++i) {
       const MethodDescriptor* method = service->method(i);
-      if (method->client_streaming() || method->server_streaming()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            method->full_name(), ": streaming methods cannot be transcoded"));
+      if (method->client_streaming()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(method->full_name(),
+                         ": client-streaming methods cannot be transcoded"));
       }
+      // A stream is not one JSON answer: a route provider serves it (e.g.
+      // DownloadBundle, gateway/bundle_download.cc), reading its route from
+      // the same annotation. It gets no route here.
+      if (method->server_streaming()) continue;
       const google::protobuf::MethodOptions& options = method->options();
       if (!options.HasExtension(google::api::http)) {
         return absl::FailedPreconditionError(absl::StrCat(

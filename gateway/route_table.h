@@ -43,7 +43,9 @@ class RouteTable {
   // FAILED_PRECONDITION names the first that does not (an unrouted or
   // unprotected method is a mistake in the proto, not something to skip).
   // NOT_FOUND for a service the pool does not hold, INVALID_ARGUMENT for a
-  // bad template or body field. Streaming methods are refused as well.
+  // bad template or body field. Client-streaming methods are refused;
+  // server-streaming ones get no route (their answer is not one JSON
+  // message): a RouteProvider serves them, from the same annotation.
   static absl::StatusOr<RouteTable> Build(
       const std::vector<std::string>& service_names,
       const google::protobuf::DescriptorPool& pool);
