@@ -21,6 +21,10 @@ namespace {
 
 constexpr char kActorMetadataKey[] = "x-dsar-actor";
 constexpr absl::string_view kStoreUriPrefix = "dsar:store:";
+constexpr absl::string_view kDownloadBundleMethod =
+    "/dsar.v1.DsarService/DownloadBundle";
+constexpr absl::string_view kRevokeDownloadUrlsMethod =
+    "/dsar.v1.DsarService/RevokeDownloadUrls";
 
 const char* RoleName(CallerRole role) {
   switch (role) {
@@ -148,9 +152,17 @@ absl::Status AuthorizeMethod(const Caller& caller, absl::string_view method,
       allowed = !worker_service;
       break;
     case CallerRole::kGateway:
-    case CallerRole::kService:
       allowed = absl::StartsWith(method, "/dsar.v1.DsarService/") ||
                 absl::StartsWith(method, "/dsar.v1.AuditService/");
+      break;
+    case CallerRole::kService:
+      // A service acts as itself: it may hand a subject a download URL,
+      // not fetch the bundle (the gateway does that for the URL's holder)
+      // nor revoke URLs (an operator's decision).
+      allowed = (absl::StartsWith(method, "/dsar.v1.DsarService/") ||
+                 absl::StartsWith(method, "/dsar.v1.AuditService/")) &&
+                method != kDownloadBundleMethod &&
+                method != kRevokeDownloadUrlsMethod;
       break;
   }
   if (allowed) return absl::OkStatus();

@@ -10,7 +10,10 @@
 //   OU=gateway   DsarService and AuditService on behalf of its caller; the
 //                only role that may set the x-dsar-actor metadata.
 //   OU=operator  every service except WorkerService.
-//   OU=service   an internal service: DsarService and AuditService as itself.
+//   OU=service   an internal service: DsarService and AuditService as itself,
+//                except DownloadBundle (the gateway serves the URL's holder)
+//                and RevokeDownloadUrls (operators, or the gateway for a
+//                dsar.admin token).
 //
 // A plaintext listener (loopback only, unless told otherwise) has no
 // certificates and checks nothing: every caller is trusted as before.

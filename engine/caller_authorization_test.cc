@@ -63,6 +63,28 @@ TEST(AuthorizeMethodTest, EachRoleItsServices) {
       AuthorizeMethod(worker, "/grpc.health.v1.Health/Check", false).ok());
 }
 
+TEST(AuthorizeMethodTest, DeliveryMethodsByRole) {
+  const char* create_url = "/dsar.v1.DsarService/CreateDownloadUrl";
+  const char* download = "/dsar.v1.DsarService/DownloadBundle";
+  const char* revoke = "/dsar.v1.DsarService/RevokeDownloadUrls";
+  const Caller worker = As(CallerRole::kWorker, "worker-1");
+  const Caller gateway = As(CallerRole::kGateway, "gateway");
+  const Caller operator_ = As(CallerRole::kOperator, "alice");
+  const Caller service = As(CallerRole::kService, "billing");
+  for (const char* method : {create_url, download, revoke}) {
+    EXPECT_TRUE(AuthorizeMethod(gateway, method, true).ok()) << method;
+    EXPECT_TRUE(AuthorizeMethod(operator_, method, false).ok()) << method;
+    EXPECT_TRUE(
+        absl::IsPermissionDenied(AuthorizeMethod(worker, method, false)))
+        << method;
+  }
+  EXPECT_TRUE(AuthorizeMethod(service, create_url, false).ok());
+  EXPECT_TRUE(
+      absl::IsPermissionDenied(AuthorizeMethod(service, download, false)));
+  EXPECT_TRUE(
+      absl::IsPermissionDenied(AuthorizeMethod(service, revoke, false)));
+}
+
 TEST(AuthorizeScopedFieldsTest, VerifiedNeedsGatewayOrOperator) {
   v1::CreateRequestRequest request;
   request.set_type(v1::ACCESS);

@@ -31,6 +31,8 @@
 #include "dsar/v1/admin.pb.h"
 #include "dsar/v1/requests.pb.h"
 #include "dsar/v1/worker.pb.h"
+#include "engine/bundle_reader.h"
+#include "engine/download_url.h"
 #include "engine/interpreter.h"
 #include "engine/workflow_definition.h"
 #include "inventory/inventory.h"
@@ -102,6 +104,9 @@ class Coordinator {
     absl::Duration record_retention = absl::Hours(3 * 365 * 24);
     absl::Duration purge_interval = absl::Hours(24);
     int purge_batch_limit = 10000;
+
+    // How long a signed download URL works (engine/coordinator_delivery.cc).
+    absl::Duration download_url_ttl = absl::Hours(1);
   };
 
   // Opens the state, recovers the live requests (not the finished history)
@@ -153,6 +158,39 @@ class Coordinator {
       const v1::ListRequestsRequest& request) const;
   absl::StatusOr<v1::ListEventsResponse> ListEvents(
       const v1::ListEventsRequest& request) const;
+
+  // --- Delivery of the bundle (engine/coordinator_delivery.cc,
+  // docs/delivery.md). ---
+  // A signed URL for the bundle of a COMPLETED ACCESS or PORTABILITY request,
+  // valid for options.download_url_ttl; audited (download_url_issued) before
+  // it is returned. NOT_FOUND for an unknown id; FAILED_PRECONDITION naming
+  // why there is no bundle to give (type, status, not bundled, purged).
+  absl::StatusOr<v1::CreateDownloadUrlResponse> CreateDownloadUrl(
+      const v1::CreateDownloadUrlRequest& request,
+      const std::string& actor = "");
+  // Moves the request's download generation on, so every URL issued so far
+  // is refused (download_urls_revoked, with the reason). INVALID_ARGUMENT
+  // without a reason, NOT_FOUND, FAILED_PRECONDITION for a request type that
+  // has no bundle.
+  absl::StatusOr<v1::RevokeDownloadUrlsResponse> RevokeDownloadUrls(
+      const v1::RevokeDownloadUrlsRequest& request,
+      const std::string& actor = "");
+  // What a verified download sends: the header, then the reader's bytes.
+  struct BundleDownload {
+    v1::DownloadBundleHeader header;
+    std::unique_ptr<BundleReader> reader;
+  };
+  // Verifies the URL `request` carries (format, signature, expiry, then the
+  // request's generation) and opens the bundle. INVALID_ARGUMENT (malformed),
+  // PERMISSION_DENIED (bad signature, checked before the request is looked
+  // up), FAILED_PRECONDITION (expired, revoked, bundle purged), NOT_FOUND
+  // (no such request), DATA_LOSS (the bundle's size is not the recorded
+  // one). Reads only; any thread.
+  absl::StatusOr<BundleDownload> OpenDownload(
+      const v1::DownloadBundleRequest& request) const;
+  // Audits a download of `request` that sent all `bytes` (bundle_downloaded).
+  absl::Status RecordDownload(const v1::DownloadBundleRequest& request,
+                              int64_t bytes, const std::string& actor);
 
   // --- Worker protocol. ---
   // Leases a task of one of `request.stores`, waiting up to wait_ms for one.
@@ -361,6 +399,20 @@ class Coordinator {
   // before it, found through the subject index.
   void DestroyEarlierCopies(Txn& txn, const std::string& erasure_id);
 
+  // Delivery helpers (engine/coordinator_delivery.cc).
+  // The signer under keys_dir/download_url.key, loaded on first use.
+  absl::StatusOr<const DownloadUrlSigner*> DownloadSigner() const;
+  // The bundle's bytes as the subject gets them, for the download path and
+  // in-process readers; the one place that knows how a bundle is stored.
+  absl::StatusOr<std::unique_ptr<BundleReader>> OpenBundleForRead(
+      const internal::RequestRecord& record) const;
+  // FAILED_PRECONDITION naming why `request` has no bundle to deliver.
+  static absl::Status CheckDeliverable(const v1::Request& request);
+  // What the "completed" notification adds for a request with a bundle: the
+  // route that issues a fresh download URL (never a URL: the outbox holds
+  // no bearer secret).
+  static nlohmann::json DeliveryNotificationFields(const v1::Request& request);
+
   Options options_;
   int64_t started_ms_ = 0;  // Engine clock at start-up.
   std::unique_ptr<StateStore> store_;
@@ -408,6 +460,10 @@ class Coordinator {
   std::thread loop_thread_;
   std::thread bundler_thread_;
 };
+
+  mutable std::mutex download_signer_mu_;
+  mutable std::unique_ptr<DownloadUrlSigner>
+      download_signer_;  // GUARDED_BY(download_signer_mu_)
 
 // The public view of a stored request: `steps` derived from the Map runs.
 v1::Request ToPublicRequest(const internal::RequestRecord& record);

@@ -149,7 +149,8 @@ void Coordinator::NotifyStatusChange(Txn& txn, const LiveRequest& live,
   if (after == before) return;
   switch (after) {
     case v1::COMPLETED:
-      QueueNotification(txn, live, kNotificationCompleted);
+      QueueNotification(txn, live, kNotificationCompleted,
+                        DeliveryNotificationFields(live.record.request()));
       break;
     case v1::FAILED:
       QueueNotification(txn, live, kNotificationFailed,

@@ -1925,6 +1925,212 @@ TEST_F(CoordinatorTest, ListWorkersShowsStoresAndLeases) {
   EXPECT_THAT(seen["w2"].leased_tasks(), ElementsAre(task_c->task_id()));
 }
 
+// --- Delivery (engine/coordinator_delivery.cc) -------------------------------
+
+// The DownloadBundle request a download URL names.
+v1::DownloadBundleRequest DownloadRequestOf(const std::string& url) {
+  v1::DownloadBundleRequest request;
+  std::string path = url.substr(0, url.find('?'));
+  request.set_id(path.substr(path.rfind('/') + 1));
+  for (absl::string_view pair :
+       absl::StrSplit(url.substr(url.find('?') + 1), '&')) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(pair, '=');
+    if (kv.first == "expires") request.set_expires(std::stoll(kv.second));
+    if (kv.first == "generation") request.set_generation(std::stoul(kv.second));
+    if (kv.first == "nonce") request.set_nonce(kv.second);
+    if (kv.first == "sig") request.set_sig(kv.second);
+  }
+  return request;
+}
+
+class DeliveryTest : public CoordinatorTest {
+ protected:
+  // A COMPLETED access request of store c.
+  v1::Request Completed() {
+    v1::Request created = Create(NewCreate(v1::ACCESS, {"c"}));
+    std::optional<v1::Task> task = Poll("w1", {"c"});
+    EXPECT_TRUE(task.has_value());
+    if (task) {
+      EXPECT_TRUE(Finish(*task, "w1").ok());
+    }
+    return WaitForStatus(created.id(), v1::COMPLETED);
+  }
+
+  absl::StatusOr<v1::CreateDownloadUrlResponse> Url(const std::string& id) {
+    v1::CreateDownloadUrlRequest create;
+    create.set_id(id);
+    return coordinator_->CreateDownloadUrl(create, "service:helpdesk");
+  }
+
+  // Every byte the download of `url` gives, read as DownloadBundle does.
+  absl::StatusOr<std::string> Download(const std::string& url) {
+    v1::DownloadBundleRequest request = DownloadRequestOf(url);
+    absl::StatusOr<Coordinator::BundleDownload> download =
+        coordinator_->OpenDownload(request);
+    if (!download.ok()) return download.status();
+    std::string bytes(download->header.size_bytes(), '\0');
+    absl::StatusOr<size_t> read =
+        download->reader->ReadAt(0, bytes.data(), bytes.size());
+    if (!read.ok()) return read.status();
+    bytes.resize(*read);
+    absl::Status recorded =
+        coordinator_->RecordDownload(request, *read, "signed-url");
+    if (!recorded.ok()) return recorded;
+    return bytes;
+  }
+
+  FakeClock clock_{absl::ToUnixMillis(absl::Now())};
+};
+
+TEST_F(DeliveryTest, SignedUrlDownloadsTheBundleAndIsAudited) {
+  v1::Request done = Completed();
+  absl::StatusOr<v1::CreateDownloadUrlResponse> url = Url(done.id());
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_THAT(url->url(), ::testing::StartsWith(absl::StrCat(
+                              "/v1/downloads/", done.id(), "?expires=")));
+  EXPECT_EQ(url->sha256(), done.bundle().sha256());
+  EXPECT_EQ(url->size_bytes(), done.bundle().size_bytes());
+  // Default lifetime: one hour.
+  EXPECT_NEAR(url->expires_at().seconds(),
+              absl::ToUnixSeconds(absl::Now() + absl::Hours(1)), 5);
+
+  absl::StatusOr<std::string> bytes = Download(url->url());
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(Sha256Hex(*bytes), done.bundle().sha256());
+
+  std::vector<v1::Event> events = AllEvents(done.id());
+  ASSERT_GE(events.size(), 2u);
+  const v1::Event& issued = events[events.size() - 2];
+  const v1::Event& downloaded = events.back();
+  EXPECT_EQ(issued.kind(), "download_url_issued");
+  EXPECT_EQ(issued.actor(), "service:helpdesk");
+  EXPECT_THAT(issued.detail(), HasSubstr("expires="));
+  EXPECT_EQ(downloaded.kind(), "bundle_downloaded");
+  EXPECT_THAT(
+      downloaded.detail(),
+      HasSubstr(absl::StrCat("nonce=", DownloadRequestOf(url->url()).nonce())));
+  EXPECT_THAT(downloaded.detail(), HasSubstr(done.bundle().sha256()));
+  // The URL itself (its signature) is in no event.
+  for (const v1::Event& event : events) {
+    EXPECT_THAT(event.detail(),
+                Not(HasSubstr(DownloadRequestOf(url->url()).sig())));
+  }
+  // The request stays as it was.
+  EXPECT_EQ(Get(done.id()).status(), v1::COMPLETED);
+}
+
+TEST_F(DeliveryTest, ExpiredUrlIsRefusedOnTheEngineClock) {
+  ASSERT_NO_FATAL_FAILURE(StartWith([this](Coordinator::Options& options) {
+    options.clock = &clock_;
+    options.download_url_ttl = absl::Minutes(10);
+  }));
+  v1::Request done = Completed();
+  absl::StatusOr<v1::CreateDownloadUrlResponse> url = Url(done.id());
+  ASSERT_TRUE(url.ok()) << url.status();
+  clock_.Advance(absl::ToInt64Milliseconds(absl::Minutes(9)));
+  EXPECT_TRUE(Download(url->url()).ok());
+  clock_.Advance(absl::ToInt64Milliseconds(absl::Minutes(1)));
+  absl::StatusOr<std::string> expired = Download(url->url());
+  EXPECT_EQ(expired.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(expired.status().message(), HasSubstr("expired"));
+}
+
+TEST_F(DeliveryTest, TamperedOrOtherRequestsUrlIsPermissionDenied) {
+  v1::Request a = Completed();
+  v1::Request b = Completed();
+  absl::StatusOr<v1::CreateDownloadUrlResponse> url = Url(a.id());
+  ASSERT_TRUE(url.ok()) << url.status();
+  v1::DownloadBundleRequest for_b = DownloadRequestOf(url->url());
+  for_b.set_id(b.id());
+  absl::StatusOr<Coordinator::BundleDownload> other =
+      coordinator_->OpenDownload(for_b);
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kPermissionDenied);
+  v1::DownloadBundleRequest later = DownloadRequestOf(url->url());
+  later.set_expires(later.expires() + 86400);
+  EXPECT_EQ(coordinator_->OpenDownload(later).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  // A forged URL for an id that does not exist says the same.
+  v1::DownloadBundleRequest unknown = DownloadRequestOf(url->url());
+  unknown.set_id("dsr_000000000000000000000000");
+  EXPECT_EQ(coordinator_->OpenDownload(unknown).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  v1::DownloadBundleRequest malformed = DownloadRequestOf(url->url());
+  malformed.set_nonce("short");
+  absl::Status bad = coordinator_->OpenDownload(malformed).status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), ::testing::StartsWith("nonce:"));
+}
+
+TEST_F(DeliveryTest, RevokedUrlsAreRefusedNewOnesWork) {
+  v1::Request done = Completed();
+  absl::StatusOr<v1::CreateDownloadUrlResponse> old_url = Url(done.id());
+  ASSERT_TRUE(old_url.ok()) << old_url.status();
+  v1::RevokeDownloadUrlsRequest revoke;
+  revoke.set_id(done.id());
+  EXPECT_EQ(coordinator_->RevokeDownloadUrls(revoke).status().code(),
+            absl::StatusCode::kInvalidArgument)
+      << "a reason is required";
+  revoke.set_reason("link sent to a wrong address");
+  absl::StatusOr<v1::RevokeDownloadUrlsResponse> revoked =
+      coordinator_->RevokeDownloadUrls(revoke, "operator:alice");
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  EXPECT_EQ(revoked->generation(), 1u);
+
+  absl::StatusOr<std::string> refused = Download(old_url->url());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(), HasSubstr("revocation"));
+  absl::StatusOr<v1::CreateDownloadUrlResponse> new_url = Url(done.id());
+  ASSERT_TRUE(new_url.ok()) << new_url.status();
+  EXPECT_TRUE(Download(new_url->url()).ok());
+
+  std::vector<v1::Event> events = AllEvents(done.id());
+  auto it = std::find_if(events.begin(), events.end(), [](const v1::Event& e) {
+    return e.kind() == "download_urls_revoked";
+  });
+  ASSERT_NE(it, events.end());
+  EXPECT_EQ(it->actor(), "operator:alice");
+  EXPECT_EQ(it->note(), "link sent to a wrong address");
+  // Survives a restart: the generation is on the stored request.
+  Start();
+  EXPECT_EQ(Download(old_url->url()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Download(new_url->url()).ok());
+}
+
+TEST_F(DeliveryTest, OnlyACompletedRequestWithABundleGetsAUrl) {
+  v1::Request running = Create(NewCreate(v1::ACCESS, {"c"}));
+  absl::Status early = Url(running.id()).status();
+  EXPECT_EQ(early.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(early.message(), HasSubstr("RUNNING"));
+  v1::Request erasure = Create(NewCreate(v1::ERASURE, {"c"}));
+  absl::Status no_bundle = Url(erasure.id()).status();
+  EXPECT_EQ(no_bundle.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(no_bundle.message(), HasSubstr("ERASURE"));
+  EXPECT_EQ(Url("dsr_nope").status().code(), absl::StatusCode::kNotFound);
+  // No event was added for a refusal.
+  for (const std::string& kind : EventKinds(running.id())) {
+    EXPECT_NE(kind, "download_url_issued");
+  }
+}
+
+TEST_F(DeliveryTest, CompletedNotificationNamesTheRouteNotAUrl) {
+  ASSERT_NO_FATAL_FAILURE(StartWith([this](Coordinator::Options& options) {
+    options.notify_file = NotifyPath();
+  }));
+  v1::Request done = Completed();
+  WaitForNotification(done.id(), "completed");
+  std::vector<nlohmann::json> lines = Notifications(done.id());
+  ASSERT_FALSE(lines.empty());
+  const nlohmann::json& completed = lines.back();
+  ASSERT_EQ(completed.value("kind", ""), "completed") << completed.dump();
+  ASSERT_TRUE(completed.contains("download")) << completed.dump();
+  EXPECT_EQ(completed["download"]["method"], "POST");
+  EXPECT_EQ(completed["download"]["path"],
+            absl::StrCat("/v1/requests/", done.id(), ":createDownloadUrl"));
+  EXPECT_EQ(completed["download"]["sha256"], done.bundle().sha256());
+  EXPECT_THAT(completed.dump(), Not(HasSubstr("sig=")));
+}
+
 
 class RetentionTest : public CoordinatorTest {
  protected:

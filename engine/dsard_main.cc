@@ -59,6 +59,8 @@ ABSL_FLAG(absl::Duration, unserved_alert_after, absl::Minutes(5),
 ABSL_FLAG(absl::Duration, worker_silence_after, absl::Seconds(90),
           "A worker not heard from for this long no longer counts as "
           "serving its stores.");
+ABSL_FLAG(absl::Duration, download_url_ttl, absl::Hours(1),
+          "How long a signed bundle download URL works (docs/delivery.md).");
 ABSL_FLAG(absl::Duration, bundle_retention, absl::Hours(30 * 24),
           "Delete an access bundle this long after its request completed "
           "(docs/retention.md).");
@@ -202,6 +204,11 @@ int main(int argc, char** argv) {
   options.deadline_notice = absl::GetFlag(FLAGS_deadline_notice);
   options.unserved_alert_after = absl::GetFlag(FLAGS_unserved_alert_after);
   options.worker_silence_after = absl::GetFlag(FLAGS_worker_silence_after);
+  options.download_url_ttl = absl::GetFlag(FLAGS_download_url_ttl);
+  if (options.download_url_ttl <= absl::ZeroDuration()) {
+    std::fprintf(stderr, "dsard: --download_url_ttl must be positive\n");
+    return 2;
+  }
   options.bundle_retention = absl::GetFlag(FLAGS_bundle_retention);
   options.record_retention = absl::GetFlag(FLAGS_record_retention);
   options.purge_interval = absl::GetFlag(FLAGS_purge_interval);

@@ -1,6 +1,10 @@
 #include "engine/grpc_services.h"
 
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/sha256.h"
 #include "engine/caller_authorization.h"
 #include "storage/artifact_writer.h"
 #include "storage/encrypted_file.h"
@@ -158,6 +162,71 @@ grpc::Status DsarServiceImpl::ResumeRequest(
   }
   return Answer(coordinator_->ResumeRequest(*request, ActorOf(*context)),
                 response);
+}
+
+grpc::Status DsarServiceImpl::CreateDownloadUrl(
+    grpc::ServerContext* context, const v1::CreateDownloadUrlRequest* request,
+    v1::CreateDownloadUrlResponse* response) {
+  return Answer(coordinator_->CreateDownloadUrl(*request, ActorOf(*context)),
+                response);
+}
+
+grpc::Status DsarServiceImpl::RevokeDownloadUrls(
+    grpc::ServerContext* context, const v1::RevokeDownloadUrlsRequest* request,
+    v1::RevokeDownloadUrlsResponse* response) {
+  return Answer(coordinator_->RevokeDownloadUrls(*request, ActorOf(*context)),
+                response);
+}
+
+grpc::Status DsarServiceImpl::DownloadBundle(
+    grpc::ServerContext* context, const v1::DownloadBundleRequest* request,
+    grpc::ServerWriter<v1::DownloadBundleResponse>* writer) {
+  absl::StatusOr<Coordinator::BundleDownload> download =
+      coordinator_->OpenDownload(*request);
+  if (!download.ok()) return ToGrpcStatus(download.status());
+  v1::DownloadBundleResponse message;
+  *message.mutable_header() = download->header;
+  if (!writer->Write(message)) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "download cancelled");
+  }
+  Sha256 sent;
+  int64_t offset = 0;
+  const int64_t size = download->header.size_bytes();
+  while (true) {
+    std::string* bytes = message.mutable_chunk();
+    bytes->resize(static_cast<size_t>(
+        std::min<int64_t>(kDownloadChunkBytes, size - offset)));
+    absl::StatusOr<size_t> read =
+        download->reader->ReadAt(offset, bytes->data(), bytes->size());
+    if (!read.ok()) return ToGrpcStatus(read.status());
+    if (*read != bytes->size()) {
+      return ToGrpcStatus(absl::DataLossError(
+          absl::StrCat("bundle of ", request->id(), " ended at ",
+                       offset + *read, " bytes; ", size, " were announced")));
+    }
+    sent.Update(*bytes);
+    offset += static_cast<int64_t>(*read);
+    if (offset == size) break;
+    if (!writer->Write(message)) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "download cancelled");
+    }
+  }
+  // The last chunk goes out only once the bytes proved to be the recorded
+  // ones and the download is audited: no client holds a whole bundle that
+  // is wrong or unaccounted for. (A client that drops the connection during
+  // this last chunk is audited as having downloaded.)
+  if (sent.FinishHex() != download->header.sha256()) {
+    return ToGrpcStatus(absl::DataLossError(
+        absl::StrCat("bundle of ", request->id(),
+                     ": the bytes read do not have the recorded SHA-256")));
+  }
+  absl::Status recorded =
+      coordinator_->RecordDownload(*request, size, ActorOf(*context));
+  if (!recorded.ok()) return ToGrpcStatus(recorded);
+  if (!message.chunk().empty() && !writer->Write(message)) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "download cancelled");
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status AdminServiceImpl::ListWorkers(

@@ -14,6 +14,9 @@
 
 namespace dsar {
 
+// Bytes of the bundle per DownloadBundle message.
+inline constexpr size_t kDownloadChunkBytes = 256 * 1024;
+
 class DsarServiceImpl final : public v1::DsarService::Service {
  public:
   explicit DsarServiceImpl(Coordinator* coordinator)
@@ -49,6 +52,21 @@ class DsarServiceImpl final : public v1::DsarService::Service {
   grpc::Status ResumeRequest(grpc::ServerContext* context,
                              const v1::ResumeRequestRequest* request,
                              v1::Request* response) override;
+  // Delivery (docs/delivery.md).
+  grpc::Status CreateDownloadUrl(
+      grpc::ServerContext* context, const v1::CreateDownloadUrlRequest* request,
+      v1::CreateDownloadUrlResponse* response) override;
+  grpc::Status RevokeDownloadUrls(
+      grpc::ServerContext* context,
+      const v1::RevokeDownloadUrlsRequest* request,
+      v1::RevokeDownloadUrlsResponse* response) override;
+  // The header, then kDownloadChunkBytes chunks read as the client takes
+  // them (Write blocks on flow control): memory stays one chunk. The bytes
+  // sent are hashed on the way; a mismatch with the recorded SHA-256 ends
+  // the stream with DATA_LOSS and is not audited as a download.
+  grpc::Status DownloadBundle(
+      grpc::ServerContext* context, const v1::DownloadBundleRequest* request,
+      grpc::ServerWriter<v1::DownloadBundleResponse>* writer) override;
 
  private:
   Coordinator* coordinator_;

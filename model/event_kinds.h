@@ -75,6 +75,14 @@ inline constexpr char kEventStoreUnserved[] = "store_unserved";
 inline constexpr char kEventBundlePurged[] = "bundle_purged";
 inline constexpr char kEventPersonalDataDestroyed[] = "personal_data_destroyed";
 
+// Delivery of the bundle (docs/delivery.md), on the COMPLETED request.
+inline constexpr char kEventDownloadUrlIssued[] =
+    "download_url_issued";  // actor; detail: expires= generation= nonce=
+inline constexpr char kEventBundleDownloaded[] =
+    "bundle_downloaded";  // actor; detail: generation= nonce= bytes= sha256=
+inline constexpr char kEventDownloadUrlsRevoked[] =
+    "download_urls_revoked";  // actor; detail: generation=; note: reason
+
 // --- Notifications ----------------------------------------------------------
 // Payload: id, kind, request_id, type, regulation, status, deadline, time,
 // plus the fields named here.
@@ -84,6 +92,8 @@ inline constexpr char kNotificationReceived[] = "received";
 inline constexpr char kNotificationVerificationNeeded[] = "verification_needed";
 // RECEIVED or VERIFYING -> RUNNING, unless linked as a duplicate.
 inline constexpr char kNotificationStarted[] = "started";
+// + download (ACCESS, PORTABILITY): {method, path} of the route that issues
+// a download URL, size_bytes, sha256. Never a URL itself.
 inline constexpr char kNotificationCompleted[] = "completed";
 inline constexpr char kNotificationFailed[] = "failed";        // + error, cause
 inline constexpr char kNotificationCancelled[] = "cancelled";  // + cause
