@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/sha256.h"
 #include "gateway/testing/gateway_process.h"
 #include "gateway/testing/test_tokens.h"
 #include "gmock/gmock.h"
@@ -487,8 +488,13 @@ TEST_F(GatewayClusterTest, SeedCompatibilityRoutes) {
   Reply download =
       http_->Get(absl::StrCat("/dsar/", job_id, "/download"), read);
   EXPECT_EQ(download.status, 302) << download.body;
-  EXPECT_EQ(download.Header("Location"),
-            absl::StrCat("/v1/requests/", job_id, "/bundle"));
+  // A signed URL of the gateway's download route (docs/delivery.md).
+  EXPECT_THAT(download.Header("Location"),
+              ::testing::StartsWith(
+                  absl::StrCat("/v1/downloads/", job_id, "?expires=")));
+  Reply bundle = http_->Get(download.Header("Location"), "");
+  EXPECT_EQ(bundle.status, 200);
+  EXPECT_EQ(Sha256Hex(bundle.body), download.json["sha256"]);
 
   Reply events = http_->Get(absl::StrCat("/dsar/", job_id, "/events"), read);
   ASSERT_EQ(events.status, 200);

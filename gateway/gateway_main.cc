@@ -15,12 +15,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/time.h"
 #include "common/files.h"
 #include "common/grpc_tls.h"
 #include "common/program_usage.h"
 #include "dsar/v1/admin.pb.h"
 #include "dsar/v1/audit.pb.h"
 #include "dsar/v1/requests.pb.h"
+#include "gateway/bundle_download.h"
 #include "gateway/compat/seed_routes.h"
 #include "gateway/gateway_server.h"
 
@@ -72,6 +74,8 @@ ABSL_FLAG(int, keep_alive_max_requests, 1000,
           "Requests served on one connection before it is closed.");
 ABSL_FLAG(int, backend_timeout_ms, 10000, "Deadline of each call to dsard.");
 ABSL_FLAG(int, threads, 16, "HTTP worker threads.");
+ABSL_FLAG(absl::Duration, download_timeout, absl::Hours(1),
+          "Longest a bundle download (GET /v1/downloads/...) may take.");
 ABSL_FLAG(bool, access_log, true, "Log one line per request on stderr.");
 
 namespace {
@@ -202,6 +206,11 @@ int main(int argc, char** argv) {
       *credentials);
   // Routes with code of their own, asked before the annotated ones.
   std::vector<std::unique_ptr<dsar::gateway::RouteProvider>> providers;
+  absl::StatusOr<std::unique_ptr<dsar::gateway::BundleDownloadRoutes>>
+      downloads = dsar::gateway::BundleDownloadRoutes::Create(
+          backend, absl::GetFlag(FLAGS_download_timeout));
+  if (!downloads.ok()) return Fail(downloads.status());
+  providers.push_back(*std::move(downloads));
   if (absl::GetFlag(FLAGS_compat_routes)) {
     providers.push_back(
         std::make_unique<dsar::gateway::compat::SeedRoutes>(backend));

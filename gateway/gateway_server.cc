@@ -88,7 +88,21 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Create(
     }
     response.set_header("Cache-Control", "no-store");
     response.set_header("X-Content-Type-Options", "nosniff");
-    response.set_content(reply.body, reply.content_type.c_str());
+    if (reply.streamed_body != nullptr) {
+      // httplib pulls a piece whenever the socket took the previous one:
+      // one piece in memory, whatever the body's size.
+      std::shared_ptr<StreamedBody> body = reply.streamed_body;
+      response.set_content_provider(
+          static_cast<size_t>(body->size()), reply.content_type,
+          [body](size_t, size_t, httplib::DataSink& sink) {
+            std::string piece;
+            if (!body->Next(&piece)) return false;
+            return sink.write(piece.data(), piece.size());
+          },
+          [body](bool success) { body->Finish(success); });
+    } else {
+      response.set_content(reply.body, reply.content_type.c_str());
+    }
     if (self->options_.access_log) {
       std::fprintf(stderr, "dsar-gateway: %s %s %d %lldus\n",
                    request.method.c_str(), request.path.c_str(), reply.status,
@@ -203,8 +217,11 @@ HttpReply GatewayServer::Handle(const httplib::Request& request) const {
     scope = route->route->required_scope;
   }
 
-  absl::StatusOr<Caller> caller = authenticator_->Authorize(
-      request.get_header_value("Authorization"), scope, absl::Now());
+  absl::StatusOr<Caller> caller =
+      provided && provided->authenticates_itself
+          ? absl::StatusOr<Caller>(Caller{})
+          : authenticator_->Authorize(request.get_header_value("Authorization"),
+                                      scope, absl::Now());
   if (!caller.ok()) {
     HttpReply reply = ErrorReply(caller.status());
     reply.headers.push_back(
@@ -212,9 +229,10 @@ HttpReply GatewayServer::Handle(const httplib::Request& request) const {
     return reply;
   }
   if (provided) {
-    HttpRequest provided_request{method, path, request.body, {}};
+    HttpRequest provided_request{method, path, request.body, {}, {}};
     provided_request.headers.assign(request.headers.begin(),
                                     request.headers.end());
+    provided_request.query.assign(request.params.begin(), request.params.end());
     return provider->Serve(*provided, provided_request, *caller);
   }
   return Transcode(*route, request, *caller);

@@ -27,6 +27,8 @@ struct HttpRequest {
   std::string path;  // Without the query string.
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // The query string's parameters, decoded, in order.
+  std::vector<std::pair<std::string, std::string>> query;
 
   // The first value of header `name` (case-insensitive), "" when absent.
   std::string Header(absl::string_view name) const {
@@ -34,6 +36,13 @@ struct HttpRequest {
       if (absl::EqualsIgnoreCase(key, name)) return value;
     }
     return "";
+  }
+  // The first value of query parameter `name`; nullopt when absent.
+  std::optional<std::string> Query(absl::string_view name) const {
+    for (const auto& [key, value] : query) {
+      if (key == name) return value;
+    }
+    return std::nullopt;
   }
 };
 
@@ -44,6 +53,10 @@ class RouteProvider {
     int route = 0;                      // The provider's own route number.
     std::string required_scope;         // What the caller's token must carry.
     std::vector<PathBinding> bindings;  // The path template's variables.
+    // The route carries its own credential (a signed URL): the gateway asks
+    // for no token, and Serve gets a Caller with no subject and no scope.
+    // The provider must check the credential itself.
+    bool authenticates_itself = false;
   };
 
   virtual ~RouteProvider() = default;
@@ -55,7 +68,8 @@ class RouteProvider {
                                     const std::string& path) const = 0;
 
   // Answers `request`, which Find matched as `match`, for a `caller` the
-  // gateway has authorized with match.required_scope. Every failure is an
+  // gateway has authorized with match.required_scope (unless the route
+  // authenticates itself). Every failure is an
   // HttpReply (google.rpc.Status JSON unless the route's own contract says
   // otherwise); never throws. Thread-safe.
   virtual HttpReply Serve(const Match& match, const HttpRequest& request,

@@ -141,8 +141,11 @@ SubjectMethodRule SubjectRuleFor(
   if (name == "dsar.v1.DsarService.ListRequests") return {Kind::kListOwn, ""};
   // VerifyIdentity too: the subject proves with the code that the request
   // names them, but only the owner may try (no existence oracle by id).
+  // CreateDownloadUrl: a subject fetches the answer to their own request
+  // (docs/delivery.md); RevokeDownloadUrls stays with operators.
   if (name == "dsar.v1.DsarService.GetRequest" ||
-      name == "dsar.v1.DsarService.VerifyIdentity") {
+      name == "dsar.v1.DsarService.VerifyIdentity" ||
+      name == "dsar.v1.DsarService.CreateDownloadUrl") {
     return {Kind::kOwnRequest, "id"};
   }
   if (name == "dsar.v1.DsarService.ListEvents" ||

@@ -115,6 +115,12 @@ TEST(SubjectRuleForTest, NewDsarMethodsAreClosedToSubjects) {
             SubjectMethodRule::kListOwn);
   EXPECT_EQ(SubjectRuleFor(dsar->FindMethodByName("CancelRequest")).kind,
             SubjectMethodRule::kOperatorsOnly);
+  SubjectMethodRule create_url =
+      SubjectRuleFor(dsar->FindMethodByName("CreateDownloadUrl"));
+  EXPECT_EQ(create_url.kind, SubjectMethodRule::kOwnRequest);
+  EXPECT_EQ(create_url.request_id_field, "id");
+  EXPECT_EQ(SubjectRuleFor(dsar->FindMethodByName("RevokeDownloadUrls")).kind,
+            SubjectMethodRule::kOperatorsOnly);
   EXPECT_EQ(
       SubjectRuleFor(pool->FindMethodByName("dsar.v1.AdminService.ListWorkers"))
           .kind,

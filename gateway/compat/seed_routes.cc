@@ -75,13 +75,6 @@ bool Downloadable(const v1::Request& request) {
          !request.bundle().path().empty();
 }
 
-// Where a completed request's bundle is fetched. The signed, time-limited
-// download URLs come with the delivery work; until then this names the
-// resource without serving it.
-std::string BundleUrl(const std::string& id) {
-  return absl::StrCat("/v1/requests/", id, "/bundle");
-}
-
 // One error entry of seed 003's express-validator answer.
 nlohmann::json FieldError(const std::string& path, const nlohmann::json* value,
                           const std::string& message) {
@@ -357,10 +350,23 @@ HttpReply SeedRoutes::Download(const std::string& id,
     reply.status = 409;
     return reply;
   }
+  // A fresh signed URL (audited by dsard), issued for the caller: the
+  // seed's 302 to its storage URL, here to the gateway's download route.
+  grpc::ClientContext context;
+  backend_->PrepareContext(&context, caller.subject);
+  v1::CreateDownloadUrlRequest create;
+  create.set_id(id);
+  v1::CreateDownloadUrlResponse url;
+  grpc::Status status = v1::DsarService::NewStub(backend_->channel())
+                            ->CreateDownloadUrl(&context, create, &url);
+  if (!status.ok()) return ErrorReply(FromGrpcStatus(status));
   HttpReply reply;
   reply.status = 302;
-  reply.headers.push_back({"Location", BundleUrl(id)});
-  reply.body = Dump({{"downloadUrl", BundleUrl(id)}});
+  reply.headers.push_back({"Location", url.url()});
+  reply.body = Dump({{"downloadUrl", url.url()},
+                     {"expiresAt", Rfc3339(url.expires_at())},
+                     {"sha256", url.sha256()},
+                     {"sizeBytes", url.size_bytes()}});
   return reply;
 }
 
