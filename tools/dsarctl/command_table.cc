@@ -225,6 +225,27 @@ std::vector<CommandSpec> BuildCommands() {
        {"dsarctl resume dsr_01HZX... --reason='hold released'"},
        {Value("reason", "TEXT", "recorded in the audit log")},
        RunResume});
+  add({"download",
+       "<ID>",
+       "Download a completed request's bundle through a signed URL.",
+       "Issues a download URL (download_url_issued), streams the bundle to "
+       "the file (bundle_downloaded), checks its size and SHA-256 against "
+       "what dsard recorded, and prints the path. The file appears only "
+       "once verified (written as FILE.part first).",
+       {"dsarctl download dsr_01HZX...",
+        "dsarctl download dsr_01HZX... --file=/tmp/answer.zip"},
+       {WithShortName('f', Value("file", "PATH",
+                                 "where to write the ZIP (default <ID>.zip)"))},
+       RunDownload});
+  add({"revoke-downloads",
+       "<ID>",
+       "Revoke every download URL issued so far for a request.",
+       "URLs issued before are refused (HTTP 410) from now on; new ones can "
+       "be issued. Use when a link went to the wrong person.",
+       {"dsarctl revoke-downloads dsr_01HZX... --reason='sent to a wrong "
+        "address'"},
+       {Value("reason", "TEXT", "why (required; audited)")},
+       RunRevokeDownloads});
   add({"workers",
        "",
        "Workers the coordinator has seen: stores, in-flight tasks, last "

@@ -59,6 +59,8 @@ int RunVerify(const Options& options);      // request_commands.cc
 int RunPause(const Options& options);       // request_commands.cc
 int RunResume(const Options& options);      // request_commands.cc
 int RunWorkers(const Options& options);     // workers_command.cc
+int RunDownload(const Options& options);    // delivery_commands.cc
+int RunRevokeDownloads(const Options& options);  // delivery_commands.cc
 int RunAudit(const Options& options);       // audit.cc
 int RunCompletion(const Options& options);  // completion.cc
 int RunHelp(const Options& options);        // command_table.cc

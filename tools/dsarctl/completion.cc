@@ -109,7 +109,7 @@ constexpr char kScan[] = R"SH(
         for s in $(_dsarctl_server ls); do
           candidates+=" $(_dsarctl_server ls "$s" | sed "s|^|$s/|")"
         done ;;
-      get|watch|events|cancel|retry|"audit events")
+      get|watch|events|cancel|retry|download|revoke-downloads|"audit events")
         candidates="$(_dsarctl_server list --page-size=1000 | awk 'NR > 1 {print $1}')" ;;
       completion)
         candidates="bash" ;;

@@ -156,13 +156,29 @@ TEST_F(DsarctlOfflineTest, HelpForEveryCommandWithAnExample) {
     EXPECT_THAT(main_help.out, HasSubstr(absl::StrCat("  ", command)))
         << command;
   }
-  for (std::string command :
-       {"ls",           "describe",    "call",         "submit",
-        "get",          "list",        "watch",        "events",
-        "cancel",       "retry",       "extend",       "verify",
-        "pause",        "resume",      "workers",      "audit checkpoint",
-        "audit events", "audit prove", "audit verify", "completion",
-        "help"}) {
+  for (std::string command : {"ls",
+                              "describe",
+                              "call",
+                              "submit",
+                              "get",
+                              "list",
+                              "watch",
+                              "events",
+                              "cancel",
+                              "retry",
+                              "extend",
+                              "verify",
+                              "pause",
+                              "resume",
+                              "workers",
+                              "audit checkpoint",
+                              "audit events",
+                              "audit prove",
+                              "audit verify",
+                              "completion",
+                              "help",
+                              "download",
+                              "revoke-downloads"}) {
     std::vector<std::string> args = absl::StrSplit(command, ' ');
     args.push_back("--help");
     Ctl help = Run(args);
