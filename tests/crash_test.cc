@@ -26,6 +26,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/bundle_download.h"
 #include "tests/dsar_cluster.h"
 #include "tests/process_harness.h"
 
@@ -452,9 +453,11 @@ TEST(CrashTest, AcknowledgedRequestsSurviveRepeatedCoordinatorKills) {
     if (!problems.empty()) ADD_FAILURE() << "history:\n" << History(*events);
 
     if (request.type() == v1::ACCESS) {
-      std::string zip =
-          dir.Join(absl::StrCat("data/bundles/", request.id(), ".zip"));
-      EXPECT_TRUE(std::filesystem::exists(zip)) << zip;
+      // The bundle survived the crashes whole: it downloads with the
+      // recorded hash (DownloadBundleBytes checks it).
+      absl::StatusOr<std::string> zip =
+          DownloadBundleBytes(*stub, request.id());
+      EXPECT_TRUE(zip.ok()) << request.id() << ": " << zip.status();
     }
   }
 

@@ -20,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/bundle_download.h"
 #include "tests/dsar_cluster.h"
 #include "tests/process_harness.h"
 #include "tests/zip_entries.h"
@@ -200,15 +201,14 @@ TEST_F(EndToEndTest, AccessThenErasureOfOnePerson) {
   }
   EXPECT_EQ(exported, std::set<std::string>(kStores.begin(), kStores.end()));
 
-  // The bundle: a manifest whose hashes match the data files.
-  std::string zip_path =
-      dir_.Join(absl::StrCat("data/bundles/", access.id(), ".zip"));
+  // The bundle, downloaded as clients get it (docs/delivery.md): a
+  // manifest whose hashes match the data files.
+  absl::StatusOr<std::string> zip = DownloadBundleBytes(*stub_, access.id());
+  ASSERT_TRUE(zip.ok()) << zip.status();
   absl::StatusOr<std::map<std::string, std::string>> entries =
-      ReadZip(zip_path);
+      ReadZipBytes(*zip);
   ASSERT_TRUE(entries.ok()) << entries.status();
-  absl::StatusOr<std::string> zip_sha = Sha256FileHex(zip_path);
-  ASSERT_TRUE(zip_sha.ok()) << zip_sha.status();
-  EXPECT_EQ(access.bundle().sha256(), *zip_sha);
+  EXPECT_EQ(access.bundle().sha256(), Sha256Hex(*zip));
   ASSERT_TRUE(entries->count("manifest.json"));
   nlohmann::json manifest =
       nlohmann::json::parse((*entries)["manifest.json"], nullptr, false);

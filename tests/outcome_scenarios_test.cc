@@ -25,6 +25,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/bundle_download.h"
 #include "tests/dsar_cluster.h"
 #include "tests/process_harness.h"
 #include "tests/zip_entries.h"
@@ -524,8 +525,13 @@ class OutcomeScenariosTest : public ::testing::Test {
     }
   }
 
-  std::string BundlePath(const std::string& id) {
-    return dir_.Join(absl::StrCat("data/bundles/", id, ".zip"));
+  // The entries of request `id`'s bundle, downloaded as clients get it
+  // (docs/delivery.md).
+  absl::StatusOr<std::map<std::string, std::string>> BundleEntries(
+      const std::string& id) {
+    absl::StatusOr<std::string> zip = DownloadBundleBytes(*stub_, id);
+    if (!zip.ok()) return zip.status();
+    return ReadZipBytes(*zip);
   }
 
   TempDir dir_;
@@ -834,7 +840,7 @@ TEST_F(OutcomeScenariosTest, EveryTypeCompletesWithItsEffectInEveryStore) {
   for (v1::RequestType type : {v1::ACCESS, v1::PORTABILITY}) {
     SCOPED_TRACE(v1::RequestType_Name(type));
     absl::StatusOr<std::map<std::string, std::string>> entries =
-        ReadZip(BundlePath(ids[type]));
+        BundleEntries(ids[type]);
     ASSERT_TRUE(entries.ok()) << entries.status();
     ASSERT_TRUE(entries->count("manifest.json"));
     nlohmann::json manifest =
@@ -1125,7 +1131,7 @@ TEST_F(OutcomeScenariosTest, AccessByUserIdReachesEveryStore) {
   ASSERT_EQ(done.status(), v1::COMPLETED) << done.ShortDebugString();
 
   absl::StatusOr<std::map<std::string, std::string>> entries =
-      ReadZip(BundlePath(created.id()));
+      BundleEntries(created.id());
   ASSERT_TRUE(entries.ok()) << entries.status();
   nlohmann::json manifest = nlohmann::json::parse((*entries)["manifest.json"]);
   std::map<std::string, nlohmann::json> searched;
@@ -1158,7 +1164,7 @@ TEST_F(OutcomeScenariosTest, AnswerAfterRetryNamesNoInternals) {
                                           << History(Events(created.id()));
 
   absl::StatusOr<std::map<std::string, std::string>> entries =
-      ReadZip(BundlePath(created.id()));
+      BundleEntries(created.id());
   ASSERT_TRUE(entries.ok()) << entries.status();
   for (const char* name : {"response.md", "exemptions.json"}) {
     ASSERT_TRUE(entries->count(name)) << name;

@@ -15,6 +15,11 @@ namespace dsar::testing {
 absl::StatusOr<std::map<std::string, std::string>> ReadZip(
     const std::string& path);
 
+// The same for a ZIP held in memory (a downloaded bundle). DATA_LOSS when
+// `bytes` is not a ZIP or an entry is short. `bytes` must outlive the call.
+absl::StatusOr<std::map<std::string, std::string>> ReadZipBytes(
+    const std::string& bytes);
+
 }  // namespace dsar::testing
 
 #endif  // DSAR_TESTS_ZIP_ENTRIES_H_
