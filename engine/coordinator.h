@@ -60,13 +60,13 @@ class Coordinator {
     // subject identifiers live; both are created on first start.
     std::string audit_origin = "dsar.local/audit";
     std::string keys_dir;  // Default: data_dir/keys.
-    // File outside data_dir holding the last checkpoint the audit log handed
-    // out; opening an older or forked log fails (storage/audit/audit_log.h).
     // Key-encryption keys wrapping each request's data key (storage/
     // key_ring.h); not owned. nullptr: a FileKeyRing in keys_dir/kek.
     // Keep keys_dir off the data volume: a copy of the data directory alone
     // then reveals nothing, and destroyed data keys stay destroyed.
     KeyEncryptionKeys* key_ring = nullptr;
+    // File outside data_dir holding the last checkpoint the audit log handed
+    // out; opening an older or forked log fails (storage/audit/audit_log.h).
     // Empty: none.
     std::string checkpoint_witness;
 
@@ -216,6 +216,11 @@ class Coordinator {
 
   const Inventory& inventory() const { return *options_.inventory; }
   const AuditLog& audit_log() const { return *audit_; }
+  // The data key of a request's files (exports, bundle): AES-256-GCM via
+  // storage/encrypted_file.h. NOT_FOUND when the request has none (unknown,
+  // or its personal data was destroyed). Any thread.
+  absl::StatusOr<std::string> RequestDataKey(
+      const std::string& request_id) const;
   // Path of the checkpoint public key auditors verify with.
   std::string public_key_path() const;
 
@@ -265,11 +270,6 @@ class Coordinator {
   };
   struct Timer {
     int64_t due_ms;
-  // The data key of a request's files (exports, bundle): AES-256-GCM via
-  // storage/encrypted_file.h. NOT_FOUND when the request has none (unknown,
-  // or its personal data was destroyed). Any thread.
-  absl::StatusOr<std::string> RequestDataKey(
-      const std::string& request_id) const;
     TimerKind kind;
     std::string request_id;
     int map;
@@ -415,6 +415,7 @@ class Coordinator {
 
   Options options_;
   int64_t started_ms_ = 0;  // Engine clock at start-up.
+  std::unique_ptr<KeyEncryptionKeys> owned_key_ring_;  // Outlives store_.
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<AuditLog> audit_;
   absl::TimeZone zone_;
@@ -459,11 +460,11 @@ class Coordinator {
 
   std::thread loop_thread_;
   std::thread bundler_thread_;
-};
 
   mutable std::mutex download_signer_mu_;
   mutable std::unique_ptr<DownloadUrlSigner>
       download_signer_;  // GUARDED_BY(download_signer_mu_)
+};
 
 // The public view of a stored request: `steps` derived from the Map runs.
 v1::Request ToPublicRequest(const internal::RequestRecord& record);
@@ -471,4 +472,3 @@ v1::Request ToPublicRequest(const internal::RequestRecord& record);
 }  // namespace dsar
 
 #endif  // DSAR_ENGINE_COORDINATOR_H_
-  std::unique_ptr<KeyEncryptionKeys> owned_key_ring_;  // Outlives store_.
