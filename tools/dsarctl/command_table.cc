@@ -246,6 +246,27 @@ std::vector<CommandSpec> BuildCommands() {
         "address'"},
        {Value("reason", "TEXT", "why (required; audited)")},
        RunRevokeDownloads});
+  add({"purge",
+       "",
+       "Run the retention purge now: expired bundles, expired personal data.",
+       "Deletes bundles past --bundle_retention and destroys the data key of "
+       "requests closed longer than --record_retention (their identities, "
+       "corrections, free text and files become unreadable; the other facts "
+       "and the audit log stay). Each removal is an event on its request. "
+       "dsard also runs it every --purge_interval (docs/retention.md).",
+       {"dsarctl purge --dry-run", "dsarctl purge"},
+       {Bool("dry-run", "show what is due and why; remove nothing")},
+       RunPurge});
+  add({"keys rotate",
+       "",
+       "Make a new key-encryption key active.",
+       "New data keys are wrapped under it; data keys wrapped under older "
+       "KEKs stay readable while their files are kept. With --rewrap every "
+       "data key is re-wrapped under the new KEK, after which the older ones "
+       "can be retired (docs/retention.md).",
+       {"dsarctl keys rotate", "dsarctl keys rotate --rewrap"},
+       {Bool("rewrap", "re-wrap every existing data key under the new KEK")},
+       RunKeysRotate});
   add({"workers",
        "",
        "Workers the coordinator has seen: stores, in-flight tasks, last "

@@ -44,26 +44,28 @@ void PrintMainHelp();
 void PrintCommandHelp(const CommandSpec& command);
 
 // Command groups, one file each.
-int RunLs(const Options& options);          // generic_commands.cc
-int RunDescribe(const Options& options);    // generic_commands.cc
-int RunCall(const Options& options);        // generic_commands.cc
-int RunSubmit(const Options& options);      // request_commands.cc
-int RunGet(const Options& options);         // request_commands.cc
-int RunList(const Options& options);        // request_commands.cc
-int RunWatch(const Options& options);       // request_commands.cc
-int RunEvents(const Options& options);      // request_commands.cc
-int RunCancel(const Options& options);      // request_commands.cc
-int RunRetry(const Options& options);       // request_commands.cc
-int RunExtend(const Options& options);      // request_commands.cc
-int RunVerify(const Options& options);      // request_commands.cc
-int RunPause(const Options& options);       // request_commands.cc
-int RunResume(const Options& options);      // request_commands.cc
-int RunWorkers(const Options& options);     // workers_command.cc
-int RunDownload(const Options& options);    // delivery_commands.cc
+int RunLs(const Options& options);               // generic_commands.cc
+int RunDescribe(const Options& options);         // generic_commands.cc
+int RunCall(const Options& options);             // generic_commands.cc
+int RunSubmit(const Options& options);           // request_commands.cc
+int RunGet(const Options& options);              // request_commands.cc
+int RunList(const Options& options);             // request_commands.cc
+int RunWatch(const Options& options);            // request_commands.cc
+int RunEvents(const Options& options);           // request_commands.cc
+int RunCancel(const Options& options);           // request_commands.cc
+int RunRetry(const Options& options);            // request_commands.cc
+int RunExtend(const Options& options);           // request_commands.cc
+int RunVerify(const Options& options);           // request_commands.cc
+int RunPause(const Options& options);            // request_commands.cc
+int RunResume(const Options& options);           // request_commands.cc
+int RunWorkers(const Options& options);          // workers_command.cc
+int RunDownload(const Options& options);         // delivery_commands.cc
 int RunRevokeDownloads(const Options& options);  // delivery_commands.cc
-int RunAudit(const Options& options);       // audit.cc
-int RunCompletion(const Options& options);  // completion.cc
-int RunHelp(const Options& options);        // command_table.cc
+int RunPurge(const Options& options);            // retention_commands.cc
+int RunKeysRotate(const Options& options);       // retention_commands.cc
+int RunAudit(const Options& options);            // audit.cc
+int RunCompletion(const Options& options);       // completion.cc
+int RunHelp(const Options& options);             // command_table.cc
 
 }  // namespace dsarctl
 
