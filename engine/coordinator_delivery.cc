@@ -15,6 +15,8 @@
 #include "model/event_kinds.h"
 
 namespace dsar {
+
+using coordinator_internal::BundleOwner;
 namespace {
 
 constexpr char kBundleContentType[] = "application/zip";
@@ -90,9 +92,11 @@ absl::StatusOr<const DownloadUrlSigner*> Coordinator::DownloadSigner() const {
 absl::StatusOr<std::unique_ptr<BundleReader>> Coordinator::OpenBundleForRead(
     const internal::RequestRecord& record) const {
   const v1::Bundle& bundle = record.request().bundle();
-  const std::string& id = record.request().id();
-  // Bundles are encrypted at rest under the request's data key
-  // (storage/encrypted_file.h); the reader hands out plaintext.
+  // Bundles are encrypted at rest under the data key of the request that
+  // made them (storage/encrypted_file.h): a duplicate answered by the
+  // request it was linked to reads that one's. The reader hands out
+  // plaintext.
+  const std::string id = BundleOwner(record.request());
   absl::StatusOr<std::string> data_key = RequestDataKey(id);
   if (!data_key.ok()) {
     if (absl::IsNotFound(data_key.status())) {

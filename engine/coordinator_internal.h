@@ -30,6 +30,13 @@ struct ParsedTaskId {
 // INVALID_ARGUMENT naming task_id when it is not a TaskId.
 absl::StatusOr<ParsedTaskId> ParseTaskId(const std::string& task_id);
 
+// The request whose bundle `request` carries, under whose data key it is
+// encrypted: the request itself, or the one it was linked to as a duplicate
+// and completed with.
+inline const std::string& BundleOwner(const v1::Request& request) {
+  return request.linked_to().empty() ? request.id() : request.linked_to();
+}
+
 }  // namespace coordinator_internal
 
 struct Coordinator::PollSlot {

@@ -19,6 +19,8 @@
 #include "model/event_kinds.h"
 
 namespace dsar {
+
+using coordinator_internal::BundleOwner;
 namespace {
 
 int64_t MillisOf(const google::protobuf::Timestamp& time) {
@@ -38,7 +40,7 @@ bool HasLiveBundle(const v1::Request& request) {
 // The bundle file of `request` when it is its own, not the one of the
 // request it was linked to (that one's purge removes it).
 bool OwnsBundleFile(const v1::Request& request) {
-  return request.linked_to().empty();
+  return BundleOwner(request) == request.id();
 }
 
 }  // namespace

@@ -2113,6 +2113,27 @@ TEST_F(DeliveryTest, OnlyACompletedRequestWithABundleGetsAUrl) {
   }
 }
 
+// A duplicate completed with the request it was linked to shares that
+// one's bundle, encrypted under that one's data key: it downloads the same
+// bytes.
+TEST_F(DeliveryTest, LinkedDuplicateDownloadsTheSharedBundle) {
+  v1::CreateRequestRequest create = NewCreate(v1::ACCESS, {"c"});
+  v1::Request original = Create(create);
+  v1::Request duplicate = Create(create);
+  ASSERT_EQ(duplicate.linked_to(), original.id());
+  std::optional<v1::Task> task = Poll("w1", {"c"});
+  ASSERT_TRUE(task.has_value());
+  ASSERT_TRUE(Finish(*task, "w1").ok());
+  v1::Request done = WaitForStatus(original.id(), v1::COMPLETED);
+  v1::Request answered = WaitForStatus(duplicate.id(), v1::COMPLETED);
+  EXPECT_EQ(answered.bundle().sha256(), done.bundle().sha256());
+  absl::StatusOr<v1::CreateDownloadUrlResponse> url = Url(duplicate.id());
+  ASSERT_TRUE(url.ok()) << url.status();
+  absl::StatusOr<std::string> bytes = Download(url->url());
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(Sha256Hex(*bytes), done.bundle().sha256());
+}
+
 TEST_F(DeliveryTest, CompletedNotificationNamesTheRouteNotAUrl) {
   ASSERT_NO_FATAL_FAILURE(StartWith([this](Coordinator::Options& options) {
     options.notify_file = NotifyPath();
@@ -2130,7 +2151,6 @@ TEST_F(DeliveryTest, CompletedNotificationNamesTheRouteNotAUrl) {
   EXPECT_EQ(completed["download"]["sha256"], done.bundle().sha256());
   EXPECT_THAT(completed.dump(), Not(HasSubstr("sig=")));
 }
-
 
 class RetentionTest : public CoordinatorTest {
  protected:
@@ -2279,8 +2299,7 @@ TEST_F(RetentionTest, RotatedKeysKeepEarlierRequestsReadable) {
   Start();
   EXPECT_EQ(Get(before.id()).identities(0).value(),
             before.identities(0).value());
-  EXPECT_EQ(Get(after.id()).identities(0).value(),
-            after.identities(0).value());
+  EXPECT_EQ(Get(after.id()).identities(0).value(), after.identities(0).value());
   rotate.set_rewrap(true);
   rotated = coordinator_->RotateKeys(rotate);
   ASSERT_TRUE(rotated.ok()) << rotated.status();
