@@ -609,6 +609,8 @@ void Coordinator::FireDueTimers(Txn& txn) {
       case TimerKind::kUnserved:
         if (current_map) CheckUnserved(txn, live, timer.map, timer.item);
         break;
+      case TimerKind::kPurge:
+        break;  // Fired above: it belongs to no request.
     }
   }
 }
