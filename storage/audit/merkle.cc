@@ -15,7 +15,9 @@ namespace {
 // Largest power of two strictly less than n. REQUIRES: n >= 2.
 uint64_t LargestPowerOfTwoBelow(uint64_t n) {
   uint64_t k = 1;
-  while ((k << 1) < n) k <<= 1;
+  // k < n - k is 2k < n without computing 2k, which wraps to 0 once k is
+  // 2^63 (for n > 2^63 the loop would never end).
+  while (k < n - k) k <<= 1;
   return k;
 }
 

@@ -437,5 +437,57 @@ TEST_F(MerkleTreeTest, PropagatesStoreErrors) {
             absl::StatusCode::kDataLoss);
 }
 
+// Every leaf hashes alike except the one at `marked`, so the hash of any
+// perfect subtree is known without building a tree of 2^63 leaves.
+class MarkedTree {
+ public:
+  explicit MarkedTree(uint64_t marked) : marked_(marked) {
+    plain_.push_back(LeafHash("plain"));
+    path_.push_back(LeafHash("marked"));
+    for (int level = 0; level < 64; ++level) {
+      plain_.push_back(NodeHash(plain_[level], plain_[level]));
+      path_.push_back((marked_ >> level) & 1
+                          ? NodeHash(plain_[level], path_[level])
+                          : NodeHash(path_[level], plain_[level]));
+    }
+  }
+  SubtreeHashFn Subtrees() const {
+    return [this](int level, uint64_t index) -> absl::StatusOr<std::string> {
+      return (marked_ >> level) == index ? path_[level] : plain_[level];
+    };
+  }
+
+ private:
+  uint64_t marked_;
+  std::vector<std::string> plain_, path_;  // By level.
+};
+
+// Found by fuzz/merkle_proof_fuzzer (fuzz/corpus/merkle_proof/big_tree_*):
+// splitting a range of more than 2^63 leaves looped forever.
+TEST_F(MerkleTreeTest, ProofsForTreesOfMoreThan2To63Leaves) {
+  const uint64_t kSizes[] = {(uint64_t{1} << 63) + 1, ~uint64_t{0}};
+  for (uint64_t size : kSizes) {
+    for (uint64_t index : {uint64_t{12345}, size - 1}) {
+      MarkedTree tree(index);
+      SubtreeHashFn subtrees = tree.Subtrees();
+      absl::StatusOr<std::string> root = RootHash(subtrees, size);
+      ASSERT_TRUE(root.ok()) << root.status();
+      absl::StatusOr<std::vector<std::string>> proof =
+          InclusionProof(subtrees, index, size);
+      ASSERT_TRUE(proof.ok()) << proof.status();
+      EXPECT_TRUE(
+          VerifyInclusion(index, size, *subtrees(0, index), *proof, *root).ok())
+          << size << " " << index;
+      const uint64_t size1 = uint64_t{1} << 62;
+      absl::StatusOr<std::vector<std::string>> consistency =
+          ConsistencyProof(subtrees, size1, size);
+      ASSERT_TRUE(consistency.ok()) << consistency.status();
+      EXPECT_TRUE(VerifyConsistency(size1, size, *consistency,
+                                    *RootHash(subtrees, size1), *root)
+                      .ok());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dsar::merkle
