@@ -52,6 +52,20 @@ absl::StatusOr<EVP_PKEY*> KeyFromParams(const char* type,
   return pkey;
 }
 
+// The string member `name` of a JWK, `fallback` when it is absent.
+// nlohmann's value() would throw on a member of another type.
+absl::StatusOr<std::string> StringMember(const nlohmann::json& jwk,
+                                         const char* name,
+                                         const std::string& fallback) {
+  auto it = jwk.find(name);
+  if (it == jwk.end()) return fallback;
+  if (!it->is_string()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", name, "\" must be a string"));
+  }
+  return it->get<std::string>();
+}
+
 absl::StatusOr<std::string> DecodeMember(const nlohmann::json& jwk,
                                          const char* name) {
   if (!jwk.contains(name) || !jwk[name].is_string()) {
@@ -85,7 +99,9 @@ absl::StatusOr<EVP_PKEY*> RsaKeyFromJwk(const nlohmann::json& jwk) {
 }
 
 absl::StatusOr<EVP_PKEY*> EcKeyFromJwk(const nlohmann::json& jwk) {
-  if (jwk.value("crv", "") != "P-256") {
+  absl::StatusOr<std::string> crv = StringMember(jwk, "crv", "");
+  if (!crv.ok()) return crv.status();
+  if (*crv != "P-256") {
     return absl::InvalidArgumentError("only \"crv\": \"P-256\" is supported");
   }
   absl::StatusOr<std::string> x = DecodeMember(jwk, "x");
@@ -145,7 +161,9 @@ std::optional<absl::Time> NumericDate(const nlohmann::json& claims,
   if (it == claims.end() || !it->is_number()) return std::nullopt;
   double seconds = it->get<double>();
   if (!std::isfinite(seconds)) return std::nullopt;
-  return absl::FromUnixMicros(static_cast<int64_t>(seconds * 1e6));
+  // absl::Seconds saturates: a date beyond absl::Time's range (1e300) is
+  // the infinite future or past, where a cast to int64 would be undefined.
+  return absl::UnixEpoch() + absl::Seconds(seconds);
 }
 
 }  // namespace
@@ -237,10 +255,21 @@ absl::Status JwtVerifier::AddJwks(const std::string& jwks_json) {
     if (!jwk.is_object()) {
       return absl::InvalidArgumentError(absl::StrCat(where, "not an object"));
     }
-    if (jwk.value("use", "sig") != "sig") continue;  // An encryption key.
+    absl::StatusOr<std::string> use = StringMember(jwk, "use", "sig");
+    absl::StatusOr<std::string> kid = StringMember(jwk, "kid", "");
+    absl::StatusOr<std::string> kty_member = StringMember(jwk, "kty", "");
+    absl::StatusOr<std::string> alg = StringMember(jwk, "alg", "");
+    for (const absl::Status& status :
+         {use.status(), kid.status(), kty_member.status(), alg.status()}) {
+      if (!status.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, status.message()));
+      }
+    }
+    if (*use != "sig") continue;  // An encryption key.
     PublicKey key;
-    key.kid = jwk.value("kid", "");
-    std::string kty = jwk.value("kty", "");
+    key.kid = *kid;
+    const std::string& kty = *kty_member;
     absl::StatusOr<EVP_PKEY*> pkey;
     if (kty == "RSA") {
       key.alg = "RS256";
@@ -257,7 +286,7 @@ absl::Status JwtVerifier::AddJwks(const std::string& jwks_json) {
           absl::StrCat(where, pkey.status().message()));
     }
     key.pkey = *pkey;
-    std::string declared = jwk.value("alg", key.alg);
+    std::string declared = jwk.contains("alg") ? *alg : key.alg;
     if (declared != key.alg) {
       EVP_PKEY_free(key.pkey);
       return absl::InvalidArgumentError(absl::StrCat(

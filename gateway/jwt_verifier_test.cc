@@ -1,5 +1,6 @@
 #include "gateway/jwt_verifier.h"
 
+#include "absl/strings/str_cat.h"
 #include "gateway/testing/test_tokens.h"
 #include "gtest/gtest.h"
 
@@ -82,6 +83,23 @@ TEST_F(JwtVerifierTest, TimeClaims) {
   EXPECT_TRUE(Check(keys_->Mint("HS256", "", just_expired)).ok());
 }
 
+// Found by fuzz/jwt_fuzzer (fuzz/corpus/jwt/signed_here_payload_only): a
+// NumericDate beyond int64 microseconds was cast to int64 (undefined; on
+// x86 the minimum, so such a token read as long expired). Dates saturate.
+TEST_F(JwtVerifierTest, TimeClaimsBeyondTheRangeOfTime) {
+  nlohmann::json far = ValidClaims("a", "dsar.read");
+  far["exp"] = 1e300;
+  far["nbf"] = -1e300;
+  EXPECT_TRUE(Check(keys_->Mint("HS256", "", far)).ok());
+  nlohmann::json never = ValidClaims("a", "dsar.read");
+  never["exp"] = -1e300;
+  EXPECT_EQ(Check(keys_->Mint("HS256", "", never)).message(), "token expired");
+  nlohmann::json later = ValidClaims("a", "dsar.read");
+  later["nbf"] = 1e300;
+  EXPECT_EQ(Check(keys_->Mint("HS256", "", later)).message(),
+            "token not valid yet (nbf)");
+}
+
 TEST_F(JwtVerifierTest, IssuerAndAudience) {
   EXPECT_EQ(Check(keys_->Mint("RS256", "rsa-1",
                               ValidClaims("a", "x", "https://evil.test")))
@@ -158,6 +176,25 @@ TEST_F(JwtVerifierTest, CreateRefusesBadConfiguration) {
   EXPECT_FALSE(JwtVerifier::Create(bad_jwks).ok());
   bad_jwks.jwks_json = "not json";
   EXPECT_FALSE(JwtVerifier::Create(bad_jwks).ok());
+}
+
+// Found by fuzz/jwks_fuzzer (fuzz/corpus/jwks/use_not_string, kid_number):
+// a member of the wrong type threw nlohmann::json::type_error out of Create,
+// which took dsar-gateway down at start-up instead of naming the key.
+TEST_F(JwtVerifierTest, CreateRefusesMembersOfTheWrongType) {
+  nlohmann::json jwks = nlohmann::json::parse(keys_->JwksJson());
+  for (const char* member : {"use", "kid", "kty", "alg", "crv"}) {
+    nlohmann::json bad = jwks;
+    bad["keys"][1][member] = 7;  // keys[1] is the EC key.
+    JwtVerifierOptions options;
+    options.jwks_json = bad.dump();
+    absl::StatusOr<std::unique_ptr<JwtVerifier>> verifier =
+        JwtVerifier::Create(options);
+    ASSERT_FALSE(verifier.ok()) << member;
+    EXPECT_EQ(verifier.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(verifier.status().message(),
+              absl::StrCat("JWKS keys[1]: \"", member, "\" must be a string"));
+  }
 }
 
 TEST(Base64UrlTest, RoundTripAndStrictness) {
