@@ -48,6 +48,41 @@ absl::StatusOr<std::vector<const FieldDescriptor*>> ResolveFieldPath(
   return chain;
 }
 
+// True when `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF).
+bool IsValidUtf8(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    size_t length;
+    uint32_t min;
+    uint32_t code;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      length = 2, min = 0x80, code = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      length = 3, min = 0x800, code = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      length = 4, min = 0x10000, code = c & 0x07;
+    } else {
+      return false;
+    }
+    if (text.size() - i < length) return false;
+    for (size_t k = 1; k < length; ++k) {
+      unsigned char next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3F);
+    }
+    if (code < min || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
 // Sets the field at `path` to the text `value` in `params`, a JSON object
 // that JsonStringToMessage will parse. Every value is written as a JSON
 // string: the protobuf JSON parser accepts quoted numbers, booleans and enum
@@ -57,9 +92,15 @@ absl::Status AddParam(const Descriptor* descriptor, const std::string& path,
   absl::StatusOr<std::vector<const FieldDescriptor*>> chain =
       ResolveFieldPath(descriptor, path);
   if (!chain.ok()) return chain.status();
+  // JSON text, and protobuf strings, are UTF-8; the URL's bytes may not be.
+  if (!IsValidUtf8(value)) return Invalid(path, "not valid UTF-8");
   nlohmann::json* node = params;
   for (size_t i = 0; i + 1 < chain->size(); ++i) {
     node = &(*node)[(*chain)[i]->name()];
+    // Already set as a whole ("at=…" then "at.seconds=…").
+    if (!node->is_null() && !node->is_object()) {
+      return Invalid(path, "given more than once");
+    }
   }
   const FieldDescriptor* leaf = chain->back();
   if (leaf->type() == FieldDescriptor::TYPE_MESSAGE &&
@@ -156,6 +197,14 @@ absl::StatusOr<std::unique_ptr<Message>> BuildRequestMessage(
     if (!status.ok()) return status;
   } else if (!route.body.empty()) {
     if (!IsBlank(body)) {
+      // The body is spliced into {"<field>": …}: unless it is one JSON
+      // value, it could close that value and set other fields
+      // ('{}, "other": 1').
+      if (!nlohmann::json::accept(body)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("request body is not one JSON value (it is the field ",
+                         route.body, ")"));
+      }
       absl::Status status = ParseJsonInto(
           absl::StrCat("{\"", route.body, "\":", body, "}"), message.get());
       if (!status.ok()) return status;

@@ -101,6 +101,51 @@ TEST_F(TranscoderTest, BodyFieldAndPathVariable) {
   EXPECT_EQ(request->repeat(), 2);
 }
 
+// Found by fuzz/transcoder_fuzzer (fuzz/corpus/transcoder/
+// echo_body_field_injection): the body of a route whose body is one field
+// was spliced into {"inner": <body>}, so '{}, "tags": [...]' set tags too.
+TEST_F(TranscoderTest, BodyBoundToOneFieldSetsNothingElse) {
+  for (const char* body : {R"({"note":"x"}, "tags": ["injected"])",
+                           R"({"note":"x"}, "message": "other")", R"({} {})"}) {
+    absl::Status status = Build("POST", "/v1/echo/hi:note", {}, body).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << body;
+    EXPECT_EQ(status.message(),
+              "request body is not one JSON value (it is the field inner)");
+  }
+  EXPECT_TRUE(Build("POST", "/v1/echo/hi:note", {}, R"( {"note": "x"} )").ok());
+}
+
+// Found by fuzz/transcoder_fuzzer (fuzz/corpus/transcoder/
+// echo_invalid_utf8): bytes that are not UTF-8 in a path variable or query
+// value made nlohmann::json::dump throw out of BuildRequestMessage.
+TEST_F(TranscoderTest, UrlValuesMustBeUtf8) {
+  absl::Status status = Build("GET", "/v1/echo/\xff\xfe", {}, "").status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "message: not valid UTF-8");
+  for (const char* bad :
+       {"\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "a\x80"}) {
+    status = Build("GET", "/v1/echo/x", {{"tags", bad}}, "").status();
+    EXPECT_EQ(status.message(), "tags: not valid UTF-8");
+  }
+  absl::StatusOr<test::EchoRequest> request =
+      Build("GET", "/v1/echo/\xc3\xa9t\xc3\xa9",
+            {{"tags", "\xe2\x82\xac"}, {"tags", "\xf0\x9f\x98\x80"}}, "");
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->message(), "\xc3\xa9t\xc3\xa9");
+}
+
+// Found by fuzz/transcoder_fuzzer (fuzz/corpus/transcoder/
+// echo_timestamp_then_seconds): "at=…&at.seconds=…" indexed the string
+// already set for "at" as an object, and nlohmann::json threw.
+TEST_F(TranscoderTest, FieldGivenWholeAndByPart) {
+  absl::Status status =
+      Build("GET", "/v1/echo/x",
+            {{"at", "2024-01-02T03:04:05Z"}, {"at.seconds", "5"}}, "")
+          .status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "at.seconds: given more than once");
+}
+
 TEST_F(TranscoderTest, JsonErrorsNameTheField) {
   struct Case {
     const char* body;
