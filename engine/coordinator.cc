@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/disk_space.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "engine/coordinator_internal.h"
@@ -77,6 +78,13 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   coordinator->started_ms_ = coordinator->options_.clock->NowMillis();
   Options& opened = coordinator->options_;
   if (opened.keys_dir.empty()) opened.keys_dir = opened.data_dir + "/keys";
+  if (opened.files_dir.empty()) opened.files_dir = opened.data_dir;
+  // RocksDB needs room to open (a new WAL, MANIFEST, a flush): on a full
+  // disk, say so and stop here rather than fail inside it.
+  RETURN_IF_ERROR(CheckDiskReserve(
+      opened.data_dir, kMinFreeBytesToStart, "cannot start",
+      "free some space (requests already accepted are safe) and start "
+      "again"));
   if (opened.key_ring == nullptr) {
     ASSIGN_OR_RETURN(coordinator->owned_key_ring_,
                      FileKeyRing::Open(opened.keys_dir + "/kek"));
@@ -85,9 +93,13 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   ASSIGN_OR_RETURN(
       coordinator->store_,
       StateStore::Open(opened.data_dir + "/state", opened.key_ring));
-  RETURN_IF_ERROR(MakeDirectories(coordinator->options_.data_dir + "/bundles"));
-  RETURN_IF_ERROR(
-      MakeDirectories(coordinator->options_.data_dir + "/artifacts"));
+  RETURN_IF_ERROR(MakeDirectories(opened.files_dir + "/bundles"));
+  RETURN_IF_ERROR(MakeDirectories(opened.files_dir + "/artifacts"));
+  if (::chmod(opened.files_dir.c_str(), 0700) != 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("files_dir: cannot make ", opened.files_dir, " private (",
+                     std::strerror(errno), ")"));
+  }
   RETURN_IF_ERROR(coordinator->OpenAuditLog());
   ASSIGN_OR_RETURN(coordinator->zone_,
                    LoadDeadlineTimeZone(coordinator->options_.time_zone));
@@ -137,6 +149,20 @@ Coordinator::DefinitionFor(const std::string& version) {
                    WorkflowDefinition::Parse(stored->json()));
   definitions_[version] = definition;
   return definition;
+}
+
+absl::Status Coordinator::CheckRoomForNewWork(absl::string_view what) const {
+  RETURN_IF_ERROR(CheckDiskReserve(
+      options_.data_dir, options_.disk_reserve_bytes, what,
+      "new work is refused until space is freed; requests in progress go "
+      "on"));
+  if (options_.files_dir != options_.data_dir) {
+    RETURN_IF_ERROR(CheckDiskReserve(
+        options_.files_dir, options_.disk_reserve_bytes, what,
+        "new work is refused until space is freed; requests in progress go "
+        "on"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> Coordinator::RequestDataKey(
@@ -261,7 +287,7 @@ absl::Status Coordinator::Recover() {
 
 void Coordinator::SweepBundledExports() {
   std::error_code error;
-  std::filesystem::directory_iterator dir(options_.data_dir + "/artifacts",
+  std::filesystem::directory_iterator dir(options_.files_dir + "/artifacts",
                                           error);
   if (error) return;
   for (const std::filesystem::directory_entry& entry : dir) {

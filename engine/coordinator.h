@@ -43,10 +43,21 @@
 
 namespace dsar {
 
+// Free space dsard needs on the state's filesystem to start at all (RocksDB
+// writes a new WAL and MANIFEST and may flush while opening).
+inline constexpr uint64_t kMinFreeBytesToStart = uint64_t{16} << 20;
+
 class Coordinator {
  public:
   struct Options {
-    std::string data_dir;  // RocksDB under data_dir/state, files beside it.
+    std::string data_dir;  // RocksDB under data_dir/state.
+    // Exports (artifacts/) and bundles (bundles/); default data_dir. On its
+    // own volume, exports cannot fill the disk the state lives on.
+    std::string files_dir;
+    // New work (requests, export uploads) is refused with RESOURCE_EXHAUSTED
+    // while the state's or the files' filesystem has less free; reads and
+    // work in flight go on, and intake resumes once space returns.
+    uint64_t disk_reserve_bytes = uint64_t{512} << 20;
     // Where time comes from; nullptr: the system clock. Not owned; must
     // outlive the coordinator. Tests pass a FakeClock and wake the loop with
     // any call after moving it.
@@ -221,6 +232,10 @@ class Coordinator {
   // or its personal data was destroyed). Any thread.
   absl::StatusOr<std::string> RequestDataKey(
       const std::string& request_id) const;
+  // RESOURCE_EXHAUSTED naming the directory when the state's or the files'
+  // filesystem is below options.disk_reserve_bytes; `what` starts the
+  // message ("new request refused"). Any thread.
+  absl::Status CheckRoomForNewWork(absl::string_view what) const;
   // Path of the checkpoint public key auditors verify with.
   std::string public_key_path() const;
 

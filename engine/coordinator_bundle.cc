@@ -20,7 +20,7 @@
 namespace dsar {
 
 std::string Coordinator::ArtifactDir(const std::string& request_id) const {
-  return absl::StrCat(options_.data_dir, "/artifacts/", request_id);
+  return absl::StrCat(options_.files_dir, "/artifacts/", request_id);
 }
 
 std::string Coordinator::ArtifactPath(const std::string& request_id, int map,
@@ -36,7 +36,7 @@ Coordinator::BuiltinJob Coordinator::BuildBundleJob(
   job.request_id = record.request().id();
   job.attempt = record.builtin_attempt();
   job.zip_path =
-      absl::StrCat(options_.data_dir, "/bundles/", job.request_id, ".zip");
+      absl::StrCat(options_.files_dir, "/bundles/", job.request_id, ".zip");
   job.input.request_id = job.request_id;
   job.input.request_type = v1::RequestType_Name(record.request().type());
   job.input.created_at = absl::FormatTime(

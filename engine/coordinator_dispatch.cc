@@ -334,6 +334,9 @@ absl::StatusOr<int64_t> Coordinator::Heartbeat(
 
 absl::StatusOr<Coordinator::ArtifactUpload> Coordinator::ArtifactPathForUpload(
     const v1::ArtifactHeader& header) {
+  // Exports are what fills a disk: none is taken in below the reserve (the
+  // worker's task fails as transient and is retried later).
+  RETURN_IF_ERROR(CheckRoomForNewWork("export upload refused"));
   return RunInLoop<ArtifactUpload>(
       [this, header](Txn& txn) -> absl::StatusOr<ArtifactUpload> {
         ASSIGN_OR_RETURN(auto found,

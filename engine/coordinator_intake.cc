@@ -64,6 +64,7 @@ absl::StatusOr<v1::Request> Coordinator::CreateRequest(
   for (const v1::SubjectIdentity& identity : request.identities())
     kinds.insert(IdentityKey(identity));
   RETURN_IF_ERROR(CheckEveryStoreReachable(*options_.inventory, scope, kinds));
+  RETURN_IF_ERROR(CheckRoomForNewWork("new request refused"));
   return RunInLoop<v1::Request>([this, request, actor](Txn& txn) {
     return CreateInLoop(txn, request, actor);
   });

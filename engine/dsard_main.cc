@@ -29,6 +29,13 @@ ABSL_FLAG(
 ABSL_FLAG(std::string, data_dir, "./dsar-data",
           "Directory for the state database, "
           "uploaded exports and bundles.");
+ABSL_FLAG(std::string, files_dir, "",
+          "Directory for uploaded exports and bundles (default: --data_dir); "
+          "on its own volume exports cannot fill the state's disk.");
+ABSL_FLAG(int64_t, disk_reserve_mb, 512,
+          "Refuse new requests and export uploads (RESOURCE_EXHAUSTED) while "
+          "the data or files directory has less free space than this; work "
+          "in flight goes on and intake resumes when space returns.");
 ABSL_FLAG(std::string, inventory, "", "Data inventory YAML (required).");
 ABSL_FLAG(std::string, workflow, "",
           "Workflow definition JSON; empty: the built-in DSAR workflow.");
@@ -178,6 +185,13 @@ int main(int argc, char** argv) {
 
   dsar::Coordinator::Options options;
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.files_dir = absl::GetFlag(FLAGS_files_dir);
+  if (absl::GetFlag(FLAGS_disk_reserve_mb) < 0) {
+    std::fprintf(stderr, "dsard: --disk_reserve_mb must not be negative\n");
+    return 2;
+  }
+  options.disk_reserve_bytes =
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_disk_reserve_mb)) << 20;
   options.definition = *definition;
   options.inventory =
       std::make_shared<const dsar::Inventory>(std::move(*inventory));
