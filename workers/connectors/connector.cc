@@ -7,24 +7,34 @@
 namespace dsar {
 
 absl::StatusOr<std::unique_ptr<Connector>> CreateConnector(
-    const StoreSpec& store) {
+    const StoreSpec& store, const std::atomic<bool>* cancel) {
   if (store.collections.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("store ", store.name, ": no collections"));
   }
   if (store.kind == "sqlite") {
-    return std::make_unique<SqliteConnector>(store);
+    return std::make_unique<SqliteConnector>(store, cancel);
   }
   if (store.kind == "jsonl") {
     if (store.collections.size() != 1) {
       return absl::InvalidArgumentError(absl::StrCat(
           "store ", store.name, ": a jsonl store has exactly one collection"));
     }
-    return std::make_unique<JsonlConnector>(store);
+    return std::make_unique<JsonlConnector>(store, cancel);
   }
   return absl::InvalidArgumentError(
       absl::StrCat("store ", store.name, ": unknown kind \"", store.kind,
                    "\" (known: sqlite, jsonl)"));
 }
+
+namespace internal {
+
+absl::Status CancelledError(std::string_view store) {
+  return absl::CancelledError(
+      absl::StrCat("store ", absl::string_view(store.data(), store.size()),
+                   ": operation cancelled"));
+}
+
+}  // namespace internal
 
 }  // namespace dsar

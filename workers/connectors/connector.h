@@ -6,6 +6,7 @@
 // worker died after the work but before reporting it), so running an
 // operation again must leave the store as running it once did.
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -68,6 +69,16 @@ struct ConnectorResult {
 // (model/connector_errors.h), naming the store, the collection and the
 // identity keys but no value and no record, and nothing is exported or
 // changed.
+//
+// Cancellation: a connector created with a cancel flag (CreateConnector)
+// checks it while it works: before it starts, between the lines of a log,
+// every thousand SQLite VM steps and while it waits for a lock. Once the
+// flag is set, the operation in progress ends at the next check with
+// CANCELLED (error name Connector.Failed), leaving the store as it found it:
+// a SQLite transaction is rolled back, a log rewrite is dropped before its
+// journal is committed. A rewrite whose journal is committed is finished
+// first (it is a copy of the log, see jsonl.h). Bytes already handed to an
+// Export's sink are not a complete export.
 class Connector {
  public:
   virtual ~Connector() = default;
@@ -115,9 +126,23 @@ class Connector {
       const std::vector<Identity>& identities, const std::string& flag) = 0;
 };
 
-// INVALID_ARGUMENT for an unknown kind.
+// INVALID_ARGUMENT for an unknown kind. `cancel`, when given, must outlive
+// the connector; setting it cancels the connector's operations (see
+// Connector, "Cancellation"). It is never cleared by the connector.
 absl::StatusOr<std::unique_ptr<Connector>> CreateConnector(
-    const StoreSpec& store);
+    const StoreSpec& store, const std::atomic<bool>* cancel = nullptr);
+
+namespace internal {
+
+// True once `cancel` (may be null) is set.
+inline bool Cancelled(const std::atomic<bool>* cancel) {
+  return cancel != nullptr && cancel->load(std::memory_order_relaxed);
+}
+
+// The CANCELLED status of an operation on `store` stopped by its flag.
+absl::Status CancelledError(std::string_view store);
+
+}  // namespace internal
 
 }  // namespace dsar
 

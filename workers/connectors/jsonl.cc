@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -40,6 +43,8 @@ constexpr char kJournalTempSuffix[] = ".dsar-rewrite.tmp";
 constexpr char kJournalMagic[8] = {'D', 'S', 'A', 'R', 'R', 'W', '1', '\n'};
 constexpr size_t kJournalHeaderBytes = 32;
 constexpr size_t kWriteBufferBytes = 64 * 1024;
+// How often a cancellable wait for the log's lock looks at its flag.
+constexpr int kLockPollMaxMs = 20;
 
 absl::Status ErrnoStatus(int error, absl::string_view context) {
   std::string message = absl::StrCat(context, ": ", std::strerror(error));
@@ -89,7 +94,8 @@ class ScopedFd {
 };
 
 // Reads a file one line at a time; each line keeps its '\n' (the last one
-// may have none), so lines can be copied back byte for byte.
+// may have none), so lines can be copied back byte for byte. A reader given a
+// cancel flag checks it before each line.
 class LineReader {
  public:
   static absl::StatusOr<LineReader> Open(const std::string& path,
@@ -102,7 +108,10 @@ class LineReader {
   }
 
   // Reads the file open at `fd` from its start; `fd` stays the caller's.
-  static absl::StatusOr<LineReader> FromFd(int fd, const std::string& path) {
+  // `cancel` (may be null) makes Next() CANCELLED for `store` once set.
+  static absl::StatusOr<LineReader> FromFd(int fd, const std::string& path,
+                                           const std::string& store,
+                                           const std::atomic<bool>* cancel) {
     int copy = ::dup(fd);
     FILE* file = copy < 0 ? nullptr : ::fdopen(copy, "rb");
     if (file == nullptr) {
@@ -113,14 +122,19 @@ class LineReader {
       std::fclose(file);
       return ErrnoStatus(errno, absl::StrCat("seek ", path));
     }
-    return LineReader(file, path);
+    LineReader reader(file, path);
+    reader.store_ = store;
+    reader.cancel_ = cancel;
+    return reader;
   }
 
   LineReader(LineReader&& other)
       : file_(std::exchange(other.file_, nullptr)),
         buffer_(std::exchange(other.buffer_, nullptr)),
         capacity_(other.capacity_),
-        path_(std::move(other.path_)) {}
+        path_(std::move(other.path_)),
+        store_(std::move(other.store_)),
+        cancel_(other.cancel_) {}
   LineReader& operator=(LineReader&&) = delete;
   ~LineReader() {
     if (file_ != nullptr) std::fclose(file_);
@@ -129,6 +143,7 @@ class LineReader {
 
   // Sets `*line` to the next line; false at the end of the file.
   absl::StatusOr<bool> Next(std::string_view* line) {
+    if (internal::Cancelled(cancel_)) return internal::CancelledError(store_);
     errno = 0;
     ssize_t n = ::getline(&buffer_, &capacity_, file_);
     if (n < 0) {
@@ -150,6 +165,8 @@ class LineReader {
   char* buffer_ = nullptr;
   size_t capacity_ = 0;
   std::string path_;
+  std::string store_;
+  const std::atomic<bool>* cancel_ = nullptr;
 };
 
 // The line as a JSON object; nullopt when it is not one.
@@ -210,13 +227,15 @@ bool LineMatches(std::string_view line, const CollectionSpec& collection,
   return true;
 }
 
-absl::StatusOr<ScopedFd> OpenLockedLog(const StoreSpec& store, bool exclusive);
+absl::StatusOr<ScopedFd> OpenLockedLog(const StoreSpec& store, bool exclusive,
+                                       const std::atomic<bool>* cancel);
 
-// Streams the log, handing each matching record to `on_match`.
+// Streams the log, handing each matching record to `on_match`. CANCELLED
+// once `cancel` (may be null) is set.
 template <typename OnMatch>
 absl::StatusOr<ConnectorResult> ScanMatchingRecords(
-    const StoreSpec& store, const std::vector<Identity>& identities,
-    OnMatch on_match) {
+    const StoreSpec& store, const std::atomic<bool>* cancel,
+    const std::vector<Identity>& identities, OnMatch on_match) {
   const CollectionSpec& collection = store.collections.front();
   IdentityMatcher matcher(identities, store.default_phone_region);
   DiscoveredIdentities discovered(identities, matcher);
@@ -224,9 +243,11 @@ absl::StatusOr<ConnectorResult> ScanMatchingRecords(
   IdentityConflictDetector conflicts;
   // LOCK_SH: no rewrite runs meanwhile, and appenders wait until the read
   // is done.
-  ASSIGN_OR_RETURN(ScopedFd log_fd, OpenLockedLog(store, /*exclusive=*/false));
-  ASSIGN_OR_RETURN(LineReader reader,
-                   LineReader::FromFd(log_fd.get(), store.path));
+  ASSIGN_OR_RETURN(ScopedFd log_fd,
+                   OpenLockedLog(store, /*exclusive=*/false, cancel));
+  ASSIGN_OR_RETURN(
+      LineReader reader,
+      LineReader::FromFd(log_fd.get(), store.path, store.name, cancel));
   std::string_view line;
   while (true) {
     ASSIGN_OR_RETURN(bool more, reader.Next(&line));
@@ -285,10 +306,33 @@ absl::Status Fsync(int fd, const std::string& path) {
 }
 
 // Locks the log open at `fd` (flock LOCK_SH or LOCK_EX), waiting for the
-// holder: the lock appenders take for each line (jsonl.h).
-absl::Status LockLog(int fd, int operation, const std::string& path) {
-  while (::flock(fd, operation) != 0) {
-    if (errno != EINTR) return ErrnoStatus(errno, absl::StrCat("lock ", path));
+// holder: the lock appenders take for each line (jsonl.h). With a cancel
+// flag, the wait polls (flock cannot be woken otherwise) and is CANCELLED
+// for `store` once the flag is set.
+absl::Status LockLog(int fd, int operation, const std::string& path,
+                     const std::string& store,
+                     const std::atomic<bool>* cancel) {
+  if (cancel == nullptr) {
+    while (::flock(fd, operation) != 0) {
+      if (errno != EINTR) {
+        return ErrnoStatus(errno, absl::StrCat("lock ", path));
+      }
+    }
+    return absl::OkStatus();
+  }
+  // Appenders hold the lock for one write(2); a rewrite by another process
+  // holds it longer. Short waits first, then every kLockPollMaxMs.
+  int wait_ms = 1;
+  while (::flock(fd, operation | LOCK_NB) != 0) {
+    int error = errno;
+    if (error != EWOULDBLOCK && error != EINTR) {
+      return ErrnoStatus(error, absl::StrCat("lock ", path));
+    }
+    if (internal::Cancelled(cancel)) return internal::CancelledError(store);
+    if (error == EWOULDBLOCK) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+      wait_ms = std::min(wait_ms * 2, kLockPollMaxMs);
+    }
   }
   return absl::OkStatus();
 }
@@ -484,8 +528,10 @@ absl::Status RecoverInterruptedRewrite(const StoreSpec& store, int log_fd) {
 
 // Opens the log and takes its lock: LOCK_EX for a rewrite, LOCK_SH for a
 // read. A rewrite a crash interrupted is finished first (which needs
-// LOCK_EX, taken and released here for a reader).
-absl::StatusOr<ScopedFd> OpenLockedLog(const StoreSpec& store, bool exclusive) {
+// LOCK_EX, taken and released here for a reader). CANCELLED when `cancel`
+// (may be null) is set while waiting for the lock.
+absl::StatusOr<ScopedFd> OpenLockedLog(const StoreSpec& store, bool exclusive,
+                                       const std::atomic<bool>* cancel) {
   const std::string& path = store.path;
   std::string context = absl::StrCat("store ", store.name);
   while (true) {
@@ -500,7 +546,7 @@ absl::StatusOr<ScopedFd> OpenLockedLog(const StoreSpec& store, bool exclusive) {
       if (fd.get() < 0) {
         return ErrnoStatus(errno, absl::StrCat(context, ": open ", path));
       }
-      RETURN_IF_ERROR(LockLog(fd.get(), LOCK_EX, path));
+      RETURN_IF_ERROR(LockLog(fd.get(), LOCK_EX, path, store.name, cancel));
       absl::Status recovered = RecoverInterruptedRewrite(store, fd.get());
       if (!recovered.ok()) {
         return absl::Status(recovered.code(),
@@ -512,7 +558,7 @@ absl::StatusOr<ScopedFd> OpenLockedLog(const StoreSpec& store, bool exclusive) {
       if (exclusive) return fd;
       continue;  // Closing `fd` released the lock; now read.
     }
-    RETURN_IF_ERROR(LockLog(fd.get(), LOCK_SH, path));
+    RETURN_IF_ERROR(LockLog(fd.get(), LOCK_SH, path, store.name, cancel));
     if (::access((path + kJournalSuffix).c_str(), F_OK) == 0) continue;
     return fd;
   }
@@ -523,16 +569,21 @@ absl::StatusOr<ScopedFd> OpenLockedLog(const StoreSpec& store, bool exclusive) {
 // returns whether the line changed. Under LOCK_EX on the log (appenders
 // wait), the new content goes to a journal, which is synced and then copied
 // over the log (jsonl.h: "Rewrites"). When no line changed the log is not
-// touched. Returns the number of changed lines.
+// touched. Returns the number of changed lines. Once `cancel` (may be null)
+// is set, CANCELLED with the log untouched, unless the journal is already
+// committed: then the rewrite is finished first.
 template <typename Transform>
-absl::StatusOr<int64_t> RewriteLog(const StoreSpec& store, bool skip,
+absl::StatusOr<int64_t> RewriteLog(const StoreSpec& store,
+                                   const std::atomic<bool>* cancel, bool skip,
                                    const IdentityConflictDetector& conflicts,
                                    Transform transform) {
   const std::string& path = store.path;
   std::string context = absl::StrCat("store ", store.name);
-  ASSIGN_OR_RETURN(ScopedFd log_fd, OpenLockedLog(store, /*exclusive=*/true));
+  ASSIGN_OR_RETURN(ScopedFd log_fd,
+                   OpenLockedLog(store, /*exclusive=*/true, cancel));
   if (skip) return 0;
-  ASSIGN_OR_RETURN(LineReader reader, LineReader::FromFd(log_fd.get(), path));
+  ASSIGN_OR_RETURN(LineReader reader,
+                   LineReader::FromFd(log_fd.get(), path, store.name, cancel));
   ASSIGN_OR_RETURN(ScopedFd temp_fd, CreateJournalTemp(store));
   std::string temp = path + kJournalTempSuffix;
   int64_t changed = 0;
@@ -570,6 +621,9 @@ absl::StatusOr<int64_t> RewriteLog(const StoreSpec& store, bool skip,
     }
     if (changed == 0) return absl::OkStatus();  // Leave the log untouched.
     RETURN_IF_ERROR(flush());
+    // The last point at which the log can be left as it is.
+    if (internal::Cancelled(cancel))
+      return internal::CancelledError(store.name);
     ASSIGN_OR_RETURN(ScopedFd journal_fd,
                      CommitJournal(store, std::move(temp_fd), header));
     return ApplyJournal(store, log_fd.get(), journal_fd.get(),
@@ -760,7 +814,7 @@ absl::StatusOr<ConnectorResult> JsonlConnector::Export(
   ASSIGN_OR_RETURN(
       ConnectorResult result,
       ScanMatchingRecords(
-          store_, identities,
+          store_, cancel_, identities,
           [&](const CollectionSpec& collection, const Json& record) {
             return writer.AddRecord(collection.name, record);
           }));
@@ -771,7 +825,7 @@ absl::StatusOr<ConnectorResult> JsonlConnector::Export(
 absl::StatusOr<ConnectorResult> JsonlConnector::Discover(
     const std::vector<Identity>& identities) {
   return ScanMatchingRecords(
-      store_, identities,
+      store_, cancel_, identities,
       [](const CollectionSpec&, const Json&) { return absl::OkStatus(); });
 }
 
@@ -781,7 +835,7 @@ absl::StatusOr<int64_t> JsonlConnector::Erase(
   IdentityMatcher matcher(identities, store_.default_phone_region);
   IdentityConflictDetector conflicts;
   return RewriteLog(
-      store_, matcher.empty(), conflicts,
+      store_, cancel_, matcher.empty(), conflicts,
       [&](std::string_view line, std::string* out) -> absl::StatusOr<bool> {
         std::optional<Json> record;
         if (LineMatches(line, collection, matcher, conflicts, &record)) {
@@ -815,7 +869,7 @@ absl::StatusOr<int64_t> JsonlConnector::Rectify(
               (resolved.updates.empty() && resolved.unknown_fields.empty());
   IdentityConflictDetector conflicts;
   return RewriteLog(
-      store_, skip, conflicts,
+      store_, cancel_, skip, conflicts,
       [&](std::string_view line, std::string* out) -> absl::StatusOr<bool> {
         std::optional<Json> record;
         std::optional<ObjectLayout> layout;
@@ -872,7 +926,7 @@ absl::StatusOr<int64_t> JsonlConnector::SetProcessingFlag(
   IdentityMatcher matcher(identities, store_.default_phone_region);
   IdentityConflictDetector conflicts;
   return RewriteLog(
-      store_, matcher.empty(), conflicts,
+      store_, cancel_, matcher.empty(), conflicts,
       [&](std::string_view line, std::string* out) -> absl::StatusOr<bool> {
         std::optional<Json> record;
         std::optional<ObjectLayout> layout;

@@ -52,6 +52,7 @@
 // replacing another value or appending `,"<field>":true` after the last
 // member when the field is missing.
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,7 +64,11 @@ namespace dsar {
 class JsonlConnector : public Connector {
  public:
   // `store.kind` must be "jsonl" with exactly one collection.
-  explicit JsonlConnector(StoreSpec store) : store_(std::move(store)) {}
+  // `cancel` (may be null) cancels running operations once set (see
+  // Connector, "Cancellation"); it must outlive the connector.
+  explicit JsonlConnector(StoreSpec store,
+                          const std::atomic<bool>* cancel = nullptr)
+      : store_(std::move(store)), cancel_(cancel) {}
 
   absl::StatusOr<ConnectorResult> Export(
       const std::vector<Identity>& identities, ByteSink& sink) override;
@@ -80,6 +85,7 @@ class JsonlConnector : public Connector {
 
  private:
   const StoreSpec store_;
+  const std::atomic<bool>* const cancel_;
 };
 
 }  // namespace dsar

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -629,6 +631,83 @@ TEST_F(JsonlConnectorTest, ConcurrentFlagsAndErasesAllTakeEffect) {
     }
   }
   EXPECT_EQ(Contents(), expected);
+}
+
+// Sets the cancel flag it was given on its first write, as a worker's stop
+// would while an export is under way.
+class CancellingSink : public ByteSink {
+ public:
+  explicit CancellingSink(std::atomic<bool>& cancel) : cancel_(cancel) {}
+  absl::Status Write(std::string_view bytes) override {
+    cancel_ = true;
+    return absl::OkStatus();
+  }
+
+ private:
+  std::atomic<bool>& cancel_;
+};
+
+TEST_F(JsonlConnectorTest, CancelStopsAnExportBetweenLines) {
+  // Far more than one sink write's worth of matching lines.
+  std::string log;
+  for (int i = 0; i < 20000; ++i) {
+    absl::StrAppend(&log, R"({"user_id":42,"n":)", i, "}\n");
+  }
+  ASSERT_TRUE(WriteFileAtomically(store_.path, log).ok());
+  std::atomic<bool> cancel{false};
+  absl::StatusOr<std::unique_ptr<Connector>> connector =
+      CreateConnector(store_, &cancel);
+  ASSERT_TRUE(connector.ok()) << connector.status();
+  CancellingSink sink(cancel);
+  absl::StatusOr<ConnectorResult> result =
+      (*connector)->Export({{"user_id", "42"}}, sink);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled)
+      << result.status();
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr("activity"));
+}
+
+TEST_F(JsonlConnectorTest, CancelledRewriteLeavesTheLogAsItWas) {
+  store_.collections[0].processing_flags = {{"restriction", "restricted"}};
+  std::atomic<bool> cancel{true};
+  absl::StatusOr<std::unique_ptr<Connector>> connector =
+      CreateConnector(store_, &cancel);
+  ASSERT_TRUE(connector.ok()) << connector.status();
+  const std::vector<Identity> alice = {{"user_id", "42"}};
+  EXPECT_EQ((*connector)->Erase(alice).status().code(),
+            absl::StatusCode::kCancelled);
+  EXPECT_EQ(
+      (*connector)->SetProcessingFlag(alice, "restriction").status().code(),
+      absl::StatusCode::kCancelled);
+  EXPECT_EQ(Contents(), original_);
+  EXPECT_THAT(DirectoryEntries(), ElementsAre("activity.jsonl"));
+}
+
+TEST_F(JsonlConnectorTest, CancelEndsAWaitForTheLogsLock) {
+  // Another writer holds the log's lock and does not let go.
+  int holder = ::open(store_.path.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(holder, 0);
+  ASSERT_EQ(::flock(holder, LOCK_EX), 0);
+  std::atomic<bool> cancel{true};
+  absl::StatusOr<std::unique_ptr<Connector>> connector =
+      CreateConnector(store_, &cancel);
+  ASSERT_TRUE(connector.ok()) << connector.status();
+  std::future<std::pair<absl::Status, absl::Status>> results =
+      std::async(std::launch::async, [&] {
+        return std::make_pair(
+            (*connector)->Discover({{"user_id", "42"}}).status(),
+            (*connector)->Erase({{"user_id", "42"}}).status());
+      });
+  // Generous: a cancelled wait ends within one poll of the lock.
+  bool ended =
+      results.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  ::close(holder);  // Lets a wait that ignored the flag finish.
+  EXPECT_TRUE(ended) << "still waiting for the lock after the cancel";
+  std::pair<absl::Status, absl::Status> statuses = results.get();
+  EXPECT_EQ(statuses.first.code(), absl::StatusCode::kCancelled)
+      << statuses.first;
+  EXPECT_EQ(statuses.second.code(), absl::StatusCode::kCancelled)
+      << statuses.second;
+  EXPECT_EQ(Contents(), original_);
 }
 
 TEST(CreateConnectorTest, JsonlNeedsExactlyOneCollection) {

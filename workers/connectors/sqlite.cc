@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <optional>
@@ -28,6 +29,8 @@ namespace dsar {
 namespace {
 
 constexpr int kBusyTimeoutMs = 5000;
+// How many VM steps SQLite runs between two looks at the cancel flag.
+constexpr int kProgressSteps = 1000;
 
 struct DbCloser {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -129,10 +132,39 @@ void DsarPhone(sqlite3_context* context, int argc, sqlite3_value** argv) {
                       SQLITE_TRANSIENT);
 }
 
+// SQLite's progress handler: a non-zero return interrupts the statement
+// (SQLITE_INTERRUPT), which rolls back a write transaction.
+int InterruptWhenCancelled(void* cancel) {
+  return internal::Cancelled(static_cast<const std::atomic<bool>*>(cancel)) ? 1
+                                                                            : 0;
+}
+
+// SQLite's busy handler: waits for a lock as sqlite3_busy_timeout does, up
+// to kBusyTimeoutMs, and gives up (SQLITE_BUSY) once the flag is set.
+// `count` is how many times it was called for this lock.
+int WaitWhileBusy(void* cancel, int count) {
+  if (internal::Cancelled(static_cast<const std::atomic<bool>*>(cancel))) {
+    return 0;
+  }
+  // Waits of 1, 2, 4, 8, then 10 ms: `waited` is their sum so far.
+  int delay_ms = count < 4 ? 1 << count : 10;
+  int waited_ms = count < 4 ? (1 << count) - 1 : 15 + 10 * (count - 4);
+  if (waited_ms >= kBusyTimeoutMs) return 0;
+  sqlite3_sleep(delay_ms);
+  return 1;
+}
+
 class Session {
  public:
   // Opens `store`'s database without creating it. UNAVAILABLE when missing.
-  static absl::StatusOr<Session> Open(const StoreSpec& store, bool read_only) {
+  // `cancel` (may be null): CANCELLED when set now; once set later, running
+  // statements are interrupted and lock waits end, and Error() reports
+  // CANCELLED.
+  static absl::StatusOr<Session> Open(const StoreSpec& store, bool read_only,
+                                      const std::atomic<bool>* cancel) {
+    if (internal::Cancelled(cancel)) {
+      return internal::CancelledError(store.name);
+    }
     sqlite3* raw = nullptr;
     int rc =
         sqlite3_open_v2(store.path.c_str(), &raw,
@@ -142,14 +174,20 @@ class Session {
         absl::StrCat("store ", store.name, ": open ", store.path);
     if (rc != SQLITE_OK) return SqliteError(rc, db.get(), context);
     sqlite3_extended_result_codes(db.get(), 1);
-    sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
+    sqlite3_busy_handler(db.get(), &WaitWhileBusy,
+                         const_cast<std::atomic<bool>*>(cancel));
+    if (cancel != nullptr) {
+      sqlite3_progress_handler(db.get(), kProgressSteps,
+                               &InterruptWhenCancelled,
+                               const_cast<std::atomic<bool>*>(cancel));
+    }
     rc = sqlite3_create_function_v2(
         db.get(), "dsar_phone", 1,
         SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY,
         const_cast<std::string*>(&store.default_phone_region), &DsarPhone,
         nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) return SqliteError(rc, db.get(), context);
-    Session session(std::move(db), store);
+    Session session(std::move(db), store, cancel);
     // query_only rather than SQLITE_OPEN_READONLY: a read-only connection
     // cannot create the -shm file of a WAL database.
     if (read_only) RETURN_IF_ERROR(session.Exec("PRAGMA query_only = 1"));
@@ -171,7 +209,14 @@ class Session {
     return statement;
   }
 
+  // `rc` as a status (SqliteError); CANCELLED when the statement was
+  // interrupted, or gave up waiting for a lock, because of the cancel flag.
   absl::Status Error(int rc, absl::string_view what) {
+    int primary = rc & 0xff;
+    if ((primary == SQLITE_INTERRUPT || primary == SQLITE_BUSY) &&
+        internal::Cancelled(cancel_)) {
+      return internal::CancelledError(store_->name);
+    }
     return SqliteError(
         rc, db_.get(),
         absl::StrCat("store ", store_->name, " (", store_->path, "): ", what));
@@ -179,11 +224,19 @@ class Session {
 
   sqlite3* db() { return db_.get(); }
 
+  // Rolls back the open transaction, if any, even when cancelled.
+  void Rollback() {
+    sqlite3_progress_handler(db_.get(), 0, nullptr, nullptr);
+    sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+
  private:
-  Session(Db db, const StoreSpec& store) : db_(std::move(db)), store_(&store) {}
+  Session(Db db, const StoreSpec& store, const std::atomic<bool>* cancel)
+      : db_(std::move(db)), store_(&store), cancel_(cancel) {}
 
   Db db_;
   const StoreSpec* store_;
+  const std::atomic<bool>* cancel_;
 };
 
 using Binding = std::variant<std::string, int64_t>;
@@ -422,11 +475,13 @@ absl::StatusOr<int64_t> UpdateMatchingRows(
 }
 
 // Runs `body` in one IMMEDIATE transaction on a read-write connection,
-// committing when it succeeds and rolling back when it fails.
+// committing when it succeeds and rolling back when it fails (or is
+// cancelled through `cancel`, which may be null).
 absl::StatusOr<int64_t> InWriteTransaction(
-    const StoreSpec& store,
+    const StoreSpec& store, const std::atomic<bool>* cancel,
     const std::function<absl::StatusOr<int64_t>(Session&)>& body) {
-  ASSIGN_OR_RETURN(Session session, Session::Open(store, /*read_only=*/false));
+  ASSIGN_OR_RETURN(Session session,
+                   Session::Open(store, /*read_only=*/false, cancel));
   // IMMEDIATE takes the write lock up front (waiting up to the busy timeout)
   // instead of failing halfway when a reader upgrades.
   RETURN_IF_ERROR(session.Exec("BEGIN IMMEDIATE"));
@@ -435,7 +490,7 @@ absl::StatusOr<int64_t> InWriteTransaction(
   if (status.ok()) status = session.Exec("COMMIT");
   if (!status.ok()) {
     // Closing the connection would roll back too; this says so explicitly.
-    sqlite3_exec(session.db(), "ROLLBACK", nullptr, nullptr, nullptr);
+    session.Rollback();
     return status;
   }
   return result;
@@ -543,13 +598,15 @@ absl::StatusOr<std::vector<std::optional<RowFilter>>> SubjectFilters(
 
 // Reads every row of the store that matches `identities`, adding discovered
 // identities to the result and, when `writer` is set, each row to the export.
+// CANCELLED once `cancel` (may be null) is set.
 absl::StatusOr<ConnectorResult> ScanMatchingRows(
-    const StoreSpec& store, const std::vector<Identity>& identities,
-    ExportWriter* writer) {
+    const StoreSpec& store, const std::atomic<bool>* cancel,
+    const std::vector<Identity>& identities, ExportWriter* writer) {
   IdentityMatcher matcher(identities, store.default_phone_region);
   DiscoveredIdentities discovered(identities, matcher);
   ConnectorResult result;
-  ASSIGN_OR_RETURN(Session session, Session::Open(store, /*read_only=*/true));
+  ASSIGN_OR_RETURN(Session session,
+                   Session::Open(store, /*read_only=*/true, cancel));
   // One read transaction: every table is read from the same snapshot.
   RETURN_IF_ERROR(session.Exec("BEGIN"));
   ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
@@ -604,20 +661,21 @@ absl::StatusOr<ConnectorResult> SqliteConnector::Export(
     const std::vector<Identity>& identities, ByteSink& sink) {
   ExportWriter writer(sink, store_.name);
   ASSIGN_OR_RETURN(ConnectorResult result,
-                   ScanMatchingRows(store_, identities, &writer));
+                   ScanMatchingRows(store_, cancel_, identities, &writer));
   RETURN_IF_ERROR(writer.Finish());
   return result;
 }
 
 absl::StatusOr<ConnectorResult> SqliteConnector::Discover(
     const std::vector<Identity>& identities) {
-  return ScanMatchingRows(store_, identities, /*writer=*/nullptr);
+  return ScanMatchingRows(store_, cancel_, identities, /*writer=*/nullptr);
 }
 
 absl::StatusOr<std::vector<std::string>> SqliteConnector::ExplainLookup(
     const std::vector<Identity>& identities) {
   IdentityMatcher matcher(identities, store_.default_phone_region);
-  ASSIGN_OR_RETURN(Session session, Session::Open(store_, /*read_only=*/true));
+  ASSIGN_OR_RETURN(Session session,
+                   Session::Open(store_, /*read_only=*/true, cancel_));
   std::vector<std::string> plan;
   for (const CollectionSpec& collection : store_.collections) {
     ASSIGN_OR_RETURN(std::optional<RowFilter> filter,
@@ -644,7 +702,7 @@ absl::StatusOr<int64_t> SqliteConnector::Erase(
     const std::vector<Identity>& identities) {
   IdentityMatcher matcher(identities, store_.default_phone_region);
   return InWriteTransaction(
-      store_, [&](Session& session) -> absl::StatusOr<int64_t> {
+      store_, cancel_, [&](Session& session) -> absl::StatusOr<int64_t> {
         ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
                          SubjectFilters(session, store_, matcher));
         int64_t deleted = 0;
@@ -670,7 +728,7 @@ absl::StatusOr<int64_t> SqliteConnector::Rectify(
     const std::vector<FieldCorrection>& corrections) {
   IdentityMatcher matcher(identities, store_.default_phone_region);
   return InWriteTransaction(
-      store_, [&](Session& session) -> absl::StatusOr<int64_t> {
+      store_, cancel_, [&](Session& session) -> absl::StatusOr<int64_t> {
         ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
                          SubjectFilters(session, store_, matcher));
         // Every correction is checked before any row changes.
@@ -727,7 +785,7 @@ absl::StatusOr<int64_t> SqliteConnector::SetProcessingFlag(
   if (!any) return 0;  // Nothing to flag here; the store is not opened.
   IdentityMatcher matcher(identities, store_.default_phone_region);
   return InWriteTransaction(
-      store_, [&](Session& session) -> absl::StatusOr<int64_t> {
+      store_, cancel_, [&](Session& session) -> absl::StatusOr<int64_t> {
         ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
                          SubjectFilters(session, store_, matcher));
         int64_t flagged = 0;

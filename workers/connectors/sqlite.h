@@ -42,6 +42,7 @@
 // SetProcessingFlag sets the flag column to 1 on matching rows where it is
 // not 1 yet, counting those rows.
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,7 +54,11 @@ namespace dsar {
 class SqliteConnector : public Connector {
  public:
   // `store.kind` must be "sqlite" (CreateConnector checks).
-  explicit SqliteConnector(StoreSpec store) : store_(std::move(store)) {}
+  // `cancel` (may be null) cancels running operations once set (see
+  // Connector, "Cancellation"); it must outlive the connector.
+  explicit SqliteConnector(StoreSpec store,
+                           const std::atomic<bool>* cancel = nullptr)
+      : store_(std::move(store)), cancel_(cancel) {}
 
   absl::StatusOr<ConnectorResult> Export(
       const std::vector<Identity>& identities, ByteSink& sink) override;
@@ -77,6 +82,7 @@ class SqliteConnector : public Connector {
 
  private:
   const StoreSpec store_;
+  const std::atomic<bool>* const cancel_;
 };
 
 }  // namespace dsar

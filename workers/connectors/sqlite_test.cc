@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -630,6 +631,69 @@ TEST_F(SqliteConnectorTest, StoreWithoutTheFlagIsNotOpened) {
                 .code(),
             absl::StatusCode::kUnavailable);
   EXPECT_FALSE(std::filesystem::exists(store_.path));
+}
+
+// Sets the cancel flag it was given on its first write, as a worker's stop
+// would while an export is under way.
+class CancellingSink : public ByteSink {
+ public:
+  explicit CancellingSink(std::atomic<bool>& cancel) : cancel_(cancel) {}
+  absl::Status Write(std::string_view bytes) override {
+    cancel_ = true;
+    return absl::OkStatus();
+  }
+
+ private:
+  std::atomic<bool>& cancel_;
+};
+
+TEST_F(SqliteConnectorTest, CancelInterruptsAnExportMidScan) {
+  // Far more than one sink write's worth of rows (orders.user_id has no
+  // index, so the table is scanned too).
+  Exec(R"sql(
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
+                            WHERE i < 20000)
+    INSERT INTO orders (user_id, item) SELECT 42, 'item ' || i FROM n;
+  )sql");
+  std::atomic<bool> cancel{false};
+  absl::StatusOr<std::unique_ptr<Connector>> connector =
+      CreateConnector(store_, &cancel);
+  ASSERT_TRUE(connector.ok()) << connector.status();
+  CancellingSink sink(cancel);
+  absl::StatusOr<ConnectorResult> result =
+      (*connector)->Export({{"user_id", "42"}}, sink);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled)
+      << result.status();
+  EXPECT_THAT(std::string(result.status().message()),
+              ::testing::HasSubstr("store shop"));
+}
+
+TEST_F(SqliteConnectorTest, CancelledConnectorChangesNothing) {
+  store_.collections[0].processing_flags = {{"restriction", "restricted"}};
+  Exec("ALTER TABLE users ADD COLUMN restricted INTEGER");
+  std::atomic<bool> cancel{true};
+  absl::StatusOr<std::unique_ptr<Connector>> connector =
+      CreateConnector(store_, &cancel);
+  ASSERT_TRUE(connector.ok()) << connector.status();
+  const std::vector<Identity> alice = {{"user_id", "42"}};
+  StringSink sink;
+  EXPECT_EQ((*connector)->Export(alice, sink).status().code(),
+            absl::StatusCode::kCancelled);
+  EXPECT_EQ((*connector)->Discover(alice).status().code(),
+            absl::StatusCode::kCancelled);
+  EXPECT_EQ((*connector)->Erase(alice).status().code(),
+            absl::StatusCode::kCancelled);
+  EXPECT_EQ((*connector)
+                ->Rectify(alice, {{"users", "full_name", "A"}})
+                .status()
+                .code(),
+            absl::StatusCode::kCancelled);
+  EXPECT_EQ(
+      (*connector)->SetProcessingFlag(alice, "restriction").status().code(),
+      absl::StatusCode::kCancelled);
+  EXPECT_EQ(Count("SELECT count(*) FROM orders WHERE user_id = 42"), 2);
+  EXPECT_EQ(Text("SELECT full_name FROM users WHERE id = 42"), "Alice Adams");
+  EXPECT_EQ(Text("SELECT restricted FROM users WHERE id = 42"), "NULL");
 }
 
 // A store laid out like the sample shop's: users.email UNIQUE and stored
