@@ -35,14 +35,20 @@ class UploadSink : public ByteSink {
     message.set_chunk(std::move(buffer_));
     buffer_.clear();
     if (!writer_->Write(message)) {
+      broken_ = true;
       return absl::UnavailableError("upload stream closed by the coordinator");
     }
     return absl::OkStatus();
   }
 
+  // True once a write failed: the stream is gone (coordinator restarted,
+  // or the call was cancelled).
+  bool broken() const { return broken_; }
+
  private:
   grpc::ClientWriter<v1::UploadArtifactRequest>* writer_;
   std::string buffer_;
+  bool broken_ = false;
 };
 
 bool Retryable(const grpc::Status& status) {
@@ -86,7 +92,8 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(
       return absl::InvalidArgumentError(absl::StrCat(
           "stores: unknown store \"", name, "\" (not in the data inventory)"));
     }
-    ASSIGN_OR_RETURN(worker->connectors_[name], CreateConnector(*spec));
+    ASSIGN_OR_RETURN(worker->connectors_[name],
+                     CreateConnector(*spec, &worker->stopping_));
   }
   grpc::ChannelArguments arguments;
   // Find a restarted coordinator quickly.
@@ -103,11 +110,51 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(
   return worker;
 }
 
+class Worker::TrackedCall {
+ public:
+  TrackedCall(Worker& worker, grpc::ClientContext& context, CallKind kind)
+      : worker_(worker), context_(context) {
+    std::lock_guard<std::mutex> lock(worker_.calls_mu_);
+    worker_.calls_[&context_] = kind;
+    // TryCancel before the call starts cancels it as it starts.
+    if (kind == CallKind::kWait ? worker_.cancel_waits_
+                                : worker_.cancel_reports_) {
+      context_.TryCancel();
+    }
+  }
+  ~TrackedCall() {
+    std::lock_guard<std::mutex> lock(worker_.calls_mu_);
+    worker_.calls_.erase(&context_);
+  }
+  TrackedCall(const TrackedCall&) = delete;
+  TrackedCall& operator=(const TrackedCall&) = delete;
+
+ private:
+  Worker& worker_;
+  grpc::ClientContext& context_;
+};
+
 Worker::~Worker() { Stop(); }
 
 void Worker::Stop() {
-  stopping_ = true;
+  {
+    // Under mu_, so that a waiter cannot check the flag and then miss the
+    // notification.
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
   stop_cv_.notify_all();
+}
+
+void Worker::CancelCalls(CallKind kind) {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  cancel_waits_ = true;
+  if (kind == CallKind::kReport) cancel_reports_ = true;
+  for (const auto& [context, call_kind] : calls_) {
+    if (call_kind == CallKind::kWait || kind == CallKind::kReport) {
+      context->TryCancel();
+    }
+  }
 }
 
 bool Worker::SleepFor(std::chrono::milliseconds duration) {
@@ -121,6 +168,19 @@ void Worker::Run() {
   for (int i = 0; i < options_.concurrency; ++i)
     threads.emplace_back([this] { PollLoop(); });
   threads.emplace_back([this] { HeartbeatLoop(); });
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    stop_cv_.wait(lock, [this] { return stopping(); });
+  }
+  // Polls, heartbeats and uploads end now; connector work sees stopping_.
+  CancelCalls(CallKind::kWait);
+  {
+    // Tasks whose work is done report it meanwhile; the others give up.
+    std::unique_lock<std::mutex> lock(mu_);
+    stop_cv_.wait_for(lock, kReportGrace,
+                      [this] { return in_flight_.empty(); });
+  }
+  CancelCalls(CallKind::kReport);
   for (std::thread& thread : threads) thread.join();
 }
 
@@ -132,6 +192,7 @@ void Worker::PollLoop() {
     context.set_deadline(
         std::chrono::system_clock::now() +
         std::chrono::milliseconds(options_.poll_wait_ms + 5000));
+    TrackedCall tracked(*this, context, CallKind::kWait);
     v1::PollTaskRequest request;
     request.set_worker_id(options_.worker_id);
     for (const std::string& store : options_.stores) request.add_stores(store);
@@ -161,9 +222,11 @@ void Worker::HeartbeatLoop() {
       for (auto& [id, flight] : in_flight_) flights.push_back(flight);
     }
     for (const auto& flight : flights) {
+      if (stopping()) return;
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() +
                            std::chrono::seconds(5));
+      TrackedCall tracked(*this, context, CallKind::kWait);
       v1::HeartbeatRequest request;
       request.set_worker_id(options_.worker_id);
       request.set_task_id(flight->task_id);
@@ -186,7 +249,11 @@ grpc::Status Worker::CallUntilAnswered(Call call, InFlight& flight) {
     context.set_wait_for_ready(true);
     context.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::seconds(10));
-    grpc::Status status = call(&context);
+    grpc::Status status;
+    {
+      TrackedCall tracked(*this, context, CallKind::kReport);
+      status = call(&context);
+    }
     if (!Retryable(status) || flight.lease_lost || stopping()) return status;
     if (!SleepFor(std::chrono::milliseconds(backoff_ms))) return status;
     backoff_ms = std::min(backoff_ms * 2, 2000);
@@ -203,39 +270,54 @@ void Worker::Execute(const v1::Task& task) {
     std::lock_guard<std::mutex> lock(mu_);
     in_flight_[task.task_id()] = flight;
   }
-  v1::CompleteTaskRequest complete;
-  absl::Status outcome = RunOperation(task, *flight, &complete);
-  grpc::Status reported;
-  if (outcome.ok()) {
-    reported = CallUntilAnswered(
-        [&](grpc::ClientContext* context) {
-          v1::CompleteTaskResponse response;
-          return stub_->CompleteTask(context, complete, &response);
-        },
-        *flight);
-  } else if (!stopping() && !flight->lease_lost) {
-    v1::FailTaskRequest fail;
-    fail.set_worker_id(options_.worker_id);
-    fail.set_task_id(task.task_id());
-    fail.set_attempt(task.attempt());
-    // Matched by the workflow's Retry/Catch (model/connector_errors.h).
-    fail.set_error(ConnectorErrorName(outcome));
-    fail.set_cause(std::string(outcome.message()));
-    reported = CallUntilAnswered(
-        [&](grpc::ClientContext* context) {
-          v1::FailTaskResponse response;
-          return stub_->FailTask(context, fail, &response);
-        },
-        *flight);
+  // Unset: nothing was reported (stopping, or the lease is gone).
+  std::optional<grpc::Status> reported;
+  if (!stopping()) {
+    v1::CompleteTaskRequest complete;
+    absl::Status outcome = RunOperation(task, *flight, &complete);
+    if (outcome.ok()) {
+      // The work is done: report it, even while stopping (kReportGrace).
+      reported = CallUntilAnswered(
+          [&](grpc::ClientContext* context) {
+            v1::CompleteTaskResponse response;
+            return stub_->CompleteTask(context, complete, &response);
+          },
+          *flight);
+    } else if (!stopping() && !flight->lease_lost) {
+      // While stopping, a failure may be the stop's doing (a cancelled
+      // upload or connector): never reported, the lease expires instead.
+      v1::FailTaskRequest fail;
+      fail.set_worker_id(options_.worker_id);
+      fail.set_task_id(task.task_id());
+      fail.set_attempt(task.attempt());
+      // Matched by the workflow's Retry/Catch (model/connector_errors.h).
+      fail.set_error(ConnectorErrorName(outcome));
+      fail.set_cause(std::string(outcome.message()));
+      reported = CallUntilAnswered(
+          [&](grpc::ClientContext* context) {
+            v1::FailTaskResponse response;
+            return stub_->FailTask(context, fail, &response);
+          },
+          *flight);
+    }
   }
-  if (!reported.ok()) {
+  bool answered = reported.has_value() && reported->ok();
+  if (stopping() && !answered && !flight->lease_lost) {
+    std::fprintf(stderr,
+                 "dsar-worker: stopping: abandoned task %s attempt %u (lease "
+                 "will expire)\n",
+                 task.task_id().c_str(), task.attempt());
+  } else if (reported.has_value() && !reported->ok()) {
     std::fprintf(stderr,
                  "dsar-worker: task %s attempt %u: report refused: %s\n",
                  task.task_id().c_str(), task.attempt(),
-                 reported.error_message().c_str());
+                 reported->error_message().c_str());
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  in_flight_.erase(task.task_id());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_flight_.erase(task.task_id());
+  }
+  stop_cv_.notify_all();  // Run() may be waiting for the last task.
 }
 
 absl::Status Worker::RunOperation(const v1::Task& task, InFlight& flight,
@@ -317,6 +399,7 @@ absl::StatusOr<v1::UploadArtifactResponse> Worker::ExportAndUpload(
     context.set_wait_for_ready(true);
     context.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::minutes(30));
+    TrackedCall tracked(*this, context, CallKind::kWait);
     v1::UploadArtifactResponse response;
     std::unique_ptr<grpc::ClientWriter<v1::UploadArtifactRequest>> writer(
         stub_->UploadArtifact(&context, &response));
@@ -325,6 +408,7 @@ absl::StatusOr<v1::UploadArtifactResponse> Worker::ExportAndUpload(
     header.mutable_header()->set_task_id(task.task_id());
     header.mutable_header()->set_attempt(task.attempt());
     absl::Status exported;
+    bool stream_broken = true;
     if (writer->Write(header)) {
       UploadSink sink(writer.get());
       absl::StatusOr<ConnectorResult> produced =
@@ -335,15 +419,19 @@ absl::StatusOr<v1::UploadArtifactResponse> Worker::ExportAndUpload(
       } else {
         exported = produced.status();
       }
+      stream_broken = sink.broken();
     }
-    writer->WritesDone();
+    if (!exported.ok() && !stream_broken) {
+      // The export itself failed (the store, or a stop cancelled it):
+      // cancel the stream so the coordinator keeps no partial export.
+      context.TryCancel();
+      writer->Finish();
+      return exported;
+    }
+    if (!stream_broken) writer->WritesDone();
     grpc::Status status = writer->Finish();
     if (status.ok() && exported.ok()) return response;
-    if (!exported.ok() && exported.code() != absl::StatusCode::kUnavailable)
-      return exported;
     if (!status.ok() && !Retryable(status)) return FromGrpcStatus(status);
-    if (!exported.ok() && status.ok())
-      return exported;  // The store is unavailable.
     if (!SleepFor(std::chrono::milliseconds(backoff_ms))) {
       return absl::CancelledError("worker stopping");
     }

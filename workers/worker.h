@@ -6,10 +6,22 @@
 // exports back and reports the outcome. Survives coordinator restarts: calls
 // wait for the channel to come back, and completions are retried while the
 // lease is still ours.
+//
+// Stopping (Stop()): every wait ends at once, whatever it waits for: polls,
+// heartbeats and uploads in flight are cancelled, back-off sleeps wake, and
+// connector work is cancelled (Connector, "Cancellation"). A task whose
+// work finished may still report it for up to kReportGrace; every other task
+// in flight is abandoned without a report, logged as "stopping: abandoned
+// task X (lease will expire)": its lease expires on the coordinator, which
+// runs it again. So Run() returns within about kReportGrace of Stop(),
+// plus whatever a connector cannot interrupt (finishing a committed log
+// rewrite).
 
+#include <grpcpp/client_context.h>
 #include <grpcpp/security/credentials.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -54,8 +66,16 @@ class Worker {
       Options options, std::shared_ptr<const Inventory> inventory);
   ~Worker();
 
-  // Runs until Stop() is called (from another thread or a signal helper).
+  // How long a task that finished its work before a stop may take to
+  // report it to the coordinator before the report is cancelled too.
+  static constexpr std::chrono::milliseconds kReportGrace{2000};
+
+  // Runs until Stop() is called, then ends every call and task as the
+  // header comment says and returns once its threads have. Call once.
   void Run();
+  // Asks Run() to end; returns at once. Thread-safe, idempotent, may be
+  // called before Run(). Not async-signal-safe: call it from a thread that
+  // waits for the signal (dsar-worker uses sigwait), not a signal handler.
   void Stop();
 
  private:
@@ -65,7 +85,19 @@ class Worker {
     std::atomic<bool> lease_lost{false};
   };
 
+  // Registers a call's context while the call is in flight so that a stop
+  // can cancel it; cancels it at once when the stop has already reached
+  // calls of its kind. Destroy it before the context.
+  class TrackedCall;
+  enum class CallKind {
+    kWait,    // Poll, heartbeat, upload: cancelled as soon as we stop.
+    kReport,  // CompleteTask / FailTask: cancelled after kReportGrace.
+  };
+
   Worker(Options options, std::shared_ptr<const Inventory> inventory);
+  // Cancels the calls in flight of `kind` (and kWait ones) and every later
+  // call of those kinds.
+  void CancelCalls(CallKind kind);
   void PollLoop();
   void HeartbeatLoop();
   void Execute(const v1::Task& task);
@@ -88,11 +120,18 @@ class Worker {
   std::unique_ptr<v1::WorkerService::Stub> stub_;
   std::map<std::string, std::unique_ptr<Connector>> connectors_;
 
+  // Set by Stop(); also the connectors' cancel flag.
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
+  // Notified by Stop() and whenever a task leaves in_flight_.
   std::condition_variable stop_cv_;
   std::map<std::string, std::shared_ptr<InFlight>>
       in_flight_;  // GUARDED_BY(mu_)
+
+  std::mutex calls_mu_;
+  std::map<grpc::ClientContext*, CallKind> calls_;  // GUARDED_BY(calls_mu_)
+  bool cancel_waits_ = false;                       // GUARDED_BY(calls_mu_)
+  bool cancel_reports_ = false;                     // GUARDED_BY(calls_mu_)
   std::atomic<int64_t> lease_duration_ms_{30000};
 };
 

@@ -1,9 +1,15 @@
 // dsar-worker: runs leased DSAR tasks against the stores it serves.
+//
+// SIGTERM or SIGINT stops it within a few seconds (Worker::Stop: tasks in
+// flight are abandoned and their leases expire) with exit code 0; a second
+// one ends it at once with 128 + the signal number.
 
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -33,17 +39,28 @@ ABSL_FLAG(std::string, tls_cert, "",
           "dsar:store:NAME for the stores it may serve).");
 ABSL_FLAG(std::string, tls_key, "", "Private key of --tls_cert (PEM).");
 ABSL_FLAG(int, concurrency, 4, "Tasks run at once.");
-ABSL_FLAG(int, poll_wait_ms, 5000,
-          "Long-poll budget per call; also bounds how long a stop takes.");
+ABSL_FLAG(int, poll_wait_ms, 5000, "Long-poll budget per call.");
 ABSL_FLAG(int, debug_task_delay_ms, 0,
           "Testing only: wait this long at the start of every task.");
 
 namespace {
 
-dsar::Worker* g_worker = nullptr;
+// The signals that stop the worker. They are blocked in every thread and
+// taken with sigwait, so no signal handler ever runs.
+sigset_t StopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  return signals;
+}
 
-void HandleSignal(int) {
-  if (g_worker != nullptr) g_worker->Stop();
+int WaitForStopSignal() {
+  sigset_t signals = StopSignals();
+  int signal = 0;
+  while (sigwait(&signals, &signal) != 0) {
+  }
+  return signal;
 }
 
 }  // namespace
@@ -55,6 +72,9 @@ int main(int argc, char** argv) {
       "[--stores=a,b]",
       __FILE__);
   absl::ParseCommandLine(argc, argv);
+  // Before any thread starts (gRPC's included), so that all inherit it.
+  sigset_t stop_signals = StopSignals();
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   if (absl::GetFlag(FLAGS_inventory).empty()) {
     std::fprintf(stderr, "dsar-worker: --inventory: required\n");
     return 2;
@@ -111,14 +131,24 @@ int main(int argc, char** argv) {
                  worker.status().ToString().c_str());
     return 2;
   }
-  g_worker = worker->get();
-  signal(SIGTERM, HandleSignal);
-  signal(SIGINT, HandleSignal);
   std::fprintf(stderr, "dsar-worker %s: serving %s via %s\n",
                options.worker_id.c_str(),
                absl::StrJoin(options.stores, ",").c_str(),
                options.coordinator_address.c_str());
-  (*worker)->Run();
+  std::thread runner([&worker] { (*worker)->Run(); });
+  int first = WaitForStopSignal();
+  std::fprintf(stderr, "dsar-worker %s: %s: stopping\n",
+               options.worker_id.c_str(), strsignal(first));
+  // A second signal does not wait for the stop.
+  std::thread([] {
+    int second = WaitForStopSignal();
+    std::fprintf(stderr, "dsar-worker: %s again: exiting now\n",
+                 strsignal(second));
+    std::fflush(stderr);
+    _exit(128 + second);
+  }).detach();
+  (*worker)->Stop();
+  runner.join();
   std::fprintf(stderr, "dsar-worker %s: stopped\n", options.worker_id.c_str());
   return 0;
 }

@@ -1,6 +1,23 @@
 #include "workers/worker.h"
 
+#include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/connector_errors.h"
@@ -40,6 +57,256 @@ TEST(TaskOperationToRun, UnknownOperationIsAPermanentErrorNamingIt) {
     EXPECT_THAT(std::string(parsed.status().message()),
                 HasSubstr("export, discover, erase"));
   }
+}
+
+// A coordinator that answers until the upload starts, then hangs like a
+// stopped dsard: the first poll gets an export task, later polls and the
+// upload get no answer until Release(). With `read_upload` false it does
+// not even read the stream, so the worker's writes block on flow control.
+class HangingCoordinator final : public v1::WorkerService::Service {
+ public:
+  explicit HangingCoordinator(bool read_upload) : read_upload_(read_upload) {}
+
+  grpc::Status PollTask(grpc::ServerContext*, const v1::PollTaskRequest*,
+                        v1::PollTaskResponse* response) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!task_given_) {
+        task_given_ = true;
+        v1::Task* task = response->mutable_task();
+        task->set_task_id("dsr_1/0/0");
+        task->set_request_id("dsr_1");
+        task->set_store("activity");
+        task->set_operation("export");
+        task->set_attempt(1);
+        task->set_lease_duration_ms(30000);
+        v1::SubjectIdentity* identity = task->add_identities();
+        identity->set_type(v1::USER_ID);
+        identity->set_value("42");
+        return grpc::Status::OK;
+      }
+    }
+    WaitForRelease();
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*,
+                         v1::HeartbeatResponse*) override {
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CompleteTask(grpc::ServerContext*,
+                            const v1::CompleteTaskRequest*,
+                            v1::CompleteTaskResponse*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++reports_;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status FailTask(grpc::ServerContext*, const v1::FailTaskRequest*,
+                        v1::FailTaskResponse*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++reports_;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status UploadArtifact(
+      grpc::ServerContext*,
+      grpc::ServerReader<v1::UploadArtifactRequest>* reader,
+      v1::UploadArtifactResponse*) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      upload_started_ = true;
+    }
+    cv_.notify_all();
+    v1::UploadArtifactRequest message;
+    if (read_upload_) {
+      while (reader->Read(&message)) {
+      }
+    }
+    WaitForRelease();
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "released");
+  }
+
+  // True once an upload has begun, waiting up to `timeout`.
+  bool WaitForUpload(std::chrono::seconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [this] { return upload_started_; });
+  }
+
+  // Lets every hanging call return (before the server shuts down).
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      released_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  int reports() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reports_;
+  }
+
+ private:
+  void WaitForRelease() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return released_; });
+  }
+
+  const bool read_upload_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool task_given_ = false;
+  bool upload_started_ = false;
+  bool released_ = false;
+  int reports_ = 0;
+};
+
+class WorkerStopTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/worker_stop_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // A jsonl store "activity" of `lines` lines, all about user 42.
+  std::shared_ptr<const Inventory> ActivityStore(int lines) {
+    std::string log;
+    for (int i = 0; i < lines; ++i) {
+      absl::StrAppend(&log, R"({"user_id":42,"n":)", i,
+                      R"(,"padding":"0123456789abcdef0123456789abcdef"})",
+                      "\n");
+    }
+    EXPECT_TRUE(WriteFileAtomically(dir_ + "/activity.jsonl", log).ok());
+    absl::StatusOr<Inventory> inventory = Inventory::Parse(R"yaml(
+stores:
+  - {name: activity, kind: jsonl, path: activity.jsonl,
+     identity_fields: {user_id: user_id}}
+)yaml",
+                                                           dir_);
+    EXPECT_TRUE(inventory.ok()) << inventory.status();
+    return std::make_shared<const Inventory>(std::move(*inventory));
+  }
+
+  std::unique_ptr<Worker> MakeWorker(const std::string& address,
+                                     int poll_wait_ms, int store_lines = 10) {
+    Worker::Options options;
+    options.coordinator_address = address;
+    options.worker_id = "worker-stop-test";
+    options.stores = {"activity"};
+    options.concurrency = 1;
+    options.poll_wait_ms = poll_wait_ms;
+    absl::StatusOr<std::unique_ptr<Worker>> worker =
+        Worker::Create(options, ActivityStore(store_lines));
+    EXPECT_TRUE(worker.ok()) << worker.status();
+    return std::move(*worker);
+  }
+
+  // Runs a worker (whose export has `store_lines` lines) against a
+  // HangingCoordinator until its upload has begun, stops it, and checks
+  // that it ended within kStopBound without reporting the task.
+  void StopDuringUpload(bool read_upload, int store_lines);
+
+  std::string dir_;
+};
+
+// The stop must not wait for a call to a coordinator that does not answer;
+// the bound is generous (the old worker took the whole call deadline: a
+// minute for a poll, 30 minutes for an upload).
+constexpr std::chrono::seconds kStopBound{10};
+
+// Calls Stop() and waits up to kStopBound for Run() (started as `run`) to
+// return, failing the test if it does not; prints how long it took.
+void StopWithinBound(Worker& worker, std::future<void>& run,
+                     const char* during) {
+  auto start = std::chrono::steady_clock::now();
+  worker.Stop();
+  bool ended = run.wait_for(kStopBound) == std::future_status::ready;
+  long long took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - start)
+                       .count();
+  EXPECT_TRUE(ended) << "Run() still running " << kStopBound.count()
+                     << " s after Stop() " << during;
+  std::printf("Run() returned %lld ms after Stop() %s\n", took, during);
+}
+
+TEST_F(WorkerStopTest, StopEndsAPollToACoordinatorThatNeverAnswers) {
+  // Accepts TCP connections (the kernel does) and never speaks HTTP/2.
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(
+      ::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+      0);
+  ASSERT_EQ(::listen(listener, 16), 0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(
+      ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length),
+      0);
+  std::unique_ptr<Worker> worker = MakeWorker(
+      absl::StrCat("127.0.0.1:", ntohs(address.sin_port)), /*poll_wait_ms=*/
+      60000);
+  std::future<void> run =
+      std::async(std::launch::async, [&] { worker->Run(); });
+  // The poll is under way once the worker has connected.
+  pollfd ready{listener, POLLIN, 0};
+  ASSERT_EQ(::poll(&ready, 1, /*timeout_ms=*/10000), 1)
+      << "the worker never connected";
+  int connection = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(connection, 0);
+
+  StopWithinBound(*worker, run, "mid-poll");
+  run.wait();
+  ::close(connection);
+  ::close(listener);
+}
+
+void WorkerStopTest::StopDuringUpload(bool read_upload, int store_lines) {
+  HangingCoordinator coordinator(read_upload);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&coordinator);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Worker> worker =
+      MakeWorker(absl::StrCat("127.0.0.1:", port), 1000, store_lines);
+  std::future<void> run =
+      std::async(std::launch::async, [&] { worker->Run(); });
+  if (coordinator.WaitForUpload(std::chrono::seconds(30))) {
+    StopWithinBound(*worker, run, "mid-upload");
+  } else {
+    ADD_FAILURE() << "the worker never started its upload";
+    worker->Stop();
+  }
+  coordinator.Release();  // Only now: a worker that waited for it ends.
+  run.wait();
+  // Abandoned, not failed: the lease expires and the task runs again.
+  EXPECT_EQ(coordinator.reports(), 0);
+  server->Shutdown();
+}
+
+TEST_F(WorkerStopTest, StopEndsAnUploadWaitingForTheCoordinatorsAnswer) {
+  StopDuringUpload(/*read_upload=*/true, /*store_lines=*/10);
+}
+
+TEST_F(WorkerStopTest, StopEndsAnUploadBlockedOnFlowControl) {
+  // Megabytes: far more than the stream's flow-control window.
+  StopDuringUpload(/*read_upload=*/false, /*store_lines=*/200000);
+}
+
+TEST_F(WorkerStopTest, StopBeforeRunEndsRunAtOnce) {
+  std::unique_ptr<Worker> worker = MakeWorker("127.0.0.1:1", 60000);
+  worker->Stop();
+  std::future<void> run =
+      std::async(std::launch::async, [&] { worker->Run(); });
+  EXPECT_EQ(run.wait_for(kStopBound), std::future_status::ready);
 }
 
 }  // namespace
