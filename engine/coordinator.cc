@@ -114,6 +114,9 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
 }
 
 Coordinator::~Coordinator() {
+  // A bundle being written is abandoned, not awaited: its builtin task runs
+  // again after the next start (the result would not be committed anyway).
+  bundler_cancel_ = true;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;

@@ -6,6 +6,7 @@
 // until the command's group has been written to RocksDB with the WAL synced;
 // only then do they get an answer. Reads go straight to RocksDB.
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -470,8 +471,9 @@ class Coordinator {
 
   std::mutex bundler_mu_;
   std::condition_variable bundler_wake_;
-  std::deque<BuiltinJob> bundler_queue_;  // GUARDED_BY(bundler_mu_)
-  bool bundler_stopping_ = false;         // GUARDED_BY(bundler_mu_)
+  std::deque<BuiltinJob> bundler_queue_;     // GUARDED_BY(bundler_mu_)
+  bool bundler_stopping_ = false;            // GUARDED_BY(bundler_mu_)
+  std::atomic<bool> bundler_cancel_{false};  // Stops a bundle being written.
 
   std::thread loop_thread_;
   std::thread bundler_thread_;

@@ -127,6 +127,7 @@ void Coordinator::RunBundler() {
     if (absl::StatusOr<std::string> data_key = RequestDataKey(job.request_id);
         data_key.ok()) {
       job.input.data_key = *std::move(data_key);
+      job.input.cancel = &bundler_cancel_;
       result = WriteExportBundle(job.input, job.zip_path);
       OPENSSL_cleanse(job.input.data_key.data(), job.input.data_key.size());
       job.input.data_key.clear();

@@ -4,12 +4,16 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <pthread.h>
 #include <signal.h>
+#include <string.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/flags/flag.h"
@@ -114,14 +118,30 @@ namespace {
 
 std::unique_ptr<grpc::Server> g_server;
 
-void HandleSignal(int) {
-  // Shutdown from a signal handler is not async-signal-safe; a detached
-  // thread does it instead, which is fine for a process that is ending.
-  std::thread([] {
-    if (g_server)
-      g_server->Shutdown(std::chrono::system_clock::now() +
-                         std::chrono::seconds(2));
-  }).detach();
+// SIGTERM and SIGINT, blocked in every thread (the mask is set before the
+// first thread starts and inherited) and taken by StopOnSignal alone: no code
+// runs in a signal handler.
+sigset_t StopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  return signals;
+}
+
+// The first stop signal shuts the server down: calls in flight get two
+// seconds (a long poll or a download to a stalled client is cancelled),
+// then main stops the coordinator, which abandons a bundle being written.
+// A second signal exits at once.
+void StopOnSignal() {
+  const sigset_t signals = StopSignals();
+  int signal_number = 0;
+  if (sigwait(&signals, &signal_number) != 0) return;
+  std::fprintf(stderr, "dsard: %s, stopping\n", strsignal(signal_number));
+  g_server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::seconds(2));
+  if (sigwait(&signals, &signal_number) != 0) return;
+  std::_Exit(128 + signal_number);
 }
 
 int Fail(const absl::Status& status) {
@@ -166,6 +186,10 @@ int main(int argc, char** argv) {
       "[--listen=HOST:PORT]",
       __FILE__);
   absl::ParseCommandLine(argc, argv);
+  {
+    const sigset_t signals = StopSignals();
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  }
   if (absl::GetFlag(FLAGS_inventory).empty()) {
     return Fail(absl::InvalidArgumentError("--inventory: required"));
   }
@@ -274,10 +298,9 @@ int main(int argc, char** argv) {
     return Fail(absl::UnavailableError(
         absl::StrCat("cannot listen on ", absl::GetFlag(FLAGS_listen))));
   }
-  // Before the port file announces the server: a stop request that arrives
-  // right after must shut down cleanly, not kill the process.
-  signal(SIGTERM, HandleSignal);
-  signal(SIGINT, HandleSignal);
+  // Before the port file announces the server. A stop signal that came
+  // earlier is pending (blocked since the start) and is taken now.
+  std::thread(StopOnSignal).detach();
   if (!absl::GetFlag(FLAGS_port_file).empty()) {
     absl::Status written = dsar::WriteFileAtomically(
         absl::GetFlag(FLAGS_port_file), absl::StrCat(port, "\n"));

@@ -237,6 +237,10 @@ absl::Status ForEachExportRecord(const BundleInput& input,
       throw StopParsing{};
     }
     if (event != Event::object_end) return true;
+    if (input.cancel != nullptr && input.cancel->load()) {
+      status = absl::CancelledError("bundle: stopped");
+      throw StopParsing{};
+    }
     auto collection = parsed.find("collection");
     auto data = parsed.find("data");
     if (collection == parsed.end() || !collection->is_string() ||
@@ -987,6 +991,7 @@ absl::StatusOr<BundleResult> WriteExportBundle(const BundleInput& input,
       EncryptedZipWriter::Create(zip_path, input.data_key,
                                  BundleFileContext(input.request_id)));
   zip_t* archive = zip->archive();
+  zip->set_cancel(input.cancel);
 
   BundleResult result;
   auto add_buffer = [&](const std::string& name,

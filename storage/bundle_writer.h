@@ -8,6 +8,7 @@
 // its temporaries written, encrypted (storage/encrypted_file.h): no
 // plaintext personal data reaches the disk.
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -75,6 +76,11 @@ struct BundleInput {
   std::string received_at;  // When the request was received, as displayed.
   std::string deadline;     // The (possibly extended) deadline, as displayed.
   std::vector<BundleExemption> withheld;
+
+  // Stops the writer soon after it becomes true: WriteExportBundle returns
+  // CANCELLED and leaves no bundle (a stopping dsard need not wait for a
+  // large bundle). Not owned; null: never.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct BundleResult {

@@ -245,6 +245,21 @@ TEST_F(BundleWriterTest, ShaMismatchIsDataLossAndCreatesNothing) {
   EXPECT_TRUE(OutDirListing().empty());
 }
 
+// A stopping dsard does not wait for a bundle: a cancelled write returns
+// CANCELLED and leaves nothing behind, in the ZIP pass and in the parsing
+// pass of the Art. 15 answer alike.
+TEST_F(BundleWriterTest, CancelledWriteLeavesNoBundle) {
+  std::atomic<bool> cancel{true};
+  BundleInput input = TwoStoresAndAFailure();
+  input.cancel = &cancel;
+  absl::StatusOr<BundleResult> result = WriteExportBundle(input, ZipPath());
+  ASSERT_EQ(result.status().code(), absl::StatusCode::kCancelled)
+      << result.status();
+  EXPECT_TRUE(OutDirListing().empty());
+  cancel = false;
+  EXPECT_TRUE(WriteExportBundle(input, ZipPath()).ok());
+}
+
 TEST_F(BundleWriterTest, MissingDataFileIsDataLoss) {
   BundleInput input = TwoStoresAndAFailure();
   input.stores[0].data_path = (dir_ / "gone.json").string();
@@ -577,6 +592,16 @@ TEST_F(Art15BundleTest, CollectionNamesAreSanitisedInEntryNames) {
                           "exemptions.json", "data/crm.json",
                           "data/crm.___etc_passwd.csv", "data/crm.a_b.csv",
                           "data/crm.a_b-2.csv"));
+}
+
+TEST_F(Art15BundleTest, CancelledWhileParsingExportsLeavesNoBundle) {
+  std::atomic<bool> cancel{true};
+  BundleInput input = Art15Input("PORTABILITY");
+  input.cancel = &cancel;
+  absl::StatusOr<BundleResult> result = WriteExportBundle(input, ZipPath());
+  ASSERT_EQ(result.status().code(), absl::StatusCode::kCancelled)
+      << result.status();
+  EXPECT_TRUE(OutDirListing().empty());
 }
 
 TEST_F(Art15BundleTest, NoDataFoundAndNothingWithheld) {

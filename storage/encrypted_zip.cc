@@ -152,6 +152,7 @@ struct EncryptedZipWriter::WriteState {
   }
 
   EncryptedFileWriter* file = nullptr;
+  const std::atomic<bool>* cancel = nullptr;
   int64_t position = 0;
   zip_error_t error;
   // The first failure of this source or of an entry's, as Commit returns it.
@@ -180,6 +181,10 @@ zip_int64_t EncryptedZipWriter::WriteCallback(void* userdata, void* data,
       state->position = 0;
       return 0;
     case ZIP_SOURCE_WRITE: {
+      if (state->cancel != nullptr && state->cancel->load()) {
+        return state->Fail(absl::CancelledError("bundle: stopped"),
+                           ZIP_ER_CANCELLED);
+      }
       absl::Status written = state->file->WriteAt(
           state->position,
           std::string_view(static_cast<const char*>(data), len));
@@ -253,6 +258,10 @@ absl::StatusOr<std::unique_ptr<EncryptedZipWriter>> EncryptedZipWriter::Create(
   }
   zip_error_fini(&error);
   return writer;
+}
+
+void EncryptedZipWriter::set_cancel(const std::atomic<bool>* cancel) {
+  state_->cancel = cancel;
 }
 
 absl::StatusOr<zip_source_t*> EncryptedZipWriter::NewFileSource(

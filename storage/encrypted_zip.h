@@ -9,6 +9,7 @@
 
 #include <zip.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -46,6 +47,11 @@ class EncryptedZipWriter {
 
   // The archive to add entries to. Owned by this writer; null after Commit.
   zip_t* archive() const { return archive_; }
+
+  // Commit stops with CANCELLED (nothing committed) soon after `*cancel`
+  // becomes true: it is read before every write libzip makes. Not owned;
+  // must outlive Commit. Null: never.
+  void set_cancel(const std::atomic<bool>* cancel);
 
   // A source for zip_file_add with the plaintext of the encrypted file at
   // `path`, read chunk by chunk while Commit writes the archive. The file is
