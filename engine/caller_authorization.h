@@ -86,10 +86,6 @@ MutualTlsServerCredentials(const std::string& cert_file,
                            const std::string& key_file,
                            const std::string& client_ca_file);
 
-// True when `listen` ("host:port") binds only to this machine: localhost,
-// 127.0.0.0/8, [::1], or a unix socket.
-bool IsLoopbackAddress(absl::string_view listen);
-
 }  // namespace dsar
 
 #endif  // DSAR_ENGINE_CALLER_AUTHORIZATION_H_

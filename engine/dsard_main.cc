@@ -21,6 +21,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "common/listen_address.h"
 #include "common/program_usage.h"
 #include "engine/caller_authorization.h"
 #include "engine/coordinator.h"
