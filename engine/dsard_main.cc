@@ -4,8 +4,6 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <pthread.h>
-#include <signal.h>
 #include <string.h>
 
 #include <cstdio>
@@ -21,6 +19,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "common/stop_signals.h"
 #include "common/listen_address.h"
 #include "common/program_usage.h"
 #include "engine/caller_authorization.h"
@@ -119,30 +118,16 @@ namespace {
 
 std::unique_ptr<grpc::Server> g_server;
 
-// SIGTERM and SIGINT, blocked in every thread (the mask is set before the
-// first thread starts and inherited) and taken by StopOnSignal alone: no code
-// runs in a signal handler.
-sigset_t StopSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  return signals;
-}
-
 // The first stop signal shuts the server down: calls in flight get two
 // seconds (a long poll or a download to a stalled client is cancelled),
 // then main stops the coordinator, which abandons a bundle being written.
 // A second signal exits at once.
 void StopOnSignal() {
-  const sigset_t signals = StopSignals();
-  int signal_number = 0;
-  if (sigwait(&signals, &signal_number) != 0) return;
-  std::fprintf(stderr, "dsard: %s, stopping\n", strsignal(signal_number));
+  const int first = dsar::WaitForStopSignal();
+  std::fprintf(stderr, "dsard: %s, stopping\n", strsignal(first));
   g_server->Shutdown(std::chrono::system_clock::now() +
                      std::chrono::seconds(2));
-  if (sigwait(&signals, &signal_number) != 0) return;
-  std::_Exit(128 + signal_number);
+  std::_Exit(128 + dsar::WaitForStopSignal());
 }
 
 int Fail(const absl::Status& status) {
@@ -187,10 +172,9 @@ int main(int argc, char** argv) {
       "[--listen=HOST:PORT]",
       __FILE__);
   absl::ParseCommandLine(argc, argv);
-  {
-    const sigset_t signals = StopSignals();
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  }
+  // SIGTERM and SIGINT are taken by StopOnSignal alone (common/
+  // stop_signals.h): blocked before the first thread starts.
+  dsar::BlockStopSignals();
   if (absl::GetFlag(FLAGS_inventory).empty()) {
     return Fail(absl::InvalidArgumentError("--inventory: required"));
   }

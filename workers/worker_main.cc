@@ -4,8 +4,6 @@
 // flight are abandoned and their leases expire) with exit code 0; a second
 // one ends it at once with 128 + the signal number.
 
-#include <pthread.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -21,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "common/grpc_tls.h"
 #include "common/program_usage.h"
+#include "common/stop_signals.h"
 #include "workers/worker.h"
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "Address of dsard.");
@@ -43,28 +42,6 @@ ABSL_FLAG(int, poll_wait_ms, 5000, "Long-poll budget per call.");
 ABSL_FLAG(int, debug_task_delay_ms, 0,
           "Testing only: wait this long at the start of every task.");
 
-namespace {
-
-// The signals that stop the worker. They are blocked in every thread and
-// taken with sigwait, so no signal handler ever runs.
-sigset_t StopSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  return signals;
-}
-
-int WaitForStopSignal() {
-  sigset_t signals = StopSignals();
-  int signal = 0;
-  while (sigwait(&signals, &signal) != 0) {
-  }
-  return signal;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   dsar::SetProgramUsage(
       "Runs leased DSAR tasks against the stores it serves.\n"
@@ -72,9 +49,9 @@ int main(int argc, char** argv) {
       "[--stores=a,b]",
       __FILE__);
   absl::ParseCommandLine(argc, argv);
-  // Before any thread starts (gRPC's included), so that all inherit it.
-  sigset_t stop_signals = StopSignals();
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // The signals that stop the worker are taken with sigwait below, never by
+  // a handler (common/stop_signals.h).
+  dsar::BlockStopSignals();
   if (absl::GetFlag(FLAGS_inventory).empty()) {
     std::fprintf(stderr, "dsar-worker: --inventory: required\n");
     return 2;
@@ -136,12 +113,12 @@ int main(int argc, char** argv) {
                absl::StrJoin(options.stores, ",").c_str(),
                options.coordinator_address.c_str());
   std::thread runner([&worker] { (*worker)->Run(); });
-  int first = WaitForStopSignal();
+  int first = dsar::WaitForStopSignal();
   std::fprintf(stderr, "dsar-worker %s: %s: stopping\n",
                options.worker_id.c_str(), strsignal(first));
   // A second signal does not wait for the stop.
   std::thread([] {
-    int second = WaitForStopSignal();
+    int second = dsar::WaitForStopSignal();
     std::fprintf(stderr, "dsar-worker: %s again: exiting now\n",
                  strsignal(second));
     std::fflush(stderr);
