@@ -861,12 +861,60 @@ TEST_F(EchoServiceTest, InsecureDevModeIsLoopbackOnlyAndSaysSo) {
       dir_.Join("refused.log"), absl::Seconds(30));
   ASSERT_TRUE(refused.ok());
   EXPECT_EQ(*refused, 1);
+  EXPECT_THAT(dsar::testing::ReadFileOrEmpty(dir_.Join("refused.log")),
+              HasSubstr("--insecure_dev is refused"));
   // Without a key nothing starts either.
   absl::StatusOr<int> no_key = dsar::testing::RunToExit(
       DSAR_TEST_ECHO_GATEWAY_PATH, {"--services=dsar.test.EchoService"},
       dir_.Join("no-key.log"), absl::Seconds(30));
   ASSERT_TRUE(no_key.ok());
   EXPECT_EQ(*no_key, 1);
+}
+
+TEST_F(EchoServiceTest, PlainHttpOffLoopbackOnlyWithTheFlag) {
+  const std::string secret =
+      absl::StrCat("--jwt_hs256_secret_file=", dir_.Join("hs256.secret"));
+  absl::StatusOr<int> refused = dsar::testing::RunToExit(
+      DSAR_TEST_ECHO_GATEWAY_PATH,
+      {"--listen=0.0.0.0:0", "--services=dsar.test.EchoService", secret},
+      dir_.Join("plain-refused.log"), absl::Seconds(30));
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(*refused, 1);
+  EXPECT_THAT(dsar::testing::ReadFileOrEmpty(dir_.Join("plain-refused.log")),
+              HasSubstr("--listen=0.0.0.0:0: refusing plain HTTP"));
+
+  // Said out loud, it serves (StartGateway's own --listen comes first; the
+  // last one counts).
+  absl::StatusOr<testing::RunningGateway> allowed = testing::StartGateway(
+      DSAR_TEST_ECHO_GATEWAY_PATH, echo_port_,
+      {"--listen=0.0.0.0:0", "--allow_plaintext_non_loopback",
+       "--services=dsar.test.EchoService", secret},
+      dir_.path(), "plain-allowed");
+  ASSERT_TRUE(allowed.ok()) << allowed.status();
+  EXPECT_EQ(Http(allowed->port).Get("/healthz", "").status, 200);
+
+  // The HTTPS flags go together, and a certificate that cannot be loaded
+  // stops the start naming the file.
+  absl::StatusOr<int> half = dsar::testing::RunToExit(
+      DSAR_TEST_ECHO_GATEWAY_PATH,
+      {"--services=dsar.test.EchoService", secret,
+       absl::StrCat("--tls_cert=", dir_.Join("hs256.secret"))},
+      dir_.Join("half.log"), absl::Seconds(30));
+  ASSERT_TRUE(half.ok()) << half.status();
+  EXPECT_EQ(*half, 1);
+  EXPECT_THAT(dsar::testing::ReadFileOrEmpty(dir_.Join("half.log")),
+              HasSubstr("--tls_cert and --tls_key go together"));
+  absl::StatusOr<int> not_pem = dsar::testing::RunToExit(
+      DSAR_TEST_ECHO_GATEWAY_PATH,
+      {"--services=dsar.test.EchoService", secret,
+       absl::StrCat("--tls_cert=", dir_.Join("hs256.secret")),
+       absl::StrCat("--tls_key=", dir_.Join("hs256.secret"))},
+      dir_.Join("not-pem.log"), absl::Seconds(30));
+  ASSERT_TRUE(not_pem.ok()) << not_pem.status();
+  EXPECT_EQ(*not_pem, 1);
+  EXPECT_THAT(dsar::testing::ReadFileOrEmpty(dir_.Join("not-pem.log")),
+              HasSubstr(absl::StrCat(dir_.Join("hs256.secret"),
+                                     ": cannot load a PEM certificate chain")));
 }
 
 }  // namespace

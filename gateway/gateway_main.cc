@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "common/files.h"
 #include "common/grpc_tls.h"
+#include "common/listen_address.h"
 #include "common/program_usage.h"
 #include "dsar/v1/admin.pb.h"
 #include "dsar/v1/audit.pb.h"
@@ -27,13 +28,20 @@
 #include "gateway/gateway_server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080",
-          "HOST:PORT to serve HTTP on; port 0 picks a free port (see "
-          "--port_file).");
+          "HOST:PORT to serve HTTP (HTTPS with --tls_cert) on; port 0 picks a "
+          "free port (see --port_file).");
+ABSL_FLAG(std::string, tls_cert, "",
+          "Certificate chain (PEM) of the HTTPS listener; with --tls_key: "
+          "serve HTTPS (TLS 1.2 or later) instead of plain HTTP.");
+ABSL_FLAG(std::string, tls_key, "", "Private key (PEM) of --tls_cert.");
+ABSL_FLAG(bool, allow_plaintext_non_loopback, false,
+          "Serve plain HTTP (bearer tokens and signed download URLs in the "
+          "clear) on an address other machines can reach; refused unless "
+          "set.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written here once the socket listens.");
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "dsard's gRPC address.");
-// Named for the connection they secure: the gateway's own HTTP listener is a
-// different one.
+// Named for the connection they secure (--tls_* are the HTTP listener's).
 ABSL_FLAG(std::string, coordinator_tls_ca, "",
           "CA (PEM) that issued dsard's certificate; with "
           "--coordinator_tls_cert and --coordinator_tls_key: reach dsard over "
@@ -94,11 +102,6 @@ void LinkPublicApiDescriptors() {
   (void)dsar::v1::ListWorkersRequest::descriptor();
 }
 
-bool IsLoopback(const std::string& host) {
-  return host == "127.0.0.1" || host == "localhost" || host == "::1" ||
-         host == "[::1]";
-}
-
 absl::StatusOr<std::string> ReadSecret(const std::string& path) {
   absl::StatusOr<std::string> text = dsar::ReadFile(path);
   if (!text.ok()) return text.status();
@@ -115,7 +118,8 @@ int main(int argc, char** argv) {
   dsar::SetProgramUsage(
       "The REST/JSON face of dsard (routes from the proto annotations).\n"
       "  dsar-gateway --coordinator=HOST:PORT (--jwt_hs256_secret_file=F | "
-      "--jwks_file=F | --insecure_dev) [--listen=HOST:PORT]",
+      "--jwks_file=F | --insecure_dev) [--listen=HOST:PORT] "
+      "[--tls_cert=PEM --tls_key=PEM]",
       __FILE__);
   absl::ParseCommandLine(argc, argv);
   LinkPublicApiDescriptors();
@@ -145,13 +149,29 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_keep_alive_max_requests);
   options.threads = absl::GetFlag(FLAGS_threads);
   options.access_log = absl::GetFlag(FLAGS_access_log);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return Fail(
+        absl::InvalidArgumentError("--tls_cert and --tls_key go together"));
+  }
+  if (absl::GetFlag(FLAGS_insecure_dev) && !dsar::IsLoopbackAddress(listen)) {
+    return Fail(absl::InvalidArgumentError(
+        "--insecure_dev is refused on a non-loopback --listen address"));
+  }
+  // The same rule as dsard's (docs/transport-security.md).
+  const bool plaintext = options.tls_cert_file.empty();
+  if (plaintext && !dsar::IsLoopbackAddress(listen) &&
+      !absl::GetFlag(FLAGS_allow_plaintext_non_loopback)) {
+    return Fail(absl::FailedPreconditionError(absl::StrCat(
+        "--listen=", listen,
+        ": refusing plain HTTP (no TLS: bearer tokens and signed download "
+        "URLs in the clear) on an address other machines can reach; pass "
+        "--tls_cert and --tls_key, or --allow_plaintext_non_loopback")));
+  }
 
   std::unique_ptr<dsar::gateway::RequestAuthenticator> authenticator;
   if (absl::GetFlag(FLAGS_insecure_dev)) {
-    if (!IsLoopback(options.host)) {
-      return Fail(absl::InvalidArgumentError(
-          "--insecure_dev is refused on a non-loopback --listen address"));
-    }
     std::fprintf(stderr,
                  "\n"
                  "dsar-gateway: "
@@ -242,8 +262,9 @@ int main(int argc, char** argv) {
         absl::GetFlag(FLAGS_port_file), absl::StrCat(*port, "\n"));
     if (!written.ok()) return Fail(written);
   }
-  std::fprintf(stderr, "dsar-gateway: listening on %s:%d, coordinator %s\n",
-               options.host.c_str(), *port,
+  std::fprintf(stderr,
+               "dsar-gateway: listening (%s) on %s:%d, coordinator %s\n",
+               plaintext ? "plain HTTP" : "HTTPS", options.host.c_str(), *port,
                absl::GetFlag(FLAGS_coordinator).c_str());
 
   dsar::gateway::GatewayServer* raw = server->get();

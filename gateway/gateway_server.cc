@@ -1,12 +1,16 @@
 #include "gateway/gateway_server.h"
 
 #include <httplib.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <cstdio>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
 #include "common/status_macros.h"
 #include "dsar/v1/auth.pb.h"
 #include "dsar/v1/requests.pb.h"
@@ -48,10 +52,71 @@ HttpReply WithStatus(HttpReply reply, int status) {
   return reply;
 }
 
+// The text of OpenSSL's oldest queued error (and clears the queue); a
+// generic text when there is none.
+std::string OpenSslError() {
+  unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "unknown OpenSSL error";
+  char text[256];
+  ERR_error_string_n(code, text, sizeof(text));
+  return text;
+}
+
+// The HTTP server: plain, or TLS with the certificate chain and key of
+// `options` (TLS 1.2 or later, no compression, no renegotiation).
+absl::StatusOr<std::unique_ptr<httplib::Server>> NewHttpServer(
+    const GatewayOptions& options) {
+  const std::string& cert = options.tls_cert_file;
+  const std::string& key = options.tls_key_file;
+  if (cert.empty() && key.empty()) return std::make_unique<httplib::Server>();
+  if (cert.empty() || key.empty()) {
+    return absl::InvalidArgumentError(
+        "the HTTPS listener needs both a certificate and its key");
+  }
+  // Read first, so that a missing or unreadable file is named with errno's
+  // reason rather than as an OpenSSL error.
+  for (const std::string* path : {&cert, &key}) {
+    absl::StatusOr<std::string> read = ReadFile(*path);
+    if (!read.ok()) return read.status();
+    OPENSSL_cleanse(read->data(), read->size());
+  }
+  std::string error;
+  auto setup = [&](SSL_CTX& context) {
+    SSL_CTX_set_options(&context,
+                        SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_set_min_proto_version(&context, TLS1_2_VERSION) != 1) {
+      error = absl::StrCat("TLS 1.2: ", OpenSslError());
+      return false;
+    }
+    if (SSL_CTX_use_certificate_chain_file(&context, cert.c_str()) != 1) {
+      error = absl::StrCat(
+          cert, ": cannot load a PEM certificate chain: ", OpenSslError());
+      return false;
+    }
+    if (SSL_CTX_use_PrivateKey_file(&context, key.c_str(), SSL_FILETYPE_PEM) !=
+            1 ||
+        SSL_CTX_check_private_key(&context) != 1) {
+      error = absl::StrCat(key, ": not a PEM private key of ", cert, ": ",
+                           OpenSslError());
+      return false;
+    }
+    return true;
+  };
+  auto server = std::make_unique<httplib::SSLServer>(setup);
+  if (!server->is_valid()) {
+    return absl::InvalidArgumentError(
+        error.empty() ? absl::StrCat("cannot set up TLS: ", OpenSslError())
+                      : error);
+  }
+  return server;
+}
+
 }  // namespace
 
 GatewayServer::GatewayServer(
     const GatewayOptions& options, RouteTable routes,
+    std::unique_ptr<httplib::Server> http,
     std::unique_ptr<RequestAuthenticator> authenticator,
     std::shared_ptr<const BackendClient> backend,
     std::vector<std::unique_ptr<RouteProvider>> providers)
@@ -60,7 +125,7 @@ GatewayServer::GatewayServer(
       authenticator_(std::move(authenticator)),
       backend_(std::move(backend)),
       providers_(std::move(providers)),
-      http_(std::make_unique<httplib::Server>()) {}
+      http_(std::move(http)) {}
 
 GatewayServer::~GatewayServer() = default;
 
@@ -72,9 +137,12 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Create(
   absl::StatusOr<RouteTable> routes = RouteTable::Build(
       options.services, *google::protobuf::DescriptorPool::generated_pool());
   if (!routes.ok()) return routes.status();
-  std::unique_ptr<GatewayServer> server(
-      new GatewayServer(options, *std::move(routes), std::move(authenticator),
-                        std::move(backend), std::move(providers)));
+  absl::StatusOr<std::unique_ptr<httplib::Server>> http_server =
+      NewHttpServer(options);
+  if (!http_server.ok()) return http_server.status();
+  std::unique_ptr<GatewayServer> server(new GatewayServer(
+      options, *std::move(routes), *std::move(http_server),
+      std::move(authenticator), std::move(backend), std::move(providers)));
 
   httplib::Server& http = *server->http_;
   GatewayServer* self = server.get();

@@ -29,6 +29,11 @@ namespace dsar::gateway {
 struct GatewayOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: any free port (see Bind).
+  // PEM files of the HTTPS listener: the certificate (chain, leaf first) and
+  // its private key. Both empty: plain HTTP (the caller decides where that
+  // is acceptable). One without the other is an error.
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // Full names of the gRPC services to expose.
   std::vector<std::string> services = {
       "dsar.v1.DsarService", "dsar.v1.AuditService", "dsar.v1.AdminService"};
@@ -44,7 +49,10 @@ struct GatewayOptions {
 class GatewayServer {
  public:
   // Builds the route table from the linked descriptors of options.services
-  // (failing as RouteTable::Build does). Transcoded calls go through
+  // (failing as RouteTable::Build does) and, with options.tls_cert_file and
+  // tls_key_file, the TLS context (TLS 1.2 or later): INVALID_ARGUMENT when
+  // only one is set, or naming the file when the certificate or key cannot
+  // be read or loaded, or do not match. Transcoded calls go through
   // `backend`. `providers` are asked, in order, before the route table: the
   // first whose Find matches serves the request.
   static absl::StatusOr<std::unique_ptr<GatewayServer>> Create(
@@ -58,6 +66,8 @@ class GatewayServer {
 
   // Binds the listening socket; returns the port (the chosen one when
   // options.port is 0). UNAVAILABLE when the address cannot be bound.
+  // Over TLS a client that does not complete a TLS handshake (plain HTTP)
+  // is disconnected without an answer.
   absl::StatusOr<int> Bind();
   // Serves until Stop(). REQUIRES: Bind() succeeded.
   void Serve();
@@ -72,6 +82,7 @@ class GatewayServer {
 
  private:
   GatewayServer(const GatewayOptions& options, RouteTable routes,
+                std::unique_ptr<httplib::Server> http,
                 std::unique_ptr<RequestAuthenticator> authenticator,
                 std::shared_ptr<const BackendClient> backend,
                 std::vector<std::unique_ptr<RouteProvider>> providers);

@@ -1,7 +1,8 @@
 // Delivery of the bundle through signed URLs (docs/delivery.md), end to end:
 // dsard under mutual TLS, a worker, and dsar-gateway reaching dsard with its
 // gateway certificate and checking HS256 tokens; the bundle fetched over
-// HTTP with no token, each refusal with its HTTP status.
+// HTTP with no token, each refusal with its HTTP status; the same over the
+// gateway's HTTPS listener, which a plain HTTP client cannot talk to.
 
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>  // CPPHTTPLIB_* come from its pkg-config file.
@@ -55,10 +56,13 @@ struct Reply {
 // A dsard (mutual TLS), worker-1 and a gateway, for one test or a suite.
 class DeliveryCluster {
  public:
-  // `dsard_args` are added to dsard's TLS flags.
+  // `dsard_args` are added to dsard's TLS flags. With `gateway_https` the
+  // gateway serves HTTPS (dev-pki's gateway-https certificate) on 0.0.0.0,
+  // and the client checks its certificate against the CA.
   static absl::StatusOr<std::unique_ptr<DeliveryCluster>> Start(
       const std::string& pki, const std::string& inventory,
-      const std::string& hs256_secret, std::vector<std::string> dsard_args) {
+      const std::string& hs256_secret, std::vector<std::string> dsard_args,
+      bool gateway_https = false) {
     auto cluster = std::unique_ptr<DeliveryCluster>(new DeliveryCluster(pki));
     TempDir& dir = *cluster->dir_;
     DsardOptions options;
@@ -89,7 +93,7 @@ class DeliveryCluster {
     std::string secret_file = dir.Join("jwt.secret");
     std::ofstream(secret_file) << hs256_secret;
     std::vector<std::string> args = {
-        "--listen=127.0.0.1:0",
+        gateway_https ? "--listen=0.0.0.0:0" : "--listen=127.0.0.1:0",
         "--port_file=" + dir.Join("gateway.port"),
         absl::StrCat("--coordinator=127.0.0.1:", cluster->dsard_.port),
         "--coordinator_tls_ca=" + cluster->Pem("ca"),
@@ -98,6 +102,10 @@ class DeliveryCluster {
         "--jwt_hs256_secret_file=" + secret_file,
         absl::StrCat("--issuer=", kIssuer),
         absl::StrCat("--audience=", kAudience)};
+    if (gateway_https) {
+      args.push_back("--tls_cert=" + cluster->Pem("gateway-https"));
+      args.push_back("--tls_key=" + cluster->Key("gateway-https"));
+    }
     absl::StatusOr<std::unique_ptr<Process>> gateway =
         Process::Start(DSAR_TEST_GATEWAY_PATH, args, dir.Join("gateway.log"));
     if (!gateway.ok()) return gateway.status();
@@ -105,12 +113,21 @@ class DeliveryCluster {
     absl::StatusOr<int> port = WaitForPortFile(
         dir.Join("gateway.port"), absl::Seconds(30), cluster->gateway_.get());
     if (!port.ok()) return port.status();
-    cluster->http_ = std::make_unique<httplib::Client>("127.0.0.1", *port);
+    cluster->gateway_port_ = *port;
+    if (gateway_https) {
+      cluster->http_ = std::make_unique<httplib::Client>(
+          absl::StrCat("https://127.0.0.1:", *port));
+      cluster->http_->set_ca_cert_path(cluster->Pem("ca"));
+      cluster->http_->enable_server_certificate_verification(true);
+    } else {
+      cluster->http_ = std::make_unique<httplib::Client>("127.0.0.1", *port);
+    }
     cluster->http_->set_read_timeout(30, 0);
     return cluster;
   }
 
   int dsard_port() const { return dsard_.port; }
+  int gateway_port() const { return gateway_port_; }
   std::string Pem(const std::string& name) const {
     return absl::StrCat(pki_, "/", name, ".pem");
   }
@@ -165,6 +182,7 @@ class DeliveryCluster {
   RunningDsard dsard_;
   std::unique_ptr<Process> worker_;
   std::unique_ptr<Process> gateway_;
+  int gateway_port_ = 0;
   std::unique_ptr<httplib::Client> http_;
 };
 
@@ -191,10 +209,11 @@ class DeliveryTest : public ::testing::Test {
     delete shared_;
   }
 
-  void StartCluster(std::vector<std::string> dsard_args = {}) {
+  void StartCluster(std::vector<std::string> dsard_args = {},
+                    bool gateway_https = false) {
     absl::StatusOr<std::unique_ptr<DeliveryCluster>> cluster =
         DeliveryCluster::Start(pki_, inventory_, keys_->hs256_secret(),
-                               std::move(dsard_args));
+                               std::move(dsard_args), gateway_https);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = std::move(*cluster);
   }
@@ -444,6 +463,43 @@ TEST_F(DeliveryTest, ExpiredUrlIsGone) {
   EXPECT_EQ(gone.status, 410) << gone.body;
   EXPECT_THAT(gone.json.value("message", ""), StartsWith("expires:"));
   EXPECT_THAT(gone.json.value("message", ""), HasSubstr("expired"));
+}
+
+TEST_F(DeliveryTest, OverHttpsTheGatewayServesRequestsAndDownloads) {
+  // On 0.0.0.0 without --allow_plaintext_non_loopback: TLS makes it
+  // acceptable.
+  ASSERT_NO_FATAL_FAILURE(StartCluster({}, /*gateway_https=*/true));
+  v1::Request done = CompletedAccess(17);
+  ASSERT_FALSE(done.bundle().sha256().empty());
+
+  // A bearer-token call and a signed-URL download, both over HTTPS.
+  Reply read =
+      cluster_->Get(absl::StrCat("/v1/requests/", done.id()), SubjectToken(17));
+  ASSERT_EQ(read.status, 200) << read.body << cluster_->Logs();
+  EXPECT_EQ(read.json.value("status", ""), "COMPLETED");
+  std::string url = CreateUrl(done.id(), SubjectToken(17));
+  ASSERT_FALSE(url.empty());
+  Reply bundle = cluster_->Get(url);
+  ASSERT_EQ(bundle.status, 200) << bundle.body << cluster_->Logs();
+  EXPECT_EQ(static_cast<int64_t>(bundle.body.size()),
+            done.bundle().size_bytes());
+  EXPECT_EQ(Sha256Hex(bundle.body), done.bundle().sha256());
+
+  // Plain HTTP to the same port gets no answer: the connection is dropped
+  // when the TLS handshake does not come.
+  httplib::Client plain("127.0.0.1", cluster_->gateway_port());
+  plain.set_read_timeout(10, 0);
+  httplib::Result refused = plain.Get("/healthz");
+  EXPECT_FALSE(refused) << "plain HTTP answered " << refused->status;
+  // A client that trusts only the system's CAs refuses the certificate.
+  httplib::Client untrusting(
+      absl::StrCat("https://127.0.0.1:", cluster_->gateway_port()));
+  untrusting.enable_server_certificate_verification(true);
+  httplib::Result unverified = untrusting.Get("/healthz");
+  EXPECT_FALSE(unverified);
+  if (!unverified) {
+    EXPECT_EQ(unverified.error(), httplib::Error::SSLServerVerification);
+  }
 }
 
 }  // namespace
