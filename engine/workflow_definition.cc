@@ -817,6 +817,11 @@ WorkflowDefinition::Parse(std::string_view text) {
   } catch (const nlohmann::json::parse_error& e) {
     return absl::InvalidArgumentError(
         absl::StrCat("malformed JSON at byte ", e.byte, ": ", e.what()));
+  } catch (const nlohmann::json::exception& e) {
+    // Not a syntax error but still the text's fault: a number beyond double
+    // (out_of_range 406, "2e308").
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed JSON: ", e.what()));
   }
   if (!duplicates.duplicate().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -278,6 +278,23 @@ TEST(WorkflowDefinitionTest, MalformedJsonReportsTheBytePosition) {
               StartsWith("malformed JSON at byte 28"));
 }
 
+// Found by fuzz/workflow_definition_fuzzer (fuzz/corpus/
+// workflow_definition/number_overflow): a number beyond double made
+// nlohmann throw out_of_range, which only parse_error was caught for.
+TEST(WorkflowDefinitionTest, NumberBeyondDoubleIsMalformedJson) {
+  for (const char* text :
+       {R"({"StartAt": "A", "States": {"A": {"Type": 2e308}}})",
+        R"({"StartAt": "A", "States": {"A": {"Type": "Wait",
+             "Seconds": -1e999, "End": true}}})"}) {
+    auto def = WorkflowDefinition::Parse(text);
+    ASSERT_EQ(def.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(std::string(def.status().message()),
+                StartsWith("malformed JSON: "));
+    EXPECT_THAT(std::string(def.status().message()),
+                HasSubstr("number overflow"));
+  }
+}
+
 TEST(WorkflowDefinitionTest, RejectsDuplicateKeys) {
   auto def = WorkflowDefinition::Parse(
       R"({"StartAt": "A", "States": {"A": {"Type": "Succeed"},
