@@ -6,6 +6,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/log.h"
 #include "prometheus/metric_family.h"
 #include "prometheus/text_serializer.h"
 
@@ -99,6 +101,35 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
     s->http_->listen_after_bind();
     s->listen_returned_ = true;
   });
+  return server;
+}
+
+absl::StatusOr<std::unique_ptr<AdminServer>> StartAdminListener(
+    AdminServer::Options options, const std::string& default_listen,
+    const std::string& port_file) {
+  if (options.listen.empty()) return nullptr;
+  const std::string listen = options.listen;
+  absl::StatusOr<std::unique_ptr<AdminServer>> server =
+      AdminServer::Start(std::move(options));
+  if (!server.ok()) {
+    if (listen == default_listen &&
+        server.status().code() == absl::StatusCode::kUnavailable) {
+      LogWarning(absl::StrCat(
+          "admin listener off: ", listen,
+          " is taken (another dsar program on this machine?); no /metrics, "
+          "/healthz or /readyz. Pass --admin_listen=HOST:PORT (port 0 picks "
+          "one, see --admin_port_file), or --admin_listen= to turn it off"));
+      return nullptr;
+    }
+    return server.status();
+  }
+  if (!port_file.empty()) {
+    absl::Status written =
+        WriteFileAtomically(port_file, absl::StrCat((*server)->port(), "\n"));
+    if (!written.ok()) return written;
+  }
+  LogInfo(absl::StrCat("admin listener (/metrics, /healthz, /readyz) on port ",
+                       (*server)->port()));
   return server;
 }
 

@@ -66,6 +66,17 @@ class AdminServer {
   int port_ = 0;
 };
 
+// A program's admin listener from its --admin_listen and --admin_port_file
+// flags: nullptr when options.listen is empty (turned off). When the
+// listen address is the program's `default_listen` and cannot be bound
+// (another dsar program on this machine has it), a warning is logged and
+// nullptr returned: the program runs without it. An address the operator
+// chose must work: its errors are returned. The bound port is written to
+// `port_file` (when set) once the listener accepts connections.
+absl::StatusOr<std::unique_ptr<AdminServer>> StartAdminListener(
+    AdminServer::Options options, const std::string& default_listen,
+    const std::string& port_file);
+
 // Splits "host:port" / "[v6]:port" into its parts. INVALID_ARGUMENT naming
 // `flag` when there is no port or it is not 0..65535.
 absl::Status ParseHostPort(const std::string& listen, const std::string& flag,

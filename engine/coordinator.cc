@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -23,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "common/disk_space.h"
 #include "common/files.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "engine/coordinator_internal.h"
 #include "engine/deadlines.h"
@@ -106,6 +108,10 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   RETURN_IF_ERROR(coordinator->Recover());
   RETURN_IF_ERROR(coordinator->StartNotifier());
   coordinator->SchedulePurge(coordinator->started_ms_);
+  coordinator->checkpointed_size_ = coordinator->audit_->AppendedSize();
+  coordinator->last_checkpoint_ms_ = coordinator->started_ms_;
+  coordinator->PublishSnapshot();
+  coordinator->loop_running_ = true;
   coordinator->loop_thread_ =
       std::thread([c = coordinator.get()] { c->RunCommitLoop(); });
   coordinator->bundler_thread_ =
@@ -264,11 +270,12 @@ absl::Status Coordinator::Recover() {
                  missing = interpreter.FailStoresNotInInventory(r);
                });
         if (!missing.empty()) {
-          std::fprintf(stderr,
-                       "dsard: WARNING: request %s uses stores no longer in "
-                       "the inventory (%s): those steps failed; restore the "
-                       "stores and retry the request\n",
-                       id.c_str(), absl::StrJoin(missing, ", ").c_str());
+          LogWarning(absl::StrCat("request ", id,
+                                  " uses stores no longer in the inventory (",
+                                  absl::StrJoin(missing, ", "),
+                                  "): those steps failed; restore the stores "
+                                  "and retry the request"),
+                     ForRequest(id));
         }
         return absl::OkStatus();
       }));
@@ -301,7 +308,7 @@ void Coordinator::SweepBundledExports() {
     if (stored.ok() && stored->request().status() != v1::COMPLETED) continue;
     absl::Status removed = RemoveTree(entry.path().string());
     if (!removed.ok()) {
-      std::fprintf(stderr, "dsard: %s\n", removed.ToString().c_str());
+      LogError(removed.ToString(), ForRequest(id));
     }
   }
 }
@@ -319,6 +326,7 @@ bool Coordinator::Enqueue(Command command) {
 void Coordinator::RunCommitLoop() {
   while (true) {
     std::deque<Command> group;
+    bool publish_snapshot = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
       // Timers run on the engine's clock; a long poll's wait is transport
@@ -331,7 +339,9 @@ void Coordinator::RunCommitLoop() {
       for (const Poller& poller : pollers_) {
         wait_ms = std::min(wait_ms, poller.deadline_ms - real_now);
       }
-      auto has_work = [&] { return stopping_ || !queue_.empty(); };
+      auto has_work = [&] {
+        return stopping_ || !queue_.empty() || snapshot_wanted_;
+      };
       if (wait_ms == INT64_MAX) {
         wake_.wait(lock, has_work);
       } else {
@@ -346,13 +356,19 @@ void Coordinator::RunCommitLoop() {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      publish_snapshot = std::exchange(snapshot_wanted_, false);
     }
+    loop_busy_since_ms_ = std::max<int64_t>(1, SteadyNowMillis());
     Txn txn(store_->NewBatch(), options_.clock->NowMillis());
     FireDueTimers(txn);
     for (Command& command : group) command(txn);
     DispatchToPollers(txn);
     CommitGroup(txn);
+    metrics_.GroupRun(group.size());
+    if (publish_snapshot) PublishSnapshot();
+    loop_busy_since_ms_ = 0;
   }
+  loop_running_ = false;
   // Fail whatever is still queued: those callers were never answered.
   std::deque<Command> rest;
   {
@@ -374,32 +390,51 @@ void Coordinator::CommitGroup(Txn& txn) {
     txn.batch.PutRequest(live.record, live.persisted_status);
   }
   if (txn.batch.Count() > 0) {
+    const auto write_start = std::chrono::steady_clock::now();
     absl::Status status = audit_->SealGroup(txn.batch);
     if (status.ok()) status = store_->Commit(txn.batch);
+    if (status.ok()) {
+      metrics_.GroupWritten(std::chrono::duration<double>(
+                                std::chrono::steady_clock::now() - write_start)
+                                .count());
+    }
     if (!status.ok()) {
       // The in-memory state is ahead of the disk. Stopping here is the only
       // safe move: a restart recovers exactly what was acknowledged.
-      std::fprintf(stderr, "dsard: FATAL: commit failed, stopping: %s\n",
-                   status.ToString().c_str());
+      Log(LogLevel::kFatal,
+          absl::StrCat("commit failed, stopping: ", status.ToString()));
       std::abort();
     }
   }
   for (const std::string& id : txn.dirty) {
     auto it = live_.find(id);
     if (it == live_.end()) continue;
+    const v1::Request& request = it->second.record.request();
+    const v1::RequestStatus before = it->second.persisted_status;
+    if (before == v1::REQUEST_STATUS_UNSPECIFIED) {
+      metrics_.RequestCreated(v1::RequestType_Name(request.type()));
+    }
+    if (!IsTerminalStatus(before) && IsTerminalStatus(request.status())) {
+      metrics_.RequestFinished(v1::RequestType_Name(request.type()),
+                               v1::RequestStatus_Name(request.status()));
+    }
     it->second.persisted_status = it->second.record.request().status();
     if (IsTerminalStatus(it->second.record.request().status())) {
       UnindexOpenRequest(it->second.record.request());
       live_.erase(it);
     }
   }
+  if (audit_->AppendedSize() != checkpointed_size_) {
+    checkpointed_size_ = audit_->AppendedSize();  // SealGroup signed one.
+    last_checkpoint_ms_ = txn.now_ms;
+  }
   if (txn.scrub) {
     // Destroyed data keys leave the WAL and the SST files now, not at
     // RocksDB's leisure.
     absl::Status scrubbed = store_->Scrub();
     if (!scrubbed.ok()) {
-      std::fprintf(stderr, "dsard: scrub after destroying data keys: %s\n",
-                   scrubbed.ToString().c_str());
+      LogError(absl::StrCat("scrub after destroying data keys: ",
+                            scrubbed.ToString()));
     }
   }
   for (auto& reply : txn.replies) reply();
@@ -456,6 +491,7 @@ void Coordinator::AppendEvents(Txn& txn, LiveRequest& live,
     live.record.set_last_audit_leaf_hash(audit_->Append(txn.batch, &event));
     txn.batch.PutEvent(event);
   }
+  metrics_.EventsAppended(drafts.size());
   txn.dirty.insert(live.record.request().id());
 }
 
@@ -557,10 +593,9 @@ void Coordinator::FireDueTimers(Txn& txn) {
                                    timer.item, "/", timer.due_ms));
     if (timer.kind == TimerKind::kPurge) {
       v1::PurgeResponse purged = PurgeInLoop(txn, false, "dsard:purge");
-      std::fprintf(stderr, "dsard: purge: %d removed of %lld examined%s\n",
-                   purged.items_size(),
-                   static_cast<long long>(purged.examined()),
-                   purged.more() ? " (more next run)" : "");
+      LogInfo(absl::StrCat("purge: ", purged.items_size(), " removed of ",
+                           purged.examined(), " examined",
+                           purged.more() ? " (more next run)" : ""));
       SchedulePurge(txn.now_ms);
       continue;
     }
@@ -588,6 +623,7 @@ void Coordinator::FireDueTimers(Txn& txn) {
           break;
         }
         lease_expiry_ms_.erase(lease);
+        metrics_.LeaseExpired();
         std::string worker = item.worker_id();
         EventDraft expired;
         expired.kind = kEventLeaseExpired;

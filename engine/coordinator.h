@@ -34,10 +34,12 @@
 #include "dsar/v1/worker.pb.h"
 #include "engine/bundle_reader.h"
 #include "engine/download_url.h"
+#include "engine/engine_metrics.h"
 #include "engine/interpreter.h"
 #include "engine/workflow_definition.h"
 #include "inventory/inventory.h"
 #include "nlohmann/json.hpp"
+#include "prometheus/collectable.h"
 #include "storage/audit/audit_log.h"
 #include "storage/bundle_writer.h"
 #include "storage/state_store.h"
@@ -119,6 +121,10 @@ class Coordinator {
 
     // How long a signed download URL works (engine/coordinator_delivery.cc).
     absl::Duration download_url_ttl = absl::Hours(1);
+
+    // Liveness (engine/coordinator_metrics.cc): the commit loop counts as
+    // stuck once one turn has run this long.
+    absl::Duration loop_stall_limit = absl::Seconds(60);
   };
 
   // Opens the state, recovers the live requests (not the finished history)
@@ -240,6 +246,24 @@ class Coordinator {
   // Path of the checkpoint public key auditors verify with.
   std::string public_key_path() const;
 
+  // --- Health and metrics (engine/coordinator_metrics.cc,
+  // docs/operations.md). Any thread; none waits for the commit loop for
+  // more than a second. ---
+  // OK while the commit loop runs and is waiting for work or has been on
+  // its current turn for less than options.loop_stall_limit; UNAVAILABLE
+  // saying which otherwise.
+  absl::Status Liveness() const;
+  // Liveness, not stopping, and room for new work (CheckRoomForNewWork):
+  // UNAVAILABLE or RESOURCE_EXHAUSTED saying why not.
+  absl::Status Readiness();
+  // What /metrics serves: the loop's counters and histograms (a registry
+  // callers may add to, see metrics_registry) and the gauges over the live
+  // state, from a snapshot the loop builds when a scrape asks (waiting up
+  // to a second; a stuck loop's last snapshot is served with its age). The
+  // collectables refer to this coordinator: drop them before it.
+  std::vector<std::shared_ptr<prometheus::Collectable>> MetricsCollectables();
+  prometheus::Registry& metrics_registry() { return *metrics_.registry(); }
+
  private:
   struct LiveRequest {
     internal::RequestRecord record;
@@ -350,6 +374,14 @@ class Coordinator {
 
   void RunCommitLoop();
   void CommitGroup(Txn& txn);
+  // Metrics (engine/coordinator_metrics.cc).
+  class SnapshotGauges;
+  // Builds the snapshot of the live state and hands it to waiting
+  // scrapes. REQUIRES: commit loop thread, or before it starts.
+  void PublishSnapshot();
+  // Asks the loop for a new snapshot and waits up to `wait` for it; the
+  // newest one there is when it does not come.
+  std::shared_ptr<const EngineSnapshot> FreshSnapshot(absl::Duration wait);
   void FireDueTimers(Txn& txn);
   void DispatchToPollers(Txn& txn);
   void RunBundler();
@@ -442,8 +474,23 @@ class Coordinator {
 
   std::mutex mu_;
   std::condition_variable wake_;
-  std::deque<Command> queue_;  // GUARDED_BY(mu_)
-  bool stopping_ = false;      // GUARDED_BY(mu_)
+  std::deque<Command> queue_;     // GUARDED_BY(mu_)
+  bool stopping_ = false;         // GUARDED_BY(mu_)
+  bool snapshot_wanted_ = false;  // GUARDED_BY(mu_): a scrape waits.
+
+  EngineMetrics metrics_;
+  std::mutex snapshot_mu_;
+  std::condition_variable snapshot_cv_;
+  std::shared_ptr<const EngineSnapshot> snapshot_;  // GUARDED_BY(snapshot_mu_)
+  uint64_t snapshot_generation_ = 0;                // GUARDED_BY(snapshot_mu_)
+  // Liveness: steady-clock ms when the loop's current turn began (0 while
+  // it waits for work), and whether the loop runs at all.
+  std::atomic<int64_t> loop_busy_since_ms_{0};
+  std::atomic<bool> loop_running_{false};
+  // Owned by the commit loop: when the audit log was last checkpointed
+  // (engine clock) and at what size.
+  int64_t last_checkpoint_ms_ = 0;
+  uint64_t checkpointed_size_ = 0;
 
   // Owned by the commit loop thread.
   // Node-based: a LiveRequest& stays valid while others are added (e.g. by

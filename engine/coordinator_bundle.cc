@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/files.h"
+#include "common/log.h"
 #include "engine/coordinator.h"
 #include "engine/coordinator_internal.h"
 #include "engine/identity.h"
@@ -164,13 +165,12 @@ void Coordinator::RunBundler() {
               // The exports are in the bundle now: once that is durable,
               // the copies (and stale attempts' uploads) go. A crash in
               // between leaves them until the next start-up sweep.
-              txn.replies.push_back([dir = ArtifactDir(job.request_id)] {
-                absl::Status removed = RemoveTree(dir);
-                if (!removed.ok()) {
-                  std::fprintf(stderr, "dsard: %s\n",
-                               removed.ToString().c_str());
-                }
-              });
+              txn.replies.push_back(
+                  [dir = ArtifactDir(job.request_id), id = job.request_id] {
+                    absl::Status removed = RemoveTree(dir);
+                    if (!removed.ok())
+                      LogError(removed.ToString(), ForRequest(id));
+                  });
             } else {
               interpreter.FailBuiltin(record, "Bundle.Failed",
                                       std::string(result.status().message()));

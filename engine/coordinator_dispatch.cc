@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "engine/coordinator.h"
 #include "engine/coordinator_internal.h"
@@ -196,8 +197,9 @@ void Coordinator::CheckUnserved(Txn& txn, LiveRequest& live, int map,
                     {{"audience", "operator"},
                      {"store", item->store()},
                      {"ready_since", since}});
-  std::fprintf(stderr, "dsard: ALERT: request %s: %s\n",
-               live.record.request().id().c_str(), item->alert().c_str());
+  Log(LogLevel::kAlert,
+      absl::StrCat("request ", live.record.request().id(), ": ", item->alert()),
+      ForRequest(live.record.request().id()));
 }
 
 void Coordinator::SawWorker(const std::string& worker_id, int64_t now_ms,

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "engine/coordinator.h"
 #include "engine/coordinator_internal.h"
@@ -206,8 +207,7 @@ void Coordinator::IssueVerificationCode(Txn& txn, LiveRequest& live) {
   uint32_t random = 0;
   if (RAND_bytes(reinterpret_cast<unsigned char*>(&random), sizeof(random)) !=
       1) {
-    std::fprintf(stderr,
-                 "dsard: FATAL: no randomness for a verification code\n");
+    Log(LogLevel::kFatal, "no randomness for a verification code");
     std::abort();
   }
   std::string code = absl::StrFormat("%08u", random % 100000000u);
@@ -232,8 +232,8 @@ void Coordinator::IssueVerificationCode(Txn& txn, LiveRequest& live) {
   absl::StatusOr<std::string> sealed =
       outbox_box_->Seal(code, live.record.request().id());
   if (!sealed.ok()) {
-    std::fprintf(stderr, "dsard: FATAL: %s\n",
-                 sealed.status().ToString().c_str());
+    Log(LogLevel::kFatal, sealed.status().ToString(),
+        ForRequest(live.record.request().id()));
     std::abort();
   }
   QueueNotification(

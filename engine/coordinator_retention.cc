@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/files.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "engine/coordinator.h"
 #include "engine/coordinator_internal.h"
@@ -132,8 +133,9 @@ void Coordinator::DestroyEarlierCopies(Txn& txn,
     absl::StatusOr<std::vector<std::string>> ids =
         store_->RequestsOfSubject(hmac);
     if (!ids.ok()) {
-      std::fprintf(stderr, "dsard: erasure %s: %s\n", erasure_id.c_str(),
-                   ids.status().ToString().c_str());
+      LogError(
+          absl::StrCat("erasure ", erasure_id, ": ", ids.status().ToString()),
+          ForRequest(erasure_id));
       continue;
     }
     earlier.insert(ids->begin(), ids->end());
@@ -173,7 +175,7 @@ v1::PurgeResponse Coordinator::PurgeInLoop(Txn& txn, bool dry_run,
       store_->ListClosed(txn.now_ms - std::min(bundle_ms, record_ms),
                          options_.purge_batch_limit + 1, &closed);
   if (!listed.ok()) {
-    std::fprintf(stderr, "dsard: purge: %s\n", listed.ToString().c_str());
+    LogError(absl::StrCat("purge: ", listed.ToString()));
     return response;
   }
   if (static_cast<int>(closed.size()) > options_.purge_batch_limit) {
@@ -195,8 +197,8 @@ v1::PurgeResponse Coordinator::PurgeInLoop(Txn& txn, bool dry_run,
             ? absl::StatusOr<internal::RequestRecord>(open->second.record)
             : store_->GetRequest(id);
     if (!stored.ok() && !absl::IsNotFound(stored.status())) {
-      std::fprintf(stderr, "dsard: purge: %s\n",
-                   stored.status().ToString().c_str());
+      LogError(absl::StrCat("purge: ", stored.status().ToString()),
+               ForRequest(id));
       continue;
     }
     const v1::Request* request = stored.ok() ? &stored->request() : nullptr;

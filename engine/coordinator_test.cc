@@ -26,6 +26,7 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/admin_server.h"
 #include "common/files.h"
 #include "common/sha256.h"
 #include "gmock/gmock.h"
@@ -510,6 +511,53 @@ TEST_F(CoordinatorTest, AccessRequestRunsToCompletionWithABundle) {
   ASSERT_TRUE(listed.ok()) << listed.status();
   ASSERT_EQ(listed->requests_size(), 1);
   EXPECT_EQ(listed->requests(0).id(), created.id());
+}
+
+TEST_F(CoordinatorTest, MetricsShowTheLiveStateAndCountTransitions) {
+  auto scrape = [&] {
+    return AdminServer::RenderMetrics(coordinator_->MetricsCollectables());
+  };
+  v1::Request created = Create(NewCreate(v1::ACCESS));
+  std::string text = scrape();
+  EXPECT_THAT(text, HasSubstr("dsar_requests{status=\"RUNNING\",type="
+                              "\"ACCESS\"} 1"));
+  EXPECT_THAT(text,
+              HasSubstr("dsar_requests_created_total{type=\"ACCESS\"} 1"));
+  EXPECT_THAT(text, HasSubstr("dsar_ready_tasks{store=\"a\"} 1"));
+  EXPECT_THAT(text, HasSubstr("dsar_ready_tasks{store=\"b\"} 0"));
+  EXPECT_THAT(text, HasSubstr("dsar_steps{state=\"waiting\"} 1"));
+  EXPECT_THAT(text, HasSubstr("dsar_oldest_request_deadline_seconds "));
+  EXPECT_THAT(text, HasSubstr("dsar_fsyncs_total "));
+
+  std::optional<v1::Task> task = Poll("w1", {"a"});
+  ASSERT_TRUE(task.has_value());
+  text = scrape();
+  EXPECT_THAT(text, HasSubstr("dsar_leases_held{store=\"a\"} 1"));
+  EXPECT_THAT(text, HasSubstr("dsar_ready_tasks{store=\"a\"} 0"));
+  EXPECT_THAT(text, HasSubstr("dsar_workers_live 1"));
+
+  v1::CancelRequestRequest cancel;
+  cancel.set_id(created.id());
+  ASSERT_TRUE(coordinator_->CancelRequest(cancel).ok());
+  text = scrape();
+  EXPECT_THAT(text, HasSubstr("dsar_requests_finished_total{outcome="
+                              "\"CANCELLED\",type=\"ACCESS\"} 1"));
+  EXPECT_THAT(text, Not(HasSubstr("status=\"RUNNING\"")));
+  EXPECT_THAT(text, Not(HasSubstr("dsar_oldest_request_age_seconds")));
+  // Labels name statuses, types and stores: never a request or a person.
+  EXPECT_THAT(text, Not(HasSubstr(created.id())));
+  EXPECT_THAT(text, Not(HasSubstr("example.com")));
+  EXPECT_TRUE(coordinator_->Liveness().ok());
+  EXPECT_TRUE(coordinator_->Readiness().ok()) << coordinator_->Readiness();
+}
+
+TEST_F(CoordinatorTest, ReadinessFailsBelowTheDiskReserve) {
+  StartWith([](Coordinator::Options& options) {
+    options.disk_reserve_bytes = uint64_t{1} << 62;  // More than any disk.
+  });
+  EXPECT_TRUE(coordinator_->Liveness().ok());
+  absl::Status ready = coordinator_->Readiness();
+  EXPECT_EQ(ready.code(), absl::StatusCode::kResourceExhausted) << ready;
 }
 
 TEST_F(CoordinatorTest, DuplicateIsLinkedNotRunTwice) {

@@ -13,15 +13,19 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/admin_server.h"
 #include "common/files.h"
-#include "common/stop_signals.h"
+#include "common/grpc_server_metrics.h"
 #include "common/listen_address.h"
+#include "common/log.h"
 #include "common/program_usage.h"
+#include "common/stop_signals.h"
 #include "engine/caller_authorization.h"
 #include "engine/coordinator.h"
 #include "engine/grpc_services.h"
@@ -110,6 +114,19 @@ ABSL_FLAG(std::string, tls_key, "", "Private key of --tls_cert (PEM).");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "CA (PEM) whose certificates clients must present; the subject's OU "
           "names the role: worker, gateway, operator or service.");
+// docs/operations.md, "Metrics and health".
+constexpr char kDefaultAdminListen[] = "127.0.0.1:9470";
+ABSL_FLAG(std::string, admin_listen, kDefaultAdminListen,
+          "HOST:PORT of the admin HTTP listener: /metrics (Prometheus), "
+          "/healthz, /readyz; port 0 picks one (see --admin_port_file); "
+          "empty: off. The default is skipped with a warning when taken.");
+ABSL_FLAG(std::string, admin_port_file, "",
+          "If set, the admin listener's port is written here.");
+ABSL_FLAG(std::string, log_format, "text",
+          "text, or json: one JSON object per line with time, level, "
+          "program, message and request_id/task_id.");
+ABSL_FLAG(absl::Duration, loop_stall_limit, absl::Seconds(60),
+          "/healthz fails once one turn of the commit loop has run this long.");
 ABSL_FLAG(bool, allow_plaintext_non_loopback, false,
           "Serve plaintext (no TLS, no authentication) on an address other "
           "machines can reach; refused unless set.");
@@ -124,14 +141,14 @@ std::unique_ptr<grpc::Server> g_server;
 // A second signal exits at once.
 void StopOnSignal() {
   const int first = dsar::WaitForStopSignal();
-  std::fprintf(stderr, "dsard: %s, stopping\n", strsignal(first));
+  dsar::LogInfo(absl::StrCat(strsignal(first), ", stopping"));
   g_server->Shutdown(std::chrono::system_clock::now() +
                      std::chrono::seconds(2));
   std::_Exit(128 + dsar::WaitForStopSignal());
 }
 
 int Fail(const absl::Status& status) {
-  std::fprintf(stderr, "dsard: %s\n", status.ToString().c_str());
+  dsar::LogError(status.ToString());
   return 1;
 }
 
@@ -172,6 +189,13 @@ int main(int argc, char** argv) {
       "[--listen=HOST:PORT]",
       __FILE__);
   absl::ParseCommandLine(argc, argv);
+  absl::StatusOr<dsar::LogFormat> log_format =
+      dsar::ParseLogFormat(absl::GetFlag(FLAGS_log_format));
+  if (!log_format.ok()) {
+    std::fprintf(stderr, "dsard: %s\n", log_format.status().ToString().c_str());
+    return 2;
+  }
+  dsar::InitLogging("dsard", *log_format);
   // SIGTERM and SIGINT are taken by StopOnSignal alone (common/
   // stop_signals.h): blocked before the first thread starts.
   dsar::BlockStopSignals();
@@ -196,7 +220,7 @@ int main(int argc, char** argv) {
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.files_dir = absl::GetFlag(FLAGS_files_dir);
   if (absl::GetFlag(FLAGS_disk_reserve_mb) < 0) {
-    std::fprintf(stderr, "dsard: --disk_reserve_mb must not be negative\n");
+    dsar::LogError("--disk_reserve_mb must not be negative");
     return 2;
   }
   options.disk_reserve_bytes =
@@ -213,12 +237,12 @@ int main(int argc, char** argv) {
         dsar::AuditLog::DefaultWitnessPath(options.data_dir, options.keys_dir);
   }
   if (options.checkpoint_witness.empty()) {
-    std::fprintf(stderr,
-                 "dsard: WARNING: no --checkpoint_witness and the keys are in "
-                 "the data directory: restoring an older copy of %s would go "
-                 "unnoticed at start-up (pass --checkpoint_witness=PATH "
-                 "outside it, or --keys_dir outside it)\n",
-                 options.data_dir.c_str());
+    dsar::LogWarning(absl::StrCat(
+        "no --checkpoint_witness and the keys are in the data directory: "
+        "restoring an older copy of ",
+        options.data_dir,
+        " would go unnoticed at start-up (pass --checkpoint_witness=PATH "
+        "outside it, or --keys_dir outside it)"));
   }
   options.time_zone = absl::GetFlag(FLAGS_time_zone);
   options.verify_unattested = absl::GetFlag(FLAGS_verify_unattested);
@@ -229,7 +253,7 @@ int main(int argc, char** argv) {
   options.worker_silence_after = absl::GetFlag(FLAGS_worker_silence_after);
   options.download_url_ttl = absl::GetFlag(FLAGS_download_url_ttl);
   if (options.download_url_ttl <= absl::ZeroDuration()) {
-    std::fprintf(stderr, "dsard: --download_url_ttl must be positive\n");
+    dsar::LogError("--download_url_ttl must be positive");
     return 2;
   }
   options.bundle_retention = absl::GetFlag(FLAGS_bundle_retention);
@@ -241,10 +265,11 @@ int main(int argc, char** argv) {
         {"record_retention", options.record_retention},
         {"purge_interval", options.purge_interval}}) {
     if (value < absl::ZeroDuration()) {
-      std::fprintf(stderr, "dsard: --%s must not be negative\n", name);
+      dsar::LogError(absl::StrCat("--", name, " must not be negative"));
       return 2;
     }
   }
+  options.loop_stall_limit = absl::GetFlag(FLAGS_loop_stall_limit);
   options.notify_file = absl::GetFlag(FLAGS_notify_file);
   options.templates_dir = absl::GetFlag(FLAGS_templates_dir);
   options.webhook_url = absl::GetFlag(FLAGS_webhook_url);
@@ -256,7 +281,7 @@ int main(int argc, char** argv) {
   }
   for (const std::string& warning :
        dsar::UnreachableStoreWarnings(*options.inventory)) {
-    std::fprintf(stderr, "dsard: WARNING: %s\n", warning.c_str());
+    dsar::LogWarning(warning);
   }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       ListenerCredentials();
@@ -278,11 +303,29 @@ int main(int argc, char** argv) {
   builder.RegisterService(&audit_service);
   builder.RegisterService(&admin_service);
   builder.SetMaxReceiveMessageSize(16 << 20);
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(
+      dsar::MakeGrpcServerMetrics((*coordinator)->metrics_registry()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   g_server = builder.BuildAndStart();
   if (!g_server || port == 0) {
     return Fail(absl::UnavailableError(
         absl::StrCat("cannot listen on ", absl::GetFlag(FLAGS_listen))));
   }
+  // Its own threads: /healthz and /readyz answer while every gRPC thread
+  // is busy or the commit loop is stuck.
+  dsar::AdminServer::Options admin;
+  admin.listen = absl::GetFlag(FLAGS_admin_listen);
+  admin.collectables = (*coordinator)->MetricsCollectables();
+  dsar::Coordinator* engine = coordinator->get();
+  admin.liveness = [engine] { return engine->Liveness(); };
+  admin.readiness = [engine] { return engine->Readiness(); };
+  absl::StatusOr<std::unique_ptr<dsar::AdminServer>> admin_server =
+      dsar::StartAdminListener(std::move(admin), kDefaultAdminListen,
+                               absl::GetFlag(FLAGS_admin_port_file));
+  if (!admin_server.ok()) return Fail(admin_server.status());
   // Before the port file announces the server. A stop signal that came
   // earlier is pending (blocked since the start) and is taken now.
   std::thread(StopOnSignal).detach();
@@ -291,19 +334,20 @@ int main(int argc, char** argv) {
         absl::GetFlag(FLAGS_port_file), absl::StrCat(port, "\n"));
     if (!written.ok()) return Fail(written);
   }
-  std::fprintf(stderr,
-               "dsard: audit checkpoints are signed by %s; auditors keep %s\n",
-               (*coordinator)->audit_log().signer().key_name().c_str(),
-               (*coordinator)->public_key_path().c_str());
-  std::fprintf(
-      stderr,
-      "dsard: serving %s on port %d, workflow %s, %zu stores, data in %s\n",
-      absl::GetFlag(FLAGS_tls_cert).empty() ? "plaintext" : "mutual TLS", port,
-      (*definition)->version().c_str(), options.inventory->stores().size(),
-      options.data_dir.c_str());
+  dsar::LogInfo(absl::StrCat("audit checkpoints are signed by ",
+                             (*coordinator)->audit_log().signer().key_name(),
+                             "; auditors keep ",
+                             (*coordinator)->public_key_path()));
+  dsar::LogInfo(absl::StrCat(
+      "serving ",
+      absl::GetFlag(FLAGS_tls_cert).empty() ? "plaintext" : "mutual TLS",
+      " on port ", port, ", workflow ", (*definition)->version(), ", ",
+      options.inventory->stores().size(), " stores, data in ",
+      options.data_dir));
   g_server->Wait();
   g_server.reset();
+  admin_server->reset();  // Its collectables refer to the coordinator.
   coordinator->reset();
-  std::fprintf(stderr, "dsard: stopped\n");
+  dsar::LogInfo("stopped");
   return 0;
 }

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
 
 namespace dsar {
 namespace {
@@ -74,6 +75,11 @@ void Notifier::Submit(internal::Notification notification) {
   wake_.notify_all();
 }
 
+int64_t Notifier::Backlog() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(queue_.size()) + in_delivery_;
+}
+
 void Notifier::Run() {
   while (true) {
     Pending pending;
@@ -91,6 +97,7 @@ void Notifier::Run() {
           if (wait_ms <= 0) {
             pending = std::move(*due);
             queue_.erase(due);
+            ++in_delivery_;
             break;
           }
           wake_.wait_for(lock, std::chrono::milliseconds(wait_ms));
@@ -108,17 +115,20 @@ void Notifier::Run() {
     }
     if (status.ok()) {
       delivered_(pending.notification.id());
+      std::lock_guard<std::mutex> lock(mu_);
+      --in_delivery_;
       continue;
     }
     ++pending.failures;
     int64_t delay = std::min(
         kMaxRetryMs, kFirstRetryMs << std::min(pending.failures - 1, 20));
     pending.next_attempt_ms = NowMillis() + delay;
-    std::fprintf(
-        stderr, "dsard: notification %s not delivered (%s); retry in %lld ms\n",
-        pending.notification.id().c_str(), status.ToString().c_str(),
-        static_cast<long long>(delay));
+    LogWarning(absl::StrCat("notification ", pending.notification.id(),
+                            " not delivered (", status.ToString(),
+                            "); retry in ", delay, " ms"),
+               ForRequest(pending.notification.request_id()));
     std::lock_guard<std::mutex> lock(mu_);
+    --in_delivery_;
     queue_.push_back(std::move(pending));
   }
 }

@@ -62,6 +62,9 @@ class Notifier {
   ~Notifier();
 
   void Submit(internal::Notification notification);
+  // Notifications submitted and not yet accepted by every sink (the ones
+  // being delivered included). Thread-safe.
+  int64_t Backlog();
 
  private:
   void Run();
@@ -77,6 +80,7 @@ class Notifier {
     int failures = 0;
   };
   std::deque<Pending> queue_;  // GUARDED_BY(mu_)
+  int64_t in_delivery_ = 0;    // GUARDED_BY(mu_): taken off queue_.
   bool stopping_ = false;      // GUARDED_BY(mu_)
   std::thread thread_;
 };

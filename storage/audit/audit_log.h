@@ -67,6 +67,8 @@ class AuditLog {
   // When leaves were appended since the last call, signs a checkpoint of
   // the new size and adds it to `batch`.
   absl::Status SealGroup(StateBatch& batch);
+  // Leaves appended so far, committed or in the group being built.
+  uint64_t AppendedSize() const { return edge_.size(); }
 
   // HMAC-SHA256(hmac_key, "<key>:<value>") in hex. Thread-safe.
   std::string SubjectHmac(const std::string& key,
