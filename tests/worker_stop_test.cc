@@ -124,7 +124,7 @@ TEST(WorkerStopTest, StopsWhilePollingACoordinatorThatNeverAnswers) {
   ASSERT_TRUE(code.has_value()) << "still running; log:\n" << log;
   EXPECT_EQ(*code, 0) << log;
   EXPECT_THAT(log,
-              HasSubstr(absl::StrCat("dsar-worker ", kWorkerA, ": stopped")));
+              HasSubstr(absl::StrCat("worker ", kWorkerA, ": stopped")));
 }
 
 TEST(WorkerStopTest, StopsWhilePollingAStoppedDsard) {

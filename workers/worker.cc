@@ -6,7 +6,9 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "common/admin_server.h"
 #include "common/grpc_status.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "model/connector_errors.h"
 #include "model/identity.h"
@@ -20,8 +22,9 @@ constexpr size_t kUploadChunkBytes = 64 * 1024;
 // Streams export bytes to the coordinator in bounded chunks.
 class UploadSink : public ByteSink {
  public:
-  explicit UploadSink(grpc::ClientWriter<v1::UploadArtifactRequest>* writer)
-      : writer_(writer) {}
+  UploadSink(grpc::ClientWriter<v1::UploadArtifactRequest>* writer,
+             prometheus::Counter* bytes_sent)
+      : writer_(writer), bytes_sent_(bytes_sent) {}
 
   absl::Status Write(std::string_view bytes) override {
     buffer_.append(bytes.data(), bytes.size());
@@ -38,6 +41,7 @@ class UploadSink : public ByteSink {
       broken_ = true;
       return absl::UnavailableError("upload stream closed by the coordinator");
     }
+    bytes_sent_->Increment(static_cast<double>(message.chunk().size()));
     return absl::OkStatus();
   }
 
@@ -47,6 +51,7 @@ class UploadSink : public ByteSink {
 
  private:
   grpc::ClientWriter<v1::UploadArtifactRequest>* writer_;
+  prometheus::Counter* bytes_sent_;
   std::string buffer_;
   bool broken_ = false;
 };
@@ -73,7 +78,53 @@ absl::StatusOr<TaskOperation> TaskOperationToRun(const v1::Task& task) {
 }
 
 Worker::Worker(Options options, std::shared_ptr<const Inventory> inventory)
-    : options_(std::move(options)), inventory_(std::move(inventory)) {}
+    : options_(std::move(options)),
+      inventory_(std::move(inventory)),
+      registry_(std::make_shared<prometheus::Registry>()),
+      tasks_(prometheus::BuildCounter()
+                 .Name("dsar_worker_tasks_total")
+                 .Help("Tasks run, by operation and outcome (completed, "
+                       "failed, lease_lost, report_refused, abandoned).")
+                 .Register(*registry_)),
+      task_seconds_(prometheus::BuildHistogram()
+                        .Name("dsar_worker_task_duration_seconds")
+                        .Help("Time from lease to report, by store and "
+                              "operation.")
+                        .Register(*registry_)),
+      polls_(prometheus::BuildCounter()
+                 .Name("dsar_worker_polls_total")
+                 .Help("Long polls for tasks, by result (task, empty, "
+                       "error).")
+                 .Register(*registry_)),
+      upload_bytes_(prometheus::BuildCounter()
+                        .Name("dsar_worker_upload_bytes_total")
+                        .Help("Export bytes streamed to the coordinator.")
+                        .Register(*registry_)
+                        .Add({})),
+      in_flight_tasks_(prometheus::BuildGauge()
+                           .Name("dsar_worker_tasks_in_flight")
+                           .Help("Tasks being run now.")
+                           .Register(*registry_)
+                           .Add({})) {}
+
+absl::Status Worker::Liveness() const {
+  if (stopping()) return absl::UnavailableError("dsar-worker is stopping");
+  return absl::OkStatus();
+}
+
+absl::Status Worker::Readiness() const {
+  RETURN_IF_ERROR(Liveness());
+  grpc_connectivity_state state = channel_->GetState(/*try_to_connect=*/false);
+  if (state == GRPC_CHANNEL_READY) return absl::OkStatus();
+  const char* name = state == GRPC_CHANNEL_IDLE         ? "idle"
+                     : state == GRPC_CHANNEL_CONNECTING ? "connecting"
+                     : state == GRPC_CHANNEL_TRANSIENT_FAILURE
+                         ? "transient failure"
+                         : "shut down";
+  return absl::UnavailableError(absl::StrCat("not connected to dsard at ",
+                                             options_.coordinator_address,
+                                             " (channel ", name, ")"));
+}
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(
     Options options, std::shared_ptr<const Inventory> inventory) {
@@ -199,10 +250,14 @@ void Worker::PollLoop() {
     request.set_wait_ms(options_.poll_wait_ms);
     v1::PollTaskResponse response;
     grpc::Status status = stub_->PollTask(&context, request, &response);
+    polls_
+        .Add({{"result", !status.ok()          ? "error"
+                         : response.has_task() ? "task"
+                                               : "empty"}})
+        .Increment();
     if (!status.ok()) {
       if (!Retryable(status)) {
-        std::fprintf(stderr, "dsar-worker: poll refused: %s\n",
-                     status.error_message().c_str());
+        LogError(absl::StrCat("poll refused: ", status.error_message()));
       }
       if (!SleepFor(std::chrono::milliseconds(backoff_ms))) return;
       backoff_ms = std::min(backoff_ms * 2, 2000);
@@ -263,6 +318,8 @@ grpc::Status Worker::CallUntilAnswered(Call call, InFlight& flight) {
 void Worker::Execute(const v1::Task& task) {
   if (task.lease_duration_ms() > 0)
     lease_duration_ms_ = task.lease_duration_ms();
+  const auto started = std::chrono::steady_clock::now();
+  in_flight_tasks_.Increment();
   auto flight = std::make_shared<InFlight>();
   flight->task_id = task.task_id();
   flight->attempt = task.attempt();
@@ -272,9 +329,11 @@ void Worker::Execute(const v1::Task& task) {
   }
   // Unset: nothing was reported (stopping, or the lease is gone).
   std::optional<grpc::Status> reported;
+  bool work_done = false;
   if (!stopping()) {
     v1::CompleteTaskRequest complete;
     absl::Status outcome = RunOperation(task, *flight, &complete);
+    work_done = outcome.ok();
     if (outcome.ok()) {
       // The work is done: report it, even while stopping (kReportGrace).
       reported = CallUntilAnswered(
@@ -302,17 +361,34 @@ void Worker::Execute(const v1::Task& task) {
     }
   }
   bool answered = reported.has_value() && reported->ok();
+  const LogIds ids = ForTask(task.request_id(), task.task_id());
   if (stopping() && !answered && !flight->lease_lost) {
-    std::fprintf(stderr,
-                 "dsar-worker: stopping: abandoned task %s attempt %u (lease "
-                 "will expire)\n",
-                 task.task_id().c_str(), task.attempt());
+    LogInfo(absl::StrCat("stopping: abandoned task ", task.task_id(),
+                         " attempt ", task.attempt(), " (lease will expire)"),
+            ids);
   } else if (reported.has_value() && !reported->ok()) {
-    std::fprintf(stderr,
-                 "dsar-worker: task %s attempt %u: report refused: %s\n",
-                 task.task_id().c_str(), task.attempt(),
-                 reported->error_message().c_str());
+    LogWarning(
+        absl::StrCat("task ", task.task_id(), " attempt ", task.attempt(),
+                     ": report refused: ", reported->error_message()),
+        ids);
   }
+  const char* outcome_label = flight->lease_lost      ? "lease_lost"
+                              : !reported.has_value() ? "abandoned"
+                              : !reported->ok()       ? "report_refused"
+                              : work_done             ? "completed"
+                                                      : "failed";
+  // A known operation's wire name, or "unknown": labels are never free text.
+  const std::string operation =
+      TaskOperationToRun(task).ok() ? task.operation() : "unknown";
+  tasks_.Add({{"operation", operation}, {"outcome", outcome_label}})
+      .Increment();
+  task_seconds_
+      .Add({{"store", task.store()}, {"operation", operation}},
+           LatencyBuckets())
+      .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                             started)
+                   .count());
+  in_flight_tasks_.Decrement();
   {
     std::lock_guard<std::mutex> lock(mu_);
     in_flight_.erase(task.task_id());
@@ -410,7 +486,7 @@ absl::StatusOr<v1::UploadArtifactResponse> Worker::ExportAndUpload(
     absl::Status exported;
     bool stream_broken = true;
     if (writer->Write(header)) {
-      UploadSink sink(writer.get());
+      UploadSink sink(writer.get(), &upload_bytes_);
       absl::StatusOr<ConnectorResult> produced =
           connector.Export(identities, sink);
       if (produced.ok()) {

@@ -34,6 +34,11 @@
 #include "dsar/v1/worker.grpc.pb.h"
 #include "inventory/inventory.h"
 #include "model/task_operation.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
 #include "workers/connectors/connector.h"
 
 namespace dsar {
@@ -77,6 +82,17 @@ class Worker {
   // called before Run(). Not async-signal-safe: call it from a thread that
   // waits for the signal (dsar-worker uses sigwait), not a signal handler.
   void Stop();
+
+  // --- Health and metrics (docs/operations.md). Thread-safe. ---
+  // The worker's counters, gauges and histograms (dsar_worker_*).
+  const std::shared_ptr<prometheus::Registry>& metrics_registry() const {
+    return registry_;
+  }
+  // UNAVAILABLE once stopping (the process is on its way out).
+  absl::Status Liveness() const;
+  // Liveness, and connected to the coordinator (the channel is READY);
+  // UNAVAILABLE naming the channel's state otherwise.
+  absl::Status Readiness() const;
 
  private:
   struct InFlight {
@@ -133,6 +149,14 @@ class Worker {
   bool cancel_waits_ = false;                       // GUARDED_BY(calls_mu_)
   bool cancel_reports_ = false;                     // GUARDED_BY(calls_mu_)
   std::atomic<int64_t> lease_duration_ms_{30000};
+
+  // Metrics; the registry outlives the references into it.
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& tasks_;
+  prometheus::Family<prometheus::Histogram>& task_seconds_;
+  prometheus::Family<prometheus::Counter>& polls_;
+  prometheus::Counter& upload_bytes_;
+  prometheus::Gauge& in_flight_tasks_;
 };
 
 }  // namespace dsar

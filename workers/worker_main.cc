@@ -17,7 +17,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/admin_server.h"
 #include "common/grpc_tls.h"
+#include "common/log.h"
 #include "common/program_usage.h"
 #include "common/stop_signals.h"
 #include "workers/worker.h"
@@ -39,6 +41,18 @@ ABSL_FLAG(std::string, tls_cert, "",
 ABSL_FLAG(std::string, tls_key, "", "Private key of --tls_cert (PEM).");
 ABSL_FLAG(int, concurrency, 4, "Tasks run at once.");
 ABSL_FLAG(int, poll_wait_ms, 5000, "Long-poll budget per call.");
+// docs/operations.md, "Metrics and health".
+constexpr char kDefaultAdminListen[] = "127.0.0.1:9471";
+ABSL_FLAG(std::string, admin_listen, kDefaultAdminListen,
+          "HOST:PORT of the admin HTTP listener: /metrics (Prometheus), "
+          "/healthz, /readyz; port 0 picks one (see --admin_port_file); "
+          "empty: off. The default is skipped with a warning when taken "
+          "(give each worker on a machine its own).");
+ABSL_FLAG(std::string, admin_port_file, "",
+          "If set, the admin listener's port is written here.");
+ABSL_FLAG(std::string, log_format, "text",
+          "text, or json: one JSON object per line with time, level, "
+          "program, message and request_id/task_id.");
 ABSL_FLAG(int, debug_task_delay_ms, 0,
           "Testing only: wait this long at the start of every task.");
 
@@ -49,18 +63,25 @@ int main(int argc, char** argv) {
       "[--stores=a,b]",
       __FILE__);
   absl::ParseCommandLine(argc, argv);
+  absl::StatusOr<dsar::LogFormat> log_format =
+      dsar::ParseLogFormat(absl::GetFlag(FLAGS_log_format));
+  if (!log_format.ok()) {
+    std::fprintf(stderr, "dsar-worker: %s\n",
+                 log_format.status().ToString().c_str());
+    return 2;
+  }
+  dsar::InitLogging("dsar-worker", *log_format);
   // The signals that stop the worker are taken with sigwait below, never by
   // a handler (common/stop_signals.h).
   dsar::BlockStopSignals();
   if (absl::GetFlag(FLAGS_inventory).empty()) {
-    std::fprintf(stderr, "dsar-worker: --inventory: required\n");
+    dsar::LogError("--inventory: required");
     return 2;
   }
   absl::StatusOr<dsar::Inventory> inventory =
       dsar::Inventory::LoadFile(absl::GetFlag(FLAGS_inventory));
   if (!inventory.ok()) {
-    std::fprintf(stderr, "dsar-worker: %s\n",
-                 inventory.status().ToString().c_str());
+    dsar::LogError(inventory.status().ToString());
     return 2;
   }
   dsar::Worker::Options options;
@@ -70,8 +91,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       dsar::ChannelCredentialsFor(tls, "tls_");
   if (!credentials.ok()) {
-    std::fprintf(stderr, "dsar-worker: %s\n",
-                 credentials.status().ToString().c_str());
+    dsar::LogError(credentials.status().ToString());
     return 2;
   }
   options.credentials = *credentials;
@@ -80,8 +100,7 @@ int main(int argc, char** argv) {
     // dsard knows this worker by its certificate; report the same name.
     absl::StatusOr<std::string> name = dsar::CertificateCommonName(tls.cert);
     if (!name.ok()) {
-      std::fprintf(stderr, "dsar-worker: --tls_cert: %s\n",
-                   name.status().ToString().c_str());
+      dsar::LogError(absl::StrCat("--tls_cert: ", name.status().ToString()));
       return 2;
     }
     options.worker_id = *name;
@@ -104,28 +123,39 @@ int main(int argc, char** argv) {
   auto worker = dsar::Worker::Create(
       options, std::make_shared<const dsar::Inventory>(std::move(*inventory)));
   if (!worker.ok()) {
-    std::fprintf(stderr, "dsar-worker: %s\n",
-                 worker.status().ToString().c_str());
+    dsar::LogError(worker.status().ToString());
     return 2;
   }
-  std::fprintf(stderr, "dsar-worker %s: serving %s via %s\n",
-               options.worker_id.c_str(),
-               absl::StrJoin(options.stores, ",").c_str(),
-               options.coordinator_address.c_str());
+  dsar::AdminServer::Options admin;
+  admin.listen = absl::GetFlag(FLAGS_admin_listen);
+  admin.collectables = {(*worker)->metrics_registry()};
+  dsar::Worker* runtime = worker->get();
+  admin.liveness = [runtime] { return runtime->Liveness(); };
+  admin.readiness = [runtime] { return runtime->Readiness(); };
+  absl::StatusOr<std::unique_ptr<dsar::AdminServer>> admin_server =
+      dsar::StartAdminListener(std::move(admin), kDefaultAdminListen,
+                               absl::GetFlag(FLAGS_admin_port_file));
+  if (!admin_server.ok()) {
+    dsar::LogError(admin_server.status().ToString());
+    return 2;
+  }
+  dsar::LogInfo(absl::StrCat("worker ", options.worker_id, ": serving ",
+                             absl::StrJoin(options.stores, ","), " via ",
+                             options.coordinator_address));
   std::thread runner([&worker] { (*worker)->Run(); });
   int first = dsar::WaitForStopSignal();
-  std::fprintf(stderr, "dsar-worker %s: %s: stopping\n",
-               options.worker_id.c_str(), strsignal(first));
+  dsar::LogInfo(absl::StrCat("worker ", options.worker_id, ": ",
+                             strsignal(first), ": stopping"));
   // A second signal does not wait for the stop.
   std::thread([] {
     int second = dsar::WaitForStopSignal();
-    std::fprintf(stderr, "dsar-worker: %s again: exiting now\n",
-                 strsignal(second));
+    dsar::LogInfo(absl::StrCat(strsignal(second), " again: exiting now"));
     std::fflush(stderr);
     _exit(128 + second);
   }).detach();
   (*worker)->Stop();
   runner.join();
-  std::fprintf(stderr, "dsar-worker %s: stopped\n", options.worker_id.c_str());
+  admin_server->reset();
+  dsar::LogInfo(absl::StrCat("worker ", options.worker_id, ": stopped"));
   return 0;
 }

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/admin_server.h"
 #include "common/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -26,6 +27,7 @@ namespace dsar {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 v1::Task TaskFor(const std::string& operation) {
   v1::Task task;
@@ -280,6 +282,8 @@ void WorkerStopTest::StopDuringUpload(bool read_upload, int store_lines) {
   std::future<void> run =
       std::async(std::launch::async, [&] { worker->Run(); });
   if (coordinator.WaitForUpload(std::chrono::seconds(30))) {
+    // Connected: the upload is under way on the channel.
+    EXPECT_TRUE(worker->Readiness().ok()) << worker->Readiness();
     StopWithinBound(*worker, run, "mid-upload");
   } else {
     ADD_FAILURE() << "the worker never started its upload";
@@ -289,7 +293,28 @@ void WorkerStopTest::StopDuringUpload(bool read_upload, int store_lines) {
   run.wait();
   // Abandoned, not failed: the lease expires and the task runs again.
   EXPECT_EQ(coordinator.reports(), 0);
+  EXPECT_FALSE(worker->Liveness().ok());
+  const std::string metrics =
+      AdminServer::RenderMetrics({worker->metrics_registry()});
+  EXPECT_THAT(metrics, HasSubstr("dsar_worker_tasks_total{operation=\"export\""
+                                 ",outcome=\"abandoned\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("dsar_worker_polls_total{result=\"task\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("dsar_worker_tasks_in_flight 0"));
+  EXPECT_THAT(metrics,
+              HasSubstr("dsar_worker_task_duration_seconds_count{operation="
+                        "\"export\",store=\"activity\"} 1"));
+  // The identity the task carried (user 42) is in no label.
+  EXPECT_THAT(metrics, Not(HasSubstr("\"42\"")));
   server->Shutdown();
+}
+
+TEST_F(WorkerStopTest, NotReadyWithoutACoordinator) {
+  // Nothing listens on port 1.
+  std::unique_ptr<Worker> worker = MakeWorker("127.0.0.1:1", 1000);
+  absl::Status ready = worker->Readiness();
+  EXPECT_EQ(ready.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(ready.message()), HasSubstr("not connected"));
+  EXPECT_TRUE(worker->Liveness().ok());
 }
 
 TEST_F(WorkerStopTest, StopEndsAnUploadWaitingForTheCoordinatorsAnswer) {
