@@ -14,6 +14,7 @@
 #include "common/status_macros.h"
 #include "dsar/v1/auth.pb.h"
 #include "dsar/v1/requests.pb.h"
+#include "gateway/request_bounds.h"
 #include "gateway/subject_access.h"
 #include "gateway/transcoder.h"
 
@@ -259,6 +260,15 @@ HttpReply GatewayServer::Handle(const httplib::Request& request) const {
     return WithStatus(ErrorReply(absl::InvalidArgumentError(
                           "the request body must be application/json")),
                       415);
+  }
+  // Bounded before anything parses it or copies it into a message.
+  if (absl::Status bounded =
+          CheckRequestBounds(path,
+                             std::vector<std::pair<std::string, std::string>>(
+                                 request.params.begin(), request.params.end()),
+                             request.body);
+      !bounded.ok()) {
+    return ErrorReply(bounded);
   }
 
   const RouteProvider* provider = nullptr;
