@@ -602,6 +602,12 @@ TEST_F(DsarctlTest, CallReportsBadInputAndMissingThings) {
   EXPECT_EQ(truncated.code, 2) << truncated;
   EXPECT_THAT(truncated.err, HasSubstr("malformed JSON at line 1, column 11"));
 
+  // Well-formed but past double: an error, not an uncaught exception.
+  Ctl too_big = Run(
+      {"call", "dsar.v1.DsarService/ListRequests", R"({"page_size": 1e999})"});
+  EXPECT_EQ(too_big.code, 2) << too_big;
+  EXPECT_THAT(too_big.err, HasSubstr("malformed JSON"));
+
   Ctl unknown_field =
       Run({"call", "dsar.v1.DsarService/GetRequest", R"({"identifier": "x"})"});
   EXPECT_EQ(unknown_field.code, 2) << unknown_field;

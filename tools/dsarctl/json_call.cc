@@ -84,6 +84,12 @@ absl::Status CheckJsonSyntax(const std::string& text) {
     return absl::InvalidArgumentError(absl::StrCat(
         "malformed JSON at line ", line, ", column ", column, " (byte offset ",
         offset, "): ", what, "\n  ", snippet, "\n  ", caret, "^"));
+  } catch (const nlohmann::json::exception& error) {
+    // Well-formed but not representable, e.g. a number beyond double (1e999).
+    std::string what = error.what();
+    size_t bracket = what.find("] ");
+    if (bracket != std::string::npos) what = what.substr(bracket + 2);
+    return absl::InvalidArgumentError(absl::StrCat("malformed JSON: ", what));
   }
 }
 
