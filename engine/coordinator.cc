@@ -29,6 +29,7 @@
 #include "engine/coordinator_internal.h"
 #include "engine/deadlines.h"
 #include "engine/notifier.h"
+#include "engine/request_validation.h"
 #include "model/event_kinds.h"
 #include "storage/request_status.h"
 #include "storage/sealed_box.h"
@@ -48,7 +49,7 @@ absl::StatusOr<ParsedTaskId> ParseTaskId(const std::string& task_id) {
       !absl::SimpleAtoi(parts[2], &parsed.item) || parsed.map < 0 ||
       parsed.item < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("task_id: \"", task_id, "\" is not a task id"));
+        absl::StrCat("task_id: ", QuotedPrefix(task_id), " is not a task id"));
   }
   parsed.request_id = parts[0];
   return parsed;

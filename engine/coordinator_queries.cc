@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "engine/coordinator.h"
+#include "engine/request_validation.h"
 
 namespace dsar {
 namespace {
@@ -75,7 +76,7 @@ v1::Request ToPublicRequest(const internal::RequestRecord& record) {
 
 absl::StatusOr<v1::Request> Coordinator::GetRequest(
     const std::string& id) const {
-  if (id.empty()) return absl::InvalidArgumentError("id: required");
+  RETURN_IF_ERROR(ValidateRequestId("id", id));
   ASSIGN_OR_RETURN(internal::RequestRecord record, store_->GetRequest(id));
   return ToPublicRequest(record);
 }

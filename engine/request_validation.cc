@@ -208,10 +208,35 @@ absl::Status ValidateCreateRequest(const v1::CreateRequestRequest& request,
   return absl::OkStatus();
 }
 
+std::string QuotedPrefix(absl::string_view value) {
+  constexpr size_t kShown = 32;
+  if (value.size() <= kShown) return absl::StrCat("\"", value, "\"");
+  return absl::StrCat("\"", value.substr(0, kShown), "...\" (", value.size(),
+                      " bytes)");
+}
+
+absl::Status ValidateRequestId(absl::string_view field, absl::string_view id) {
+  if (id.empty()) return Invalid(field, "required");
+  bool plain = id.size() <= kMaxRequestIdBytes;
+  for (char c : id) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' &&
+        c != '-') {
+      plain = false;
+    }
+  }
+  if (!plain) {
+    return Invalid(field, absl::StrCat(QuotedPrefix(id),
+                                       " is not a request id (letters, "
+                                       "digits, _ and -, at most ",
+                                       kMaxRequestIdBytes, " bytes)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateIdAndReason(const std::string& id,
                                  const std::string& reason,
                                  absl::string_view required_hint) {
-  if (id.empty()) return Invalid("id", "required");
+  RETURN_IF_ERROR(ValidateRequestId("id", id));
   if (reason.empty() && !required_hint.empty()) {
     return Invalid("reason", absl::StrCat("required (", required_hint, ")"));
   }

@@ -25,6 +25,19 @@ namespace dsar {
 absl::Status ValidateCreateRequest(const v1::CreateRequestRequest& request,
                                    const Inventory& inventory);
 
+// Request ids are dsard's ("dsr_" and a ULID); anything longer than
+// kMaxRequestIdBytes or outside [A-Za-z0-9_-] is no id of ours.
+inline constexpr size_t kMaxRequestIdBytes = 64;
+
+// INVALID_ARGUMENT naming `field` when `id` is empty, too long or has other
+// characters; the message quotes at most a short prefix of it.
+absl::Status ValidateRequestId(absl::string_view field, absl::string_view id);
+
+// At most the first 32 bytes of outside input, for an error message:
+// "abc…" (and the length) when longer, so a megabyte-long id does not come
+// back in the status.
+std::string QuotedPrefix(absl::string_view value);
+
 // Checks the id and reason of an operator action (cancel, retry, extend,
 // pause, resume). `required_hint` empty: the reason is optional; otherwise
 // it is required and the hint says what to give.

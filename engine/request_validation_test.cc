@@ -411,5 +411,23 @@ TEST_F(RequestValidationTest, RejectsDuplicateStore) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("duplicate"));
 }
 
+// An id of a megabyte used to come back whole in the error (and tripped
+// the client's metadata limit): now it is refused quoting a short prefix.
+TEST(RequestIdTest, LongOrStrangeIdsAreRefusedQuotingAPrefix) {
+  EXPECT_TRUE(ValidateRequestId("id", "dsr_01HZX5J8K9ABCDEFGHJKMNPQRS").ok());
+  absl::Status empty = ValidateRequestId("id", "");
+  EXPECT_EQ(empty.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(empty.message()), HasSubstr("id: required"));
+  const std::string huge(1 << 20, 'a');
+  absl::Status long_id = ValidateRequestId("id", huge);
+  EXPECT_EQ(long_id.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_LT(long_id.message().size(), 200u);
+  EXPECT_THAT(std::string(long_id.message()), HasSubstr("1048576 bytes"));
+  EXPECT_EQ(ValidateRequestId("id", "dsr_1/../x").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateRequestId("id", "dsr_\xff").code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace dsar
