@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/admin_server.h"
 #include "common/files.h"
+#include "common/grpc_malformed_request.h"
 #include "common/grpc_server_metrics.h"
 #include "common/listen_address.h"
 #include "common/log.h"
@@ -308,6 +309,7 @@ int main(int argc, char** argv) {
       interceptors;
   interceptors.push_back(
       dsar::MakeGrpcServerMetrics((*coordinator)->metrics_registry()));
+  interceptors.push_back(dsar::MakeMalformedRequestInterceptor());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   g_server = builder.BuildAndStart();
   if (!g_server || port == 0) {
