@@ -87,7 +87,63 @@ class LatencyInterceptorFactory
   Family<Histogram>* family_;
 };
 
+class ClientLatencyInterceptor : public grpc::experimental::Interceptor {
+ public:
+  ClientLatencyInterceptor(Family<Histogram>* family, const char* path)
+      : family_(family),
+        path_(path == nullptr ? "" : path),
+        start_(std::chrono::steady_clock::now()) {}
+
+  void Intercept(
+      grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::POST_RECV_STATUS)) {
+      double seconds = std::chrono::duration<double>(
+                           std::chrono::steady_clock::now() - start_)
+                           .count();
+      std::string service, method;
+      GrpcMethodLabels(path_, &service, &method);
+      grpc::Status* status = methods->GetRecvStatus();
+      family_
+          ->Add({{"service", service},
+                 {"method", method},
+                 {"code", CodeName(status == nullptr ? grpc::StatusCode::UNKNOWN
+                                                     : status->error_code())}},
+                LatencyBuckets())
+          .Observe(seconds);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  Family<Histogram>* family_;
+  std::string path_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+class ClientLatencyInterceptorFactory
+    : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit ClientLatencyInterceptorFactory(Family<Histogram>* family)
+      : family_(family) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo* info) override {
+    return new ClientLatencyInterceptor(family_, info->method());
+  }
+
+ private:
+  Family<Histogram>* family_;
+};
+
 }  // namespace
+
+std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>
+MakeGrpcClientMetrics(prometheus::Registry& registry, const std::string& name,
+                      const std::string& help) {
+  Family<Histogram>& family =
+      prometheus::BuildHistogram().Name(name).Help(help).Register(registry);
+  return std::make_unique<ClientLatencyInterceptorFactory>(&family);
+}
 
 void GrpcMethodLabels(const std::string& path, std::string* service,
                       std::string* method) {

@@ -6,6 +6,7 @@
 // (docs/operations.md). Installed as a server interceptor, so no service
 // implementation measures itself.
 
+#include <grpcpp/support/client_interceptor.h>
 #include <grpcpp/support/server_interceptor.h>
 
 #include <memory>
@@ -20,6 +21,14 @@ namespace dsar {
 // ServerBuilder::experimental().SetInterceptorCreators.
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
 MakeGrpcServerMetrics(prometheus::Registry& registry);
+
+// The client side: the histogram `name`{service,method,code} of every call
+// made on a channel built with the returned factory
+// (grpc::experimental::CreateCustomChannelWithInterceptors), from the
+// call's start to its status. The gateway's backend calls use it.
+std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>
+MakeGrpcClientMetrics(prometheus::Registry& registry, const std::string& name,
+                      const std::string& help);
 
 // The service and method labels of a call to `path` ("/pkg.Service/Method"):
 // its own names when the method is in the linked protobuf descriptors or is

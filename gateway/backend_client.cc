@@ -1,13 +1,19 @@
 #include "gateway/backend_client.h"
 
+#include <grpcpp/create_channel.h>
+
+#include <vector>
+
 #include "absl/strings/str_format.h"
+#include "common/grpc_server_metrics.h"
 #include "common/grpc_status.h"
 
 namespace dsar::gateway {
 
 BackendClient::BackendClient(
     const std::string& target, absl::Duration call_timeout,
-    std::shared_ptr<grpc::ChannelCredentials> credentials)
+    std::shared_ptr<grpc::ChannelCredentials> credentials,
+    prometheus::Registry* metrics)
     : call_timeout_(call_timeout) {
   if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
@@ -17,7 +23,19 @@ BackendClient::BackendClient(
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  channel_ = grpc::CreateCustomChannel(target, credentials, args);
+  if (metrics != nullptr) {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(MakeGrpcClientMetrics(
+        *metrics, "dsar_gateway_backend_seconds",
+        "Time of the gateway's calls to dsard, by service, method and "
+        "status code."));
+    channel_ = grpc::experimental::CreateCustomChannelWithInterceptors(
+        target, credentials, args, std::move(interceptors));
+  } else {
+    channel_ = grpc::CreateCustomChannel(target, credentials, args);
+  }
   stub_ = std::make_unique<grpc::GenericStub>(channel_);
 }
 

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "prometheus/registry.h"
 
 namespace dsar::gateway {
 
@@ -28,9 +29,12 @@ class BackendClient {
   // connects lazily and reconnects by itself (back-off capped at one
   // second), so the gateway can start and keep serving errors while the
   // coordinator is down.
-  BackendClient(
-      const std::string& target, absl::Duration call_timeout,
-      std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
+  // With `metrics`, every call's latency goes to its histogram
+  // dsar_gateway_backend_seconds{service,method,code}; it must outlive the
+  // client.
+  BackendClient(const std::string& target, absl::Duration call_timeout,
+                std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr,
+                prometheus::Registry* metrics = nullptr);
 
   // Calls `grpc_path` ("/pkg.Service/Method") with `request` (serialized)
   // and `actor` as x-dsar-actor metadata (omitted when empty). Returns the

@@ -164,6 +164,7 @@ std::optional<RouteProvider::Match> BundleDownloadRoutes::Find(
   Match match;
   match.bindings = *std::move(bindings);
   match.authenticates_itself = true;
+  match.path_template = path_.text();
   return match;
 }
 

@@ -16,9 +16,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "common/admin_server.h"
 #include "common/files.h"
 #include "common/grpc_tls.h"
 #include "common/listen_address.h"
+#include "common/log.h"
 #include "common/program_usage.h"
 #include "dsar/v1/admin.pb.h"
 #include "dsar/v1/audit.pb.h"
@@ -85,11 +87,23 @@ ABSL_FLAG(int, threads, 16, "HTTP worker threads.");
 ABSL_FLAG(absl::Duration, download_timeout, absl::Hours(1),
           "Longest a bundle download (GET /v1/downloads/...) may take.");
 ABSL_FLAG(bool, access_log, true, "Log one line per request on stderr.");
+// docs/operations.md, "Metrics and health".
+constexpr char kDefaultAdminListen[] = "127.0.0.1:9472";
+ABSL_FLAG(std::string, admin_listen, kDefaultAdminListen,
+          "HOST:PORT of the admin HTTP listener: /metrics (Prometheus), "
+          "/healthz, /readyz, on threads of its own; port 0 picks one (see "
+          "--admin_port_file); empty: off. The default is skipped with a "
+          "warning when taken.");
+ABSL_FLAG(std::string, admin_port_file, "",
+          "If set, the admin listener's port is written here.");
+ABSL_FLAG(std::string, log_format, "text",
+          "text, or json: one JSON object per line with time, level, "
+          "program and message.");
 
 namespace {
 
 int Fail(const absl::Status& status) {
-  std::fprintf(stderr, "dsar-gateway: %s\n", status.ToString().c_str());
+  dsar::LogError(status.ToString());
   return 1;
 }
 
@@ -122,7 +136,16 @@ int main(int argc, char** argv) {
       "[--tls_cert=PEM --tls_key=PEM]",
       __FILE__);
   absl::ParseCommandLine(argc, argv);
+  absl::StatusOr<dsar::LogFormat> log_format =
+      dsar::ParseLogFormat(absl::GetFlag(FLAGS_log_format));
+  if (!log_format.ok()) {
+    std::fprintf(stderr, "dsar-gateway: %s\n",
+                 log_format.status().ToString().c_str());
+    return 2;
+  }
+  dsar::InitLogging("dsar-gateway", *log_format);
   LinkPublicApiDescriptors();
+  auto metrics = std::make_shared<prometheus::Registry>();
 
   dsar::gateway::GatewayOptions options;
   std::string listen = absl::GetFlag(FLAGS_listen);
@@ -148,6 +171,7 @@ int main(int argc, char** argv) {
   options.keep_alive_max_requests =
       absl::GetFlag(FLAGS_keep_alive_max_requests);
   options.threads = absl::GetFlag(FLAGS_threads);
+  options.metrics = metrics;
   options.access_log = absl::GetFlag(FLAGS_access_log);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
@@ -222,8 +246,8 @@ int main(int argc, char** argv) {
   if (!credentials.ok()) return Fail(credentials.status());
   auto backend = std::make_shared<const dsar::gateway::BackendClient>(
       absl::GetFlag(FLAGS_coordinator),
-      absl::Milliseconds(absl::GetFlag(FLAGS_backend_timeout_ms)),
-      *credentials);
+      absl::Milliseconds(absl::GetFlag(FLAGS_backend_timeout_ms)), *credentials,
+      metrics.get());
   // Routes with code of their own, asked before the annotated ones.
   std::vector<std::unique_ptr<dsar::gateway::RouteProvider>> providers;
   absl::StatusOr<std::unique_ptr<dsar::gateway::BundleDownloadRoutes>>
@@ -252,6 +276,23 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<int> port = (*server)->Bind();
   if (!port.ok()) return Fail(port.status());
+  // Its own threads: /healthz answers while all --threads are busy (a
+  // frozen coordinator holding every request thread).
+  dsar::AdminServer::Options admin;
+  admin.listen = absl::GetFlag(FLAGS_admin_listen);
+  admin.collectables = {metrics};
+  admin.readiness = [backend]() -> absl::Status {
+    grpc_connectivity_state state =
+        backend->channel()->GetState(/*try_to_connect=*/true);
+    if (state == GRPC_CHANNEL_READY) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat(
+        "not connected to dsard at ", absl::GetFlag(FLAGS_coordinator),
+        " (channel state ", static_cast<int>(state), ")"));
+  };
+  absl::StatusOr<std::unique_ptr<dsar::AdminServer>> admin_server =
+      dsar::StartAdminListener(std::move(admin), kDefaultAdminListen,
+                               absl::GetFlag(FLAGS_admin_port_file));
+  if (!admin_server.ok()) return Fail(admin_server.status());
   for (const dsar::gateway::Route& route : (*server)->routes().routes()) {
     std::fprintf(stderr, "dsar-gateway: route %s %s -> %s (scope %s)\n",
                  route.http_method.c_str(), route.path.text().c_str(),

@@ -10,7 +10,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/admin_server.h"
 #include "common/files.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "dsar/v1/auth.pb.h"
 #include "dsar/v1/requests.pb.h"
@@ -20,6 +22,13 @@
 
 namespace dsar::gateway {
 namespace {
+
+// A method httplib routes to us; anything else is labelled "other".
+bool IsKnownHttpMethod(const std::string& method) {
+  return method == "GET" || method == "POST" || method == "PUT" ||
+         method == "PATCH" || method == "DELETE" || method == "OPTIONS" ||
+         method == "HEAD";
+}
 
 // The google.rpc.Status body for errors httplib answers by itself.
 absl::Status StatusForHttpError(int http_status, size_t max_body_bytes) {
@@ -147,10 +156,27 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Create(
 
   httplib::Server& http = *server->http_;
   GatewayServer* self = server.get();
+  if (options.metrics != nullptr) {
+    server->http_requests_ =
+        &prometheus::BuildCounter()
+             .Name("dsar_http_requests_total")
+             .Help(
+                 "HTTP requests answered, by route template, method and "
+                 "status code.")
+             .Register(*options.metrics);
+    server->http_seconds_ =
+        &prometheus::BuildHistogram()
+             .Name("dsar_http_request_duration_seconds")
+             .Help(
+                 "Time to answer an HTTP request (a streamed body: until "
+                 "its first byte), by route template and method.")
+             .Register(*options.metrics);
+  }
   auto handler = [self](const httplib::Request& request,
                         httplib::Response& response) {
     absl::Time start = absl::Now();
-    HttpReply reply = self->Handle(request);
+    std::string route;
+    HttpReply reply = self->Handle(request, &route);
     response.status = reply.status;
     for (const auto& [name, value] : reply.headers) {
       response.set_header(name, value);
@@ -172,11 +198,24 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Create(
     } else {
       response.set_content(reply.body, reply.content_type.c_str());
     }
+    const absl::Duration took = absl::Now() - start;
+    // Labels and the access log name the route template, never the path:
+    // paths hold request ids and whatever a client typed.
+    const std::string method =
+        IsKnownHttpMethod(request.method) ? request.method : "other";
+    if (self->http_requests_ != nullptr) {
+      self->http_requests_
+          ->Add({{"route", route},
+                 {"method", method},
+                 {"code", std::to_string(reply.status)}})
+          .Increment();
+      self->http_seconds_
+          ->Add({{"route", route}, {"method", method}}, LatencyBuckets())
+          .Observe(absl::ToDoubleSeconds(took));
+    }
     if (self->options_.access_log) {
-      std::fprintf(stderr, "dsar-gateway: %s %s %d %lldus\n",
-                   request.method.c_str(), request.path.c_str(), reply.status,
-                   static_cast<long long>(
-                       absl::ToInt64Microseconds(absl::Now() - start)));
+      LogInfo(absl::StrCat(method, " ", route, " ", reply.status, " ",
+                           absl::ToInt64Microseconds(took), "us"));
     }
   };
   // Routing is ours (route providers, RouteTable): every path goes to Handle.
@@ -248,10 +287,15 @@ void GatewayServer::Serve() { http_->listen_after_bind(); }
 
 void GatewayServer::Stop() { http_->stop(); }
 
-HttpReply GatewayServer::Handle(const httplib::Request& request) const {
+HttpReply GatewayServer::Handle(const httplib::Request& request,
+                                std::string* route_label) const {
   const std::string& method = request.method;
   const std::string& path = request.path;
+  std::string ignored;
+  if (route_label == nullptr) route_label = &ignored;
+  *route_label = "unmatched";
   if (method == "GET" && path == "/healthz") {
+    *route_label = "/healthz";
     // The gateway's own liveness; says nothing about the coordinator.
     return JsonReply(200, R"({"status":"SERVING"})");
   }
@@ -284,8 +328,10 @@ HttpReply GatewayServer::Handle(const httplib::Request& request) const {
   std::string scope;
   if (provided) {
     scope = provided->required_scope;
+    *route_label = provided->path_template;
   } else {
     route = routes_.Find(method, path);
+    if (route.ok()) *route_label = route->route->path.text();
     if (!route.ok()) {
       if (route.status().code() == absl::StatusCode::kUnimplemented) {
         return WithStatus(ErrorReply(route.status()), 405);

@@ -18,6 +18,10 @@
 #include "gateway/route_provider.h"
 #include "gateway/route_table.h"
 #include "gateway/subject_access.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
 
 namespace httplib {
 class Server;
@@ -44,6 +48,9 @@ struct GatewayOptions {
   int keep_alive_max_requests = 1000;
   int threads = 16;
   bool access_log = true;  // One line per request on stderr.
+  // Where the HTTP metrics go (dsar_http_*, docs/operations.md); null:
+  // none. Must outlive the server.
+  std::shared_ptr<prometheus::Registry> metrics;
 };
 
 class GatewayServer {
@@ -75,8 +82,10 @@ class GatewayServer {
   void Stop();
 
   // Answers one request: the whole routing, auth and transcoding logic,
-  // without the socket. `headers` lookups are case-insensitive.
-  HttpReply Handle(const httplib::Request& request) const;
+  // without the socket. `headers` lookups are case-insensitive. `route`
+  // (when given) gets the matched route's path template, or "unmatched".
+  HttpReply Handle(const httplib::Request& request,
+                   std::string* route = nullptr) const;
 
   const RouteTable& routes() const { return routes_; }
 
@@ -110,6 +119,9 @@ class GatewayServer {
   std::shared_ptr<const BackendClient> backend_;
   std::vector<std::unique_ptr<RouteProvider>> providers_;
   std::unique_ptr<httplib::Server> http_;
+  // Null without options.metrics.
+  prometheus::Family<prometheus::Counter>* http_requests_ = nullptr;
+  prometheus::Family<prometheus::Histogram>* http_seconds_ = nullptr;
 };
 
 }  // namespace dsar::gateway

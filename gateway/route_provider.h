@@ -57,6 +57,9 @@ class RouteProvider {
     // for no token, and Serve gets a Caller with no subject and no scope.
     // The provider must check the credential itself.
     bool authenticates_itself = false;
+    // The route's path template ("/dsar/{job_id}"): what metrics and logs
+    // name it by, never the path itself (which holds ids).
+    std::string path_template;
   };
 
   virtual ~RouteProvider() = default;

@@ -1,15 +1,19 @@
 // Metrics and health of the real programs (docs/operations.md, "Metrics and
-// health"): dsard and a worker run requests to completion with their admin
-// listeners on loopback; Debian's `prometheus` scrapes them every second and
-// its query API must show what happened. Skipped when prometheus is not
-// installed (tools/install-deps installs it).
+// health"): dsard, a worker and the gateway run requests to completion with
+// their admin listeners on loopback; Debian's `prometheus` scrapes them
+// every second and its query API must show what happened (skipped when
+// prometheus is not installed; tools/install-deps installs it). And the
+// gateway's /healthz answers while all its request threads wait for a
+// frozen dsard.
 
 #include <httplib.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -106,10 +110,6 @@ class MetricsTest : public ::testing::Test {
 
   void SetUp() override {
     prometheus_binary_ = FindPrometheus();
-    if (prometheus_binary_.empty()) {
-      GTEST_SKIP() << "Debian's prometheus is not installed "
-                      "(tools/install-deps installs package prometheus)";
-    }
     absl::StatusOr<std::string> inventory =
         GenerateSampleStores(dir_.Join("stores"), 20);
     ASSERT_TRUE(inventory.ok()) << inventory.status();
@@ -129,6 +129,30 @@ class MetricsTest : public ::testing::Test {
     return {"--admin_listen=127.0.0.1:0",
             absl::StrCat("--admin_port_file=", dir_.Join(name + ".admin")),
             "--log_format=json"};
+  }
+
+  // Starts the gateway (no authentication: --insecure_dev, loopback) in
+  // front of dsard on `dsard_port` with `threads` request threads; returns
+  // its HTTP port (0 on failure).
+  int StartGateway(int dsard_port, int threads) {
+    std::vector<std::string> args = {
+        "--insecure_dev",
+        "--listen=127.0.0.1:0",
+        "--port_file=" + dir_.Join("gateway.port"),
+        absl::StrCat("--coordinator=127.0.0.1:", dsard_port),
+        absl::StrCat("--threads=", threads),
+        "--backend_timeout_ms=20000"};
+    for (const std::string& flag : AdminFlags("gateway")) args.push_back(flag);
+    absl::StatusOr<std::unique_ptr<Process>> process =
+        Process::Start(DSAR_TEST_GATEWAY_PATH, args, dir_.Join("gateway.log"));
+    EXPECT_TRUE(process.ok()) << process.status();
+    if (!process.ok()) return 0;
+    gateway_ = std::move(*process);
+    absl::StatusOr<int> port = WaitForPortFile(
+        dir_.Join("gateway.port"), absl::Seconds(30), gateway_.get());
+    EXPECT_TRUE(port.ok()) << port.status() << "\n"
+                           << ReadFileOrEmpty(dir_.Join("gateway.log"));
+    return port.value_or(0);
   }
 
   // Starts prometheus scraping `targets` (job name -> admin port) every
@@ -158,10 +182,16 @@ class MetricsTest : public ::testing::Test {
   TempDir dir_;
   std::string prometheus_binary_;
   std::string inventory_;
+  std::unique_ptr<Process> gateway_;
   std::unique_ptr<Process> prometheus_;
+  std::string last_id_;
 };
 
-TEST_F(MetricsTest, PrometheusScrapesDsardAndAWorker) {
+TEST_F(MetricsTest, PrometheusScrapesDsardAWorkerAndTheGateway) {
+  if (prometheus_binary_.empty()) {
+    GTEST_SKIP() << "Debian's prometheus is not installed "
+                    "(tools/install-deps installs package prometheus)";
+  }
   DsardOptions dsard_options;
   dsard_options.data_dir = dir_.Join("data");
   dsard_options.inventory = inventory_;
@@ -181,6 +211,10 @@ TEST_F(MetricsTest, PrometheusScrapesDsardAndAWorker) {
   const int worker_admin = AdminPort("worker", worker->get());
   ASSERT_GT(dsard_admin, 0);
   ASSERT_GT(worker_admin, 0);
+  const int gateway_port = StartGateway(dsard->port, 4);
+  ASSERT_GT(gateway_port, 0);
+  const int gateway_admin = AdminPort("gateway", gateway_.get());
+  ASSERT_GT(gateway_admin, 0);
 
   // Health answers on the admin port, apart from the gRPC port.
   EXPECT_EQ(HttpGet(dsard_admin, "/healthz").status, 200);
@@ -202,6 +236,10 @@ TEST_F(MetricsTest, PrometheusScrapesDsardAndAWorker) {
         WaitUntilTerminal(*stub, created.id(), absl::Seconds(60));
     ASSERT_TRUE(done.ok()) << done.status();
     ASSERT_EQ(done->status(), v1::COMPLETED);
+    // Read back through the gateway too (its route template is a label).
+    EXPECT_EQ(HttpGet(gateway_port, "/v1/requests/" + created.id()).status,
+              200);
+    last_id_ = created.id();
   }
   // A worker connected to dsard is ready (polled: the channel may still be
   // settling right after start).
@@ -212,8 +250,12 @@ TEST_F(MetricsTest, PrometheusScrapesDsardAndAWorker) {
   }
   EXPECT_EQ(HttpGet(worker_admin, "/readyz").status, 200);
 
+  EXPECT_EQ(HttpGet(gateway_admin, "/healthz").status, 200);
+  EXPECT_EQ(HttpGet(gateway_admin, "/readyz").status, 200);
   const int prometheus_port =
-      StartPrometheus({{"dsard", dsard_admin}, {"dsar-worker", worker_admin}});
+      StartPrometheus({{"dsard", dsard_admin},
+                       {"dsar-worker", worker_admin},
+                       {"dsar-gateway", gateway_admin}});
   ASSERT_NE(prometheus_, nullptr);
   // Poll the query API until the scrapes show both completions and every
   // job up (Prometheus starts, then scrapes once a second).
@@ -230,8 +272,9 @@ TEST_F(MetricsTest, PrometheusScrapesDsardAndAWorker) {
     last = absl::StrCat(finished.ok() ? "" : finished.status().ToString(),
                         up.ok() ? "" : up.status().ToString());
     if (finished.ok() && up.ok() && finished->count("") != 0 &&
-        (*finished)[""] == emails.size() && up->size() == 2 &&
-        (*up)["dsard"] == 1 && (*up)["dsar-worker"] == 1) {
+        (*finished)[""] == emails.size() && up->size() == 3 &&
+        (*up)["dsard"] == 1 && (*up)["dsar-worker"] == 1 &&
+        (*up)["dsar-gateway"] == 1) {
       seen = true;
       break;
     }
@@ -259,6 +302,21 @@ TEST_F(MetricsTest, PrometheusScrapesDsardAndAWorker) {
       PromQuery(prometheus_port, "dsar_fsyncs_total");
   ASSERT_TRUE(fsyncs.ok()) << fsyncs.status();
   EXPECT_GT((*fsyncs)[""], 0);
+  // The gateway's series name the route template, never the request id.
+  absl::StatusOr<std::map<std::string, double>> reads = PromQuery(
+      prometheus_port,
+      "sum by (route) (dsar_http_requests_total{method=\"GET\",code=\"200\"})",
+      "route");
+  ASSERT_TRUE(reads.ok()) << reads.status();
+  EXPECT_EQ((*reads)["/v1/requests/{id}"], emails.size());
+  absl::StatusOr<std::map<std::string, double>> backend = PromQuery(
+      prometheus_port,
+      "sum(dsar_gateway_backend_seconds_count{method=\"GetRequest\"})");
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  EXPECT_EQ((*backend)[""], emails.size());
+  const std::string gateway_metrics = HttpGet(gateway_admin, "/metrics").body;
+  EXPECT_THAT(gateway_metrics, HasSubstr("dsar_http_request_duration_seconds"));
+  EXPECT_THAT(gateway_metrics, Not(HasSubstr(last_id_)));
   absl::StatusOr<std::map<std::string, double>> live = PromQuery(
       prometheus_port, "sum(dsar_requests)");  // Both finished: none live.
   ASSERT_TRUE(live.ok()) << live.status();
@@ -282,6 +340,65 @@ TEST_F(MetricsTest, PrometheusScrapesDsardAndAWorker) {
       }
     }
   }
+}
+
+// Reported: the gateway's /healthz shared its request threads, so with dsard
+// frozen and calls in flight it took seconds to answer. The admin listener
+// has threads of its own.
+TEST_F(MetricsTest, GatewayHealthAnswersWhileEveryRequestThreadWaits) {
+  DsardOptions dsard_options;
+  dsard_options.data_dir = dir_.Join("data");
+  dsard_options.inventory = inventory_;
+  dsard_options.extra_args = AdminFlags("dsard");
+  absl::StatusOr<RunningDsard> dsard = StartDsard(dsard_options, dir_.path());
+  ASSERT_TRUE(dsard.ok()) << dsard.status();
+  const int threads = 4;
+  const int gateway_port = StartGateway(dsard->port, threads);
+  ASSERT_GT(gateway_port, 0);
+  const int gateway_admin = AdminPort("gateway", gateway_.get());
+  ASSERT_GT(gateway_admin, 0);
+  // Connected before dsard freezes.
+  const absl::Time ready_deadline = absl::Now() + absl::Seconds(30);
+  while (HttpGet(gateway_admin, "/readyz").status != 200 &&
+         absl::Now() < ready_deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_EQ(HttpGet(gateway_admin, "/readyz").status, 200);
+
+  ASSERT_EQ(::kill(dsard->process->pid(), SIGSTOP), 0);
+  // Twice as many calls as request threads: each waits for dsard (20 s).
+  std::vector<std::future<HttpAnswer>> calls;
+  for (int i = 0; i < 2 * threads; ++i) {
+    calls.push_back(std::async(std::launch::async, [gateway_port] {
+      httplib::Client client("127.0.0.1", gateway_port);
+      client.set_read_timeout(60, 0);
+      httplib::Result result = client.Get("/v1/requests/dsr_none");
+      return result ? HttpAnswer{result->status, result->body} : HttpAnswer{};
+    }));
+  }
+  // Every request thread is taken once the main port's /healthz gets no
+  // answer within half a second.
+  bool saturated = false;
+  const absl::Time busy_deadline = absl::Now() + absl::Seconds(20);
+  while (!saturated && absl::Now() < busy_deadline) {
+    httplib::Client client("127.0.0.1", gateway_port);
+    client.set_read_timeout(0, 500000);
+    saturated = !client.Get("/healthz");
+  }
+  EXPECT_TRUE(saturated) << "the request threads never all waited";
+
+  const absl::Time start = absl::Now();
+  HttpAnswer health = HttpGet(gateway_admin, "/healthz");
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(health.status, 200);
+  EXPECT_LT(took, absl::Seconds(1)) << "admin /healthz took " << took;
+  EXPECT_EQ(HttpGet(gateway_admin, "/metrics").status, 200);
+  // The calls were still waiting for dsard while it answered.
+  EXPECT_EQ(calls[0].wait_for(std::chrono::seconds(0)),
+            std::future_status::timeout);
+
+  ASSERT_EQ(::kill(dsard->process->pid(), SIGCONT), 0);
+  for (auto& call : calls) call.wait();
 }
 
 }  // namespace

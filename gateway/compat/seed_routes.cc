@@ -161,7 +161,12 @@ std::optional<RouteProvider::Match> SeedRoutes::Find(
     if (entry.http_method != method) continue;
     std::optional<std::vector<PathBinding>> bindings = entry.path.Match(path);
     if (bindings) {
-      return Match{entry.route, entry.required_scope, *std::move(bindings)};
+      Match match;
+      match.route = entry.route;
+      match.required_scope = entry.required_scope;
+      match.bindings = *std::move(bindings);
+      match.path_template = entry.path.text();
+      return match;
     }
   }
   return std::nullopt;
