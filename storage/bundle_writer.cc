@@ -47,6 +47,11 @@ constexpr char kMdTemplate[] = "response.md.mustache";
 constexpr char kHtmlTemplate[] = "response.html.mustache";
 constexpr char kSucceeded[] = "SUCCEEDED";
 constexpr char kFailed[] = "FAILED";
+// Deflate level of every entry. libzip's default (0) is level 9, which was
+// four fifths of the bundle's time for a 2 GiB export; level 1 deflates
+// six to seven times faster for a bundle about a third larger
+// (docs/BENCHMARKS.md, "Delivery").
+constexpr zip_uint32_t kDeflateLevel = 1;
 constexpr char kPortability[] = "PORTABILITY";
 constexpr char kExtraFieldsColumn[] = "_extra_fields";
 // An export comes from one inventory store; more collections than this means
@@ -913,7 +918,7 @@ absl::Status AddEntry(zip_t* archive, const std::string& name,
     return ZipError(absl::StrCat("add ", name), archive);
   }
   if (zip_set_file_compression(archive, static_cast<zip_uint64_t>(index),
-                               ZIP_CM_DEFLATE, 0) != 0) {
+                               ZIP_CM_DEFLATE, kDeflateLevel) != 0) {
     return ZipError(absl::StrCat("compression for ", name), archive);
   }
   return absl::OkStatus();
