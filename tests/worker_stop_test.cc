@@ -123,8 +123,7 @@ TEST(WorkerStopTest, StopsWhilePollingACoordinatorThatNeverAnswers) {
   std::string log = ReadFileOrEmpty((*worker)->log_path());
   ASSERT_TRUE(code.has_value()) << "still running; log:\n" << log;
   EXPECT_EQ(*code, 0) << log;
-  EXPECT_THAT(log,
-              HasSubstr(absl::StrCat("worker ", kWorkerA, ": stopped")));
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("worker ", kWorkerA, ": stopped")));
 }
 
 TEST(WorkerStopTest, StopsWhilePollingAStoppedDsard) {
