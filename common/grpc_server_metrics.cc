@@ -41,17 +41,20 @@ const char* CodeName(grpc::StatusCode code) {
   return kNames[index];
 }
 
+// Times one call, server or client side, from its creation to the hook
+// point where its status is known, into `family`{service,method,code}.
 class LatencyInterceptor : public grpc::experimental::Interceptor {
  public:
-  LatencyInterceptor(Family<Histogram>* family, const char* path)
+  LatencyInterceptor(Family<Histogram>* family, const char* path,
+                     grpc::experimental::InterceptionHookPoints status_point)
       : family_(family),
         path_(path == nullptr ? "" : path),
+        status_point_(status_point),
         start_(std::chrono::steady_clock::now()) {}
 
   void Intercept(
       grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(
-            grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+    if (methods->QueryInterceptionHookPoint(status_point_)) {
       double seconds = std::chrono::duration<double>(
                            std::chrono::steady_clock::now() - start_)
                            .count();
@@ -60,7 +63,7 @@ class LatencyInterceptor : public grpc::experimental::Interceptor {
       family_
           ->Add({{"service", service},
                  {"method", method},
-                 {"code", CodeName(methods->GetSendStatus().error_code())}},
+                 {"code", CodeName(StatusCodeAt(methods))}},
                 LatencyBuckets())
           .Observe(seconds);
     }
@@ -68,8 +71,19 @@ class LatencyInterceptor : public grpc::experimental::Interceptor {
   }
 
  private:
+  grpc::StatusCode StatusCodeAt(
+      grpc::experimental::InterceptorBatchMethods* methods) const {
+    if (status_point_ ==
+        grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS) {
+      return methods->GetSendStatus().error_code();
+    }
+    grpc::Status* status = methods->GetRecvStatus();
+    return status == nullptr ? grpc::StatusCode::UNKNOWN : status->error_code();
+  }
+
   Family<Histogram>* family_;
   std::string path_;
+  grpc::experimental::InterceptionHookPoints status_point_;
   std::chrono::steady_clock::time_point start_;
 };
 
@@ -80,45 +94,13 @@ class LatencyInterceptorFactory
       : family_(family) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new LatencyInterceptor(family_, info->method());
+    return new LatencyInterceptor(
+        family_, info->method(),
+        grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS);
   }
 
  private:
   Family<Histogram>* family_;
-};
-
-class ClientLatencyInterceptor : public grpc::experimental::Interceptor {
- public:
-  ClientLatencyInterceptor(Family<Histogram>* family, const char* path)
-      : family_(family),
-        path_(path == nullptr ? "" : path),
-        start_(std::chrono::steady_clock::now()) {}
-
-  void Intercept(
-      grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(
-            grpc::experimental::InterceptionHookPoints::POST_RECV_STATUS)) {
-      double seconds = std::chrono::duration<double>(
-                           std::chrono::steady_clock::now() - start_)
-                           .count();
-      std::string service, method;
-      GrpcMethodLabels(path_, &service, &method);
-      grpc::Status* status = methods->GetRecvStatus();
-      family_
-          ->Add({{"service", service},
-                 {"method", method},
-                 {"code", CodeName(status == nullptr ? grpc::StatusCode::UNKNOWN
-                                                     : status->error_code())}},
-                LatencyBuckets())
-          .Observe(seconds);
-    }
-    methods->Proceed();
-  }
-
- private:
-  Family<Histogram>* family_;
-  std::string path_;
-  std::chrono::steady_clock::time_point start_;
 };
 
 class ClientLatencyInterceptorFactory
@@ -128,7 +110,9 @@ class ClientLatencyInterceptorFactory
       : family_(family) {}
   grpc::experimental::Interceptor* CreateClientInterceptor(
       grpc::experimental::ClientRpcInfo* info) override {
-    return new ClientLatencyInterceptor(family_, info->method());
+    return new LatencyInterceptor(
+        family_, info->method(),
+        grpc::experimental::InterceptionHookPoints::POST_RECV_STATUS);
   }
 
  private:
