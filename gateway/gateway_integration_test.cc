@@ -537,6 +537,48 @@ TEST_F(GatewayClusterTest, SeedCompatibilityRoutes) {
   EXPECT_EQ(http_->Get(absl::StrCat("/dsar/", job_id), "").status, 401);
 }
 
+// Issue 11's hostile inputs, sent as a caller would: each is a 4xx naming
+// what is wrong, and the gateway is still there afterwards. Before the
+// bounds, the deep body overflowed the stack (SIGSEGV) and the others
+// answered 500.
+TEST_F(GatewayClusterTest, HostileInputsAreRefusedAndTheGatewayStaysUp) {
+  // As deep as the test gateway's 16 KiB body limit allows (production
+  // allows more; the depth check runs before the parser either way).
+  const std::string deep = std::string(8000, '[') + std::string(8000, ']');
+  std::string submit = Token("dsar.submit");
+  std::string read = Token("dsar.read");
+
+  Reply seed_deep =
+      http_->Post("/api/dsar/submit", submit,
+                  absl::StrCat(R"({"email":"a@example.com","fullName":"A",)",
+                               R"("requestType":)", deep, "}"));
+  EXPECT_EQ(seed_deep.status, 400) << seed_deep.body.substr(0, 200);
+  EXPECT_THAT(seed_deep.body, HasSubstr("nested deeper than 64"));
+  Reply v1_deep = http_->Post("/v1/requests", submit,
+                              absl::StrCat(R"({"type":)", deep, "}"));
+  EXPECT_EQ(v1_deep.status, 400) << v1_deep.body.substr(0, 200);
+  Reply action_deep = http_->Post(
+      "/dsar", submit, absl::StrCat(R"({"user_id":"7","action":)", deep, "}"));
+  EXPECT_EQ(action_deep.status, 400) << action_deep.body.substr(0, 200);
+  EXPECT_THAT(action_deep.body, HasSubstr("nested deeper than 64"));
+
+  for (const char* path : {"/v1/requests/%ff%fe", "/v1/requests/%ff/events",
+                           "/v1/requests?page_token=%ff", "/dsar/%ff"}) {
+    Reply reply = http_->Get(path, read);
+    EXPECT_EQ(reply.status, 400) << path << ": " << reply.body;
+    EXPECT_THAT(reply.body, HasSubstr("UTF-8")) << path;
+  }
+  // A megabyte id comes back as a short quoted prefix, not echoed whole.
+  Reply long_id = http_->Get(
+      absl::StrCat("/v1/requests/", std::string(1 << 20, 'a')), read);
+  EXPECT_GE(long_id.status, 400);
+  EXPECT_LT(long_id.status, 500);
+  EXPECT_LT(long_id.body.size(), 4096u);
+
+  EXPECT_TRUE(gateway_->Running());
+  EXPECT_EQ(http_->Get("/healthz", "").status, 200);
+}
+
 TEST_F(GatewayClusterTest, SeedSubmitRouteValidatesAndAnswers202) {
   std::string submit = Token("dsar.submit");
 
