@@ -48,6 +48,13 @@ std::string AdminServer::RenderMetrics(
   return prometheus::TextSerializer().Serialize(families);
 }
 
+void BindExclusively(httplib::Server& http) {
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+}
+
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
     Options options) {
   std::string host;
@@ -65,12 +72,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   // One request per connection and short timeouts: a scraper's kept-alive
   // connection or a slow client cannot hold an admin thread.
   http.set_keep_alive_max_count(1);
-  // httplib's default is SO_REUSEPORT, under which a second program bound
-  // to the same port silently shares it; a taken port must be an error.
-  http.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
+  BindExclusively(http);
   http.set_read_timeout(2, 0);
   http.set_write_timeout(5, 0);
   const Options& opts = server->options_;

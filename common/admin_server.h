@@ -66,6 +66,12 @@ class AdminServer {
   int port_ = 0;
 };
 
+// Makes `http` bind its listening socket with SO_REUSEADDR only. httplib's
+// default adds SO_REUSEPORT, under which a second program bound to the same
+// port silently shares it (and takes half its connections); a taken port
+// must be an error instead. Call before binding.
+void BindExclusively(httplib::Server& http);
+
 // A program's admin listener from its --admin_listen and --admin_port_file
 // flags: nullptr when options.listen is empty (turned off). When the
 // listen address is the program's `default_listen` and cannot be bound

@@ -913,6 +913,28 @@ TEST_F(EchoServiceTest, InsecureDevModeIsLoopbackOnlyAndSaysSo) {
   EXPECT_EQ(*no_key, 1);
 }
 
+// httplib binds with SO_REUSEPORT unless told otherwise, and then a second
+// gateway started on a taken port shared it silently. It must refuse.
+TEST_F(EchoServiceTest, ATakenPortStopsTheStart) {
+  const std::string secret =
+      absl::StrCat("--jwt_hs256_secret_file=", dir_.Join("hs256.secret"));
+  absl::StatusOr<testing::RunningGateway> first = testing::StartGateway(
+      DSAR_TEST_ECHO_GATEWAY_PATH, echo_port_,
+      {"--services=dsar.test.EchoService", secret}, dir_.path(), "first");
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string taken = absl::StrCat("127.0.0.1:", first->port);
+  absl::StatusOr<int> second = dsar::testing::RunToExit(
+      DSAR_TEST_ECHO_GATEWAY_PATH,
+      {absl::StrCat("--listen=", taken),
+       "--admin_listen=", "--services=dsar.test.EchoService", secret},
+      dir_.Join("second.log"), absl::Seconds(30));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(*second, 1);
+  EXPECT_THAT(dsar::testing::ReadFileOrEmpty(dir_.Join("second.log")),
+              HasSubstr(absl::StrCat("cannot listen on ", taken)));
+  EXPECT_EQ(Http(first->port).Get("/healthz", "").status, 200);
+}
+
 TEST_F(EchoServiceTest, PlainHttpOffLoopbackOnlyWithTheFlag) {
   const std::string secret =
       absl::StrCat("--jwt_hs256_secret_file=", dir_.Join("hs256.secret"));

@@ -264,6 +264,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Create(
       std::max<int64_t>(1, absl::ToInt64Seconds(options.keep_alive_timeout))));
   http.set_keep_alive_max_count(
       static_cast<size_t>(std::max(1, options.keep_alive_max_requests)));
+  BindExclusively(http);
   int threads = std::max(1, options.threads);
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   return server;
