@@ -196,18 +196,9 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<dsar::gateway::RequestAuthenticator> authenticator;
   if (absl::GetFlag(FLAGS_insecure_dev)) {
-    std::fprintf(stderr,
-                 "\n"
-                 "dsar-gateway: "
-                 "************************************************************"
-                 "\n"
-                 "dsar-gateway: *  WARNING: --insecure_dev: NO AUTHENTICATION. "
-                 "Every caller  *\n"
-                 "dsar-gateway: *  has every scope and acts as "
-                 "\"insecure-dev\". Demo only.     *\n"
-                 "dsar-gateway: "
-                 "************************************************************"
-                 "\n\n");
+    dsar::LogWarning(
+        "--insecure_dev: NO AUTHENTICATION. Every caller has every scope and "
+        "acts as \"insecure-dev\". Demo only.");
     authenticator = dsar::gateway::RequestAuthenticator::InsecureDev();
   } else {
     dsar::gateway::JwtVerifierOptions jwt;
@@ -294,25 +285,24 @@ int main(int argc, char** argv) {
                                absl::GetFlag(FLAGS_admin_port_file));
   if (!admin_server.ok()) return Fail(admin_server.status());
   for (const dsar::gateway::Route& route : (*server)->routes().routes()) {
-    std::fprintf(stderr, "dsar-gateway: route %s %s -> %s (scope %s)\n",
-                 route.http_method.c_str(), route.path.text().c_str(),
-                 route.grpc_path.c_str(), route.required_scope.c_str());
+    dsar::LogInfo(absl::StrCat("route ", route.http_method, " ",
+                               route.path.text(), " -> ", route.grpc_path,
+                               " (scope ", route.required_scope, ")"));
   }
   if (!absl::GetFlag(FLAGS_port_file).empty()) {
     absl::Status written = dsar::WriteFileAtomically(
         absl::GetFlag(FLAGS_port_file), absl::StrCat(*port, "\n"));
     if (!written.ok()) return Fail(written);
   }
-  std::fprintf(stderr,
-               "dsar-gateway: listening (%s) on %s:%d, coordinator %s\n",
-               plaintext ? "plain HTTP" : "HTTPS", options.host.c_str(), *port,
-               absl::GetFlag(FLAGS_coordinator).c_str());
+  dsar::LogInfo(absl::StrCat(
+      "listening (", plaintext ? "plain HTTP" : "HTTPS", ") on ", options.host,
+      ":", *port, ", coordinator ", absl::GetFlag(FLAGS_coordinator)));
 
   dsar::gateway::GatewayServer* raw = server->get();
   std::thread signal_thread([raw, signals] {
     int signal_number = 0;
     sigwait(&signals, &signal_number);
-    std::fprintf(stderr, "dsar-gateway: signal %d, stopping\n", signal_number);
+    dsar::LogInfo(absl::StrCat("signal ", signal_number, ", stopping"));
     raw->Stop();
   });
   signal_thread.detach();

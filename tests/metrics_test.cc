@@ -322,9 +322,10 @@ TEST_F(MetricsTest, PrometheusScrapesDsardAWorkerAndTheGateway) {
   ASSERT_TRUE(live.ok()) << live.status();
   EXPECT_EQ(live->count("") ? (*live)[""] : 0, 0);
 
-  // JSON logs: every line one object, never a subject's email.
-  for (const std::string& log :
-       {dsard->process->log_path(), (*worker)->log_path()}) {
+  // JSON logs: every line one object (the gateway's start-up lines too),
+  // never a subject's email.
+  for (const std::string& log : {dsard->process->log_path(),
+                                 (*worker)->log_path(), gateway_->log_path()}) {
     std::string text = ReadFileOrEmpty(log);
     for (const std::string& email : emails) {
       EXPECT_THAT(text, Not(HasSubstr(email))) << log;
