@@ -211,7 +211,13 @@ HttpReply SeedRoutes::CreateJob(const std::string& body,
     return ErrorReply(Invalid("user_id", "required"));
   }
   v1::CreateRequestRequest request;
-  std::string action = input.value("action", "");
+  // value("action", "") throws for a non-string action; a throw here ended
+  // as a 500 (found by fuzz/seed_routes_fuzzer, corpus
+  // create-nested-action).
+  auto action_field = input.find("action");
+  std::string action = action_field != input.end() && action_field->is_string()
+                           ? action_field->get<std::string>()
+                           : "";
   if (action == "export") {
     request.set_type(v1::ACCESS);
   } else if (action == "delete") {

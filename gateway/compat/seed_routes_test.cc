@@ -1,5 +1,8 @@
 #include "gateway/compat/seed_routes.h"
 
+#include <memory>
+
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace dsar::gateway::compat {
@@ -52,6 +55,27 @@ TEST(SeedRoutesTest, CoordinatorFieldErrorsPointAtTheFormsFields) {
       absl::InvalidArgumentError("something else went wrong"));
   EXPECT_EQ(no_field["errors"][0]["path"], "");
   EXPECT_EQ(no_field["errors"][0]["msg"], "something else went wrong");
+}
+
+// Found by fuzz/seed_routes_fuzzer (corpus create-nested-action): an
+// `action` that is not a string threw out of the handler, a 500.
+TEST(SeedRoutesTest, ANonStringActionIsAFieldError) {
+  // Refused before any call, so the coordinator need not exist.
+  SeedRoutes routes(
+      std::make_shared<const BackendClient>("127.0.0.1:1", absl::Seconds(1)));
+  Caller caller;
+  caller.subject = "service";
+  caller.scopes = {"dsar.submit", "dsar.service"};
+  for (const char* action : {R"([[["export"]]])", "{}", "7", "true"}) {
+    HttpRequest request;
+    request.method = "POST";
+    request.path = "/dsar";
+    request.body = std::string(R"({"user_id":"7","action":)") + action + "}";
+    HttpReply reply =
+        routes.Serve(*routes.Find("POST", "/dsar"), request, caller);
+    EXPECT_EQ(reply.status, 400) << action;
+    EXPECT_THAT(reply.body, ::testing::HasSubstr("action")) << action;
+  }
 }
 
 }  // namespace
