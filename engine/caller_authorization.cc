@@ -23,6 +23,13 @@ constexpr absl::string_view kDownloadBundleMethod =
     "/dsar.v1.DsarService/DownloadBundle";
 constexpr absl::string_view kRevokeDownloadUrlsMethod =
     "/dsar.v1.DsarService/RevokeDownloadUrls";
+// Manual stores' work items are answered by people: operators, or the
+// gateway for a token with dsar.admin.
+bool IsWorkItemMethod(absl::string_view method) {
+  return method == "/dsar.v1.DsarService/ListWorkItems" ||
+         method == "/dsar.v1.DsarService/CompleteWorkItem" ||
+         method == "/dsar.v1.DsarService/FailWorkItem";
+}
 
 const char* RoleName(CallerRole role) {
   switch (role) {
@@ -156,11 +163,13 @@ absl::Status AuthorizeMethod(const Caller& caller, absl::string_view method,
     case CallerRole::kService:
       // A service acts as itself: it may hand a subject a download URL,
       // not fetch the bundle (the gateway does that for the URL's holder)
-      // nor revoke URLs (an operator's decision).
+      // nor revoke URLs (an operator's decision), nor answer manual stores'
+      // work items (people do).
       allowed = (absl::StartsWith(method, "/dsar.v1.DsarService/") ||
                  absl::StartsWith(method, "/dsar.v1.AuditService/")) &&
                 method != kDownloadBundleMethod &&
-                method != kRevokeDownloadUrlsMethod;
+                method != kRevokeDownloadUrlsMethod &&
+                !IsWorkItemMethod(method);
       break;
   }
   if (allowed) return absl::OkStatus();

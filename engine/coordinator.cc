@@ -552,9 +552,7 @@ void Coordinator::Schedule(Txn& txn, LiveRequest& live) {
         if (queued_.insert(task_id).second)
           ready_[item.store()].push_back({id, map, i});
         if (item.alert().empty()) {
-          PushTimer({item.ready_since_ms() + absl::ToInt64Milliseconds(
-                                                 options_.unserved_alert_after),
-                     TimerKind::kUnserved, id, map, i});
+          PushTimer({AlertDueMs(live, item), TimerKind::kUnserved, id, map, i});
         }
       } else if (item.phase() == internal::ITEM_RETRY_WAIT) {
         PushTimer({item.not_before_ms(), TimerKind::kRetry, id, map, i});

@@ -38,6 +38,7 @@
 #include "engine/interpreter.h"
 #include "engine/workflow_definition.h"
 #include "inventory/inventory.h"
+#include "model/task_operation.h"
 #include "nlohmann/json.hpp"
 #include "prometheus/collectable.h"
 #include "storage/audit/audit_log.h"
@@ -209,6 +210,18 @@ class Coordinator {
   // Audits a download of `request` that sent all `bytes` (bundle_downloaded).
   absl::Status RecordDownload(const v1::DownloadBundleRequest& request,
                               int64_t bytes, const std::string& actor);
+
+  // --- Manual stores' work items (engine/coordinator_work_items.cc,
+  // docs/manual-stores.md). ---
+  absl::StatusOr<v1::ListWorkItemsResponse> ListWorkItems(
+      const v1::ListWorkItemsRequest& request);
+  // See DsarService.CompleteWorkItem / FailWorkItem. The item is leased to
+  // "work-item:<actor>" and answered through CompleteTask / FailTask, so a
+  // manual step ends exactly as a worker's does.
+  absl::StatusOr<v1::Request> CompleteWorkItem(
+      const v1::CompleteWorkItemRequest& request, const std::string& actor);
+  absl::StatusOr<v1::Request> FailWorkItem(
+      const v1::FailWorkItemRequest& request, const std::string& actor);
 
   // --- Worker protocol. ---
   // Leases a task of one of `request.stores`, waiting up to wait_ms for one.
@@ -425,6 +438,50 @@ class Coordinator {
   // The item is READY past the alert time: raise the unserved-store alert
   // unless a live worker serves its store (then look again later).
   void CheckUnserved(Txn& txn, LiveRequest& live, int map, int item);
+  // Leases the READY item to `worker_id` (attempt + 1, lease timer,
+  // task_leased event) and returns its task.
+  v1::Task LeaseItem(Txn& txn, LiveRequest& live, int map, int item,
+                     const std::string& worker_id);
+  // When a READY item's alert is due: for a manual store, its work item's
+  // due time (WorkItemDueMs); otherwise once it waited
+  // options.unserved_alert_after.
+  int64_t AlertDueMs(const LiveRequest& live,
+                     const internal::MapItem& item) const;
+
+  // Manual stores' work items (engine/coordinator_work_items.cc).
+  // ready_since + the store's due_within, never past the request's deadline
+  // (the deadline alone when due_within is 0).
+  int64_t WorkItemDueMs(const LiveRequest& live, const internal::MapItem& item,
+                        const StoreSpec& spec) const;
+  // Raises the overdue alert (event, owner and operator notification) once
+  // the work item is past due; otherwise looks again at the due time.
+  void CheckWorkItemDue(Txn& txn, LiveRequest& live, int map, int item,
+                        const StoreSpec& spec);
+  // The owner's evidence for a work item answered through CompleteTask or
+  // FailTask: a work_item_answered event carrying it as a note. Nothing when
+  // `evidence` is empty (a worker's call).
+  void AppendWorkItemEvidence(Txn& txn, LiveRequest& live, int item,
+                              const std::string& actor,
+                              const std::string& outcome,
+                              const std::string& evidence);
+  // Leases the open work item of `store` in request `request_id` to
+  // `worker_id`. FAILED_PRECONDITION naming why it is not open.
+  // `with_export` (when set) must say whether the item is an export:
+  // INVALID_ARGUMENT naming the export field otherwise, nothing leased.
+  absl::StatusOr<v1::Task> LeaseWorkItem(const std::string& request_id,
+                                         const std::string& store,
+                                         const std::string& worker_id,
+                                         std::optional<bool> with_export);
+  // The operation of the item's current task state (nullopt for a state
+  // the definition no longer has).
+  std::optional<TaskOperation> OperationOfItem(const LiveRequest& live, int map,
+                                               int item) const;
+  // Stores the owner's export for the leased `task` as a worker's upload
+  // would be (encrypted under the request's data key). Returns its SHA-256.
+  absl::StatusOr<std::string> StoreWorkItemExport(
+      const v1::Task& task, const std::string& holder,
+      const std::string& export_json);
+
   // Records that `worker_id` was heard from. REQUIRES: commit loop thread.
   void SawWorker(const std::string& worker_id, int64_t now_ms,
                  const std::vector<std::string>* stores);

@@ -64,28 +64,37 @@ std::optional<v1::Task> Coordinator::TryLease(
           ref.item >= record.maps(ref.map).items_size()) {
         continue;
       }
-      internal::MapItem* item =
-          record.mutable_maps(ref.map)->mutable_items(ref.item);
-      if (item->phase() != internal::ITEM_READY) continue;
-      item->set_phase(internal::ITEM_LEASED);
-      item->set_attempt(item->attempt() + 1);
-      item->set_worker_id(worker_id);
-      item->clear_alert();
-      int64_t expiry =
-          txn.now_ms + absl::ToInt64Milliseconds(options_.lease_duration);
-      lease_expiry_ms_[task_id] = expiry;
-      PushTimer({expiry, TimerKind::kLease, ref.request_id, ref.map, ref.item});
-      EventDraft leased;
-      leased.kind = kEventTaskLeased;
-      leased.state = item->state();
-      leased.store = item->store();
-      leased.attempt = item->attempt();
-      leased.worker_id = worker_id;
-      AppendEvents(txn, live, {leased});
-      return BuildTask(live, ref.map, ref.item);
+      if (record.maps(ref.map).items(ref.item).phase() !=
+          internal::ITEM_READY) {
+        continue;
+      }
+      return LeaseItem(txn, live, ref.map, ref.item, worker_id);
     }
   }
   return std::nullopt;
+}
+
+v1::Task Coordinator::LeaseItem(Txn& txn, LiveRequest& live, int map,
+                                int item_index, const std::string& worker_id) {
+  const std::string& id = live.record.request().id();
+  internal::MapItem* item =
+      live.record.mutable_maps(map)->mutable_items(item_index);
+  item->set_phase(internal::ITEM_LEASED);
+  item->set_attempt(item->attempt() + 1);
+  item->set_worker_id(worker_id);
+  item->clear_alert();
+  int64_t expiry =
+      txn.now_ms + absl::ToInt64Milliseconds(options_.lease_duration);
+  lease_expiry_ms_[TaskId(id, map, item_index)] = expiry;
+  PushTimer({expiry, TimerKind::kLease, id, map, item_index});
+  EventDraft leased;
+  leased.kind = kEventTaskLeased;
+  leased.state = item->state();
+  leased.store = item->store();
+  leased.attempt = item->attempt();
+  leased.worker_id = worker_id;
+  AppendEvents(txn, live, {leased});
+  return BuildTask(live, map, item_index);
 }
 
 void Coordinator::DispatchToPollers(Txn& txn) {
@@ -162,12 +171,15 @@ void Coordinator::CheckUnserved(Txn& txn, LiveRequest& live, int map,
                                 int item_index) {
   internal::MapItem* item =
       live.record.mutable_maps(map)->mutable_items(item_index);
-  int64_t alert_after =
-      absl::ToInt64Milliseconds(options_.unserved_alert_after);
-  if (item->phase() != internal::ITEM_READY || !item->alert().empty() ||
-      txn.now_ms < item->ready_since_ms() + alert_after) {
+  if (item->phase() != internal::ITEM_READY || !item->alert().empty()) return;
+  const StoreSpec* spec = options_.inventory->Find(item->store());
+  if (spec != nullptr && IsManualStore(*spec)) {
+    CheckWorkItemDue(txn, live, map, item_index, *spec);
     return;
   }
+  int64_t alert_after =
+      absl::ToInt64Milliseconds(options_.unserved_alert_after);
+  if (txn.now_ms < item->ready_since_ms() + alert_after) return;
   // Workers reconnect after a restart of dsard: give them time to be seen.
   int64_t settled =
       started_ms_ + absl::ToInt64Milliseconds(options_.worker_silence_after);
@@ -257,10 +269,17 @@ absl::StatusOr<std::optional<v1::Task>> Coordinator::PollTask(
         "stores: name at least one store this worker serves");
   }
   for (int i = 0; i < request.stores_size(); ++i) {
-    if (options_.inventory->Find(request.stores(i)) == nullptr) {
+    const StoreSpec* spec = options_.inventory->Find(request.stores(i));
+    if (spec == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat("stores[", i, "]: unknown store \"", request.stores(i),
                        "\" (not in the data inventory)"));
+    }
+    if (IsManualStore(*spec)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stores[", i, "]: \"", request.stores(i),
+                       "\" is a manual store: its owner answers its work items "
+                       "(dsarctl work), no worker serves it"));
     }
   }
   int wait_ms = request.wait_ms() <= 0
@@ -413,6 +432,8 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& request) {
              }
            }
            lease_expiry_ms_.erase(request.task_id());
+           AppendWorkItemEvidence(txn, *live, item_index, request.worker_id(),
+                                  "completed", request.evidence());
            Mutate(
                txn, *live,
                [&](Interpreter& interpreter, internal::RequestRecord* record) {
@@ -436,6 +457,8 @@ absl::Status Coordinator::FailTask(const v1::FailTaskRequest& request) {
            lease_expiry_ms_.erase(request.task_id());
            std::string error =
                request.error().empty() ? "Worker.Failed" : request.error();
+           AppendWorkItemEvidence(txn, *live, item_index, request.worker_id(),
+                                  "failed", request.evidence());
            Mutate(
                txn, *live,
                [&](Interpreter& interpreter, internal::RequestRecord* record) {

@@ -2365,5 +2365,198 @@ TEST_F(RetentionTest, RotatedKeysKeepEarlierRequestsReadable) {
             before.identities(0).value());
 }
 
+constexpr char kManualInventoryYaml[] = R"yaml(
+stores:
+  - name: a
+    kind: sqlite
+    path: /nonexistent/a.db
+    tables:
+      - name: users
+        identity_fields: {email: email}
+  - name: archive
+    kind: manual
+    owner: records-office@example.com
+    instructions: "Search the paper archive by email; shred what matches."
+    identity_kinds: [email]
+    due_within: 2d
+)yaml";
+
+// Manual stores (docs/manual-stores.md): steps answered by the store's
+// owner through CompleteWorkItem / FailWorkItem instead of a worker.
+class ManualStoreTest : public CoordinatorTest {
+ protected:
+  void SetUp() override {
+    CoordinatorTest::SetUp();
+    absl::StatusOr<Inventory> inventory =
+        Inventory::Parse(kManualInventoryYaml, dir_);
+    ASSERT_TRUE(inventory.ok()) << inventory.status();
+    inventory_ = std::make_shared<const Inventory>(std::move(*inventory));
+    ASSERT_NO_FATAL_FAILURE(StartWith([this](Coordinator::Options& options) {
+      options.clock = &clock_;
+      options.notify_file = NotifyPath();
+    }));
+  }
+
+  std::vector<v1::WorkItem> OpenItems() {
+    absl::StatusOr<v1::ListWorkItemsResponse> items =
+        coordinator_->ListWorkItems(v1::ListWorkItemsRequest());
+    EXPECT_TRUE(items.ok()) << items.status();
+    if (!items.ok()) return {};
+    return {items->items().begin(), items->items().end()};
+  }
+
+  static v1::CompleteWorkItemRequest Answer(const std::string& id,
+                                            const std::string& evidence,
+                                            const std::string& export_json) {
+    v1::CompleteWorkItemRequest answer;
+    answer.set_request_id(id);
+    answer.set_store("archive");
+    answer.set_evidence(evidence);
+    answer.set_export_(export_json);
+    return answer;
+  }
+
+  FakeClock clock_{absl::ToUnixMillis(absl::Now())};
+};
+
+TEST_F(ManualStoreTest, OwnersExportReachesTheBundleWithItsEvidence) {
+  v1::Request created = Create(NewCreate(v1::ACCESS, {"a", "archive"}));
+  std::optional<v1::Task> task = Poll("w1", {"a"});
+  ASSERT_TRUE(task.has_value());
+  ASSERT_TRUE(Finish(*task, "w1").ok());
+  // No worker may take the manual store's step.
+  v1::PollTaskRequest poll;
+  poll.set_worker_id("w1");
+  poll.add_stores("archive");
+  absl::StatusOr<std::optional<v1::Task>> refused =
+      coordinator_->PollTask(poll, [] { return false; });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("manual store"));
+
+  std::vector<v1::WorkItem> items = OpenItems();
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].request_id(), created.id());
+  EXPECT_EQ(items[0].store(), "archive");
+  EXPECT_EQ(items[0].operation(), "export");
+  EXPECT_EQ(items[0].owner(), "records-office@example.com");
+  EXPECT_THAT(items[0].instructions(), HasSubstr("paper archive"));
+  EXPECT_EQ(Millis(items[0].due()) - Millis(items[0].ready_since()),
+            absl::ToInt64Milliseconds(absl::Hours(48)));
+
+  // Refused before anything is leased: no evidence, no export, a document
+  // of another store.
+  const std::string records =
+      R"({"store":"archive","records":[{"collection":"forms",)"
+      R"("data":{"box":"12","form":"newsletter signup 2019"}}]})";
+  EXPECT_THAT(coordinator_
+                  ->CompleteWorkItem(Answer(created.id(), "", records),
+                                     "operator:alice")
+                  .status()
+                  .message(),
+              HasSubstr("evidence: required"));
+  EXPECT_THAT(coordinator_
+                  ->CompleteWorkItem(Answer(created.id(), "box 12", ""),
+                                     "operator:alice")
+                  .status()
+                  .message(),
+              HasSubstr("export: required"));
+  EXPECT_THAT(coordinator_
+                  ->CompleteWorkItem(Answer(created.id(), "box 12",
+                                            R"({"store":"a","records":[]})"),
+                                     "operator:alice")
+                  .status()
+                  .message(),
+              HasSubstr("export.store"));
+  ASSERT_EQ(OpenItems().size(), 1u) << "a refused answer leases nothing";
+
+  absl::StatusOr<v1::Request> answered = coordinator_->CompleteWorkItem(
+      Answer(created.id(), "box 12 scanned, ticket OPS-7", records),
+      "operator:alice");
+  ASSERT_TRUE(answered.ok()) << answered.status();
+  v1::Request done = WaitForStatus(created.id(), v1::COMPLETED);
+  EXPECT_THAT(done.bundle().files(), Contains("data/archive.json"));
+  ASSERT_NE(Step(done, "archive"), nullptr);
+  EXPECT_EQ(Step(done, "archive")->record_count(), 1);
+  EXPECT_EQ(Step(done, "archive")->worker_id(), "work-item:operator:alice");
+  std::vector<v1::Event> evidence =
+      EventsOf(created.id(), "work_item_answered");
+  ASSERT_EQ(evidence.size(), 1u);
+  EXPECT_EQ(evidence[0].actor(), "work-item:operator:alice");
+  EXPECT_EQ(evidence[0].note(), "box 12 scanned, ticket OPS-7");
+  EXPECT_THAT(evidence[0].detail(), HasSubstr("outcome=completed"));
+  EXPECT_TRUE(OpenItems().empty());
+  EXPECT_EQ(coordinator_
+                ->CompleteWorkItem(Answer(created.id(), "again", records),
+                                   "operator:alice")
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ManualStoreTest, OwnersFailureNamesTheReasonInTheOutcome) {
+  v1::Request created = Create(NewCreate(v1::ERASURE, {"archive"}));
+  // An erasure first finds what there is, then erases it: two items.
+  ASSERT_EQ(OpenItems().size(), 1u);
+  EXPECT_EQ(OpenItems()[0].operation(), "discover");
+  v1::CompleteWorkItemRequest found =
+      Answer(created.id(), "3 forms, box 12", "");
+  found.set_record_count(3);
+  ASSERT_TRUE(coordinator_->CompleteWorkItem(found, "operator:bob").ok());
+  ASSERT_TRUE(WaitUntil([&] {
+    std::vector<v1::WorkItem> items = OpenItems();
+    return items.size() == 1 && items[0].operation() == "erase";
+  }));
+  // An erase takes no records.
+  EXPECT_THAT(
+      coordinator_
+          ->CompleteWorkItem(Answer(created.id(), "shredded",
+                                    R"({"store":"archive","records":[]})"),
+                             "operator:bob")
+          .status()
+          .message(),
+      HasSubstr("only an export work item"));
+  v1::FailWorkItemRequest fail;
+  fail.set_request_id(created.id());
+  fail.set_store("archive");
+  EXPECT_EQ(coordinator_->FailWorkItem(fail, "operator:bob").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  fail.set_reason("the archive is held by the tax office until 2027");
+  ASSERT_TRUE(coordinator_->FailWorkItem(fail, "operator:bob").ok());
+  v1::Request ended = WaitFor(created.id(), [](const v1::Request& request) {
+    return request.status() != v1::RUNNING && request.status() != v1::RECEIVED;
+  });
+  ASSERT_NE(Step(ended, "archive"), nullptr);
+  EXPECT_EQ(Step(ended, "archive")->status(), v1::STEP_FAILED);
+  EXPECT_EQ(Step(ended, "archive")->error(), "Operator.Failed");
+  EXPECT_THAT(Step(ended, "archive")->cause(), HasSubstr("tax office"));
+  EXPECT_NE(ended.status(), v1::COMPLETED);
+}
+
+TEST_F(ManualStoreTest, OverdueWorkItemAlertsItsOwnerOnTheEngineClock) {
+  v1::Request created = Create(NewCreate(v1::ERASURE, {"archive"}));
+  clock_.Advance(absl::ToInt64Milliseconds(absl::Hours(48) - absl::Minutes(1)));
+  ASSERT_EQ(OpenItems().size(), 1u);
+  EXPECT_TRUE(OpenItems()[0].alert().empty());
+  clock_.Advance(absl::ToInt64Milliseconds(absl::Minutes(2)));
+  OpenItems();  // A turn of the loop fires the due timer.
+  std::vector<v1::WorkItem> items = OpenItems();
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_THAT(items[0].alert(), HasSubstr("overdue"));
+  EXPECT_THAT(items[0].alert(), HasSubstr("records-office@example.com"));
+  EXPECT_THAT(Step(Get(created.id()), "archive")->alert(),
+              HasSubstr("overdue"));
+  ASSERT_EQ(EventsOf(created.id(), "work_item_overdue").size(), 1u);
+  EXPECT_TRUE(WaitUntil([&] {
+    for (const nlohmann::json& line : Notifications(created.id())) {
+      if (line.value("kind", "") == "work_item_overdue" &&
+          line.value("audience", "") == "owner" &&
+          line.value("owner", "") == "records-office@example.com") {
+        return true;
+      }
+    }
+    return false;
+  }));
+}
+
 }  // namespace
 }  // namespace dsar

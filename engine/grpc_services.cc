@@ -178,6 +178,26 @@ grpc::Status DsarServiceImpl::RevokeDownloadUrls(
                 response);
 }
 
+grpc::Status DsarServiceImpl::ListWorkItems(
+    grpc::ServerContext* context, const v1::ListWorkItemsRequest* request,
+    v1::ListWorkItemsResponse* response) {
+  return Answer(coordinator_->ListWorkItems(*request), response);
+}
+
+grpc::Status DsarServiceImpl::CompleteWorkItem(
+    grpc::ServerContext* context, const v1::CompleteWorkItemRequest* request,
+    v1::Request* response) {
+  return Answer(coordinator_->CompleteWorkItem(*request, ActorOf(*context)),
+                response);
+}
+
+grpc::Status DsarServiceImpl::FailWorkItem(
+    grpc::ServerContext* context, const v1::FailWorkItemRequest* request,
+    v1::Request* response) {
+  return Answer(coordinator_->FailWorkItem(*request, ActorOf(*context)),
+                response);
+}
+
 grpc::Status DsarServiceImpl::DownloadBundle(
     grpc::ServerContext* context, const v1::DownloadBundleRequest* request,
     grpc::ServerWriter<v1::DownloadBundleResponse>* writer) {
@@ -304,6 +324,11 @@ grpc::Status WorkerServiceImpl::CompleteTask(
       !denied.ok()) {
     return denied;
   }
+  if (!complete.evidence().empty()) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        "evidence: set by dsard for work items, not by workers");
+  }
   return ToGrpcStatus(coordinator_->CompleteTask(complete));
 }
 
@@ -314,6 +339,11 @@ grpc::Status WorkerServiceImpl::FailTask(grpc::ServerContext* context,
   if (grpc::Status denied = BindWorker(*context, fail.mutable_worker_id());
       !denied.ok()) {
     return denied;
+  }
+  if (!fail.evidence().empty()) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        "evidence: set by dsard for work items, not by workers");
   }
   return ToGrpcStatus(coordinator_->FailTask(fail));
 }

@@ -60,6 +60,16 @@ class DsarServiceImpl final : public v1::DsarService::Service {
       grpc::ServerContext* context,
       const v1::RevokeDownloadUrlsRequest* request,
       v1::RevokeDownloadUrlsResponse* response) override;
+  // Manual stores' work items (docs/manual-stores.md).
+  grpc::Status ListWorkItems(grpc::ServerContext* context,
+                             const v1::ListWorkItemsRequest* request,
+                             v1::ListWorkItemsResponse* response) override;
+  grpc::Status CompleteWorkItem(grpc::ServerContext* context,
+                                const v1::CompleteWorkItemRequest* request,
+                                v1::Request* response) override;
+  grpc::Status FailWorkItem(grpc::ServerContext* context,
+                            const v1::FailWorkItemRequest* request,
+                            v1::Request* response) override;
   // The header, then kDownloadChunkBytes chunks read as the client takes
   // them (Write blocks on flow control): memory stays one chunk. The bytes
   // sent are hashed on the way; a mismatch with the recorded SHA-256 ends

@@ -36,6 +36,9 @@ struct EventDraft {
 inline constexpr char kErrorHeartbeatTimeout[] = "States.HeartbeatTimeout";
 inline constexpr char kErrorNoChoiceMatched[] = "States.NoChoiceMatched";
 inline constexpr char kErrorRuntime[] = "States.Runtime";
+// The owner of a manual store could not do its work item
+// (docs/manual-stores.md); the cause is their reason.
+inline constexpr char kErrorOperatorFailed[] = "Operator.Failed";
 // A store could not run because one it waits for failed or is blocked.
 inline constexpr char kErrorStoreBlocked[] = "Store.Blocked";
 // The request stopped with failed or blocked stores (NEEDS_ATTENTION).

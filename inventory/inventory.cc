@@ -10,8 +10,11 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "model/identity.h"
@@ -36,7 +39,18 @@ const std::set<std::string>& StoreKeys() {
                                                       "canonical_identities",
                                                       "field_types",
                                                       "identities_from",
-                                                      "erase_after"};
+                                                      "erase_after",
+                                                      "owner",
+                                                      "instructions",
+                                                      "due_within",
+                                                      "identity_kinds"};
+  return *keys;
+}
+
+// Keys only a manual store has, and keys it must not have.
+const std::set<std::string>& ManualOnlyKeys() {
+  static const auto* keys = new std::set<std::string>{
+      "owner", "instructions", "due_within", "identity_kinds"};
   return *keys;
 }
 
@@ -225,6 +239,80 @@ absl::Status ValidateCollection(const CollectionSpec& collection,
   return absl::OkStatus();
 }
 
+// The Art. 15 fields and the ordering every kind of store has.
+absl::Status ReadDescriptionAndOrder(const YAML::Node& node,
+                                     const std::string& where,
+                                     StoreSpec* store) {
+  RETURN_IF_ERROR(ReadString(node, "purpose", where, &store->purpose));
+  RETURN_IF_ERROR(ReadString(node, "legal_basis", where, &store->legal_basis));
+  RETURN_IF_ERROR(
+      ReadStringList(node, "recipients", where, &store->recipients));
+  RETURN_IF_ERROR(ReadString(node, "retention", where, &store->retention));
+  RETURN_IF_ERROR(ReadString(node, "source", where, &store->source));
+  RETURN_IF_ERROR(
+      ReadStringList(node, "identities_from", where, &store->identities_from));
+  return ReadStringList(node, "erase_after", where, &store->erase_after);
+}
+
+// A manual store (docs/manual-stores.md): no path and no tables; an owner,
+// instructions, the identity kinds the owner searches by and an optional
+// due_within ("72h", "7d").
+absl::StatusOr<StoreSpec> ParseManualStore(const YAML::Node& node,
+                                           const std::string& where,
+                                           StoreSpec store) {
+  for (const char* key :
+       {"path", "tables", "identity_fields", "pii_fields", "processing_flags",
+        "canonical_identities", "field_types"}) {
+    if (node[key]) {
+      return Invalid(absl::StrCat(where, ".", key),
+                     "a manual store has no connector to use it (give owner, "
+                     "instructions and identity_kinds)");
+    }
+  }
+  RETURN_IF_ERROR(ReadString(node, "owner", where, &store.owner));
+  if (store.owner.empty()) return Invalid(where + ".owner", "missing");
+  RETURN_IF_ERROR(ReadString(node, "instructions", where, &store.instructions));
+  if (store.instructions.empty()) {
+    return Invalid(where + ".instructions", "missing");
+  }
+  std::vector<std::string> kinds;
+  RETURN_IF_ERROR(ReadStringList(node, "identity_kinds", where, &kinds));
+  if (kinds.empty()) {
+    return Invalid(where + ".identity_kinds",
+                   "missing (the identity kinds the owner searches by, e.g. "
+                   "[email, user_id])");
+  }
+  CollectionSpec collection;
+  collection.name = store.name;
+  for (const std::string& kind : kinds) {
+    if (kind.empty()) return Invalid(where + ".identity_kinds", "empty kind");
+    collection.identity_fields[kind] = kind;
+  }
+  store.collections.push_back(std::move(collection));
+  std::string due;
+  RETURN_IF_ERROR(ReadString(node, "due_within", where, &due));
+  if (!due.empty()) {
+    // absl::ParseDuration has no days; "7d" is how people write it.
+    int64_t days = 0;
+    absl::Duration parsed;
+    if (absl::EndsWith(due, "d") &&
+        absl::SimpleAtoi(due.substr(0, due.size() - 1), &days) && days > 0 &&
+        days <= 366) {
+      store.due_within = absl::Hours(24 * days);
+    } else if (absl::ParseDuration(due, &parsed) &&
+               parsed >= absl::Minutes(1) && parsed <= absl::Hours(24 * 366)) {
+      store.due_within = parsed;
+    } else {
+      return Invalid(where + ".due_within",
+                     absl::StrCat(Quoted(due),
+                                  " is not a duration between 1m and 366d "
+                                  "(e.g. \"72h\", \"7d\")"));
+    }
+  }
+  RETURN_IF_ERROR(ReadDescriptionAndOrder(node, where, &store));
+  return store;
+}
+
 absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
                                      const std::string& base_dir) {
   std::string where = absl::StrCat("stores[", index, "]");
@@ -241,10 +329,17 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
 
   RETURN_IF_ERROR(ReadString(node, "kind", where, &store.kind));
   if (store.kind.empty()) return Invalid(where + ".kind", "missing");
-  if (store.kind != "sqlite" && store.kind != "jsonl") {
+  if (store.kind != "sqlite" && store.kind != "jsonl" &&
+      !IsManualStore(store)) {
     return Invalid(where + ".kind",
                    absl::StrCat("unknown kind ", Quoted(store.kind),
-                                " (known: sqlite, jsonl)"));
+                                " (known: sqlite, jsonl, manual)"));
+  }
+  if (IsManualStore(store)) return ParseManualStore(node, where, store);
+  for (const std::string& key : ManualOnlyKeys()) {
+    if (node[key]) {
+      return Invalid(where + "." + key, "only a manual store has this key");
+    }
   }
   RETURN_IF_ERROR(ReadString(node, "path", where, &store.path));
   if (store.path.empty()) return Invalid(where + ".path", "missing");
@@ -254,15 +349,7 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
   }
   store.path = path.lexically_normal().string();
 
-  RETURN_IF_ERROR(ReadString(node, "purpose", where, &store.purpose));
-  RETURN_IF_ERROR(ReadString(node, "legal_basis", where, &store.legal_basis));
-  RETURN_IF_ERROR(ReadStringList(node, "recipients", where, &store.recipients));
-  RETURN_IF_ERROR(ReadString(node, "retention", where, &store.retention));
-  RETURN_IF_ERROR(ReadString(node, "source", where, &store.source));
-  RETURN_IF_ERROR(
-      ReadStringList(node, "identities_from", where, &store.identities_from));
-  RETURN_IF_ERROR(
-      ReadStringList(node, "erase_after", where, &store.erase_after));
+  RETURN_IF_ERROR(ReadDescriptionAndOrder(node, where, &store));
 
   YAML::Node tables = node["tables"];
   bool has_tables = tables && !tables.IsNull();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "model/field_types.h"
 
 namespace dsar {
@@ -49,7 +50,7 @@ bool IsProcessingFlagName(std::string_view name);
 
 struct StoreSpec {
   std::string name;  // Unique; [a-z0-9_-]+.
-  std::string kind;  // "sqlite" or "jsonl".
+  std::string kind;  // "sqlite", "jsonl" or "manual".
   std::string path;  // Absolute (resolved against the inventory's directory).
   std::string purpose;
   std::string legal_basis;
@@ -66,7 +67,20 @@ struct StoreSpec {
   // The inventory's default_phone_region, copied here so that a connector
   // needs only its store to normalise phone numbers.
   std::string default_phone_region;
+  // For "manual" (a system no connector reaches; docs/manual-stores.md):
+  // who does the work, what they do, and how long they have from the moment
+  // the step is ready (0: until the request's deadline; never past it). Its
+  // one collection, named after the store, lists the identity kinds the
+  // owner searches by as identity_fields {kind: kind}.
+  std::string owner;
+  std::string instructions;
+  absl::Duration due_within = absl::ZeroDuration();
 };
+
+// True for a store worked by people instead of a connector.
+inline bool IsManualStore(const StoreSpec& store) {
+  return store.kind == "manual";
+}
 
 class Inventory {
  public:

@@ -380,5 +380,63 @@ TEST_F(InventoryFileTest, ErrorsNameTheFile) {
               HasSubstr(path + ": stores[2]"));
 }
 
+TEST(InventoryTest, ManualStoreHasAnOwnerInstructionsAndIdentityKinds) {
+  const std::string archive = R"yaml(
+  - name: archive
+    kind: manual
+    owner: "records-office@example.com"
+    instructions: "Search the paper archive; shred what matches."
+    identity_kinds: [email, user_id]
+    due_within: 7d
+    purpose: "Paper forms"
+    identities_from: [accounts]
+)yaml";
+  absl::StatusOr<Inventory> inventory =
+      Inventory::Parse(std::string(kShop) + archive, "/base");
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  const StoreSpec* store = inventory->Find("archive");
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(IsManualStore(*store));
+  EXPECT_EQ(store->owner, "records-office@example.com");
+  EXPECT_EQ(store->due_within, absl::Hours(24 * 7));
+  EXPECT_TRUE(store->path.empty());
+  ASSERT_EQ(store->collections.size(), 1u);
+  EXPECT_THAT(store->collections[0].identity_fields,
+              ElementsAre(Pair("email", "email"), Pair("user_id", "user_id")));
+  EXPECT_FALSE(IsManualStore(*inventory->Find("accounts")));
+
+  auto error_of = [&](const std::string& from, const std::string& to) {
+    std::string yaml = std::string(kShop) + archive;
+    EXPECT_NE(yaml.find(from), std::string::npos) << from;
+    absl::StatusOr<Inventory> parsed =
+        Inventory::Parse(absl::StrReplaceAll(yaml, {{from, to}}), "/base");
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(parsed.status().message());
+  };
+  EXPECT_THAT(error_of("    owner: \"records-office@example.com\"\n", ""),
+              HasSubstr("stores[3] (\"archive\").owner: missing"));
+  EXPECT_THAT(error_of("    identity_kinds: [email, user_id]\n", ""),
+              HasSubstr(".identity_kinds: missing"));
+  EXPECT_THAT(error_of("due_within: 7d", "due_within: soon"),
+              HasSubstr(".due_within: \"soon\" is not a duration"));
+  EXPECT_THAT(error_of("due_within: 7d", "due_within: 400d"),
+              HasSubstr("between 1m and 366d"));
+  EXPECT_THAT(error_of("due_within: 7d", "path: /data/archive"),
+              HasSubstr(".path: a manual store has no connector"));
+  // A connector's store may not borrow the manual keys.
+  EXPECT_THAT(
+      Inventory::Parse(
+          ShopWith("    identities_from: []\n", "    owner: someone\n"),
+          "/base")
+          .status()
+          .message(),
+      HasSubstr("(\"accounts\").owner: only a manual store has this key"));
+  EXPECT_TRUE(Inventory::Parse(
+                  absl::StrReplaceAll(std::string(kShop) + archive,
+                                      {{"due_within: 7d", "due_within: 72h"}}),
+                  "/base")
+                  .ok());
+}
+
 }  // namespace
 }  // namespace dsar

@@ -68,6 +68,11 @@ inline constexpr char kEventStoreBlocked[] =
     "store_blocked";  // detail: the store it waited for and why
 // A step READY too long with no live worker serving its store.
 inline constexpr char kEventStoreUnserved[] = "store_unserved";
+// Manual stores (docs/manual-stores.md). The owner answered the work item:
+// actor; detail: outcome=completed|failed; note: the evidence.
+inline constexpr char kEventWorkItemAnswered[] = "work_item_answered";
+// The work item passed its due time unanswered; detail: owner= due=.
+inline constexpr char kEventWorkItemOverdue[] = "work_item_overdue";
 
 // Retention (docs/retention.md), on a closed request. actor: the operator
 // who ran the purge, "dsard:purge" for the daily run, empty when caused by
@@ -105,6 +110,9 @@ inline constexpr char kNotificationDeadlineNear[] = "deadline_near";
 inline constexpr char kNotificationOverdue[] = "overdue";
 // To operators (audience=operator): + store, ready_since.
 inline constexpr char kNotificationStoreUnserved[] = "store_unserved";
+// To the store's owner and operators (audience=owner): + store, owner,
+// operation, due, ready_since.
+inline constexpr char kNotificationWorkItemOverdue[] = "work_item_overdue";
 
 }  // namespace dsar
 

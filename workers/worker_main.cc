@@ -111,8 +111,10 @@ int main(int argc, char** argv) {
     options.worker_id = absl::StrCat(host, "-", getpid());
   }
   if (absl::GetFlag(FLAGS_stores).empty()) {
-    for (const dsar::StoreSpec& store : inventory->stores())
-      options.stores.push_back(store.name);
+    // Manual stores are worked by people (dsarctl work), not by workers.
+    for (const dsar::StoreSpec& store : inventory->stores()) {
+      if (!dsar::IsManualStore(store)) options.stores.push_back(store.name);
+    }
   } else {
     options.stores =
         absl::StrSplit(absl::GetFlag(FLAGS_stores), ',', absl::SkipEmpty());

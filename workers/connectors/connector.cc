@@ -8,6 +8,12 @@ namespace dsar {
 
 absl::StatusOr<std::unique_ptr<Connector>> CreateConnector(
     const StoreSpec& store, const std::atomic<bool>* cancel) {
+  if (IsManualStore(store)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "store ", store.name,
+        ": a manual store is worked by its owner through dsarctl work, not "
+        "by a worker"));
+  }
   if (store.collections.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("store ", store.name, ": no collections"));
