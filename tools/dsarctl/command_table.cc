@@ -267,6 +267,41 @@ std::vector<CommandSpec> BuildCommands() {
        {"dsarctl keys rotate", "dsarctl keys rotate --rewrap"},
        {Bool("rewrap", "re-wrap every existing data key under the new KEK")},
        RunKeysRotate});
+  add({"work list",
+       "",
+       "Open work items of manual stores: what their owners must do, by when.",
+       "A manual store (docs/manual-stores.md) is a system no connector "
+       "reaches; each of its steps waits here for its owner. An item past "
+       "its due time carries an alert (and its owner was notified).",
+       {"dsarctl work list", "dsarctl work list --owner=records@example.com"},
+       {Value("store", "NAME", "only this manual store's items"),
+        Value("owner", "WHO", "only this owner's items")},
+       RunWorkList});
+  add({"work complete",
+       "<ID> <STORE>",
+       "Record that a manual store's work item was done, with the evidence.",
+       "The store's step succeeds as if a worker had done it. An export "
+       "item needs --export: the records found, as a connector's JSON "
+       "document {\"store\":\"<STORE>\",\"records\":[{\"collection\":..,"
+       "\"data\":{..}}]}; they go into the subject's bundle.",
+       {"dsarctl work complete dsr_01HZX... archive --records=2 "
+        "--evidence='boxes 12-13 shredded, ticket OPS-7'",
+        "dsarctl work complete dsr_01HZX... archive --export=found.json "
+        "--evidence='scanned from box 12'"},
+       {Value("evidence", "TEXT",
+              "what was done and where the proof is (required; audited)"),
+        Value("records", "N", "records found, erased or changed"),
+        Value("export", "FILE", "for an export: the records found (JSON)")},
+       RunWorkComplete});
+  add({"work fail",
+       "<ID> <STORE>",
+       "Record that a manual store's work item cannot be done, and why.",
+       "The store's step fails with Operator.Failed and the reason as its "
+       "cause; `dsarctl retry --store` re-opens it.",
+       {"dsarctl work fail dsr_01HZX... archive --reason='archive held by "
+        "the tax office until 2027'"},
+       {Value("reason", "TEXT", "why (required; audited)")},
+       RunWorkFail});
   add({"workers",
        "",
        "Workers the coordinator has seen: stores, in-flight tasks, last "

@@ -63,6 +63,9 @@ int RunDownload(const Options& options);         // delivery_commands.cc
 int RunRevokeDownloads(const Options& options);  // delivery_commands.cc
 int RunPurge(const Options& options);            // retention_commands.cc
 int RunKeysRotate(const Options& options);       // retention_commands.cc
+int RunWorkList(const Options& options);         // work_item_commands.cc
+int RunWorkComplete(const Options& options);     // work_item_commands.cc
+int RunWorkFail(const Options& options);         // work_item_commands.cc
 int RunAudit(const Options& options);            // audit.cc
 int RunCompletion(const Options& options);       // completion.cc
 int RunHelp(const Options& options);             // command_table.cc

@@ -896,5 +896,107 @@ TEST_F(DsarctlTest, WorkersShowsConnectedWorkers) {
   EXPECT_EQ(yaml["workers"][0]["worker_id"].as<std::string>(), "ctl-worker");
 }
 
+// A manual store end to end: dsard and a worker from the inventory, the
+// owner's answers through dsarctl work.
+TEST_F(DsarctlTest, ManualStoreWorkItemsAreAnsweredWithDsarctl) {
+  // The sample shop plus a paper archive that no connector reaches.
+  dsard_.process->Terminate();
+  std::ofstream(inventory_, std::ios::app)
+      << "\n  - name: archive\n"
+         "    kind: manual\n"
+         "    owner: records@example.com\n"
+         "    instructions: \"Search the signup forms by email\"\n"
+         "    identity_kinds: [email]\n"
+         "    due_within: 3d\n";
+  DsardOptions options;
+  options.data_dir = dir_.Join("data");
+  options.inventory = inventory_;
+  absl::StatusOr<RunningDsard> dsard = StartDsard(options, dir_.path());
+  ASSERT_TRUE(dsard.ok()) << dsard.status();
+  dsard_ = std::move(*dsard);
+  addr_ = absl::StrCat("--addr=127.0.0.1:", dsard_.port);
+  StartTheWorker();  // Serves every store but the archive.
+
+  // The open item of `id`'s archive step, once it is `operation`.
+  auto item_of = [&](const std::string& id, const std::string& operation) {
+    nlohmann::json found;
+    absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (found.is_null() && absl::Now() < deadline) {
+      Ctl list = Run({"work", "list", "-o", "json"});
+      EXPECT_EQ(list.code, 0) << list;
+      nlohmann::json listed = ParseJson(list.out);
+      for (const nlohmann::json& item :
+           listed.value("items", nlohmann::json::array())) {
+        if (item.value("request_id", "") == id &&
+            item.value("operation", "") == operation) {
+          found = item;
+        }
+      }
+      if (found.is_null()) absl::SleepFor(absl::Milliseconds(50));
+    }
+    EXPECT_FALSE(found.is_null()) << id << " has no open " << operation;
+    return found;
+  };
+
+  std::string access = Submit("ACCESS", 3);
+  nlohmann::json item = item_of(access, "export");
+  EXPECT_EQ(item.value("owner", ""), "records@example.com");
+  EXPECT_EQ(item.value("store", ""), "archive");
+  Ctl table = Run({"work", "list"});
+  EXPECT_THAT(table.out, AllOf(HasSubstr(access), HasSubstr("archive"),
+                               HasSubstr("records@example.com")));
+  const std::string found = dir_.Join("found.json");
+  std::ofstream(found)
+      << R"({"store":"archive","records":[{"collection":"signup_forms",)"
+         R"("data":{"box":"12","form":"newsletter 2019"}}]})";
+  EXPECT_EQ(
+      Run({"work", "complete", access, "archive", "--export=" + found}).code, 2)
+      << "--evidence is required";
+  Ctl done = Run({"work", "complete", access, "archive", "--export=" + found,
+                  "--evidence=scanned from box 12, ticket OPS-7"});
+  ASSERT_EQ(done.code, 0) << done;
+  int code = -1;
+  WatchJson(access, &code);
+  nlohmann::json answered = ParseJson(Run({"get", access, "-o", "json"}).out);
+  EXPECT_EQ(answered.value("status", ""), "COMPLETED") << answered.dump();
+  EXPECT_THAT(answered["bundle"]["files"].dump(),
+              HasSubstr("data/archive.json"));
+
+  std::string erasure = Submit("ERASURE", 3);
+  item_of(erasure, "discover");
+  ASSERT_EQ(Run({"work", "complete", erasure, "archive", "--records=1",
+                 "--evidence=one form in box 12"})
+                .code,
+            0);
+  item_of(erasure, "erase");
+  Ctl failed = Run({"work", "fail", erasure, "archive",
+                    "--reason=box 12 is held by the tax office until 2027"});
+  ASSERT_EQ(failed.code, 0) << failed;
+  WatchJson(erasure, &code);
+  nlohmann::json ended = ParseJson(Run({"get", erasure, "-o", "json"}).out);
+  EXPECT_NE(ended.value("status", ""), "COMPLETED");
+  EXPECT_THAT(ended["steps"].dump(),
+              AllOf(HasSubstr("Operator.Failed"), HasSubstr("tax office")));
+  // Nothing is open for it any more: answering again is refused (exit 1,
+  // FAILED_PRECONDITION).
+  Ctl again = Run({"work", "fail", erasure, "archive", "--reason=again"});
+  EXPECT_NE(again.code, 0) << again;
+  EXPECT_THAT(again.err, HasSubstr("not open"));
+}
+
+// `keys rotate` refused every call ("takes no arguments": the subcommand
+// word counted as an argument) until this test.
+TEST_F(DsarctlTest, KeysRotateMakesANewKeyActive) {
+  Ctl rotated = Run({"keys", "rotate"});
+  ASSERT_EQ(rotated.code, 0) << rotated;
+  EXPECT_THAT(rotated.out, HasSubstr("active key-encryption key: "));
+  Submit("ACCESS", 5);
+  Ctl rewrapped = Run({"keys", "rotate", "--rewrap"});
+  ASSERT_EQ(rewrapped.code, 0) << rewrapped;
+  EXPECT_THAT(rewrapped.out, HasSubstr("data keys re-wrapped under it: "));
+  EXPECT_NE(rotated.out, rewrapped.out);
+  EXPECT_EQ(Run({"keys", "rotate", "extra"}).code, 2);
+}
+
 }  // namespace
 }  // namespace dsar::testing

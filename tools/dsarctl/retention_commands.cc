@@ -46,7 +46,8 @@ int RunPurge(const Options& options) {
 }
 
 int RunKeysRotate(const Options& options) {
-  if (!options.positional.empty()) {
+  // positional[0] is the subcommand word, "rotate".
+  if (options.positional.size() != 1) {
     return Usage("keys rotate: takes no arguments");
   }
   auto stub = dsar::v1::AdminService::NewStub(OpenChannel(options));
