@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "common/files.h"
 #include "common/status_macros.h"
+#include "inventory/seed_import.h"
 #include "model/identity.h"
 
 namespace dsar {
@@ -234,6 +235,38 @@ absl::Status ValidateCollection(const CollectionSpec& collection,
             absl::StrCat("field ", Quoted(field), " is the identity field of ",
                          Quoted(key), "; a flag needs a field of its own"));
       }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// INVALID_ARGUMENT naming the first value still "<fill in>" (left by
+// `dsarctl inventory import`, inventory/seed_import.h): an imported
+// inventory runs only once completed.
+absl::Status RefuseFillInPlaceholders(const YAML::Node& node,
+                                      const std::string& where) {
+  if (node.IsScalar()) {
+    if (node.Scalar() == kFillIn) {
+      return Invalid(where,
+                     "still \"<fill in>\" (left by dsarctl inventory "
+                     "import; fill it in)");
+    }
+    return absl::OkStatus();
+  }
+  if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      RETURN_IF_ERROR(
+          RefuseFillInPlaceholders(node[i], absl::StrCat(where, "[", i, "]")));
+    }
+  } else if (node.IsMap()) {
+    for (const auto& entry : node) {
+      std::string key =
+          entry.first.IsScalar() ? entry.first.Scalar() : std::string("?");
+      if (key == kFillIn) {
+        return Invalid(where, "a key is still \"<fill in>\"");
+      }
+      RETURN_IF_ERROR(RefuseFillInPlaceholders(entry.second,
+                                               absl::StrCat(where, ".", key)));
     }
   }
   return absl::OkStatus();
@@ -495,6 +528,7 @@ absl::StatusOr<Inventory> Inventory::Parse(std::string_view yaml,
 
   Inventory inventory;
   try {
+    RETURN_IF_ERROR(RefuseFillInPlaceholders(root, "inventory"));
     RETURN_IF_ERROR(CheckKeys(root, TopLevelKeys(), "inventory"));
     RETURN_IF_ERROR(
         ReadString(root, "controller", "inventory", &inventory.controller_));

@@ -105,7 +105,7 @@ bool LooksLikeNino(absl::string_view v) {
 
 }  // namespace
 
-std::string_view PiiKindName(PiiKind kind) {
+const char* PiiKindName(PiiKind kind) {
   switch (kind) {
     case PiiKind::kEmail:
       return "email";

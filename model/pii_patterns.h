@@ -25,7 +25,7 @@ enum class PiiKind {
 
 // "email", "phone", "ip_address", "payment_card", "national_id", "name",
 // "postal_address", "birth_date".
-std::string_view PiiKindName(PiiKind kind);
+const char* PiiKindName(PiiKind kind);
 
 // The kinds a column's name suggests ("user_email", "msisdn", "ssn", ...).
 std::vector<PiiKind> PiiKindsOfColumnName(std::string_view column);

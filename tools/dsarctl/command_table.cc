@@ -302,6 +302,30 @@ std::vector<CommandSpec> BuildCommands() {
         "the tax office until 2027'"},
        {Value("reason", "TEXT", "why (required; audited)")},
        RunWorkFail});
+  add({"inventory check",
+       "<FILE>",
+       "Compare an inventory with its stores: missing tables and columns, "
+       "unreachable stores, undeclared personal data.",
+       "Opens every store read-only (no dsard needed): a table or column the "
+       "inventory names but the store lacks is an error; a store that no "
+       "identity kind reaches, and a column that looks like personal data "
+       "(by its name, or sampled values that match email, phone, IP "
+       "address, card or national-id patterns) but is not declared, are "
+       "warnings. Values are never printed. Exit 1 when there are errors.",
+       {"dsarctl inventory check /etc/dsar/inventory.yaml"},
+       {},
+       RunInventoryCheck});
+  add({"inventory import",
+       "<FILE>",
+       "Convert the seed designs' data-inventory.yaml into dsar's format.",
+       "Works offline. PostgreSQL stores become postgres stores, stores of a "
+       "type with no connector (Elasticsearch, RabbitMQ, ...) become manual "
+       "stores, retention_policy becomes retention. What the file cannot "
+       "say (servers, owners, table names) is written as \"<fill in>\" and "
+       "listed on stderr; dsard refuses the file until each is filled in.",
+       {"dsarctl inventory import data-inventory.yaml --out=inventory.yaml"},
+       {Value("out", "FILE", "write the inventory here (default: stdout)")},
+       RunInventoryImport});
   add({"workers",
        "",
        "Workers the coordinator has seen: stores, in-flight tasks, last "

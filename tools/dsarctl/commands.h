@@ -66,6 +66,8 @@ int RunKeysRotate(const Options& options);       // retention_commands.cc
 int RunWorkList(const Options& options);         // work_item_commands.cc
 int RunWorkComplete(const Options& options);     // work_item_commands.cc
 int RunWorkFail(const Options& options);         // work_item_commands.cc
+int RunInventoryImport(const Options& options);  // inventory_commands.cc
+int RunInventoryCheck(const Options& options);   // inventory_commands.cc
 int RunAudit(const Options& options);            // audit.cc
 int RunCompletion(const Options& options);       // completion.cc
 int RunHelp(const Options& options);             // command_table.cc
