@@ -786,6 +786,49 @@ TEST_F(CoordinatorTest, ErasureRunsDiscoveryThenEraseWithoutBundle) {
   EXPECT_EQ(done.steps_size(), 6);
 }
 
+TEST_F(CoordinatorTest, EraseCountsPerTableAreKeptWithTheStep) {
+  v1::Request created = Create(NewCreate(v1::ERASURE, {"a"}));
+  for (int n = 0; n < 2; ++n) {
+    std::optional<v1::Task> task = Poll("w1", {"a"}, 5000);
+    ASSERT_TRUE(task.has_value()) << "task " << n;
+    v1::CompleteTaskRequest complete;
+    complete.set_worker_id("w1");
+    complete.set_task_id(task->task_id());
+    complete.set_attempt(task->attempt());
+    if (task->operation() == "erase") {
+      complete.set_record_count(3);
+      v1::CollectionErasure* users = complete.add_erasures();
+      users->set_collection("users");
+      users->set_rows_deleted(2);
+      v1::CollectionErasure* invoices = complete.add_erasures();
+      invoices->set_collection("invoices");
+      invoices->set_rows_masked(1);
+      invoices->set_fields_masked(4);
+      // Negative counts are refused.
+      v1::CompleteTaskRequest negative = complete;
+      negative.mutable_erasures(1)->set_fields_masked(-1);
+      EXPECT_EQ(coordinator_->CompleteTask(negative).code(),
+                absl::StatusCode::kInvalidArgument);
+    }
+    ASSERT_TRUE(coordinator_->CompleteTask(complete).ok());
+  }
+  WaitForStatus(created.id(), v1::COMPLETED);
+  Start();  // The counts are persisted with the step, not only in memory.
+  v1::Request done = Get(created.id());
+  const v1::StoreStep* erase = nullptr;
+  for (const v1::StoreStep& step : done.steps()) {
+    if (step.erasures_size() > 0) erase = &step;
+  }
+  ASSERT_NE(erase, nullptr);
+  EXPECT_EQ(erase->record_count(), 3);
+  ASSERT_EQ(erase->erasures_size(), 2);
+  EXPECT_EQ(erase->erasures(0).collection(), "users");
+  EXPECT_EQ(erase->erasures(0).rows_deleted(), 2);
+  EXPECT_EQ(erase->erasures(1).collection(), "invoices");
+  EXPECT_EQ(erase->erasures(1).rows_masked(), 1);
+  EXPECT_EQ(erase->erasures(1).fields_masked(), 4);
+}
+
 TEST_F(CoordinatorTest, StaleAttemptOrOtherWorkerIsRefused) {
   v1::Request created = Create(NewCreate(v1::ACCESS, {"a"}));
   std::optional<v1::Task> task = Poll("w1", {"a"});

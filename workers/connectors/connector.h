@@ -49,6 +49,29 @@ struct ConnectorResult {
   std::vector<Identity> discovered;
 };
 
+// What an erasure did in one collection of the store.
+struct CollectionErasure {
+  std::string collection;
+  int64_t rows_deleted = 0;
+  // Rows kept (CollectionSpec::mask_on_erase) with at least one field
+  // masked, and how many field values masking changed in them.
+  int64_t rows_masked = 0;
+  int64_t fields_masked = 0;
+};
+
+struct EraseResult {
+  // One entry per collection of the store, in inventory order.
+  std::vector<CollectionErasure> collections;
+  // Rows deleted plus rows masked, over every collection.
+  int64_t record_count() const {
+    int64_t total = 0;
+    for (const CollectionErasure& c : collections) {
+      total += c.rows_deleted + c.rows_masked;
+    }
+    return total;
+  }
+};
+
 // Errors: every operation returns the status code whose error name
 // (model/connector_errors.h, docs/errors.md) says whether a retry can help:
 // UNAVAILABLE / RESOURCE_EXHAUSTED when the store cannot be reached now
@@ -101,9 +124,12 @@ class Connector {
 
   // Deletes every matching record, atomically per store (one transaction;
   // a log file is rewritten in place through a journal, under the lock its
-  // writers take, see jsonl.h). Returns the number of records deleted; 0
-  // when called again.
-  virtual absl::StatusOr<int64_t> Erase(
+  // writers take, see jsonl.h), or, in a collection with mask_on_erase,
+  // keeps it and masks its fields as the inventory says (docs/inventory.md,
+  // "Masking"). Returns what it did per collection; all counts are 0 when
+  // called again (a masked record no longer matches, or already holds its
+  // masked values).
+  virtual absl::StatusOr<EraseResult> Erase(
       const std::vector<Identity>& identities) = 0;
 
   // Sets the corrected fields of every matching record (one transaction /

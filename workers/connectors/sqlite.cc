@@ -698,29 +698,36 @@ absl::StatusOr<std::vector<std::string>> SqliteConnector::ExplainLookup(
   return plan;
 }
 
-absl::StatusOr<int64_t> SqliteConnector::Erase(
+absl::StatusOr<EraseResult> SqliteConnector::Erase(
     const std::vector<Identity>& identities) {
   IdentityMatcher matcher(identities, store_.default_phone_region);
-  return InWriteTransaction(
-      store_, cancel_, [&](Session& session) -> absl::StatusOr<int64_t> {
-        ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
-                         SubjectFilters(session, store_, matcher));
-        int64_t deleted = 0;
-        for (size_t c = 0; c < store_.collections.size(); ++c) {
-          const CollectionSpec& collection = store_.collections[c];
-          const std::optional<RowFilter>& filter = filters[c];
-          if (!filter.has_value()) continue;
-          std::string sql =
-              absl::StrCat("DELETE FROM ", QuoteIdentifier(collection.name),
-                           " WHERE ", filter->sql);
-          ASSIGN_OR_RETURN(Statement statement,
-                           PrepareFiltered(session, sql, *filter));
-          int rc = sqlite3_step(statement.get());
-          if (rc != SQLITE_DONE) return session.Error(rc, sql);
-          deleted += sqlite3_changes(session.db());
-        }
-        return deleted;
-      });
+  EraseResult result;
+  RETURN_IF_ERROR(
+      InWriteTransaction(
+          store_, cancel_,
+          [&](Session& session) -> absl::StatusOr<int64_t> {
+            ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
+                             SubjectFilters(session, store_, matcher));
+            result.collections.clear();
+            for (size_t c = 0; c < store_.collections.size(); ++c) {
+              const CollectionSpec& collection = store_.collections[c];
+              result.collections.push_back({collection.name});
+              const std::optional<RowFilter>& filter = filters[c];
+              if (!filter.has_value()) continue;
+              std::string sql =
+                  absl::StrCat("DELETE FROM ", QuoteIdentifier(collection.name),
+                               " WHERE ", filter->sql);
+              ASSIGN_OR_RETURN(Statement statement,
+                               PrepareFiltered(session, sql, *filter));
+              int rc = sqlite3_step(statement.get());
+              if (rc != SQLITE_DONE) return session.Error(rc, sql);
+              result.collections.back().rows_deleted =
+                  sqlite3_changes(session.db());
+            }
+            return result.record_count();
+          })
+          .status());
+  return result;
 }
 
 absl::StatusOr<int64_t> SqliteConnector::Rectify(

@@ -205,10 +205,10 @@ TEST_F(SqliteConnectorTest, ValuesAreBoundNotSpliced) {
         connector->Discover({{"email", evil}, {"user_id", evil}});
     ASSERT_TRUE(found.ok()) << found.status();
     EXPECT_EQ(found->record_count, 0) << evil;
-    absl::StatusOr<int64_t> erased =
+    absl::StatusOr<EraseResult> erased =
         connector->Erase({{"email", evil}, {"user_id", evil}});
     ASSERT_TRUE(erased.ok()) << erased.status();
-    EXPECT_EQ(*erased, 0) << evil;
+    EXPECT_EQ(erased->record_count(), 0) << evil;
   }
   EXPECT_EQ(Count("SELECT count(*) FROM users"), 2);
 }
@@ -217,9 +217,21 @@ TEST_F(SqliteConnectorTest, EraseDeletesEverywhereAndIsIdempotent) {
   std::unique_ptr<Connector> connector = Make();
   std::vector<Identity> alice = {{"email", "ALICE@example.com"},
                                  {"user_id", "42"}};
-  absl::StatusOr<int64_t> erased = connector->Erase(alice);
+  absl::StatusOr<EraseResult> erased = connector->Erase(alice);
   ASSERT_TRUE(erased.ok()) << erased.status();
-  EXPECT_EQ(*erased, 6);
+  EXPECT_EQ(erased->record_count(), 6);
+  // Rows deleted, table by table, in inventory order.
+  std::vector<std::pair<std::string, int64_t>> deleted;
+  for (const CollectionErasure& collection : erased->collections) {
+    deleted.emplace_back(collection.collection, collection.rows_deleted);
+    EXPECT_EQ(collection.rows_masked, 0);
+    EXPECT_EQ(collection.fields_masked, 0);
+  }
+  EXPECT_THAT(deleted,
+              ElementsAre(std::pair<std::string, int64_t>("users", 1),
+                          std::pair<std::string, int64_t>("orders", 2),
+                          std::pair<std::string, int64_t>("tickets", 1),
+                          std::pair<std::string, int64_t>("odd \"table\"", 2)));
 
   EXPECT_EQ(Count("SELECT count(*) FROM users WHERE id = 42"), 0);
   EXPECT_EQ(Count("SELECT count(*) FROM orders WHERE user_id = 42"), 0);
@@ -233,9 +245,9 @@ TEST_F(SqliteConnectorTest, EraseDeletesEverywhereAndIsIdempotent) {
   ASSERT_TRUE(found.ok());
   EXPECT_EQ(found->record_count, 0);
 
-  absl::StatusOr<int64_t> again = connector->Erase(alice);
+  absl::StatusOr<EraseResult> again = connector->Erase(alice);
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(*again, 0);
+  EXPECT_EQ(again->record_count(), 0);
 }
 
 TEST_F(SqliteConnectorTest, EraseIsOneTransaction) {
@@ -243,7 +255,7 @@ TEST_F(SqliteConnectorTest, EraseIsOneTransaction) {
   // tables before it is deleted.
   store_.collections.push_back(
       {"no_such_table", {{"user_id", "user_id"}}, {}, {}});
-  absl::StatusOr<int64_t> erased = Make()->Erase({{"user_id", "42"}});
+  absl::StatusOr<EraseResult> erased = Make()->Erase({{"user_id", "42"}});
   EXPECT_EQ(erased.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(erased.status().message()),
               ::testing::HasSubstr("no_such_table"));
@@ -274,28 +286,28 @@ TEST_F(SqliteConnectorTest, NonCanonicalUserIdsNeverMatchNumbers) {
   };
   for (const char* value : {"+8", "1e1", " 1e1", "0x8", "8.", "10.00"}) {
     SCOPED_TRACE(value);
-    absl::StatusOr<int64_t> erased = Make()->Erase({{"user_id", value}});
+    absl::StatusOr<EraseResult> erased = Make()->Erase({{"user_id", value}});
     ASSERT_TRUE(erased.ok()) << erased.status();
-    EXPECT_EQ(*erased, 0);
+    EXPECT_EQ(erased->record_count(), 0);
     erased = Make()->Erase({{"customer_number", value}});
     ASSERT_TRUE(erased.ok()) << erased.status();
-    EXPECT_EQ(*erased, 0);
+    EXPECT_EQ(erased->record_count(), 0);
   }
   // A TEXT column holds the text as it is: "007" and "9.0" are found there
   // and only there.
-  absl::StatusOr<int64_t> erased = Make()->Erase({{"user_id", "007"}});
+  absl::StatusOr<EraseResult> erased = Make()->Erase({{"user_id", "007"}});
   ASSERT_TRUE(erased.ok()) << erased.status();
-  EXPECT_EQ(*erased, 1);
+  EXPECT_EQ(erased->record_count(), 1);
   erased = Make()->Erase({{"user_id", "9.0"}});
   ASSERT_TRUE(erased.ok()) << erased.status();
-  EXPECT_EQ(*erased, 1);
+  EXPECT_EQ(erased->record_count(), 1);
   EXPECT_EQ(Count("SELECT count(*) FROM people"), 4);
   EXPECT_EQ(Count("SELECT count(*) FROM scores"), 4);
   EXPECT_EQ(Count("SELECT count(*) FROM handles WHERE user_id = '7'"), 1);
   // The canonical form still matches every column type.
   erased = Make()->Erase({{"user_id", "9"}});
   ASSERT_TRUE(erased.ok()) << erased.status();
-  EXPECT_EQ(*erased, 2);  // people 9 and scores 9.0.
+  EXPECT_EQ(erased->record_count(), 2);  // people 9 and scores 9.0.
 }
 
 TEST_F(SqliteConnectorTest,
@@ -828,7 +840,7 @@ TEST_F(SqliteLookupTest, AStoreWithoutTheIndexesIsScanned) {
 TEST(CreateConnectorTest, RejectsUnknownKind) {
   StoreSpec store;
   store.name = "x";
-  store.kind = "postgres";
+  store.kind = "mongodb";
   store.collections = {{"t", {{"email", "email"}}, {}, {}}};
   EXPECT_EQ(CreateConnector(store).status().code(),
             absl::StatusCode::kInvalidArgument);
