@@ -1,14 +1,18 @@
 #include "workers/connectors/sqlite.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
@@ -248,6 +252,125 @@ TEST_F(SqliteConnectorTest, EraseDeletesEverywhereAndIsIdempotent) {
   absl::StatusOr<EraseResult> again = connector->Erase(alice);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->record_count(), 0);
+}
+
+// An invoices table kept for tax law: erasure masks it as `masks` says.
+class SqliteMaskingTest : public SqliteConnectorTest {
+ protected:
+  static constexpr char kKey[] = "0123456789abcdef0123456789abcdef-sqlite";
+
+  void SetUp() override {
+    SqliteConnectorTest::SetUp();
+    Exec(R"sql(
+      CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer_id INTEGER,
+                             email TEXT, full_name TEXT, note TEXT,
+                             amount REAL);
+      INSERT INTO invoices VALUES
+        (1, 42, 'alice@example.com', 'Alice Adams', 'VIP', 19.99),
+        (2, 7, 'bob@example.com', 'Bob Brown', 'new', 5.0);
+    )sql");
+    std::ofstream(dir_ + "/masking.key") << kKey;
+    store_.masking_key_file = dir_ + "/masking.key";
+  }
+
+  void MaskInvoices(std::map<std::string, FieldMask> masks) {
+    CollectionSpec invoices;
+    invoices.name = "invoices";
+    invoices.identity_fields = {{"email", "email"}, {"user_id", "customer_id"}};
+    invoices.pii_fields = {
+        {"full_name", "identity"}, {"note", "other"}, {"amount", "financial"}};
+    invoices.mask_on_erase = true;
+    invoices.masks = std::move(masks);
+    store_.collections = {invoices};
+  }
+
+  static std::string HmacHex(const std::string& value) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    HMAC(EVP_sha256(), kKey, static_cast<int>(sizeof kKey - 1),
+         reinterpret_cast<const unsigned char*>(value.data()), value.size(),
+         digest, &size);
+    return absl::BytesToHexString(
+        absl::string_view(reinterpret_cast<const char*>(digest), size));
+  }
+};
+
+TEST_F(SqliteMaskingTest, EraseMasksEachFieldAndKeepsTheRow) {
+  MaskInvoices({
+      {"email", {MaskStrategy::kHash, ""}},
+      {"customer_id", {MaskStrategy::kNull, ""}},
+      {"full_name", {MaskStrategy::kRandom, ""}},
+      {"note", {MaskStrategy::kFixed, "[erased]"}},
+      {"amount", {MaskStrategy::kKeep, "Tax law: HGB 257, 10 years"}},
+  });
+  std::vector<Identity> alice = {{"email", "ALICE@example.com"},
+                                 {"user_id", "42"}};
+  absl::StatusOr<EraseResult> erased = Make()->Erase(alice);
+  ASSERT_TRUE(erased.ok()) << erased.status();
+  ASSERT_EQ(erased->collections.size(), 1u);
+  EXPECT_EQ(erased->collections[0].collection, "invoices");
+  EXPECT_EQ(erased->collections[0].rows_deleted, 0);
+  EXPECT_EQ(erased->collections[0].rows_masked, 1);
+  EXPECT_EQ(erased->collections[0].fields_masked, 4);
+  EXPECT_EQ(erased->record_count(), 1);
+
+  EXPECT_EQ(Count("SELECT count(*) FROM invoices"), 2);
+  EXPECT_EQ(Text("SELECT email FROM invoices WHERE id = 1"),
+            HmacHex("alice@example.com"));
+  EXPECT_EQ(Text("SELECT customer_id FROM invoices WHERE id = 1"), "NULL");
+  std::string random = Text("SELECT full_name FROM invoices WHERE id = 1");
+  EXPECT_EQ(random.size(), 32u);
+  EXPECT_NE(random, "Alice Adams");
+  EXPECT_EQ(Text("SELECT note FROM invoices WHERE id = 1"), "[erased]");
+  EXPECT_EQ(Text("SELECT amount FROM invoices WHERE id = 1"), "19.99");
+  EXPECT_EQ(Text("SELECT full_name FROM invoices WHERE id = 2"), "Bob Brown");
+
+  // The masked row no longer matches: nothing is hashed twice.
+  absl::StatusOr<EraseResult> again = Make()->Erase(alice);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->record_count(), 0);
+  EXPECT_EQ(again->collections[0].fields_masked, 0);
+  EXPECT_EQ(Text("SELECT email FROM invoices WHERE id = 1"),
+            HmacHex("alice@example.com"));
+  EXPECT_EQ(Text("SELECT full_name FROM invoices WHERE id = 1"), random);
+}
+
+TEST_F(SqliteMaskingTest, MaskingThatKeepsTheIdentityIsIdempotent) {
+  MaskInvoices({
+      {"email", {MaskStrategy::kNull, ""}},
+      {"customer_id", {MaskStrategy::kKeep, "Tax law"}},
+      {"full_name", {MaskStrategy::kFixed, "[erased]"}},
+      {"note", {MaskStrategy::kNull, ""}},
+      {"amount", {MaskStrategy::kKeep, "Tax law"}},
+  });
+  absl::StatusOr<EraseResult> erased = Make()->Erase({{"user_id", "42"}});
+  ASSERT_TRUE(erased.ok()) << erased.status();
+  EXPECT_EQ(erased->collections[0].rows_masked, 1);
+  EXPECT_EQ(erased->collections[0].fields_masked, 3);
+  // Still found through the kept customer_id, but already masked.
+  absl::StatusOr<EraseResult> again = Make()->Erase({{"user_id", "42"}});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->collections[0].rows_masked, 0);
+  EXPECT_EQ(again->collections[0].fields_masked, 0);
+  EXPECT_EQ(Text("SELECT full_name FROM invoices WHERE customer_id = 42"),
+            "[erased]");
+  EXPECT_EQ(Text("SELECT email FROM invoices WHERE customer_id = 42"), "NULL");
+}
+
+TEST_F(SqliteMaskingTest, HashWithoutItsKeyChangesNothing) {
+  MaskInvoices({
+      {"email", {MaskStrategy::kHash, ""}},
+      {"customer_id", {MaskStrategy::kNull, ""}},
+      {"full_name", {MaskStrategy::kNull, ""}},
+      {"note", {MaskStrategy::kNull, ""}},
+      {"amount", {MaskStrategy::kKeep, "Tax law"}},
+  });
+  std::filesystem::remove(store_.masking_key_file);
+  absl::StatusOr<EraseResult> erased = Make()->Erase({{"user_id", "42"}});
+  EXPECT_EQ(erased.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(erased.status().message()),
+              ::testing::HasSubstr("masking_key_file"));
+  EXPECT_EQ(Text("SELECT full_name FROM invoices WHERE id = 1"), "Alice Adams");
 }
 
 TEST_F(SqliteConnectorTest, EraseIsOneTransaction) {
