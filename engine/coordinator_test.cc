@@ -29,6 +29,7 @@
 #include "common/admin_server.h"
 #include "common/files.h"
 #include "common/sha256.h"
+#include "engine/coordinator_internal.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -827,6 +828,36 @@ TEST_F(CoordinatorTest, EraseCountsPerTableAreKeptWithTheStep) {
   EXPECT_EQ(erase->erasures(1).collection(), "invoices");
   EXPECT_EQ(erase->erasures(1).rows_masked(), 1);
   EXPECT_EQ(erase->erasures(1).fields_masked(), 4);
+}
+
+TEST(RetainedOnErasureTest, ListsEveryKeptFieldWithItsReason) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(R"yaml(
+stores:
+  - name: billing
+    kind: sqlite
+    path: /nonexistent/billing.db
+    tables:
+      - name: customers
+        identity_fields: {user_id: id}
+      - name: invoices
+        identity_fields: {user_id: customer_id}
+        pii_fields: {full_name: identity, amount: financial}
+        erase:
+          mode: mask
+          fields:
+            customer_id: null
+            full_name: {fixed: "[erased]"}
+            amount: {keep: "Tax law: HGB 257, 10 years"}
+)yaml",
+                                                         "/");
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  std::vector<BundleExemption> retained =
+      coordinator_internal::RetainedOnErasure(inventory->stores()[0]);
+  ASSERT_EQ(retained.size(), 1u);
+  EXPECT_EQ(retained[0].store, "billing");
+  EXPECT_EQ(retained[0].reason,
+            "invoices.amount is kept when your data is erased");
+  EXPECT_EQ(retained[0].legal_basis, "Tax law: HGB 257, 10 years");
 }
 
 TEST_F(CoordinatorTest, StaleAttemptOrOtherWorkerIsRefused) {
