@@ -5,7 +5,9 @@
 // in a fresh temporary directory, and postgres serves it on a free loopback
 // port (TCP, with TLS) and on a socket directory of its own. Start()
 // returns once the server accepts connections (polled with PQping); the
-// destructor stops it (fast shutdown) and removes the directory.
+// destructor stops it (fast shutdown) and removes the directory. A test
+// process that dies without its destructor (a CTest timeout) still stops
+// the server (PR_SET_PDEATHSIG), leaving only the directory behind.
 //
 // Logins: the cluster's superuser `kSuperuser` connects without a password
 // over the socket (setup and inspection by the test), and every role with

@@ -88,6 +88,12 @@ class PostgresConnectorTest : public ::testing::Test {
             .ok());
   }
 
+  // After the suite's last test: stops the server and removes its files.
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
     dbname_ = absl::StrCat("test_", ++databases_);
