@@ -95,11 +95,12 @@ struct EraseResult {
 //
 // Cancellation: a connector created with a cancel flag (CreateConnector)
 // checks it while it works: before it starts, between the lines of a log,
-// every thousand SQLite VM steps and while it waits for a lock. Once the
+// every thousand SQLite VM steps, every 50 ms while a PostgreSQL statement
+// runs (then sending PQcancel) and while it waits for a lock. Once the
 // flag is set, the operation in progress ends at the next check with
 // CANCELLED (error name Connector.Failed), leaving the store as it found it:
-// a SQLite transaction is rolled back, a log rewrite is dropped before its
-// journal is committed. A rewrite whose journal is committed is finished
+// a SQLite or PostgreSQL transaction is rolled back, a log rewrite is
+// dropped before its journal is committed. A rewrite whose journal is committed is finished
 // first (it is a copy of the log, see jsonl.h). Bytes already handed to an
 // Export's sink are not a complete export.
 class Connector {
