@@ -597,6 +597,22 @@ absl::StatusOr<T> InTransaction(
 constexpr char kBeginRead[] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 constexpr char kBeginWrite[] = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
+// Decimal digits a double holds exactly (DBL_DIG).
+constexpr int kDoubleDigits = 15;
+
+// The significant digits of a number written in decimal ("-0012.50": 4).
+int SignificantDigits(absl::string_view text) {
+  int digits = 0;
+  bool leading = true;
+  for (char c : text) {
+    if (c < '0' || c > '9') continue;
+    if (leading && c == '0') continue;
+    leading = false;
+    ++digits;
+  }
+  return digits;
+}
+
 // A value of the export's JSON: numbers, booleans and JSON columns keep
 // their type; bytea is base64, as the SQLite connector writes blobs;
 // everything else is its text form.
@@ -616,8 +632,14 @@ nlohmann::ordered_json ValueAsJson(const PGresult* result, int row, int i) {
     case kFloat4Oid:
     case kFloat8Oid:
     case kNumericOid: {
+      // A numeric with more significant digits than a double keeps (15)
+      // stays text, so the export is exact: 12345678901234567.89 is not
+      // rounded. NaN and Infinity have no JSON number: they stay text too.
+      if (PQftype(result, i) == kNumericOid &&
+          SignificantDigits(text) > kDoubleDigits) {
+        return text;
+      }
       double number = 0;
-      // NaN and Infinity have no JSON number: they stay text.
       if (absl::SimpleAtod(text, &number) && std::isfinite(number)) {
         return number;
       }

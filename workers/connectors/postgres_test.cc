@@ -293,6 +293,33 @@ TEST_F(PostgresConnectorTest,
   EXPECT_EQ(found->record_count, 1);
 }
 
+TEST_F(PostgresConnectorTest, OtherColumnTypesAreComparedAsText) {
+  // A uuid column: "not-a-uuid" must match nothing rather than fail the
+  // cast, and a numeric too precise for a double is exported exactly.
+  Exec(R"sql(
+    CREATE TABLE sessions (token uuid PRIMARY KEY, total numeric(30, 2));
+    CREATE INDEX sessions_token_text ON sessions ((token::text));
+    INSERT INTO sessions VALUES
+      ('8c5e0f3a-1b2c-4d5e-8f90-123456789abc', 1234567890123456789.25);
+    GRANT SELECT, UPDATE, DELETE ON sessions TO dsar_worker;
+  )sql");
+  CollectionSpec sessions;
+  sessions.name = "sessions";
+  sessions.identity_fields = {{"session_token", "token"}};
+  store_.collections = {sessions};
+  StringSink sink;
+  absl::StatusOr<ConnectorResult> found = Make()->Export(
+      {{"session_token", "8c5e0f3a-1b2c-4d5e-8f90-123456789abc"}}, sink);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->record_count, 1);
+  EXPECT_EQ(Json::parse(sink.data)["records"][0]["data"]["total"],
+            "1234567890123456789.25");
+  absl::StatusOr<EraseResult> erased =
+      Make()->Erase({{"session_token", "not-a-uuid"}});
+  ASSERT_TRUE(erased.ok()) << erased.status();
+  EXPECT_EQ(erased->record_count(), 0);
+}
+
 TEST_F(PostgresConnectorTest, LookupsUseTheTablesIndexes) {
   Exec(R"sql(
     INSERT INTO users (id, email, phone)
