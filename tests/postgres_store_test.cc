@@ -1,7 +1,8 @@
 // A PostgreSQL store end to end: dsard and a dsar-worker process read the
-// inventory's postgres store, an erasure deletes the subject's account and
-// masks the invoice the law keeps, dsard keeps the per-table counts with
-// the step, and `dsarctl get` shows them.
+// inventory's postgres store; an access request's bundle holds the
+// subject's rows and names the invoice field the law keeps; an erasure
+// deletes the subject's account and masks the invoice, dsard keeps the
+// per-table counts with the step, and `dsarctl get` shows them.
 
 #include <fstream>
 #include <memory>
@@ -10,9 +11,12 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/bundle_download.h"
 #include "tests/dsar_cluster.h"
 #include "tests/process_harness.h"
 #include "tests/testing/postgres_server.h"
+#include "tests/zip_entries.h"
 
 namespace dsar::testing {
 namespace {
@@ -25,7 +29,7 @@ void WriteText(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::trunc) << text;
 }
 
-TEST(PostgresStoreTest, ErasureDeletesAndMasksThroughTheWorker) {
+TEST(PostgresStoreTest, AccessThenErasureThroughTheWorker) {
   absl::StatusOr<std::unique_ptr<PostgresServer>> server =
       PostgresServer::Start();
   ASSERT_TRUE(server.ok()) << server.status();
@@ -101,15 +105,41 @@ stores:
 
   std::unique_ptr<v1::DsarService::Stub> stub =
       v1::DsarService::NewStub(LoopbackChannel(dsard->port));
-  v1::Request created;
-  {
+  auto submit = [&](v1::RequestType type, const std::string& key) {
+    v1::Request created;
     grpc::ClientContext context;
     grpc::Status status = stub->CreateRequest(
-        &context,
-        RequestForEmail(v1::ERASURE, "person42@example.com", "pg-erasure"),
-        &created);
-    ASSERT_TRUE(status.ok()) << status.error_message();
-  }
+        &context, RequestForEmail(type, "person42@example.com", key), &created);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return created;
+  };
+
+  // Access: the export holds the subject's rows, and the answer says which
+  // field an erasure would keep, and why.
+  v1::Request access = submit(v1::ACCESS, "pg-access");
+  absl::StatusOr<v1::Request> accessed =
+      WaitUntilTerminal(*stub, access.id(), absl::Seconds(60));
+  ASSERT_TRUE(accessed.ok()) << accessed.status();
+  ASSERT_EQ(accessed->status(), v1::COMPLETED) << accessed->ShortDebugString();
+  absl::StatusOr<std::string> zip = DownloadBundleBytes(*stub, access.id());
+  ASSERT_TRUE(zip.ok()) << zip.status();
+  absl::StatusOr<std::map<std::string, std::string>> entries =
+      ReadZipBytes(*zip);
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  nlohmann::json exported =
+      nlohmann::json::parse((*entries)["data/billing.json"], nullptr, false);
+  ASSERT_FALSE(exported.is_discarded()) << (*entries)["data/billing.json"];
+  EXPECT_EQ(exported["records"].size(), 2u) << exported.dump();
+  nlohmann::json exemptions = nlohmann::json::parse(
+      (*entries)["exemptions.json"], nullptr, false)["exemptions"];
+  EXPECT_THAT(exemptions.dump(),
+              HasSubstr(R"("kind":"retained","legal_basis":"Tax law: HGB 257, )"
+                        R"(10 years","reason":"invoices.amount is kept when )"
+                        R"(your data is erased")"));
+  EXPECT_THAT((*entries)["response.md"],
+              HasSubstr("What we keep if you ask us to erase your data"));
+
+  v1::Request created = submit(v1::ERASURE, "pg-erasure");
   absl::StatusOr<v1::Request> done =
       WaitUntilTerminal(*stub, created.id(), absl::Seconds(60));
   ASSERT_TRUE(done.ok()) << done.status();
