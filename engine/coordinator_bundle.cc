@@ -20,6 +20,25 @@
 
 namespace dsar {
 
+namespace coordinator_internal {
+
+std::vector<BundleExemption> RetainedOnErasure(const StoreSpec& store) {
+  std::vector<BundleExemption> retained;
+  for (const CollectionSpec& collection : store.collections) {
+    if (!collection.mask_on_erase) continue;
+    for (const auto& [field, mask] : collection.masks) {
+      if (mask.strategy != MaskStrategy::kKeep) continue;
+      retained.push_back({store.name,
+                          absl::StrCat(collection.name, ".", field,
+                                       " is kept when your data is erased"),
+                          mask.text});
+    }
+  }
+  return retained;
+}
+
+}  // namespace coordinator_internal
+
 std::string Coordinator::ArtifactDir(const std::string& request_id) const {
   return absl::StrCat(options_.files_dir, "/artifacts/", request_id);
 }
@@ -89,6 +108,10 @@ Coordinator::BuiltinJob Coordinator::BuildBundleJob(
         entry.source = spec->source;
         for (const CollectionSpec& collection : spec->collections) {
           entry.pii_categories[collection.name] = collection.pii_fields;
+        }
+        for (BundleExemption& kept :
+             coordinator_internal::RetainedOnErasure(*spec)) {
+          job.input.retained.push_back(std::move(kept));
         }
       }
       bool ok = item.phase() == internal::ITEM_SUCCEEDED &&

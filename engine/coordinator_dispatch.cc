@@ -377,6 +377,14 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& request) {
   if (request.record_count() < 0) {
     return absl::InvalidArgumentError("record_count: must not be negative");
   }
+  for (int i = 0; i < request.erasures_size(); ++i) {
+    const v1::CollectionErasure& erasure = request.erasures(i);
+    if (erasure.rows_deleted() < 0 || erasure.rows_masked() < 0 ||
+        erasure.fields_masked() < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("erasures[", i, "]: counts must not be negative"));
+    }
+  }
   return RunInLoop<bool>([this, request](Txn& txn) -> absl::StatusOr<bool> {
            ASSIGN_OR_RETURN(auto found,
                             FindLeasedItem(request.task_id(), request.attempt(),
@@ -440,7 +448,7 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& request) {
                  interpreter.CompleteItemTask(
                      record, item_index, request.record_count(),
                      request.discovered_identities(), request.artifact_sha256(),
-                     artifact_path, artifact_size);
+                     artifact_path, artifact_size, request.erasures());
                });
            return true;
          })

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "engine/coordinator.h"
@@ -29,6 +30,11 @@ struct ParsedTaskId {
 
 // INVALID_ARGUMENT naming task_id when it is not a TaskId.
 absl::StatusOr<ParsedTaskId> ParseTaskId(const std::string& task_id);
+
+// What `store` keeps of a subject's records when it erases them (fields
+// masked with `keep`, CollectionSpec::masks), one exemption per field with
+// its legal reason, for the Art. 15 answer (BundleInput::retained).
+std::vector<BundleExemption> RetainedOnErasure(const StoreSpec& store);
 
 // The request whose bundle `request` carries, under whose data key it is
 // encrypted: the request itself, or the one it was linked to as a duplicate

@@ -69,6 +69,7 @@ v1::Request ToPublicRequest(const internal::RequestRecord& record) {
       step->set_artifact_sha256(item.artifact_sha256());
       step->set_worker_id(item.worker_id());
       step->set_alert(item.alert());
+      *step->mutable_erasures() = item.erasures();
     }
   }
   return request;

@@ -29,6 +29,7 @@
 #include "common/admin_server.h"
 #include "common/files.h"
 #include "common/sha256.h"
+#include "engine/coordinator_internal.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -784,6 +785,79 @@ TEST_F(CoordinatorTest, ErasureRunsDiscoveryThenEraseWithoutBundle) {
   v1::Request done = WaitForStatus(created.id(), v1::COMPLETED);
   EXPECT_FALSE(done.has_bundle());
   EXPECT_EQ(done.steps_size(), 6);
+}
+
+TEST_F(CoordinatorTest, EraseCountsPerTableAreKeptWithTheStep) {
+  v1::Request created = Create(NewCreate(v1::ERASURE, {"a"}));
+  for (int n = 0; n < 2; ++n) {
+    std::optional<v1::Task> task = Poll("w1", {"a"}, 5000);
+    ASSERT_TRUE(task.has_value()) << "task " << n;
+    v1::CompleteTaskRequest complete;
+    complete.set_worker_id("w1");
+    complete.set_task_id(task->task_id());
+    complete.set_attempt(task->attempt());
+    if (task->operation() == "erase") {
+      complete.set_record_count(3);
+      v1::CollectionErasure* users = complete.add_erasures();
+      users->set_collection("users");
+      users->set_rows_deleted(2);
+      v1::CollectionErasure* invoices = complete.add_erasures();
+      invoices->set_collection("invoices");
+      invoices->set_rows_masked(1);
+      invoices->set_fields_masked(4);
+      // Negative counts are refused.
+      v1::CompleteTaskRequest negative = complete;
+      negative.mutable_erasures(1)->set_fields_masked(-1);
+      EXPECT_EQ(coordinator_->CompleteTask(negative).code(),
+                absl::StatusCode::kInvalidArgument);
+    }
+    ASSERT_TRUE(coordinator_->CompleteTask(complete).ok());
+  }
+  WaitForStatus(created.id(), v1::COMPLETED);
+  Start();  // The counts are persisted with the step, not only in memory.
+  v1::Request done = Get(created.id());
+  const v1::StoreStep* erase = nullptr;
+  for (const v1::StoreStep& step : done.steps()) {
+    if (step.erasures_size() > 0) erase = &step;
+  }
+  ASSERT_NE(erase, nullptr);
+  EXPECT_EQ(erase->record_count(), 3);
+  ASSERT_EQ(erase->erasures_size(), 2);
+  EXPECT_EQ(erase->erasures(0).collection(), "users");
+  EXPECT_EQ(erase->erasures(0).rows_deleted(), 2);
+  EXPECT_EQ(erase->erasures(1).collection(), "invoices");
+  EXPECT_EQ(erase->erasures(1).rows_masked(), 1);
+  EXPECT_EQ(erase->erasures(1).fields_masked(), 4);
+}
+
+TEST(RetainedOnErasureTest, ListsEveryKeptFieldWithItsReason) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(R"yaml(
+stores:
+  - name: billing
+    kind: sqlite
+    path: /nonexistent/billing.db
+    tables:
+      - name: customers
+        identity_fields: {user_id: id}
+      - name: invoices
+        identity_fields: {user_id: customer_id}
+        pii_fields: {full_name: identity, amount: financial}
+        erase:
+          mode: mask
+          fields:
+            customer_id: null
+            full_name: {fixed: "[erased]"}
+            amount: {keep: "Tax law: HGB 257, 10 years"}
+)yaml",
+                                                         "/");
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  std::vector<BundleExemption> retained =
+      coordinator_internal::RetainedOnErasure(inventory->stores()[0]);
+  ASSERT_EQ(retained.size(), 1u);
+  EXPECT_EQ(retained[0].store, "billing");
+  EXPECT_EQ(retained[0].reason,
+            "invoices.amount is kept when your data is erased");
+  EXPECT_EQ(retained[0].legal_basis, "Tax law: HGB 257, 10 years");
 }
 
 TEST_F(CoordinatorTest, StaleAttemptOrOtherWorkerIsRefused) {

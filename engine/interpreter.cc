@@ -469,11 +469,13 @@ void Interpreter::CompleteItemTask(
     RequestRecord* record, int index, int64_t record_count,
     const google::protobuf::RepeatedPtrField<v1::SubjectIdentity>& discovered,
     const std::string& artifact_sha256, const std::string& artifact_path,
-    int64_t artifact_size) {
+    int64_t artifact_size,
+    const google::protobuf::RepeatedPtrField<v1::CollectionErasure>& erasures) {
   const State* task = ItemTaskState(*record, index);
   MapItem* item =
       record->mutable_maps(record->maps_size() - 1)->mutable_items(index);
   item->set_record_count(record_count);
+  *item->mutable_erasures() = erasures;
   item->set_artifact_sha256(artifact_sha256);
   item->set_artifact_path(artifact_path);
   item->set_artifact_size(artifact_size);

@@ -65,13 +65,16 @@ class Interpreter {
   void Advance(internal::RequestRecord* record);
 
   // The current Map's item `item` finished its task; results are stored on
-  // the item and discovered identities join the request's.
+  // the item (`erasures`: an erase task's counts per collection) and
+  // discovered identities join the request's.
   // REQUIRES: the item is ITEM_LEASED.
   void CompleteItemTask(
       internal::RequestRecord* record, int item, int64_t record_count,
       const google::protobuf::RepeatedPtrField<v1::SubjectIdentity>& discovered,
       const std::string& artifact_sha256, const std::string& artifact_path,
-      int64_t artifact_size);
+      int64_t artifact_size,
+      const google::protobuf::RepeatedPtrField<v1::CollectionErasure>&
+          erasures = {});
 
   // The item's task failed with `error`: Retry (back-off to RETRY_WAIT),
   // else Catch (continue at the catcher's Next with the error recorded),

@@ -41,6 +41,9 @@ const std::set<std::string>& StoreKeys() {
                                                       "field_types",
                                                       "identities_from",
                                                       "erase_after",
+                                                      "connection",
+                                                      "schema",
+                                                      "erase",
                                                       "owner",
                                                       "instructions",
                                                       "due_within",
@@ -61,13 +64,34 @@ const std::set<std::string>& TableKeys() {
                                                       "pii_fields",
                                                       "processing_flags",
                                                       "canonical_identities",
-                                                      "field_types"};
+                                                      "field_types",
+                                                      "erase"};
   return *keys;
 }
 
 const std::set<std::string>& TopLevelKeys() {
-  static const auto* keys =
-      new std::set<std::string>{"controller", "default_phone_region", "stores"};
+  static const auto* keys = new std::set<std::string>{
+      "controller", "default_phone_region", "masking_key_file", "stores"};
+  return *keys;
+}
+
+// Keys of a postgres store's `connection`. "password" is refused with its
+// own message (ParseConnection).
+const std::set<std::string>& ConnectionKeys() {
+  static const auto* keys = new std::set<std::string>{
+      "host",          "port",         "dbname",  "user",
+      "password_file", "password_env", "sslmode", "sslrootcert"};
+  return *keys;
+}
+
+const std::set<std::string>& SslModes() {
+  static const auto* modes = new std::set<std::string>{
+      "disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+  return *modes;
+}
+
+const std::set<std::string>& EraseKeys() {
+  static const auto* keys = new std::set<std::string>{"mode", "fields"};
   return *keys;
 }
 
@@ -153,6 +177,83 @@ absl::Status ReadStringMap(const YAML::Node& parent, const char* key,
   return absl::OkStatus();
 }
 
+// One entry of erase.fields: `null` (or YAML null), `random`, `hash`,
+// `{fixed: "text"}` or `{keep: "legal reason"}`.
+absl::StatusOr<FieldMask> ParseFieldMask(const YAML::Node& node,
+                                         const std::string& where) {
+  const char* expected =
+      "must be null, random, hash, {fixed: \"text\"} or "
+      "{keep: \"legal reason\"}";
+  if (node.IsNull()) return FieldMask{MaskStrategy::kNull, ""};
+  if (node.IsScalar()) {
+    const std::string& name = node.Scalar();
+    if (name == "null") return FieldMask{MaskStrategy::kNull, ""};
+    if (name == "random") return FieldMask{MaskStrategy::kRandom, ""};
+    if (name == "hash") return FieldMask{MaskStrategy::kHash, ""};
+    return Invalid(
+        where, absl::StrCat("unknown strategy ", Quoted(name), ": ", expected));
+  }
+  if (!node.IsMap() || node.size() != 1) return Invalid(where, expected);
+  const auto entry = *node.begin();
+  if (!entry.first.IsScalar() || !entry.second.IsScalar()) {
+    return Invalid(where, expected);
+  }
+  const std::string& name = entry.first.Scalar();
+  const std::string& text = entry.second.Scalar();
+  if (name == "fixed") return FieldMask{MaskStrategy::kFixed, text};
+  if (name == "keep") {
+    if (text.empty()) {
+      return Invalid(absl::StrCat(where, ".keep"),
+                     "needs the legal reason the field is kept");
+    }
+    return FieldMask{MaskStrategy::kKeep, text};
+  }
+  return Invalid(
+      where, absl::StrCat("unknown strategy ", Quoted(name), ": ", expected));
+}
+
+// `erase: {mode: delete | mask, fields: {field: strategy, ...}}`; absent
+// means delete. What the fields must cover is checked by ValidateCollection.
+absl::Status ParseErase(const YAML::Node& node, const std::string& where,
+                        CollectionSpec* collection) {
+  if (!node || node.IsNull()) return absl::OkStatus();
+  if (!node.IsMap()) return Invalid(where, "must be a map (mode, fields)");
+  RETURN_IF_ERROR(CheckKeys(node, EraseKeys(), where));
+  std::string mode = "delete";
+  RETURN_IF_ERROR(ReadString(node, "mode", where, &mode));
+  if (mode != "delete" && mode != "mask") {
+    return Invalid(where + ".mode", absl::StrCat("unknown mode ", Quoted(mode),
+                                                 " (known: delete, mask)"));
+  }
+  YAML::Node fields = node["fields"];
+  bool has_fields = fields && !fields.IsNull();
+  if (mode == "delete") {
+    if (has_fields) {
+      return Invalid(where + ".fields", "only mode: mask masks fields");
+    }
+    return absl::OkStatus();
+  }
+  if (!has_fields || !fields.IsMap() || fields.size() == 0) {
+    return Invalid(where + ".fields",
+                   "mode: mask needs a map of field to strategy");
+  }
+  collection->mask_on_erase = true;
+  for (const auto& entry : fields) {
+    if (!entry.first.IsScalar() || entry.first.Scalar().empty()) {
+      return Invalid(where + ".fields", "keys must be non-empty strings");
+    }
+    const std::string& field = entry.first.Scalar();
+    ASSIGN_OR_RETURN(
+        FieldMask mask,
+        ParseFieldMask(entry.second, absl::StrCat(where, ".fields.", field)));
+    if (!collection->masks.emplace(field, std::move(mask)).second) {
+      return Invalid(where + ".fields",
+                     absl::StrCat("duplicate key ", Quoted(field)));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<CollectionSpec> ParseCollection(const YAML::Node& node,
                                                const std::string& where) {
   CollectionSpec collection;
@@ -178,7 +279,64 @@ absl::StatusOr<CollectionSpec> ParseCollection(const YAML::Node& node,
   RETURN_IF_ERROR(
       ReadStringList(node, "canonical_identities", where, &canonical));
   collection.canonical_identities.insert(canonical.begin(), canonical.end());
+  // Named here already, unlike the fields above, where the message of a
+  // table without a name would otherwise be ambiguous.
+  std::string named =
+      collection.name.empty()
+          ? where
+          : absl::StrCat(where, " (", Quoted(collection.name), ")");
+  RETURN_IF_ERROR(ParseErase(node["erase"], named + ".erase", &collection));
   return collection;
+}
+
+// A masked table keeps its rows, so nothing may be left as it was by
+// omission: every identity and PII field has a strategy, and only those do.
+// `random` and `hash` change a value every time they run, so they are
+// allowed only where every identity field is masked (not kept): a masked
+// row then no longer matches the subject, and a second erasure finds
+// nothing to mask again (docs/inventory.md, "Masking").
+absl::Status ValidateMasks(const CollectionSpec& collection,
+                           const std::string& where) {
+  if (!collection.mask_on_erase) return absl::OkStatus();
+  std::set<std::string> identity_columns;
+  for (const auto& [key, field] : collection.identity_fields) {
+    identity_columns.insert(field);
+  }
+  std::set<std::string> covered;
+  for (const auto& [field, category] : collection.pii_fields) {
+    covered.insert(field);
+  }
+  covered.insert(identity_columns.begin(), identity_columns.end());
+  for (const std::string& field : covered) {
+    if (collection.masks.count(field) == 0) {
+      return Invalid(absl::StrCat(where, ".fields"),
+                     absl::StrCat("no strategy for ", Quoted(field),
+                                  " (every identity and PII field needs one; "
+                                  "keep it with {keep: \"reason\"})"));
+    }
+  }
+  bool identity_kept = false;
+  for (const std::string& field : identity_columns) {
+    if (collection.masks.at(field).strategy == MaskStrategy::kKeep) {
+      identity_kept = true;
+    }
+  }
+  for (const auto& [field, mask] : collection.masks) {
+    std::string field_where = absl::StrCat(where, ".fields.", field);
+    if (covered.count(field) == 0) {
+      return Invalid(field_where,
+                     "not one of the collection's pii_fields or "
+                     "identity_fields");
+    }
+    if (identity_kept && (mask.strategy == MaskStrategy::kRandom ||
+                          mask.strategy == MaskStrategy::kHash)) {
+      return Invalid(field_where,
+                     "random and hash need every identity field masked, not "
+                     "kept (else a second erasure would mask the value "
+                     "again); use null or {fixed: ...}");
+    }
+  }
+  return absl::OkStatus();
 }
 
 // Checks what ParseCollection cannot: it runs once `where` names the
@@ -213,6 +371,7 @@ absl::Status ValidateCollection(const CollectionSpec& collection,
                      "identity_fields");
     }
   }
+  RETURN_IF_ERROR(ValidateMasks(collection, where + ".erase"));
   std::map<std::string, std::string> flag_of_field;
   for (const auto& [flag, field] : collection.processing_flags) {
     std::string flag_where = absl::StrCat(where, ".processing_flags");
@@ -272,6 +431,94 @@ absl::Status RefuseFillInPlaceholders(const YAML::Node& node,
   return absl::OkStatus();
 }
 
+// `path` made absolute against `base_dir` (when relative and base_dir is
+// set), normalised.
+std::string ResolvePath(const std::string& path, const std::string& base_dir) {
+  std::filesystem::path resolved(path);
+  if (resolved.is_relative() && !base_dir.empty()) {
+    resolved = std::filesystem::path(base_dir) / resolved;
+  }
+  return resolved.lexically_normal().string();
+}
+
+// A postgres store's `connection` map. A `password` key is refused: the
+// inventory is read by every worker and kept in version control, so it
+// names where the password is (password_file, password_env) instead.
+absl::Status ParseConnection(const YAML::Node& node, const std::string& where,
+                             const std::string& base_dir,
+                             PostgresConnection* out) {
+  if (!node || node.IsNull()) {
+    return Invalid(where, "missing (a postgres store needs host and dbname)");
+  }
+  if (!node.IsMap()) return Invalid(where, "must be a map");
+  if (node["password"]) {
+    return Invalid(where + ".password",
+                   "a password is never written in the inventory; name a "
+                   "file holding it (password_file) or an environment "
+                   "variable (password_env)");
+  }
+  RETURN_IF_ERROR(CheckKeys(node, ConnectionKeys(), where));
+  RETURN_IF_ERROR(ReadString(node, "host", where, &out->host));
+  RETURN_IF_ERROR(ReadString(node, "port", where, &out->port));
+  RETURN_IF_ERROR(ReadString(node, "dbname", where, &out->dbname));
+  RETURN_IF_ERROR(ReadString(node, "user", where, &out->user));
+  RETURN_IF_ERROR(
+      ReadString(node, "password_file", where, &out->password_file));
+  RETURN_IF_ERROR(ReadString(node, "password_env", where, &out->password_env));
+  RETURN_IF_ERROR(ReadString(node, "sslmode", where, &out->sslmode));
+  RETURN_IF_ERROR(ReadString(node, "sslrootcert", where, &out->sslrootcert));
+  if (out->host.empty()) return Invalid(where + ".host", "missing");
+  if (out->dbname.empty()) return Invalid(where + ".dbname", "missing");
+  if (!out->port.empty()) {
+    bool digits = out->port.size() <= 5 &&
+                  std::all_of(out->port.begin(), out->port.end(),
+                              [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits || std::stoi(out->port) == 0 || std::stoi(out->port) > 65535) {
+      return Invalid(where + ".port",
+                     absl::StrCat(Quoted(out->port), " is not a port number"));
+    }
+  }
+  if (!out->password_file.empty() && !out->password_env.empty()) {
+    return Invalid(where, "give password_file or password_env, not both");
+  }
+  if (!out->password_file.empty()) {
+    out->password_file = ResolvePath(out->password_file, base_dir);
+  }
+  if (!out->sslrootcert.empty()) {
+    out->sslrootcert = ResolvePath(out->sslrootcert, base_dir);
+  }
+  if (out->sslmode.empty()) {
+    // TLS is verified unless the server is on this machine's socket.
+    out->sslmode = out->host[0] == '/' ? "disable" : "verify-full";
+  }
+  if (SslModes().count(out->sslmode) == 0) {
+    return Invalid(
+        where + ".sslmode",
+        absl::StrCat("unknown mode ", Quoted(out->sslmode),
+                     " (known: ", absl::StrJoin(SslModes(), ", "), ")"));
+  }
+  return absl::OkStatus();
+}
+
+// Masking needs rows that stay (a table), and `hash` needs the key.
+absl::Status CheckMaskSupport(const std::string& kind,
+                              const CollectionSpec& collection,
+                              bool has_masking_key, const std::string& where) {
+  if (!collection.mask_on_erase) return absl::OkStatus();
+  if (kind == "jsonl") {
+    return Invalid(where + ".mode",
+                   "a jsonl log is erased by deleting lines; mask is for "
+                   "sqlite and postgres tables");
+  }
+  for (const auto& [field, mask] : collection.masks) {
+    if (mask.strategy == MaskStrategy::kHash && !has_masking_key) {
+      return Invalid(absl::StrCat(where, ".fields.", field),
+                     "hash needs the inventory's masking_key_file");
+    }
+  }
+  return absl::OkStatus();
+}
+
 // The Art. 15 fields and the ordering every kind of store has.
 absl::Status ReadDescriptionAndOrder(const YAML::Node& node,
                                      const std::string& where,
@@ -293,9 +540,9 @@ absl::Status ReadDescriptionAndOrder(const YAML::Node& node,
 absl::StatusOr<StoreSpec> ParseManualStore(const YAML::Node& node,
                                            const std::string& where,
                                            StoreSpec store) {
-  for (const char* key :
-       {"path", "tables", "identity_fields", "pii_fields", "processing_flags",
-        "canonical_identities", "field_types"}) {
+  for (const char* key : {"path", "connection", "schema", "tables",
+                          "identity_fields", "pii_fields", "processing_flags",
+                          "canonical_identities", "field_types"}) {
     if (node[key]) {
       return Invalid(absl::StrCat(where, ".", key),
                      "a manual store has no connector to use it (give owner, "
@@ -347,7 +594,8 @@ absl::StatusOr<StoreSpec> ParseManualStore(const YAML::Node& node,
 }
 
 absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
-                                     const std::string& base_dir) {
+                                     const std::string& base_dir,
+                                     bool has_masking_key) {
   std::string where = absl::StrCat("stores[", index, "]");
   if (!node.IsMap()) return Invalid(where, "must be a map");
   StoreSpec store;
@@ -363,10 +611,10 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
   RETURN_IF_ERROR(ReadString(node, "kind", where, &store.kind));
   if (store.kind.empty()) return Invalid(where + ".kind", "missing");
   if (store.kind != "sqlite" && store.kind != "jsonl" &&
-      !IsManualStore(store)) {
+      store.kind != "postgres" && !IsManualStore(store)) {
     return Invalid(where + ".kind",
                    absl::StrCat("unknown kind ", Quoted(store.kind),
-                                " (known: sqlite, jsonl, manual)"));
+                                " (known: sqlite, jsonl, postgres, manual)"));
   }
   if (IsManualStore(store)) return ParseManualStore(node, where, store);
   for (const std::string& key : ManualOnlyKeys()) {
@@ -374,13 +622,28 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
       return Invalid(where + "." + key, "only a manual store has this key");
     }
   }
+  bool postgres = store.kind == "postgres";
   RETURN_IF_ERROR(ReadString(node, "path", where, &store.path));
-  if (store.path.empty()) return Invalid(where + ".path", "missing");
-  std::filesystem::path path(store.path);
-  if (path.is_relative() && !base_dir.empty()) {
-    path = std::filesystem::path(base_dir) / path;
+  if (postgres) {
+    if (!store.path.empty()) {
+      return Invalid(where + ".path",
+                     "a postgres store is reached through connection, not a "
+                     "path");
+    }
+    RETURN_IF_ERROR(ParseConnection(node["connection"], where + ".connection",
+                                    base_dir, &store.connection));
+    RETURN_IF_ERROR(ReadString(node, "schema", where, &store.schema));
+    if (store.schema.empty()) store.schema = "public";
+  } else {
+    for (const char* key : {"connection", "schema"}) {
+      if (node[key] && !node[key].IsNull()) {
+        return Invalid(absl::StrCat(where, ".", key),
+                       "only a postgres store has one");
+      }
+    }
+    if (store.path.empty()) return Invalid(where + ".path", "missing");
+    store.path = ResolvePath(store.path, base_dir);
   }
-  store.path = path.lexically_normal().string();
 
   RETURN_IF_ERROR(ReadDescriptionAndOrder(node, where, &store));
 
@@ -388,7 +651,7 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
   bool has_tables = tables && !tables.IsNull();
   bool has_top_level_fields = false;
   for (const char* key : {"identity_fields", "pii_fields", "processing_flags",
-                          "canonical_identities", "field_types"}) {
+                          "canonical_identities", "field_types", "erase"}) {
     if (node[key] && !node[key].IsNull()) has_top_level_fields = true;
   }
   if (has_tables) {
@@ -411,7 +674,7 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
       ASSIGN_OR_RETURN(CollectionSpec collection,
                        ParseCollection(tables[i], table_where));
       if (collection.name.empty()) {
-        if (store.kind == "sqlite") {
+        if (store.kind != "jsonl") {
           return Invalid(table_where + ".name", "missing");
         }
         collection.name = store.name;
@@ -420,6 +683,8 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
           absl::StrCat(table_where, " (", Quoted(collection.name), ")");
       RETURN_IF_ERROR(CheckKeys(tables[i], TableKeys(), table_where));
       RETURN_IF_ERROR(ValidateCollection(collection, table_where));
+      RETURN_IF_ERROR(CheckMaskSupport(store.kind, collection, has_masking_key,
+                                       table_where + ".erase"));
       if (!table_names.insert(collection.name).second) {
         return Invalid(table_where + ".name", "duplicate table name");
       }
@@ -429,12 +694,17 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
     ASSIGN_OR_RETURN(CollectionSpec collection, ParseCollection(node, where));
     collection.name = store.name;
     RETURN_IF_ERROR(ValidateCollection(collection, where));
+    RETURN_IF_ERROR(CheckMaskSupport(store.kind, collection, has_masking_key,
+                                     where + ".erase"));
     store.collections.push_back(std::move(collection));
   } else {
     if (has_top_level_fields) {
-      return Invalid(where, "a sqlite store lists its fields under tables");
+      return Invalid(where,
+                     absl::StrCat("a ", store.kind,
+                                  " store lists its fields under tables"));
     }
-    return Invalid(where + ".tables", "missing (a sqlite store needs a table)");
+    return Invalid(where + ".tables", absl::StrCat("missing (a ", store.kind,
+                                                   " store needs a table)"));
   }
   return store;
 }
@@ -541,14 +811,24 @@ absl::StatusOr<Inventory> Inventory::Parse(std::string_view yaml,
                                   " is not an ISO 3166-1 alpha-2 region code "
                                   "with phone numbering data (e.g. GB, US)"));
     }
+    std::string masking_key_file;
+    RETURN_IF_ERROR(
+        ReadString(root, "masking_key_file", "inventory", &masking_key_file));
+    if (!masking_key_file.empty()) {
+      masking_key_file = ResolvePath(masking_key_file, base_dir);
+    }
     YAML::Node stores = root["stores"];
     if (!stores || !stores.IsSequence() || stores.size() == 0) {
       return absl::InvalidArgumentError(
           "stores: missing or not a non-empty list");
     }
     for (size_t i = 0; i < stores.size(); ++i) {
-      ASSIGN_OR_RETURN(StoreSpec store, ParseStore(stores[i], i, base_dir));
+      ASSIGN_OR_RETURN(
+          StoreSpec store,
+          ParseStore(stores[i], i, base_dir,
+                     /*has_masking_key=*/!masking_key_file.empty()));
       store.default_phone_region = inventory.default_phone_region_;
+      store.masking_key_file = masking_key_file;
       inventory.stores_.push_back(std::move(store));
     }
   } catch (const YAML::Exception& e) {

@@ -18,7 +18,26 @@
 
 namespace dsar {
 
-// A table (SQLite) or the record stream of a log file (JSON lines).
+// How an erasure treats one field of a table that is masked rather than
+// deleted (CollectionSpec::mask_on_erase; docs/inventory.md, "Masking").
+enum class MaskStrategy {
+  kNull,    // Set to NULL.
+  kFixed,   // Set to FieldMask::text.
+  kRandom,  // Set to 32 random lowercase hex digits.
+  kHash,    // Set to HMAC-SHA256(masking key, value as text), lowercase hex.
+  kKeep,    // Left as it is, for the legal reason in FieldMask::text.
+};
+
+struct FieldMask {
+  MaskStrategy strategy = MaskStrategy::kNull;
+  // kFixed: the value written. kKeep: the legal reason the field is kept
+  // (e.g. "Tax law: HGB 257, 10 years"), shown to the subject as an
+  // exemption. Empty otherwise.
+  std::string text;
+};
+
+// A table (SQLite, PostgreSQL) or the record stream of a log file (JSON
+// lines).
 struct CollectionSpec {
   std::string name;
   // Identity key ("email", "user_id", "phone", or a custom type such as
@@ -37,6 +56,12 @@ struct CollectionSpec {
   // Processing flag -> field set to true when the subject exercises it:
   // "restriction" (GDPR Art. 18) and "objection" (Art. 21). Optional.
   std::map<std::string, std::string> processing_flags;
+  // Erasure: false (the default) deletes the subject's records; true keeps
+  // them and masks their fields as `masks` says instead (tables only).
+  bool mask_on_erase = false;
+  // Field -> how an erasure masks it. When mask_on_erase, lists every
+  // identity and PII field of the collection (and nothing else).
+  std::map<std::string, FieldMask> masks;
 };
 
 // The declared type of `field` in `collection`: its field_types entry; else
@@ -48,10 +73,33 @@ FieldType FieldTypeOf(const CollectionSpec& collection,
 // "restriction" and "objection".
 bool IsProcessingFlagName(std::string_view name);
 
+// Where a "postgres" store's server is and how to log in. Passed to libpq
+// as connection parameters (never spliced into a connection string). The
+// inventory never holds the password itself: it names a file or an
+// environment variable to read it from when connecting.
+struct PostgresConnection {
+  std::string host;  // Name, address, or a Unix socket directory ("/...").
+  std::string port;  // Decimal; empty: libpq's default (5432).
+  std::string dbname;
+  std::string user;
+  std::string password_file;  // Absolute; its first line is the password.
+  std::string password_env;   // Name of the environment variable holding it.
+  // libpq's sslmode: disable, allow, prefer, require, verify-ca or
+  // verify-full (the default, except for a socket directory: disable).
+  std::string sslmode;
+  std::string sslrootcert;  // Absolute; CA certificates for verify-*.
+};
+
 struct StoreSpec {
   std::string name;  // Unique; [a-z0-9_-]+.
-  std::string kind;  // "sqlite", "jsonl" or "manual".
-  std::string path;  // Absolute (resolved against the inventory's directory).
+  std::string kind;  // "sqlite", "jsonl", "postgres" or "manual".
+  // Absolute (resolved against the inventory's directory); empty for
+  // "postgres".
+  std::string path;
+  // For "postgres": the server, and the schema holding its tables
+  // ("public" unless given).
+  PostgresConnection connection;
+  std::string schema;
   std::string purpose;
   std::string legal_basis;
   std::vector<std::string> recipients;
@@ -75,6 +123,10 @@ struct StoreSpec {
   std::string owner;
   std::string instructions;
   absl::Duration due_within = absl::ZeroDuration();
+  // The inventory's masking_key_file (absolute), copied here like
+  // default_phone_region: the key of the `hash` mask strategy. Empty when
+  // not set.
+  std::string masking_key_file;
 };
 
 // True for a store worked by people instead of a connector.

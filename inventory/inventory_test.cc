@@ -211,8 +211,9 @@ INSTANTIATE_TEST_SUITE_P(
             R"(stores[1] ("orders").erase_after: unknown store "invoices")"},
         BadCase{"- name: activity", "- name: orders",
                 R"(stores[2] ("orders").name: duplicate of stores[1])"},
-        BadCase{"kind: jsonl", "kind: postgres",
-                R"(stores[2] ("activity").kind: unknown kind "postgres")"},
+        BadCase{
+            "kind: jsonl", "kind: mongodb",
+            R"(stores[2] ("activity").kind: unknown kind "mongodb" (known: sqlite, jsonl, postgres, manual))"},
         BadCase{"    path: /data/shop.db\n", "",
                 R"(stores[1] ("orders").path: missing)"},
         BadCase{"- name: activity", "- name: Activity",
@@ -436,6 +437,168 @@ TEST(InventoryTest, ManualStoreHasAnOwnerInstructionsAndIdentityKinds) {
                                       {{"due_within: 7d", "due_within: 72h"}}),
                   "/base")
                   .ok());
+}
+
+constexpr char kPostgres[] = R"yaml(
+masking_key_file: keys/masking.key
+stores:
+  - name: crm
+    kind: postgres
+    connection:
+      host: db.internal
+      port: 5433
+      dbname: crm
+      user: dsar
+      password_file: secrets/crm.password
+      sslrootcert: /etc/ssl/crm-ca.pem
+    schema: sales
+    tables:
+      - name: invoices
+        identity_fields: {email: email, user_id: customer_id}
+        pii_fields: {full_name: identity, note: other, amount: financial}
+        erase:
+          mode: mask
+          fields:
+            email: hash
+            customer_id: null
+            full_name: random
+            note: {fixed: "[erased]"}
+            amount: {keep: "Tax law: HGB 257, 10 years"}
+      - name: sessions
+        identity_fields: {user_id: customer_id}
+        erase: {mode: delete}
+)yaml";
+
+std::string PostgresWith(const std::string& from, const std::string& to) {
+  std::string yaml = kPostgres;
+  EXPECT_NE(yaml.find(from), std::string::npos) << from;
+  return absl::StrReplaceAll(yaml, {{from, to}});
+}
+
+TEST(InventoryPostgresTest, ReadsConnectionSchemaAndMasks) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(kPostgres, "/srv");
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  const StoreSpec& store = inventory->stores()[0];
+  EXPECT_EQ(store.kind, "postgres");
+  EXPECT_EQ(store.path, "");
+  EXPECT_EQ(store.schema, "sales");
+  EXPECT_EQ(store.connection.host, "db.internal");
+  EXPECT_EQ(store.connection.port, "5433");
+  EXPECT_EQ(store.connection.dbname, "crm");
+  EXPECT_EQ(store.connection.user, "dsar");
+  EXPECT_EQ(store.connection.password_file, "/srv/secrets/crm.password");
+  EXPECT_EQ(store.connection.sslmode, "verify-full");  // The default.
+  EXPECT_EQ(store.connection.sslrootcert, "/etc/ssl/crm-ca.pem");
+  EXPECT_EQ(store.masking_key_file, "/srv/keys/masking.key");
+
+  const CollectionSpec& invoices = store.collections[0];
+  EXPECT_TRUE(invoices.mask_on_erase);
+  ASSERT_EQ(invoices.masks.size(), 5u);
+  EXPECT_EQ(invoices.masks.at("email").strategy, MaskStrategy::kHash);
+  EXPECT_EQ(invoices.masks.at("customer_id").strategy, MaskStrategy::kNull);
+  EXPECT_EQ(invoices.masks.at("full_name").strategy, MaskStrategy::kRandom);
+  EXPECT_EQ(invoices.masks.at("note").strategy, MaskStrategy::kFixed);
+  EXPECT_EQ(invoices.masks.at("note").text, "[erased]");
+  EXPECT_EQ(invoices.masks.at("amount").strategy, MaskStrategy::kKeep);
+  EXPECT_EQ(invoices.masks.at("amount").text, "Tax law: HGB 257, 10 years");
+  EXPECT_FALSE(store.collections[1].mask_on_erase);
+}
+
+TEST(InventoryPostgresTest, SchemaDefaultsToPublicAndSocketToNoTls) {
+  absl::StatusOr<Inventory> inventory =
+      Inventory::Parse(PostgresWith("    schema: sales\n", ""), "/srv");
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  EXPECT_EQ(inventory->stores()[0].schema, "public");
+  absl::StatusOr<Inventory> socket = Inventory::Parse(
+      PostgresWith("host: db.internal", "host: /run/postgresql"), "/srv");
+  ASSERT_TRUE(socket.ok()) << socket.status();
+  EXPECT_EQ(socket->stores()[0].connection.sslmode, "disable");
+}
+
+TEST(InventoryPostgresTest, RefusesALiteralPasswordWithoutEchoingIt) {
+  absl::StatusOr<Inventory> inventory =
+      Inventory::Parse(PostgresWith("      password_file: secrets/crm.password",
+                                    "      password: hunter2-secret"),
+                       "/srv");
+  ASSERT_FALSE(inventory.ok());
+  EXPECT_EQ(inventory.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(inventory.status().message()),
+              HasSubstr(R"(stores[0] ("crm").connection.password: a password )"
+                        R"(is never written in the inventory)"));
+  EXPECT_THAT(std::string(inventory.status().message()),
+              ::testing::Not(HasSubstr("hunter2")));
+}
+
+class InventoryPostgresErrorTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(InventoryPostgresErrorTest, NamesEntryAndField) {
+  const BadCase& c = GetParam();
+  absl::StatusOr<Inventory> inventory =
+      Inventory::Parse(PostgresWith(c.from, c.to), "/srv");
+  ASSERT_FALSE(inventory.ok());
+  EXPECT_EQ(inventory.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(inventory.status().message()), HasSubstr(c.message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, InventoryPostgresErrorTest,
+    ::testing::Values(
+        BadCase{"      host: db.internal\n", "",
+                R"(stores[0] ("crm").connection.host: missing)"},
+        BadCase{"      dbname: crm\n", "",
+                R"(stores[0] ("crm").connection.dbname: missing)"},
+        BadCase{"port: 5433", "port: 70000",
+                R"(stores[0] ("crm").connection.port: "70000" is not a port)"},
+        BadCase{"      user: dsar\n", "      user: dsar\n      sslmode: on\n",
+                R"(stores[0] ("crm").connection.sslmode: unknown mode "on")"},
+        BadCase{"      user: dsar\n", "      usr: dsar\n",
+                R"(stores[0] ("crm").connection: unknown key "usr")"},
+        BadCase{
+            "      password_file: secrets/crm.password",
+            "      password_file: a\n      password_env: B",
+            R"(stores[0] ("crm").connection: give password_file or password_env, not both)"},
+        BadCase{
+            "    connection:\n", "    path: crm.db\n    connection:\n",
+            R"(stores[0] ("crm").path: a postgres store is reached through connection)"},
+        BadCase{
+            "            note: {fixed: \"[erased]\"}\n", "",
+            R"(stores[0] ("crm").tables[0] ("invoices").erase.fields: no strategy for "note")"},
+        BadCase{
+            "            note: {fixed: \"[erased]\"}\n",
+            "            note: {fixed: \"[erased]\"}\n            "
+            "shoe_size: null\n",
+            R"(tables[0] ("invoices").erase.fields.shoe_size: not one of the collection's pii_fields or identity_fields)"},
+        BadCase{
+            "email: hash", "email: scramble",
+            R"(tables[0] ("invoices").erase.fields.email: unknown strategy "scramble")"},
+        BadCase{
+            "amount: {keep: \"Tax law: HGB 257, 10 years\"}",
+            "amount: {keep: \"\"}",
+            R"(tables[0] ("invoices").erase.fields.amount.keep: needs the legal reason)"},
+        BadCase{
+            "customer_id: null", "customer_id: {keep: \"audit\"}",
+            R"(tables[0] ("invoices").erase.fields.email: random and hash need every identity field masked)"},
+        BadCase{
+            "mode: mask", "mode: scrub",
+            R"(tables[0] ("invoices").erase.mode: unknown mode "scrub" (known: delete, mask))"},
+        BadCase{
+            "erase: {mode: delete}",
+            "erase: {mode: delete, fields: {customer_id: null}}",
+            R"(tables[1] ("sessions").erase.fields: only mode: mask masks fields)"},
+        BadCase{
+            "masking_key_file: keys/masking.key\n", "",
+            R"(tables[0] ("invoices").erase.fields.email: hash needs the inventory's masking_key_file)"}));
+
+TEST(InventoryMaskTest, AJsonlLogCannotBeMasked) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(
+      ShopWith("    pii_fields: {ip: online_identifiers}\n",
+               "    pii_fields: {ip: online_identifiers}\n"
+               "    erase: {mode: mask, fields: {user_id: null, ip: null}}\n"),
+      "/srv");
+  ASSERT_FALSE(inventory.ok());
+  EXPECT_THAT(std::string(inventory.status().message()),
+              HasSubstr(R"(stores[2] ("activity").erase.mode: a jsonl log is )"
+                        R"(erased by deleting lines)"));
 }
 
 }  // namespace

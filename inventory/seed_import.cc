@@ -41,7 +41,9 @@ std::string StoreName(const std::string& name) {
 // The Art. 15 category of a field, guessed from its name.
 std::string CategoryOf(const std::string& field) {
   const std::string f = absl::AsciiStrToLower(field);
-  auto has = [&f](absl::string_view part) { return absl::StrContains(f, part); };
+  auto has = [&f](absl::string_view part) {
+    return absl::StrContains(f, part);
+  };
   if (has("ip") && (has("address") || f == "ip" || has("ip_"))) {
     return "online_identifiers";
   }

@@ -115,20 +115,26 @@ absl::Status ValidateInput(const BundleInput& input) {
     return absl::InvalidArgumentError(absl::StrCat(
         "bundle: regulation \"", input.regulation, "\" (want GDPR or CCPA)"));
   }
-  for (size_t i = 0; i < input.withheld.size(); ++i) {
-    const BundleExemption& withheld = input.withheld[i];
-    std::string where = absl::StrCat("bundle: withheld[", i, "]");
-    if (!IsValidStoreName(withheld.store)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ".store: \"", withheld.store,
-                       "\" is not a store name ([a-z0-9_-]+)"));
-    }
-    if (withheld.reason.empty() || withheld.legal_basis.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, " (", withheld.store,
-          "): reason and legal_basis are required for withheld data"));
+  for (const auto& [name, list] :
+       {std::pair<const char*, const std::vector<BundleExemption>*>{
+            "withheld", &input.withheld},
+        {"retained", &input.retained}}) {
+    for (size_t i = 0; i < list->size(); ++i) {
+      const BundleExemption& withheld = (*list)[i];
+      std::string where = absl::StrCat("bundle: ", name, "[", i, "]");
+      if (!IsValidStoreName(withheld.store)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".store: \"", withheld.store,
+                         "\" is not a store name ([a-z0-9_-]+)"));
+      }
+      if (withheld.reason.empty() || withheld.legal_basis.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, " (", withheld.store,
+            "): reason and legal_basis are required for ", name, " data"));
+      }
     }
   }
+
   return absl::OkStatus();
 }
 
@@ -587,6 +593,21 @@ Json BuildExemptions(const BundleInput& input) {
   return exemptions;
 }
 
+// exemptions.json's entries of kind "retained", which the response lists in
+// a section of their own: they are provided, but kept after an erasure.
+Json BuildRetained(const BundleInput& input) {
+  Json retained = Json::array();
+  for (const BundleExemption& kept : input.retained) {
+    Json item;
+    item["store"] = kept.store;
+    item["kind"] = "retained";
+    item["reason"] = kept.reason;
+    item["legal_basis"] = kept.legal_basis;
+    retained.push_back(std::move(item));
+  }
+  return retained;
+}
+
 // The values the templates see; templates/art15/response.md.mustache lists
 // them. Empty strings are false in sections, as in mustache.js.
 Json BuildViewModel(const BundleInput& input,
@@ -942,13 +963,19 @@ absl::Status BuildArt15Files(const BundleInput& input,
     out->scans.emplace(entry.store, std::move(scan));
   }
   Json exemptions = BuildExemptions(input);
+  Json retained = BuildRetained(input);
   Json exemptions_file;
   exemptions_file["request_id"] = input.request_id;
   exemptions_file["exemptions"] = exemptions;
+  for (const Json& kept : retained) {
+    exemptions_file["exemptions"].push_back(kept);
+  }
   out->exemptions = exemptions_file.dump(2) + "\n";
 
-  kainjow::mustache::data view =
-      ToMustache(BuildViewModel(input, out->scans, exemptions));
+  Json model = BuildViewModel(input, out->scans, exemptions);
+  model["retained"] = retained;
+  model["has_retained"] = !retained.empty();
+  kainjow::mustache::data view = ToMustache(model);
   ASSIGN_OR_RETURN(out->response_md,
                    Render(templates.md, kMdTemplate, view, MarkdownEscape));
   // The default escape is HTML's (& < > " ').

@@ -76,6 +76,11 @@ struct BundleInput {
   std::string received_at;  // When the request was received, as displayed.
   std::string deadline;     // The (possibly extended) deadline, as displayed.
   std::vector<BundleExemption> withheld;
+  // Personal data a store keeps when the subject's data is erased (the
+  // inventory's erase mask `keep`), with the law that requires it: listed
+  // in exemptions.json with kind "retained" and in the response, so the
+  // subject knows before asking for erasure.
+  std::vector<BundleExemption> retained;
 
   // Stops the writer soon after it becomes true: WriteExportBundle returns
   // CANCELLED and leaves no bundle (a stopping dsard need not wait for a
@@ -121,7 +126,8 @@ inline constexpr size_t kMaxCsvColumns = 1000;
 //                      "legal_basis"}]}: kind "unavailable" for each FAILED
 //                     store (reason = its error; legal_basis says nothing
 //                     was withheld and the data follows once the store is
-//                     reachable), kind "withheld" for input.withheld.
+//                     reachable), kind "withheld" for input.withheld,
+//                     kind "retained" for input.retained.
 //   data/<store>.json one per SUCCEEDED store, the plaintext of data_path
 //                     (decrypted chunk by chunk as libzip reads it, not
 //                     loaded into memory).

@@ -696,6 +696,45 @@ TEST_F(Art15BundleTest, WithheldDataIsListedWithItsLegalBasis) {
   EXPECT_THAT(bad.status().message(), HasSubstr("withheld[0]"));
 }
 
+TEST_F(Art15BundleTest, DataKeptOnErasureIsListedWithItsLegalReason) {
+  BundleInput input = Art15Input("ACCESS");
+  input.retained.push_back({"crm",
+                            "invoices.amount is kept when your data is erased",
+                            "Tax law: HGB 257, 10 years"});
+  ASSERT_TRUE(WriteExportBundle(input, ZipPath()).ok());
+  ZipReader zip(ZipPath());
+  ASSERT_TRUE(zip.ok());
+  nlohmann::json exemptions =
+      nlohmann::json::parse(zip.Read("exemptions.json"))["exemptions"];
+  ASSERT_FALSE(exemptions.empty());
+  EXPECT_EQ(exemptions.back(),
+            nlohmann::json(
+                {{"store", "crm"},
+                 {"kind", "retained"},
+                 {"reason", "invoices.amount is kept when your data is erased"},
+                 {"legal_basis", "Tax law: HGB 257, 10 years"}}));
+  std::string md = zip.Read("response.md");
+  EXPECT_THAT(md, HasSubstr("What we keep if you ask us to erase your data"));
+  EXPECT_THAT(md, HasSubstr("**crm**: invoices.amount is kept when your data "
+                            "is erased. Tax law: HGB 257, 10 years"));
+  EXPECT_THAT(zip.Read("response.html"),
+              HasSubstr("Tax law: HGB 257, 10 years"));
+
+  input.retained[0].legal_basis.clear();
+  absl::StatusOr<BundleResult> bad = WriteExportBundle(input, ZipPath());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("retained[0]"));
+}
+
+TEST_F(Art15BundleTest, NothingKeptMeansNoErasureSection) {
+  BundleInput input = Art15Input("ACCESS");
+  ASSERT_TRUE(WriteExportBundle(input, ZipPath()).ok());
+  ZipReader zip(ZipPath());
+  ASSERT_TRUE(zip.ok());
+  EXPECT_THAT(zip.Read("response.md"),
+              Not(HasSubstr("What we keep if you ask us")));
+}
+
 TEST_F(Art15BundleTest, ResponseShowsABoundedSampleOfEachCategory) {
   BundleInput input = Art15Input("ACCESS");
   input.stores.resize(1);

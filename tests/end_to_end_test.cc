@@ -254,9 +254,22 @@ TEST_F(EndToEndTest, AccessThenErasureOfOnePerson) {
   v1::Request erasure =
       Run(v1::ERASURE, "person42@example.com", "e2e-erasure-42");
   ASSERT_EQ(erasure.status(), v1::COMPLETED) << erasure.ShortDebugString();
+  int erase_steps = 0;
   for (const v1::StoreStep& step : erasure.steps()) {
     EXPECT_EQ(step.status(), v1::SUCCEEDED) << step.ShortDebugString();
+    // An erase step reports its rows per table, summing to record_count.
+    if (step.task_state() != "Erase") continue;
+    EXPECT_GT(step.erasures_size(), 0) << step.ShortDebugString();
+    int64_t rows = 0;
+    for (const v1::CollectionErasure& erasure : step.erasures()) {
+      EXPECT_FALSE(erasure.collection().empty());
+      rows += erasure.rows_deleted() + erasure.rows_masked();
+    }
+    EXPECT_EQ(rows, step.record_count()) << step.ShortDebugString();
+    EXPECT_GT(rows, 0) << step.ShortDebugString();
+    ++erase_steps;
   }
+  EXPECT_EQ(erase_steps, static_cast<int>(kStores.size()));
   std::map<std::string, int64_t> after42 = contents.CountsFor(42);
   std::map<std::string, int64_t> after43 = contents.CountsFor(43);
   for (const std::string& store : kStores) {

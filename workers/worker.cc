@@ -429,8 +429,16 @@ absl::Status Worker::RunOperation(const v1::Task& task, InFlight& flight,
       break;
     }
     case TaskOperation::kErase: {
-      ASSIGN_OR_RETURN(result.record_count,
+      ASSIGN_OR_RETURN(EraseResult erased,
                        connector->second->Erase(identities));
+      result.record_count = erased.record_count();
+      for (const CollectionErasure& collection : erased.collections) {
+        v1::CollectionErasure* out = complete->add_erasures();
+        out->set_collection(collection.collection);
+        out->set_rows_deleted(collection.rows_deleted);
+        out->set_rows_masked(collection.rows_masked);
+        out->set_fields_masked(collection.fields_masked);
+      }
       break;
     }
     case TaskOperation::kRectify: {

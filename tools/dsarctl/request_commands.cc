@@ -173,6 +173,30 @@ void PrintRequestTable(const Options& options, const Request& request) {
                     {error, Color::kRed}});
     }
     table.Print(options);
+    // What each erase step did, table by table.
+    std::vector<std::string> erased;
+    for (const StoreStep& step : request.steps()) {
+      for (const dsar::v1::CollectionErasure& erasure : step.erasures()) {
+        std::vector<std::string> parts;
+        if (erasure.rows_deleted() > 0) {
+          parts.push_back(absl::StrCat(erasure.rows_deleted(), " deleted"));
+        }
+        if (erasure.rows_masked() > 0) {
+          parts.push_back(absl::StrCat(erasure.rows_masked(), " masked (",
+                                       erasure.fields_masked(), " fields)"));
+        }
+        if (parts.empty()) parts.push_back("nothing to erase");
+        erased.push_back(absl::StrCat(step.store(), ".", erasure.collection(),
+                                      ": ", absl::StrJoin(parts, ", ")));
+      }
+    }
+    if (!erased.empty()) {
+      std::printf("\n");
+      field("Erased", erased.front());
+      for (size_t i = 1; i < erased.size(); ++i) {
+        std::printf("            %s\n", erased[i].c_str());
+      }
+    }
   }
   if (!request.bundle().path().empty()) {
     std::printf("\n");

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "workers/connectors/jsonl.h"
+#include "workers/connectors/postgres.h"
 #include "workers/connectors/sqlite.h"
 
 namespace dsar {
@@ -28,9 +29,12 @@ absl::StatusOr<std::unique_ptr<Connector>> CreateConnector(
     }
     return std::make_unique<JsonlConnector>(store, cancel);
   }
+  if (store.kind == "postgres") {
+    return std::make_unique<PostgresConnector>(store, cancel);
+  }
   return absl::InvalidArgumentError(
       absl::StrCat("store ", store.name, ": unknown kind \"", store.kind,
-                   "\" (known: sqlite, jsonl)"));
+                   "\" (known: sqlite, jsonl, postgres)"));
 }
 
 namespace internal {

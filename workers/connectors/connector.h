@@ -49,6 +49,29 @@ struct ConnectorResult {
   std::vector<Identity> discovered;
 };
 
+// What an erasure did in one collection of the store.
+struct CollectionErasure {
+  std::string collection;
+  int64_t rows_deleted = 0;
+  // Rows kept (CollectionSpec::mask_on_erase) with at least one field
+  // masked, and how many field values masking changed in them.
+  int64_t rows_masked = 0;
+  int64_t fields_masked = 0;
+};
+
+struct EraseResult {
+  // One entry per collection of the store, in inventory order.
+  std::vector<CollectionErasure> collections;
+  // Rows deleted plus rows masked, over every collection.
+  int64_t record_count() const {
+    int64_t total = 0;
+    for (const CollectionErasure& c : collections) {
+      total += c.rows_deleted + c.rows_masked;
+    }
+    return total;
+  }
+};
+
 // Errors: every operation returns the status code whose error name
 // (model/connector_errors.h, docs/errors.md) says whether a retry can help:
 // UNAVAILABLE / RESOURCE_EXHAUSTED when the store cannot be reached now
@@ -72,11 +95,12 @@ struct ConnectorResult {
 //
 // Cancellation: a connector created with a cancel flag (CreateConnector)
 // checks it while it works: before it starts, between the lines of a log,
-// every thousand SQLite VM steps and while it waits for a lock. Once the
+// every thousand SQLite VM steps, every 50 ms while a PostgreSQL statement
+// runs (then sending PQcancel) and while it waits for a lock. Once the
 // flag is set, the operation in progress ends at the next check with
 // CANCELLED (error name Connector.Failed), leaving the store as it found it:
-// a SQLite transaction is rolled back, a log rewrite is dropped before its
-// journal is committed. A rewrite whose journal is committed is finished
+// a SQLite or PostgreSQL transaction is rolled back, a log rewrite is
+// dropped before its journal is committed. A rewrite whose journal is committed is finished
 // first (it is a copy of the log, see jsonl.h). Bytes already handed to an
 // Export's sink are not a complete export.
 class Connector {
@@ -101,9 +125,12 @@ class Connector {
 
   // Deletes every matching record, atomically per store (one transaction;
   // a log file is rewritten in place through a journal, under the lock its
-  // writers take, see jsonl.h). Returns the number of records deleted; 0
-  // when called again.
-  virtual absl::StatusOr<int64_t> Erase(
+  // writers take, see jsonl.h), or, in a collection with mask_on_erase,
+  // keeps it and masks its fields as the inventory says (docs/inventory.md,
+  // "Masking"). Returns what it did per collection; all counts are 0 when
+  // called again (a masked record no longer matches, or already holds its
+  // masked values).
+  virtual absl::StatusOr<EraseResult> Erase(
       const std::vector<Identity>& identities) = 0;
 
   // Sets the corrected fields of every matching record (one transaction /

@@ -829,21 +829,26 @@ absl::StatusOr<ConnectorResult> JsonlConnector::Discover(
       [](const CollectionSpec&, const Json&) { return absl::OkStatus(); });
 }
 
-absl::StatusOr<int64_t> JsonlConnector::Erase(
+absl::StatusOr<EraseResult> JsonlConnector::Erase(
     const std::vector<Identity>& identities) {
   const CollectionSpec& collection = store_.collections.front();
   IdentityMatcher matcher(identities, store_.default_phone_region);
   IdentityConflictDetector conflicts;
-  return RewriteLog(
-      store_, cancel_, matcher.empty(), conflicts,
-      [&](std::string_view line, std::string* out) -> absl::StatusOr<bool> {
-        std::optional<Json> record;
-        if (LineMatches(line, collection, matcher, conflicts, &record)) {
-          return true;
-        }
-        out->append(line);
-        return false;
-      });
+  EraseResult result;
+  result.collections.push_back({collection.name});
+  ASSIGN_OR_RETURN(
+      result.collections.front().rows_deleted,
+      RewriteLog(
+          store_, cancel_, matcher.empty(), conflicts,
+          [&](std::string_view line, std::string* out) -> absl::StatusOr<bool> {
+            std::optional<Json> record;
+            if (LineMatches(line, collection, matcher, conflicts, &record)) {
+              return true;
+            }
+            out->append(line);
+            return false;
+          }));
+  return result;
 }
 
 absl::StatusOr<int64_t> JsonlConnector::Rectify(

@@ -74,7 +74,7 @@ class JsonlConnector : public Connector {
       const std::vector<Identity>& identities, ByteSink& sink) override;
   absl::StatusOr<ConnectorResult> Discover(
       const std::vector<Identity>& identities) override;
-  absl::StatusOr<int64_t> Erase(
+  absl::StatusOr<EraseResult> Erase(
       const std::vector<Identity>& identities) override;
   absl::StatusOr<int64_t> Rectify(
       const std::vector<Identity>& identities,

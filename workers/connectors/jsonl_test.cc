@@ -146,9 +146,9 @@ TEST_F(JsonlConnectorTest, NonCanonicalUserIdsNeverMatchNumbers) {
   ASSERT_TRUE(WriteFileAtomically(store_.path, log).ok());
   for (const char* value : {"007", "+8", "9.0", "1e1"}) {
     SCOPED_TRACE(value);
-    absl::StatusOr<int64_t> erased = Make()->Erase({{"user_id", value}});
+    absl::StatusOr<EraseResult> erased = Make()->Erase({{"user_id", value}});
     ASSERT_TRUE(erased.ok()) << erased.status();
-    EXPECT_EQ(*erased, 0);
+    EXPECT_EQ(erased->record_count(), 0);
   }
   EXPECT_EQ(Contents(), log);
 }
@@ -212,9 +212,9 @@ TEST_F(JsonlConnectorTest, EraseKeepsEveryOtherLineByteForByte) {
   std::unique_ptr<Connector> connector = Make();
   std::vector<Identity> alice = {{"user_id", "42"},
                                  {"email", "alice@example.com"}};
-  absl::StatusOr<int64_t> erased = connector->Erase(alice);
+  absl::StatusOr<EraseResult> erased = connector->Erase(alice);
   ASSERT_TRUE(erased.ok()) << erased.status();
-  EXPECT_EQ(*erased, 3);
+  EXPECT_EQ(erased->record_count(), 3);
   EXPECT_EQ(Contents(),
             absl::StrCat(kOther1, kGarbage, kBlank, kOther2, kArray, kLast));
   struct stat info;
@@ -229,14 +229,14 @@ TEST_F(JsonlConnectorTest, EraseKeepsEveryOtherLineByteForByte) {
 
 TEST_F(JsonlConnectorTest, SecondEraseFindsNothingAndLeavesTheFile) {
   std::unique_ptr<Connector> connector = Make();
-  ASSERT_EQ(connector->Erase({{"user_id", "7"}}).value(), 2);
+  ASSERT_EQ(connector->Erase({{"user_id", "7"}}).value().record_count(), 2);
   std::string after_first = Contents();
   struct stat first;
   ASSERT_EQ(::stat(store_.path.c_str(), &first), 0);
 
-  absl::StatusOr<int64_t> again = connector->Erase({{"user_id", "7"}});
+  absl::StatusOr<EraseResult> again = connector->Erase({{"user_id", "7"}});
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(*again, 0);
+  EXPECT_EQ(again->record_count(), 0);
   struct stat second;
   ASSERT_EQ(::stat(store_.path.c_str(), &second), 0);
   EXPECT_EQ(first.st_ino, second.st_ino);  // Not rewritten.
@@ -279,7 +279,13 @@ TEST_F(JsonlConnectorTest, ConcurrentErasesAllTakeEffect) {
   std::vector<absl::StatusOr<int64_t>> results(8, int64_t{0});
   for (int user = 1; user <= 8; ++user) {
     threads.emplace_back([&, user] {
-      results[user - 1] = connector->Erase({{"user_id", absl::StrCat(user)}});
+      absl::StatusOr<EraseResult> erased =
+          connector->Erase({{"user_id", absl::StrCat(user)}});
+      if (erased.ok()) {
+        results[user - 1] = erased->record_count();
+      } else {
+        results[user - 1] = erased.status();
+      }
     });
   }
   for (std::thread& thread : threads) thread.join();
@@ -337,7 +343,7 @@ TEST_F(JsonlConnectorTest, EraseLosesNoLineAppendedMeanwhile) {
   int erases = 0;
   absl::Status failure;
   while (!done) {
-    absl::StatusOr<int64_t> erased = connector->Erase({{"user_id", "42"}});
+    absl::StatusOr<EraseResult> erased = connector->Erase({{"user_id", "42"}});
     if (!erased.ok()) failure = erased.status();
     ++erases;
   }
@@ -613,9 +619,16 @@ TEST_F(JsonlConnectorTest, ConcurrentFlagsAndErasesAllTakeEffect) {
   for (int user = 1; user <= 8; ++user) {
     threads.emplace_back([&, user] {
       std::vector<Identity> who = {{"user_id", absl::StrCat(user)}};
-      results[user - 1] = user % 2 == 0
-                              ? connector->Erase(who)
-                              : connector->SetProcessingFlag(who, "objection");
+      if (user % 2 == 0) {
+        absl::StatusOr<EraseResult> erased = connector->Erase(who);
+        if (erased.ok()) {
+          results[user - 1] = erased->record_count();
+        } else {
+          results[user - 1] = erased.status();
+        }
+      } else {
+        results[user - 1] = connector->SetProcessingFlag(who, "objection");
+      }
     });
   }
   for (std::thread& thread : threads) thread.join();

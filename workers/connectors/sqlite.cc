@@ -24,6 +24,7 @@
 #include "workers/connectors/corrections.h"
 #include "workers/connectors/export_writer.h"
 #include "workers/connectors/identity_match.h"
+#include "workers/connectors/masking.h"
 
 namespace dsar {
 namespace {
@@ -655,6 +656,78 @@ absl::StatusOr<ConnectorResult> ScanMatchingRows(
   return result;
 }
 
+// Masks the rows of `collection` that `filter` selects, as its masks say
+// (masking.h): reads each row's masked fields, then writes, row by row, the
+// ones whose value changes. Counts into `erasure`.
+absl::Status MaskMatchingRows(Session& session,
+                              const CollectionSpec& collection,
+                              const RowFilter& filter, const std::string& key,
+                              CollectionErasure* erasure) {
+  std::vector<std::string> fields;
+  std::vector<std::string> selected = {"rowid"};
+  for (const auto& [field, mask] : collection.masks) {
+    if (mask.strategy == MaskStrategy::kKeep) continue;
+    fields.push_back(field);
+    selected.push_back(QuoteIdentifier(field));
+  }
+  if (fields.empty()) return absl::OkStatus();
+  std::string sql =
+      absl::StrCat("SELECT ", absl::StrJoin(selected, ", "), " FROM ",
+                   QuoteIdentifier(collection.name), " WHERE ", filter.sql);
+  // Read first, then write: the writes change what the filter selects.
+  std::vector<std::pair<int64_t, std::vector<std::optional<std::string>>>> rows;
+  {
+    ASSIGN_OR_RETURN(Statement statement,
+                     PrepareFiltered(session, sql, filter));
+    int rc;
+    while ((rc = sqlite3_step(statement.get())) == SQLITE_ROW) {
+      std::vector<std::optional<std::string>> values;
+      for (size_t f = 0; f < fields.size(); ++f) {
+        int i = static_cast<int>(f) + 1;
+        if (sqlite3_column_type(statement.get(), i) == SQLITE_NULL) {
+          values.push_back(std::nullopt);
+          continue;
+        }
+        const char* text = reinterpret_cast<const char*>(
+            sqlite3_column_text(statement.get(), i));
+        values.push_back(
+            std::string(text, sqlite3_column_bytes(statement.get(), i)));
+      }
+      rows.emplace_back(sqlite3_column_int64(statement.get(), 0),
+                        std::move(values));
+    }
+    if (rc != SQLITE_DONE) return session.Error(rc, sql);
+  }
+  for (const auto& [rowid, values] : rows) {
+    std::vector<std::string> assignments;
+    std::vector<Binding> bindings;
+    for (size_t f = 0; f < fields.size(); ++f) {
+      MaskedValue masked =
+          MaskValue(collection.masks.at(fields[f]), values[f], key);
+      if (!masked.changes) continue;
+      if (masked.value.has_value()) {
+        assignments.push_back(absl::StrCat(QuoteIdentifier(fields[f]), " = ?"));
+        bindings.push_back(*std::move(masked.value));
+      } else {
+        assignments.push_back(
+            absl::StrCat(QuoteIdentifier(fields[f]), " = NULL"));
+      }
+    }
+    if (assignments.empty()) continue;
+    bindings.push_back(rowid);
+    std::string update =
+        absl::StrCat("UPDATE ", QuoteIdentifier(collection.name), " SET ",
+                     absl::StrJoin(assignments, ", "), " WHERE rowid = ?");
+    ASSIGN_OR_RETURN(Statement statement,
+                     PrepareBound(session, update, bindings));
+    int rc = sqlite3_step(statement.get());
+    if (rc != SQLITE_DONE) return session.Error(rc, update);
+    ++erasure->rows_masked;
+    erasure->fields_masked += static_cast<int64_t>(assignments.size());
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<ConnectorResult> SqliteConnector::Export(
@@ -698,29 +771,46 @@ absl::StatusOr<std::vector<std::string>> SqliteConnector::ExplainLookup(
   return plan;
 }
 
-absl::StatusOr<int64_t> SqliteConnector::Erase(
+absl::StatusOr<EraseResult> SqliteConnector::Erase(
     const std::vector<Identity>& identities) {
+  std::string key;
+  if (UsesHashMask(store_)) {
+    ASSIGN_OR_RETURN(key, ReadMaskingKey(store_));
+  }
   IdentityMatcher matcher(identities, store_.default_phone_region);
-  return InWriteTransaction(
-      store_, cancel_, [&](Session& session) -> absl::StatusOr<int64_t> {
-        ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
-                         SubjectFilters(session, store_, matcher));
-        int64_t deleted = 0;
-        for (size_t c = 0; c < store_.collections.size(); ++c) {
-          const CollectionSpec& collection = store_.collections[c];
-          const std::optional<RowFilter>& filter = filters[c];
-          if (!filter.has_value()) continue;
-          std::string sql =
-              absl::StrCat("DELETE FROM ", QuoteIdentifier(collection.name),
-                           " WHERE ", filter->sql);
-          ASSIGN_OR_RETURN(Statement statement,
-                           PrepareFiltered(session, sql, *filter));
-          int rc = sqlite3_step(statement.get());
-          if (rc != SQLITE_DONE) return session.Error(rc, sql);
-          deleted += sqlite3_changes(session.db());
-        }
-        return deleted;
-      });
+  EraseResult result;
+  RETURN_IF_ERROR(
+      InWriteTransaction(
+          store_, cancel_,
+          [&](Session& session) -> absl::StatusOr<int64_t> {
+            ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
+                             SubjectFilters(session, store_, matcher));
+            result.collections.clear();
+            for (size_t c = 0; c < store_.collections.size(); ++c) {
+              const CollectionSpec& collection = store_.collections[c];
+              result.collections.push_back({collection.name});
+              const std::optional<RowFilter>& filter = filters[c];
+              if (!filter.has_value()) continue;
+              if (collection.mask_on_erase) {
+                RETURN_IF_ERROR(MaskMatchingRows(session, collection, *filter,
+                                                 key,
+                                                 &result.collections.back()));
+                continue;
+              }
+              std::string sql =
+                  absl::StrCat("DELETE FROM ", QuoteIdentifier(collection.name),
+                               " WHERE ", filter->sql);
+              ASSIGN_OR_RETURN(Statement statement,
+                               PrepareFiltered(session, sql, *filter));
+              int rc = sqlite3_step(statement.get());
+              if (rc != SQLITE_DONE) return session.Error(rc, sql);
+              result.collections.back().rows_deleted =
+                  sqlite3_changes(session.db());
+            }
+            return result.record_count();
+          })
+          .status());
+  return result;
 }
 
 absl::StatusOr<int64_t> SqliteConnector::Rectify(

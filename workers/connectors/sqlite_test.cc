@@ -1,14 +1,18 @@
 #include "workers/connectors/sqlite.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
@@ -205,10 +209,10 @@ TEST_F(SqliteConnectorTest, ValuesAreBoundNotSpliced) {
         connector->Discover({{"email", evil}, {"user_id", evil}});
     ASSERT_TRUE(found.ok()) << found.status();
     EXPECT_EQ(found->record_count, 0) << evil;
-    absl::StatusOr<int64_t> erased =
+    absl::StatusOr<EraseResult> erased =
         connector->Erase({{"email", evil}, {"user_id", evil}});
     ASSERT_TRUE(erased.ok()) << erased.status();
-    EXPECT_EQ(*erased, 0) << evil;
+    EXPECT_EQ(erased->record_count(), 0) << evil;
   }
   EXPECT_EQ(Count("SELECT count(*) FROM users"), 2);
 }
@@ -217,9 +221,21 @@ TEST_F(SqliteConnectorTest, EraseDeletesEverywhereAndIsIdempotent) {
   std::unique_ptr<Connector> connector = Make();
   std::vector<Identity> alice = {{"email", "ALICE@example.com"},
                                  {"user_id", "42"}};
-  absl::StatusOr<int64_t> erased = connector->Erase(alice);
+  absl::StatusOr<EraseResult> erased = connector->Erase(alice);
   ASSERT_TRUE(erased.ok()) << erased.status();
-  EXPECT_EQ(*erased, 6);
+  EXPECT_EQ(erased->record_count(), 6);
+  // Rows deleted, table by table, in inventory order.
+  std::vector<std::pair<std::string, int64_t>> deleted;
+  for (const CollectionErasure& collection : erased->collections) {
+    deleted.emplace_back(collection.collection, collection.rows_deleted);
+    EXPECT_EQ(collection.rows_masked, 0);
+    EXPECT_EQ(collection.fields_masked, 0);
+  }
+  EXPECT_THAT(deleted,
+              ElementsAre(std::pair<std::string, int64_t>("users", 1),
+                          std::pair<std::string, int64_t>("orders", 2),
+                          std::pair<std::string, int64_t>("tickets", 1),
+                          std::pair<std::string, int64_t>("odd \"table\"", 2)));
 
   EXPECT_EQ(Count("SELECT count(*) FROM users WHERE id = 42"), 0);
   EXPECT_EQ(Count("SELECT count(*) FROM orders WHERE user_id = 42"), 0);
@@ -233,9 +249,128 @@ TEST_F(SqliteConnectorTest, EraseDeletesEverywhereAndIsIdempotent) {
   ASSERT_TRUE(found.ok());
   EXPECT_EQ(found->record_count, 0);
 
-  absl::StatusOr<int64_t> again = connector->Erase(alice);
+  absl::StatusOr<EraseResult> again = connector->Erase(alice);
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(*again, 0);
+  EXPECT_EQ(again->record_count(), 0);
+}
+
+// An invoices table kept for tax law: erasure masks it as `masks` says.
+class SqliteMaskingTest : public SqliteConnectorTest {
+ protected:
+  static constexpr char kKey[] = "0123456789abcdef0123456789abcdef-sqlite";
+
+  void SetUp() override {
+    SqliteConnectorTest::SetUp();
+    Exec(R"sql(
+      CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer_id INTEGER,
+                             email TEXT, full_name TEXT, note TEXT,
+                             amount REAL);
+      INSERT INTO invoices VALUES
+        (1, 42, 'alice@example.com', 'Alice Adams', 'VIP', 19.99),
+        (2, 7, 'bob@example.com', 'Bob Brown', 'new', 5.0);
+    )sql");
+    std::ofstream(dir_ + "/masking.key") << kKey;
+    store_.masking_key_file = dir_ + "/masking.key";
+  }
+
+  void MaskInvoices(std::map<std::string, FieldMask> masks) {
+    CollectionSpec invoices;
+    invoices.name = "invoices";
+    invoices.identity_fields = {{"email", "email"}, {"user_id", "customer_id"}};
+    invoices.pii_fields = {
+        {"full_name", "identity"}, {"note", "other"}, {"amount", "financial"}};
+    invoices.mask_on_erase = true;
+    invoices.masks = std::move(masks);
+    store_.collections = {invoices};
+  }
+
+  static std::string HmacHex(const std::string& value) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    HMAC(EVP_sha256(), kKey, static_cast<int>(sizeof kKey - 1),
+         reinterpret_cast<const unsigned char*>(value.data()), value.size(),
+         digest, &size);
+    return absl::BytesToHexString(
+        absl::string_view(reinterpret_cast<const char*>(digest), size));
+  }
+};
+
+TEST_F(SqliteMaskingTest, EraseMasksEachFieldAndKeepsTheRow) {
+  MaskInvoices({
+      {"email", {MaskStrategy::kHash, ""}},
+      {"customer_id", {MaskStrategy::kNull, ""}},
+      {"full_name", {MaskStrategy::kRandom, ""}},
+      {"note", {MaskStrategy::kFixed, "[erased]"}},
+      {"amount", {MaskStrategy::kKeep, "Tax law: HGB 257, 10 years"}},
+  });
+  std::vector<Identity> alice = {{"email", "ALICE@example.com"},
+                                 {"user_id", "42"}};
+  absl::StatusOr<EraseResult> erased = Make()->Erase(alice);
+  ASSERT_TRUE(erased.ok()) << erased.status();
+  ASSERT_EQ(erased->collections.size(), 1u);
+  EXPECT_EQ(erased->collections[0].collection, "invoices");
+  EXPECT_EQ(erased->collections[0].rows_deleted, 0);
+  EXPECT_EQ(erased->collections[0].rows_masked, 1);
+  EXPECT_EQ(erased->collections[0].fields_masked, 4);
+  EXPECT_EQ(erased->record_count(), 1);
+
+  EXPECT_EQ(Count("SELECT count(*) FROM invoices"), 2);
+  EXPECT_EQ(Text("SELECT email FROM invoices WHERE id = 1"),
+            HmacHex("alice@example.com"));
+  EXPECT_EQ(Text("SELECT customer_id FROM invoices WHERE id = 1"), "NULL");
+  std::string random = Text("SELECT full_name FROM invoices WHERE id = 1");
+  EXPECT_EQ(random.size(), 32u);
+  EXPECT_NE(random, "Alice Adams");
+  EXPECT_EQ(Text("SELECT note FROM invoices WHERE id = 1"), "[erased]");
+  EXPECT_EQ(Text("SELECT amount FROM invoices WHERE id = 1"), "19.99");
+  EXPECT_EQ(Text("SELECT full_name FROM invoices WHERE id = 2"), "Bob Brown");
+
+  // The masked row no longer matches: nothing is hashed twice.
+  absl::StatusOr<EraseResult> again = Make()->Erase(alice);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->record_count(), 0);
+  EXPECT_EQ(again->collections[0].fields_masked, 0);
+  EXPECT_EQ(Text("SELECT email FROM invoices WHERE id = 1"),
+            HmacHex("alice@example.com"));
+  EXPECT_EQ(Text("SELECT full_name FROM invoices WHERE id = 1"), random);
+}
+
+TEST_F(SqliteMaskingTest, MaskingThatKeepsTheIdentityIsIdempotent) {
+  MaskInvoices({
+      {"email", {MaskStrategy::kNull, ""}},
+      {"customer_id", {MaskStrategy::kKeep, "Tax law"}},
+      {"full_name", {MaskStrategy::kFixed, "[erased]"}},
+      {"note", {MaskStrategy::kNull, ""}},
+      {"amount", {MaskStrategy::kKeep, "Tax law"}},
+  });
+  absl::StatusOr<EraseResult> erased = Make()->Erase({{"user_id", "42"}});
+  ASSERT_TRUE(erased.ok()) << erased.status();
+  EXPECT_EQ(erased->collections[0].rows_masked, 1);
+  EXPECT_EQ(erased->collections[0].fields_masked, 3);
+  // Still found through the kept customer_id, but already masked.
+  absl::StatusOr<EraseResult> again = Make()->Erase({{"user_id", "42"}});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->collections[0].rows_masked, 0);
+  EXPECT_EQ(again->collections[0].fields_masked, 0);
+  EXPECT_EQ(Text("SELECT full_name FROM invoices WHERE customer_id = 42"),
+            "[erased]");
+  EXPECT_EQ(Text("SELECT email FROM invoices WHERE customer_id = 42"), "NULL");
+}
+
+TEST_F(SqliteMaskingTest, HashWithoutItsKeyChangesNothing) {
+  MaskInvoices({
+      {"email", {MaskStrategy::kHash, ""}},
+      {"customer_id", {MaskStrategy::kNull, ""}},
+      {"full_name", {MaskStrategy::kNull, ""}},
+      {"note", {MaskStrategy::kNull, ""}},
+      {"amount", {MaskStrategy::kKeep, "Tax law"}},
+  });
+  std::filesystem::remove(store_.masking_key_file);
+  absl::StatusOr<EraseResult> erased = Make()->Erase({{"user_id", "42"}});
+  EXPECT_EQ(erased.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(erased.status().message()),
+              ::testing::HasSubstr("masking_key_file"));
+  EXPECT_EQ(Text("SELECT full_name FROM invoices WHERE id = 1"), "Alice Adams");
 }
 
 TEST_F(SqliteConnectorTest, EraseIsOneTransaction) {
@@ -243,7 +378,7 @@ TEST_F(SqliteConnectorTest, EraseIsOneTransaction) {
   // tables before it is deleted.
   store_.collections.push_back(
       {"no_such_table", {{"user_id", "user_id"}}, {}, {}});
-  absl::StatusOr<int64_t> erased = Make()->Erase({{"user_id", "42"}});
+  absl::StatusOr<EraseResult> erased = Make()->Erase({{"user_id", "42"}});
   EXPECT_EQ(erased.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(erased.status().message()),
               ::testing::HasSubstr("no_such_table"));
@@ -274,28 +409,28 @@ TEST_F(SqliteConnectorTest, NonCanonicalUserIdsNeverMatchNumbers) {
   };
   for (const char* value : {"+8", "1e1", " 1e1", "0x8", "8.", "10.00"}) {
     SCOPED_TRACE(value);
-    absl::StatusOr<int64_t> erased = Make()->Erase({{"user_id", value}});
+    absl::StatusOr<EraseResult> erased = Make()->Erase({{"user_id", value}});
     ASSERT_TRUE(erased.ok()) << erased.status();
-    EXPECT_EQ(*erased, 0);
+    EXPECT_EQ(erased->record_count(), 0);
     erased = Make()->Erase({{"customer_number", value}});
     ASSERT_TRUE(erased.ok()) << erased.status();
-    EXPECT_EQ(*erased, 0);
+    EXPECT_EQ(erased->record_count(), 0);
   }
   // A TEXT column holds the text as it is: "007" and "9.0" are found there
   // and only there.
-  absl::StatusOr<int64_t> erased = Make()->Erase({{"user_id", "007"}});
+  absl::StatusOr<EraseResult> erased = Make()->Erase({{"user_id", "007"}});
   ASSERT_TRUE(erased.ok()) << erased.status();
-  EXPECT_EQ(*erased, 1);
+  EXPECT_EQ(erased->record_count(), 1);
   erased = Make()->Erase({{"user_id", "9.0"}});
   ASSERT_TRUE(erased.ok()) << erased.status();
-  EXPECT_EQ(*erased, 1);
+  EXPECT_EQ(erased->record_count(), 1);
   EXPECT_EQ(Count("SELECT count(*) FROM people"), 4);
   EXPECT_EQ(Count("SELECT count(*) FROM scores"), 4);
   EXPECT_EQ(Count("SELECT count(*) FROM handles WHERE user_id = '7'"), 1);
   // The canonical form still matches every column type.
   erased = Make()->Erase({{"user_id", "9"}});
   ASSERT_TRUE(erased.ok()) << erased.status();
-  EXPECT_EQ(*erased, 2);  // people 9 and scores 9.0.
+  EXPECT_EQ(erased->record_count(), 2);  // people 9 and scores 9.0.
 }
 
 TEST_F(SqliteConnectorTest,
@@ -828,7 +963,7 @@ TEST_F(SqliteLookupTest, AStoreWithoutTheIndexesIsScanned) {
 TEST(CreateConnectorTest, RejectsUnknownKind) {
   StoreSpec store;
   store.name = "x";
-  store.kind = "postgres";
+  store.kind = "mongodb";
   store.collections = {{"t", {{"email", "email"}}, {}, {}}};
   EXPECT_EQ(CreateConnector(store).status().code(),
             absl::StatusCode::kInvalidArgument);
