@@ -1,7 +1,5 @@
 #include "workers/connectors/opendsr.h"
 
-#include <httplib.h>  // CPPHTTPLIB_* come from its pkg-config file.
-
 #include <chrono>
 #include <thread>
 
@@ -27,35 +25,6 @@ constexpr size_t kMaxReasonBytes = 300;
 // Consecutive failed status polls tolerated before the task fails (and is
 // retried by the workflow, re-attaching).
 constexpr int kMaxFailedPolls = 3;
-
-struct HttpsUrl {
-  std::string host;
-  int port = 443;
-  std::string path;  // Starts with '/'.
-};
-
-absl::StatusOr<HttpsUrl> ParseHttpsUrl(absl::string_view url) {
-  if (!absl::StartsWith(url, "https://")) {
-    return absl::InvalidArgumentError("not an https:// URL");
-  }
-  absl::string_view rest = url.substr(8);
-  size_t slash = rest.find('/');
-  absl::string_view authority = rest.substr(0, slash);
-  HttpsUrl parsed;
-  parsed.path =
-      slash == absl::string_view::npos ? "/" : std::string(rest.substr(slash));
-  size_t colon = authority.rfind(':');
-  if (colon != absl::string_view::npos &&
-      authority.find(']') == authority.npos) {
-    if (!absl::SimpleAtoi(authority.substr(colon + 1), &parsed.port)) {
-      return absl::InvalidArgumentError("bad port");
-    }
-    authority = authority.substr(0, colon);
-  }
-  parsed.host = std::string(authority);
-  if (parsed.host.empty()) return absl::InvalidArgumentError("no host");
-  return parsed;
-}
 
 std::string Truncated(std::string text) {
   if (text.size() > kMaxReasonBytes) {
@@ -126,92 +95,36 @@ absl::StatusOr<std::unique_ptr<OpenDsrConnector>> OpenDsrConnector::Create(
     return absl::InvalidArgumentError(absl::StrCat(
         "store ", store.name, ": not an opendsr store with one collection"));
   }
-  if (!ParseHttpsUrl(store.opendsr.url).ok()) {
+  if (!absl::StartsWith(store.opendsr.url, "https://")) {
     return absl::InvalidArgumentError(
         absl::StrCat("store ", store.name, ": opendsr.url is not https"));
   }
   return std::unique_ptr<OpenDsrConnector>(new OpenDsrConnector(store, cancel));
 }
 
-std::string OpenDsrConnector::SubjectRequestId(std::string_view request_id,
-                                               std::string_view store,
-                                               TaskOperation operation) {
-  Sha256 hash;
-  hash.Update("dsar opendsr subject_request_id v1");
-  for (std::string_view part :
-       {request_id, store, TaskOperationName(operation)}) {
-    hash.Update(std::string_view("\0", 1));
-    hash.Update(part);
-  }
-  std::string bytes = hash.FinishRaw();
-  bytes[6] = static_cast<char>((bytes[6] & 0x0f) | 0x40);  // Version 4.
-  bytes[8] = static_cast<char>((bytes[8] & 0x3f) | 0x80);  // RFC 4122.
-  std::string hex;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) hex += '-';
-    absl::StrAppendFormat(&hex, "%02x", static_cast<unsigned char>(bytes[i]));
-  }
-  return hex;
-}
-
 absl::StatusOr<OpenDsrConnector::Answer> OpenDsrConnector::Send(
-    const std::string& method, const std::string& url, const std::string& body,
-    std::string* signature, std::string* domain) {
-  absl::StatusOr<HttpsUrl> parsed = ParseHttpsUrl(url);
-  if (!parsed.ok()) {
-    return WithErrorName(absl::FailedPreconditionError(absl::StrCat(
-                             "store ", store_.name,
-                             ": the service gave a URL that is not "
-                             "https (",
-                             parsed.status().message(), ")")),
-                         kErrorUnverified);
+    const std::string& method, const std::string& url,
+    const std::string& body) {
+  absl::StatusOr<Answer> answer =
+      opendsr::SendHttps(store_.opendsr, method, url, body);
+  if (!answer.ok()) {
+    absl::Status status(
+        answer.status().code(),
+        absl::StrCat("store ", store_.name, ": ", answer.status().message()));
+    // A URL the service gave that is not https is not trusted.
+    return absl::IsInvalidArgument(status)
+               ? WithErrorName(status, kErrorUnverified)
+               : status;
   }
-  const OpenDsrSpec& spec = store_.opendsr;
-  std::unique_ptr<httplib::SSLClient> client =
-      spec.client_cert_file.empty()
-          ? std::make_unique<httplib::SSLClient>(parsed->host, parsed->port)
-          : std::make_unique<httplib::SSLClient>(parsed->host, parsed->port,
-                                                 spec.client_cert_file,
-                                                 spec.client_key_file);
-  if (!spec.tls_ca_file.empty()) {
-    client->set_ca_cert_path(spec.tls_ca_file.c_str());
-  }
-  client->enable_server_certificate_verification(true);
-  client->set_connection_timeout(5);
-  client->set_read_timeout(30);
-  client->set_write_timeout(30);
-  httplib::Headers headers = {{"Accept", "application/json"}};
-  httplib::Result result =
-      method == "GET"      ? client->Get(parsed->path.c_str(), headers)
-      : method == "DELETE" ? client->Delete(parsed->path.c_str(), headers)
-                           : client->Post(parsed->path.c_str(), headers, body,
-                                          "application/json");
-  const std::string where =
-      absl::StrCat("store ", store_.name, ": ", method, " ", parsed->path);
-  if (!result) {
-    return absl::UnavailableError(
-        absl::StrCat(where, ": the service cannot be reached: ",
-                     httplib::to_string(result.error())));
-  }
-  if (result->status >= 500 || result->status == 429) {
-    return absl::UnavailableError(
-        absl::StrCat(where, ": the service answered ", result->status));
-  }
-  if (signature != nullptr) {
-    *signature = result->get_header_value(opendsr::kSignatureHeader);
-  }
-  if (domain != nullptr) {
-    *domain = result->get_header_value(opendsr::kDomainHeader);
-  }
-  return Answer{result->status, result->body};
+  return answer;
 }
 
 absl::StatusOr<OpenDsrConnector::Answer> OpenDsrConnector::SendVerified(
     const Discovery& discovery, const std::string& method,
     const std::string& url, const std::string& body) {
-  std::string signature;
-  std::string domain;
-  ASSIGN_OR_RETURN(Answer answer, Send(method, url, body, &signature, &domain));
+  ASSIGN_OR_RETURN(Answer answer, Send(method, url, body));
+  const std::string& domain = answer.domain;
+  const std::string& signature = answer.signature;
   // Section 8.3: the domain header names the certificate's domain, which
   // must be the one this store trusts.
   if (!absl::EqualsIgnoreCase(domain, store_.opendsr.processor_domain)) {
@@ -247,80 +160,22 @@ absl::StatusOr<OpenDsrConnector::Discovery> OpenDsrConnector::GetDiscovery() {
     std::lock_guard<std::mutex> lock(mu_);
     if (discovery_.has_value()) return *discovery_;
   }
-  const std::string where = absl::StrCat("store ", store_.name, ": discovery");
-  std::string signature;
-  std::string domain;
-  ASSIGN_OR_RETURN(Answer answer, Send("GET", store_.opendsr.url + "/discovery",
-                                       "", &signature, &domain));
-  if (answer.status != 200) {
-    return absl::UnavailableError(
-        absl::StrCat(where, ": the service answered ", answer.status));
-  }
-  json body = json::parse(answer.body, nullptr, /*allow_exceptions=*/false);
-  if (!body.is_object() || !body.contains("processor_certificate") ||
-      !body["processor_certificate"].is_string() ||
-      !body.contains("supported_subject_request_types") ||
-      !body["supported_subject_request_types"].is_array() ||
-      !body.contains("supported_identities") ||
-      !body["supported_identities"].is_array()) {
-    return WithErrorName(
-        absl::FailedPreconditionError(absl::StrCat(
-            where,
-            ": not an OpenDSR discovery answer (needs "
-            "processor_certificate, supported_subject_request_types, "
-            "supported_identities)")),
-        kErrorUnsupported);
-  }
-  // The certificate is fetched from where discovery says; it is trusted
-  // for what it is (chain to signing_ca, SAN naming processor_domain), not
-  // for where it came from.
-  ASSIGN_OR_RETURN(Answer pem,
-                   Send("GET", body["processor_certificate"].get<std::string>(),
-                        "", nullptr, nullptr));
-  if (pem.status != 200) {
-    return absl::UnavailableError(absl::StrCat(
-        where, ": the processor certificate answered ", pem.status));
-  }
-  absl::StatusOr<opendsr::ProcessorCertificate> certificate =
-      opendsr::ProcessorCertificate::Verify(pem.body,
-                                            store_.opendsr.signing_ca_file,
-                                            store_.opendsr.processor_domain);
-  if (!certificate.ok()) {
-    return WithErrorName(
-        absl::Status(certificate.status().code(),
-                     absl::StrCat(where, ": ", certificate.status().message())),
-        kErrorUnverified);
-  }
-  // Discovery need not be signed (the spec shows it without headers); when
-  // it is, the signature must hold.
-  if (!signature.empty()) {
-    absl::Status verified = certificate->CheckSignature(answer.body, signature);
-    if (!verified.ok() ||
-        !absl::EqualsIgnoreCase(domain, store_.opendsr.processor_domain)) {
-      return WithErrorName(
-          absl::UnauthenticatedError(absl::StrCat(
-              where, ": answer refused: ",
-              verified.ok()
-                  ? absl::StrCat("names processor domain \"", Truncated(domain),
-                                 "\", not \"", store_.opendsr.processor_domain,
-                                 "\"")
-                  : std::string(verified.message()))),
-          kErrorUnverified);
+  absl::StatusOr<Discovery> discovery = opendsr::FetchDiscovery(store_.opendsr);
+  if (!discovery.ok()) {
+    absl::Status status(discovery.status().code(),
+                        absl::StrCat("store ", store_.name, ": discovery: ",
+                                     discovery.status().message()));
+    if (absl::IsUnauthenticated(status)) {
+      return WithErrorName(status, kErrorUnverified);
     }
-  }
-  Discovery discovery{*std::move(certificate), {}, {}};
-  for (const json& type : body["supported_subject_request_types"]) {
-    if (type.is_string())
-      discovery.request_types.insert(type.get<std::string>());
-  }
-  for (const json& identity : body["supported_identities"]) {
-    if (!identity.is_object()) continue;
-    discovery.identities.emplace(identity.value("identity_type", ""),
-                                 identity.value("identity_format", "raw"));
+    if (absl::IsFailedPrecondition(status)) {
+      return WithErrorName(status, kErrorUnsupported);
+    }
+    return status;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  discovery_ = discovery;
-  return discovery;
+  discovery_ = *discovery;
+  return *discovery;
 }
 
 absl::Status OpenDsrConnector::Denied(const std::string& what) const {
@@ -330,8 +185,8 @@ absl::Status OpenDsrConnector::Denied(const std::string& what) const {
                        kErrorDenied);
 }
 
-bool OpenDsrConnector::WaitPollInterval(
-    const std::atomic<bool>* abandon) const {
+bool OpenDsrConnector::WaitPollInterval(const std::atomic<bool>* abandon,
+                                        std::atomic<bool>* wake) const {
   // The connector's flags are plain atomics (connector.h), so the wait
   // looks at them in short slices.
   const auto until = std::chrono::steady_clock::now() +
@@ -340,6 +195,7 @@ bool OpenDsrConnector::WaitPollInterval(
     if (internal::Cancelled(cancel_) || internal::Cancelled(abandon)) {
       return false;
     }
+    if (wake != nullptr && wake->exchange(false)) return true;
     std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(
         std::chrono::milliseconds(20),
         until - std::chrono::steady_clock::now()));
@@ -348,7 +204,8 @@ bool OpenDsrConnector::WaitPollInterval(
 }
 
 absl::StatusOr<ConnectorResult> OpenDsrConnector::Run(
-    const OpenDsrTask& task, const std::atomic<bool>* abandon, ByteSink* sink) {
+    const OpenDsrTask& task, const std::atomic<bool>* abandon, ByteSink* sink,
+    std::atomic<bool>* wake) {
   if (internal::Cancelled(cancel_) || internal::Cancelled(abandon)) {
     return internal::CancelledError(store_.name);
   }
@@ -492,7 +349,8 @@ absl::StatusOr<ConnectorResult> OpenDsrConnector::Run(
             absl::StrCat("denied the ", type, " request: ", ReasonOf(status)));
       }
     }
-    if (!WaitPollInterval(abandon)) continue;  // The loop's top handles it.
+    if (!WaitPollInterval(abandon, wake))
+      continue;  // The loop's top handles it.
   }
 
   ConnectorResult result;
@@ -510,11 +368,9 @@ absl::StatusOr<ConnectorResult> OpenDsrConnector::Run(
     // records (an array, one record per element, or one object); anything
     // else is kept as one record's text. A signature, when the answer has
     // one, must hold.
-    std::string signature;
-    std::string domain;
     ASSIGN_OR_RETURN(Answer results,
-                     Send("GET", status["results_url"].get<std::string>(), "",
-                          &signature, &domain));
+                     Send("GET", status["results_url"].get<std::string>(), ""));
+    const std::string& signature = results.signature;
     if (results.status != 200) {
       return absl::UnavailableError(absl::StrCat(
           "store ", store_.name, ": results_url answered ", results.status));

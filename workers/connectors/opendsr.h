@@ -59,6 +59,7 @@
 #include "absl/time/time.h"
 #include "inventory/inventory.h"
 #include "model/task_operation.h"
+#include "opendsr/processor.h"
 #include "opendsr/signature.h"
 #include "workers/connectors/connector.h"
 
@@ -82,19 +83,23 @@ class OpenDsrConnector : public Connector {
   static absl::StatusOr<std::unique_ptr<OpenDsrConnector>> Create(
       const StoreSpec& store, const std::atomic<bool>* cancel);
 
-  // The processor request id of (request, store, operation): a UUID v4 in
-  // form (lowercase, version and variant bits set) whose other bits are
-  // the SHA-256 of the three.
+  // The processor request id of (request, store, operation); see
+  // opendsr::SubjectRequestId.
   static std::string SubjectRequestId(std::string_view request_id,
                                       std::string_view store,
-                                      TaskOperation operation);
+                                      TaskOperation operation) {
+    return opendsr::SubjectRequestId(request_id, store, operation);
+  }
 
   // Runs `task` at the processor and waits for its outcome (see the
   // header comment). For export, writes the export document to `sink`
   // (required then). `abandon` (may be null) is the task's own flag.
+  // `wake` (may be null), when set, ends a wait between status polls at
+  // once (a status callback arrived); Run clears it as it polls.
   absl::StatusOr<ConnectorResult> Run(const OpenDsrTask& task,
                                       const std::atomic<bool>* abandon,
-                                      ByteSink* sink);
+                                      ByteSink* sink,
+                                      std::atomic<bool>* wake = nullptr);
 
   // Connector: these carry no task, so the processor request cannot be
   // named: FAILED_PRECONDITION. The worker calls Run instead.
@@ -109,34 +114,27 @@ class OpenDsrConnector : public Connector {
                                             const std::string&) override;
 
  private:
-  struct Discovery {
-    opendsr::ProcessorCertificate certificate;
-    std::set<std::string> request_types;
-    std::set<std::pair<std::string, std::string>> identities;  // type, format
-  };
-  struct Answer {
-    int status = 0;
-    std::string body;
-  };
+  using Discovery = opendsr::Discovery;
+  using Answer = opendsr::HttpsAnswer;
 
   OpenDsrConnector(StoreSpec store, const std::atomic<bool>* cancel);
 
   // The cached discovery, fetched (and its certificate checked) if needed.
   absl::StatusOr<Discovery> GetDiscovery();
   void ForgetDiscovery();
-  // Sends a request to `url` (absolute https) and returns the answer; 5xx,
-  // 429 and transport errors are UNAVAILABLE.
+  // opendsr::SendHttps, its errors named for the connector.
   absl::StatusOr<Answer> Send(const std::string& method, const std::string& url,
-                              const std::string& body, std::string* signature,
-                              std::string* domain);
+                              const std::string& body);
   // Send, then check the answer's domain header and signature.
   absl::StatusOr<Answer> SendVerified(const Discovery& discovery,
                                       const std::string& method,
                                       const std::string& url,
                                       const std::string& body);
   absl::Status Denied(const std::string& what) const;
-  // Waits one poll interval; false when a flag was set meanwhile.
-  bool WaitPollInterval(const std::atomic<bool>* abandon) const;
+  // Waits one poll interval, or until `wake` is set (clearing it); false
+  // when a cancel flag was set meanwhile.
+  bool WaitPollInterval(const std::atomic<bool>* abandon,
+                        std::atomic<bool>* wake) const;
 
   StoreSpec store_;
   const std::atomic<bool>* cancel_;
