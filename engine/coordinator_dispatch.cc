@@ -127,6 +127,9 @@ v1::Task Coordinator::BuildTask(const LiveRequest& live, int map,
                          : task_state->resource);
   task.set_attempt(item.attempt());
   task.set_request_type(record.request().type());
+  task.set_regulation(record.request().regulation());
+  task.set_submitted_unix_ms(record.request().created_at().seconds() * 1000 +
+                             record.request().created_at().nanos() / 1000000);
   *task.mutable_identities() = record.request().identities();
   MergeIdentities(record.discovered(), task.mutable_identities());
   auto expiry = lease_expiry_ms_.find(task.task_id());

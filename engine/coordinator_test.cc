@@ -32,6 +32,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "opendsr/processor.h"
 #include "storage/artifact_writer.h"
 #include "storage/encrypted_file.h"
 
@@ -2363,6 +2364,76 @@ TEST_F(RetentionTest, RotatedKeysKeepEarlierRequestsReadable) {
   Start();
   EXPECT_EQ(Get(before.id()).identities(0).value(),
             before.identities(0).value());
+}
+
+// OpenDSR status callbacks (docs/opendsr.md): dsard finds the task whose
+// processor request the callback names, records it on the request's audit
+// log and tells the task's next heartbeat, once.
+TEST_F(CoordinatorTest, ProcessorStatusCallbackIsRecordedAndHintsTheTask) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(R"yaml(
+stores:
+  - name: billing
+    kind: opendsr
+    identity_fields: {email: email}
+    opendsr:
+      url: https://billing.test/v1
+      processor_domain: opendsr.billing.test
+      signing_ca: /nonexistent/ca.pem
+)yaml",
+                                                         dir_);
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  inventory_ = std::make_shared<const Inventory>(std::move(*inventory));
+  Start();
+  v1::Request created = Create(NewCreate(v1::ERASURE));
+  std::optional<v1::Task> discover = Poll("w1", {"billing"});
+  ASSERT_TRUE(discover.has_value());
+  ASSERT_EQ(discover->operation(), "discover");
+  EXPECT_EQ(discover->regulation(), created.regulation());
+  EXPECT_EQ(discover->submitted_unix_ms(),
+            created.created_at().seconds() * 1000 +
+                created.created_at().nanos() / 1000000);
+  ASSERT_TRUE(Finish(*discover, "w1").ok());
+  std::optional<v1::Task> erase = Poll("w1", {"billing"});
+  ASSERT_TRUE(erase.has_value());
+  ASSERT_EQ(erase->operation(), "erase");
+
+  v1::RecordProcessorStatusRequest callback;
+  callback.set_processor_domain("OpenDSR.billing.test");
+  callback.set_subject_request_id(opendsr::SubjectRequestId(
+      created.id(), "billing", TaskOperation::kErase));
+  callback.set_request_status("completed");
+  callback.set_results_count(4);
+  // Another processor's domain, another id, a malformed status: refused.
+  v1::RecordProcessorStatusRequest stranger = callback;
+  stranger.set_processor_domain("opendsr.other.test");
+  EXPECT_EQ(coordinator_->RecordProcessorStatus(stranger).status().code(),
+            absl::StatusCode::kNotFound);
+  v1::RecordProcessorStatusRequest other_id = callback;
+  other_id.set_subject_request_id(opendsr::SubjectRequestId(
+      created.id(), "billing", TaskOperation::kExport));
+  EXPECT_EQ(coordinator_->RecordProcessorStatus(other_id).status().code(),
+            absl::StatusCode::kNotFound);
+  v1::RecordProcessorStatusRequest shouting = callback;
+  shouting.set_request_status("COMPLETED <b>");
+  EXPECT_EQ(coordinator_->RecordProcessorStatus(shouting).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(coordinator_->TakeProcessorStatusHint(erase->task_id()));
+
+  absl::StatusOr<v1::RecordProcessorStatusResponse> recorded =
+      coordinator_->RecordProcessorStatus(callback);
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_EQ(recorded->request_id(), created.id());
+  EXPECT_EQ(recorded->store(), "billing");
+  EXPECT_TRUE(coordinator_->TakeProcessorStatusHint(erase->task_id()));
+  EXPECT_FALSE(coordinator_->TakeProcessorStatusHint(erase->task_id()));
+  std::vector<v1::Event> events = AllEvents(created.id());
+  auto found = std::find_if(events.begin(), events.end(), [](const auto& e) {
+    return e.kind() == "processor_status";
+  });
+  ASSERT_NE(found, events.end());
+  EXPECT_EQ(found->store(), "billing");
+  EXPECT_THAT(found->detail(), HasSubstr("status=completed"));
+  EXPECT_THAT(found->detail(), HasSubstr("results_count=4"));
 }
 
 }  // namespace

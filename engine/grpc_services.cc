@@ -293,6 +293,8 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context,
   absl::StatusOr<int64_t> expiry = coordinator_->Heartbeat(heartbeat);
   if (!expiry.ok()) return ToGrpcStatus(expiry.status());
   response->set_lease_expires_unix_ms(*expiry);
+  response->set_processor_status_changed(
+      coordinator_->TakeProcessorStatusHint(heartbeat.task_id()));
   return grpc::Status::OK;
 }
 
@@ -391,6 +393,13 @@ grpc::Status AuditServiceImpl::GetConsistencyProof(
     grpc::ServerContext* context, const v1::GetConsistencyProofRequest* request,
     v1::GetConsistencyProofResponse* response) {
   return Answer(log_->GetConsistencyProof(*request), response);
+}
+
+grpc::Status OpenDsrCallbackServiceImpl::RecordProcessorStatus(
+    grpc::ServerContext* context,
+    const v1::RecordProcessorStatusRequest* request,
+    v1::RecordProcessorStatusResponse* response) {
+  return Answer(coordinator_->RecordProcessorStatus(*request), response);
 }
 
 }  // namespace dsar

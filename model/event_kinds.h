@@ -68,6 +68,9 @@ inline constexpr char kEventStoreBlocked[] =
     "store_blocked";  // detail: the store it waited for and why
 // A step READY too long with no live worker serving its store.
 inline constexpr char kEventStoreUnserved[] = "store_unserved";
+// An OpenDSR processor called back about a store's task (docs/opendsr.md);
+// state, store, attempt; detail: status= subject_request_id= results_count=.
+inline constexpr char kEventProcessorStatus[] = "processor_status";
 
 // Retention (docs/retention.md), on a closed request. actor: the operator
 // who ran the purge, "dsard:purge" for the daily run, empty when caused by

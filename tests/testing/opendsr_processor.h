@@ -11,6 +11,7 @@
 // (a 503 to the first POST), deny (a 400 error object or a "denied"
 // status with a reason), tamper with its answers and call back.
 
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -59,6 +60,13 @@ class OpenDsrProcessor {
     // How erasure requests are denied, and the reason given.
     Denial deny_erasure = Denial::kNone;
     std::string deny_reason = "legal hold on the subject's invoices";
+    // A request is finished by a thread of the processor once its status
+    // was first polled (and answered "pending"): completed, or denied as
+    // deny_erasure says; then its status_callback_urls are called back.
+    // Status polls do not finish it.
+    bool complete_in_background = false;
+    // CA file that callbacks' HTTPS endpoints must chain to.
+    std::string callback_ca_file;
     // The subject's records, by identity_value: results of access requests,
     // and the count an erasure reports.
     std::map<std::string, std::vector<nlohmann::json>> records;
@@ -90,6 +98,11 @@ class OpenDsrProcessor {
   std::vector<std::string> request_ids() const;  // In creation order.
   std::vector<std::string> deletes() const;      // DELETE targets.
   std::string status_of(const std::string& id) const;
+  // HTTP statuses the controller answered callbacks with, in order (0: no
+  // answer).
+  std::vector<int> callback_answers() const;
+  // The PEM private key answers are signed with.
+  std::string signing_key_pem() const;
   // The last POST /requests body received.
   nlohmann::json last_request() const;
 
@@ -100,9 +113,19 @@ class OpenDsrProcessor {
     int polls = 0;
     nlohmann::json identities;
     std::vector<std::string> callbacks;
+    bool finishing = false;  // Queued for the background thread.
   };
   OpenDsrProcessor() = default;
   void Serve();
+  // The background thread of complete_in_background.
+  void FinishInBackground();
+  // Posts the signed callback of request `id` to each of its URLs.
+  // REQUIRES: mu_ not held.
+  void CallBack(const std::string& id);
+  // Finishes `entry` (completed or denied). REQUIRES: mu_ held.
+  void Finish(Entry& entry);
+  // The status body of request `id`. REQUIRES: mu_ held.
+  nlohmann::json StatusBody(const std::string& id, const Entry& entry) const;
   // Signs `body` as the processor does and sets it on `response`.
   template <typename Response>
   void Answer(Response& response, int status, const nlohmann::json& body);
@@ -124,6 +147,11 @@ class OpenDsrProcessor {
   std::map<std::string, Entry> requests_;  // GUARDED_BY(mu_)
   std::vector<std::string> deletes_;       // GUARDED_BY(mu_)
   nlohmann::json last_request_;            // GUARDED_BY(mu_)
+  std::vector<int> callback_answers_;      // GUARDED_BY(mu_)
+  std::vector<std::string> to_finish_;     // GUARDED_BY(mu_)
+  bool stopping_ = false;                  // GUARDED_BY(mu_)
+  std::condition_variable finish_cv_;
+  std::thread finisher_;
 };
 
 }  // namespace dsar::testing
