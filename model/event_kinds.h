@@ -71,6 +71,10 @@ inline constexpr char kEventStoreUnserved[] = "store_unserved";
 // An OpenDSR processor called back about a store's task (docs/opendsr.md);
 // state, store, attempt; detail: status= subject_request_id= results_count=.
 inline constexpr char kEventProcessorStatus[] = "processor_status";
+// Executor groups (docs/opendsr.md): a store of a group failed and will be
+// retried after the group's earlier members run again; state, store (the
+// failed one), attempt; detail: group= stores= (those run again).
+inline constexpr char kEventGroupRestarted[] = "group_restarted";
 
 // Retention (docs/retention.md), on a closed request. actor: the operator
 // who ran the purge, "dsard:purge" for the daily run, empty when caused by

@@ -92,6 +92,9 @@ class OpenDsrServicesTest : public ::testing::Test {
   // With callbacks: the processors finish on their own and call the
   // gateway back; the worker polls them only once an hour.
   bool callbacks_ = false;
+  // support accepts erasures but answers its first POST with a 503, so the
+  // group (billing, then support) restarts from billing.
+  bool support_fails_once_ = false;
 
   void SetUp() override {
     absl::StatusOr<TestPki> pki = TestPki::Create(dir_.path());
@@ -113,6 +116,10 @@ class OpenDsrServicesTest : public ::testing::Test {
     support.deny_erasure = OpenDsrProcessor::Denial::kAsStatus;
     support.deny_reason = "open dispute: tickets kept until it is settled";
     support.records[kEmail] = {{{"ticket", "T-9"}, {"subject", "refund"}}};
+    if (support_fails_once_) {
+      support.deny_erasure = OpenDsrProcessor::Denial::kNone;
+      support.fail_first_post = true;
+    }
     int gateway_port = 0;
     std::string callback_url;
     if (callbacks_) {
@@ -360,6 +367,43 @@ TEST_F(OpenDsrCallbacksTest, CallbacksEndTheWorkersWaitEarly) {
   ASSERT_TRUE(entries.ok()) << entries.status();
   EXPECT_THAT((*entries)["data/billing.json"], HasSubstr("INV-2"));
   EXPECT_THAT((*entries)["data/support.json"], HasSubstr("T-9"));
+}
+
+class OpenDsrGroupTest : public OpenDsrServicesTest {
+ protected:
+  OpenDsrGroupTest() { support_fails_once_ = true; }
+};
+
+TEST_F(OpenDsrGroupTest, AFailureInTheGroupRestartsItFromItsFirstService) {
+  // billing and support are the executor group "services", in that order.
+  // support's first POST fails (503): billing is asked again first, and
+  // re-attaches to the erasure it already made; then support's retry.
+  const std::string id = Submit(v1::ERASURE, "erase-group");
+  v1::Request done = WaitUntilStopped(id);
+  ASSERT_EQ(done.status(), v1::COMPLETED) << done.ShortDebugString();
+  absl::StatusOr<std::vector<v1::Event>> events = ListAllEvents(*stub_, id);
+  ASSERT_TRUE(events.ok()) << events.status();
+  std::vector<std::string> erase_order;
+  bool restarted = false;
+  for (const v1::Event& event : *events) {
+    if (event.kind() == "group_restarted") {
+      restarted = true;
+      EXPECT_EQ(event.store(), "support");
+      EXPECT_THAT(event.detail(), HasSubstr("group=services stores=billing"));
+    }
+    if (event.kind() == "task_completed" && event.state() != "" &&
+        (event.store() == "billing" || event.store() == "support") &&
+        event.state().find("Erase") != std::string::npos) {
+      erase_order.push_back(event.store());
+    }
+  }
+  EXPECT_TRUE(restarted);
+  EXPECT_EQ(erase_order,
+            (std::vector<std::string>{"billing", "billing", "support"}));
+  // Idempotency: billing saw its erasure twice but made it once.
+  EXPECT_EQ(processors_["billing"]->requests_created(), 1);
+  EXPECT_EQ(processors_["support"]->requests_created(), 1);
+  EXPECT_EQ(UserRows(dir_.Join("users.db")), 1);
 }
 
 }  // namespace
