@@ -11,8 +11,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <future>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -22,7 +24,9 @@
 #include "gateway/testing/gateway_process.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/task_operation.h"
 #include "nlohmann/json.hpp"
+#include "opendsr/processor.h"
 #include "tests/bundle_download.h"
 #include "tests/dsar_cluster.h"
 #include "tests/process_harness.h"
@@ -95,6 +99,11 @@ class OpenDsrServicesTest : public ::testing::Test {
   // support accepts erasures but answers its first POST with a 503, so the
   // group (billing, then support) restarts from billing.
   bool support_fails_once_ = false;
+  // billing keeps every request "pending"; billing_polled_ is fulfilled at
+  // its first status poll.
+  bool billing_never_finishes_ = false;
+  std::shared_ptr<std::promise<void>> billing_polled_ =
+      std::make_shared<std::promise<void>>();
 
   void SetUp() override {
     absl::StatusOr<TestPki> pki = TestPki::Create(dir_.path());
@@ -116,6 +125,16 @@ class OpenDsrServicesTest : public ::testing::Test {
     support.deny_erasure = OpenDsrProcessor::Denial::kAsStatus;
     support.deny_reason = "open dispute: tickets kept until it is settled";
     support.records[kEmail] = {{{"ticket", "T-9"}, {"subject", "refund"}}};
+    if (billing_never_finishes_) {
+      billing.fail_first_post = false;
+      billing.polls_before_completion = 1 << 30;
+      billing.report_in_progress = false;
+      auto polled = billing_polled_;
+      auto once = std::make_shared<std::once_flag>();
+      billing.on_status_poll = [polled, once](const std::string&, int) {
+        std::call_once(*once, [&] { polled->set_value(); });
+      };
+    }
     if (support_fails_once_) {
       support.deny_erasure = OpenDsrProcessor::Denial::kNone;
       support.fail_first_post = true;
@@ -404,6 +423,38 @@ TEST_F(OpenDsrGroupTest, AFailureInTheGroupRestartsItFromItsFirstService) {
   EXPECT_EQ(processors_["billing"]->requests_created(), 1);
   EXPECT_EQ(processors_["support"]->requests_created(), 1);
   EXPECT_EQ(UserRows(dir_.Join("users.db")), 1);
+}
+
+class OpenDsrCancelTest : public OpenDsrServicesTest {
+ protected:
+  OpenDsrCancelTest() { billing_never_finishes_ = true; }
+};
+
+TEST_F(OpenDsrCancelTest,
+       CancellingTheRequestWithdrawsThePendingProcessorRequest) {
+  const std::string id = Submit(v1::ACCESS, "access-cancel");
+  // The worker has made billing's request and polls it.
+  ASSERT_EQ(billing_polled_->get_future().wait_for(std::chrono::seconds(60)),
+            std::future_status::ready);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  v1::CancelRequestRequest cancel;
+  cancel.set_id(id);
+  cancel.set_reason("withdrawn by the subject");
+  v1::Request cancelled;
+  grpc::Status status = stub_->CancelRequest(&context, cancel, &cancelled);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // The worker's next heartbeat is refused (the request ended): it sends
+  // DELETE for the processor request, which is still pending.
+  const std::string processor_id =
+      opendsr::SubjectRequestId(id, "billing", TaskOperation::kExport);
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (processors_["billing"]->deletes().empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));  // Polling a condition.
+  }
+  EXPECT_THAT(processors_["billing"]->deletes(),
+              ::testing::ElementsAre(processor_id));
+  EXPECT_EQ(processors_["billing"]->status_of(processor_id), "cancelled");
 }
 
 }  // namespace
