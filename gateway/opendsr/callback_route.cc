@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 #include "opendsr/processor.h"
 
@@ -36,16 +37,21 @@ absl::StatusOr<dsar::opendsr::ProcessorCertificate>
 CallbackRoute::CertificateFor(const StoreSpec& store, bool refresh) const {
   const std::string domain =
       absl::AsciiStrToLower(store.opendsr.processor_domain);
-  if (!refresh) {
+  {
     std::lock_guard<std::mutex> lock(mu_);
     auto cached = certificates_.find(domain);
-    if (cached != certificates_.end()) return cached->second;
+    bool recent = fetched_at_.count(domain) > 0 &&
+                  absl::Now() - fetched_at_[domain] < absl::Minutes(1);
+    if (cached != certificates_.end() && (!refresh || recent)) {
+      return cached->second;
+    }
   }
   absl::StatusOr<dsar::opendsr::Discovery> discovery =
       dsar::opendsr::FetchDiscovery(store.opendsr);
   if (!discovery.ok()) return discovery.status();
   std::lock_guard<std::mutex> lock(mu_);
   certificates_.insert_or_assign(domain, discovery->certificate);
+  fetched_at_[domain] = absl::Now();
   return discovery->certificate;
 }
 

@@ -21,7 +21,8 @@
 //        and dropped: a late or repeated callback).
 // A certificate is cached per domain; a signature that fails against a
 // cached certificate is checked once more against a freshly fetched one
-// (guidelines 2.v: a rotated certificate).
+// (guidelines 2.v: a rotated certificate), at most once a minute per domain
+// so that bad callbacks cannot make the gateway hammer a processor.
 
 #include <functional>
 #include <map>
@@ -31,6 +32,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "dsar/v1/opendsr.pb.h"
 #include "gateway/route_provider.h"
 #include "inventory/inventory.h"
@@ -66,7 +68,8 @@ class CallbackRoute : public RouteProvider {
   mutable std::mutex mu_;
   // By lowercase domain.
   mutable std::map<std::string, dsar::opendsr::ProcessorCertificate>
-      certificates_;  // GUARDED_BY(mu_)
+      certificates_;                                      // GUARDED_BY(mu_)
+  mutable std::map<std::string, absl::Time> fetched_at_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace dsar::gateway::opendsr
