@@ -53,7 +53,7 @@ CertPtr NewCert(EVP_PKEY* key, const std::string& common_name, long serial) {
   X509_set_version(cert.get(), 2);
   ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial);
   X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24 * 3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24L * 3600);
   X509_set_pubkey(cert.get(), key);
   X509_NAME* name = X509_get_subject_name(cert.get());
   X509_NAME_add_entry_by_txt(
@@ -124,6 +124,7 @@ absl::StatusOr<IssuedCertificate> TestPki::Issue(
   AddExtension(cert.get(), ca.get(), NID_ext_key_usage,
                "serverAuth,clientAuth");
   std::vector<std::string> names;
+  names.reserve(dns_names.size() + 1);
   for (const std::string& dns : dns_names) names.push_back("DNS:" + dns);
   names.push_back("IP:127.0.0.1");
   AddExtension(cert.get(), ca.get(), NID_subject_alt_name,
