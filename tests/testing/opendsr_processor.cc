@@ -24,7 +24,10 @@ absl::StatusOr<std::unique_ptr<OpenDsrProcessor>> OpenDsrProcessor::Start(
   processor->claimed_domain_ = options.domain;
   processor->options_ = std::move(options);
   processor->server_ = std::make_unique<httplib::SSLServer>(
-      processor->tls_.cert_file.c_str(), processor->tls_.key_file.c_str());
+      processor->tls_.cert_file.c_str(), processor->tls_.key_file.c_str(),
+      processor->options_.client_ca_file.empty()
+          ? nullptr
+          : processor->options_.client_ca_file.c_str());
   if (!processor->server_->is_valid()) {
     return absl::InternalError("test processor: TLS server setup failed");
   }

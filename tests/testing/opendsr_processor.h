@@ -67,6 +67,9 @@ class OpenDsrProcessor {
     bool complete_in_background = false;
     // CA file that callbacks' HTTPS endpoints must chain to.
     std::string callback_ca_file;
+    // When set, clients must present a certificate chaining to this CA
+    // (mutual TLS).
+    std::string client_ca_file;
     // The subject's records, by identity_value: results of access requests,
     // and the count an erasure reports.
     std::map<std::string, std::vector<nlohmann::json>> records;

@@ -62,8 +62,10 @@ class OpenDsrConnectorTest : public ::testing::Test {
     processor_ = *std::move(started);
   }
 
-  // The store as the inventory describes it, pointing at the processor.
-  StoreSpec Store(const std::string& signing_ca = "") {
+  // The store as the inventory describes it, pointing at the processor;
+  // `extra` is appended to its opendsr block.
+  StoreSpec Store(const std::string& signing_ca = "",
+                  const std::string& extra = "") {
     std::string yaml = absl::StrCat(
         "stores:\n  - name: billing\n    kind: opendsr\n    opendsr:\n"
         "      url: ",
@@ -71,8 +73,8 @@ class OpenDsrConnectorTest : public ::testing::Test {
         "\n      processor_domain: opendsr.processor.test\n"
         "      signing_ca: ",
         signing_ca.empty() ? pki_->ca_file() : signing_ca,
-        "\n      tls_ca: ", pki_->ca_file(),
-        "\n      poll_interval_ms: 10\n"
+        "\n      tls_ca: ", pki_->ca_file(), "\n      poll_interval_ms: 10\n",
+        extra,
         "    identity_fields: {email: email, user_id: controller_customer_id, "
         "phone: android_id}\n");
     absl::StatusOr<Inventory> inventory = Inventory::Parse(yaml, dir_);
@@ -345,6 +347,25 @@ TEST_F(OpenDsrConnectorTest, UnreachableServiceIsTransient) {
       Connector(store)->Run(Task(TaskOperation::kErase), nullptr, nullptr);
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(ConnectorErrorName(result.status()), kErrorUnavailable);
+}
+
+TEST_F(OpenDsrConnectorTest, ClientCertificateIsPresentedForMutualTls) {
+  options_.client_ca_file = pki_->ca_file();
+  StartProcessor();
+  // Without a client certificate the service refuses the handshake.
+  absl::StatusOr<ConnectorResult> refused =
+      Connector(Store())->Run(Task(TaskOperation::kErase), nullptr, nullptr);
+  EXPECT_EQ(ConnectorErrorName(refused.status()), kErrorUnavailable);
+  absl::StatusOr<testing::IssuedCertificate> client =
+      pki_->Issue("dsar-client", {"dsar.controller.test"});
+  ASSERT_TRUE(client.ok()) << client.status();
+  StoreSpec store =
+      Store("", absl::StrCat("      client_cert: ", client->cert_file,
+                             "\n      client_key: ", client->key_file, "\n"));
+  absl::StatusOr<ConnectorResult> result =
+      Connector(store)->Run(Task(TaskOperation::kErase), nullptr, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->record_count, 2);
 }
 
 }  // namespace
