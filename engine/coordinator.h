@@ -219,9 +219,12 @@ class Coordinator {
       const v1::PollTaskRequest& request,
       const std::function<bool()>& cancelled);
   // Returns the new lease expiry (unix ms). FAILED_PRECONDITION when the
-  // caller does not hold the lease of that attempt; NOT_FOUND for an unknown
-  // task.
+  // caller does not hold the lease of that attempt, carrying the payload
+  // kRequestEndedPayload (the request's status name) when that is because
+  // the task's request has ended; NOT_FOUND for an unknown task.
   absl::StatusOr<int64_t> Heartbeat(const v1::HeartbeatRequest& request);
+  static constexpr char kRequestEndedPayload[] =
+      "type.dsar.dev/dsar.RequestEnded";
   absl::Status CompleteTask(const v1::CompleteTaskRequest& request);
   absl::Status FailTask(const v1::FailTaskRequest& request);
   struct ArtifactUpload {

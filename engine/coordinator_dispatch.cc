@@ -300,9 +300,13 @@ Coordinator::FindLeasedItem(const std::string& task_id, uint32_t attempt,
         store_->GetRequest(parsed.request_id);
     if (!stored.ok())
       return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
-    return absl::FailedPreconditionError(
+    absl::Status ended = absl::FailedPreconditionError(
         absl::StrCat("task ", task_id, " is not leased: its request is ",
                      v1::RequestStatus_Name(stored->request().status())));
+    ended.SetPayload(
+        kRequestEndedPayload,
+        absl::Cord(v1::RequestStatus_Name(stored->request().status())));
+    return ended;
   }
   LiveRequest& live = it->second;
   const internal::RequestRecord& record = live.record;

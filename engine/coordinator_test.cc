@@ -2523,5 +2523,27 @@ stores:
   EXPECT_GT(g2_failures, 1);
 }
 
+// A heartbeat refused because the task's request ended says so (the worker
+// then withdraws work at an OpenDSR processor); one refused because another
+// attempt holds the lease does not.
+TEST_F(CoordinatorTest, HeartbeatRefusalSaysWhenTheRequestEnded) {
+  v1::Request created = Create(NewCreate(v1::ACCESS, {"a"}));
+  std::optional<v1::Task> task = Poll("w1", {"a"});
+  ASSERT_TRUE(task.has_value());
+  absl::Status stale = Heartbeat(*task, "w2", task->attempt()).status();
+  EXPECT_EQ(stale.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(stale.GetPayload(Coordinator::kRequestEndedPayload).has_value());
+
+  v1::CancelRequestRequest cancel;
+  cancel.set_id(created.id());
+  cancel.set_reason("withdrawn");
+  ASSERT_TRUE(coordinator_->CancelRequest(cancel, "operator:test").ok());
+  absl::Status ended = Heartbeat(*task, "w1", task->attempt()).status();
+  EXPECT_EQ(ended.code(), absl::StatusCode::kFailedPrecondition);
+  auto payload = ended.GetPayload(Coordinator::kRequestEndedPayload);
+  ASSERT_TRUE(payload.has_value());
+  EXPECT_EQ(std::string(*payload), "CANCELLED");
+}
+
 }  // namespace
 }  // namespace dsar

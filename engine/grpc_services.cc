@@ -6,6 +6,7 @@
 #include "common/grpc_status.h"
 #include "common/sha256.h"
 #include "engine/caller_authorization.h"
+#include "model/worker_protocol.h"
 #include "storage/artifact_writer.h"
 #include "storage/encrypted_file.h"
 
@@ -291,7 +292,15 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context,
     return denied;
   }
   absl::StatusOr<int64_t> expiry = coordinator_->Heartbeat(heartbeat);
-  if (!expiry.ok()) return ToGrpcStatus(expiry.status());
+  if (!expiry.ok()) {
+    if (auto ended =
+            expiry.status().GetPayload(Coordinator::kRequestEndedPayload);
+        ended.has_value()) {
+      context->AddTrailingMetadata(kRequestEndedMetadataKey,
+                                   std::string(*ended));
+    }
+    return ToGrpcStatus(expiry.status());
+  }
   response->set_lease_expires_unix_ms(*expiry);
   response->set_processor_status_changed(
       coordinator_->TakeProcessorStatusHint(heartbeat.task_id()));

@@ -14,6 +14,7 @@
 #include "model/connector_errors.h"
 #include "model/identity.h"
 #include "model/task_operation.h"
+#include "model/worker_protocol.h"
 
 namespace dsar {
 namespace {
@@ -294,11 +295,10 @@ void Worker::HeartbeatLoop() {
       }
       if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
           status.error_code() == grpc::StatusCode::NOT_FOUND) {
-        // dsard's FindLeasedItem says "its request is <STATUS>" when the
-        // request is no longer live, as against another attempt holding
-        // the lease; only the former withdraws work at a processor.
-        if (status.error_message().find("its request is") !=
-            std::string::npos) {
+        // The request has ended (as against another attempt holding the
+        // lease): only then is work at a processor withdrawn.
+        if (context.GetServerTrailingMetadata().count(
+                kRequestEndedMetadataKey) > 0) {
           flight->request_ended = true;
         }
         flight->lease_lost = true;

@@ -102,8 +102,8 @@ class Worker {
     uint32_t attempt = 0;
     std::atomic<bool> lease_lost{false};
     // Set with lease_lost when dsard says the task's request has ended
-    // (cancelled, or finished without it): work at an OpenDSR processor is
-    // then withdrawn, not left for a next attempt.
+    // (kRequestEndedMetadataKey on the heartbeat's refusal): work at an
+    // OpenDSR processor is then withdrawn, not left for a next attempt.
     std::atomic<bool> request_ended{false};
     // Set when a heartbeat says an OpenDSR processor called back about the
     // task; the connector then polls at once (and clears it).
