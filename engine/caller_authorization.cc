@@ -157,8 +157,10 @@ absl::Status AuthorizeMethod(const Caller& caller, absl::string_view method,
       allowed = !worker_service;
       break;
     case CallerRole::kGateway:
+      // The gateway also forwards OpenDSR callbacks it has verified.
       allowed = absl::StartsWith(method, "/dsar.v1.DsarService/") ||
-                absl::StartsWith(method, "/dsar.v1.AuditService/");
+                absl::StartsWith(method, "/dsar.v1.AuditService/") ||
+                absl::StartsWith(method, "/dsar.v1.OpenDsrCallbackService/");
       break;
     case CallerRole::kService:
       // A service acts as itself: it may hand a subject a download URL,

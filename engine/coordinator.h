@@ -30,6 +30,7 @@
 #include "common/clock.h"
 #include "dsar/internal/records.pb.h"
 #include "dsar/v1/admin.pb.h"
+#include "dsar/v1/opendsr.pb.h"
 #include "dsar/v1/requests.pb.h"
 #include "dsar/v1/worker.pb.h"
 #include "engine/bundle_reader.h"
@@ -231,9 +232,12 @@ class Coordinator {
       const v1::PollTaskRequest& request,
       const std::function<bool()>& cancelled);
   // Returns the new lease expiry (unix ms). FAILED_PRECONDITION when the
-  // caller does not hold the lease of that attempt; NOT_FOUND for an unknown
-  // task.
+  // caller does not hold the lease of that attempt, carrying the payload
+  // kRequestEndedPayload (the request's status name) when that is because
+  // the task's request has ended; NOT_FOUND for an unknown task.
   absl::StatusOr<int64_t> Heartbeat(const v1::HeartbeatRequest& request);
+  static constexpr char kRequestEndedPayload[] =
+      "type.dsar.dev/dsar.RequestEnded";
   absl::Status CompleteTask(const v1::CompleteTaskRequest& request);
   absl::Status FailTask(const v1::FailTaskRequest& request);
   struct ArtifactUpload {
@@ -244,6 +248,17 @@ class Coordinator {
   // attempt is to be stored.
   absl::StatusOr<ArtifactUpload> ArtifactPathForUpload(
       const v1::ArtifactHeader& header);
+
+  // OpenDSR status callbacks (engine/coordinator_opendsr.cc,
+  // proto/dsar/v1/opendsr.proto): records the callback on the task whose
+  // processor request it names and marks that task for
+  // TakeProcessorStatusHint. NOT_FOUND when no live task has it.
+  absl::StatusOr<v1::RecordProcessorStatusResponse> RecordProcessorStatus(
+      const v1::RecordProcessorStatusRequest& request);
+  // True once per recorded callback of `task_id`, for the Heartbeat answer.
+  // Not durable: a restarted dsard forgets hints, and the worker's polling
+  // carries on. Any thread.
+  bool TakeProcessorStatusHint(const std::string& task_id);
 
   const Inventory& inventory() const { return *options_.inventory; }
   const AuditLog& audit_log() const { return *audit_; }
@@ -573,6 +588,9 @@ class Coordinator {
   absl::flat_hash_map<std::string, std::vector<std::string>> linked_waiting_;
   absl::BitGen random_;
 
+  std::mutex hints_mu_;
+  absl::flat_hash_set<std::string>
+      processor_status_hints_;  // GUARDED_BY(hints_mu_)
   std::mutex bundler_mu_;
   std::condition_variable bundler_wake_;
   std::deque<BuiltinJob> bundler_queue_;     // GUARDED_BY(bundler_mu_)

@@ -136,6 +136,9 @@ v1::Task Coordinator::BuildTask(const LiveRequest& live, int map,
                          : task_state->resource);
   task.set_attempt(item.attempt());
   task.set_request_type(record.request().type());
+  task.set_regulation(record.request().regulation());
+  task.set_submitted_unix_ms(record.request().created_at().seconds() * 1000 +
+                             record.request().created_at().nanos() / 1000000);
   *task.mutable_identities() = record.request().identities();
   MergeIdentities(record.discovered(), task.mutable_identities());
   auto expiry = lease_expiry_ms_.find(task.task_id());
@@ -316,9 +319,13 @@ Coordinator::FindLeasedItem(const std::string& task_id, uint32_t attempt,
         store_->GetRequest(parsed.request_id);
     if (!stored.ok())
       return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
-    return absl::FailedPreconditionError(
+    absl::Status ended = absl::FailedPreconditionError(
         absl::StrCat("task ", task_id, " is not leased: its request is ",
                      v1::RequestStatus_Name(stored->request().status())));
+    ended.SetPayload(
+        kRequestEndedPayload,
+        absl::Cord(v1::RequestStatus_Name(stored->request().status())));
+    return ended;
   }
   LiveRequest& live = it->second;
   const internal::RequestRecord& record = live.record;

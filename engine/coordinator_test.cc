@@ -33,6 +33,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "opendsr/processor.h"
 #include "storage/artifact_writer.h"
 #include "storage/encrypted_file.h"
 
@@ -2630,6 +2631,185 @@ TEST_F(ManualStoreTest, OverdueWorkItemAlertsItsOwnerOnTheEngineClock) {
     }
     return false;
   }));
+}
+
+// OpenDSR status callbacks (docs/opendsr.md): dsard finds the task whose
+// processor request the callback names, records it on the request's audit
+// log and tells the task's next heartbeat, once.
+TEST_F(CoordinatorTest, ProcessorStatusCallbackIsRecordedAndHintsTheTask) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(R"yaml(
+stores:
+  - name: billing
+    kind: opendsr
+    identity_fields: {email: email}
+    opendsr:
+      url: https://billing.test/v1
+      processor_domain: opendsr.billing.test
+      signing_ca: /nonexistent/ca.pem
+)yaml",
+                                                         dir_);
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  inventory_ = std::make_shared<const Inventory>(std::move(*inventory));
+  Start();
+  v1::Request created = Create(NewCreate(v1::ERASURE));
+  std::optional<v1::Task> discover = Poll("w1", {"billing"});
+  ASSERT_TRUE(discover.has_value());
+  ASSERT_EQ(discover->operation(), "discover");
+  EXPECT_EQ(discover->regulation(), created.regulation());
+  EXPECT_EQ(discover->submitted_unix_ms(),
+            created.created_at().seconds() * 1000 +
+                created.created_at().nanos() / 1000000);
+  ASSERT_TRUE(Finish(*discover, "w1").ok());
+  std::optional<v1::Task> erase = Poll("w1", {"billing"});
+  ASSERT_TRUE(erase.has_value());
+  ASSERT_EQ(erase->operation(), "erase");
+
+  v1::RecordProcessorStatusRequest callback;
+  callback.set_processor_domain("OpenDSR.billing.test");
+  callback.set_subject_request_id(opendsr::SubjectRequestId(
+      created.id(), "billing", TaskOperation::kErase));
+  callback.set_request_status("completed");
+  callback.set_results_count(4);
+  // Another processor's domain, another id, a malformed status: refused.
+  v1::RecordProcessorStatusRequest stranger = callback;
+  stranger.set_processor_domain("opendsr.other.test");
+  EXPECT_EQ(coordinator_->RecordProcessorStatus(stranger).status().code(),
+            absl::StatusCode::kNotFound);
+  v1::RecordProcessorStatusRequest other_id = callback;
+  other_id.set_subject_request_id(opendsr::SubjectRequestId(
+      created.id(), "billing", TaskOperation::kExport));
+  EXPECT_EQ(coordinator_->RecordProcessorStatus(other_id).status().code(),
+            absl::StatusCode::kNotFound);
+  v1::RecordProcessorStatusRequest shouting = callback;
+  shouting.set_request_status("COMPLETED <b>");
+  EXPECT_EQ(coordinator_->RecordProcessorStatus(shouting).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(coordinator_->TakeProcessorStatusHint(erase->task_id()));
+
+  absl::StatusOr<v1::RecordProcessorStatusResponse> recorded =
+      coordinator_->RecordProcessorStatus(callback);
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_EQ(recorded->request_id(), created.id());
+  EXPECT_EQ(recorded->store(), "billing");
+  EXPECT_TRUE(coordinator_->TakeProcessorStatusHint(erase->task_id()));
+  EXPECT_FALSE(coordinator_->TakeProcessorStatusHint(erase->task_id()));
+  std::vector<v1::Event> events = AllEvents(created.id());
+  auto found = std::find_if(events.begin(), events.end(), [](const auto& e) {
+    return e.kind() == "processor_status";
+  });
+  ASSERT_NE(found, events.end());
+  EXPECT_EQ(found->store(), "billing");
+  EXPECT_THAT(found->detail(), HasSubstr("status=completed"));
+  EXPECT_THAT(found->detail(), HasSubstr("results_count=4"));
+}
+
+// Executor groups (seed 001): g1 and g2 are erased in group order; when g2
+// fails transiently, g1 runs again first, then g2's retry. A store outside
+// the group is not run again.
+TEST_F(CoordinatorTest, ATransientFailureRestartsTheGroupFromItsFirstStore) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(R"yaml(
+stores:
+  - {name: g1, kind: jsonl, path: /nonexistent/g1, identity_fields: {email: email}, group: services}
+  - {name: solo, kind: jsonl, path: /nonexistent/solo, identity_fields: {email: email}}
+  - {name: g2, kind: jsonl, path: /nonexistent/g2, identity_fields: {email: email}, group: services}
+)yaml",
+                                                         dir_);
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  inventory_ = std::make_shared<const Inventory>(std::move(*inventory));
+  Start();
+  v1::Request created = Create(NewCreate(v1::ERASURE));
+  for (int i = 0; i < 3; ++i) {
+    std::optional<v1::Task> discover = Poll("w1", {"g1", "g2", "solo"});
+    ASSERT_TRUE(discover.has_value());
+    ASSERT_EQ(discover->operation(), "discover");
+    ASSERT_TRUE(Finish(*discover, "w1").ok());
+  }
+  // g2 waits for g1 (the group's order); solo runs alongside.
+  std::optional<v1::Task> g1 = Poll("w1", {"g1", "g2"});
+  ASSERT_TRUE(g1.has_value());
+  ASSERT_EQ(g1->store(), "g1");
+  EXPECT_FALSE(Poll("w1", {"g2"}, 10).has_value());
+  std::optional<v1::Task> solo = Poll("w1", {"solo"});
+  ASSERT_TRUE(solo.has_value());
+  ASSERT_TRUE(Finish(*solo, "w1").ok());
+  ASSERT_TRUE(Finish(*g1, "w1").ok());
+  std::optional<v1::Task> g2 = Poll("w1", {"g2"});
+  ASSERT_TRUE(g2.has_value());
+  ASSERT_TRUE(Fail(*g2, "w1", g2->attempt()).ok());
+
+  // The group restarts: g1 runs again before g2's retry.
+  v1::Request restarted = Get(created.id());
+  EXPECT_EQ(Step(restarted, "g2")->status(), v1::WAITING);
+  EXPECT_EQ(Step(restarted, "solo")->status(), v1::SUCCEEDED);
+  EXPECT_THAT(EventKinds(created.id()), Contains("group_restarted"));
+  EXPECT_FALSE(Poll("w1", {"g2", "solo"}, 10).has_value());
+  std::optional<v1::Task> g1_again = Poll("w1", {"g1"});
+  ASSERT_TRUE(g1_again.has_value());
+  EXPECT_EQ(g1_again->operation(), "erase");
+  EXPECT_GT(g1_again->attempt(), g1->attempt());
+  ASSERT_TRUE(Finish(*g1_again, "w1").ok());
+  std::optional<v1::Task> g2_again = Poll("w1", {"g2"});
+  ASSERT_TRUE(g2_again.has_value());
+  ASSERT_TRUE(Finish(*g2_again, "w1").ok());
+  EXPECT_EQ(WaitForStatus(created.id(), v1::COMPLETED).status(), v1::COMPLETED);
+}
+
+TEST_F(CoordinatorTest, AGroupRestartCountsAgainstTheRetryLimit) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(R"yaml(
+stores:
+  - {name: g1, kind: jsonl, path: /nonexistent/g1, identity_fields: {email: email}, group: services}
+  - {name: g2, kind: jsonl, path: /nonexistent/g2, identity_fields: {email: email}, group: services}
+)yaml",
+                                                         dir_);
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  inventory_ = std::make_shared<const Inventory>(std::move(*inventory));
+  Start();
+  v1::Request created = Create(NewCreate(v1::ERASURE));
+  for (int i = 0; i < 2; ++i) {
+    std::optional<v1::Task> discover = Poll("w1", {"g1", "g2"});
+    ASSERT_TRUE(discover.has_value());
+    ASSERT_TRUE(Finish(*discover, "w1").ok());
+  }
+  // g2 fails every time; each failure re-runs g1 first, until g2's retries
+  // are spent and it fails for good.
+  int g2_failures = 0;
+  while (true) {
+    std::optional<v1::Task> task = Poll("w1", {"g1", "g2"});
+    if (!task.has_value()) break;
+    if (task->store() == "g1") {
+      ASSERT_TRUE(Finish(*task, "w1").ok());
+    } else {
+      ASSERT_TRUE(Fail(*task, "w1", task->attempt()).ok());
+      ++g2_failures;
+      ASSERT_LT(g2_failures, 50) << "the restarts do not end";
+    }
+  }
+  v1::Request stopped = WaitForStatus(created.id(), v1::NEEDS_ATTENTION);
+  EXPECT_EQ(Step(stopped, "g2")->status(), v1::STEP_FAILED);
+  EXPECT_EQ(Step(stopped, "g1")->status(), v1::SUCCEEDED);
+  EXPECT_GT(g2_failures, 1);
+}
+
+// A heartbeat refused because the task's request ended says so (the worker
+// then withdraws work at an OpenDSR processor); one refused because another
+// attempt holds the lease does not.
+TEST_F(CoordinatorTest, HeartbeatRefusalSaysWhenTheRequestEnded) {
+  v1::Request created = Create(NewCreate(v1::ACCESS, {"a"}));
+  std::optional<v1::Task> task = Poll("w1", {"a"});
+  ASSERT_TRUE(task.has_value());
+  absl::Status stale = Heartbeat(*task, "w2", task->attempt()).status();
+  EXPECT_EQ(stale.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(stale.GetPayload(Coordinator::kRequestEndedPayload).has_value());
+
+  v1::CancelRequestRequest cancel;
+  cancel.set_id(created.id());
+  cancel.set_reason("withdrawn");
+  ASSERT_TRUE(coordinator_->CancelRequest(cancel, "operator:test").ok());
+  absl::Status ended = Heartbeat(*task, "w1", task->attempt()).status();
+  EXPECT_EQ(ended.code(), absl::StatusCode::kFailedPrecondition);
+  auto payload = ended.GetPayload(Coordinator::kRequestEndedPayload);
+  ASSERT_TRUE(payload.has_value());
+  EXPECT_EQ(std::string(*payload), "CANCELLED");
 }
 
 }  // namespace

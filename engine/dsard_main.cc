@@ -294,6 +294,7 @@ int main(int argc, char** argv) {
   dsar::WorkerServiceImpl worker_service(coordinator->get());
   dsar::AuditServiceImpl audit_service(&(*coordinator)->audit_log());
   dsar::AdminServiceImpl admin_service(coordinator->get());
+  dsar::OpenDsrCallbackServiceImpl opendsr_callbacks(coordinator->get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -303,6 +304,7 @@ int main(int argc, char** argv) {
   builder.RegisterService(&worker_service);
   builder.RegisterService(&audit_service);
   builder.RegisterService(&admin_service);
+  builder.RegisterService(&opendsr_callbacks);
   builder.SetMaxReceiveMessageSize(16 << 20);
   std::vector<
       std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>

@@ -6,6 +6,7 @@
 #include "common/grpc_status.h"
 #include "common/sha256.h"
 #include "engine/caller_authorization.h"
+#include "model/worker_protocol.h"
 #include "storage/artifact_writer.h"
 #include "storage/encrypted_file.h"
 
@@ -311,8 +312,18 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context,
     return denied;
   }
   absl::StatusOr<int64_t> expiry = coordinator_->Heartbeat(heartbeat);
-  if (!expiry.ok()) return ToGrpcStatus(expiry.status());
+  if (!expiry.ok()) {
+    if (auto ended =
+            expiry.status().GetPayload(Coordinator::kRequestEndedPayload);
+        ended.has_value()) {
+      context->AddTrailingMetadata(kRequestEndedMetadataKey,
+                                   std::string(*ended));
+    }
+    return ToGrpcStatus(expiry.status());
+  }
   response->set_lease_expires_unix_ms(*expiry);
+  response->set_processor_status_changed(
+      coordinator_->TakeProcessorStatusHint(heartbeat.task_id()));
   return grpc::Status::OK;
 }
 
@@ -421,6 +432,13 @@ grpc::Status AuditServiceImpl::GetConsistencyProof(
     grpc::ServerContext* context, const v1::GetConsistencyProofRequest* request,
     v1::GetConsistencyProofResponse* response) {
   return Answer(log_->GetConsistencyProof(*request), response);
+}
+
+grpc::Status OpenDsrCallbackServiceImpl::RecordProcessorStatus(
+    grpc::ServerContext* context,
+    const v1::RecordProcessorStatusRequest* request,
+    v1::RecordProcessorStatusResponse* response) {
+  return Answer(coordinator_->RecordProcessorStatus(*request), response);
 }
 
 }  // namespace dsar

@@ -8,6 +8,7 @@
 
 #include "dsar/v1/admin.grpc.pb.h"
 #include "dsar/v1/audit.grpc.pb.h"
+#include "dsar/v1/opendsr.grpc.pb.h"
 #include "dsar/v1/requests.grpc.pb.h"
 #include "dsar/v1/worker.grpc.pb.h"
 #include "engine/coordinator.h"
@@ -122,6 +123,23 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   grpc::Status RotateKeys(grpc::ServerContext* context,
                           const v1::RotateKeysRequest* request,
                           v1::RotateKeysResponse* response) override;
+
+ private:
+  Coordinator* coordinator_;
+};
+
+// OpenDSR status callbacks, forwarded by the gateway once it has checked
+// them (gateway/opendsr/callback_route.h).
+class OpenDsrCallbackServiceImpl final
+    : public v1::OpenDsrCallbackService::Service {
+ public:
+  explicit OpenDsrCallbackServiceImpl(Coordinator* coordinator)
+      : coordinator_(coordinator) {}
+
+  grpc::Status RecordProcessorStatus(
+      grpc::ServerContext* context,
+      const v1::RecordProcessorStatusRequest* request,
+      v1::RecordProcessorStatusResponse* response) override;
 
  private:
   Coordinator* coordinator_;

@@ -394,6 +394,7 @@ void Interpreter::AdvanceItem(RequestRecord* record, const State& map,
       } else {
         item->set_state(next);
         item->set_phase(internal::ITEM_WAITING);
+        item->clear_retry_counts();  // A new state retries afresh.
       }
     };
     switch (state->type) {
@@ -420,9 +421,11 @@ void Interpreter::AdvanceItem(RequestRecord* record, const State& map,
               run.items().begin(), run.items().end(), ItemActive));
           if (active >= map.max_concurrency) return;
         }
+        // Retry counts are kept: an item back in WAITING for its group's
+        // restart (RestartGroup) still counts its retries. They are
+        // cleared when the item enters a new state.
         item->set_phase(internal::ITEM_READY);
         item->set_ready_since_ms(now_ms_);
-        item->clear_retry_counts();
         return;
       }
       case StateType::kPass:
@@ -490,6 +493,7 @@ void Interpreter::CompleteItemTask(
   } else {
     item->set_state(task->next);
     item->set_phase(internal::ITEM_WAITING);
+    item->clear_retry_counts();
   }
   Advance(record);
 }
@@ -509,8 +513,16 @@ void Interpreter::FailItemTask(RequestRecord* record, int index,
     uint32_t done = item->retry_counts(retrier);
     const Retrier& policy = task->retry[retrier];
     if (static_cast<int>(done) < policy.max_attempts) {
-      absl::Duration delay = RetryDelay(policy, done, unit_random_());
       item->set_retry_counts(retrier, done + 1);
+      if (RestartGroup(record, *item)) {
+        item->set_phase(internal::ITEM_WAITING);
+        Emit(kEventRetryScheduled, task->name, item->store(), item->attempt(),
+             absl::StrCat("retry ", done + 1, " of ", policy.max_attempts,
+                          " once its group has run again"));
+        Advance(record);
+        return;
+      }
+      absl::Duration delay = RetryDelay(policy, done, unit_random_());
       item->set_phase(internal::ITEM_RETRY_WAIT);
       item->set_not_before_ms(now_ms_ + absl::ToInt64Milliseconds(delay));
       Emit(kEventRetryScheduled, task->name, item->store(), item->attempt(),
@@ -527,10 +539,45 @@ void Interpreter::FailItemTask(RequestRecord* record, int index,
          absl::StrCat(error, " -> ", task->catchers[catcher].next));
     item->set_state(task->catchers[catcher].next);
     item->set_phase(internal::ITEM_WAITING);
+    item->clear_retry_counts();
   } else {
     FinishItem(item, map_state);
   }
   Advance(record);
+}
+
+bool Interpreter::RestartGroup(RequestRecord* record, const MapItem& failed) {
+  const State* map = CurrentState(*record);
+  const StoreSpec* spec = inventory_.Find(failed.store());
+  if (map == nullptr || map->type != StateType::kMap ||
+      map->item_order != kItemOrderEraseAfter || spec == nullptr ||
+      spec->group.empty()) {
+    return false;
+  }
+  MapRun* run = record->mutable_maps(record->maps_size() - 1);
+  std::vector<std::string> restarted;
+  for (const StoreSpec& member : inventory_.stores()) {
+    if (member.name == failed.store()) break;  // Earlier members only.
+    if (member.group != spec->group) continue;
+    for (MapItem& item : *run->mutable_items()) {
+      if (item.store() != member.name ||
+          item.phase() != internal::ITEM_SUCCEEDED) {
+        continue;
+      }
+      MapItem fresh;
+      fresh.set_store(item.store());
+      fresh.set_state(map->iterator->start_at);
+      fresh.set_phase(internal::ITEM_WAITING);
+      fresh.set_attempt(item.attempt());  // Fencing tokens keep growing.
+      item = std::move(fresh);
+      restarted.push_back(member.name);
+    }
+  }
+  if (restarted.empty()) return false;
+  Emit(kEventGroupRestarted, map->name, failed.store(), failed.attempt(),
+       absl::StrCat("group=", spec->group,
+                    " stores=", absl::StrJoin(restarted, ",")));
+  return true;
 }
 
 void Interpreter::RetryDue(RequestRecord* record, int index) {

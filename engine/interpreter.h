@@ -79,6 +79,12 @@ class Interpreter {
   // The item's task failed with `error`: Retry (back-off to RETRY_WAIT),
   // else Catch (continue at the catcher's Next with the error recorded),
   // else the item fails. REQUIRES: the item is ITEM_LEASED.
+  // Executor groups (seed 001, docs/opendsr.md): in an EraseAfter Map, a
+  // retry of a store whose inventory `group` has earlier members that
+  // succeeded restarts the group: those members run again from their first
+  // state (in group order, which erase_after holds), and the item waits for
+  // them (WAITING, no back-off) before its retry. The retry still counts
+  // against the Retry's MaxAttempts.
   void FailItemTask(internal::RequestRecord* record, int item,
                     const std::string& error, const std::string& cause);
 
@@ -150,6 +156,11 @@ class Interpreter {
   void AdvanceItem(internal::RequestRecord* record, const State& map,
                    internal::MapItem* item);
   void FinishItem(internal::MapItem* item, const std::string& map_state);
+  // Resets the succeeded members of `failed`'s group that come before it
+  // in the inventory to run again; false when there are none (or the Map
+  // does not follow erase_after).
+  bool RestartGroup(internal::RequestRecord* record,
+                    const internal::MapItem& failed);
   // The stores `item` waits for in this Map: identities_from, or for an
   // EraseAfter Map erase_after plus the stores it supplies identities to.
   std::vector<std::string> Upstream(const internal::MapRun& run,

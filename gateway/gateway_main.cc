@@ -24,10 +24,13 @@
 #include "common/program_usage.h"
 #include "dsar/v1/admin.pb.h"
 #include "dsar/v1/audit.pb.h"
+#include "dsar/v1/opendsr.pb.h"
 #include "dsar/v1/requests.pb.h"
 #include "gateway/bundle_download.h"
 #include "gateway/compat/seed_routes.h"
 #include "gateway/gateway_server.h"
+#include "gateway/opendsr/callback_route.h"
+#include "inventory/inventory.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080",
           "HOST:PORT to serve HTTP (HTTPS with --tls_cert) on; port 0 picks a "
@@ -61,6 +64,10 @@ ABSL_FLAG(std::vector<std::string>, services,
 ABSL_FLAG(bool, compat_routes, true,
           "Serve the seed designs' routes (POST /dsar, /api/dsar/submit, ...); "
           "needs dsar.v1.DsarService on the coordinator.");
+ABSL_FLAG(std::string, opendsr_inventory, "",
+          "Data inventory (YAML) whose opendsr stores may send OpenDSR status "
+          "callbacks to POST /opendsr/v1/callbacks (docs/opendsr.md); empty: "
+          "the route is not served.");
 ABSL_FLAG(std::string, jwt_hs256_secret_file, "",
           "File holding the HS256 secret (at least 32 bytes; a trailing "
           "newline is ignored).");
@@ -249,6 +256,19 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_compat_routes)) {
     providers.push_back(
         std::make_unique<dsar::gateway::compat::SeedRoutes>(backend));
+  }
+  if (const std::string path = absl::GetFlag(FLAGS_opendsr_inventory);
+      !path.empty()) {
+    absl::StatusOr<dsar::Inventory> inventory = dsar::Inventory::LoadFile(path);
+    if (!inventory.ok()) return Fail(inventory.status());
+    providers.push_back(std::make_unique<dsar::gateway::opendsr::CallbackRoute>(
+        std::make_shared<const dsar::Inventory>(*std::move(inventory)),
+        [backend](const dsar::v1::RecordProcessorStatusRequest& record) {
+          return backend
+              ->Call("/dsar.v1.OpenDsrCallbackService/RecordProcessorStatus",
+                     record.SerializeAsString(), /*actor=*/"")
+              .status();
+        }));
   }
   absl::StatusOr<std::unique_ptr<dsar::gateway::GatewayServer>> server =
       dsar::gateway::GatewayServer::Create(options, std::move(authenticator),

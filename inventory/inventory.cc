@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -47,7 +48,9 @@ const std::set<std::string>& StoreKeys() {
                                                       "owner",
                                                       "instructions",
                                                       "due_within",
-                                                      "identity_kinds"};
+                                                      "identity_kinds",
+                                                      "opendsr",
+                                                      "group"};
   return *keys;
 }
 
@@ -92,6 +95,18 @@ const std::set<std::string>& SslModes() {
 
 const std::set<std::string>& EraseKeys() {
   static const auto* keys = new std::set<std::string>{"mode", "fields"};
+  return *keys;
+}
+
+const std::set<std::string>& OpenDsrKeys() {
+  static const auto* keys = new std::set<std::string>{"url",
+                                                      "processor_domain",
+                                                      "signing_ca",
+                                                      "tls_ca",
+                                                      "client_cert",
+                                                      "client_key",
+                                                      "poll_interval_ms",
+                                                      "status_callback_url"};
   return *keys;
 }
 
@@ -441,6 +456,106 @@ std::string ResolvePath(const std::string& path, const std::string& base_dir) {
   return resolved.lexically_normal().string();
 }
 
+// The opendsr block of an "opendsr" store; `where` names the store.
+absl::StatusOr<OpenDsrSpec> ParseOpenDsr(const YAML::Node& store_node,
+                                         const std::string& store_where,
+                                         const std::string& base_dir) {
+  const std::string where = store_where + ".opendsr";
+  YAML::Node node = store_node["opendsr"];
+  if (!node || node.IsNull()) {
+    return Invalid(where,
+                   "missing (an opendsr store needs its url, "
+                   "processor_domain and signing_ca)");
+  }
+  if (!node.IsMap()) return Invalid(where, "must be a map");
+  RETURN_IF_ERROR(CheckKeys(node, OpenDsrKeys(), where));
+  OpenDsrSpec spec;
+  RETURN_IF_ERROR(ReadString(node, "url", where, &spec.url));
+  RETURN_IF_ERROR(
+      ReadString(node, "processor_domain", where, &spec.processor_domain));
+  RETURN_IF_ERROR(ReadString(node, "signing_ca", where, &spec.signing_ca_file));
+  RETURN_IF_ERROR(ReadString(node, "tls_ca", where, &spec.tls_ca_file));
+  RETURN_IF_ERROR(
+      ReadString(node, "client_cert", where, &spec.client_cert_file));
+  RETURN_IF_ERROR(ReadString(node, "client_key", where, &spec.client_key_file));
+  RETURN_IF_ERROR(ReadString(node, "status_callback_url", where,
+                             &spec.status_callback_url));
+  std::string interval;
+  RETURN_IF_ERROR(ReadString(node, "poll_interval_ms", where, &interval));
+  if (!interval.empty()) {
+    int value = 0;
+    if (!absl::SimpleAtoi(interval, &value) || value < 10 ||
+        value > 3600 * 1000) {
+      return Invalid(where + ".poll_interval_ms",
+                     "must be a whole number of milliseconds from 10 to "
+                     "3600000");
+    }
+    spec.poll_interval_ms = value;
+  }
+  // The spec wants TLS and the major version at the start of the path.
+  if (!absl::StartsWith(spec.url, "https://")) {
+    return Invalid(where + ".url",
+                   "missing or not an https:// URL (e.g. "
+                   "https://opendsr.example.com/v1)");
+  }
+  size_t path = spec.url.find('/', 8);
+  if (path == std::string::npos || spec.url.size() < path + 3 ||
+      spec.url[path + 1] != 'v' ||
+      !absl::ascii_isdigit(static_cast<unsigned char>(spec.url[path + 2]))) {
+    return Invalid(where + ".url",
+                   "must name the API's major version, e.g. "
+                   "https://opendsr.example.com/v1");
+  }
+  while (!spec.url.empty() && spec.url.back() == '/') spec.url.pop_back();
+  if (spec.processor_domain.empty()) {
+    return Invalid(where + ".processor_domain", "missing");
+  }
+  if (spec.signing_ca_file.empty()) {
+    return Invalid(where + ".signing_ca",
+                   "missing (the CA the processor's signing certificate must "
+                   "chain to)");
+  }
+  spec.signing_ca_file = ResolvePath(spec.signing_ca_file, base_dir);
+  if (!spec.tls_ca_file.empty()) {
+    spec.tls_ca_file = ResolvePath(spec.tls_ca_file, base_dir);
+  }
+  if (spec.client_cert_file.empty() != spec.client_key_file.empty()) {
+    return Invalid(where, "give both client_cert and client_key, or neither");
+  }
+  if (!spec.client_cert_file.empty()) {
+    spec.client_cert_file = ResolvePath(spec.client_cert_file, base_dir);
+    spec.client_key_file = ResolvePath(spec.client_key_file, base_dir);
+  }
+  return spec;
+}
+
+// Checks the identity mapping of an opendsr store: each identity key names
+// an OpenDSR 2.0 identity type (specification section 5.1).
+absl::Status CheckOpenDsrIdentityTypes(const CollectionSpec& collection,
+                                       const std::string& where) {
+  static const auto* types =
+      new std::set<std::string>{"controller_customer_id",
+                                "android_advertising_id",
+                                "android_id",
+                                "email",
+                                "fire_advertising_id",
+                                "ios_advertising_id",
+                                "ios_vendor_id",
+                                "microsoft_advertising_id",
+                                "microsoft_publisher_id",
+                                "roku_publisher_id",
+                                "roku_advertising_id"};
+  for (const auto& [key, type] : collection.identity_fields) {
+    if (types->count(type) == 0) {
+      return Invalid(absl::StrCat(where, ".identity_fields.", key),
+                     absl::StrCat(Quoted(type),
+                                  " is not an OpenDSR identity type (known: ",
+                                  absl::StrJoin(*types, ", "), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // A postgres store's `connection` map. A `password` key is refused: the
 // inventory is read by every worker and kept in version control, so it
 // names where the password is (password_file, password_env) instead.
@@ -611,11 +726,14 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
   RETURN_IF_ERROR(ReadString(node, "kind", where, &store.kind));
   if (store.kind.empty()) return Invalid(where + ".kind", "missing");
   if (store.kind != "sqlite" && store.kind != "jsonl" &&
-      store.kind != "postgres" && !IsManualStore(store)) {
-    return Invalid(where + ".kind",
-                   absl::StrCat("unknown kind ", Quoted(store.kind),
-                                " (known: sqlite, jsonl, postgres, manual)"));
+      store.kind != "postgres" && store.kind != "opendsr" &&
+      !IsManualStore(store)) {
+    return Invalid(
+        where + ".kind",
+        absl::StrCat("unknown kind ", Quoted(store.kind),
+                     " (known: sqlite, jsonl, postgres, opendsr, manual)"));
   }
+  RETURN_IF_ERROR(ReadString(node, "group", where, &store.group));
   if (IsManualStore(store)) return ParseManualStore(node, where, store);
   for (const std::string& key : ManualOnlyKeys()) {
     if (node[key]) {
@@ -623,8 +741,18 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
     }
   }
   bool postgres = store.kind == "postgres";
+  if (store.kind != "opendsr" && node["opendsr"]) {
+    return Invalid(where + ".opendsr", "only for kind opendsr");
+  }
   RETURN_IF_ERROR(ReadString(node, "path", where, &store.path));
-  if (postgres) {
+  if (store.kind == "opendsr") {
+    if (node["path"]) {
+      return Invalid(where + ".path",
+                     "an opendsr store has no path: give opendsr.url");
+    }
+    ASSIGN_OR_RETURN(store.opendsr, ParseOpenDsr(node, where, base_dir));
+    store.path = store.opendsr.url;
+  } else if (postgres) {
     if (!store.path.empty()) {
       return Invalid(where + ".path",
                      "a postgres store is reached through connection, not a "
@@ -663,6 +791,11 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
                      "give either tables or top-level identity_fields/"
                      "pii_fields/processing_flags, not both");
     }
+    if (store.kind == "opendsr") {
+      return Invalid(where + ".tables",
+                     "an opendsr store has no tables: give identity_fields "
+                     "(identity key: OpenDSR identity type)");
+    }
     if (store.kind == "jsonl" && tables.size() != 1) {
       return Invalid(where + ".tables",
                      "a jsonl store holds exactly one collection");
@@ -690,10 +823,13 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
       }
       store.collections.push_back(std::move(collection));
     }
-  } else if (store.kind == "jsonl") {
+  } else if (store.kind == "jsonl" || store.kind == "opendsr") {
     ASSIGN_OR_RETURN(CollectionSpec collection, ParseCollection(node, where));
     collection.name = store.name;
     RETURN_IF_ERROR(ValidateCollection(collection, where));
+    if (store.kind == "opendsr") {
+      RETURN_IF_ERROR(CheckOpenDsrIdentityTypes(collection, where));
+    }
     RETURN_IF_ERROR(CheckMaskSupport(store.kind, collection, has_masking_key,
                                      where + ".erase"));
     store.collections.push_back(std::move(collection));
@@ -760,6 +896,23 @@ absl::Status CheckNoCycle(const std::vector<StoreSpec>& stores,
   if (cycle.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       "stores: cycle in ", field, ": ", absl::StrJoin(cycle, " -> ")));
+}
+
+// Executor groups (seed 001): each store of a group is erased after the
+// one before it in the file. Expressed as erase_after so the engine needs
+// no notion of groups for ordering.
+void AddGroupOrder(std::vector<StoreSpec>& stores) {
+  std::map<std::string, std::string> last_of_group;
+  for (StoreSpec& store : stores) {
+    if (store.group.empty()) continue;
+    auto last = last_of_group.find(store.group);
+    if (last != last_of_group.end() &&
+        std::find(store.erase_after.begin(), store.erase_after.end(),
+                  last->second) == store.erase_after.end()) {
+      store.erase_after.push_back(last->second);
+    }
+    last_of_group[store.group] = store.name;
+  }
 }
 
 }  // namespace
@@ -868,6 +1021,7 @@ absl::StatusOr<Inventory> Inventory::Parse(std::string_view yaml,
       }
     }
   }
+  AddGroupOrder(inventory.stores_);
   // The two orders are checked apart: discovery follows identities_from, and
   // erasure runs after discovery has finished, following erase_after. A store
   // that needs another's identities may well be erased before it (orders

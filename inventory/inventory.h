@@ -90,11 +90,36 @@ struct PostgresConnection {
   std::string sslrootcert;  // Absolute; CA certificates for verify-*.
 };
 
+// How to reach a service that speaks OpenDSR 2.0 as a processor
+// (docs/opendsr.md). Paths are absolute (resolved like a store's path).
+struct OpenDsrSpec {
+  // "https://host[:port]/v1": the spec puts the major version in the URL;
+  // /discovery, /requests and /requests/{id} are below it.
+  std::string url;
+  // The processor's OpenDSR domain: X-OpenDSR-Processor-Domain must equal
+  // it and the signing certificate's SAN must name it.
+  std::string processor_domain;
+  // CA certificates (PEM) the processor's signing certificate must chain to.
+  std::string signing_ca_file;
+  // CA certificates (PEM) for the service's HTTPS certificate; empty: the
+  // system's trust store.
+  std::string tls_ca_file;
+  // Client certificate and key (PEM) for mutual TLS; both or neither.
+  std::string client_cert_file;
+  std::string client_key_file;
+  // How often a pending request's status is asked for.
+  int poll_interval_ms = 5000;
+  // The gateway's public callback URL sent as status_callback_urls; empty:
+  // no callbacks, polling only.
+  std::string status_callback_url;
+};
+
 struct StoreSpec {
   std::string name;  // Unique; [a-z0-9_-]+.
-  std::string kind;  // "sqlite", "jsonl", "postgres" or "manual".
+  std::string kind;  // "sqlite", "jsonl", "postgres", "opendsr" or "manual".
   // Absolute (resolved against the inventory's directory); empty for
-  // "postgres".
+  // "postgres" and "manual"; for "opendsr" the service's base URL
+  // (opendsr.url).
   std::string path;
   // For "postgres": the server, and the schema holding its tables
   // ("public" unless given).
@@ -127,6 +152,13 @@ struct StoreSpec {
   // default_phone_region: the key of the `hash` mask strategy. Empty when
   // not set.
   std::string masking_key_file;
+  // For "opendsr": how to reach the service. Its one collection (named as
+  // the store) maps identity keys to OpenDSR identity types.
+  OpenDsrSpec opendsr;
+  // Executor group (seed 001): stores of one group are erased one after the
+  // other in file order; the loader adds each one's predecessor in the group
+  // to its erase_after. Empty: no group.
+  std::string group;
 };
 
 // True for a store worked by people instead of a connector.

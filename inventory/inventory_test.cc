@@ -213,7 +213,7 @@ INSTANTIATE_TEST_SUITE_P(
                 R"(stores[2] ("orders").name: duplicate of stores[1])"},
         BadCase{
             "kind: jsonl", "kind: mongodb",
-            R"(stores[2] ("activity").kind: unknown kind "mongodb" (known: sqlite, jsonl, postgres, manual))"},
+            R"(stores[2] ("activity").kind: unknown kind "mongodb" (known: sqlite, jsonl, postgres, opendsr, manual))"},
         BadCase{"    path: /data/shop.db\n", "",
                 R"(stores[1] ("orders").path: missing)"},
         BadCase{"- name: activity", "- name: Activity",

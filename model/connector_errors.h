@@ -24,6 +24,12 @@
 //                                  a person has to restore it.
 //   Identity.Conflict              the subject's identities match different
 //                                  records of one collection.
+//   Connector.Denied               an OpenDSR processor refused or cancelled
+//                                  the request (its reason in the cause).
+//   Connector.Unsupported          the service does not offer the right or
+//                                  the identity types asked for.
+//   Connector.Unverified           a service's answer failed its signature or
+//                                  certificate check.
 //
 // Codes stay google.rpc codes; where one code covers several names
 // (FAILED_PRECONDITION), the connector attaches the name to the status.
@@ -46,6 +52,9 @@ inline constexpr std::string_view kErrorSchemaMismatch =
     "Connector.SchemaMismatch";
 inline constexpr std::string_view kErrorCorrupt = "Connector.Corrupt";
 inline constexpr std::string_view kErrorIdentityConflict = "Identity.Conflict";
+inline constexpr std::string_view kErrorDenied = "Connector.Denied";
+inline constexpr std::string_view kErrorUnsupported = "Connector.Unsupported";
+inline constexpr std::string_view kErrorUnverified = "Connector.Unverified";
 
 // `status` (not OK) carrying `name`, which ConnectorErrorName returns ahead
 // of the code's default name.

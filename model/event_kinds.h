@@ -73,6 +73,13 @@ inline constexpr char kEventStoreUnserved[] = "store_unserved";
 inline constexpr char kEventWorkItemAnswered[] = "work_item_answered";
 // The work item passed its due time unanswered; detail: owner= due=.
 inline constexpr char kEventWorkItemOverdue[] = "work_item_overdue";
+// An OpenDSR processor called back about a store's task (docs/opendsr.md);
+// state, store, attempt; detail: status= subject_request_id= results_count=.
+inline constexpr char kEventProcessorStatus[] = "processor_status";
+// Executor groups (docs/opendsr.md): a store of a group failed and will be
+// retried after the group's earlier members run again; state, store (the
+// failed one), attempt; detail: group= stores= (those run again).
+inline constexpr char kEventGroupRestarted[] = "group_restarted";
 
 // Retention (docs/retention.md), on a closed request. actor: the operator
 // who ran the purge, "dsard:purge" for the daily run, empty when caused by

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "common/admin_server.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
@@ -13,6 +14,7 @@
 #include "model/connector_errors.h"
 #include "model/identity.h"
 #include "model/task_operation.h"
+#include "model/worker_protocol.h"
 
 namespace dsar {
 namespace {
@@ -288,8 +290,17 @@ void Worker::HeartbeatLoop() {
       request.set_attempt(flight->attempt);
       v1::HeartbeatResponse response;
       grpc::Status status = stub_->Heartbeat(&context, request, &response);
+      if (status.ok() && response.processor_status_changed()) {
+        flight->processor_status_changed = true;
+      }
       if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
           status.error_code() == grpc::StatusCode::NOT_FOUND) {
+        // The request has ended (as against another attempt holding the
+        // lease): only then is work at a processor withdrawn.
+        if (context.GetServerTrailingMetadata().count(
+                kRequestEndedMetadataKey) > 0) {
+          flight->request_ended = true;
+        }
         flight->lease_lost = true;
       }
     }
@@ -416,11 +427,26 @@ absl::Status Worker::RunOperation(const v1::Task& task, InFlight& flight,
   complete->set_task_id(task.task_id());
   complete->set_attempt(task.attempt());
   ConnectorResult result;
+  if (auto* service = dynamic_cast<OpenDsrConnector*>(connector->second.get());
+      service != nullptr) {
+    // An OpenDSR processor request is named after the task, which the
+    // Connector interface does not carry.
+    RETURN_IF_ERROR(RunAtOpenDsrService(task, operation, flight, *service,
+                                        std::move(identities), &result,
+                                        complete));
+    // A processor reports a count and no identities.
+    complete->set_record_count(result.record_count);
+    return absl::OkStatus();
+  }
   switch (operation) {
     case TaskOperation::kExport: {
+      Connector& store = *connector->second;
       ASSIGN_OR_RETURN(
           v1::UploadArtifactResponse uploaded,
-          ExportAndUpload(task, *connector->second, identities, &result));
+          ExportAndUpload(
+              task,
+              [&](ByteSink& sink) { return store.Export(identities, sink); },
+              &result));
       complete->set_artifact_sha256(uploaded.sha256());
       break;
     }
@@ -472,9 +498,86 @@ absl::Status Worker::RunOperation(const v1::Task& task, InFlight& flight,
   return absl::OkStatus();
 }
 
+namespace {
+
+// Holds an export in memory: an OpenDSR service's results are fetched in
+// full before the upload stream opens, so the stream is not held open while
+// the processor works.
+class BufferSink : public ByteSink {
+ public:
+  absl::Status Write(std::string_view bytes) override {
+    text.append(bytes.data(), bytes.size());
+    return absl::OkStatus();
+  }
+  std::string text;
+};
+
+}  // namespace
+
+absl::Status Worker::RunAtOpenDsrService(
+    const v1::Task& task, TaskOperation operation, InFlight& flight,
+    OpenDsrConnector& service, std::vector<Identity> identities,
+    ConnectorResult* result, v1::CompleteTaskRequest* complete) {
+  OpenDsrTask request;
+  request.request_id = task.request_id();
+  request.operation = operation;
+  request.portability = task.request_type() == v1::PORTABILITY;
+  switch (task.request_type()) {
+    case v1::ACCESS:
+      request.request_right = "access";
+      break;
+    case v1::PORTABILITY:
+      request.request_right = "portability";
+      break;
+    case v1::ERASURE:
+      request.request_right = "erasure";
+      break;
+    case v1::RECTIFICATION:
+      request.request_right = "rectification";
+      break;
+    case v1::RESTRICTION:
+      request.request_right = "restriction";
+      break;
+    case v1::OBJECTION:
+      request.request_right = "objection";
+      break;
+    default:
+      request.request_right = "access";
+      break;
+  }
+  if (!task.regulation().empty()) request.regulation = task.regulation();
+  request.submitted = absl::FromUnixMillis(task.submitted_unix_ms());
+  request.identities = std::move(identities);
+  for (const v1::FieldCorrection& correction : task.corrections()) {
+    request.corrections.push_back(
+        {correction.collection(), correction.field(), correction.value()});
+  }
+  if (operation != TaskOperation::kExport) {
+    ASSIGN_OR_RETURN(*result,
+                     service.Run(request, &flight.request_ended, nullptr,
+                                 &flight.processor_status_changed));
+    return absl::OkStatus();
+  }
+  BufferSink buffered;
+  ASSIGN_OR_RETURN(ConnectorResult produced,
+                   service.Run(request, &flight.request_ended, &buffered,
+                               &flight.processor_status_changed));
+  ASSIGN_OR_RETURN(v1::UploadArtifactResponse uploaded,
+                   ExportAndUpload(
+                       task,
+                       [&](ByteSink& sink) -> absl::StatusOr<ConnectorResult> {
+                         RETURN_IF_ERROR(sink.Write(buffered.text));
+                         return produced;
+                       },
+                       result));
+  complete->set_artifact_sha256(uploaded.sha256());
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::UploadArtifactResponse> Worker::ExportAndUpload(
-    const v1::Task& task, Connector& connector,
-    const std::vector<Identity>& identities, ConnectorResult* result) {
+    const v1::Task& task,
+    const std::function<absl::StatusOr<ConnectorResult>(ByteSink&)>& produce,
+    ConnectorResult* result) {
   // A coordinator restart breaks the stream; the export is read-only, so it
   // is simply produced again.
   int backoff_ms = 100;
@@ -495,8 +598,7 @@ absl::StatusOr<v1::UploadArtifactResponse> Worker::ExportAndUpload(
     bool stream_broken = true;
     if (writer->Write(header)) {
       UploadSink sink(writer.get(), &upload_bytes_);
-      absl::StatusOr<ConnectorResult> produced =
-          connector.Export(identities, sink);
+      absl::StatusOr<ConnectorResult> produced = produce(sink);
       if (produced.ok()) {
         *result = std::move(*produced);
         exported = sink.Flush();

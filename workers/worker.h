@@ -23,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,6 +41,7 @@
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "workers/connectors/connector.h"
+#include "workers/connectors/opendsr.h"
 
 namespace dsar {
 
@@ -99,6 +101,13 @@ class Worker {
     std::string task_id;
     uint32_t attempt = 0;
     std::atomic<bool> lease_lost{false};
+    // Set with lease_lost when dsard says the task's request has ended
+    // (kRequestEndedMetadataKey on the heartbeat's refusal): work at an
+    // OpenDSR processor is then withdrawn, not left for a next attempt.
+    std::atomic<bool> request_ended{false};
+    // Set when a heartbeat says an OpenDSR processor called back about the
+    // task; the connector then polls at once (and clears it).
+    std::atomic<bool> processor_status_changed{false};
   };
 
   // Registers a call's context while the call is in flight so that a stop
@@ -120,9 +129,19 @@ class Worker {
   // Runs the connector operation; on success fills `complete`.
   absl::Status RunOperation(const v1::Task& task, InFlight& flight,
                             v1::CompleteTaskRequest* complete);
+  // Streams what `produce` writes as the task's artifact; produces it
+  // again when the stream breaks.
   absl::StatusOr<v1::UploadArtifactResponse> ExportAndUpload(
-      const v1::Task& task, Connector& connector,
-      const std::vector<Identity>& identities, ConnectorResult* result);
+      const v1::Task& task,
+      const std::function<absl::StatusOr<ConnectorResult>(ByteSink&)>& produce,
+      ConnectorResult* result);
+  // RunOperation for an OpenDSR service (workers/connectors/opendsr.h).
+  absl::Status RunAtOpenDsrService(const v1::Task& task,
+                                   TaskOperation operation, InFlight& flight,
+                                   OpenDsrConnector& service,
+                                   std::vector<Identity> identities,
+                                   ConnectorResult* result,
+                                   v1::CompleteTaskRequest* complete);
   // Sends `call` until it succeeds, the lease is lost or we stop.
   template <typename Call>
   grpc::Status CallUntilAnswered(Call call, InFlight& flight);

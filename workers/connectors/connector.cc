@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "workers/connectors/jsonl.h"
 #include "workers/connectors/postgres.h"
+#include "workers/connectors/opendsr.h"
 #include "workers/connectors/sqlite.h"
 
 namespace dsar {
@@ -22,6 +23,7 @@ absl::StatusOr<std::unique_ptr<Connector>> CreateConnector(
   if (store.kind == "sqlite") {
     return std::make_unique<SqliteConnector>(store, cancel);
   }
+  if (store.kind == "opendsr") return OpenDsrConnector::Create(store, cancel);
   if (store.kind == "jsonl") {
     if (store.collections.size() != 1) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -34,7 +36,7 @@ absl::StatusOr<std::unique_ptr<Connector>> CreateConnector(
   }
   return absl::InvalidArgumentError(
       absl::StrCat("store ", store.name, ": unknown kind \"", store.kind,
-                   "\" (known: sqlite, jsonl, postgres)"));
+                   "\" (known: sqlite, jsonl, postgres, opendsr)"));
 }
 
 namespace internal {
