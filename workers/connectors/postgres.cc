@@ -809,6 +809,42 @@ absl::StatusOr<std::vector<std::string>> PostgresConnector::ExplainLookup(
       });
 }
 
+absl::StatusOr<std::map<std::string, CollectionShape>> PostgresConnector::Probe(
+    int sample_rows) {
+  using Shapes = std::map<std::string, CollectionShape>;
+  return InTransaction<Shapes>(
+      store_, cancel_, kBeginRead,
+      [&](Session& session) -> absl::StatusOr<Shapes> {
+        Shapes shapes;
+        for (const CollectionSpec& collection : store_.collections) {
+          CollectionShape& shape = shapes[collection.name];
+          absl::StatusOr<const std::vector<Column>*> columns =
+              session.Columns(collection.name);
+          if (absl::IsNotFound(columns.status())) continue;
+          if (!columns.ok()) return columns.status();
+          shape.exists = true;
+          if ((*columns)->empty()) continue;
+          std::string select = "SELECT ";
+          for (size_t i = 0; i < (*columns)->size(); ++i) {
+            absl::StrAppend(&select, i == 0 ? "" : ", ",
+                            session.Quote((**columns)[i].name), "::text");
+            shape.columns[(**columns)[i].name];
+          }
+          absl::StrAppend(&select, " FROM ", session.Table(collection.name),
+                          " LIMIT ", sample_rows);
+          ASSIGN_OR_RETURN(Result result, session.Run(select));
+          for (int row = 0; row < PQntuples(result.get()); ++row) {
+            for (size_t i = 0; i < (*columns)->size(); ++i) {
+              if (PQgetisnull(result.get(), row, static_cast<int>(i))) continue;
+              shape.columns[(**columns)[i].name].emplace_back(
+                  PQgetvalue(result.get(), row, static_cast<int>(i)));
+            }
+          }
+        }
+        return shapes;
+      });
+}
+
 absl::StatusOr<EraseResult> PostgresConnector::Erase(
     const std::vector<Identity>& identities) {
   std::string key;

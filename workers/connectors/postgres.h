@@ -58,11 +58,13 @@
 // but never the values the server quotes in its own message.
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "workers/connectors/connector.h"
+#include "workers/connectors/store_probe.h"
 
 namespace dsar {
 
@@ -94,6 +96,12 @@ class PostgresConnector : public Connector {
   // lookup ("Seq Scan" means they do not). Read-only.
   absl::StatusOr<std::vector<std::string>> ExplainLookup(
       const std::vector<Identity>& identities);
+
+  // For dsarctl inventory check (store_probe.h): each table's columns and
+  // up to `sample_rows` of each column's non-null values as text
+  // (SELECT col::text ... LIMIT n, never the whole table). Read-only. A
+  // table the schema lacks has exists = false.
+  absl::StatusOr<std::map<std::string, CollectionShape>> Probe(int sample_rows);
 
  private:
   const StoreSpec store_;

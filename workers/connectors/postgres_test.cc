@@ -650,5 +650,28 @@ TEST_F(PostgresConnectorTest, TlsIsUsedAndVerifiedWhenTheInventoryAsksForIt) {
             absl::StatusCode::kUnavailable);
 }
 
+// dsarctl inventory check reads a postgres store's shape through Probe.
+TEST_F(PostgresConnectorTest, ProbeSamplesColumnsWithoutReadingWholeTables) {
+  Exec("CREATE TABLE wide AS SELECT g AS n FROM generate_series(1, 1000) g");
+  Exec("GRANT SELECT ON wide TO PUBLIC");
+  StoreSpec store = store_;
+  CollectionSpec wide;
+  wide.name = "wide";
+  wide.identity_fields["user_id"] = "n";
+  CollectionSpec ghost;
+  ghost.name = "ghosts";
+  ghost.identity_fields["user_id"] = "id";
+  store.collections = {store_.collections[0], wide, ghost};
+  absl::StatusOr<std::map<std::string, CollectionShape>> shapes =
+      PostgresConnector(store).Probe(5);
+  ASSERT_TRUE(shapes.ok()) << shapes.status();
+  const CollectionShape& users = shapes->at(store_.collections[0].name);
+  EXPECT_TRUE(users.exists);
+  EXPECT_TRUE(users.columns.count("email") > 0);
+  EXPECT_TRUE(users.columns.count("full_name") > 0);
+  EXPECT_LE(shapes->at("wide").columns.at("n").size(), 5u);
+  EXPECT_FALSE(shapes->at("ghosts").exists);
+}
+
 }  // namespace
 }  // namespace dsar

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "workers/connectors/postgres.h"
 
 namespace dsar {
 namespace {
@@ -129,6 +130,9 @@ absl::StatusOr<std::map<std::string, CollectionShape>> ProbeStore(
     const StoreSpec& store, int sample_rows) {
   if (store.kind == "sqlite") return ProbeSqlite(store, sample_rows);
   if (store.kind == "jsonl") return ProbeJsonl(store, sample_rows);
+  if (store.kind == "postgres") {
+    return PostgresConnector(store).Probe(sample_rows);
+  }
   return absl::InvalidArgumentError(absl::StrCat(
       "store ", store.name, ": a ", store.kind, " store cannot be probed"));
 }
