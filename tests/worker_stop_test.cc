@@ -202,7 +202,10 @@ TEST(WorkerStopTest, StoppedWorkersTaskRunsAgainOnceItsLeaseExpires) {
   DsardOptions dsard_options;
   dsard_options.data_dir = dir.Join("data");
   dsard_options.inventory = *inventory;
-  dsard_options.lease_seconds = 2;
+  // Long enough that a heartbeat (every third of it) still arrives on a
+  // loaded machine before the stop: with 2 s, a late one under CI load lost
+  // the lease first, and the worker then (rightly) had nothing to abandon.
+  dsard_options.lease_seconds = 4;
   absl::StatusOr<RunningDsard> dsard = StartDsard(dsard_options, dir.path());
   ASSERT_TRUE(dsard.ok()) << dsard.status();
   auto stub = v1::DsarService::NewStub(LoopbackChannel(dsard->port));
