@@ -412,6 +412,12 @@ class DsarctlTest : public ::testing::Test {
         GenerateSampleStores(dir_.Join("stores"), 40);
     ASSERT_TRUE(inventory.ok()) << inventory.status();
     inventory_ = *inventory;
+    StartTheCoordinator();
+  }
+
+  // (Re)starts dsard on the test's data directory and inventory; dsarctl
+  // calls go to it.
+  void StartTheCoordinator() {
     DsardOptions options;
     options.data_dir = dir_.Join("data");
     options.inventory = inventory_;
@@ -908,13 +914,7 @@ TEST_F(DsarctlTest, ManualStoreWorkItemsAreAnsweredWithDsarctl) {
          "    instructions: \"Search the signup forms by email\"\n"
          "    identity_kinds: [email]\n"
          "    due_within: 3d\n";
-  DsardOptions options;
-  options.data_dir = dir_.Join("data");
-  options.inventory = inventory_;
-  absl::StatusOr<RunningDsard> dsard = StartDsard(options, dir_.path());
-  ASSERT_TRUE(dsard.ok()) << dsard.status();
-  dsard_ = std::move(*dsard);
-  addr_ = absl::StrCat("--addr=127.0.0.1:", dsard_.port);
+  ASSERT_NO_FATAL_FAILURE(StartTheCoordinator());
   StartTheWorker();  // Serves every store but the archive.
 
   // The open item of `id`'s archive step, once it is `operation`.
