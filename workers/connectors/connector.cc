@@ -2,8 +2,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "workers/connectors/jsonl.h"
-#include "workers/connectors/postgres.h"
 #include "workers/connectors/opendsr.h"
+#include "workers/connectors/postgres.h"
 #include "workers/connectors/sqlite.h"
 
 namespace dsar {

@@ -100,9 +100,9 @@ struct EraseResult {
 // flag is set, the operation in progress ends at the next check with
 // CANCELLED (error name Connector.Failed), leaving the store as it found it:
 // a SQLite or PostgreSQL transaction is rolled back, a log rewrite is
-// dropped before its journal is committed. A rewrite whose journal is committed is finished
-// first (it is a copy of the log, see jsonl.h). Bytes already handed to an
-// Export's sink are not a complete export.
+// dropped before its journal is committed. A rewrite whose journal is committed
+// is finished first (it is a copy of the log, see jsonl.h). Bytes already
+// handed to an Export's sink are not a complete export.
 class Connector {
  public:
   virtual ~Connector() = default;
