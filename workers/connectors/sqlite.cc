@@ -771,6 +771,48 @@ absl::StatusOr<std::vector<std::string>> SqliteConnector::ExplainLookup(
   return plan;
 }
 
+absl::StatusOr<std::map<std::string, CollectionShape>> SqliteConnector::Probe(
+    int sample_rows) {
+  ASSIGN_OR_RETURN(Session session,
+                   Session::Open(store_, /*read_only=*/true, cancel_));
+  std::map<std::string, CollectionShape> shapes;
+  for (const CollectionSpec& collection : store_.collections) {
+    CollectionShape& shape = shapes[collection.name];
+    const std::string pragma = absl::StrCat(
+        "PRAGMA table_info(", QuoteIdentifier(collection.name), ")");
+    ASSIGN_OR_RETURN(Statement columns, session.Prepare(pragma));
+    std::vector<std::string> names;
+    int rc;
+    while ((rc = sqlite3_step(columns.get())) == SQLITE_ROW) {
+      names.push_back(
+          reinterpret_cast<const char*>(sqlite3_column_text(columns.get(), 1)));
+    }
+    if (rc != SQLITE_DONE) return session.Error(rc, pragma);
+    shape.exists = !names.empty();
+    if (!shape.exists) continue;
+    std::string select = "SELECT ";
+    for (size_t i = 0; i < names.size(); ++i) {
+      absl::StrAppend(&select, i == 0 ? "" : ", ", QuoteIdentifier(names[i]));
+      shape.columns[names[i]];
+    }
+    absl::StrAppend(&select, " FROM ", QuoteIdentifier(collection.name),
+                    " LIMIT ", sample_rows);
+    ASSIGN_OR_RETURN(Statement rows, session.Prepare(select));
+    while ((rc = sqlite3_step(rows.get())) == SQLITE_ROW) {
+      for (size_t i = 0; i < names.size(); ++i) {
+        const unsigned char* text =
+            sqlite3_column_text(rows.get(), static_cast<int>(i));
+        if (text != nullptr) {
+          shape.columns[names[i]].emplace_back(
+              reinterpret_cast<const char*>(text));
+        }
+      }
+    }
+    if (rc != SQLITE_DONE) return session.Error(rc, select);
+  }
+  return shapes;
+}
+
 absl::StatusOr<EraseResult> SqliteConnector::Erase(
     const std::vector<Identity>& identities) {
   std::string key;

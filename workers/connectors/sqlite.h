@@ -43,11 +43,13 @@
 // not 1 yet, counting those rows.
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "workers/connectors/connector.h"
+#include "workers/connectors/store_probe.h"
 
 namespace dsar {
 
@@ -79,6 +81,13 @@ class SqliteConnector : public Connector {
   // lookup ("SCAN users" means they do not). Read-only.
   absl::StatusOr<std::vector<std::string>> ExplainLookup(
       const std::vector<Identity>& identities);
+
+  // For dsarctl inventory check (store_probe.h): each table's columns
+  // (PRAGMA table_info) and up to `sample_rows` of each column's non-null
+  // values as text (SELECT ... LIMIT n, never the whole table). Read-only;
+  // a missing database is UNAVAILABLE, never created. A table the database
+  // lacks has exists = false.
+  absl::StatusOr<std::map<std::string, CollectionShape>> Probe(int sample_rows);
 
  private:
   const StoreSpec store_;
