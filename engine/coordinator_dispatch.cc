@@ -137,8 +137,7 @@ v1::Task Coordinator::BuildTask(const LiveRequest& live, int map,
   task.set_attempt(item.attempt());
   task.set_request_type(record.request().type());
   task.set_regulation(record.request().regulation());
-  task.set_submitted_unix_ms(record.request().created_at().seconds() * 1000 +
-                             record.request().created_at().nanos() / 1000000);
+  task.set_submitted_unix_ms(TimestampMillis(record.request().created_at()));
   *task.mutable_identities() = record.request().identities();
   MergeIdentities(record.discovered(), task.mutable_identities());
   auto expiry = lease_expiry_ms_.find(task.task_id());
@@ -197,9 +196,7 @@ void Coordinator::CheckUnserved(Txn& txn, LiveRequest& live, int map,
                live.record.request().id(), map, item_index});
     return;
   }
-  std::string since = absl::FormatTime(
-      absl::RFC3339_sec, absl::FromUnixMillis(item->ready_since_ms()),
-      absl::UTCTimeZone());
+  std::string since = Rfc3339Millis(item->ready_since_ms());
   item->set_alert(absl::StrCat("no live worker serves store ", item->store(),
                                "; ready since ", since));
   EventDraft unserved;

@@ -33,10 +33,6 @@ std::string Rfc3339(const google::protobuf::Timestamp& time) {
                           absl::UTCTimeZone());
 }
 
-int64_t Millis(const google::protobuf::Timestamp& time) {
-  return time.seconds() * 1000 + time.nanos() / 1000000;
-}
-
 // Where the outbox keeps a one-time code, sealed.
 constexpr char kSealedCodeField[] = "verification_code_sealed";
 
@@ -219,12 +215,9 @@ void Coordinator::IssueVerificationCode(Txn& txn, LiveRequest& live) {
   EventDraft issued;
   issued.kind = kEventVerificationCodeIssued;
   issued.state = live.record.request().current_state();
-  issued.detail = absl::StrCat(
-      "expires=",
-      absl::FormatTime(absl::RFC3339_sec,
-                       absl::FromUnixMillis(live.record.timer_due_ms()),
-                       absl::UTCTimeZone()),
-      " attempts=", options_.verification_attempts);
+  issued.detail =
+      absl::StrCat("expires=", Rfc3339Millis(live.record.timer_due_ms()),
+                   " attempts=", options_.verification_attempts);
   AppendEvents(txn, live, {issued});
   // The code travels to the subject only through the notifier; at rest the
   // request keeps its HMAC and the outbox keeps it sealed (AES-256-GCM under
@@ -236,13 +229,9 @@ void Coordinator::IssueVerificationCode(Txn& txn, LiveRequest& live) {
         ForRequest(live.record.request().id()));
     std::abort();
   }
-  QueueNotification(
-      txn, live, kNotificationVerificationNeeded,
-      {{kSealedCodeField, absl::Base64Escape(*sealed)},
-       {"expires",
-        absl::FormatTime(absl::RFC3339_sec,
-                         absl::FromUnixMillis(live.record.timer_due_ms()),
-                         absl::UTCTimeZone())}});
+  QueueNotification(txn, live, kNotificationVerificationNeeded,
+                    {{kSealedCodeField, absl::Base64Escape(*sealed)},
+                     {"expires", Rfc3339Millis(live.record.timer_due_ms())}});
 }
 
 absl::StatusOr<v1::Request> Coordinator::VerifyIdentity(
@@ -319,9 +308,9 @@ absl::StatusOr<v1::Request> Coordinator::ExtendDeadline(
     v1::Request* stored = live.record.mutable_request();
     absl::StatusOr<absl::Time> extended = ExtendedDeadline(
         stored->regulation(),
-        absl::FromUnixMillis(Millis(stored->created_at())),
-        absl::FromUnixMillis(Millis(stored->deadline())), request.extension(),
-        absl::FromUnixMillis(txn.now_ms), zone_);
+        absl::FromUnixMillis(TimestampMillis(stored->created_at())),
+        absl::FromUnixMillis(TimestampMillis(stored->deadline())),
+        request.extension(), absl::FromUnixMillis(txn.now_ms), zone_);
     if (!extended.ok()) {
       // Name the API field rather than the helper's parameter.
       std::string message(extended.status().message());
@@ -352,7 +341,7 @@ absl::StatusOr<v1::Request> Coordinator::ExtendDeadline(
 void Coordinator::ScheduleDeadlineNotices(LiveRequest& live) {
   const internal::RequestRecord& record = live.record;
   if (!record.request().has_deadline()) return;
-  int64_t deadline = Millis(record.request().deadline());
+  int64_t deadline = TimestampMillis(record.request().deadline());
   const std::string& id = record.request().id();
   if (!record.deadline_near_notified()) {
     PushTimer({deadline - absl::ToInt64Milliseconds(options_.deadline_notice),
@@ -364,7 +353,7 @@ void Coordinator::ScheduleDeadlineNotices(LiveRequest& live) {
 
 void Coordinator::FireDeadlineNotice(Txn& txn, LiveRequest& live) {
   internal::RequestRecord& record = live.record;
-  int64_t deadline = Millis(record.request().deadline());
+  int64_t deadline = TimestampMillis(record.request().deadline());
   const char* event_kind;
   const char* notification_kind;
   if (txn.now_ms >= deadline && !record.overdue_notified()) {

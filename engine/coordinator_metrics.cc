@@ -17,10 +17,6 @@ namespace {
 // last one.
 constexpr absl::Duration kSnapshotWait = absl::Seconds(1);
 
-int64_t TimestampMillis(const google::protobuf::Timestamp& time) {
-  return time.seconds() * 1000 + time.nanos() / 1000000;
-}
-
 // "ITEM_RETRY_WAIT" -> "retry_wait".
 std::string PhaseLabel(internal::ItemPhase phase) {
   std::string name = internal::ItemPhase_Name(phase);

@@ -24,15 +24,6 @@ namespace dsar {
 using coordinator_internal::BundleOwner;
 namespace {
 
-int64_t MillisOf(const google::protobuf::Timestamp& time) {
-  return time.seconds() * 1000 + time.nanos() / 1000000;
-}
-
-std::string Since(int64_t ms) {
-  return absl::FormatTime(absl::RFC3339_sec, absl::FromUnixMillis(ms),
-                          absl::UTCTimeZone());
-}
-
 bool HasLiveBundle(const v1::Request& request) {
   return request.has_bundle() && !request.bundle().path().empty() &&
          !request.bundle().has_purged_at();
@@ -85,7 +76,7 @@ void Coordinator::DestroyPersonalData(Txn& txn, LiveRequest& live,
         audit_->SubjectHmac(IdentityKey(identity), identity.value()), id);
   }
   if (IsTerminalStatus(request->status())) {
-    txn.batch.DropClosed(MillisOf(request->completed_at()), id);
+    txn.batch.DropClosed(TimestampMillis(request->completed_at()), id);
   }
   txn.batch.DestroyDataKey(id);
   request->clear_identities();
@@ -122,7 +113,7 @@ void Coordinator::DestroyEarlierCopies(Txn& txn,
   auto it = live_.find(erasure_id);
   if (it == live_.end()) return;
   const internal::RequestRecord& erasure = it->second.record;
-  const int64_t created_ms = MillisOf(erasure.request().created_at());
+  const int64_t created_ms = TimestampMillis(erasure.request().created_at());
   std::set<std::string> hmacs;
   for (const v1::SubjectIdentity& identity : erasure.request().identities())
     hmacs.insert(audit_->SubjectHmac(IdentityKey(identity), identity.value()));
@@ -150,7 +141,7 @@ void Coordinator::DestroyEarlierCopies(Txn& txn,
     if (!other.ok()) continue;
     const v1::Request& request = (*other)->record.request();
     if ((request.type() != v1::ACCESS && request.type() != v1::PORTABILITY) ||
-        MillisOf(request.created_at()) > created_ms) {
+        TimestampMillis(request.created_at()) > created_ms) {
       continue;
     }
     DestroyPersonalData(
@@ -204,7 +195,7 @@ v1::PurgeResponse Coordinator::PurgeInLoop(Txn& txn, bool dry_run,
     const v1::Request* request = stored.ok() ? &stored->request() : nullptr;
     // A request re-opened since (or unknown) left a stale index entry.
     if (request == nullptr || !IsTerminalStatus(request->status()) ||
-        MillisOf(request->completed_at()) != closed_ms ||
+        TimestampMillis(request->completed_at()) != closed_ms ||
         request->has_personal_data_destroyed_at()) {
       if (!dry_run) txn.batch.DropClosed(closed_ms, id);
       continue;
@@ -212,7 +203,7 @@ v1::PurgeResponse Coordinator::PurgeInLoop(Txn& txn, bool dry_run,
     if (closed_ms + record_ms <= txn.now_ms) {
       std::string reason = absl::StrCat(
           "record retention ", absl::FormatDuration(options_.record_retention),
-          " since ", Since(closed_ms));
+          " since ", Rfc3339Millis(closed_ms));
       report(id, "personal_data", reason);
       if (dry_run) continue;
       absl::StatusOr<LiveRequest*> live = FindForEvents(txn, id);
@@ -220,7 +211,7 @@ v1::PurgeResponse Coordinator::PurgeInLoop(Txn& txn, bool dry_run,
     } else if (HasLiveBundle(*request) && closed_ms + bundle_ms <= txn.now_ms) {
       std::string reason = absl::StrCat(
           "bundle retention ", absl::FormatDuration(options_.bundle_retention),
-          " since ", Since(closed_ms));
+          " since ", Rfc3339Millis(closed_ms));
       report(id, "bundle", reason);
       if (dry_run) continue;
       absl::StatusOr<LiveRequest*> live = FindForEvents(txn, id);

@@ -5,8 +5,6 @@
 // manual step is recorded, audited, retried and caught exactly like a
 // worker's. Part of Coordinator; see engine/coordinator.h.
 
-#include <google/protobuf/util/time_util.h>
-
 #include <algorithm>
 #include <optional>
 #include <string>
@@ -30,17 +28,10 @@
 namespace dsar {
 namespace {
 
-using google::protobuf::util::TimeUtil;
-
 // The prefix of the lease holder of an answered work item.
 constexpr char kWorkItemHolder[] = "work-item:";
 // Longest evidence or failure reason accepted (it is typed by a person).
 constexpr size_t kMaxEvidenceBytes = 4096;
-
-std::string FormatMillis(int64_t millis) {
-  return absl::FormatTime(absl::RFC3339_sec, absl::FromUnixMillis(millis),
-                          absl::UTCTimeZone());
-}
 
 // INVALID_ARGUMENT unless `export_json` is the connector's export document
 // for `store` (connector.h: {"store","records":[{"collection","data"}]}).
@@ -95,9 +86,8 @@ int64_t Coordinator::WorkItemDueMs(const LiveRequest& live,
                                    const internal::MapItem& item,
                                    const StoreSpec& spec) const {
   const v1::Request& request = live.record.request();
-  int64_t deadline = request.has_deadline()
-                         ? TimeUtil::TimestampToMilliseconds(request.deadline())
-                         : 0;
+  int64_t deadline =
+      request.has_deadline() ? TimestampMillis(request.deadline()) : 0;
   if (spec.due_within <= absl::ZeroDuration()) {
     return deadline != 0
                ? deadline
@@ -129,7 +119,7 @@ void Coordinator::CheckWorkItemDue(Txn& txn, LiveRequest& live, int map,
                item_index});
     return;
   }
-  const std::string due_text = FormatMillis(due);
+  const std::string due_text = Rfc3339Millis(due);
   item->set_alert(absl::StrCat("work item of manual store ", item->store(),
                                " (owner ", spec.owner, ") overdue since ",
                                due_text));
@@ -145,7 +135,7 @@ void Coordinator::CheckWorkItemDue(Txn& txn, LiveRequest& live, int map,
                      {"owner", spec.owner},
                      {"operation", item->state()},
                      {"due", due_text},
-                     {"ready_since", FormatMillis(item->ready_since_ms())}});
+                     {"ready_since", Rfc3339Millis(item->ready_since_ms())}});
   Log(LogLevel::kAlert,
       absl::StrCat("request ", live.record.request().id(), ": ", item->alert()),
       ForRequest(live.record.request().id()));
@@ -250,16 +240,13 @@ absl::StatusOr<v1::ListWorkItemsResponse> Coordinator::ListWorkItems(
             items.push_back(std::move(work));
           }
         }
-        std::sort(
-            items.begin(), items.end(),
-            [](const v1::WorkItem& a, const v1::WorkItem& b) {
-              return std::make_pair(
-                         TimeUtil::TimestampToMilliseconds(a.ready_since()),
-                         a.request_id()) <
-                     std::make_pair(
-                         TimeUtil::TimestampToMilliseconds(b.ready_since()),
-                         b.request_id());
-            });
+        std::sort(items.begin(), items.end(),
+                  [](const v1::WorkItem& a, const v1::WorkItem& b) {
+                    return std::make_pair(TimestampMillis(a.ready_since()),
+                                          a.request_id()) <
+                           std::make_pair(TimestampMillis(b.ready_since()),
+                                          b.request_id());
+                  });
         v1::ListWorkItemsResponse response;
         for (v1::WorkItem& item : items)
           *response.add_items() = std::move(item);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "engine/identity.h"
 #include "model/event_kinds.h"
 #include "storage/request_status.h"
@@ -47,6 +48,15 @@ bool ItemProblem(const MapItem& item) {
 void SetTimestampMillis(int64_t millis, google::protobuf::Timestamp* out) {
   out->set_seconds(millis / 1000);
   out->set_nanos(static_cast<int32_t>((millis % 1000) * 1000000));
+}
+
+int64_t TimestampMillis(const google::protobuf::Timestamp& time) {
+  return time.seconds() * 1000 + time.nanos() / 1000000;
+}
+
+std::string Rfc3339Millis(int64_t millis) {
+  return absl::FormatTime(absl::RFC3339_sec, absl::FromUnixMillis(millis),
+                          absl::UTCTimeZone());
 }
 
 Interpreter::Interpreter(const WorkflowDefinition& definition,

@@ -194,6 +194,11 @@ class Interpreter {
 
 // Millisecond timestamp helpers shared by the engine.
 void SetTimestampMillis(int64_t millis, google::protobuf::Timestamp* out);
+// The inverse: `time` in milliseconds since the epoch (nanos truncated).
+int64_t TimestampMillis(const google::protobuf::Timestamp& time);
+// `millis` as RFC 3339 in UTC to the second ("2026-11-29T21:00:00Z"), as
+// event details and notifications write times.
+std::string Rfc3339Millis(int64_t millis);
 
 }  // namespace dsar
 
