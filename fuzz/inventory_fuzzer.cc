@@ -22,8 +22,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(!inventory->stores().empty(), "no stores");
   for (const dsar::StoreSpec& store : inventory->stores()) {
     FUZZ_CHECK(inventory->Find(store.name) == &store, store.name);
-    FUZZ_CHECK(store.kind == "sqlite" || store.kind == "jsonl", store.kind);
-    FUZZ_CHECK(!store.path.empty() && store.path[0] == '/', store.path);
+    FUZZ_CHECK(store.kind == "sqlite" || store.kind == "jsonl" ||
+                   store.kind == "postgres" || store.kind == "opendsr" ||
+                   store.kind == "manual",
+               store.kind);
+    if (store.kind == "sqlite" || store.kind == "jsonl") {
+      FUZZ_CHECK(!store.path.empty() && store.path[0] == '/', store.path);
+    }
     FUZZ_CHECK(!store.collections.empty(), store.name);
     FUZZ_CHECK(store.kind != "jsonl" || store.collections.size() == 1,
                store.name);

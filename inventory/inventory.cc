@@ -414,11 +414,29 @@ absl::Status ValidateCollection(const CollectionSpec& collection,
   return absl::OkStatus();
 }
 
+// How deep and how wide RefuseFillInPlaceholders walks. A real inventory
+// nests about seven levels and holds a few thousand nodes; YAML aliases can
+// make a cycle (`&a {x: [*a]}`) or multiply a small file into millions of
+// nodes, which the walk must refuse instead of following.
+constexpr int kMaxInventoryDepth = 32;
+constexpr int kMaxInventoryNodes = 200000;
+
 // INVALID_ARGUMENT naming the first value still "<fill in>" (left by
 // `dsarctl inventory import`, inventory/seed_import.h): an imported
-// inventory runs only once completed.
+// inventory runs only once completed. `nodes_left` is the walk's budget.
 absl::Status RefuseFillInPlaceholders(const YAML::Node& node,
-                                      const std::string& where) {
+                                      const std::string& where, int depth,
+                                      int& nodes_left) {
+  if (depth > kMaxInventoryDepth) {
+    return Invalid(
+        where, absl::StrCat("nests deeper than ", kMaxInventoryDepth,
+                            " levels (is an alias inside its own anchor?)"));
+  }
+  if (--nodes_left < 0) {
+    return Invalid("inventory",
+                   absl::StrCat("more than ", kMaxInventoryNodes,
+                                " values once its aliases are expanded"));
+  }
   if (node.IsScalar()) {
     if (node.Scalar() == kFillIn) {
       return Invalid(where,
@@ -429,8 +447,8 @@ absl::Status RefuseFillInPlaceholders(const YAML::Node& node,
   }
   if (node.IsSequence()) {
     for (size_t i = 0; i < node.size(); ++i) {
-      RETURN_IF_ERROR(
-          RefuseFillInPlaceholders(node[i], absl::StrCat(where, "[", i, "]")));
+      RETURN_IF_ERROR(RefuseFillInPlaceholders(
+          node[i], absl::StrCat(where, "[", i, "]"), depth + 1, nodes_left));
     }
   } else if (node.IsMap()) {
     for (const auto& entry : node) {
@@ -439,8 +457,8 @@ absl::Status RefuseFillInPlaceholders(const YAML::Node& node,
       if (key == kFillIn) {
         return Invalid(where, "a key is still \"<fill in>\"");
       }
-      RETURN_IF_ERROR(RefuseFillInPlaceholders(entry.second,
-                                               absl::StrCat(where, ".", key)));
+      RETURN_IF_ERROR(RefuseFillInPlaceholders(
+          entry.second, absl::StrCat(where, ".", key), depth + 1, nodes_left));
     }
   }
   return absl::OkStatus();
@@ -951,7 +969,8 @@ absl::StatusOr<Inventory> Inventory::Parse(std::string_view yaml,
 
   Inventory inventory;
   try {
-    RETURN_IF_ERROR(RefuseFillInPlaceholders(root, "inventory"));
+    int nodes_left = kMaxInventoryNodes;
+    RETURN_IF_ERROR(RefuseFillInPlaceholders(root, "inventory", 0, nodes_left));
     RETURN_IF_ERROR(CheckKeys(root, TopLevelKeys(), "inventory"));
     RETURN_IF_ERROR(
         ReadString(root, "controller", "inventory", &inventory.controller_));

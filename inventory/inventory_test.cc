@@ -601,5 +601,49 @@ TEST(InventoryMaskTest, AJsonlLogCannotBeMasked) {
                         R"(erased by deleting lines)"));
 }
 
+// Found by the inventory fuzzer: an alias inside its own anchor makes a
+// cyclic document, whose walk overflowed the stack.
+TEST(InventoryAliasTest, AnAliasInsideItsOwnAnchorIsRefused) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(R"yaml(
+defaults: &fields
+  tables: [ *fields ]
+stores:
+  - {name: one, kind: jsonl, path: one.jsonl, identity_fields: {email: e}}
+)yaml",
+                                                         "/srv/dsar");
+  EXPECT_EQ(inventory.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(inventory.status().message(),
+              HasSubstr("alias inside its own anchor"));
+}
+
+// Aliases of aliases multiply a few hundred bytes into millions of values.
+TEST(InventoryAliasTest, AnAliasBombIsRefused) {
+  std::string yaml = "a0: &a0 [x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 10; ++i) {
+    absl::StrAppend(&yaml, "a", i, ": &a", i, " [");
+    for (int j = 0; j < 8; ++j)
+      absl::StrAppend(&yaml, j ? ", " : "", "*a", i - 1);
+    absl::StrAppend(&yaml, "]\n");
+  }
+  absl::StrAppend(&yaml,
+                  "stores:\n  - {name: one, kind: jsonl, path: one.jsonl, "
+                  "identity_fields: {email: e}}\n");
+  absl::Status status = Inventory::Parse(yaml, "/srv/dsar").status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("once its aliases are expanded"));
+}
+
+// Anchors and aliases used as intended still load.
+TEST(InventoryAliasTest, SharedDefaultsThroughAnAliasLoad) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(R"yaml(
+stores:
+  - {name: one, kind: jsonl, path: one.jsonl, identity_fields: &ids {email: e}}
+  - {name: two, kind: jsonl, path: two.jsonl, identity_fields: *ids}
+)yaml",
+                                                         "/srv/dsar");
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  EXPECT_EQ(inventory->stores().size(), 2u);
+}
+
 }  // namespace
 }  // namespace dsar
