@@ -157,10 +157,12 @@ absl::Status AuthorizeMethod(const Caller& caller, absl::string_view method,
       allowed = !worker_service;
       break;
     case CallerRole::kGateway:
-      // The gateway also forwards OpenDSR callbacks it has verified.
+      // The gateway also forwards OpenDSR callbacks it has verified, and
+      // the requests of OpenDSR controllers it authenticated.
       allowed = absl::StartsWith(method, "/dsar.v1.DsarService/") ||
                 absl::StartsWith(method, "/dsar.v1.AuditService/") ||
-                absl::StartsWith(method, "/dsar.v1.OpenDsrCallbackService/");
+                absl::StartsWith(method, "/dsar.v1.OpenDsrCallbackService/") ||
+                absl::StartsWith(method, "/dsar.v1.OpenDsrProcessorService/");
       break;
     case CallerRole::kService:
       // A service acts as itself: it may hand a subject a download URL,

@@ -100,6 +100,14 @@ class Coordinator {
     std::string notify_file;     // JSON-lines sink; empty: none.
     std::string webhook_url;     // Webhook sink; empty: none.
     std::string webhook_secret;  // HMAC key for the webhook signature.
+    // dsar as an OpenDSR processor (docs/opendsr.md): the PEM private key
+    // of the processor's signing certificate, which signs status callbacks
+    // to controllers; its domain (X-OpenDSR-Processor-Domain); the CA file
+    // controllers' HTTPS certificates are checked against (empty: the
+    // system's). No key: controllers must poll (callbacks are refused).
+    std::string opendsr_processor_key_pem;
+    std::string opendsr_processor_domain;
+    std::string opendsr_callback_ca_file;
 
     // Operator alerts. A worker counts as live while it was heard from
     // (poll, heartbeat, report) within `worker_silence_after`; a task READY
@@ -255,6 +263,17 @@ class Coordinator {
   // TakeProcessorStatusHint. NOT_FOUND when no live task has it.
   absl::StatusOr<v1::RecordProcessorStatusResponse> RecordProcessorStatus(
       const v1::RecordProcessorStatusRequest& request);
+  // dsar as an OpenDSR processor (engine/coordinator_opendsr_processor.cc,
+  // OpenDsrProcessorService in proto/dsar/v1/opendsr.proto). `actor` is
+  // the controller as the gateway names it.
+  absl::StatusOr<v1::ProcessorRequestStatus> CreateProcessorRequest(
+      const v1::CreateProcessorRequestRequest& request,
+      const std::string& actor);
+  absl::StatusOr<v1::ProcessorRequestStatus> GetProcessorRequest(
+      const v1::ProcessorRequestRef& ref) const;
+  absl::StatusOr<v1::ProcessorRequestStatus> CancelProcessorRequest(
+      const v1::ProcessorRequestRef& ref, const std::string& actor);
+
   // True once per recorded callback of `task_id`, for the Heartbeat answer.
   // Not durable: a restarted dsard forgets hints, and the worker's polling
   // carries on. Any thread.
@@ -444,9 +463,18 @@ class Coordinator {
   std::string ArtifactDir(const std::string& request_id) const;
   std::string ArtifactPath(const std::string& request_id, int map, int item,
                            uint32_t attempt) const;
+  // CreateRequest, recording `origin` (may be null) on a new request;
+  // `*created` (may be null) tells whether this call created it.
+  absl::StatusOr<v1::Request> CreateRequestFrom(
+      const v1::CreateRequestRequest& request, const std::string& actor,
+      const v1::OpenDsrOrigin* origin, bool* created);
   absl::StatusOr<v1::Request> CreateInLoop(
       Txn& txn, const v1::CreateRequestRequest& request,
-      const std::string& actor);
+      const std::string& actor, const v1::OpenDsrOrigin* origin, bool* created);
+  // Queues a signed OpenDSR callback per status_callback_url when the
+  // request's OpenDSR status differs from the one `before` reads as.
+  void QueueOpenDsrCallbacks(Txn& txn, const LiveRequest& live,
+                             v1::RequestStatus before);
   // True when a worker serving `store` was heard from recently enough.
   // REQUIRES: commit loop thread.
   bool StoreServed(const std::string& store, int64_t now_ms) const;

@@ -51,6 +51,13 @@ bool SameRequest(const v1::Request& existing,
 
 absl::StatusOr<v1::Request> Coordinator::CreateRequest(
     const v1::CreateRequestRequest& request, const std::string& actor) {
+  return CreateRequestFrom(request, actor, /*origin=*/nullptr,
+                           /*created=*/nullptr);
+}
+
+absl::StatusOr<v1::Request> Coordinator::CreateRequestFrom(
+    const v1::CreateRequestRequest& request, const std::string& actor,
+    const v1::OpenDsrOrigin* origin, bool* created) {
   RETURN_IF_ERROR(ValidateCreateRequest(request, *options_.inventory));
   // Scope is honest: every store in it must be searchable with the
   // identities given (directly, or through the stores that supply them).
@@ -65,14 +72,16 @@ absl::StatusOr<v1::Request> Coordinator::CreateRequest(
     kinds.insert(IdentityKey(identity));
   RETURN_IF_ERROR(CheckEveryStoreReachable(*options_.inventory, scope, kinds));
   RETURN_IF_ERROR(CheckRoomForNewWork("new request refused"));
-  return RunInLoop<v1::Request>([this, request, actor](Txn& txn) {
-    return CreateInLoop(txn, request, actor);
-  });
+  return RunInLoop<v1::Request>(
+      [this, request, actor, origin, created](Txn& txn) {
+        return CreateInLoop(txn, request, actor, origin, created);
+      });
 }
 
 absl::StatusOr<v1::Request> Coordinator::CreateInLoop(
-    Txn& txn, const v1::CreateRequestRequest& request,
-    const std::string& actor) {
+    Txn& txn, const v1::CreateRequestRequest& request, const std::string& actor,
+    const v1::OpenDsrOrigin* origin, bool* created) {
+  if (created != nullptr) *created = false;
   const std::string& key = request.idempotency_key();
   if (!key.empty()) {
     std::optional<std::string> existing_id;
@@ -128,6 +137,8 @@ absl::StatusOr<v1::Request> Coordinator::CreateInLoop(
   stored->set_definition_version(options_.definition->version());
   SetTimestampMillis(txn.now_ms, stored->mutable_created_at());
   stored->set_idempotency_key(key);
+  if (origin != nullptr) *stored->mutable_opendsr_origin() = *origin;
+  if (created != nullptr) *created = true;
   SetTimestampMillis(absl::ToUnixMillis(deadline), stored->mutable_deadline());
   *stored->mutable_original_deadline() = stored->deadline();
   *stored->mutable_corrections() = request.corrections();

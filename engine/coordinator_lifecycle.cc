@@ -73,6 +73,11 @@ absl::Status Coordinator::StartNotifier() {
     sinks.push_back(
         MakeWebhookSink(options_.webhook_url, options_.webhook_secret));
   }
+  if (!options_.opendsr_processor_key_pem.empty()) {
+    sinks.push_back(MakeOpenDsrCallbackSink(options_.opendsr_processor_key_pem,
+                                            options_.opendsr_processor_domain,
+                                            options_.opendsr_callback_ca_file));
+  }
   ASSIGN_OR_RETURN(std::string outbox_key,
                    LoadOrCreateKeyFile(options_.keys_dir + "/outbox.key"));
   ASSIGN_OR_RETURN(SealedBox box, SealedBox::Create(std::move(outbox_key)));
@@ -144,6 +149,7 @@ void Coordinator::NotifyStatusChange(Txn& txn, const LiveRequest& live,
                                      v1::RequestStatus before) {
   v1::RequestStatus after = live.record.request().status();
   if (after == before) return;
+  QueueOpenDsrCallbacks(txn, live, before);
   switch (after) {
     case v1::COMPLETED:
       QueueNotification(txn, live, kNotificationCompleted,

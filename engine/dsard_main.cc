@@ -94,6 +94,16 @@ ABSL_FLAG(std::string, notify_file, "",
 ABSL_FLAG(std::string, webhook_url, "", "POST notifications to this URL.");
 ABSL_FLAG(std::string, webhook_secret_file, "",
           "File with the secret that signs webhook bodies (HMAC-SHA256).");
+ABSL_FLAG(std::string, opendsr_processor_key, "",
+          "dsar as an OpenDSR processor (docs/opendsr.md): PEM private key of "
+          "the processor's signing certificate; it signs status callbacks to "
+          "controllers. Empty: controllers must poll.");
+ABSL_FLAG(std::string, opendsr_processor_domain, "",
+          "The processor's OpenDSR domain, sent as X-OpenDSR-Processor-Domain "
+          "with every callback (the signing certificate's SAN).");
+ABSL_FLAG(std::string, opendsr_callback_ca, "",
+          "PEM CA file controllers' HTTPS certificates are checked against "
+          "when dsard calls them back; empty: the system's CAs.");
 ABSL_FLAG(
     std::string, keys_dir, "",
     "Where the checkpoint signing key and the audit HMAC key live (created on "
@@ -280,6 +290,19 @@ int main(int argc, char** argv) {
     if (!secret.ok()) return Fail(secret.status());
     options.webhook_secret = std::string(absl::StripAsciiWhitespace(*secret));
   }
+  if (const std::string key_file = absl::GetFlag(FLAGS_opendsr_processor_key);
+      !key_file.empty()) {
+    absl::StatusOr<std::string> key = dsar::ReadFile(key_file);
+    if (!key.ok()) return Fail(key.status());
+    options.opendsr_processor_key_pem = *std::move(key);
+    options.opendsr_processor_domain =
+        absl::GetFlag(FLAGS_opendsr_processor_domain);
+    if (options.opendsr_processor_domain.empty()) {
+      return Fail(absl::InvalidArgumentError(
+          "--opendsr_processor_domain: required with --opendsr_processor_key"));
+    }
+    options.opendsr_callback_ca_file = absl::GetFlag(FLAGS_opendsr_callback_ca);
+  }
   for (const std::string& warning :
        dsar::UnreachableStoreWarnings(*options.inventory)) {
     dsar::LogWarning(warning);
@@ -295,6 +318,7 @@ int main(int argc, char** argv) {
   dsar::AuditServiceImpl audit_service(&(*coordinator)->audit_log());
   dsar::AdminServiceImpl admin_service(coordinator->get());
   dsar::OpenDsrCallbackServiceImpl opendsr_callbacks(coordinator->get());
+  dsar::OpenDsrProcessorServiceImpl opendsr_processor(coordinator->get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -305,6 +329,7 @@ int main(int argc, char** argv) {
   builder.RegisterService(&audit_service);
   builder.RegisterService(&admin_service);
   builder.RegisterService(&opendsr_callbacks);
+  builder.RegisterService(&opendsr_processor);
   builder.SetMaxReceiveMessageSize(16 << 20);
   std::vector<
       std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>

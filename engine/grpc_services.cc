@@ -441,4 +441,27 @@ grpc::Status OpenDsrCallbackServiceImpl::RecordProcessorStatus(
   return Answer(coordinator_->RecordProcessorStatus(*request), response);
 }
 
+grpc::Status OpenDsrProcessorServiceImpl::CreateProcessorRequest(
+    grpc::ServerContext* context,
+    const v1::CreateProcessorRequestRequest* request,
+    v1::ProcessorRequestStatus* response) {
+  return Answer(
+      coordinator_->CreateProcessorRequest(*request, ActorOf(*context)),
+      response);
+}
+
+grpc::Status OpenDsrProcessorServiceImpl::GetProcessorRequest(
+    grpc::ServerContext*, const v1::ProcessorRequestRef* request,
+    v1::ProcessorRequestStatus* response) {
+  return Answer(coordinator_->GetProcessorRequest(*request), response);
+}
+
+grpc::Status OpenDsrProcessorServiceImpl::CancelProcessorRequest(
+    grpc::ServerContext* context, const v1::ProcessorRequestRef* request,
+    v1::ProcessorRequestStatus* response) {
+  return Answer(
+      coordinator_->CancelProcessorRequest(*request, ActorOf(*context)),
+      response);
+}
+
 }  // namespace dsar

@@ -145,6 +145,29 @@ class OpenDsrCallbackServiceImpl final
   Coordinator* coordinator_;
 };
 
+// dsar as an OpenDSR processor: the gateway's processor endpoints ask here
+// for the controllers it authenticated (actor: the controller).
+class OpenDsrProcessorServiceImpl final
+    : public v1::OpenDsrProcessorService::Service {
+ public:
+  explicit OpenDsrProcessorServiceImpl(Coordinator* coordinator)
+      : coordinator_(coordinator) {}
+
+  grpc::Status CreateProcessorRequest(
+      grpc::ServerContext* context,
+      const v1::CreateProcessorRequestRequest* request,
+      v1::ProcessorRequestStatus* response) override;
+  grpc::Status GetProcessorRequest(
+      grpc::ServerContext* context, const v1::ProcessorRequestRef* request,
+      v1::ProcessorRequestStatus* response) override;
+  grpc::Status CancelProcessorRequest(
+      grpc::ServerContext* context, const v1::ProcessorRequestRef* request,
+      v1::ProcessorRequestStatus* response) override;
+
+ private:
+  Coordinator* coordinator_;
+};
+
 // The caller an event is attributed to. Under mutual TLS: for the gateway the
 // `x-dsar-actor` metadata it sets from the verified token, for any other
 // certificate its role and CN ("operator:alice"; only the gateway may set the

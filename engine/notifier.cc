@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "model/event_kinds.h"
 
 namespace dsar {
 namespace {
@@ -67,6 +68,11 @@ Notifier::~Notifier() {
   thread_.join();
 }
 
+bool NotificationSink::Accepts(
+    const internal::Notification& notification) const {
+  return notification.kind() != kNotificationOpenDsrCallback;
+}
+
 void Notifier::Submit(internal::Notification notification) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -111,7 +117,7 @@ void Notifier::Run() {
     absl::Status status = outgoing.status();
     for (const auto& sink : sinks_) {
       if (!status.ok()) break;
-      status = sink->Deliver(*outgoing);
+      if (sink->Accepts(*outgoing)) status = sink->Deliver(*outgoing);
     }
     if (status.ok()) {
       delivered_(pending.notification.id());

@@ -29,6 +29,9 @@ namespace dsar {
 class NotificationSink {
  public:
   virtual ~NotificationSink() = default;
+  // Whether this sink receives `notification`. By default every
+  // notification but OpenDSR callbacks, which go to their controller only.
+  virtual bool Accepts(const internal::Notification& notification) const;
   virtual absl::Status Deliver(const internal::Notification& notification) = 0;
 };
 
@@ -43,6 +46,17 @@ std::unique_ptr<NotificationSink> MakeFileSink(std::string path);
 // success; other answers and transport errors are retried.
 std::unique_ptr<NotificationSink> MakeWebhookSink(std::string url,
                                                   std::string secret);
+
+// POSTs OpenDSR callbacks (kind opendsr_callback, whose payload is the
+// body) to the status_callback_url in their body over HTTPS, signed with
+// the processor's PEM private key `key_pem` (X-OpenDSR-Signature) and
+// naming `domain` (X-OpenDSR-Processor-Domain); the controller's
+// certificate is checked against `ca_file` (empty: the system's CAs). A
+// 4xx other than 408 and 429 is final (the controller refused it; it can
+// still poll): logged and not retried. Accepts nothing else.
+std::unique_ptr<NotificationSink> MakeOpenDsrCallbackSink(std::string key_pem,
+                                                          std::string domain,
+                                                          std::string ca_file);
 
 class Notifier {
  public:

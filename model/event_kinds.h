@@ -120,6 +120,10 @@ inline constexpr char kNotificationStoreUnserved[] = "store_unserved";
 // To the store's owner and operators (audience=owner): + store, owner,
 // operation, due, ready_since.
 inline constexpr char kNotificationWorkItemOverdue[] = "work_item_overdue";
+// To an OpenDSR controller only (docs/opendsr.md, "dsar as a processor"):
+// the payload is the callback body itself, posted signed to its
+// status_callback_url; the other sinks never see it.
+inline constexpr char kNotificationOpenDsrCallback[] = "opendsr_callback";
 
 }  // namespace dsar
 

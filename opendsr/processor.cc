@@ -50,10 +50,10 @@ absl::StatusOr<HttpsUrl> ParseHttpsUrl(absl::string_view url) {
 
 }  // namespace
 
-absl::StatusOr<HttpsAnswer> SendHttps(const OpenDsrSpec& spec,
-                                      const std::string& method,
-                                      const std::string& url,
-                                      const std::string& body) {
+absl::StatusOr<HttpsAnswer> SendHttps(
+    const OpenDsrSpec& spec, const std::string& method, const std::string& url,
+    const std::string& body,
+    const std::vector<std::pair<std::string, std::string>>& extra_headers) {
   ASSIGN_OR_RETURN(HttpsUrl parsed, ParseHttpsUrl(url));
   std::unique_ptr<httplib::SSLClient> client =
       spec.client_cert_file.empty()
@@ -69,6 +69,7 @@ absl::StatusOr<HttpsAnswer> SendHttps(const OpenDsrSpec& spec,
   client->set_read_timeout(30);
   client->set_write_timeout(30);
   httplib::Headers headers = {{"Accept", "application/json"}};
+  for (const auto& [name, value] : extra_headers) headers.emplace(name, value);
   httplib::Result result =
       method == "GET"      ? client->Get(parsed.path.c_str(), headers)
       : method == "DELETE" ? client->Delete(parsed.path.c_str(), headers)

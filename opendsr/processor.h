@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "inventory/inventory.h"
@@ -29,13 +30,14 @@ struct HttpsAnswer {
 
 // Sends `method` ("GET", "POST" with a JSON `body`, "DELETE") to the
 // absolute https `url` with `spec`'s TLS settings (tls_ca, client
-// certificate; the server certificate is always verified). UNAVAILABLE
-// when the service cannot be reached or answers 5xx or 429;
-// INVALID_ARGUMENT when `url` is not https. Other answers are returned.
-absl::StatusOr<HttpsAnswer> SendHttps(const OpenDsrSpec& spec,
-                                      const std::string& method,
-                                      const std::string& url,
-                                      const std::string& body);
+// certificate; the server certificate is always verified) and
+// `extra_headers`. UNAVAILABLE when the service cannot be reached or
+// answers 5xx or 429; INVALID_ARGUMENT when `url` is not https. Other
+// answers are returned.
+absl::StatusOr<HttpsAnswer> SendHttps(
+    const OpenDsrSpec& spec, const std::string& method, const std::string& url,
+    const std::string& body,
+    const std::vector<std::pair<std::string, std::string>>& extra_headers = {});
 
 // What a processor's /discovery says, its certificate checked.
 struct Discovery {
