@@ -11,6 +11,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -30,7 +31,9 @@
 #include "gateway/compat/seed_routes.h"
 #include "gateway/gateway_server.h"
 #include "gateway/opendsr/callback_route.h"
+#include "gateway/opendsr/processor_routes.h"
 #include "inventory/inventory.h"
+#include "opendsr/signature.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080",
           "HOST:PORT to serve HTTP (HTTPS with --tls_cert) on; port 0 picks a "
@@ -64,6 +67,22 @@ ABSL_FLAG(std::vector<std::string>, services,
 ABSL_FLAG(bool, compat_routes, true,
           "Serve the seed designs' routes (POST /dsar, /api/dsar/submit, ...); "
           "needs dsar.v1.DsarService on the coordinator.");
+ABSL_FLAG(std::string, opendsr_processor_cert, "",
+          "dsar as an OpenDSR processor (docs/opendsr.md): PEM signing "
+          "certificate served at /opendsr/v1/processor-certificate.pem; with "
+          "it the gateway serves /opendsr/v1/discovery and /requests to "
+          "controllers holding scope opendsr.controller. Empty: not served.");
+ABSL_FLAG(std::string, opendsr_processor_key, "",
+          "PEM private key of --opendsr_processor_cert; signs every answer.");
+ABSL_FLAG(std::string, opendsr_processor_domain, "",
+          "The processor's OpenDSR domain (X-OpenDSR-Processor-Domain; the "
+          "certificate's SAN).");
+ABSL_FLAG(std::string, opendsr_public_url, "",
+          "The gateway's public base URL (https://host[:port]) for the "
+          "certificate link in discovery and for results_url.");
+ABSL_FLAG(std::vector<std::string>, opendsr_callback_hosts, {},
+          "Hosts a controller's status_callback_urls may name (comma-"
+          "separated); empty: any https host.");
 ABSL_FLAG(std::string, opendsr_inventory, "",
           "Data inventory (YAML) whose opendsr stores may send OpenDSR status "
           "callbacks to POST /opendsr/v1/callbacks (docs/opendsr.md); empty: "
@@ -269,6 +288,40 @@ int main(int argc, char** argv) {
                      record.SerializeAsString(), /*actor=*/"")
               .status();
         }));
+  }
+  if (const std::string cert = absl::GetFlag(FLAGS_opendsr_processor_cert);
+      !cert.empty()) {
+    dsar::gateway::opendsr::ProcessorOptions processor;
+    absl::StatusOr<std::string> cert_pem = dsar::ReadFile(cert);
+    if (!cert_pem.ok()) return Fail(cert_pem.status());
+    absl::StatusOr<std::string> key_pem =
+        dsar::ReadFile(absl::GetFlag(FLAGS_opendsr_processor_key));
+    if (!key_pem.ok()) return Fail(key_pem.status());
+    processor.cert_pem = *std::move(cert_pem);
+    processor.key_pem = *std::move(key_pem);
+    processor.domain = absl::GetFlag(FLAGS_opendsr_processor_domain);
+    processor.public_url = absl::GetFlag(FLAGS_opendsr_public_url);
+    processor.callback_hosts = absl::GetFlag(FLAGS_opendsr_callback_hosts);
+    if (processor.domain.empty() ||
+        !absl::StartsWith(processor.public_url, "https://")) {
+      return Fail(absl::InvalidArgumentError(
+          "--opendsr_processor_cert needs --opendsr_processor_domain and an "
+          "https --opendsr_public_url"));
+    }
+    // A key that cannot sign would fail every answer: refuse to start.
+    if (absl::StatusOr<std::string> probe =
+            dsar::opendsr::SignBody("{}", processor.key_pem);
+        !probe.ok()) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("--opendsr_processor_key: ", probe.status().message())));
+    }
+    providers.push_back(
+        std::make_unique<dsar::gateway::opendsr::ProcessorRoutes>(
+            std::move(processor),
+            [backend](const std::string& method, const std::string& request,
+                      const std::string& actor) {
+              return backend->Call(method, request, actor);
+            }));
   }
   absl::StatusOr<std::unique_ptr<dsar::gateway::GatewayServer>> server =
       dsar::gateway::GatewayServer::Create(options, std::move(authenticator),

@@ -17,11 +17,7 @@ namespace {
 
 using nlohmann::json;
 
-struct HttpsUrl {
-  std::string host;
-  int port = 443;
-  std::string path;  // Starts with '/'.
-};
+}  // namespace
 
 absl::StatusOr<HttpsUrl> ParseHttpsUrl(absl::string_view url) {
   if (!absl::StartsWith(url, "https://")) {
@@ -47,8 +43,6 @@ absl::StatusOr<HttpsUrl> ParseHttpsUrl(absl::string_view url) {
   }
   return parsed;
 }
-
-}  // namespace
 
 absl::StatusOr<HttpsAnswer> SendHttps(
     const OpenDsrSpec& spec, const std::string& method, const std::string& url,

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "inventory/inventory.h"
 #include "model/task_operation.h"
 #include "opendsr/signature.h"
@@ -27,6 +28,16 @@ struct HttpsAnswer {
   std::string signature;  // X-OpenDSR-Signature, "" when absent.
   std::string domain;     // X-OpenDSR-Processor-Domain, "" when absent.
 };
+
+// An https URL in its parts.
+struct HttpsUrl {
+  std::string host;
+  int port = 443;
+  std::string path;  // Starts with '/'.
+};
+
+// INVALID_ARGUMENT unless `url` is https://host[:port][/path].
+absl::StatusOr<HttpsUrl> ParseHttpsUrl(absl::string_view url);
 
 // Sends `method` ("GET", "POST" with a JSON `body`, "DELETE") to the
 // absolute https `url` with `spec`'s TLS settings (tls_ca, client
