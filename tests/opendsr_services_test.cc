@@ -6,10 +6,7 @@
 // status callbacks through the gateway, a worker whose poll interval is an
 // hour finishes as soon as the processors call back.
 
-#include <netinet/in.h>
 #include <sqlite3.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <future>
 #include <iostream>
@@ -70,25 +67,6 @@ int64_t UserRows(const std::string& path) {
   return count;
 }
 
-// A loopback port that was free a moment ago, for a program whose URL must
-// be written down before it starts (the gateway's callback URL goes into the
-// inventory it reads).
-int ReservePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 class OpenDsrServicesTest : public ::testing::Test {
  protected:
   OpenDsrServicesTest() : dir_("dsar-opendsr") {}
@@ -142,7 +120,7 @@ class OpenDsrServicesTest : public ::testing::Test {
     int gateway_port = 0;
     std::string callback_url;
     if (callbacks_) {
-      gateway_port = ReservePort();
+      gateway_port = ReserveLoopbackPort();
       ASSERT_GT(gateway_port, 0);
       callback_url = absl::StrCat("https://127.0.0.1:", gateway_port,
                                   "/opendsr/v1/callbacks");

@@ -104,6 +104,11 @@ absl::StatusOr<int> WaitForPortFile(const std::string& path,
 absl::Status WaitForGrpcReady(const std::shared_ptr<grpc::Channel>& channel,
                               absl::Duration timeout);
 
+// A loopback port that was free a moment ago, for a program whose URL must
+// be written down before it starts (e.g. the gateway's public URL in its
+// own flags or in an inventory). 0 when none could be had.
+int ReserveLoopbackPort();
+
 // An insecure channel to 127.0.0.1:port with its own connection (not shared
 // with other channels) and reconnect back-off capped at 500 ms.
 std::shared_ptr<grpc::Channel> LoopbackChannel(int port);
