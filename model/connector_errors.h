@@ -30,6 +30,9 @@
 //                                  the identity types asked for.
 //   Connector.Unverified           a service's answer failed its signature or
 //                                  certificate check.
+//   Erasure.Residue                an erasure reported success, yet the
+//                                  subject is still found in the store
+//                                  (ERASURE_RESIDUE).
 //
 // Codes stay google.rpc codes; where one code covers several names
 // (FAILED_PRECONDITION), the connector attaches the name to the status.
@@ -55,6 +58,7 @@ inline constexpr std::string_view kErrorIdentityConflict = "Identity.Conflict";
 inline constexpr std::string_view kErrorDenied = "Connector.Denied";
 inline constexpr std::string_view kErrorUnsupported = "Connector.Unsupported";
 inline constexpr std::string_view kErrorUnverified = "Connector.Unverified";
+inline constexpr std::string_view kErrorResidue = "Erasure.Residue";
 
 // `status` (not OK) carrying `name`, which ConnectorErrorName returns ahead
 // of the code's default name.

@@ -1177,5 +1177,48 @@ TEST_F(OutcomeScenariosTest, AnswerAfterRetryNamesNoInternals) {
   }
 }
 
+// 9. An erasure the store undoes: marketing.db has a trigger that puts a
+// deleted subscriber back, so its connector reports success while the
+// person remains. The worker's check after the erasure finds them: the
+// step fails with Erasure.Residue (ERASURE_RESIDUE, not retried) and the
+// request stops in NEEDS_ATTENTION instead of claiming COMPLETED; without
+// the trigger, a retry completes it.
+TEST_F(OutcomeScenariosTest, AnErasureTheStoreUndoesIsNotCompleted) {
+  int person = stores_.PersonInEveryStore(40);
+  const std::string marketing = stores_.Path("marketing");
+  Query(marketing,
+        "CREATE TRIGGER keep_subscribers AFTER DELETE ON subscribers BEGIN "
+        "INSERT INTO subscribers (email, consent, subscribed_at, "
+        "processing_restricted, objected) VALUES (old.email, old.consent, "
+        "old.subscribed_at, old.processing_restricted, old.objected); END");
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  ASSERT_NO_FATAL_FAILURE(StartWorkers());
+
+  v1::Request created = MustCreate(
+      RequestForEmail(v1::ERASURE, Email(person), "outcome-9-residue"));
+  ASSERT_FALSE(created.id().empty());
+  v1::Request stopped = WaitUntilStopped(created.id());
+  std::vector<v1::Event> events = Events(created.id());
+  SCOPED_TRACE(History(events));
+  ASSERT_EQ(stopped.status(), v1::NEEDS_ATTENTION)
+      << stopped.ShortDebugString();
+  const v1::StoreStep* residue = FindStep(stopped, "EraseStores", "marketing");
+  ASSERT_NE(residue, nullptr);
+  EXPECT_EQ(residue->status(), v1::STEP_FAILED) << residue->ShortDebugString();
+  EXPECT_EQ(residue->error(), "Erasure.Residue");
+  EXPECT_THAT(residue->cause(), HasSubstr("ERASURE_RESIDUE"));
+  EXPECT_EQ(residue->attempts(), 1u) << "a residue is not worth a retry";
+  EXPECT_THAT(stopped.cause(), HasSubstr("marketing"));
+  EXPECT_THAT(Kinds(events), Not(::testing::Contains("completed")));
+  EXPECT_EQ(stores_.CountFor("marketing", person), 1);
+  // The cause names the store and a count, never the person.
+  EXPECT_THAT(residue->cause(), Not(HasSubstr(Email(person))));
+
+  Query(marketing, "DROP TRIGGER keep_subscribers");
+  v1::Request done = RetryUntilStopped(created.id());
+  EXPECT_EQ(done.status(), v1::COMPLETED) << done.ShortDebugString();
+  ExpectGoneEverywhere(person);
+}
+
 }  // namespace
 }  // namespace dsar::testing

@@ -407,6 +407,24 @@ void Worker::Execute(const v1::Task& task) {
   stop_cv_.notify_all();  // Run() may be waiting for the last task.
 }
 
+namespace {
+
+// OK when `connector` no longer finds the subject; Erasure.Residue naming
+// the store and the count otherwise.
+absl::Status CheckNoResidue(const std::string& store, Connector& connector,
+                            const std::vector<Identity>& identities) {
+  ASSIGN_OR_RETURN(ConnectorResult left, connector.Discover(identities));
+  if (left.record_count == 0) return absl::OkStatus();
+  return WithErrorName(
+      absl::FailedPreconditionError(absl::StrCat(
+          "ERASURE_RESIDUE: store ", store, " still holds ", left.record_count,
+          " record(s) of the subject after its erasure committed (a trigger "
+          "or another writer may put them back)")),
+      kErrorResidue);
+}
+
+}  // namespace
+
 absl::Status Worker::RunOperation(const v1::Task& task, InFlight& flight,
                                   v1::CompleteTaskRequest* complete) {
   if (options_.debug_task_delay_ms > 0 &&
@@ -457,6 +475,11 @@ absl::Status Worker::RunOperation(const v1::Task& task, InFlight& flight,
     case TaskOperation::kErase: {
       ASSIGN_OR_RETURN(EraseResult erased,
                        connector->second->Erase(identities));
+      // An erasure is done when the subject can no longer be found, not
+      // when the connector says so: a trigger or another writer may have
+      // put records back (docs/errors.md, Erasure.Residue).
+      RETURN_IF_ERROR(
+          CheckNoResidue(task.store(), *connector->second, identities));
       result.record_count = erased.record_count();
       for (const CollectionErasure& collection : erased.collections) {
         v1::CollectionErasure* out = complete->add_erasures();
