@@ -100,4 +100,10 @@ bool ParseCanonicalInt64(std::string_view text, int64_t* out) {
   return true;
 }
 
+Identity PlannerProbeIdentity(const std::string& key) {
+  if (key == kEmailKey) return {key, "probe@example.invalid"};
+  if (key == kPhoneKey) return {key, "+14155550100"};
+  return {key, "1"};
+}
+
 }  // namespace dsar

@@ -50,6 +50,12 @@ class IdentityMatcher {
   std::string region_;
 };
 
+// A well-formed value of identity `key` that no one has ("probe@
+// example.invalid", a reserved phone number, "1" for other keys): lets a
+// store's query planner see the lookup the connector writes for that key
+// (inventory check) without the value mattering.
+Identity PlannerProbeIdentity(const std::string& key);
+
 // Collects identities read from matched records, in canonical form, skipping
 // the ones the caller passed in and duplicates. Keeps the order in which
 // they were first seen. Values the normaliser refuses are skipped.

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/identity_reach.h"
+#include "model/identity.h"
 #include "model/pii_patterns.h"
 #include "workers/connectors/store_probe.h"
 
@@ -53,6 +54,31 @@ std::string LooksPersonal(const std::string& column,
   return absl::StrJoin(reasons, ", ");
 }
 
+// Why a lookup by `key` reads the whole collection, and the index that
+// would serve it (the expression the connector compares: docs/inventory.md,
+// "Indexes").
+std::string IndexAdvice(const StoreSpec& store,
+                        const CollectionSpec& collection,
+                        const std::string& key) {
+  const std::string field = collection.identity_fields.at(key);
+  if (store.kind == "jsonl") {
+    return absl::StrCat("identity field ", field, " (", key,
+                        "): a JSON-lines log has no index, so every request "
+                        "reads the whole file");
+  }
+  const bool canonical = collection.canonical_identities.count(key) > 0;
+  std::string expression = field;
+  if (key == kEmailKey && !canonical) {
+    expression = absl::StrCat("lower(", field, ")");
+  } else if (key == kPhoneKey && !canonical) {
+    expression = "the digits of " + field + " (docs/inventory.md, \"Indexes\")";
+  }
+  return absl::StrCat("identity field ", field, " (", key,
+                      ") has no index a lookup can use, so every request "
+                      "reads the whole table; create one on ",
+                      expression, " in ", collection.name);
+}
+
 }  // namespace
 
 std::vector<InventoryFinding> CheckInventory(const Inventory& inventory,
@@ -96,6 +122,10 @@ std::vector<InventoryFinding> CheckInventory(const Inventory& inventory,
                                 sample_rows, " lines")
                  : absl::StrCat(role, " ", column, " is not a column of ",
                                 collection.name)});
+      }
+      for (const std::string& key : shape.unindexed_identity_keys) {
+        findings.push_back({Severity::kWarning, store.name, collection.name,
+                            IndexAdvice(store, collection, key)});
       }
       for (const auto& [column, values] : shape.columns) {
         if (declared.count(column) > 0) continue;

@@ -142,5 +142,47 @@ stores:
       << "probing must not create the database";
 }
 
+// The store's planner decides: a lookup it cannot serve from an index reads
+// the whole table for every request (the rule of issue 14), and says which
+// index would serve it. A JSON-lines log has none.
+TEST_F(InventoryCheckTest, WarnsWhenAnIdentityLookupHasNoIndex) {
+  const std::string yaml = R"yaml(
+stores:
+  - name: shop
+    kind: sqlite
+    path: shop.db
+    tables:
+      - name: users
+        identity_fields: {email: email, user_id: id}
+        pii_fields: {full_name: identity, card: financial, notes: other, amount: financial}
+  - name: activity
+    kind: jsonl
+    path: activity.jsonl
+    identity_fields: {user_id: user_id}
+    pii_fields: {client: online_identifiers, action: usage}
+    identities_from: [shop]
+)yaml";
+  std::vector<InventoryFinding> findings = Check(yaml);
+  EXPECT_THAT(findings,
+              Contains(Finding(kWarning, "shop",
+                               "identity field email (email) has no index a "
+                               "lookup can use, so every request reads the "
+                               "whole table; create one on lower(email)")));
+  // id is the INTEGER PRIMARY KEY: SQLite searches it.
+  EXPECT_THAT(findings,
+              Not(Contains(Finding(kWarning, "shop", "identity field id"))));
+  EXPECT_THAT(findings, Contains(Finding(kWarning, "activity",
+                                         "a JSON-lines log has no index")));
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/shop.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE INDEX users_email ON users (lower(email))",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_THAT(Check(yaml),
+              Not(Contains(Finding(kWarning, "shop", "identity field email"))));
+}
+
 }  // namespace
 }  // namespace dsar

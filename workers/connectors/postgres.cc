@@ -785,11 +785,15 @@ absl::StatusOr<ConnectorResult> PostgresConnector::Discover(
 }
 
 absl::StatusOr<std::vector<std::string>> PostgresConnector::ExplainLookup(
-    const std::vector<Identity>& identities) {
+    const std::vector<Identity>& identities, bool avoid_scans) {
   IdentityMatcher matcher(identities, store_.default_phone_region);
   return InTransaction<std::vector<std::string>>(
       store_, cancel_, kBeginRead,
       [&](Session& session) -> absl::StatusOr<std::vector<std::string>> {
+        if (avoid_scans) {
+          RETURN_IF_ERROR(
+              session.Run("SET LOCAL enable_seqscan = off").status());
+        }
         std::vector<std::string> plan;
         for (const CollectionSpec& collection : store_.collections) {
           ASSIGN_OR_RETURN(std::optional<RowFilter> filter,

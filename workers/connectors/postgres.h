@@ -93,9 +93,12 @@ class PostgresConnector : public Connector {
   // The plans PostgreSQL chooses to find `identities` in each table, one
   // line per plan line ("users: Index Scan using users_email_lower on
   // users"), so tests and operators can check that indexes serve every
-  // lookup ("Seq Scan" means they do not). Read-only.
+  // lookup ("Seq Scan" means they do not). With `avoid_scans`, sequential
+  // scans are priced out (enable_seqscan off, in this transaction only):
+  // the plan then shows whether any index can serve the lookup, whatever
+  // the table's size and statistics. Read-only.
   absl::StatusOr<std::vector<std::string>> ExplainLookup(
-      const std::vector<Identity>& identities);
+      const std::vector<Identity>& identities, bool avoid_scans = false);
 
   // For dsarctl inventory check (store_probe.h): each table's columns and
   // up to `sample_rows` of each column's non-null values as text

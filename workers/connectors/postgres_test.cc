@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,6 +25,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/testing/postgres_server.h"
 #include "workers/connectors/connector.h"
+#include "workers/connectors/store_probe.h"
 
 namespace dsar {
 namespace {
@@ -340,6 +342,23 @@ TEST_F(PostgresConnectorTest, LookupsUseTheTablesIndexes) {
     EXPECT_THAT(line, Not(HasSubstr("Seq Scan")))
         << ::testing::PrintToString(*plan);
   }
+}
+
+// dsarctl inventory check asks the planner with sequential scans priced
+// out: on these small tables a plan would scan anyway, yet every lookup has
+// an index; without users' lower(email) index, the email lookup has none.
+TEST_F(PostgresConnectorTest, InventoryCheckFindsALookupWithoutAnIndex) {
+  absl::StatusOr<std::map<std::string, CollectionShape>> shapes =
+      ProbeStore(store_, /*sample_rows=*/5);
+  ASSERT_TRUE(shapes.ok()) << shapes.status();
+  for (const auto& [table, shape] : *shapes) {
+    EXPECT_THAT(shape.unindexed_identity_keys, ::testing::IsEmpty()) << table;
+  }
+  Exec("DROP INDEX users_email_lower");
+  shapes = ProbeStore(store_, /*sample_rows=*/5);
+  ASSERT_TRUE(shapes.ok()) << shapes.status();
+  EXPECT_THAT((*shapes)["users"].unindexed_identity_keys,
+              ::testing::ElementsAre("email"));
 }
 
 TEST_F(PostgresConnectorTest, EraseDeletesEverywhereAndIsIdempotent) {

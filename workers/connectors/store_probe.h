@@ -22,6 +22,13 @@ struct CollectionShape {
   // Column (or top-level JSON field) -> up to `sample_rows` non-null values
   // as text, in the store's order.
   std::map<std::string, std::vector<std::string>> columns;
+  // Identity keys of the collection (identity_fields) whose lookup, written
+  // as the connector writes it, the store cannot serve from an index: each
+  // request for such a key reads the whole collection. The store's own
+  // planner decides (SQLite's EXPLAIN QUERY PLAN; PostgreSQL's EXPLAIN with
+  // sequential scans disabled). Every key of a JSON-lines log (it has no
+  // index).
+  std::vector<std::string> unindexed_identity_keys;
 };
 
 // The shape of every collection of `store`, by collection name. UNAVAILABLE
