@@ -673,6 +673,32 @@ absl::StatusOr<std::string> StateStore::GetAuditHash(int level,
   return value;
 }
 
+absl::StatusOr<std::vector<std::string>> StateStore::GetAuditHashes(
+    const std::vector<std::pair<int, uint64_t>>& nodes) const {
+  std::vector<std::string> keys;
+  keys.reserve(nodes.size());
+  for (const auto& [level, index] : nodes) {
+    keys.push_back(AuditHashKey(level, index));
+  }
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(nodes.size());
+  std::vector<rocksdb::Status> statuses(nodes.size());
+  db_->MultiGet(rocksdb::ReadOptions(), audit_, slices.size(), slices.data(),
+                values.data(), statuses.data());
+  std::vector<std::string> hashes;
+  hashes.reserve(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (statuses[i].IsNotFound()) {
+      return absl::NotFoundError(absl::StrCat("audit subtree hash (level ",
+                                              nodes[i].first, ", index ",
+                                              nodes[i].second, ") is missing"));
+    }
+    RETURN_IF_ERROR(FromRocks(statuses[i], "read audit hashes"));
+    hashes.push_back(values[i].ToString());
+  }
+  return hashes;
+}
+
 absl::StatusOr<std::pair<uint64_t, std::string>>
 StateStore::GetAuditCheckpoint() const {
   std::string value;

@@ -163,6 +163,10 @@ class StateStore {
   // Audit log reads. NOT_FOUND when absent.
   absl::StatusOr<std::string> GetAuditLeaf(uint64_t index) const;
   absl::StatusOr<std::string> GetAuditHash(int level, uint64_t index) const;
+  // The hashes at `nodes` (level, index), in their order, read together
+  // (one RocksDB MultiGet). NOT_FOUND naming the first one missing.
+  absl::StatusOr<std::vector<std::string>> GetAuditHashes(
+      const std::vector<std::pair<int, uint64_t>>& nodes) const;
   // The latest checkpoint: size and signed note; size 0 and "" when none.
   absl::StatusOr<std::pair<uint64_t, std::string>> GetAuditCheckpoint() const;
 

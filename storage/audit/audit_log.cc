@@ -231,6 +231,66 @@ merkle::SubtreeHashFn AuditLog::StoredSubtrees() const {
   };
 }
 
+absl::StatusOr<std::vector<std::string>> AuditLog::FetchSubtrees(
+    const std::vector<std::pair<int, uint64_t>>& nodes) const {
+  std::vector<std::string> hashes(nodes.size());
+  std::vector<size_t> missing;
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      auto cached = nodes[i].first >= kCachedLevel
+                        ? cached_subtrees_.find(nodes[i])
+                        : cached_subtrees_.end();
+      if (cached != cached_subtrees_.end()) {
+        hashes[i] = cached->second;
+      } else {
+        missing.push_back(i);
+      }
+    }
+  }
+  if (missing.empty()) return hashes;
+  std::vector<std::pair<int, uint64_t>> to_read;
+  to_read.reserve(missing.size());
+  for (size_t i : missing) to_read.push_back(nodes[i]);
+  ASSIGN_OR_RETURN(std::vector<std::string> read,
+                   store_->GetAuditHashes(to_read));
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  for (size_t k = 0; k < missing.size(); ++k) {
+    const std::pair<int, uint64_t>& node = to_read[k];
+    // Only subtrees already committed are read, and a complete subtree's
+    // hash never changes: what is cached stays true.
+    if (node.first >= kCachedLevel &&
+        cached_subtrees_.size() < kMaxCachedSubtrees) {
+      cached_subtrees_.emplace(node, read[k]);
+    }
+    hashes[missing[k]] = std::move(read[k]);
+  }
+  return hashes;
+}
+
+template <typename T>
+absl::StatusOr<T> AuditLog::WithFetchedSubtrees(
+    const std::function<absl::StatusOr<T>(const merkle::SubtreeHashFn&)>&
+        compute) const {
+  std::vector<std::pair<int, uint64_t>> wanted;
+  const std::string placeholder(32, '\0');
+  RETURN_IF_ERROR(
+      compute([&](int level, uint64_t index) -> absl::StatusOr<std::string> {
+        wanted.emplace_back(level, index);
+        return placeholder;
+      }).status());
+  ASSIGN_OR_RETURN(std::vector<std::string> hashes, FetchSubtrees(wanted));
+  absl::flat_hash_map<std::pair<int, uint64_t>, std::string> fetched;
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    fetched.emplace(wanted[i], std::move(hashes[i]));
+  }
+  return compute([&](int level, uint64_t index) -> absl::StatusOr<std::string> {
+    auto found = fetched.find(std::make_pair(level, index));
+    if (found != fetched.end()) return found->second;
+    return store_->GetAuditHash(level, index);  // Never, in practice.
+  });
+}
+
 absl::StatusOr<uint64_t> AuditLog::CommittedSize() const {
   ASSIGN_OR_RETURN(auto checkpoint, store_->GetAuditCheckpoint());
   return checkpoint.first;
@@ -300,9 +360,12 @@ absl::StatusOr<v1::GetInclusionProofResponse> AuditLog::GetInclusionProof(
     return absl::InvalidArgumentError(absl::StrCat(
         "index: ", request.index(), " is not below tree_size ", tree_size));
   }
-  ASSIGN_OR_RETURN(
-      std::vector<std::string> proof,
-      merkle::InclusionProof(StoredSubtrees(), request.index(), tree_size));
+  ASSIGN_OR_RETURN(std::vector<std::string> proof,
+                   WithFetchedSubtrees<std::vector<std::string>>(
+                       [&](const merkle::SubtreeHashFn& subtrees) {
+                         return merkle::InclusionProof(
+                             subtrees, request.index(), tree_size);
+                       }));
   v1::GetInclusionProofResponse response;
   response.set_index(request.index());
   response.set_tree_size(tree_size);
@@ -322,9 +385,12 @@ absl::StatusOr<v1::GetConsistencyProofResponse> AuditLog::GetConsistencyProof(
     return absl::InvalidArgumentError(absl::StrCat(
         "first_size: must be between 1 and second_size (", second, ")"));
   }
-  ASSIGN_OR_RETURN(
-      std::vector<std::string> proof,
-      merkle::ConsistencyProof(StoredSubtrees(), request.first_size(), second));
+  ASSIGN_OR_RETURN(std::vector<std::string> proof,
+                   WithFetchedSubtrees<std::vector<std::string>>(
+                       [&](const merkle::SubtreeHashFn& subtrees) {
+                         return merkle::ConsistencyProof(
+                             subtrees, request.first_size(), second);
+                       }));
   v1::GetConsistencyProofResponse response;
   response.set_first_size(request.first_size());
   response.set_second_size(second);

@@ -10,11 +10,14 @@
 // docs/audit-log.md describes the format.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "dsar/v1/audit.pb.h"
 #include "dsar/v1/requests.pb.h"
@@ -95,6 +98,18 @@ class AuditLog {
   AuditLog(const StateStore* store, Options options)
       : store_(store), options_(std::move(options)) {}
   merkle::SubtreeHashFn StoredSubtrees() const;
+  // Runs `compute` (a proof over subtree hashes) twice: first with
+  // placeholder hashes, to learn which subtrees it reads (the proofs'
+  // recursion depends on leaf ranges, never on hash values); then with
+  // those subtrees fetched together: upper levels from memory, the rest in
+  // one MultiGet. Levels >= kCachedLevel stay in memory once read.
+  template <typename T>
+  absl::StatusOr<T> WithFetchedSubtrees(
+      const std::function<absl::StatusOr<T>(const merkle::SubtreeHashFn&)>&
+          compute) const;
+  // Hashes of `nodes` (level, index), in order.
+  absl::StatusOr<std::vector<std::string>> FetchSubtrees(
+      const std::vector<std::pair<int, uint64_t>>& nodes) const;
   absl::StatusOr<uint64_t> CommittedSize() const;
   // Open's checks against the witness file.
   absl::Status CheckWitness() const;
@@ -106,6 +121,13 @@ class AuditLog {
   Options options_;
   merkle::CompactRange edge_;  // Commit loop only.
   uint64_t sealed_size_ = 0;   // Commit loop only.
+  // Subtrees of level >= kCachedLevel: about 2 per 1,000 leaves, so a log
+  // of 10M leaves keeps ~20,000 hashes; never more than kMaxCachedSubtrees.
+  static constexpr int kCachedLevel = 10;
+  static constexpr size_t kMaxCachedSubtrees = size_t{1} << 17;
+  mutable std::mutex cache_mu_;
+  mutable absl::flat_hash_map<std::pair<int, uint64_t>, std::string>
+      cached_subtrees_;  // Guarded by cache_mu_.
   mutable std::mutex witness_mu_;
   mutable uint64_t witnessed_size_ = 0;  // Guarded by witness_mu_.
   mutable bool witnessed_ = false;       // Guarded by witness_mu_.
