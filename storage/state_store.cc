@@ -673,6 +673,29 @@ absl::StatusOr<std::string> StateStore::GetAuditHash(int level,
   return value;
 }
 
+absl::Status StateStore::GetAuditLeaves(uint64_t start, uint64_t end,
+                                        std::vector<std::string>* out) const {
+  if (start >= end) return absl::OkStatus();
+  rocksdb::ReadOptions options;
+  // Bounds the iterator to the leaves asked for ("L" + big-endian index).
+  const std::string upper = AuditLeafKey(end);
+  rocksdb::Slice upper_bound(upper);
+  options.iterate_upper_bound = &upper_bound;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, audit_));
+  uint64_t expected = start;
+  for (it->Seek(AuditLeafKey(start)); it->Valid() && expected < end;
+       it->Next(), ++expected) {
+    if (it->key() != rocksdb::Slice(AuditLeafKey(expected))) break;
+    out->push_back(it->value().ToString());
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "read audit leaves"));
+  if (expected < end) {
+    return absl::NotFoundError(
+        absl::StrCat("audit leaf ", expected, " is missing"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<std::string>> StateStore::GetAuditHashes(
     const std::vector<std::pair<int, uint64_t>>& nodes) const {
   std::vector<std::string> keys;

@@ -162,6 +162,11 @@ class StateStore {
 
   // Audit log reads. NOT_FOUND when absent.
   absl::StatusOr<std::string> GetAuditLeaf(uint64_t index) const;
+  // Leaves [start, end) in order, read with one iterator (leaves are stored
+  // in index order), appended to `out`. NOT_FOUND naming the first leaf
+  // missing.
+  absl::Status GetAuditLeaves(uint64_t start, uint64_t end,
+                              std::vector<std::string>* out) const;
   absl::StatusOr<std::string> GetAuditHash(int level, uint64_t index) const;
   // The hashes at `nodes` (level, index), in their order, read together
   // (one RocksDB MultiGet). NOT_FOUND naming the first one missing.

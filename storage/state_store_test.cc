@@ -180,6 +180,41 @@ TEST_F(StateStoreTest, DatabaseLockedByAnotherProcessNamesTheHolder) {
   Open();
 }
 
+// Leaves and subtree hashes read in bulk: an iterator over a range of
+// leaves (past the 256th, where big-endian order matters), a MultiGet of
+// hashes; a gap is NOT_FOUND naming it.
+TEST_F(StateStoreTest, AuditLeavesAndHashesAreReadInBulk) {
+  StateBatch batch = store_->NewBatch();
+  for (uint64_t i = 0; i < 600; ++i) {
+    if (i == 550) continue;  // A gap.
+    batch.PutAuditLeaf(i, absl::StrCat("leaf ", i));
+  }
+  batch.PutAuditHash(0, 7, std::string(32, 'a'));
+  batch.PutAuditHash(10, 1, std::string(32, 'b'));
+  ASSERT_TRUE(store_->Commit(batch).ok());
+
+  std::vector<std::string> leaves;
+  ASSERT_TRUE(store_->GetAuditLeaves(250, 300, &leaves).ok());
+  ASSERT_EQ(leaves.size(), 50u);
+  EXPECT_EQ(leaves.front(), "leaf 250");
+  EXPECT_EQ(leaves.back(), "leaf 299");
+  leaves.clear();
+  absl::Status gap = store_->GetAuditLeaves(540, 560, &leaves);
+  EXPECT_EQ(gap.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(gap.message()), HasSubstr("audit leaf 550"));
+  leaves.clear();
+  EXPECT_EQ(store_->GetAuditLeaves(599, 601, &leaves).code(),
+            absl::StatusCode::kNotFound);
+
+  absl::StatusOr<std::vector<std::string>> hashes =
+      store_->GetAuditHashes({{10, 1}, {0, 7}});
+  ASSERT_TRUE(hashes.ok()) << hashes.status();
+  EXPECT_EQ((*hashes)[0], std::string(32, 'b'));
+  EXPECT_EQ((*hashes)[1], std::string(32, 'a'));
+  EXPECT_EQ(store_->GetAuditHashes({{0, 7}, {3, 3}}).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST_F(StateStoreTest, GetRequestRoundTripsAndMissesWithNotFound) {
   internal::RequestRecord record =
       Record("r1", v1::ACCESS, v1::RUNNING, kBaseMs);

@@ -327,9 +327,9 @@ absl::StatusOr<v1::GetEntriesResponse> AuditLog::GetEntries(
   uint64_t end = std::min(size, request.start() + count);
   v1::GetEntriesResponse response;
   response.set_start(request.start());
-  for (uint64_t index = request.start(); index < end; ++index) {
-    ASSIGN_OR_RETURN(*response.add_entries(), store_->GetAuditLeaf(index));
-  }
+  std::vector<std::string> entries;
+  RETURN_IF_ERROR(store_->GetAuditLeaves(request.start(), end, &entries));
+  for (std::string& entry : entries) response.add_entries(std::move(entry));
   return response;
 }
 
