@@ -1,0 +1,140 @@
+#include "audit_scan/residue_check.h"
+
+#include <sqlite3.h>
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "audit_scan/audit_scan_testing.h"
+#include "audit_scan/report.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "workers/connectors/jsonl.h"
+#include "workers/connectors/sqlite.h"
+
+namespace dsar {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+namespace t = audit_testing;
+
+void ExecSqlite(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  EXPECT_EQ(rc, SQLITE_OK) << (error != nullptr ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+class ResidueCheckTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = t::NewTempDir();
+    referencer_ = t::TestReferencer();
+    options_.referencer = referencer_.get();
+  }
+
+  std::string dir_;
+  std::unique_ptr<SubjectReferencer> referencer_;
+  ScanOptions options_;
+};
+
+TEST_F(ResidueCheckTest, SqliteFindsALeftoverAndNothingAfterACleanErase) {
+  StoreSpec store;
+  store.name = "crm";
+  store.kind = "sqlite";
+  store.path = dir_ + "/crm.db";
+  store.default_phone_region = "GB";
+  CollectionSpec newsletter;
+  newsletter.name = "newsletter";
+  newsletter.identity_fields = {{"email", "address"}};
+  store.collections = {t::PlantedCollection("users"), newsletter};
+  ExecSqlite(store.path,
+             t::PlantedSql("users") +
+                 "CREATE TABLE newsletter (address text);"
+                 "CREATE INDEX users_email ON users (lower(email));"
+                 "CREATE INDEX newsletter_address ON newsletter "
+                 "(lower(address));"
+                 "INSERT INTO newsletter VALUES ('ALICE@example.com');");
+  const std::vector<Identity> alice = {{"email", "alice@example.com"},
+                                       {"user_id", "u-987"}};
+
+  // Before the erasure the subject is everywhere.
+  absl::StatusOr<std::vector<Finding>> before =
+      CheckErasureResidue(store, alice, options_);
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_THAT(t::Summaries(*before),
+              ElementsAre("ERASURE_RESIDUE users.email @u-987",
+                          "ERASURE_RESIDUE users.user_id @u-987",
+                          "ERASURE_RESIDUE newsletter.address @match 1"));
+  for (const Finding& finding : *before) {
+    EXPECT_EQ(finding.severity, Severity::kCritical);
+    EXPECT_EQ(finding.store, "crm");
+  }
+
+  SqliteConnector connector(store);
+  ASSERT_TRUE(connector.Erase(alice).ok());
+  absl::StatusOr<std::vector<Finding>> after =
+      CheckErasureResidue(store, alice, options_);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_THAT(*after, IsEmpty());
+
+  // A writer puts the subject back (a sync job, a trigger): found.
+  ExecSqlite(store.path,
+             "INSERT INTO newsletter VALUES ('alice@EXAMPLE.com');");
+  absl::StatusOr<std::vector<Finding>> leftover =
+      CheckErasureResidue(store, alice, options_);
+  ASSERT_TRUE(leftover.ok()) << leftover.status();
+  EXPECT_THAT(t::Summaries(*leftover),
+              ElementsAre("ERASURE_RESIDUE newsletter.address @match 1"));
+  StoreScanResult result;
+  result.store = "crm";
+  result.findings = *leftover;
+  std::string report =
+      AuditReportToJson(BuildAuditReport(absl::Now(), {result}, {})).dump();
+  EXPECT_THAT(report, Not(HasSubstr("alice")));
+  EXPECT_THAT(report, HasSubstr("ERASURE_RESIDUE"));
+}
+
+TEST_F(ResidueCheckTest, JsonlFindsALeftoverLine) {
+  StoreSpec store;
+  store.name = "activity";
+  store.kind = "jsonl";
+  store.path = dir_ + "/activity.jsonl";
+  store.default_phone_region = "GB";
+  store.collections = {t::PlantedCollection("activity")};
+  {
+    std::ofstream out(store.path);
+    out << t::PlantedJsonLines();
+  }
+  const std::vector<Identity> phone = {{"phone", "+447700900123"}};
+  absl::StatusOr<std::vector<Finding>> before =
+      CheckErasureResidue(store, phone, options_);
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_THAT(t::Summaries(*before),
+              ElementsAre("ERASURE_RESIDUE activity.phone @u-800"));
+  JsonlConnector connector(store);
+  ASSERT_TRUE(connector.Erase(phone).ok());
+  absl::StatusOr<std::vector<Finding>> after =
+      CheckErasureResidue(store, phone, options_);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_THAT(*after, IsEmpty());
+}
+
+TEST_F(ResidueCheckTest, ManualStoreCannotBeChecked) {
+  StoreSpec store;
+  store.name = "paper";
+  store.kind = "manual";
+  EXPECT_EQ(CheckErasureResidue(store, {{"email", "a@example.com"}}, options_)
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace dsar

@@ -1,0 +1,270 @@
+#include "audit_scan/store_scan.h"
+
+#include <sqlite3.h>
+
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "audit_scan/audit_scan_testing.h"
+#include "audit_scan/report.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "workers/connectors/jsonl.h"
+
+namespace dsar {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using ::testing::UnorderedElementsAreArray;
+namespace t = audit_testing;
+
+void ExecSqlite(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  EXPECT_EQ(rc, SQLITE_OK) << (error != nullptr ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+}
+
+class StoreScanTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = t::NewTempDir();
+    ASSERT_FALSE(dir_.empty());
+    referencer_ = t::TestReferencer();
+    options_.referencer = referencer_.get();
+  }
+
+  StoreSpec SqliteStore(const std::string& sql,
+                        std::vector<CollectionSpec> collections) {
+    StoreSpec store;
+    store.name = "crm";
+    store.kind = "sqlite";
+    store.path = dir_ + "/crm.db";
+    store.default_phone_region = "GB";
+    store.collections = std::move(collections);
+    ExecSqlite(store.path, sql);
+    return store;
+  }
+
+  StoreSpec JsonlStore(const std::string& lines) {
+    StoreSpec store;
+    store.name = "activity";
+    store.kind = "jsonl";
+    store.path = dir_ + "/activity.jsonl";
+    store.default_phone_region = "GB";
+    store.collections = {t::PlantedCollection("activity")};
+    WriteFile(store.path, lines);
+    return store;
+  }
+
+  // The serialized report of `result` holds none of the planted values.
+  void ExpectNoPersonalValueIn(const StoreScanResult& result) {
+    std::string text =
+        AuditReportToJson(BuildAuditReport(absl::Now(), {result}, {})).dump();
+    for (const std::string& value : t::PlantedPersonalValues()) {
+      EXPECT_THAT(text, Not(HasSubstr(value)));
+    }
+  }
+
+  std::string dir_;
+  std::unique_ptr<SubjectReferencer> referencer_;
+  ScanOptions options_;
+};
+
+TEST_F(StoreScanTest, SqliteFindsEveryPlantedSignalAndNothingElse) {
+  StoreSpec store =
+      SqliteStore(t::PlantedSql("users"), {t::PlantedCollection("users")});
+  absl::StatusOr<StoreScanResult> result = ScanStore(store, options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->store, "crm");
+  EXPECT_THAT(t::Summaries(result->findings),
+              UnorderedElementsAreArray(t::ExpectedPlantedFindings("users")));
+  ASSERT_EQ(result->collections.size(), 1u);
+  EXPECT_EQ(result->collections[0].records_scanned, 10);
+  for (const Finding& finding : result->findings) {
+    EXPECT_EQ(finding.store, "crm");
+    EXPECT_THAT(finding.subject_reference, ::testing::StartsWith("sref:"));
+    if (finding.signal == Signal::kOptOutViolation) {
+      EXPECT_EQ(finding.severity, Severity::kCritical);
+    } else {
+      EXPECT_EQ(finding.severity, Severity::kMedium);
+    }
+    if (finding.record_key == "u-987" &&
+        finding.signal == Signal::kDataRenameDetection) {
+      EXPECT_THAT(finding.patterns, ElementsAre("phone"));
+    }
+    if (finding.record_key == "u-600") {
+      EXPECT_THAT(finding.patterns, ElementsAre("payment_card"));
+    }
+  }
+  ExpectNoPersonalValueIn(*result);
+}
+
+TEST_F(StoreScanTest, SqliteRecordKeyIsTheRowidWithoutADeclaredKey) {
+  CollectionSpec users = t::PlantedCollection("users");
+  users.record_key.clear();
+  StoreSpec store = SqliteStore(t::PlantedSql("users"), {users});
+  absl::StatusOr<StoreScanResult> result = ScanStore(store, options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  // u-987 is the second row inserted.
+  EXPECT_THAT(t::Summaries(result->findings),
+              ::testing::Contains("OPT_OUT_VIOLATION users.email @2"));
+}
+
+TEST_F(StoreScanTest, CleanDataGivesNoFinding) {
+  StoreSpec store = SqliteStore(
+      "CREATE TABLE users (user_id text, email text, phone text, "
+      "privacy_status text, restricted integer, metadata text, notes text);"
+      "INSERT INTO users VALUES ('u-1', 'a@example.com', NULL, 'active', 0, "
+      "'{\"theme\": \"dark\", \"visits\": 12}', 'order 4111111111111112'),"
+      "('u-2', NULL, NULL, 'OPT_OUT', 0, '{\"at\": "
+      "\"2026-01-06T11:00:00Z\"}', NULL),"
+      "('u-3', 'REDACTED', '', 'opt_out', 0, NULL, 'part 555-0199');",
+      {t::PlantedCollection("users")});
+  absl::StatusOr<StoreScanResult> result = ScanStore(store, options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->findings, IsEmpty());
+  EXPECT_EQ(result->records_scanned(), 3);
+  EXPECT_EQ(BuildAuditReport(absl::Now(), {*result}, {}).compliance_status,
+            "COMPLIANT");
+}
+
+TEST_F(StoreScanTest, UndeclaredFieldWhenMoreThanTheShareOfRecordsMatch) {
+  CollectionSpec events;
+  events.name = "events";
+  events.identity_fields = {{"user_id", "id"}};
+  std::string sql =
+      "CREATE TABLE events (id integer PRIMARY KEY, payload "
+      "text, kind text); INSERT INTO events VALUES ";
+  for (int i = 1; i <= 10; ++i) {
+    // Seven of ten payloads hold an email under "contact"; all kinds are
+    // clean.
+    std::string payload =
+        i <= 7 ? absl::StrCat("{\"contact\": \"user", i, "@example.com\"}")
+               : "{\"contact\": null}";
+    absl::StrAppend(&sql, i == 1 ? "" : ", ", "(", i, ", '", payload,
+                    "', 'click')");
+  }
+  StoreSpec store = SqliteStore(sql, {events});
+  options_.undeclared_share = 0.5;
+  absl::StatusOr<StoreScanResult> result = ScanStore(store, options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  std::vector<Finding> undeclared;
+  for (const Finding& finding : result->findings) {
+    if (finding.signal == Signal::kUndeclaredPiiField) {
+      undeclared.push_back(finding);
+    }
+  }
+  ASSERT_EQ(undeclared.size(), 1u);
+  EXPECT_EQ(t::Summary(undeclared[0]),
+            "UNDECLARED_PII_FIELD events.payload/contact");
+  EXPECT_EQ(undeclared[0].severity, Severity::kLow);
+  EXPECT_EQ(undeclared[0].matching_records, 7);
+  EXPECT_EQ(undeclared[0].records_scanned, 10);
+  EXPECT_THAT(undeclared[0].patterns, ElementsAre("email"));
+  EXPECT_EQ(result->findings.size(), 8u);  // 7 DATA_RENAME + 1 UNDECLARED.
+
+  // Above the share: no UNDECLARED_PII_FIELD.
+  options_.undeclared_share = 0.7;
+  result = ScanStore(store, options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->findings.size(), 7u);
+}
+
+TEST_F(StoreScanTest, FindingsBeyondTheCapAreCounted) {
+  StoreSpec store =
+      SqliteStore(t::PlantedSql("users"), {t::PlantedCollection("users")});
+  options_.max_findings_per_collection = 2;
+  absl::StatusOr<StoreScanResult> result = ScanStore(store, options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->findings.size(), 2u);
+  EXPECT_EQ(result->findings_not_listed, 3);
+}
+
+TEST_F(StoreScanTest, MissingTableIsNotFoundWithoutValues) {
+  StoreSpec store =
+      SqliteStore(t::PlantedSql("users"), {t::PlantedCollection("people")});
+  absl::StatusOr<StoreScanResult> result = ScanStore(store, options_);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(StoreScanTest, JsonlFindsEveryPlantedSignal) {
+  StoreSpec store =
+      JsonlStore(absl::StrCat("not json\n", t::PlantedJsonLines()));
+  absl::StatusOr<StoreScanResult> result = ScanStore(store, options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(
+      t::Summaries(result->findings),
+      UnorderedElementsAreArray(t::ExpectedPlantedFindings("activity")));
+  EXPECT_EQ(result->records_scanned(), 10);
+  ExpectNoPersonalValueIn(*result);
+}
+
+TEST_F(StoreScanTest, JsonlRecordKeyIsTheLineNumberWithoutADeclaredKey) {
+  StoreSpec store = JsonlStore(t::PlantedJsonLines());
+  store.collections[0].record_key.clear();
+  absl::StatusOr<StoreScanResult> result = ScanStore(store, options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(t::Summaries(result->findings),
+              ::testing::Contains(
+                  "DATA_RENAME_DETECTION activity.metadata/backup_contact @2"));
+}
+
+TEST_F(StoreScanTest, JsonlNestedObjectsAreSearchedToo) {
+  StoreSpec store =
+      JsonlStore(R"({"user_id": "u-1", "privacy_status": "active", "payload": )"
+                 R"({"shipping": {"contact": {"mobile": "+44 7700 900777"}}}})"
+                 "\n");
+  absl::StatusOr<StoreScanResult> result = ScanStore(store, options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(t::Summaries(result->findings),
+              ElementsAre("DATA_RENAME_DETECTION "
+                          "activity.payload/shipping.contact.mobile @u-1"));
+}
+
+TEST_F(StoreScanTest, JsonlScanReadsOnlyTheLengthSeenAtTheStart) {
+  StoreSpec store = JsonlStore(t::PlantedJsonLines());
+  JsonlConnector connector(store);
+  int records = 0;
+  absl::Status status = connector.ScanRecords(
+      [&](const CollectionSpec&, const ScannedRecord&) -> absl::Status {
+        if (records++ == 0) {
+          // A writer ignoring the lock appends meanwhile.
+          std::ofstream out(store.path, std::ios::app);
+          out << R"({"user_id": "late", "email": "late@example.com"})"
+              << "\n";
+        }
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(records, 10);
+}
+
+TEST_F(StoreScanTest, ManualStoreIsNotScanned) {
+  StoreSpec store;
+  store.name = "paper";
+  store.kind = "manual";
+  EXPECT_EQ(ScanStore(store, options_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(StoreScanTest, NeedsAReferencer) {
+  StoreSpec store = JsonlStore(t::PlantedJsonLines());
+  EXPECT_EQ(ScanStore(store, ScanOptions()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace dsar
