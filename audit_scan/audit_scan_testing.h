@@ -51,6 +51,13 @@ std::vector<std::string> Summaries(const std::vector<Finding>& findings);
 
 std::unique_ptr<SubjectReferencer> TestReferencer();
 
+// Runs `sql` on the SQLite database at `path` (created if missing),
+// failing the test on an error.
+void ExecSqlite(const std::string& path, const std::string& sql);
+
+// Writes `text` to `path`, replacing it.
+void WriteFile(const std::string& path, const std::string& text);
+
 // A new empty directory under the test's temporary directory.
 std::string NewTempDir();
 

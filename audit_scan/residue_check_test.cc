@@ -1,9 +1,5 @@
 #include "audit_scan/residue_check.h"
 
-#include <sqlite3.h>
-
-#include <fstream>
-
 #include "absl/strings/str_cat.h"
 #include "audit_scan/audit_scan_testing.h"
 #include "audit_scan/report.h"
@@ -20,16 +16,6 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 namespace t = audit_testing;
-
-void ExecSqlite(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
-  EXPECT_EQ(rc, SQLITE_OK) << (error != nullptr ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-}
 
 class ResidueCheckTest : public ::testing::Test {
  protected:
@@ -54,13 +40,13 @@ TEST_F(ResidueCheckTest, SqliteFindsALeftoverAndNothingAfterACleanErase) {
   newsletter.name = "newsletter";
   newsletter.identity_fields = {{"email", "address"}};
   store.collections = {t::PlantedCollection("users"), newsletter};
-  ExecSqlite(store.path,
-             t::PlantedSql("users") +
-                 "CREATE TABLE newsletter (address text);"
-                 "CREATE INDEX users_email ON users (lower(email));"
-                 "CREATE INDEX newsletter_address ON newsletter "
-                 "(lower(address));"
-                 "INSERT INTO newsletter VALUES ('ALICE@example.com');");
+  t::ExecSqlite(store.path,
+                t::PlantedSql("users") +
+                    "CREATE TABLE newsletter (address text);"
+                    "CREATE INDEX users_email ON users (lower(email));"
+                    "CREATE INDEX newsletter_address ON newsletter "
+                    "(lower(address));"
+                    "INSERT INTO newsletter VALUES ('ALICE@example.com');");
   const std::vector<Identity> alice = {{"email", "alice@example.com"},
                                        {"user_id", "u-987"}};
 
@@ -85,8 +71,8 @@ TEST_F(ResidueCheckTest, SqliteFindsALeftoverAndNothingAfterACleanErase) {
   EXPECT_THAT(*after, IsEmpty());
 
   // A writer puts the subject back (a sync job, a trigger): found.
-  ExecSqlite(store.path,
-             "INSERT INTO newsletter VALUES ('alice@EXAMPLE.com');");
+  t::ExecSqlite(store.path,
+                "INSERT INTO newsletter VALUES ('alice@EXAMPLE.com');");
   absl::StatusOr<std::vector<Finding>> leftover =
       CheckErasureResidue(store, alice, options_);
   ASSERT_TRUE(leftover.ok()) << leftover.status();
@@ -108,10 +94,7 @@ TEST_F(ResidueCheckTest, JsonlFindsALeftoverLine) {
   store.path = dir_ + "/activity.jsonl";
   store.default_phone_region = "GB";
   store.collections = {t::PlantedCollection("activity")};
-  {
-    std::ofstream out(store.path);
-    out << t::PlantedJsonLines();
-  }
+  t::WriteFile(store.path, t::PlantedJsonLines());
   const std::vector<Identity> phone = {{"phone", "+447700900123"}};
   absl::StatusOr<std::vector<Finding>> before =
       CheckErasureResidue(store, phone, options_);

@@ -1,7 +1,5 @@
 #include "audit_scan/store_scan.h"
 
-#include <sqlite3.h>
-
 #include <fstream>
 #include <string>
 
@@ -22,21 +20,6 @@ using ::testing::Not;
 using ::testing::UnorderedElementsAreArray;
 namespace t = audit_testing;
 
-void ExecSqlite(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
-  EXPECT_EQ(rc, SQLITE_OK) << (error != nullptr ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-}
-
 class StoreScanTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -54,7 +37,7 @@ class StoreScanTest : public ::testing::Test {
     store.path = dir_ + "/crm.db";
     store.default_phone_region = "GB";
     store.collections = std::move(collections);
-    ExecSqlite(store.path, sql);
+    t::ExecSqlite(store.path, sql);
     return store;
   }
 
@@ -65,7 +48,7 @@ class StoreScanTest : public ::testing::Test {
     store.path = dir_ + "/activity.jsonl";
     store.default_phone_region = "GB";
     store.collections = {t::PlantedCollection("activity")};
-    WriteFile(store.path, lines);
+    t::WriteFile(store.path, lines);
     return store;
   }
 
