@@ -165,4 +165,34 @@ std::string NewTempDir() {
   return made == nullptr ? std::string() : std::string(made);
 }
 
+void AuditScanTest::SetUp() {
+  dir_ = NewTempDir();
+  ASSERT_FALSE(dir_.empty());
+  referencer_ = TestReferencer();
+  options_.referencer = referencer_.get();
+}
+
+StoreSpec AuditScanTest::SqliteStore(const std::string& sql,
+                                     std::vector<CollectionSpec> collections) {
+  StoreSpec store;
+  store.name = "crm";
+  store.kind = "sqlite";
+  store.path = dir_ + "/crm.db";
+  store.default_phone_region = "GB";
+  store.collections = std::move(collections);
+  ExecSqlite(store.path, sql);
+  return store;
+}
+
+StoreSpec AuditScanTest::JsonlStore(const std::string& lines) {
+  StoreSpec store;
+  store.name = "activity";
+  store.kind = "jsonl";
+  store.path = dir_ + "/activity.jsonl";
+  store.default_phone_region = "GB";
+  store.collections = {PlantedCollection("activity")};
+  WriteFile(store.path, lines);
+  return store;
+}
+
 }  // namespace dsar::audit_testing

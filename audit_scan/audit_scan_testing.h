@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "audit_scan/finding.h"
+#include "audit_scan/scan_options.h"
 #include "audit_scan/subject_reference.h"
+#include "gtest/gtest.h"
 #include "inventory/inventory.h"
 
 namespace dsar::audit_testing {
@@ -60,6 +62,23 @@ void WriteFile(const std::string& path, const std::string& text);
 
 // A new empty directory under the test's temporary directory.
 std::string NewTempDir();
+
+// A fixture with a scratch directory and scan options holding a
+// referencer.
+class AuditScanTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+
+  // A "sqlite" store "crm" at dir_/crm.db holding what `sql` makes.
+  StoreSpec SqliteStore(const std::string& sql,
+                        std::vector<CollectionSpec> collections);
+  // A "jsonl" store "activity" of the planted collection, holding `lines`.
+  StoreSpec JsonlStore(const std::string& lines);
+
+  std::string dir_;
+  std::unique_ptr<SubjectReferencer> referencer_;
+  ScanOptions options_;
+};
 
 }  // namespace dsar::audit_testing
 

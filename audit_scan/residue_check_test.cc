@@ -17,36 +17,20 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 namespace t = audit_testing;
 
-class ResidueCheckTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = t::NewTempDir();
-    referencer_ = t::TestReferencer();
-    options_.referencer = referencer_.get();
-  }
-
-  std::string dir_;
-  std::unique_ptr<SubjectReferencer> referencer_;
-  ScanOptions options_;
-};
+using ResidueCheckTest = t::AuditScanTest;
 
 TEST_F(ResidueCheckTest, SqliteFindsALeftoverAndNothingAfterACleanErase) {
-  StoreSpec store;
-  store.name = "crm";
-  store.kind = "sqlite";
-  store.path = dir_ + "/crm.db";
-  store.default_phone_region = "GB";
   CollectionSpec newsletter;
   newsletter.name = "newsletter";
   newsletter.identity_fields = {{"email", "address"}};
-  store.collections = {t::PlantedCollection("users"), newsletter};
-  t::ExecSqlite(store.path,
-                t::PlantedSql("users") +
-                    "CREATE TABLE newsletter (address text);"
-                    "CREATE INDEX users_email ON users (lower(email));"
-                    "CREATE INDEX newsletter_address ON newsletter "
-                    "(lower(address));"
-                    "INSERT INTO newsletter VALUES ('ALICE@example.com');");
+  StoreSpec store =
+      SqliteStore(t::PlantedSql("users") +
+                      "CREATE TABLE newsletter (address text);"
+                      "CREATE INDEX users_email ON users (lower(email));"
+                      "CREATE INDEX newsletter_address ON newsletter "
+                      "(lower(address));"
+                      "INSERT INTO newsletter VALUES ('ALICE@example.com');",
+                  {t::PlantedCollection("users"), newsletter});
   const std::vector<Identity> alice = {{"email", "alice@example.com"},
                                        {"user_id", "u-987"}};
 
@@ -88,13 +72,7 @@ TEST_F(ResidueCheckTest, SqliteFindsALeftoverAndNothingAfterACleanErase) {
 }
 
 TEST_F(ResidueCheckTest, JsonlFindsALeftoverLine) {
-  StoreSpec store;
-  store.name = "activity";
-  store.kind = "jsonl";
-  store.path = dir_ + "/activity.jsonl";
-  store.default_phone_region = "GB";
-  store.collections = {t::PlantedCollection("activity")};
-  t::WriteFile(store.path, t::PlantedJsonLines());
+  StoreSpec store = JsonlStore(t::PlantedJsonLines());
   const std::vector<Identity> phone = {{"phone", "+447700900123"}};
   absl::StatusOr<std::vector<Finding>> before =
       CheckErasureResidue(store, phone, options_);

@@ -20,38 +20,8 @@ using ::testing::Not;
 using ::testing::UnorderedElementsAreArray;
 namespace t = audit_testing;
 
-class StoreScanTest : public ::testing::Test {
+class StoreScanTest : public t::AuditScanTest {
  protected:
-  void SetUp() override {
-    dir_ = t::NewTempDir();
-    ASSERT_FALSE(dir_.empty());
-    referencer_ = t::TestReferencer();
-    options_.referencer = referencer_.get();
-  }
-
-  StoreSpec SqliteStore(const std::string& sql,
-                        std::vector<CollectionSpec> collections) {
-    StoreSpec store;
-    store.name = "crm";
-    store.kind = "sqlite";
-    store.path = dir_ + "/crm.db";
-    store.default_phone_region = "GB";
-    store.collections = std::move(collections);
-    t::ExecSqlite(store.path, sql);
-    return store;
-  }
-
-  StoreSpec JsonlStore(const std::string& lines) {
-    StoreSpec store;
-    store.name = "activity";
-    store.kind = "jsonl";
-    store.path = dir_ + "/activity.jsonl";
-    store.default_phone_region = "GB";
-    store.collections = {t::PlantedCollection("activity")};
-    t::WriteFile(store.path, lines);
-    return store;
-  }
-
   // The serialized report of `result` holds none of the planted values.
   void ExpectNoPersonalValueIn(const StoreScanResult& result) {
     std::string text =
@@ -60,10 +30,6 @@ class StoreScanTest : public ::testing::Test {
       EXPECT_THAT(text, Not(HasSubstr(value)));
     }
   }
-
-  std::string dir_;
-  std::unique_ptr<SubjectReferencer> referencer_;
-  ScanOptions options_;
 };
 
 TEST_F(StoreScanTest, SqliteFindsEveryPlantedSignalAndNothingElse) {
