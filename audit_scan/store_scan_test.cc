@@ -161,6 +161,23 @@ TEST_F(StoreScanTest, JsonlFindsEveryPlantedSignal) {
   ExpectNoPersonalValueIn(*result);
 }
 
+TEST_F(StoreScanTest, JsonlCleanDataGivesNoFinding) {
+  StoreSpec store = JsonlStore(
+      R"({"user_id": "u-1", "email": "a@example.com", "privacy_status": )"
+      R"("active", "metadata": "{\"theme\": \"dark\"}"})"
+      "\n"
+      R"({"user_id": "u-2", "email": "", "privacy_status": "Opt_Out", )"
+      R"("notes": "order 4111111111111112", "seen": 1767697200003})"
+      "\n"
+      R"({"user_id": "u-3", "email": "carol@example.com", )"
+      R"("privacy_status": "RESTRICTED"})"
+      "\n");
+  absl::StatusOr<StoreScanResult> result = ScanStore(store, options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->findings, IsEmpty());
+  EXPECT_EQ(result->records_scanned(), 3);
+}
+
 TEST_F(StoreScanTest, JsonlRecordKeyIsTheLineNumberWithoutADeclaredKey) {
   StoreSpec store = JsonlStore(t::PlantedJsonLines());
   store.collections[0].record_key.clear();
