@@ -87,6 +87,17 @@ TEST(PiiDetectorTest, LooksIntoJsonStringsNestedInAField) {
               ElementsAre(PiiMatch{PiiKind::kEmail, ""}));
 }
 
+TEST(PiiDetectorTest, EscapesInJsonAreDecodedBeforeSearching) {
+  // Raw, "n4111" has no word boundary and "\u0040" is no "@": found only
+  // once the JSON string is decoded.
+  EXPECT_THAT(Detector().FindInField(
+                  "notes", R"({"text": "line\n4111 1111 1111 1111"})"),
+              ElementsAre(PiiMatch{PiiKind::kPaymentCard, "text"}));
+  EXPECT_THAT(
+      Detector().FindInField("notes", R"({"to": "ann\u0040example.org"})"),
+      ElementsAre(PiiMatch{PiiKind::kEmail, "to"}));
+}
+
 TEST(PiiDetectorTest, KeyHoldingAPatternIsNotWrittenInThePath) {
   std::vector<PiiMatch> found = Detector().FindInField(
       "metadata", R"({"by_mail": {"ann@example.org": {"ip": "192.0.2.1"}}})");
