@@ -218,6 +218,42 @@ TEST_F(StoreScanTest, JsonlScanReadsOnlyTheLengthSeenAtTheStart) {
   EXPECT_EQ(records, 10);
 }
 
+TEST_F(StoreScanTest, SeedRecordThroughAnInventoryFile) {
+  // Seed 002's record, its store declared as docs/inventory.md says.
+  t::WriteFile(dir_ + "/users.jsonl",
+               R"({"user_id": "u-987", "email": "alice@example.com", )"
+               R"("privacy_status": "opt_out", "metadata": )"
+               R"("{\"backup_contact\": \"555-0199\"}", )"
+               R"("timestamp": "2026-01-06T11:00:00Z"})"
+               "\n");
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(
+      R"yaml(
+stores:
+  - name: users
+    kind: jsonl
+    path: users.jsonl
+    identity_fields: {email: email, user_id: user_id}
+    pii_fields: {email: contact}
+    privacy_status: {field: privacy_status, opted_out: [opt_out]}
+    record_key: user_id
+)yaml",
+      dir_);
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  absl::StatusOr<StoreScanResult> result =
+      ScanStore(inventory->stores()[0], options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(t::Summaries(result->findings),
+              ElementsAre("OPT_OUT_VIOLATION users.email @u-987",
+                          "DATA_RENAME_DETECTION "
+                          "users.metadata/backup_contact @u-987"));
+  nlohmann::ordered_json report =
+      AuditReportToJson(BuildAuditReport(absl::Now(), {*result}, {}));
+  EXPECT_EQ(report["total_records_scanned"], 1);
+  EXPECT_EQ(report["compliance_status"], "NON_COMPLIANT");
+  EXPECT_THAT(report.dump(), Not(HasSubstr("alice")));
+  EXPECT_THAT(report.dump(), Not(HasSubstr("555-0199")));
+}
+
 TEST_F(StoreScanTest, ManualStoreIsNotScanned) {
   StoreSpec store;
   store.name = "paper";
