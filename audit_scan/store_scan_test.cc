@@ -1,5 +1,6 @@
 #include "audit_scan/store_scan.h"
 
+#include <atomic>
 #include <fstream>
 #include <string>
 
@@ -252,6 +253,18 @@ stores:
   EXPECT_EQ(report["compliance_status"], "NON_COMPLIANT");
   EXPECT_THAT(report.dump(), Not(HasSubstr("alice")));
   EXPECT_THAT(report.dump(), Not(HasSubstr("555-0199")));
+}
+
+TEST_F(StoreScanTest, CancelledScanStops) {
+  std::atomic<bool> cancel(true);
+  options_.cancel = &cancel;
+  StoreSpec log = JsonlStore(t::PlantedJsonLines());
+  EXPECT_EQ(ScanStore(log, options_).status().code(),
+            absl::StatusCode::kCancelled);
+  StoreSpec db =
+      SqliteStore(t::PlantedSql("users"), {t::PlantedCollection("users")});
+  EXPECT_EQ(ScanStore(db, options_).status().code(),
+            absl::StatusCode::kCancelled);
 }
 
 TEST_F(StoreScanTest, ManualStoreIsNotScanned) {
