@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 #include "model/identity.h"
 #include "model/pii_detector.h"
@@ -89,9 +90,15 @@ bool IsOptedOut(const CollectionSpec& collection, const ScannedRecord& record) {
   const PrivacyStatusSpec& spec = *collection.privacy_status;
   const ScannedField* status = record.Find(spec.field);
   if (status == nullptr || !status->value.has_value()) return false;
-  std::string value = absl::AsciiStrToLower(absl::StripAsciiWhitespace(
-      absl::string_view(status->value->data(), status->value->size())));
-  if (spec.opted_out.count(value) == 0) return false;
+  absl::string_view value = absl::StripAsciiWhitespace(
+      absl::string_view(status->value->data(), status->value->size()));
+  // Few values each: a loop beats lowercasing a copy of every record's.
+  if (std::none_of(spec.opted_out.begin(), spec.opted_out.end(),
+                   [&](const std::string& opted_out) {
+                     return absl::EqualsIgnoreCase(value, opted_out);
+                   })) {
+    return false;
+  }
   auto restriction = collection.processing_flags.find("restriction");
   if (restriction != collection.processing_flags.end()) {
     const ScannedField* flag = record.Find(restriction->second);
@@ -170,10 +177,11 @@ void CollectionAudit::CheckPatterns(const ScannedRecord& record) {
   const PiiDetector& detector = PiiDetector::Default();
   for (const ScannedField& field : record.fields) {
     if (!field.value.has_value() || field.value->empty()) continue;
-    std::string name(field.name);
-    if (declared_.count(name) > 0) continue;
-    std::vector<PiiMatch> matches = detector.FindInField(name, *field.value);
+    if (declared_.find(field.name) != declared_.end()) continue;
+    std::vector<PiiMatch> matches =
+        detector.FindInField(field.name, *field.value);
     if (matches.empty()) continue;
+    std::string name(field.name);
     // One finding per JSON path, listing the kinds found there.
     std::map<std::string, std::set<std::string>> by_path;
     for (const PiiMatch& match : matches) {

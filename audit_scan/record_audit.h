@@ -77,7 +77,8 @@ class CollectionAudit {
   const CollectionSpec& collection_;
   const ScanOptions& options_;
   StoreScanResult* out_;
-  std::set<std::string> declared_;  // Fields not searched for patterns.
+  // Fields not searched for patterns; looked up by string_view.
+  std::set<std::string, std::less<>> declared_;
   int64_t records_ = 0;
   int64_t listed_ = 0;
   // (field, JSON path) -> records matching and the kinds seen. Bounded by

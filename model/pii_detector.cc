@@ -185,6 +185,13 @@ const PiiDetector& PiiDetector::Default() {
   return *detector;
 }
 
+std::vector<std::string> PiiDetector::PatternSources() {
+  std::vector<std::string> sources;
+  for (const PatternSpec& spec : kPatterns) sources.push_back(spec.regex);
+  sources.push_back(kNino.regex);
+  return sources;
+}
+
 std::vector<PiiKind> PiiDetector::KindsInText(std::string_view text,
                                               std::string_view context) const {
   std::vector<PiiKind> kinds;

@@ -70,6 +70,11 @@ class PiiDetector {
 
   ~PiiDetector();
 
+  // The patterns' RE2 sources, in the set's order, for comparing with
+  // other tools (the audit scan benchmark's grep -E baseline). Matches of
+  // these are candidates: the checks above are not part of them.
+  static std::vector<std::string> PatternSources();
+
   // The kinds occurring anywhere in `text` (free text included: "write to
   // ann@example.org"), each once, in PiiKind order. `context` is the name
   // of the field or JSON key holding the text; it decides only whether a
