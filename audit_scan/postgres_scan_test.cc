@@ -38,10 +38,9 @@ class PostgresScanTest : public ::testing::Test {
         PostgresServer::Start();
     ASSERT_TRUE(started.ok()) << started.status();
     server_ = std::move(*started).release();
-    ASSERT_TRUE(server_
-                    ->Exec(absl::StrCat("CREATE ROLE auditor LOGIN PASSWORD '",
-                                        kPassword, "'"))
-                    .ok());
+    absl::Status role = server_->Exec(
+        absl::StrCat("CREATE ROLE auditor LOGIN PASSWORD '", kPassword, "'"));
+    ASSERT_TRUE(role.ok()) << role;
   }
 
   static void TearDownTestSuite() {
