@@ -50,7 +50,9 @@ const std::set<std::string>& StoreKeys() {
                                                       "due_within",
                                                       "identity_kinds",
                                                       "opendsr",
-                                                      "group"};
+                                                      "group",
+                                                      "privacy_status",
+                                                      "record_key"};
   return *keys;
 }
 
@@ -68,7 +70,15 @@ const std::set<std::string>& TableKeys() {
                                                       "processing_flags",
                                                       "canonical_identities",
                                                       "field_types",
-                                                      "erase"};
+                                                      "erase",
+                                                      "privacy_status",
+                                                      "record_key"};
+  return *keys;
+}
+
+const std::set<std::string>& PrivacyStatusKeys() {
+  static const auto* keys = new std::set<std::string>{
+      "field", "opted_out", "restricted", "scrubbed", "scrubbed_hashes"};
   return *keys;
 }
 
@@ -269,6 +279,64 @@ absl::Status ParseErase(const YAML::Node& node, const std::string& where,
   return absl::OkStatus();
 }
 
+// `privacy_status:` of a collection: {field, opted_out, restricted,
+// scrubbed, scrubbed_hashes}; absent or null leaves `out` unset.
+absl::Status ParsePrivacyStatus(const YAML::Node& parent,
+                                const std::string& parent_where,
+                                std::optional<PrivacyStatusSpec>* out) {
+  YAML::Node node = parent["privacy_status"];
+  if (!node || node.IsNull()) return absl::OkStatus();
+  std::string where = parent_where + ".privacy_status";
+  if (!node.IsMap()) {
+    return Invalid(where,
+                   "must be a map (field, opted_out, restricted, "
+                   "scrubbed, scrubbed_hashes)");
+  }
+  RETURN_IF_ERROR(CheckKeys(node, PrivacyStatusKeys(), where));
+  PrivacyStatusSpec spec;
+  RETURN_IF_ERROR(ReadString(node, "field", where, &spec.field));
+  if (spec.field.empty()) return Invalid(where + ".field", "missing");
+  auto read_lower = [&](const char* key,
+                        std::set<std::string>* values) -> absl::Status {
+    std::vector<std::string> list;
+    RETURN_IF_ERROR(ReadStringList(node, key, where, &list));
+    for (const std::string& value : list) {
+      if (!values->insert(absl::AsciiStrToLower(value)).second) {
+        return Invalid(absl::StrCat(where, ".", key),
+                       absl::StrCat("duplicate value ", Quoted(value),
+                                    " (values compare ignoring case)"));
+      }
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(read_lower("opted_out", &spec.opted_out));
+  if (spec.opted_out.empty()) {
+    return Invalid(where + ".opted_out",
+                   "missing (the status values meaning opted out or erased, "
+                   "e.g. [opt_out])");
+  }
+  RETURN_IF_ERROR(read_lower("restricted", &spec.restricted));
+  for (const std::string& value : spec.restricted) {
+    if (spec.opted_out.count(value) > 0) {
+      return Invalid(where + ".restricted",
+                     absl::StrCat(Quoted(value), " is in opted_out too"));
+    }
+  }
+  std::vector<std::string> scrubbed;
+  RETURN_IF_ERROR(ReadStringList(node, "scrubbed", where, &scrubbed));
+  spec.scrubbed.insert(scrubbed.begin(), scrubbed.end());
+  YAML::Node hashes = node["scrubbed_hashes"];
+  if (hashes && !hashes.IsNull()) {
+    if (!hashes.IsScalar() ||
+        (hashes.Scalar() != "true" && hashes.Scalar() != "false")) {
+      return Invalid(where + ".scrubbed_hashes", "must be true or false");
+    }
+    spec.scrubbed_hashes = hashes.Scalar() == "true";
+  }
+  *out = std::move(spec);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<CollectionSpec> ParseCollection(const YAML::Node& node,
                                                const std::string& where) {
   CollectionSpec collection;
@@ -301,6 +369,9 @@ absl::StatusOr<CollectionSpec> ParseCollection(const YAML::Node& node,
           ? where
           : absl::StrCat(where, " (", Quoted(collection.name), ")");
   RETURN_IF_ERROR(ParseErase(node["erase"], named + ".erase", &collection));
+  RETURN_IF_ERROR(ParsePrivacyStatus(node, named, &collection.privacy_status));
+  RETURN_IF_ERROR(
+      ReadString(node, "record_key", named, &collection.record_key));
   return collection;
 }
 
@@ -354,6 +425,48 @@ absl::Status ValidateMasks(const CollectionSpec& collection,
   return absl::OkStatus();
 }
 
+// The privacy status field is a field of its own, and the record key holds
+// no personal value (both would otherwise end up in audit findings or make
+// every opted-out record a violation).
+absl::Status ValidateAuditFields(const CollectionSpec& collection,
+                                 const std::string& where) {
+  auto identity_key_of = [&](const std::string& field) -> std::string {
+    for (const auto& [key, identity_field] : collection.identity_fields) {
+      if (identity_field == field) return key;
+    }
+    return "";
+  };
+  if (collection.privacy_status.has_value()) {
+    const std::string& field = collection.privacy_status->field;
+    std::string field_where = where + ".privacy_status.field";
+    if (collection.pii_fields.count(field) > 0) {
+      return Invalid(field_where, absl::StrCat(Quoted(field),
+                                               " is a PII field; the status "
+                                               "needs a field of its own"));
+    }
+    std::string key = identity_key_of(field);
+    if (!key.empty()) {
+      return Invalid(
+          field_where,
+          absl::StrCat(Quoted(field), " is the identity field of ", Quoted(key),
+                       "; the status needs a field of its own"));
+    }
+  }
+  const std::string& record_key = collection.record_key;
+  if (!record_key.empty()) {
+    std::string key = identity_key_of(record_key);
+    if (collection.pii_fields.count(record_key) > 0 || key == kEmailKey ||
+        key == kPhoneKey) {
+      return Invalid(where + ".record_key",
+                     absl::StrCat(Quoted(record_key),
+                                  " holds personal data, which audit findings "
+                                  "never carry; name a surrogate key (an id "
+                                  "column) or leave it out"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // Checks what ParseCollection cannot: it runs once `where` names the
 // collection.
 absl::Status ValidateCollection(const CollectionSpec& collection,
@@ -387,6 +500,7 @@ absl::Status ValidateCollection(const CollectionSpec& collection,
     }
   }
   RETURN_IF_ERROR(ValidateMasks(collection, where + ".erase"));
+  RETURN_IF_ERROR(ValidateAuditFields(collection, where));
   std::map<std::string, std::string> flag_of_field;
   for (const auto& [flag, field] : collection.processing_flags) {
     std::string flag_where = absl::StrCat(where, ".processing_flags");
@@ -673,9 +787,10 @@ absl::Status ReadDescriptionAndOrder(const YAML::Node& node,
 absl::StatusOr<StoreSpec> ParseManualStore(const YAML::Node& node,
                                            const std::string& where,
                                            StoreSpec store) {
-  for (const char* key : {"path", "connection", "schema", "tables",
-                          "identity_fields", "pii_fields", "processing_flags",
-                          "canonical_identities", "field_types"}) {
+  for (const char* key :
+       {"path", "connection", "schema", "tables", "identity_fields",
+        "pii_fields", "processing_flags", "canonical_identities", "field_types",
+        "privacy_status", "record_key"}) {
     if (node[key]) {
       return Invalid(absl::StrCat(where, ".", key),
                      "a manual store has no connector to use it (give owner, "
@@ -797,7 +912,8 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
   bool has_tables = tables && !tables.IsNull();
   bool has_top_level_fields = false;
   for (const char* key : {"identity_fields", "pii_fields", "processing_flags",
-                          "canonical_identities", "field_types", "erase"}) {
+                          "canonical_identities", "field_types", "erase",
+                          "privacy_status", "record_key"}) {
     if (node[key] && !node[key].IsNull()) has_top_level_fields = true;
   }
   if (has_tables) {
@@ -847,6 +963,13 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
     RETURN_IF_ERROR(ValidateCollection(collection, where));
     if (store.kind == "opendsr") {
       RETURN_IF_ERROR(CheckOpenDsrIdentityTypes(collection, where));
+      for (const char* key : {"privacy_status", "record_key"}) {
+        if (node[key] && !node[key].IsNull()) {
+          return Invalid(absl::StrCat(where, ".", key),
+                         "an opendsr store is not scanned by audits (the "
+                         "processor holds the data)");
+        }
+      }
     }
     RETURN_IF_ERROR(CheckMaskSupport(store.kind, collection, has_masking_key,
                                      where + ".erase"));

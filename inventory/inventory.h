@@ -7,6 +7,7 @@
 // and every worker load the same file.
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -36,6 +37,30 @@ struct FieldMask {
   std::string text;
 };
 
+// How an audit (docs/audit-scan.md) reads a record's privacy status, and
+// what counts as scrubbed in a record whose status says opted out or erased
+// (CollectionSpec::privacy_status; docs/inventory.md, "Privacy status").
+struct PrivacyStatusSpec {
+  // The column or top-level JSON field holding the status. Not an identity
+  // or PII field.
+  std::string field;
+  // Values meaning the subject opted out or was erased: such a record must
+  // hold no unscrubbed personal data. Lowercase; a record's value is
+  // compared ignoring case. At least one.
+  std::set<std::string> opted_out;
+  // Values meaning processing is restricted (GDPR Art. 18): the record may
+  // keep its data. Lowercase, compared ignoring case; none in opted_out.
+  std::set<std::string> restricted;
+  // Placeholders that count as scrubbed besides empty, null and absent
+  // ("REDACTED", "[deleted]"), compared exactly. The values the
+  // collection's own masks write (fixed text; random and hash digests)
+  // count as scrubbed too without being listed here.
+  std::set<std::string> scrubbed;
+  // True: a value of 64 or 32 lowercase hex digits (an HMAC-SHA256 or MD5
+  // hex digest, as a pseudonymising job writes) counts as scrubbed.
+  bool scrubbed_hashes = false;
+};
+
 // A table (SQLite, PostgreSQL) or the record stream of a log file (JSON
 // lines).
 struct CollectionSpec {
@@ -62,6 +87,14 @@ struct CollectionSpec {
   // Field -> how an erasure masks it. When mask_on_erase, lists every
   // identity and PII field of the collection (and nothing else).
   std::map<std::string, FieldMask> masks;
+  // The privacy status an audit checks (OPT_OUT_VIOLATION); nullopt: the
+  // collection declares none and is not checked for it.
+  std::optional<PrivacyStatusSpec> privacy_status;
+  // The column or top-level field whose value names a record in audit
+  // findings; empty: the row's rowid (SQLite), ctid (PostgreSQL) or line
+  // number (JSON lines). Not a PII field nor the email or phone identity
+  // field, so that findings never carry a personal value.
+  std::string record_key;
 };
 
 // The declared type of `field` in `collection`: its field_types entry; else

@@ -645,5 +645,100 @@ stores:
   EXPECT_EQ(inventory->stores().size(), 2u);
 }
 
+TEST(InventoryTest, PrivacyStatusDeclaration) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(
+      ShopWith("        processing_flags: {restriction: restricted, "
+               "objection: objected}\n",
+               "        processing_flags: {restriction: restricted, "
+               "objection: objected}\n"
+               "        privacy_status:\n"
+               "          field: privacy_status\n"
+               "          opted_out: [opt_out, Erased]\n"
+               "          restricted: [RESTRICTED]\n"
+               "          scrubbed: [\"REDACTED\", \"[deleted]\"]\n"
+               "          scrubbed_hashes: true\n"
+               "        record_key: id\n"),
+      "/srv/dsar");
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  const CollectionSpec& users = inventory->Find("accounts")->collections[0];
+  ASSERT_TRUE(users.privacy_status.has_value());
+  EXPECT_EQ(users.privacy_status->field, "privacy_status");
+  // Lowercased: a record's status compares ignoring case.
+  EXPECT_THAT(users.privacy_status->opted_out,
+              ElementsAre("erased", "opt_out"));
+  EXPECT_THAT(users.privacy_status->restricted, ElementsAre("restricted"));
+  // Placeholders compare exactly: kept as written.
+  EXPECT_THAT(users.privacy_status->scrubbed,
+              ElementsAre("REDACTED", "[deleted]"));
+  EXPECT_TRUE(users.privacy_status->scrubbed_hashes);
+  EXPECT_EQ(users.record_key, "id");
+  // Optional: the other collections declare none.
+  EXPECT_FALSE(
+      inventory->Find("orders")->collections[0].privacy_status.has_value());
+  EXPECT_EQ(inventory->Find("orders")->collections[0].record_key, "");
+}
+
+TEST(InventoryTest, PrivacyStatusOnAJsonlStore) {
+  absl::StatusOr<Inventory> inventory = Inventory::Parse(
+      ShopWith("    processing_flags: {restriction: restricted}\n    "
+               "identities_from: [accounts]\n",
+               "    processing_flags: {restriction: restricted}\n"
+               "    privacy_status: {field: status, opted_out: [opt_out]}\n"
+               "    identities_from: [accounts]\n"),
+      "/srv/dsar");
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  const CollectionSpec& log = inventory->Find("activity")->collections[0];
+  ASSERT_TRUE(log.privacy_status.has_value());
+  EXPECT_EQ(log.privacy_status->field, "status");
+  EXPECT_FALSE(log.privacy_status->scrubbed_hashes);
+}
+
+TEST(InventoryTest, PrivacyStatusErrorsNameEntryAndField) {
+  const std::string anchor =
+      "        processing_flags: {restriction: restricted, objection: "
+      "objected}\n";
+  auto with = [&](const std::string& lines) {
+    return Inventory::Parse(ShopWith(anchor, anchor + lines), "/srv/dsar")
+        .status();
+  };
+  struct Case {
+    std::string lines;
+    std::string message;
+  };
+  const std::string where = "stores[0] (\"accounts\").tables[0] (\"users\")";
+  for (const Case& c : std::vector<Case>{
+           {"        privacy_status: opt_out\n",
+            where + ".privacy_status: must be a map"},
+           {"        privacy_status: {opted_out: [opt_out]}\n",
+            where + ".privacy_status.field: missing"},
+           {"        privacy_status: {field: status}\n",
+            where + ".privacy_status.opted_out: missing"},
+           {"        privacy_status: {field: status, opted_out: [a, A]}\n",
+            where + ".privacy_status.opted_out: duplicate value \"A\""},
+           {"        privacy_status: {field: status, opted_out: [opt_out], "
+            "restricted: [OPT_OUT]}\n",
+            where + ".privacy_status.restricted: \"opt_out\" is in opted_out"},
+           {"        privacy_status: {field: status, opted_out: [x], "
+            "scrubbed_hashes: maybe}\n",
+            where + ".privacy_status.scrubbed_hashes: must be true or false"},
+           {"        privacy_status: {field: status, opted_out: [x], "
+            "typo: 1}\n",
+            where + ".privacy_status: unknown key \"typo\""},
+           {"        privacy_status: {field: full_name, opted_out: [x]}\n",
+            where + ".privacy_status.field: \"full_name\" is a PII field"},
+           {"        privacy_status: {field: id, opted_out: [x]}\n",
+            where + ".privacy_status.field: \"id\" is the identity field of "
+                    "\"user_id\""},
+           {"        record_key: email\n",
+            where + ".record_key: \"email\" holds personal data"},
+           {"        record_key: full_name\n",
+            where + ".record_key: \"full_name\" holds personal data"},
+       }) {
+    absl::Status status = with(c.lines);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.lines;
+    EXPECT_THAT(status.message(), HasSubstr(c.message)) << c.lines;
+  }
+}
+
 }  // namespace
 }  // namespace dsar

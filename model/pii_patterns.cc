@@ -1,12 +1,11 @@
 #include "model/pii_patterns.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
+#include "model/pii_detector.h"
 
 namespace dsar {
 namespace {
@@ -19,88 +18,6 @@ void Add(std::vector<PiiKind>* kinds, PiiKind kind) {
   if (std::find(kinds->begin(), kinds->end(), kind) == kinds->end()) {
     kinds->push_back(kind);
   }
-}
-
-bool LooksLikeEmail(absl::string_view v) {
-  size_t at = v.find('@');
-  if (at == absl::string_view::npos || at == 0 || v.rfind('@') != at) {
-    return false;
-  }
-  absl::string_view domain = v.substr(at + 1);
-  size_t dot = domain.rfind('.');
-  if (dot == absl::string_view::npos || dot == 0 || dot + 2 > domain.size()) {
-    return false;
-  }
-  return std::none_of(v.begin(), v.end(), [](char c) {
-    return absl::ascii_isspace(static_cast<unsigned char>(c));
-  });
-}
-
-bool LooksLikePhone(absl::string_view v) {
-  // International: '+' then 7 to 15 digits with the usual separators.
-  // National: 10 or 11 digits written like a phone number: a trunk '0'
-  // (07700 900123), an area code in parentheses, or 3-3-4 groups
-  // (555-010-4477). Dates, SSNs, IPs and bare numbers are not.
-  int digits = 0;
-  std::vector<int> groups(1, 0);
-  bool paren = false;
-  for (size_t i = 0; i < v.size(); ++i) {
-    char c = v[i];
-    if (absl::ascii_isdigit(static_cast<unsigned char>(c))) {
-      ++digits;
-      ++groups.back();
-    } else if (c == '+' && i == 0) {
-    } else if (c == ' ' || c == '-' || c == '(' || c == ')') {
-      paren = paren || c == '(';
-      if (groups.back() != 0) groups.push_back(0);
-    } else {
-      return false;
-    }
-  }
-  if (groups.back() == 0) groups.pop_back();
-  if (!v.empty() && v[0] == '+') return digits >= 7 && digits <= 15;
-  if (digits < 10 || digits > 11) return false;
-  const bool trunk = v[0] == '0';
-  const bool north_american =
-      groups.size() == 3 && groups[0] == 3 && groups[1] == 3 && groups[2] == 4;
-  return trunk || paren || north_american;
-}
-
-bool LooksLikeIp(absl::string_view v) {
-  std::string text(v);
-  unsigned char buffer[16];
-  if (inet_pton(AF_INET, text.c_str(), buffer) == 1) return true;
-  return text.find(':') != std::string::npos &&
-         inet_pton(AF_INET6, text.c_str(), buffer) == 1;
-}
-
-bool LooksLikeSsn(absl::string_view v) {
-  // 123-45-6789; area 000, 666 and 9xx are never issued.
-  if (v.size() != 11 || v[3] != '-' || v[6] != '-') return false;
-  for (size_t i : {0, 1, 2, 4, 5, 7, 8, 9, 10}) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(v[i]))) return false;
-  }
-  absl::string_view area = v.substr(0, 3);
-  return area != "000" && area != "666" && v[0] != '9';
-}
-
-bool LooksLikeNino(absl::string_view v) {
-  // UK National Insurance number: two letters, six digits, A-D (spaces
-  // allowed): "QQ 12 34 56 C".
-  std::string compact;
-  for (char c : v) {
-    if (c != ' ') compact.push_back(absl::ascii_toupper(c));
-  }
-  if (compact.size() != 9) return false;
-  for (int i : {0, 1}) {
-    if (!absl::ascii_isalpha(static_cast<unsigned char>(compact[i])))
-      return false;
-  }
-  for (int i = 2; i < 8; ++i) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(compact[i])))
-      return false;
-  }
-  return compact[8] >= 'A' && compact[8] <= 'D';
 }
 
 }  // namespace
@@ -189,17 +106,9 @@ bool LooksLikePaymentCard(std::string_view value) {
 
 std::vector<PiiKind> PiiKindsOfValue(std::string_view value) {
   absl::string_view v = absl::StripAsciiWhitespace(View(value));
-  std::vector<PiiKind> kinds;
-  if (v.empty() || v.size() > 256) return kinds;
-  if (LooksLikeEmail(v)) Add(&kinds, PiiKind::kEmail);
-  if (LooksLikePaymentCard(std::string_view(v.data(), v.size()))) {
-    Add(&kinds, PiiKind::kPaymentCard);
-  } else if (LooksLikePhone(v)) {
-    Add(&kinds, PiiKind::kPhone);
-  }
-  if (LooksLikeIp(v)) Add(&kinds, PiiKind::kIpAddress);
-  if (LooksLikeSsn(v) || LooksLikeNino(v)) Add(&kinds, PiiKind::kNationalId);
-  return kinds;
+  if (v.empty() || v.size() > 256) return {};
+  return PiiDetector::Default().KindsInText(
+      std::string_view(v.data(), v.size()));
 }
 
 }  // namespace dsar

@@ -30,9 +30,11 @@ const char* PiiKindName(PiiKind kind);
 // The kinds a column's name suggests ("user_email", "msisdn", "ssn", ...).
 std::vector<PiiKind> PiiKindsOfColumnName(std::string_view column);
 
-// The kind one value looks like, if any. Values are trimmed first; checks
-// are strict enough that ordinary numbers and words rarely match (a phone
-// needs a leading '+' or typical separators, a card the Luhn check).
+// The kinds found in one sampled value (trimmed; empty for values longer
+// than 256 bytes): PiiDetector::KindsInText (pii_detector.h), the detector
+// the audit scans use too. Checks are strict enough that ordinary numbers
+// and words rarely match (a phone needs a leading '+' or typical
+// separators, a card the Luhn check).
 std::vector<PiiKind> PiiKindsOfValue(std::string_view value);
 
 // True when the card number's digits (separators ' ' and '-' ignored) pass

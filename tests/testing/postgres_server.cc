@@ -235,9 +235,11 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start() {
     auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
     bool exited = false;
     while (std::chrono::steady_clock::now() < deadline) {
-      // PQPING_OK or PQPING_REJECT (it answers, but not to us): running.
+      // PQPING_OK: accepting connections. PQPING_REJECT is "starting up"
+      // (or shutting down, or recovering): a statement sent now fails with
+      // "the database system is starting up", so keep polling.
       PGPing ping = PQping(conninfo.c_str());
-      if (ping == PQPING_OK || ping == PQPING_REJECT) return server;
+      if (ping == PQPING_OK) return server;
       int status = 0;
       if (::waitpid(server->pid_, &status, WNOHANG) == server->pid_) {
         exited = true;

@@ -829,6 +829,55 @@ absl::StatusOr<ConnectorResult> JsonlConnector::Discover(
       [](const CollectionSpec&, const Json&) { return absl::OkStatus(); });
 }
 
+absl::Status JsonlConnector::ScanRecords(const RecordVisitor& visit) {
+  const CollectionSpec& collection = store_.collections.front();
+  ASSIGN_OR_RETURN(ScopedFd log_fd,
+                   OpenLockedLog(store_, /*exclusive=*/false, cancel_));
+  struct stat info;
+  if (::fstat(log_fd.get(), &info) != 0) {
+    return ErrnoStatus(
+        errno, absl::StrCat("store ", store_.name, ": stat ", store_.path));
+  }
+  const uint64_t length = static_cast<uint64_t>(info.st_size);
+  ASSIGN_OR_RETURN(
+      LineReader reader,
+      LineReader::FromFd(log_fd.get(), store_.path, store_.name, cancel_));
+  uint64_t offset = 0;
+  int64_t line_number = 0;
+  std::string_view line;
+  std::vector<std::string> texts;  // Non-string values as JSON text.
+  ScannedRecord record;
+  while (offset < length) {
+    ASSIGN_OR_RETURN(bool more, reader.Next(&line));
+    if (!more) break;
+    offset += line.size();
+    ++line_number;
+    if (offset > length) line = line.substr(0, line.size() - (offset - length));
+    std::optional<Json> object = ParseObject(line);
+    if (!object.has_value()) continue;
+    record.fields.clear();
+    texts.clear();
+    texts.reserve(object->size());
+    record.key = absl::StrCat(line_number);
+    for (const auto& [name, value] : object->items()) {
+      std::optional<std::string_view> text;
+      if (value.is_string()) {
+        text = std::string_view(value.get_ref<const std::string&>());
+      } else if (!value.is_null()) {
+        texts.push_back(value.dump());
+        text = std::string_view(texts.back());
+      }
+      record.fields.push_back({name, text});
+      if (!collection.record_key.empty() && name == collection.record_key) {
+        std::optional<std::string> key = FieldAsIdentity(value);
+        if (key.has_value()) record.key = *std::move(key);
+      }
+    }
+    RETURN_IF_ERROR(visit(collection, record));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<EraseResult> JsonlConnector::Erase(
     const std::vector<Identity>& identities) {
   const CollectionSpec& collection = store_.collections.front();

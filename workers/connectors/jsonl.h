@@ -58,6 +58,7 @@
 #include <vector>
 
 #include "workers/connectors/connector.h"
+#include "workers/connectors/record_scan.h"
 
 namespace dsar {
 
@@ -82,6 +83,15 @@ class JsonlConnector : public Connector {
   absl::StatusOr<int64_t> SetProcessingFlag(
       const std::vector<Identity>& identities,
       const std::string& flag) override;
+
+  // For the audit scans (record_scan.h): hands every line that is a JSON
+  // object to `visit`, reading line by line up to the log's length when
+  // the scan starts (lines appended later are not part of this view). Under
+  // LOCK_SH, like Export: no rewrite changes the log meanwhile, and
+  // appenders wait until the scan ends. Top-level members become fields
+  // (strings as their content, other values as JSON text). Other lines are
+  // skipped. Read-only; CANCELLED once the cancel flag is set.
+  absl::Status ScanRecords(const RecordVisitor& visit);
 
  private:
   const StoreSpec store_;

@@ -849,6 +849,105 @@ absl::StatusOr<std::map<std::string, CollectionShape>> PostgresConnector::Probe(
       });
 }
 
+absl::Status PostgresConnector::ScanRecords(
+    const std::vector<PostgresRowScan>& scans,
+    std::vector<int64_t>* table_rows) {
+  if (table_rows != nullptr) table_rows->clear();
+  return InTransaction<bool>(
+             store_, cancel_, kBeginRead,
+             [&](Session& session) -> absl::StatusOr<bool> {
+               for (const PostgresRowScan& scan : scans) {
+                 const CollectionSpec& collection = *scan.collection;
+                 ASSIGN_OR_RETURN(const std::vector<Column>* columns,
+                                  session.Columns(collection.name));
+                 std::vector<std::string> names = scan.columns;
+                 if (names.empty()) {
+                   for (const Column& column : *columns) {
+                     names.push_back(column.name);
+                   }
+                 }
+                 std::vector<std::string> selected;
+                 const std::string& key = collection.record_key;
+                 for (const std::string& name : names) {
+                   if (FindColumn(*columns, name) == nullptr) {
+                     return absl::NotFoundError(absl::StrCat(
+                         "store ", store_.name,
+                         ": no such column: ", collection.name, ".", name));
+                   }
+                   selected.push_back(
+                       absl::StrCat(session.Quote(name), "::text"));
+                 }
+                 std::string where;
+                 std::vector<std::string> texts;
+                 if (scan.where) {
+                   where = absl::StrCat(" WHERE ",
+                                        scan.where(
+                                            [&](const std::string& name) {
+                                              return session.Quote(name);
+                                            },
+                                            &texts));
+                 }
+                 std::vector<std::optional<std::string>> params(texts.begin(),
+                                                                texts.end());
+                 if (table_rows != nullptr) {
+                   ASSIGN_OR_RETURN(Result count,
+                                    session.Run(absl::StrCat(
+                                        "SELECT count(*) FROM ",
+                                        session.Table(collection.name))));
+                   int64_t rows = 0;
+                   if (!absl::SimpleAtoi(PQgetvalue(count.get(), 0, 0),
+                                         &rows)) {
+                     rows = 0;
+                   }
+                   table_rows->push_back(rows);
+                 }
+                 RETURN_IF_ERROR(
+                     session
+                         .Run(absl::StrCat(
+                                  "DECLARE dsar_scan NO SCROLL CURSOR FOR "
+                                  "SELECT ",
+                                  key.empty() ? std::string("ctid::text")
+                                              : absl::StrCat(session.Quote(key),
+                                                             "::text"),
+                                  selected.empty() ? "" : ", ",
+                                  absl::StrJoin(selected, ", "), " FROM ",
+                                  session.Table(collection.name), where),
+                              params)
+                         .status());
+                 const std::string fetch = absl::StrCat(
+                     "FETCH FORWARD ", kScanFetchRows, " FROM dsar_scan");
+                 ScannedRecord record;
+                 for (const std::string& name : names) {
+                   record.fields.push_back({name, std::nullopt});
+                 }
+                 while (true) {
+                   ASSIGN_OR_RETURN(Result batch, session.Run(fetch));
+                   const int rows = PQntuples(batch.get());
+                   if (rows == 0) break;
+                   for (int row = 0; row < rows; ++row) {
+                     record.key = PQgetisnull(batch.get(), row, 0)
+                                      ? std::string()
+                                      : PQgetvalue(batch.get(), row, 0);
+                     for (size_t i = 0; i < names.size(); ++i) {
+                       int column = static_cast<int>(i) + 1;
+                       if (PQgetisnull(batch.get(), row, column)) {
+                         record.fields[i].value.reset();
+                       } else {
+                         record.fields[i].value = std::string_view(
+                             PQgetvalue(batch.get(), row, column),
+                             PQgetlength(batch.get(), row, column));
+                       }
+                     }
+                     RETURN_IF_ERROR(scan.visit(collection, record));
+                   }
+                 }
+                 RETURN_IF_ERROR(session.Exec("CLOSE dsar_scan"));
+               }
+               return true;
+             })
+      .status();
+}
+
 absl::StatusOr<EraseResult> PostgresConnector::Erase(
     const std::vector<Identity>& identities) {
   std::string key;

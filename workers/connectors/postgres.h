@@ -58,15 +58,37 @@
 // but never the values the server quotes in its own message.
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "workers/connectors/connector.h"
+#include "workers/connectors/record_scan.h"
 #include "workers/connectors/store_probe.h"
 
 namespace dsar {
+
+// One query of PostgresConnector::ScanRecords: the rows of `collection`
+// that `where` selects, with the `columns` asked for.
+struct PostgresRowScan {
+  // Quotes a table or column name as an SQL identifier.
+  using Quote = std::function<std::string(const std::string& name)>;
+
+  const CollectionSpec* collection = nullptr;
+  // Builds the condition of the WHERE clause with the connector's `quote`;
+  // it appends literal values to `params` and writes them $1, $2 ... in
+  // the condition. Never splice a value into the SQL. Null: every row.
+  std::function<std::string(const Quote& quote,
+                            std::vector<std::string>* params)>
+      where;
+  // Columns handed to `visit`, as text, in this order; empty: every
+  // column of the table. NOT_FOUND for a column the table lacks.
+  std::vector<std::string> columns;
+  // Receives each selected row.
+  RecordVisitor visit;
+};
 
 class PostgresConnector : public Connector {
  public:
@@ -105,6 +127,20 @@ class PostgresConnector : public Connector {
   // (SELECT col::text ... LIMIT n, never the whole table). Read-only. A
   // table the schema lacks has exists = false.
   absl::StatusOr<std::map<std::string, CollectionShape>> Probe(int sample_rows);
+
+  // For the audit scans (record_scan.h): runs `scans` in order in one
+  // REPEATABLE READ READ ONLY transaction (one snapshot for all of them),
+  // handing each selected row to the scan's `visit`. Rows are read through a
+  // server-side cursor, kScanFetchRows at a time, so a table is never held
+  // in memory. When `table_rows` is given, it receives for each scan the
+  // number of rows of its table in the same snapshot. Returns `visit`'s
+  // first error; errors as the connector's (NOT_FOUND for a missing table
+  // or column); CANCELLED once the cancel flag is set.
+  absl::Status ScanRecords(const std::vector<PostgresRowScan>& scans,
+                           std::vector<int64_t>* table_rows = nullptr);
+
+  // Rows per FETCH of ScanRecords' cursor.
+  static constexpr int kScanFetchRows = 1000;
 
  private:
   const StoreSpec store_;

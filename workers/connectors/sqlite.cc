@@ -813,6 +813,49 @@ absl::StatusOr<std::map<std::string, CollectionShape>> SqliteConnector::Probe(
   return shapes;
 }
 
+absl::Status SqliteConnector::ScanRecords(const RecordVisitor& visit) {
+  ASSIGN_OR_RETURN(Session session,
+                   Session::Open(store_, /*read_only=*/true, cancel_));
+  // A deferred read transaction: its snapshot starts at the first read and
+  // serves every table.
+  RETURN_IF_ERROR(session.Exec("BEGIN"));
+  for (const CollectionSpec& collection : store_.collections) {
+    std::string key = collection.record_key.empty()
+                          ? std::string("rowid")
+                          : QuoteIdentifier(collection.record_key);
+    std::string sql = absl::StrCat("SELECT ", key, ", * FROM ",
+                                   QuoteIdentifier(collection.name));
+    ASSIGN_OR_RETURN(Statement statement, session.Prepare(sql));
+    sqlite3_stmt* stmt = statement.get();
+    const int column_count = sqlite3_column_count(stmt);
+    ScannedRecord record;
+    for (int i = 1; i < column_count; ++i) {
+      record.fields.push_back({sqlite3_column_name(stmt, i), std::nullopt});
+    }
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      const unsigned char* key_text = sqlite3_column_text(stmt, 0);
+      record.key = key_text == nullptr
+                       ? std::string()
+                       : std::string(reinterpret_cast<const char*>(key_text),
+                                     sqlite3_column_bytes(stmt, 0));
+      for (int i = 1; i < column_count; ++i) {
+        ScannedField& field = record.fields[i - 1];
+        const unsigned char* text = sqlite3_column_text(stmt, i);
+        if (text == nullptr) {
+          field.value.reset();
+        } else {
+          field.value = std::string_view(reinterpret_cast<const char*>(text),
+                                         sqlite3_column_bytes(stmt, i));
+        }
+      }
+      RETURN_IF_ERROR(visit(collection, record));
+    }
+    if (rc != SQLITE_DONE) return session.Error(rc, sql);
+  }
+  return session.Exec("COMMIT");
+}
+
 absl::StatusOr<EraseResult> SqliteConnector::Erase(
     const std::vector<Identity>& identities) {
   std::string key;

@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "workers/connectors/connector.h"
+#include "workers/connectors/record_scan.h"
 #include "workers/connectors/store_probe.h"
 
 namespace dsar {
@@ -88,6 +89,16 @@ class SqliteConnector : public Connector {
   // a missing database is UNAVAILABLE, never created. A table the database
   // lacks has exists = false.
   absl::StatusOr<std::map<std::string, CollectionShape>> Probe(int sample_rows);
+
+  // For the audit scans (record_scan.h): hands every row of every table,
+  // in inventory order, to `visit`, stepping row by row (sqlite3_step;
+  // never a table in memory) inside one read transaction, so every table
+  // is read from one snapshot (WAL), or writers wait until the scan ends
+  // (rollback journal). Values as text (sqlite3_column_text), NULL as
+  // nullopt. Read-only. Returns `visit`'s first error; a missing table is
+  // NOT_FOUND (a WITHOUT ROWID table needs a record_key). CANCELLED once
+  // the cancel flag is set.
+  absl::Status ScanRecords(const RecordVisitor& visit);
 
  private:
   const StoreSpec store_;
