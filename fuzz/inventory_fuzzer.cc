@@ -38,6 +38,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (const auto& [field, category] : collection.pii_fields) {
         (void)dsar::FieldTypeOf(collection, field);
       }
+      // What the audit scans rely on (docs/audit-scan.md): statuses stored
+      // lowercase, none both opted out and restricted, a status field of
+      // its own.
+      if (collection.privacy_status.has_value()) {
+        const dsar::PrivacyStatusSpec& status = *collection.privacy_status;
+        FUZZ_CHECK(!status.field.empty() && !status.opted_out.empty(),
+                   collection.name);
+        FUZZ_CHECK(collection.pii_fields.count(status.field) == 0,
+                   status.field);
+        for (const std::string& value : status.opted_out) {
+          FUZZ_CHECK(status.restricted.count(value) == 0, value);
+          for (char c : value) FUZZ_CHECK(c < 'A' || c > 'Z', value);
+        }
+      }
+      FUZZ_CHECK(collection.pii_fields.count(collection.record_key) == 0,
+                 collection.record_key);
     }
     for (const std::string& other : store.identities_from) {
       FUZZ_CHECK(inventory->Find(other) != nullptr, other);
