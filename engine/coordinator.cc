@@ -506,6 +506,7 @@ void Coordinator::Mutate(
   v1::RequestStatus before = live.record.request().status();
   fn(interpreter, &live.record);
   AppendEvents(txn, live, std::move(drafts));
+  RecordAuditReport(txn, live, before);
   NotifyStatusChange(txn, live, before);
   if (before != v1::COMPLETED &&
       live.record.request().status() == v1::COMPLETED) {

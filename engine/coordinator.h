@@ -27,6 +27,7 @@
 #include "absl/random/random.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "audit_scan/report.h"
 #include "common/clock.h"
 #include "dsar/internal/records.pb.h"
 #include "dsar/v1/admin.pb.h"
@@ -274,6 +275,14 @@ class Coordinator {
   absl::StatusOr<v1::ProcessorRequestStatus> CancelProcessorRequest(
       const v1::ProcessorRequestRef& ref, const std::string& actor);
 
+  // Audit scans (engine/coordinator_audit_scan.cc,
+  // docs/audit-scan-runs.md): starts a run (a request of type AUDIT_SCAN
+  // over every store a scan reaches), FAILED_PRECONDITION while one runs;
+  // the report of a run, assembled from its stores' findings.
+  absl::StatusOr<v1::Request> RunAuditScan(const std::string& actor);
+  absl::StatusOr<v1::GetAuditReportResponse> GetAuditReport(
+      const v1::GetAuditReportRequest& request) const;
+
   // True once per recorded callback of `task_id`, for the Heartbeat answer.
   // Not durable: a restarted dsard forgets hints, and the worker's polling
   // carries on. Any thread.
@@ -471,6 +480,13 @@ class Coordinator {
   absl::StatusOr<v1::Request> CreateInLoop(
       Txn& txn, const v1::CreateRequestRequest& request,
       const std::string& actor, const v1::OpenDsrOrigin* origin, bool* created);
+  // Appends the audit_report event (the findings' digest) when an audit
+  // scan run has just ended.
+  void RecordAuditReport(Txn& txn, LiveRequest& live, v1::RequestStatus before);
+  // The report of the run `record` from its stores' findings (read and
+  // checked against the digests its tasks reported). Any thread.
+  absl::StatusOr<AuditReport> AssembleAuditReport(
+      const internal::RequestRecord& record) const;
   // Queues a signed OpenDSR callback per status_callback_url when the
   // request's OpenDSR status differs from the one `before` reads as.
   void QueueOpenDsrCallbacks(Txn& txn, const LiveRequest& live,

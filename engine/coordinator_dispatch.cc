@@ -403,10 +403,15 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& request) {
            const State* task_state = map_state->iterator->Find(item.state());
            std::string artifact_path;
            int64_t artifact_size = 0;
-           if (OperationOf(*task_state) == TaskOperation::kExport) {
+           // An export's records, or a scan's findings: an artifact.
+           const std::optional<TaskOperation> operation =
+               OperationOf(*task_state);
+           if (operation == TaskOperation::kExport ||
+               operation == TaskOperation::kScan) {
              if (request.artifact_sha256().empty()) {
                return absl::InvalidArgumentError(
-                   "artifact_sha256: required for an export (upload it first)");
+                   "artifact_sha256: required for an export or a scan "
+                   "(upload it first)");
              }
              artifact_path = ArtifactPath(live->record.request().id(), map,
                                           item_index, request.attempt());

@@ -121,6 +121,8 @@ void Coordinator::QueueNotification(Txn& txn, const LiveRequest& live,
                                     const std::string& kind,
                                     const nlohmann::json& extra) {
   const v1::Request& request = live.record.request();
+  // An audit scan has no subject to tell; its report is asked for.
+  if (request.type() == v1::AUDIT_SCAN) return;
   internal::Notification notification;
   notification.set_id(absl::StrCat(
       request.id(), "/", live.record.next_event_sequence(), "/", kind));

@@ -262,6 +262,18 @@ grpc::Status AdminServiceImpl::Purge(grpc::ServerContext* context,
   return Answer(coordinator_->Purge(*request, ActorOf(*context)), response);
 }
 
+grpc::Status AdminServiceImpl::RunAuditScan(grpc::ServerContext* context,
+                                            const v1::RunAuditScanRequest*,
+                                            v1::Request* response) {
+  return Answer(coordinator_->RunAuditScan(ActorOf(*context)), response);
+}
+
+grpc::Status AdminServiceImpl::GetAuditReport(
+    grpc::ServerContext*, const v1::GetAuditReportRequest* request,
+    v1::GetAuditReportResponse* response) {
+  return Answer(coordinator_->GetAuditReport(*request), response);
+}
+
 grpc::Status AdminServiceImpl::RotateKeys(grpc::ServerContext* context,
                                           const v1::RotateKeysRequest* request,
                                           v1::RotateKeysResponse* response) {

@@ -120,6 +120,12 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   grpc::Status Purge(grpc::ServerContext* context,
                      const v1::PurgeRequest* request,
                      v1::PurgeResponse* response) override;
+  grpc::Status RunAuditScan(grpc::ServerContext* context,
+                            const v1::RunAuditScanRequest* request,
+                            v1::Request* response) override;
+  grpc::Status GetAuditReport(grpc::ServerContext* context,
+                              const v1::GetAuditReportRequest* request,
+                              v1::GetAuditReportResponse* response) override;
   grpc::Status RotateKeys(grpc::ServerContext* context,
                           const v1::RotateKeysRequest* request,
                           v1::RotateKeysResponse* response) override;

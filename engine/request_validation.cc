@@ -117,6 +117,11 @@ absl::Status ValidateCreateRequest(const v1::CreateRequestRequest& request,
       break;
     case v1::REQUEST_TYPE_UNSPECIFIED:
       return Invalid("type", "required (ACCESS, PORTABILITY, ERASURE, ...)");
+    case v1::AUDIT_SCAN:
+      return Invalid("type",
+                     "AUDIT_SCAN is not a data subject's request: dsard's "
+                     "schedule starts audit scans, or `dsarctl audit-scan "
+                     "run` (AuditScanService.RunAuditScan)");
     default:
       return Invalid("type", absl::StrCat("unknown request type ",
                                           static_cast<int>(request.type())));

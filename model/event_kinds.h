@@ -81,6 +81,11 @@ inline constexpr char kEventProcessorStatus[] = "processor_status";
 // failed one), attempt; detail: group= stores= (those run again).
 inline constexpr char kEventGroupRestarted[] = "group_restarted";
 
+// An audit scan run ended (COMPLETED or NEEDS_ATTENTION): detail
+// "digest=<hex> stores_scanned=<n> records_scanned=<n>"
+// (docs/audit-scan-runs.md).
+inline constexpr char kEventAuditReport[] = "audit_report";
+
 // Retention (docs/retention.md), on a closed request. actor: the operator
 // who ran the purge, "dsard:purge" for the daily run, empty when caused by
 // an erasure; detail: why (the retention and since when, or the erasure).

@@ -19,6 +19,8 @@ std::string_view TaskOperationName(TaskOperation operation) {
       return "restrict";
     case TaskOperation::kObject:
       return "object";
+    case TaskOperation::kScan:
+      return "scan";
   }
   return "";  // Not reached: the switch names every operation.
 }

@@ -23,16 +23,20 @@ enum class TaskOperation {
   kRectify,   // "rectify": apply the request's field corrections.
   kRestrict,  // "restrict": set the store's restriction flag.
   kObject,    // "object": set the store's objection flag.
+  // "scan": the store's audit scan for privacy signals (audit_scan/), its
+  // findings uploaded as an artifact; no subject.
+  kScan,
 };
 
 // Every operation, in declaration order.
 inline constexpr TaskOperation kAllTaskOperations[] = {
     TaskOperation::kExport,  TaskOperation::kDiscover, TaskOperation::kErase,
     TaskOperation::kRectify, TaskOperation::kRestrict, TaskOperation::kObject,
+    TaskOperation::kScan,
 };
 
-// The wire name: "export", "discover", "erase", "rectify", "restrict" or
-// "object".
+// The wire name: "export", "discover", "erase", "rectify", "restrict",
+// "object" or "scan".
 std::string_view TaskOperationName(TaskOperation operation);
 
 // The operation named `name` (exactly, case-sensitive); nullopt for any

@@ -34,7 +34,7 @@ TEST(TaskOperation, UnknownNamesDoNotParse) {
 
 TEST(TaskOperation, KnownNamesListEveryOperation) {
   EXPECT_EQ(KnownTaskOperationNames(),
-            "export, discover, erase, rectify, restrict, object");
+            "export, discover, erase, rectify, restrict, object, scan");
 }
 
 TEST(TaskOperation, WorkerResourcesMapToOperations) {

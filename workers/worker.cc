@@ -1,12 +1,19 @@
 #include "workers/worker.h"
 
 #include <grpcpp/grpcpp.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <cstdio>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "audit_scan/report.h"
+#include "audit_scan/store_scan.h"
+#include "audit_scan/subject_reference.h"
 #include "common/admin_server.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
@@ -15,6 +22,7 @@
 #include "model/identity.h"
 #include "model/task_operation.h"
 #include "model/worker_protocol.h"
+#include "workers/connectors/masking.h"
 
 namespace dsar {
 namespace {
@@ -423,6 +431,25 @@ absl::Status CheckNoResidue(const std::string& store, Connector& connector,
       kErrorResidue);
 }
 
+// The referencer of audit findings: keyed by the inventory's
+// masking_key_file through HMAC-SHA256 with a label of its own, so that a
+// subject reference is neither the hash a mask writes nor computable
+// without that key. FAILED_PRECONDITION without the key.
+absl::StatusOr<std::unique_ptr<SubjectReferencer>> AuditReferencer(
+    const StoreSpec& store) {
+  ASSIGN_OR_RETURN(std::string masking_key, ReadMaskingKey(store));
+  static constexpr char kLabel[] = "dsar audit subject reference v1";
+  unsigned char derived[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  HMAC(EVP_sha256(), masking_key.data(), static_cast<int>(masking_key.size()),
+       reinterpret_cast<const unsigned char*>(kLabel), sizeof(kLabel) - 1,
+       derived, &size);
+  OPENSSL_cleanse(masking_key.data(), masking_key.size());
+  std::string key(reinterpret_cast<const char*>(derived), size);
+  OPENSSL_cleanse(derived, sizeof(derived));
+  return SubjectReferencer::Create(std::move(key));
+}
+
 }  // namespace
 
 absl::Status Worker::RunOperation(const v1::Task& task, InFlight& flight,
@@ -510,6 +537,37 @@ absl::Status Worker::RunOperation(const v1::Task& task, InFlight& flight,
       ASSIGN_OR_RETURN(
           result.record_count,
           connector->second->SetProcessingFlag(identities, "objection"));
+      break;
+    }
+    case TaskOperation::kScan: {
+      // The store's audit scan (docs/audit-scan-runs.md): its findings,
+      // as a one-store report, are the task's artifact.
+      const StoreSpec* spec = inventory_->Find(task.store());
+      if (spec == nullptr) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("store ", task.store(), " is not in the inventory"));
+      }
+      ASSIGN_OR_RETURN(std::unique_ptr<SubjectReferencer> referencer,
+                       AuditReferencer(*spec));
+      ScanOptions options;
+      options.referencer = referencer.get();
+      options.cancel = &stopping_;
+      ASSIGN_OR_RETURN(StoreScanResult scanned, ScanStore(*spec, options));
+      const std::string findings =
+          AuditReportToJson(BuildAuditReport(absl::Now(), {scanned}, {}))
+              .dump();
+      ASSIGN_OR_RETURN(
+          v1::UploadArtifactResponse uploaded,
+          ExportAndUpload(
+              task,
+              [&](ByteSink& sink) -> absl::StatusOr<ConnectorResult> {
+                RETURN_IF_ERROR(sink.Write(findings));
+                ConnectorResult scan;
+                scan.record_count = scanned.records_scanned();
+                return scan;
+              },
+              &result));
+      complete->set_artifact_sha256(uploaded.sha256());
       break;
     }
   }

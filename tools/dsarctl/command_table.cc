@@ -257,6 +257,29 @@ std::vector<CommandSpec> BuildCommands() {
        {"dsarctl purge --dry-run", "dsarctl purge"},
        {Bool("dry-run", "show what is due and why; remove nothing")},
        RunPurge});
+  add({"audit-scan run",
+       "",
+       "Scan every store for privacy signals now.",
+       "An audit scan (docs/audit-scan-runs.md) reads every SQLite, "
+       "JSON-lines and PostgreSQL store once, streaming, and reports "
+       "OPT_OUT_VIOLATION, DATA_RENAME_DETECTION and UNDECLARED_PII_FIELD "
+       "by store, field and record, never the values. Prints the run's id; "
+       "one run at a time.",
+       {"dsarctl audit-scan run"},
+       {},
+       RunAuditScanRun});
+  add({"audit-scan report",
+       "[RUN]",
+       "The report of an audit scan run (default: the latest completed).",
+       "Signals with severity, store, collection, field (and JSON path), "
+       "record and an opaque subject reference; the compliance status and "
+       "the digest the audit log holds. With --diff previous: what is new "
+       "and what was resolved since the run before.",
+       {"dsarctl audit-scan report",
+        "dsarctl audit-scan report --diff previous",
+        "dsarctl audit-scan report dsr_01HZX... -o json"},
+       {Value("diff", "previous", "compare with the run completed before")},
+       RunAuditScanReport});
   add({"keys rotate",
        "",
        "Make a new key-encryption key active.",

@@ -63,6 +63,8 @@ int RunDownload(const Options& options);         // delivery_commands.cc
 int RunRevokeDownloads(const Options& options);  // delivery_commands.cc
 int RunPurge(const Options& options);            // retention_commands.cc
 int RunKeysRotate(const Options& options);       // retention_commands.cc
+int RunAuditScanRun(const Options& options);     // audit_scan_commands.cc
+int RunAuditScanReport(const Options& options);  // audit_scan_commands.cc
 int RunWorkList(const Options& options);         // work_item_commands.cc
 int RunWorkComplete(const Options& options);     // work_item_commands.cc
 int RunWorkFail(const Options& options);         // work_item_commands.cc

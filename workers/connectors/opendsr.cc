@@ -75,6 +75,8 @@ std::string OpenDsrType(const OpenDsrTask& task) {
       return "objection";
     case TaskOperation::kDiscover:
       return task.request_right;
+    case TaskOperation::kScan:
+      return "";  // Never asked: an audit scan reaches only our own stores.
   }
   return "";
 }
