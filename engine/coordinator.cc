@@ -109,6 +109,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   RETURN_IF_ERROR(coordinator->Recover());
   RETURN_IF_ERROR(coordinator->StartNotifier());
   coordinator->SchedulePurge(coordinator->started_ms_);
+  RETURN_IF_ERROR(coordinator->ScheduleAuditScans());
   coordinator->checkpointed_size_ = coordinator->audit_->AppendedSize();
   coordinator->last_checkpoint_ms_ = coordinator->started_ms_;
   coordinator->PublishSnapshot();
@@ -591,6 +592,10 @@ void Coordinator::FireDueTimers(Txn& txn) {
     timer_keys_.erase(absl::StrCat(static_cast<int>(timer.kind), "/",
                                    timer.request_id, "/", timer.map, "/",
                                    timer.item, "/", timer.due_ms));
+    if (timer.kind == TimerKind::kAuditScan) {
+      StartScheduledAuditScan(txn);
+      continue;
+    }
     if (timer.kind == TimerKind::kPurge) {
       v1::PurgeResponse purged = PurgeInLoop(txn, false, "dsard:purge");
       LogInfo(absl::StrCat("purge: ", purged.items_size(), " removed of ",
@@ -675,6 +680,7 @@ void Coordinator::FireDueTimers(Txn& txn) {
         if (current_map) CheckUnserved(txn, live, timer.map, timer.item);
         break;
       case TimerKind::kPurge:
+      case TimerKind::kAuditScan:
         break;  // Fired above: it belongs to no request.
     }
   }

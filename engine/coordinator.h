@@ -35,6 +35,7 @@
 #include "dsar/v1/requests.pb.h"
 #include "dsar/v1/worker.pb.h"
 #include "engine/bundle_reader.h"
+#include "engine/cron_schedule.h"
 #include "engine/download_url.h"
 #include "engine/engine_metrics.h"
 #include "engine/interpreter.h"
@@ -129,6 +130,10 @@ class Coordinator {
     absl::Duration record_retention = absl::Hours(3 * 365 * 24);
     absl::Duration purge_interval = absl::Hours(24);
     int purge_batch_limit = 10000;
+
+    // Audit scans (docs/audit-scan-runs.md): a cron expression in UTC
+    // (engine/cron_schedule.h), e.g. "0 1 * * *"; empty: only on demand.
+    std::string audit_scan_schedule;
 
     // How long a signed download URL works (engine/coordinator_delivery.cc).
     absl::Duration download_url_ttl = absl::Hours(1);
@@ -362,7 +367,8 @@ class Coordinator {
     kRequest,
     kDeadline,
     kUnserved,
-    kPurge
+    kPurge,
+    kAuditScan
   };
   struct Timer {
     int64_t due_ms;
@@ -480,6 +486,20 @@ class Coordinator {
   absl::StatusOr<v1::Request> CreateInLoop(
       Txn& txn, const v1::CreateRequestRequest& request,
       const std::string& actor, const v1::OpenDsrOrigin* origin, bool* created);
+  // The AUDIT_SCAN request over every store a scan reaches;
+  // FAILED_PRECONDITION when none does or the inventory has no masking key.
+  absl::StatusOr<v1::CreateRequestRequest> AuditScanRequest() const;
+  // FAILED_PRECONDITION naming the audit scan that has not ended, if any.
+  // REQUIRES: commit loop thread.
+  absl::Status CheckNoAuditScanRunning() const;
+  // Reads options.audit_scan_schedule and sets the first timer: now, when
+  // the last due time passed without a run (dsard was down), else the next
+  // due time. Before the loop starts.
+  absl::Status ScheduleAuditScans();
+  void ScheduleNextAuditScan(int64_t after_ms);
+  // The timer fired: schedules the next and starts a run unless one is
+  // going (skipped, logged). REQUIRES: commit loop thread.
+  void StartScheduledAuditScan(Txn& txn);
   // Appends the audit_report event (the findings' digest) when an audit
   // scan run has just ended.
   void RecordAuditReport(Txn& txn, LiveRequest& live, v1::RequestStatus before);
@@ -637,9 +657,10 @@ class Coordinator {
       processor_status_hints_;  // GUARDED_BY(hints_mu_)
   std::mutex bundler_mu_;
   std::condition_variable bundler_wake_;
-  std::deque<BuiltinJob> bundler_queue_;     // GUARDED_BY(bundler_mu_)
-  bool bundler_stopping_ = false;            // GUARDED_BY(bundler_mu_)
-  std::atomic<bool> bundler_cancel_{false};  // Stops a bundle being written.
+  std::optional<CronSchedule> audit_schedule_;  // Set by ScheduleAuditScans.
+  std::deque<BuiltinJob> bundler_queue_;        // GUARDED_BY(bundler_mu_)
+  bool bundler_stopping_ = false;               // GUARDED_BY(bundler_mu_)
+  std::atomic<bool> bundler_cancel_{false};     // Stops a bundle being written.
 
   std::thread loop_thread_;
   std::thread bundler_thread_;

@@ -13,10 +13,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "audit_scan/report.h"
+#include "common/log.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "engine/coordinator.h"
 #include "engine/coordinator_internal.h"
+#include "engine/cron_schedule.h"
 #include "model/event_kinds.h"
 #include "nlohmann/json.hpp"
 #include "storage/encrypted_file.h"
@@ -94,8 +96,7 @@ void Coordinator::RecordAuditReport(Txn& txn, LiveRequest& live,
   AppendEvents(txn, live, {report});
 }
 
-absl::StatusOr<v1::Request> Coordinator::RunAuditScan(
-    const std::string& actor) {
+absl::StatusOr<v1::CreateRequestRequest> Coordinator::AuditScanRequest() const {
   v1::CreateRequestRequest create;
   create.set_type(v1::AUDIT_SCAN);
   for (const StoreSpec& store : options_.inventory->stores()) {
@@ -115,20 +116,91 @@ absl::StatusOr<v1::Request> Coordinator::RunAuditScan(
   }
   // Not a subject's request: nothing to verify.
   create.mutable_verified()->set_method("not_a_subject_request");
+  return create;
+}
+
+absl::Status Coordinator::CheckNoAuditScanRunning() const {
+  for (const auto& [id, live] : live_) {
+    const v1::Request& request = live.record.request();
+    if (request.type() == v1::AUDIT_SCAN && !Finished(request.status())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("audit scan ", id, " is still running (",
+                       v1::RequestStatus_Name(request.status()), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Request> Coordinator::RunAuditScan(
+    const std::string& actor) {
+  ASSIGN_OR_RETURN(v1::CreateRequestRequest create, AuditScanRequest());
   RETURN_IF_ERROR(CheckRoomForNewWork("audit scan refused"));
   return RunInLoop<v1::Request>(
       [this, create, actor](Txn& txn) -> absl::StatusOr<v1::Request> {
-        for (const auto& [id, live] : live_) {
-          const v1::Request& request = live.record.request();
-          if (request.type() == v1::AUDIT_SCAN && !Finished(request.status())) {
-            return absl::FailedPreconditionError(
-                absl::StrCat("audit scan ", id, " is still running (",
-                             v1::RequestStatus_Name(request.status()), ")"));
-          }
-        }
+        RETURN_IF_ERROR(CheckNoAuditScanRunning());
         return CreateInLoop(txn, create, actor, /*origin=*/nullptr,
                             /*created=*/nullptr);
       });
+}
+
+absl::Status Coordinator::ScheduleAuditScans() {
+  if (options_.audit_scan_schedule.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(CronSchedule schedule,
+                   CronSchedule::Parse(options_.audit_scan_schedule));
+  audit_schedule_.emplace(std::move(schedule));
+  // A run the schedule called for while dsard was down runs once, now.
+  int64_t newest_ms = -1;
+  RequestFilter filter;
+  filter.type = v1::AUDIT_SCAN;
+  std::string token;
+  do {
+    std::vector<internal::RequestRecord> page;
+    std::string next;
+    RETURN_IF_ERROR(store_->ListRequests(filter, 1000, token, &page, &next));
+    for (const internal::RequestRecord& record : page) {
+      newest_ms = std::max<int64_t>(
+          newest_ms, record.request().created_at().seconds() * 1000 +
+                         record.request().created_at().nanos() / 1000000);
+    }
+    token = next;
+  } while (!token.empty());
+  absl::Time last_due =
+      audit_schedule_->LastAtOrBefore(absl::FromUnixMillis(started_ms_));
+  // (A first start waits for the first due time: nothing was missed.)
+  if (newest_ms >= 0 && last_due != absl::InfinitePast() &&
+      absl::ToUnixMillis(last_due) > newest_ms) {
+    PushTimer({started_ms_, TimerKind::kAuditScan, "", 0, 0});
+    LogInfo(absl::StrCat(
+        "audit scan: the run due at ",
+        absl::FormatTime(absl::RFC3339_sec, last_due, absl::UTCTimeZone()),
+        " did not happen; running it now"));
+    return absl::OkStatus();
+  }
+  ScheduleNextAuditScan(started_ms_);
+  return absl::OkStatus();
+}
+
+void Coordinator::ScheduleNextAuditScan(int64_t after_ms) {
+  if (!audit_schedule_) return;
+  absl::Time next = audit_schedule_->NextAfter(absl::FromUnixMillis(after_ms));
+  if (next == absl::InfiniteFuture()) return;
+  PushTimer({absl::ToUnixMillis(next), TimerKind::kAuditScan, "", 0, 0});
+}
+
+void Coordinator::StartScheduledAuditScan(Txn& txn) {
+  ScheduleNextAuditScan(txn.now_ms);
+  absl::StatusOr<v1::CreateRequestRequest> create = AuditScanRequest();
+  absl::Status status = create.status();
+  if (status.ok()) status = CheckNoAuditScanRunning();
+  if (status.ok()) {
+    status = CreateInLoop(txn, *create, "dsard:schedule", /*origin=*/nullptr,
+                          /*created=*/nullptr)
+                 .status();
+  }
+  if (!status.ok()) {
+    LogWarning(absl::StrCat("audit scan: the scheduled run did not start: ",
+                            status.message()));
+  }
 }
 
 absl::StatusOr<AuditReport> Coordinator::AssembleAuditReport(

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -2810,6 +2811,87 @@ TEST_F(CoordinatorTest, HeartbeatRefusalSaysWhenTheRequestEnded) {
   auto payload = ended.GetPayload(Coordinator::kRequestEndedPayload);
   ASSERT_TRUE(payload.has_value());
   EXPECT_EQ(std::string(*payload), "CANCELLED");
+}
+
+// Scheduled audit scans (docs/audit-scan-runs.md) on the engine's clock:
+// a run starts at the cron time and not before; after downtime the missed
+// run starts once at start-up, and only once.
+class AuditScheduleTest : public CoordinatorTest {
+ protected:
+  void StartScheduled() {
+    std::ofstream(dir_ + "/masking.key") << std::string(40, 'k');
+    absl::StatusOr<Inventory> inventory = Inventory::Parse(
+        absl::StrCat("masking_key_file: masking.key\n", kInventoryYaml), dir_);
+    ASSERT_TRUE(inventory.ok()) << inventory.status();
+    inventory_ = std::make_shared<const Inventory>(std::move(*inventory));
+    ASSERT_NO_FATAL_FAILURE(StartWith([this](Coordinator::Options& o) {
+      o.clock = &clock_;
+      o.audit_scan_schedule = "0 1 * * *";
+    }));
+  }
+
+  std::vector<v1::Request> Runs() {
+    v1::ListRequestsRequest list;
+    list.set_type(v1::AUDIT_SCAN);
+    absl::StatusOr<v1::ListRequestsResponse> runs =
+        coordinator_->ListRequests(list);
+    EXPECT_TRUE(runs.ok()) << runs.status();
+    return runs.ok() ? std::vector<v1::Request>(runs->requests().begin(),
+                                                runs->requests().end())
+                     : std::vector<v1::Request>();
+  }
+
+  static int64_t At(const std::string& rfc3339) {
+    absl::Time time;
+    std::string error;
+    EXPECT_TRUE(absl::ParseTime(absl::RFC3339_full, rfc3339, &time, &error));
+    return absl::ToUnixMillis(time);
+  }
+
+  FakeClock clock_{At("2026-11-30T00:30:00Z")};
+};
+
+TEST_F(AuditScheduleTest, ARunStartsAtItsTimeAndAMissedOneOnceAtStart) {
+  ASSERT_NO_FATAL_FAILURE(StartScheduled());
+  EXPECT_THAT(Runs(), IsEmpty()) << "a first start has missed nothing";
+  clock_.Set(At("2026-11-30T00:59:59Z"));
+  ASSERT_TRUE(coordinator_->ListWorkers().ok());  // Wakes the loop.
+  EXPECT_THAT(Runs(), IsEmpty());
+  clock_.Set(At("2026-11-30T01:00:00Z"));
+  ASSERT_TRUE(coordinator_->ListWorkers().ok());
+  std::vector<v1::Request> runs = Runs();
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].stores_size(), 3);
+  std::vector<v1::Event> events = AllEvents(runs[0].id());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.front().actor(), "dsard:schedule");
+  // One run at a time: the manual one is refused while it has not ended.
+  absl::StatusOr<v1::Request> manual = coordinator_->RunAuditScan("op");
+  EXPECT_EQ(manual.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(manual.status().message(), HasSubstr(runs[0].id()));
+  v1::CancelRequestRequest cancel;
+  cancel.set_id(runs[0].id());
+  cancel.set_reason("test");
+  ASSERT_TRUE(coordinator_->CancelRequest(cancel).ok());
+
+  // Down over the next day's 01:00: the missed run starts at start-up.
+  coordinator_.reset();
+  clock_.Set(At("2026-12-01T03:00:00Z"));
+  ASSERT_NO_FATAL_FAILURE(Start());
+  ASSERT_TRUE(coordinator_->ListWorkers().ok());  // Its first turn.
+  EXPECT_EQ(Runs().size(), 2u);
+  ASSERT_TRUE(coordinator_
+                  ->CancelRequest([&] {
+                    v1::CancelRequestRequest c;
+                    c.set_id(Runs().back().id());
+                    c.set_reason("test");
+                    return c;
+                  }())
+                  .ok());
+  // Restarted again before the next due time: nothing was missed.
+  ASSERT_NO_FATAL_FAILURE(Start());
+  ASSERT_TRUE(coordinator_->ListWorkers().ok());
+  EXPECT_EQ(Runs().size(), 2u);
 }
 
 }  // namespace

@@ -83,6 +83,11 @@ ABSL_FLAG(absl::Duration, bundle_retention, absl::Hours(30 * 24),
 ABSL_FLAG(absl::Duration, record_retention, absl::Hours(3 * 365 * 24),
           "Destroy a closed request's personal data (its data key) this long "
           "after it closed; the other facts and the audit log stay.");
+ABSL_FLAG(std::string, audit_scan_schedule, "",
+          "When dsard scans the stores for privacy signals: a cron "
+          "expression in UTC, e.g. \"0 1 * * *\" (seed 002's daily 01:00); "
+          "empty: only when asked (dsarctl audit-scan run). A run missed "
+          "while dsard was down runs once at start.");
 ABSL_FLAG(absl::Duration, purge_interval, absl::Hours(24),
           "Run the retention purge this often; 0: only when asked "
           "(dsarctl purge).");
@@ -270,6 +275,7 @@ int main(int argc, char** argv) {
   options.bundle_retention = absl::GetFlag(FLAGS_bundle_retention);
   options.record_retention = absl::GetFlag(FLAGS_record_retention);
   options.purge_interval = absl::GetFlag(FLAGS_purge_interval);
+  options.audit_scan_schedule = absl::GetFlag(FLAGS_audit_scan_schedule);
   for (const auto& [name, value] :
        {std::pair<const char*, absl::Duration>{"bundle_retention",
                                                options.bundle_retention},
