@@ -134,6 +134,9 @@ class Coordinator {
     // Audit scans (docs/audit-scan-runs.md): a cron expression in UTC
     // (engine/cron_schedule.h), e.g. "0 1 * * *"; empty: only on demand.
     std::string audit_scan_schedule;
+    // A run's report (its findings) is destroyed this long after the run
+    // ended, by the purge; the destruction is an event on the run.
+    absl::Duration audit_report_retention = absl::Hours(90 * 24);
 
     // How long a signed download URL works (engine/coordinator_delivery.cc).
     absl::Duration download_url_ttl = absl::Hours(1);

@@ -206,6 +206,12 @@ void Coordinator::StartScheduledAuditScan(Txn& txn) {
 absl::StatusOr<AuditReport> Coordinator::AssembleAuditReport(
     const internal::RequestRecord& record) const {
   const v1::Request& run = record.request();
+  if (run.has_personal_data_destroyed_at()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the report of audit scan ", run.id(),
+                     " was purged (audit report "
+                     "retention; the purge is an event on the run)"));
+  }
   if (record.maps().empty()) return BuildAuditReport(absl::Now(), {}, {});
   ASSIGN_OR_RETURN(std::string key, RequestDataKey(run.id()));
   std::vector<StoreScanResult> results;
@@ -298,7 +304,10 @@ absl::StatusOr<v1::GetAuditReportResponse> Coordinator::GetAuditReport(
   if (request.diff_previous()) {
     for (int i = chosen - 1; i >= 0; --i) {
       const v1::Request& before = runs[i].request();
-      if (before.status() != v1::COMPLETED) continue;
+      if (before.status() != v1::COMPLETED ||
+          before.has_personal_data_destroyed_at()) {
+        continue;
+      }
       ASSIGN_OR_RETURN(AuditReport previous, AssembleAuditReport(runs[i]));
       AuditReportDiff diff = DiffAuditReports(previous, report);
       AuditReport added;

@@ -161,10 +161,12 @@ v1::PurgeResponse Coordinator::PurgeInLoop(Txn& txn, bool dry_run,
       absl::ToInt64Milliseconds(options_.bundle_retention);
   const int64_t record_ms =
       absl::ToInt64Milliseconds(options_.record_retention);
+  const int64_t report_ms =
+      absl::ToInt64Milliseconds(options_.audit_report_retention);
   std::vector<std::pair<int64_t, std::string>> closed;
-  absl::Status listed =
-      store_->ListClosed(txn.now_ms - std::min(bundle_ms, record_ms),
-                         options_.purge_batch_limit + 1, &closed);
+  absl::Status listed = store_->ListClosed(
+      txn.now_ms - std::min({bundle_ms, record_ms, report_ms}),
+      options_.purge_batch_limit + 1, &closed);
   if (!listed.ok()) {
     LogError(absl::StrCat("purge: ", listed.ToString()));
     return response;
@@ -198,6 +200,20 @@ v1::PurgeResponse Coordinator::PurgeInLoop(Txn& txn, bool dry_run,
         TimestampMillis(request->completed_at()) != closed_ms ||
         request->has_personal_data_destroyed_at()) {
       if (!dry_run) txn.batch.DropClosed(closed_ms, id);
+      continue;
+    }
+    if (request->type() == v1::AUDIT_SCAN) {
+      // An audit report lives its own span (seed 002: 90 days); its
+      // findings go with the run's data key.
+      if (closed_ms + report_ms > txn.now_ms) continue;
+      std::string reason =
+          absl::StrCat("audit report retention ",
+                       absl::FormatDuration(options_.audit_report_retention),
+                       " since ", Rfc3339Millis(closed_ms));
+      report(id, "audit_report", reason);
+      if (dry_run) continue;
+      absl::StatusOr<LiveRequest*> live = FindForEvents(txn, id);
+      if (live.ok()) DestroyPersonalData(txn, **live, reason, actor);
       continue;
     }
     if (closed_ms + record_ms <= txn.now_ms) {

@@ -2827,6 +2827,7 @@ class AuditScheduleTest : public CoordinatorTest {
     ASSERT_NO_FATAL_FAILURE(StartWith([this](Coordinator::Options& o) {
       o.clock = &clock_;
       o.audit_scan_schedule = "0 1 * * *";
+      o.purge_interval = absl::ZeroDuration();  // Purges when asked only.
     }));
   }
 
@@ -2892,6 +2893,44 @@ TEST_F(AuditScheduleTest, ARunStartsAtItsTimeAndAMissedOneOnceAtStart) {
   ASSERT_NO_FATAL_FAILURE(Start());
   ASSERT_TRUE(coordinator_->ListWorkers().ok());
   EXPECT_EQ(Runs().size(), 2u);
+}
+
+// A run's report lives 90 days: the purge destroys its findings with its
+// data key, audited on the run, and the report then answers that it is
+// gone. Other requests' retention is not shortened by it.
+TEST_F(AuditScheduleTest, AReportOlderThan90DaysIsPurged) {
+  ASSERT_NO_FATAL_FAILURE(StartScheduled());
+  absl::StatusOr<v1::Request> run = coordinator_->RunAuditScan("op");
+  ASSERT_TRUE(run.ok()) << run.status();
+  v1::CancelRequestRequest cancel;
+  cancel.set_id(run->id());
+  cancel.set_reason("ended for the test");
+  ASSERT_TRUE(coordinator_->CancelRequest(cancel).ok());
+  v1::Request other = Create(NewCreate(v1::ACCESS, {"c"}));
+
+  clock_.Advance(absl::ToInt64Milliseconds(absl::Hours(89 * 24)));
+  v1::PurgeRequest purge;
+  absl::StatusOr<v1::PurgeResponse> early = coordinator_->Purge(purge, "op");
+  ASSERT_TRUE(early.ok());
+  EXPECT_THAT(early->items(), IsEmpty());
+
+  clock_.Advance(absl::ToInt64Milliseconds(absl::Hours(24)));
+  absl::StatusOr<v1::PurgeResponse> purged = coordinator_->Purge(purge, "op");
+  ASSERT_TRUE(purged.ok());
+  ASSERT_EQ(purged->items_size(), 1) << purged->ShortDebugString();
+  EXPECT_EQ(purged->items(0).request_id(), run->id());
+  EXPECT_EQ(purged->items(0).what(), "audit_report");
+  std::vector<v1::Event> events = AllEvents(run->id());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().kind(), "personal_data_destroyed");
+  EXPECT_THAT(events.back().detail(), HasSubstr("audit report retention"));
+  v1::GetAuditReportRequest ask;
+  ask.set_id(run->id());
+  absl::StatusOr<v1::GetAuditReportResponse> report =
+      coordinator_->GetAuditReport(ask);
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(report.status().message(), HasSubstr("purged"));
+  EXPECT_FALSE(Get(other.id()).has_personal_data_destroyed_at());
 }
 
 }  // namespace

@@ -88,6 +88,9 @@ ABSL_FLAG(std::string, audit_scan_schedule, "",
           "expression in UTC, e.g. \"0 1 * * *\" (seed 002's daily 01:00); "
           "empty: only when asked (dsarctl audit-scan run). A run missed "
           "while dsard was down runs once at start.");
+ABSL_FLAG(absl::Duration, audit_report_retention, absl::Hours(90 * 24),
+          "How long an audit scan's report is kept after the run ended "
+          "(seed 002: 90 days); the purge then destroys it.");
 ABSL_FLAG(absl::Duration, purge_interval, absl::Hours(24),
           "Run the retention purge this often; 0: only when asked "
           "(dsarctl purge).");
@@ -276,6 +279,7 @@ int main(int argc, char** argv) {
   options.record_retention = absl::GetFlag(FLAGS_record_retention);
   options.purge_interval = absl::GetFlag(FLAGS_purge_interval);
   options.audit_scan_schedule = absl::GetFlag(FLAGS_audit_scan_schedule);
+  options.audit_report_retention = absl::GetFlag(FLAGS_audit_report_retention);
   for (const auto& [name, value] :
        {std::pair<const char*, absl::Duration>{"bundle_retention",
                                                options.bundle_retention},
