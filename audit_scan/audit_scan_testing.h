@@ -15,6 +15,7 @@
 #include "audit_scan/subject_reference.h"
 #include "gtest/gtest.h"
 #include "inventory/inventory.h"
+#include "tests/testing/sqlite_exec.h"
 
 namespace dsar::audit_testing {
 
@@ -53,9 +54,8 @@ std::vector<std::string> Summaries(const std::vector<Finding>& findings);
 
 std::unique_ptr<SubjectReferencer> TestReferencer();
 
-// Runs `sql` on the SQLite database at `path` (created if missing),
-// failing the test on an error.
-void ExecSqlite(const std::string& path, const std::string& sql);
+// Runs `sql` on the SQLite database at `path` (tests/testing/sqlite_exec.h).
+using ::dsar::testing::ExecSqlite;
 
 // Writes `text` to `path`, replacing it.
 void WriteFile(const std::string& path, const std::string& text);

@@ -22,6 +22,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/dsar_cluster.h"
 #include "tests/process_harness.h"
+#include "tests/testing/sqlite_exec.h"
 
 namespace dsar::testing {
 namespace {
@@ -29,16 +30,6 @@ namespace {
 using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-void RunSql(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
-      << (error != nullptr ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-}
 
 class AuditScanRunTest : public ::testing::Test {
  protected:
@@ -48,7 +39,7 @@ class AuditScanRunTest : public ::testing::Test {
     users_db_ = dir_.Join("users.db");
     // Seed 002's shape: user 2 opted out but keeps an email; user 3 hides a
     // phone in a JSON string in metadata; user 1 is clean.
-    ASSERT_NO_FATAL_FAILURE(RunSql(
+    ASSERT_NO_FATAL_FAILURE(ExecSqlite(
         users_db_,
         "CREATE TABLE users (user_id INTEGER PRIMARY KEY, email TEXT, "
         "full_name TEXT, privacy_status TEXT, metadata TEXT);"
@@ -220,7 +211,7 @@ TEST_F(AuditScanRunTest, ASecondRunShowsWhatWasFixedAndWhatIsNew) {
   v1::Request first = Run();
   ASSERT_EQ(first.status(), v1::COMPLETED);
   // The opted-out user is scrubbed; a new one opts out without it.
-  ASSERT_NO_FATAL_FAILURE(RunSql(
+  ASSERT_NO_FATAL_FAILURE(ExecSqlite(
       users_db_,
       "UPDATE users SET email = NULL, full_name = NULL WHERE user_id = 2;"
       "UPDATE users SET privacy_status = 'erased' WHERE user_id = 1;"));

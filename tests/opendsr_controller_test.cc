@@ -27,6 +27,7 @@
 #include "opendsr/signature.h"
 #include "tests/dsar_cluster.h"
 #include "tests/process_harness.h"
+#include "tests/testing/sqlite_exec.h"
 #include "tests/testing/test_pki.h"
 
 namespace dsar::testing {
@@ -37,16 +38,6 @@ using ::testing::HasSubstr;
 
 constexpr char kDomain[] = "dsar.processor.test";
 constexpr char kController[] = "controller-acme";
-
-void RunSql(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
-  EXPECT_EQ(rc, SQLITE_OK) << (error != nullptr ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-}
 
 int64_t RowsOf(const std::string& path, const std::string& email) {
   sqlite3* db = nullptr;
@@ -148,7 +139,7 @@ class OpenDsrControllerTest : public ::testing::Test {
     controller_ = std::make_unique<TestController>(*controller_https);
 
     users_db_ = dir_.Join("users.db");
-    ASSERT_NO_FATAL_FAILURE(RunSql(
+    ASSERT_NO_FATAL_FAILURE(ExecSqlite(
         users_db_,
         "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, name TEXT);"
         "INSERT INTO users VALUES (1, 'ann@example.com', 'Ann');"

@@ -28,6 +28,7 @@
 #include "tests/bundle_download.h"
 #include "tests/dsar_cluster.h"
 #include "tests/process_harness.h"
+#include "tests/testing/sqlite_exec.h"
 #include "tests/zip_entries.h"
 
 namespace dsar::testing {
@@ -81,17 +82,6 @@ std::vector<std::string> Query(const std::string& path, const std::string& sql,
   if (!ok) ADD_FAILURE() << path << ": " << sql << ": " << sqlite3_errmsg(db);
   sqlite3_close(db);
   return rows;
-}
-
-// Runs the statements `sql` on the SQLite file `path`, which it may change.
-void Execute(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK) << path;
-  char* error = nullptr;
-  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
-      << path << ": " << sql << ": " << (error != nullptr ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
 }
 
 int64_t QueryCount(const std::string& path, const std::string& sql,
@@ -1197,11 +1187,12 @@ TEST_F(OutcomeScenariosTest, AnswerAfterRetryNamesNoInternals) {
 TEST_F(OutcomeScenariosTest, AnErasureTheStoreUndoesIsNotCompleted) {
   int person = stores_.PersonInEveryStore(40);
   const std::string marketing = stores_.Path("marketing");
-  Execute(marketing,
-          "CREATE TRIGGER keep_subscribers AFTER DELETE ON subscribers BEGIN "
-          "INSERT INTO subscribers (email, consent, subscribed_at, "
-          "processing_restricted, objected) VALUES (old.email, old.consent, "
-          "old.subscribed_at, old.processing_restricted, old.objected); END");
+  ExecSqlite(
+      marketing,
+      "CREATE TRIGGER keep_subscribers AFTER DELETE ON subscribers BEGIN "
+      "INSERT INTO subscribers (email, consent, subscribed_at, "
+      "processing_restricted, objected) VALUES (old.email, old.consent, "
+      "old.subscribed_at, old.processing_restricted, old.objected); END");
   ASSERT_NO_FATAL_FAILURE(StartCoordinator());
   ASSERT_NO_FATAL_FAILURE(StartWorkers());
 
@@ -1225,7 +1216,7 @@ TEST_F(OutcomeScenariosTest, AnErasureTheStoreUndoesIsNotCompleted) {
   // The cause names the store and a count, never the person.
   EXPECT_THAT(residue->cause(), Not(HasSubstr(Email(person))));
 
-  Execute(marketing, "DROP TRIGGER keep_subscribers");
+  ExecSqlite(marketing, "DROP TRIGGER keep_subscribers");
   v1::Request done = RetryUntilStopped(created.id());
   EXPECT_EQ(done.status(), v1::COMPLETED) << done.ShortDebugString();
   ExpectGoneEverywhere(person);

@@ -271,18 +271,27 @@ HttpReply ProcessorRoutes::Create(const HttpRequest& request,
   return Signed(201, body.dump());
 }
 
-HttpReply ProcessorRoutes::Status(const std::string& id,
-                                  const Caller& caller) const {
+absl::StatusOr<v1::ProcessorRequestStatus> ProcessorRoutes::AskAbout(
+    const char* method, const std::string& id, const Caller& caller) const {
   v1::ProcessorRequestRef ref;
   ref.set_controller_id(caller.subject);
   ref.set_subject_request_id(id);
   absl::StatusOr<std::string> answer =
-      backend_(kGetMethod, ref.SerializeAsString(), caller.subject);
+      backend_(method, ref.SerializeAsString(), caller.subject);
+  if (!answer.ok()) return answer.status();
   v1::ProcessorRequestStatus status;
-  if (answer.ok() && !status.ParseFromString(*answer)) {
-    answer = absl::InternalError("dsard's answer could not be read");
+  if (!status.ParseFromString(*answer)) {
+    return absl::InternalError("dsard's answer could not be read");
   }
-  if (!answer.ok()) return Error(answer.status());
+  return status;
+}
+
+HttpReply ProcessorRoutes::Status(const std::string& id,
+                                  const Caller& caller) const {
+  absl::StatusOr<v1::ProcessorRequestStatus> asked =
+      AskAbout(kGetMethod, id, caller);
+  if (!asked.ok()) return Error(asked.status());
+  const v1::ProcessorRequestStatus& status = *asked;
   std::string results_url;
   if (status.has_results()) {
     // A fresh signed URL for the bundle, issued to the controller (and
@@ -301,16 +310,10 @@ HttpReply ProcessorRoutes::Status(const std::string& id,
 
 HttpReply ProcessorRoutes::Cancel(const std::string& id,
                                   const Caller& caller) const {
-  v1::ProcessorRequestRef ref;
-  ref.set_controller_id(caller.subject);
-  ref.set_subject_request_id(id);
-  absl::StatusOr<std::string> answer =
-      backend_(kCancelMethod, ref.SerializeAsString(), caller.subject);
-  v1::ProcessorRequestStatus status;
-  if (answer.ok() && !status.ParseFromString(*answer)) {
-    answer = absl::InternalError("dsard's answer could not be read");
-  }
-  if (!answer.ok()) return Error(answer.status());
+  absl::StatusOr<v1::ProcessorRequestStatus> asked =
+      AskAbout(kCancelMethod, id, caller);
+  if (!asked.ok()) return Error(asked.status());
+  const v1::ProcessorRequestStatus& status = *asked;
   json body = {
       {"controller_id", status.controller_id()},
       {"subject_request_id", status.subject_request_id()},

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "dsar/v1/opendsr.pb.h"
 #include "gateway/route_provider.h"
 
 namespace dsar::gateway::opendsr {
@@ -63,6 +64,9 @@ class ProcessorRoutes : public RouteProvider {
   HttpReply Create(const HttpRequest& request, const Caller& caller) const;
   HttpReply Status(const std::string& id, const Caller& caller) const;
   HttpReply Cancel(const std::string& id, const Caller& caller) const;
+  // Asks dsard's `method` (Get or Cancel) about the caller's request `id`.
+  absl::StatusOr<v1::ProcessorRequestStatus> AskAbout(
+      const char* method, const std::string& id, const Caller& caller) const;
   // `body` as a signed JSON answer with `status`.
   HttpReply Signed(int status, std::string body) const;
   // The error object (section 7.6) for `error`, signed.
