@@ -32,6 +32,15 @@ TEST(AuthorizeMethodTest, EachRoleItsServices) {
   EXPECT_TRUE(absl::IsPermissionDenied(AuthorizeMethod(gateway, poll, false)));
   EXPECT_TRUE(
       absl::IsPermissionDenied(AuthorizeMethod(gateway, workers, false)));
+  // Audit scans are asked for over REST too (the gateway checks dsar.admin).
+  EXPECT_TRUE(
+      AuthorizeMethod(gateway, "/dsar.v1.AdminService/RunAuditScan", true)
+          .ok());
+  EXPECT_TRUE(
+      AuthorizeMethod(gateway, "/dsar.v1.AdminService/GetAuditReport", true)
+          .ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      AuthorizeMethod(service, "/dsar.v1.AdminService/RunAuditScan", false)));
 
   EXPECT_TRUE(AuthorizeMethod(operator_, create, false).ok());
   EXPECT_TRUE(AuthorizeMethod(operator_, workers, false).ok());
