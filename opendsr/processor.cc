@@ -19,6 +19,10 @@ using nlohmann::json;
 
 }  // namespace
 
+std::string Rfc3339Utc(absl::Time time) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone());
+}
+
 absl::StatusOr<HttpsUrl> ParseHttpsUrl(absl::string_view url) {
   if (!absl::StartsWith(url, "https://")) {
     return absl::InvalidArgumentError("not an https:// URL");

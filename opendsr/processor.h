@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "inventory/inventory.h"
 #include "model/task_operation.h"
 #include "opendsr/signature.h"
@@ -28,6 +29,10 @@ struct HttpsAnswer {
   std::string signature;  // X-OpenDSR-Signature, "" when absent.
   std::string domain;     // X-OpenDSR-Processor-Domain, "" when absent.
 };
+
+// A time as OpenDSR messages carry it (RFC 3339, UTC, whole seconds):
+// "2018-10-02T15:00:00Z".
+std::string Rfc3339Utc(absl::Time time);
 
 // An https URL in its parts.
 struct HttpsUrl {

@@ -1,17 +1,13 @@
 #include "opendsr/processor_status.h"
 
 #include "absl/time/time.h"
+#include "opendsr/processor.h"
 
 namespace dsar::opendsr {
-namespace {
 
-std::string Rfc3339(const google::protobuf::Timestamp& time) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                          absl::FromUnixSeconds(time.seconds()),
-                          absl::UTCTimeZone());
+std::string Rfc3339Utc(const google::protobuf::Timestamp& time) {
+  return Rfc3339Utc(absl::FromUnixSeconds(time.seconds()));
 }
-
-}  // namespace
 
 std::string OpenDsrStatusOf(v1::RequestStatus status) {
   switch (status) {
@@ -70,7 +66,8 @@ nlohmann::json StatusBody(const v1::ProcessorRequestStatus& status,
                           const std::string& results_url) {
   nlohmann::json body = {
       {"controller_id", status.controller_id()},
-      {"expected_completion_time", Rfc3339(status.expected_completion_time())},
+      {"expected_completion_time",
+       Rfc3339Utc(status.expected_completion_time())},
       {"subject_request_id", status.subject_request_id()},
       {"request_status", status.request_status()},
       {"api_version", kApiVersion},

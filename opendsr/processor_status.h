@@ -16,6 +16,9 @@ namespace dsar::opendsr {
 
 inline constexpr char kApiVersion[] = "2.0";
 
+// Rfc3339Utc (opendsr/processor.h) of a proto timestamp.
+std::string Rfc3339Utc(const google::protobuf::Timestamp& time);
+
 // OpenDSR's status for a dsar status (section 8): RECEIVED and VERIFYING
 // are "pending"; RUNNING, PAUSED and NEEDS_ATTENTION "in_progress" (work
 // has begun and is not over, whatever holds it up); COMPLETED

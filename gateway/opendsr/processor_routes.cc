@@ -37,14 +37,6 @@ constexpr char kCancelMethod[] =
     "/dsar.v1.OpenDsrProcessorService/CancelProcessorRequest";
 constexpr char kDownloadUrlMethod[] = "/dsar.v1.DsarService/CreateDownloadUrl";
 
-std::string Rfc3339(absl::Time time) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone());
-}
-
-std::string Rfc3339(const google::protobuf::Timestamp& time) {
-  return Rfc3339(absl::FromUnixSeconds(time.seconds()));
-}
-
 absl::Status FieldError(absl::string_view field, absl::string_view reason) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", reason));
 }
@@ -260,8 +252,9 @@ HttpReply ProcessorRoutes::Create(const HttpRequest& request,
   if (!answer.ok()) return Error(answer.status());
   json body = {
       {"controller_id", status.controller_id()},
-      {"expected_completion_time", Rfc3339(status.expected_completion_time())},
-      {"received_time", Rfc3339(status.received_time())},
+      {"expected_completion_time",
+       dsar::opendsr::Rfc3339Utc(status.expected_completion_time())},
+      {"received_time", dsar::opendsr::Rfc3339Utc(status.received_time())},
       // Section 7.3: the whole request body, so the controller can check
       // what the processor received.
       {"encoded_request", absl::Base64Escape(request.body)},
@@ -317,7 +310,7 @@ HttpReply ProcessorRoutes::Cancel(const std::string& id,
   json body = {
       {"controller_id", status.controller_id()},
       {"subject_request_id", status.subject_request_id()},
-      {"received_time", Rfc3339(absl::Now())},
+      {"received_time", dsar::opendsr::Rfc3339Utc(absl::Now())},
       {"api_version", dsar::opendsr::kApiVersion},
   };
   return Signed(202, body.dump());

@@ -81,10 +81,6 @@ std::string OpenDsrType(const OpenDsrTask& task) {
   return "";
 }
 
-std::string Rfc3339(absl::Time time) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone());
-}
-
 }  // namespace
 
 OpenDsrConnector::OpenDsrConnector(StoreSpec store,
@@ -272,7 +268,7 @@ absl::StatusOr<ConnectorResult> OpenDsrConnector::Run(
       absl::StrCat(store_.opendsr.url, "/requests/", id);
   json request = {{"subject_request_id", id},
                   {"subject_request_type", type},
-                  {"submitted_time", Rfc3339(task.submitted)},
+                  {"submitted_time", opendsr::Rfc3339Utc(task.submitted)},
                   {"regulation", absl::AsciiStrToLower(task.regulation)},
                   {"subject_identities", identities},
                   {"api_version", "2.0"}};
