@@ -492,6 +492,9 @@ class Coordinator {
   // The AUDIT_SCAN request over every store a scan reaches;
   // FAILED_PRECONDITION when none does or the inventory has no masking key.
   absl::StatusOr<v1::CreateRequestRequest> AuditScanRequest() const;
+  // Every audit scan run, oldest first (a few hundred at most: a day's run
+  // is purged after 90 days). Any thread.
+  absl::StatusOr<std::vector<internal::RequestRecord>> AuditScanRuns() const;
   // FAILED_PRECONDITION naming the audit scan that has not ended, if any.
   // REQUIRES: commit loop thread.
   absl::Status CheckNoAuditScanRunning() const;

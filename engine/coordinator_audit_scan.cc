@@ -19,6 +19,7 @@
 #include "engine/coordinator.h"
 #include "engine/coordinator_internal.h"
 #include "engine/cron_schedule.h"
+#include "engine/interpreter.h"
 #include "model/event_kinds.h"
 #include "nlohmann/json.hpp"
 #include "storage/encrypted_file.h"
@@ -131,6 +132,24 @@ absl::Status Coordinator::CheckNoAuditScanRunning() const {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<internal::RequestRecord>>
+Coordinator::AuditScanRuns() const {
+  std::vector<internal::RequestRecord> runs;
+  RequestFilter filter;
+  filter.type = v1::AUDIT_SCAN;
+  std::string token;
+  do {
+    std::vector<internal::RequestRecord> page;
+    std::string next;
+    RETURN_IF_ERROR(store_->ListRequests(filter, 1000, token, &page, &next));
+    for (internal::RequestRecord& record : page) {
+      runs.push_back(std::move(record));
+    }
+    token = next;
+  } while (!token.empty());
+  return runs;
+}
+
 absl::StatusOr<v1::Request> Coordinator::RunAuditScan(
     const std::string& actor) {
   ASSIGN_OR_RETURN(v1::CreateRequestRequest create, AuditScanRequest());
@@ -149,21 +168,9 @@ absl::Status Coordinator::ScheduleAuditScans() {
                    CronSchedule::Parse(options_.audit_scan_schedule));
   audit_schedule_.emplace(std::move(schedule));
   // A run the schedule called for while dsard was down runs once, now.
-  int64_t newest_ms = -1;
-  RequestFilter filter;
-  filter.type = v1::AUDIT_SCAN;
-  std::string token;
-  do {
-    std::vector<internal::RequestRecord> page;
-    std::string next;
-    RETURN_IF_ERROR(store_->ListRequests(filter, 1000, token, &page, &next));
-    for (const internal::RequestRecord& record : page) {
-      newest_ms = std::max<int64_t>(
-          newest_ms, record.request().created_at().seconds() * 1000 +
-                         record.request().created_at().nanos() / 1000000);
-    }
-    token = next;
-  } while (!token.empty());
+  ASSIGN_OR_RETURN(std::vector<internal::RequestRecord> runs, AuditScanRuns());
+  const int64_t newest_ms =
+      runs.empty() ? -1 : TimestampMillis(runs.back().request().created_at());
   absl::Time last_due =
       audit_schedule_->LastAtOrBefore(absl::FromUnixMillis(started_ms_));
   // (A first start waits for the first due time: nothing was missed.)
@@ -262,20 +269,7 @@ absl::StatusOr<AuditReport> Coordinator::AssembleAuditReport(
 
 absl::StatusOr<v1::GetAuditReportResponse> Coordinator::GetAuditReport(
     const v1::GetAuditReportRequest& request) const {
-  // The runs, oldest first (a few hundred at most: reports live 90 days).
-  std::vector<internal::RequestRecord> runs;
-  RequestFilter filter;
-  filter.type = v1::AUDIT_SCAN;
-  std::string token;
-  do {
-    std::vector<internal::RequestRecord> page;
-    std::string next;
-    RETURN_IF_ERROR(store_->ListRequests(filter, 1000, token, &page, &next));
-    for (internal::RequestRecord& record : page) {
-      runs.push_back(std::move(record));
-    }
-    token = next;
-  } while (!token.empty());
+  ASSIGN_OR_RETURN(std::vector<internal::RequestRecord> runs, AuditScanRuns());
   int chosen = -1;
   for (int i = static_cast<int>(runs.size()) - 1; i >= 0; --i) {
     const v1::Request& run = runs[i].request();
