@@ -23,6 +23,7 @@
 #include "tests/bundle_download.h"
 #include "tests/dsar_cluster.h"
 #include "tests/process_harness.h"
+#include "tests/testing/jsonl_records.h"
 #include "tests/zip_entries.h"
 
 namespace dsar::testing {
@@ -88,15 +89,11 @@ class StoreContents {
   }
 
   int64_t ActivityLines(int user) const {
-    std::ifstream in(absl::StrCat(dir_, "/activity.jsonl"));
-    EXPECT_TRUE(in.good()) << "cannot open activity.jsonl";
     int64_t count = 0;
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty()) continue;
-      nlohmann::json event = nlohmann::json::parse(line, nullptr, false);
-      if (event.is_discarded() || !event.contains("user_id")) {
-        ADD_FAILURE() << "activity.jsonl: bad line " << line;
+    for (const nlohmann::json& event : dsar::testing::ReadJsonlRecords(
+             absl::StrCat(dir_, "/activity.jsonl"))) {
+      if (!event.contains("user_id")) {
+        ADD_FAILURE() << "activity.jsonl: no user_id in " << event.dump();
         continue;
       }
       const nlohmann::json& id = event["user_id"];

@@ -28,6 +28,7 @@
 #include "tests/bundle_download.h"
 #include "tests/dsar_cluster.h"
 #include "tests/process_harness.h"
+#include "tests/testing/jsonl_records.h"
 #include "tests/testing/sqlite_exec.h"
 #include "tests/zip_entries.h"
 
@@ -90,22 +91,9 @@ int64_t QueryCount(const std::string& path, const std::string& sql,
   return rows.size() == 1 ? std::stoll(rows[0]) : -1;
 }
 
-// The lines of activity.jsonl, parsed.
+// The records of activity.jsonl (lines an erasure emptied are not).
 std::vector<nlohmann::json> ActivityLines(const std::string& dir) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(absl::StrCat(dir, "/activity.jsonl"));
-  EXPECT_TRUE(in.good()) << "cannot open activity.jsonl";
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    nlohmann::json event = nlohmann::json::parse(line, nullptr, false);
-    if (event.is_discarded()) {
-      ADD_FAILURE() << "activity.jsonl: bad line " << line;
-      continue;
-    }
-    lines.push_back(std::move(event));
-  }
-  return lines;
+  return dsar::testing::ReadJsonlRecords(absl::StrCat(dir, "/activity.jsonl"));
 }
 
 bool ActivityOf(const nlohmann::json& line, int person) {

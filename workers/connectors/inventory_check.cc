@@ -57,15 +57,9 @@ std::string LooksPersonal(const std::string& column,
 // Why a lookup by `key` reads the whole collection, and the index that
 // would serve it (the expression the connector compares: docs/inventory.md,
 // "Indexes").
-std::string IndexAdvice(const StoreSpec& store,
-                        const CollectionSpec& collection,
+std::string IndexAdvice(const CollectionSpec& collection,
                         const std::string& key) {
   const std::string field = collection.identity_fields.at(key);
-  if (store.kind == "jsonl") {
-    return absl::StrCat("identity field ", field, " (", key,
-                        "): a JSON-lines log has no index, so every request "
-                        "reads the whole file");
-  }
   const bool canonical = collection.canonical_identities.count(key) > 0;
   std::string expression = field;
   if (key == kEmailKey && !canonical) {
@@ -125,7 +119,7 @@ std::vector<InventoryFinding> CheckInventory(const Inventory& inventory,
       }
       for (const std::string& key : shape.unindexed_identity_keys) {
         findings.push_back({Severity::kWarning, store.name, collection.name,
-                            IndexAdvice(store, collection, key)});
+                            IndexAdvice(collection, key)});
       }
       for (const auto& [column, values] : shape.columns) {
         if (declared.count(column) > 0) continue;

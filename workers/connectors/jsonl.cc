@@ -25,10 +25,12 @@
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/status_macros.h"
+#include "model/identity.h"
 #include "nlohmann/json.hpp"
 #include "workers/connectors/corrections.h"
 #include "workers/connectors/export_writer.h"
 #include "workers/connectors/identity_match.h"
+#include "workers/connectors/jsonl_index.h"
 
 namespace dsar {
 namespace {
@@ -42,6 +44,12 @@ constexpr char kJournalSuffix[] = ".dsar-rewrite";
 constexpr char kJournalTempSuffix[] = ".dsar-rewrite.tmp";
 constexpr char kJournalMagic[8] = {'D', 'S', 'A', 'R', 'R', 'W', '1', '\n'};
 constexpr size_t kJournalHeaderBytes = 32;
+// The erase journal (jsonl.h, "Erasure"): "<log>.dsar-erase" once complete,
+// "<log>.dsar-erase.tmp" while it is written.
+constexpr char kEraseJournalSuffix[] = ".dsar-erase";
+constexpr char kEraseJournalTempSuffix[] = ".dsar-erase.tmp";
+constexpr char kEraseJournalMagic[8] = {'D', 'S', 'A', 'R',
+                                        'E', 'R', '1', '\n'};
 constexpr size_t kWriteBufferBytes = 64 * 1024;
 // How often a cancellable wait for the log's lock looks at its flag.
 constexpr int kLockPollMaxMs = 20;
@@ -230,12 +238,86 @@ bool LineMatches(std::string_view line, const CollectionSpec& collection,
 absl::StatusOr<ScopedFd> OpenLockedLog(const StoreSpec& store, bool exclusive,
                                        const std::atomic<bool>* cancel);
 
-// Streams the log, handing each matching record to `on_match`. CANCELLED
-// once `cancel` (may be null) is set.
+// One of the subject's lines: where it starts, its bytes without the '\n',
+// and the record.
+struct MatchedLine {
+  uint64_t offset;
+  std::string text;
+  Json record;
+};
+
+absl::StatusOr<std::string> ReadLineAt(int fd, const std::string& path,
+                                       uint64_t offset, bool* at_line_start);
+
+// The identities `matcher` holds for the collection's identity fields, as the
+// index keys them.
+std::vector<std::pair<std::string, std::string>> IndexKeys(
+    const CollectionSpec& collection, const IdentityMatcher& matcher) {
+  std::vector<std::pair<std::string, std::string>> keys;
+  for (const auto& [key, field] : collection.identity_fields) {
+    for (const std::string& value : matcher.ValuesFor(key)) {
+      keys.emplace_back(key, value);
+    }
+  }
+  return keys;
+}
+
+// The lines of the log open (and locked) at `fd` that match `matcher`, in
+// log order, found through `index`; each is added to `conflicts`. A
+// candidate that is not at the start of a line means the log was changed
+// against its contract: the index is rebuilt and the lookup done again once.
+absl::StatusOr<std::vector<MatchedLine>> FindMatchingLines(
+    const StoreSpec& store, JsonlLineIndex& index, int fd,
+    const IdentityMatcher& matcher, IdentityConflictDetector& conflicts,
+    const std::atomic<bool>* cancel) {
+  const CollectionSpec& collection = store.collections.front();
+  std::vector<std::pair<std::string, std::string>> keys =
+      IndexKeys(collection, matcher);
+  if (keys.empty()) return std::vector<MatchedLine>();
+  for (int attempt = 0;; ++attempt) {
+    ASSIGN_OR_RETURN(std::vector<uint64_t> candidates,
+                     index.Lookup(fd, keys, cancel));
+    std::vector<MatchedLine> lines;
+    IdentityConflictDetector found;
+    bool stale = false;
+    for (uint64_t offset : candidates) {
+      if (internal::Cancelled(cancel)) {
+        return internal::CancelledError(store.name);
+      }
+      bool at_line_start = false;
+      ASSIGN_OR_RETURN(std::string text,
+                       ReadLineAt(fd, store.path, offset, &at_line_start));
+      if (!at_line_start) {
+        stale = true;
+        break;
+      }
+      std::optional<Json> record;
+      if (!LineMatches(text, collection, matcher, found, &record)) continue;
+      lines.push_back({offset, std::move(text), *std::move(record)});
+    }
+    if (!stale) {
+      conflicts = std::move(found);
+      return lines;
+    }
+    if (attempt > 0) {
+      return absl::InternalError(
+          absl::StrCat("store ", store.name, ": ", store.path,
+                       " changed other than by appending whole lines; see "
+                       "docs/inventory.md for the log's contract"));
+    }
+    index.Reset();
+  }
+}
+
+// Finds the matching records through `index` and hands each to `on_match`,
+// after refusing an identity conflict (so nothing is handed over for an
+// ambiguous subject). Under LOCK_SH. CANCELLED once `cancel` (may be null)
+// is set.
 template <typename OnMatch>
 absl::StatusOr<ConnectorResult> ScanMatchingRecords(
-    const StoreSpec& store, const std::atomic<bool>* cancel,
-    const std::vector<Identity>& identities, OnMatch on_match) {
+    const StoreSpec& store, JsonlLineIndex& index,
+    const std::atomic<bool>* cancel, const std::vector<Identity>& identities,
+    OnMatch on_match) {
   const CollectionSpec& collection = store.collections.front();
   IdentityMatcher matcher(identities, store.default_phone_region);
   DiscoveredIdentities discovered(identities, matcher);
@@ -245,26 +327,23 @@ absl::StatusOr<ConnectorResult> ScanMatchingRecords(
   // is done.
   ASSIGN_OR_RETURN(ScopedFd log_fd,
                    OpenLockedLog(store, /*exclusive=*/false, cancel));
-  ASSIGN_OR_RETURN(
-      LineReader reader,
-      LineReader::FromFd(log_fd.get(), store.path, store.name, cancel));
-  std::string_view line;
-  while (true) {
-    ASSIGN_OR_RETURN(bool more, reader.Next(&line));
-    if (!more) break;
-    if (matcher.empty()) continue;
-    std::optional<Json> record;
-    if (!LineMatches(line, collection, matcher, conflicts, &record)) continue;
+  ASSIGN_OR_RETURN(std::vector<MatchedLine> lines,
+                   FindMatchingLines(store, index, log_fd.get(), matcher,
+                                     conflicts, cancel));
+  RETURN_IF_ERROR(conflicts.Check(store.name, collection.name));
+  for (const MatchedLine& line : lines) {
+    if (internal::Cancelled(cancel)) {
+      return internal::CancelledError(store.name);
+    }
     ++result.record_count;
     for (const auto& [key, field] : collection.identity_fields) {
-      auto it = record->find(field);
-      if (it == record->end()) continue;
+      auto it = line.record.find(field);
+      if (it == line.record.end()) continue;
       std::optional<std::string> value = FieldAsIdentity(*it);
       if (value.has_value()) discovered.Add(key, std::move(*value));
     }
-    RETURN_IF_ERROR(on_match(collection, *record));
+    RETURN_IF_ERROR(on_match(collection, line.record));
   }
-  RETURN_IF_ERROR(conflicts.Check(store.name, collection.name));
   result.discovered = discovered.Take();
   return result;
 }
@@ -303,6 +382,39 @@ absl::Status Fsync(int fd, const std::string& path) {
     return ErrnoStatus(errno, absl::StrCat("fsync ", path));
   }
   return absl::OkStatus();
+}
+
+// The line that starts at `offset` of the log open at `fd`, without its
+// '\n'; `*at_line_start` tells whether `offset` is the start of a line (0,
+// or just after a '\n').
+absl::StatusOr<std::string> ReadLineAt(int fd, const std::string& path,
+                                       uint64_t offset, bool* at_line_start) {
+  constexpr size_t kChunk = 4096;
+  // One byte before the line, to see the '\n' that ends the one before.
+  uint64_t from = offset == 0 ? 0 : offset - 1;
+  std::string bytes;
+  size_t line_begin = static_cast<size_t>(offset - from);
+  size_t newline = std::string::npos;
+  while (newline == std::string::npos) {
+    size_t kept = bytes.size();
+    bytes.resize(kept + kChunk);
+    ssize_t n = ::pread(fd, bytes.data() + kept, kChunk,
+                        static_cast<off_t>(from + kept));
+    if (n < 0) {
+      if (errno == EINTR) {
+        bytes.resize(kept);
+        continue;
+      }
+      return ErrnoStatus(errno, absl::StrCat("read ", path));
+    }
+    bytes.resize(kept + static_cast<size_t>(n));
+    if (n == 0) break;  // The last line, without '\n'.
+    newline = bytes.find('\n', std::max(kept, line_begin));
+  }
+  *at_line_start = offset == 0 || (!bytes.empty() && bytes[0] == '\n');
+  if (bytes.size() < line_begin) return std::string();
+  size_t end = newline == std::string::npos ? bytes.size() : newline;
+  return bytes.substr(line_begin, end - line_begin);
 }
 
 // Locks the log open at `fd` (flock LOCK_SH or LOCK_EX), waiting for the
@@ -386,6 +498,8 @@ absl::Status ApplyJournal(const StoreSpec& store, int log_fd, int journal_fd,
   const std::string& path = store.path;
   const uint64_t old_size = header.old_size;
   const uint64_t new_size = header.new_size;
+  // Lines are about to move: every process's line index must be rebuilt.
+  RETURN_IF_ERROR(BumpLogGeneration(path));
   // The log changes size exactly once, between phase 1 and phase 2: a
   // growing log before its content is copied, a shrinking one after.
   auto resize = [&]() -> absl::Status {
@@ -454,6 +568,131 @@ absl::StatusOr<ScopedFd> CreateJournalTemp(const StoreSpec& store) {
     return ErrnoStatus(errno, absl::StrCat("create ", temp));
   }
   return fd;
+}
+
+// A line erased in place: bytes [offset, offset + length) of the log, its
+// '\n' excluded.
+struct LineRange {
+  uint64_t offset;
+  uint64_t length;
+};
+
+// Overwrites each range with an empty JSON object of the same length ("{",
+// spaces, "}"), syncs the log, then deletes the erase journal at `journal`
+// and syncs the directory. REQUIRES: LOCK_EX on the log; the journal lists
+// `ranges` and is complete. Running it again changes nothing more.
+absl::Status ApplyEraseJournal(const StoreSpec& store, int log_fd,
+                               const std::string& journal,
+                               const std::vector<LineRange>& ranges) {
+  std::string filler;
+  for (const LineRange& range : ranges) {
+    filler.assign(static_cast<size_t>(range.length), ' ');
+    filler.front() = '{';
+    filler.back() = '}';
+    RETURN_IF_ERROR(PwriteAll(log_fd, filler, range.offset, store.path));
+  }
+  RETURN_IF_ERROR(Fsync(log_fd, store.path));
+  if (::unlink(journal.c_str()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("remove ", journal));
+  }
+  // Durably gone before the lock is released: applied again after a later
+  // rewrite moved lines, it would hit others.
+  return FsyncDirectory(DirName(store.path));
+}
+
+// Erases the lines at `ranges` in place (jsonl.h, "Erasure"): the journal
+// listing them is written, synced and renamed into place, then applied.
+// REQUIRES: LOCK_EX on the log at `log_fd`; every range is a whole line of
+// at least 2 bytes (a JSON object). Once `cancel` (may be null) is set
+// before the journal is committed, CANCELLED with the log untouched.
+absl::Status EraseLinesInPlace(const StoreSpec& store, int log_fd,
+                               const std::vector<LineRange>& ranges,
+                               const std::atomic<bool>* cancel) {
+  std::string temp = store.path + kEraseJournalTempSuffix;
+  std::string journal = store.path + kEraseJournalSuffix;
+  std::string bytes(kEraseJournalMagic, sizeof(kEraseJournalMagic));
+  char number[8];
+  PutU64(ranges.size(), number);
+  bytes.append(number, 8);
+  for (const LineRange& range : ranges) {
+    PutU64(range.offset, number);
+    bytes.append(number, 8);
+    PutU64(range.length, number);
+    bytes.append(number, 8);
+  }
+  ScopedFd temp_fd(
+      ::open(temp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (temp_fd.get() < 0) {
+    return ErrnoStatus(errno, absl::StrCat("create ", temp));
+  }
+  absl::Status written = [&]() -> absl::Status {
+    RETURN_IF_ERROR(PwriteAll(temp_fd.get(), bytes, 0, temp));
+    RETURN_IF_ERROR(Fsync(temp_fd.get(), temp));
+    // The last point at which the log can be left as it is.
+    if (internal::Cancelled(cancel)) {
+      return internal::CancelledError(store.name);
+    }
+    if (::rename(temp.c_str(), journal.c_str()) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("rename ", temp));
+    }
+    return FsyncDirectory(DirName(store.path));
+  }();
+  if (!written.ok()) {
+    ::unlink(temp.c_str());
+    return written;
+  }
+  return ApplyEraseJournal(store, log_fd, journal, ranges);
+}
+
+// Finishes an erasure a crash interrupted. REQUIRES: LOCK_EX on the log at
+// `log_fd`. An unfinished journal (".tmp") is deleted: the log was not
+// touched. A complete one is applied again; the lines it names have not
+// moved, since every operation recovers before anything else.
+absl::Status RecoverInterruptedErase(const StoreSpec& store, int log_fd) {
+  std::string temp = store.path + kEraseJournalTempSuffix;
+  std::string journal = store.path + kEraseJournalSuffix;
+  if (::unlink(temp.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, absl::StrCat("remove ", temp));
+  }
+  absl::StatusOr<std::string> bytes = ReadFile(journal);
+  if (!bytes.ok()) {
+    if (!std::filesystem::exists(journal)) return absl::OkStatus();
+    return bytes.status();
+  }
+  struct stat info;
+  if (::fstat(log_fd, &info) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("stat ", store.path));
+  }
+  const uint64_t size = static_cast<uint64_t>(info.st_size);
+  auto damaged = [&] {
+    return absl::DataLossError(absl::StrCat(
+        journal, ": not an erase journal of this log; move it away"));
+  };
+  if (bytes->size() < 16 || std::memcmp(bytes->data(), kEraseJournalMagic,
+                                        sizeof(kEraseJournalMagic)) != 0) {
+    return damaged();
+  }
+  uint64_t count = GetU64(bytes->data() + 8);
+  if (count > (bytes->size() - 16) / 16 || bytes->size() != 16 + 16 * count) {
+    return damaged();
+  }
+  std::vector<LineRange> ranges;
+  for (uint64_t i = 0; i < count; ++i) {
+    LineRange range{GetU64(bytes->data() + 16 + 16 * i),
+                    GetU64(bytes->data() + 24 + 16 * i)};
+    if (range.length < 2 || range.offset > size ||
+        range.length > size - range.offset) {
+      return damaged();
+    }
+    ranges.push_back(range);
+  }
+  return ApplyEraseJournal(store, log_fd, journal, ranges);
+}
+
+// True when a rewrite or an erasure left a journal to finish.
+bool ChangePending(const std::string& path) {
+  return ::access((path + kJournalSuffix).c_str(), F_OK) == 0 ||
+         ::access((path + kEraseJournalSuffix).c_str(), F_OK) == 0;
 }
 
 // Finishes a rewrite a crash interrupted. REQUIRES: LOCK_EX on the log at
@@ -540,26 +779,29 @@ absl::StatusOr<ScopedFd> OpenLockedLog(const StoreSpec& store, bool exclusive,
     if (fd.get() < 0) {
       return ErrnoStatus(errno, absl::StrCat(context, ": open ", path));
     }
-    bool journal = ::access((path + kJournalSuffix).c_str(), F_OK) == 0;
+    bool journal = ChangePending(path);
     if (exclusive || journal) {
       if (!exclusive) fd = ScopedFd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
       if (fd.get() < 0) {
         return ErrnoStatus(errno, absl::StrCat(context, ": open ", path));
       }
       RETURN_IF_ERROR(LockLog(fd.get(), LOCK_EX, path, store.name, cancel));
-      absl::Status recovered = RecoverInterruptedRewrite(store, fd.get());
+      absl::Status recovered = RecoverInterruptedErase(store, fd.get());
+      if (recovered.ok()) {
+        recovered = RecoverInterruptedRewrite(store, fd.get());
+      }
       if (!recovered.ok()) {
         return absl::Status(recovered.code(),
                             absl::StrCat(context,
                                          ": recovering an "
-                                         "interrupted rewrite: ",
+                                         "interrupted change: ",
                                          recovered.message()));
       }
       if (exclusive) return fd;
       continue;  // Closing `fd` released the lock; now read.
     }
     RETURN_IF_ERROR(LockLog(fd.get(), LOCK_SH, path, store.name, cancel));
-    if (::access((path + kJournalSuffix).c_str(), F_OK) == 0) continue;
+    if (ChangePending(path)) continue;
     return fd;
   }
 }
@@ -804,17 +1046,67 @@ Json CorrectedValue(const Json& existing, const std::string& text) {
   return Json(text);
 }
 
+// What the line index keys `line` by (jsonl_index.h): the canonical value
+// of each identity field the line's object holds. Reads only the
+// identity fields' values; a line the fast reader cannot lay out is parsed
+// whole. Every value of a repeated member is visited, so the index finds
+// the line whichever one the full parse keeps.
+void VisitLineIdentities(
+    std::string_view line, const CollectionSpec& collection,
+    const std::string& region,
+    absl::FunctionRef<void(std::string_view, std::string_view)> visit) {
+  auto visit_value = [&](const std::string& key, const Json& value) {
+    std::optional<std::string> text = FieldAsIdentity(value);
+    if (!text.has_value()) return;
+    absl::StatusOr<std::string> canonical =
+        NormalizeIdentityValue(key, *text, region);
+    if (canonical.ok()) visit(key, *canonical);
+  };
+  std::optional<ObjectLayout> layout = ScanObject(line);
+  if (!layout.has_value()) {
+    std::optional<Json> record = ParseObject(line);
+    if (!record.has_value()) return;
+    for (const auto& [key, field] : collection.identity_fields) {
+      auto it = record->find(field);
+      if (it != record->end()) visit_value(key, *it);
+    }
+    return;
+  }
+  for (const ObjectMember& member : layout->members) {
+    for (const auto& [key, field] : collection.identity_fields) {
+      if (field != member.key) continue;
+      std::string_view text = line.substr(
+          member.value_begin, member.value_end - member.value_begin);
+      Json value = Json::parse(text.begin(), text.end(), nullptr,
+                               /*allow_exceptions=*/false);
+      if (!value.is_discarded()) visit_value(key, value);
+    }
+  }
+}
+
 }  // namespace
+
+JsonlConnector::JsonlConnector(StoreSpec store, const std::atomic<bool>* cancel)
+    : store_(std::move(store)), cancel_(cancel) {
+  const CollectionSpec& collection = store_.collections.front();
+  index_ = std::make_unique<JsonlLineIndex>(
+      store_.path, store_.name,
+      [&collection, region = store_.default_phone_region](
+          std::string_view line,
+          absl::FunctionRef<void(std::string_view, std::string_view)> visit) {
+        VisitLineIdentities(line, collection, region, visit);
+      });
+}
+
+JsonlConnector::~JsonlConnector() = default;
 
 absl::StatusOr<ConnectorResult> JsonlConnector::Export(
     const std::vector<Identity>& identities, ByteSink& sink) {
-  // A first pass refuses an identity conflict before a byte is exported.
-  RETURN_IF_ERROR(Discover(identities).status());
   ExportWriter writer(sink, store_.name);
   ASSIGN_OR_RETURN(
       ConnectorResult result,
       ScanMatchingRecords(
-          store_, cancel_, identities,
+          store_, *index_, cancel_, identities,
           [&](const CollectionSpec& collection, const Json& record) {
             return writer.AddRecord(collection.name, record);
           }));
@@ -825,7 +1117,7 @@ absl::StatusOr<ConnectorResult> JsonlConnector::Export(
 absl::StatusOr<ConnectorResult> JsonlConnector::Discover(
     const std::vector<Identity>& identities) {
   return ScanMatchingRecords(
-      store_, cancel_, identities,
+      store_, *index_, cancel_, identities,
       [](const CollectionSpec&, const Json&) { return absl::OkStatus(); });
 }
 
@@ -882,21 +1174,25 @@ absl::StatusOr<EraseResult> JsonlConnector::Erase(
     const std::vector<Identity>& identities) {
   const CollectionSpec& collection = store_.collections.front();
   IdentityMatcher matcher(identities, store_.default_phone_region);
-  IdentityConflictDetector conflicts;
   EraseResult result;
   result.collections.push_back({collection.name});
-  ASSIGN_OR_RETURN(
-      result.collections.front().rows_deleted,
-      RewriteLog(
-          store_, cancel_, matcher.empty(), conflicts,
-          [&](std::string_view line, std::string* out) -> absl::StatusOr<bool> {
-            std::optional<Json> record;
-            if (LineMatches(line, collection, matcher, conflicts, &record)) {
-              return true;
-            }
-            out->append(line);
-            return false;
-          }));
+  // LOCK_EX: appenders and readers wait while lines are overwritten.
+  ASSIGN_OR_RETURN(ScopedFd log_fd,
+                   OpenLockedLog(store_, /*exclusive=*/true, cancel_));
+  IdentityConflictDetector conflicts;
+  ASSIGN_OR_RETURN(std::vector<MatchedLine> lines,
+                   FindMatchingLines(store_, *index_, log_fd.get(), matcher,
+                                     conflicts, cancel_));
+  // Refuse an ambiguous subject before the log changes.
+  RETURN_IF_ERROR(conflicts.Check(store_.name, collection.name));
+  if (lines.empty()) return result;  // The log is not touched.
+  std::vector<LineRange> ranges;
+  ranges.reserve(lines.size());
+  for (const MatchedLine& line : lines) {
+    ranges.push_back({line.offset, line.text.size()});
+  }
+  RETURN_IF_ERROR(EraseLinesInPlace(store_, log_fd.get(), ranges, cancel_));
+  result.collections.front().rows_deleted = static_cast<int64_t>(lines.size());
   return result;
 }
 

@@ -62,6 +62,17 @@ constexpr char kArray[] = R"([{"user_id":42}])"
                           "\r\n";
 constexpr char kLast[] = R"({"user_id":7,"email":"bob@example.com"})";
 
+// `line` as an erasure leaves it: an empty JSON object of the same length,
+// the '\n' kept.
+std::string Erased(std::string_view line) {
+  size_t length = line.size() - (!line.empty() && line.back() == '\n' ? 1 : 0);
+  std::string erased(length, ' ');
+  erased.front() = '{';
+  erased.back() = '}';
+  erased.append(line.substr(length));
+  return erased;
+}
+
 class JsonlConnectorTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -89,10 +100,13 @@ class JsonlConnectorTest : public ::testing::Test {
 
   std::string Contents() { return ReadFile(store_.path).value(); }
 
+  // The files beside the log, but for its generation file, which stays once
+  // a rewrite made it (jsonl_index.h): journals and temp files left behind.
   std::vector<std::string> DirectoryEntries() {
     std::vector<std::string> names;
     for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
-      names.push_back(entry.path().filename().string());
+      std::string name = entry.path().filename().string();
+      if (!absl::EndsWith(name, ".dsar-generation")) names.push_back(name);
     }
     return names;
   }
@@ -216,7 +230,8 @@ TEST_F(JsonlConnectorTest, EraseKeepsEveryOtherLineByteForByte) {
   ASSERT_TRUE(erased.ok()) << erased.status();
   EXPECT_EQ(erased->record_count(), 3);
   EXPECT_EQ(Contents(),
-            absl::StrCat(kOther1, kGarbage, kBlank, kOther2, kArray, kLast));
+            absl::StrCat(Erased(kAlice1), kOther1, kGarbage, Erased(kAlice2),
+                         kBlank, kOther2, kArray, Erased(kAlice3), kLast));
   struct stat info;
   ASSERT_EQ(::stat(store_.path.c_str(), &info), 0);
   EXPECT_EQ(info.st_mode & 07777, 0640u);
@@ -267,12 +282,17 @@ TEST_F(JsonlConnectorTest, MissingFileIsUnavailable) {
 
 TEST_F(JsonlConnectorTest, ConcurrentErasesAllTakeEffect) {
   std::string log;
+  std::string erased;
   for (int round = 0; round < 50; ++round) {
     for (int user = 1; user <= 8; ++user) {
-      absl::StrAppend(&log, R"({"user_id":)", user, R"(,"n":)", round, "}\n");
+      std::string line =
+          absl::StrCat(R"({"user_id":)", user, R"(,"n":)", round, "}\n");
+      log += line;
+      erased += Erased(line);
     }
   }
   log += "trailing garbage\n";
+  erased += "trailing garbage\n";
   ASSERT_TRUE(WriteFileAtomically(store_.path, log).ok());
   std::unique_ptr<Connector> connector = Make();
   std::vector<std::thread> threads;
@@ -293,7 +313,7 @@ TEST_F(JsonlConnectorTest, ConcurrentErasesAllTakeEffect) {
     ASSERT_TRUE(result.ok()) << result.status();
     EXPECT_EQ(*result, 50);
   }
-  EXPECT_EQ(Contents(), "trailing garbage\n");
+  EXPECT_EQ(Contents(), erased);
 }
 
 ino_t Inode(const std::string& path) {
@@ -352,14 +372,15 @@ TEST_F(JsonlConnectorTest, EraseLosesNoLineAppendedMeanwhile) {
   ASSERT_TRUE(appended);
   ASSERT_TRUE(connector->Erase({{"user_id", "42"}}).ok());
 
-  std::string expected = kOther1;
+  std::string expected = absl::StrCat(Erased(kAlice1), kOther1);
   for (int i = 0; i < kLines; ++i) {
-    if (i % 5 != 0) {
-      absl::StrAppend(&expected, R"({"user_id":7,"seq":)", i, "}\n");
-    }
+    int user = i % 5 == 0 ? 42 : 7;
+    std::string line =
+        absl::StrCat(R"({"user_id":)", user, R"(,"seq":)", i, "}\n");
+    expected += user == 42 ? Erased(line) : line;
   }
   EXPECT_EQ(Contents(), expected);
-  EXPECT_EQ(Inode(store_.path), inode);  // Rewritten in place.
+  EXPECT_EQ(Inode(store_.path), inode);  // Changed in place.
   EXPECT_THAT(DirectoryEntries(), ElementsAre("activity.jsonl"));
   EXPECT_GT(erases, 0);
 }
@@ -438,6 +459,104 @@ TEST_F(JsonlRecoveryTest, ErasedLinesStayErased) {
   absl::StatusOr<ConnectorResult> alice = Make()->Discover({{"user_id", "42"}});
   ASSERT_TRUE(alice.ok()) << alice.status();
   EXPECT_EQ(alice->record_count, 0);
+}
+
+// An erase journal (jsonl.h, "Erasure") listing `lines` (offset, length).
+std::string EraseJournal(
+    const std::vector<std::pair<uint64_t, uint64_t>>& lines) {
+  std::string journal = "DSARER1\n";
+  auto put = [&](uint64_t value) {
+    for (int i = 0; i < 8; ++i) {
+      journal.push_back(static_cast<char>(value >> (8 * i)));
+    }
+  };
+  put(lines.size());
+  for (const auto& [offset, length] : lines) {
+    put(offset);
+    put(length);
+  }
+  return journal;
+}
+
+TEST_F(JsonlConnectorTest, AnInterruptedEraseIsFinishedBeforeAnyRead) {
+  // The crash came after the journal was committed, with the first line
+  // half overwritten and the second not yet.
+  std::string first(kAlice1, sizeof(kAlice1) - 2);  // No '\n'.
+  size_t second = original_.find(kAlice2);
+  ASSERT_TRUE(WriteFileAtomically(store_.path + ".dsar-erase",
+                                  EraseJournal({{0, first.size()},
+                                                {second, sizeof(kAlice2) - 2}}))
+                  .ok());
+  std::string log = original_;
+  log.replace(0, 10, "{         ");
+  ASSERT_TRUE(WriteFileAtomically(store_.path, log).ok());
+
+  absl::StatusOr<ConnectorResult> found = Make()->Discover({{"user_id", "7"}});
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(Contents(),
+            absl::StrCat(Erased(kAlice1), kOther1, kGarbage, Erased(kAlice2),
+                         kBlank, kOther2, kArray, kAlice3, kLast));
+  EXPECT_THAT(DirectoryEntries(), ElementsAre("activity.jsonl"));
+}
+
+TEST_F(JsonlConnectorTest, AnUncommittedEraseLeavesTheLog) {
+  ASSERT_TRUE(WriteFileAtomically(store_.path + ".dsar-erase.tmp",
+                                  EraseJournal({{0, 10}}))
+                  .ok());
+  ASSERT_TRUE(Make()->Erase({{"user_id", "12345"}}).ok());
+  EXPECT_EQ(Contents(), original_);
+  EXPECT_THAT(DirectoryEntries(), ElementsAre("activity.jsonl"));
+}
+
+TEST_F(JsonlConnectorTest, ADamagedEraseJournalStopsEveryOperation) {
+  // A range past the end of the log: not a journal of this log.
+  ASSERT_TRUE(WriteFileAtomically(store_.path + ".dsar-erase",
+                                  EraseJournal({{original_.size(), 10}}))
+                  .ok());
+  absl::StatusOr<ConnectorResult> found = Make()->Discover({{"user_id", "7"}});
+  EXPECT_EQ(found.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(found.status().message()),
+              HasSubstr("activity.jsonl.dsar-erase"));
+  EXPECT_EQ(Contents(), original_);
+}
+
+TEST_F(JsonlConnectorTest, AnotherProcesssRewriteIsSeenThroughTheGeneration) {
+  // Lines of 16 bytes: flagging the first one makes it 32, so every later
+  // line moves down by exactly one line, and an index that missed the
+  // rewrite would read user 102's line where user 103's was.
+  store_.collections[0].processing_flags = {{"objection", "objected"}};
+  ASSERT_TRUE(WriteFileAtomically(store_.path,
+                                  "{\"user_id\":101}\n{\"user_id\":102}\n"
+                                  "{\"user_id\":103}\n{\"user_id\":104}\n")
+                  .ok());
+  // Two connectors: two processes, each with its own index.
+  std::unique_ptr<Connector> reader = Make();
+  std::unique_ptr<Connector> writer = Make();
+  ASSERT_EQ(reader->Discover({{"user_id", "103"}}).value().record_count, 1);
+  ASSERT_EQ(
+      writer->SetProcessingFlag({{"user_id", "101"}}, "objection").value(), 1);
+
+  absl::StatusOr<ConnectorResult> found =
+      reader->Discover({{"user_id", "103"}});
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->record_count, 1);
+  absl::StatusOr<EraseResult> erased = reader->Erase({{"user_id", "104"}});
+  ASSERT_TRUE(erased.ok()) << erased.status();
+  EXPECT_EQ(erased->record_count(), 1);
+  EXPECT_EQ(Contents(), absl::StrCat("{\"user_id\":101,\"objected\":true}\n"
+                                     "{\"user_id\":102}\n{\"user_id\":103}\n",
+                                     Erased("{\"user_id\":104}\n")));
+}
+
+TEST_F(JsonlConnectorTest, LinesAppendedAfterTheFirstLookupAreFound) {
+  std::unique_ptr<Connector> connector = Make();
+  ASSERT_EQ(connector->Discover({{"user_id", "42"}}).value().record_count, 2);
+  Appender appender(store_.path);
+  ASSERT_TRUE(appender.Append("\n{\"user_id\":42,\"late\":true}\n"));
+  absl::StatusOr<EraseResult> erased = connector->Erase({{"user_id", "42"}});
+  ASSERT_TRUE(erased.ok()) << erased.status();
+  EXPECT_EQ(erased->record_count(), 3);
+  EXPECT_EQ(connector->Discover({{"user_id", "42"}}).value().record_count, 0);
 }
 
 TEST_F(JsonlConnectorTest, RectifyReplacesOnlyTheFieldsValue) {
@@ -638,9 +757,14 @@ TEST_F(JsonlConnectorTest, ConcurrentFlagsAndErasesAllTakeEffect) {
   }
   std::string expected;
   for (int round = 0; round < 50; ++round) {
-    for (int user = 1; user <= 8; user += 2) {
-      absl::StrAppend(&expected, R"({"user_id":)", user, R"(,"n":)", round,
-                      R"(,"objected":true})", "\n");
+    for (int user = 1; user <= 8; ++user) {
+      if (user % 2 == 0) {
+        expected += Erased(
+            absl::StrCat(R"({"user_id":)", user, R"(,"n":)", round, "}\n"));
+      } else {
+        absl::StrAppend(&expected, R"({"user_id":)", user, R"(,"n":)", round,
+                        R"(,"objected":true})", "\n");
+      }
     }
   }
   EXPECT_EQ(Contents(), expected);

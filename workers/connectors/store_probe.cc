@@ -39,9 +39,8 @@ absl::StatusOr<std::map<std::string, CollectionShape>> ProbeJsonl(
       }
     }
   }
-  for (const auto& [key, field] : store.collections.front().identity_fields) {
-    shape.unindexed_identity_keys.push_back(key);
-  }
+  // Every identity field is served by the line index the connector keeps
+  // (jsonl_index.h): none is unindexed.
   std::map<std::string, CollectionShape> shapes;
   shapes[store.collections.front().name] = std::move(shape);
   return shapes;
