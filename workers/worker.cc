@@ -254,10 +254,7 @@ void Worker::PollLoop() {
         std::chrono::system_clock::now() +
         std::chrono::milliseconds(options_.poll_wait_ms + 5000));
     TrackedCall tracked(*this, context, CallKind::kWait);
-    v1::PollTaskRequest request;
-    request.set_worker_id(options_.worker_id);
-    for (const std::string& store : options_.stores) request.add_stores(store);
-    request.set_wait_ms(options_.poll_wait_ms);
+    v1::PollTaskRequest request = PollRequest(options_.poll_wait_ms);
     v1::PollTaskResponse response;
     grpc::Status status = stub_->PollTask(&context, request, &response);
     polls_
@@ -274,8 +271,20 @@ void Worker::PollLoop() {
       continue;
     }
     backoff_ms = 100;
-    if (response.has_task()) Execute(response.task());
+    if (!response.has_task()) continue;
+    // Each completion brings the next task while there is work.
+    std::optional<v1::Task> next = Execute(response.task());
+    while (next.has_value() && !stopping()) next = Execute(*next);
+    // A task leased while stopping is abandoned: its lease expires.
   }
+}
+
+v1::PollTaskRequest Worker::PollRequest(int wait_ms) const {
+  v1::PollTaskRequest request;
+  request.set_worker_id(options_.worker_id);
+  for (const std::string& store : options_.stores) request.add_stores(store);
+  request.set_wait_ms(wait_ms);
+  return request;
 }
 
 void Worker::HeartbeatLoop() {
@@ -321,8 +330,10 @@ grpc::Status Worker::CallUntilAnswered(Call call, InFlight& flight) {
   while (true) {
     grpc::ClientContext context;
     context.set_wait_for_ready(true);
+    // Room for a completion's wait for the next task (kNextTaskWaitMs).
     context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::seconds(10));
+                         std::chrono::seconds(10) +
+                         std::chrono::milliseconds(kNextTaskWaitMs));
     grpc::Status status;
     {
       TrackedCall tracked(*this, context, CallKind::kReport);
@@ -334,7 +345,7 @@ grpc::Status Worker::CallUntilAnswered(Call call, InFlight& flight) {
   }
 }
 
-void Worker::Execute(const v1::Task& task) {
+std::optional<v1::Task> Worker::Execute(const v1::Task& task) {
   if (task.lease_duration_ms() > 0)
     lease_duration_ms_ = task.lease_duration_ms();
   const auto started = std::chrono::steady_clock::now();
@@ -348,19 +359,34 @@ void Worker::Execute(const v1::Task& task) {
   }
   // Unset: nothing was reported (stopping, or the lease is gone).
   std::optional<grpc::Status> reported;
+  std::optional<v1::Task> next;
   bool work_done = false;
   if (!stopping()) {
     v1::CompleteTaskRequest complete;
     absl::Status outcome = RunOperation(task, *flight, &complete);
     work_done = outcome.ok();
     if (outcome.ok()) {
-      // The work is done: report it, even while stopping (kReportGrace).
+      // The work is done: report it, even while stopping (kReportGrace),
+      // and ask for the next task unless stopping.
+      if (!stopping()) {
+        *complete.mutable_next() = PollRequest(kNextTaskWaitMs);
+        complete.mutable_next()->clear_worker_id();
+      }
       reported = CallUntilAnswered(
           [&](grpc::ClientContext* context) {
             v1::CompleteTaskResponse response;
-            return stub_->CompleteTask(context, complete, &response);
+            grpc::Status status =
+                stub_->CompleteTask(context, complete, &response);
+            if (status.ok() && response.has_next_task()) {
+              next = std::move(*response.mutable_next_task());
+            }
+            return status;
           },
           *flight);
+      if (complete.has_next()) {
+        polls_.Add({{"result", next.has_value() ? "task" : "empty"}})
+            .Increment();
+      }
     } else if (!stopping() && !flight->lease_lost) {
       // While stopping, a failure may be the stop's doing (a cancelled
       // upload or connector): never reported, the lease expires instead.
@@ -413,6 +439,7 @@ void Worker::Execute(const v1::Task& task) {
     in_flight_.erase(task.task_id());
   }
   stop_cv_.notify_all();  // Run() may be waiting for the last task.
+  return next;
 }
 
 namespace {

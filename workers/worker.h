@@ -27,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -76,6 +77,10 @@ class Worker {
   // How long a task that finished its work before a stop may take to
   // report it to the coordinator before the report is cancelled too.
   static constexpr std::chrono::milliseconds kReportGrace{2000};
+  // How long a completion waits for the next task (CompleteTaskRequest.next)
+  // before the worker goes back to PollTask: short, so that a stop finds
+  // the report answered well within kReportGrace.
+  static constexpr int kNextTaskWaitMs = 500;
 
   // Runs until Stop() is called, then ends every call and task as the
   // header comment says and returns once its threads have. Call once.
@@ -125,7 +130,11 @@ class Worker {
   void CancelCalls(CallKind kind);
   void PollLoop();
   void HeartbeatLoop();
-  void Execute(const v1::Task& task);
+  // Runs `task` and reports its outcome; a completion also asks for the
+  // next task (CompleteTaskRequest.next), returned when one was leased.
+  std::optional<v1::Task> Execute(const v1::Task& task);
+  // The PollTaskRequest of this worker, waiting up to `wait_ms`.
+  v1::PollTaskRequest PollRequest(int wait_ms) const;
   // Runs the connector operation; on success fills `complete`.
   absl::Status RunOperation(const v1::Task& task, InFlight& flight,
                             v1::CompleteTaskRequest* complete);
