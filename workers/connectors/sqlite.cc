@@ -1,10 +1,13 @@
 #include "workers/connectors/sqlite.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -12,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/container/node_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -38,10 +42,33 @@ struct DbCloser {
 };
 using Db = std::unique_ptr<sqlite3, DbCloser>;
 
-struct StatementFinalizer {
-  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+// Which file a connection opened: the path may later name another one.
+struct FileId {
+  dev_t device = 0;
+  ino_t inode = 0;
+  bool operator==(const FileId& other) const {
+    return device == other.device && inode == other.inode;
+  }
 };
-using Statement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
+
+// Ends a statement's use: a statement of a session's cache (`in_use` set) is
+// reset for the next use, any other finalized.
+struct StatementReleaser {
+  bool* in_use = nullptr;
+  void operator()(sqlite3_stmt* stmt) const {
+    if (in_use == nullptr) {
+      sqlite3_finalize(stmt);
+      return;
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    *in_use = false;
+  }
+};
+using Statement = std::unique_ptr<sqlite3_stmt, StatementReleaser>;
+
+// How many prepared statements a session keeps for reuse.
+constexpr size_t kStatementCacheSize = 64;
 
 // Maps a SQLite result code to a status whose error name
 // (model/connector_errors.h) tells the workflow whether to retry:
@@ -201,13 +228,30 @@ class Session {
     return absl::OkStatus();
   }
 
+  // The statement for `sql`, prepared once per session and reset after each
+  // use (the same text in use twice at once gets a second, uncached one).
   absl::StatusOr<Statement> Prepare(const std::string& sql) {
+    auto cached = statements_->find(sql);
+    if (cached != statements_->end() && !cached->second.in_use) {
+      cached->second.in_use = true;
+      return Statement(cached->second.statement,
+                       StatementReleaser{&cached->second.in_use});
+    }
+    bool cache = cached == statements_->end() &&
+                 statements_->size() < kStatementCacheSize;
     sqlite3_stmt* raw = nullptr;
-    int rc = sqlite3_prepare_v2(db_.get(), sql.c_str(),
-                                static_cast<int>(sql.size()), &raw, nullptr);
-    Statement statement(raw);
-    if (rc != SQLITE_OK) return Error(rc, sql);
-    return statement;
+    int rc = sqlite3_prepare_v3(
+        db_.get(), sql.c_str(), static_cast<int>(sql.size()),
+        cache ? SQLITE_PREPARE_PERSISTENT : 0, &raw, nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(raw);
+      return Error(rc, sql);
+    }
+    if (!cache) return Statement(raw);
+    CachedStatement& entry = (*statements_)[sql];
+    entry.statement = raw;
+    entry.in_use = true;
+    return Statement(raw, StatementReleaser{&entry.in_use});
   }
 
   // `rc` as a status (SqliteError); CANCELLED when the statement was
@@ -235,10 +279,127 @@ class Session {
   Session(Db db, const StoreSpec& store, const std::atomic<bool>* cancel)
       : db_(std::move(db)), store_(&store), cancel_(cancel) {}
 
+  struct CachedStatement {
+    sqlite3_stmt* statement = nullptr;
+    bool in_use = false;
+  };
+  struct StatementsFinalizer {
+    void operator()(
+        absl::node_hash_map<std::string, CachedStatement>* statements) const {
+      for (auto& [sql, entry] : *statements) sqlite3_finalize(entry.statement);
+      delete statements;
+    }
+  };
+
   Db db_;
   const StoreSpec* store_;
   const std::atomic<bool>* cancel_;
+  // Declared after db_, so finalized before the connection closes. Nodes
+  // are stable: a Statement points at its entry's in_use.
+  std::unique_ptr<absl::node_hash_map<std::string, CachedStatement>,
+                  StatementsFinalizer>
+      statements_{new absl::node_hash_map<std::string, CachedStatement>};
 };
+
+}  // namespace
+
+// Idle connections of one store, for reuse (sqlite.h). Thread-safe.
+class SqliteSessionPool {
+ public:
+  SqliteSessionPool(const StoreSpec& store, const std::atomic<bool>* cancel)
+      : store_(store), cancel_(cancel) {}
+
+  // A connection to the store, read-only (PRAGMA query_only) or not; back
+  // to the pool when the handle goes, unless inside a transaction.
+  class Handle {
+   public:
+    Handle(SqliteSessionPool* pool, std::unique_ptr<Session> session,
+           FileId file, bool read_only, int64_t schema_version)
+        : pool_(pool),
+          session_(std::move(session)),
+          file_(file),
+          read_only_(read_only),
+          schema_version_(schema_version) {}
+    Handle(Handle&&) = default;
+    ~Handle() {
+      if (session_ != nullptr) {
+        pool_->Release(std::move(session_), file_, read_only_, schema_version_);
+      }
+    }
+    Session& operator*() { return *session_; }
+    Session* operator->() { return session_.get(); }
+
+   private:
+    SqliteSessionPool* pool_;
+    std::unique_ptr<Session> session_;
+    FileId file_;
+    bool read_only_;
+    int64_t schema_version_;
+  };
+
+  absl::StatusOr<Handle> Acquire(bool read_only) {
+    struct stat info;
+    FileId file{};
+    if (::stat(store_.path.c_str(), &info) == 0) {
+      file = {info.st_dev, info.st_ino};
+      std::lock_guard<std::mutex> lock(mu_);
+      std::vector<Idle>& idle = idle_[read_only ? 1 : 0];
+      while (!idle.empty()) {
+        Idle last = std::move(idle.back());
+        idle.pop_back();
+        // Another file at the path now: the connection goes.
+        if (!(last.file == file)) continue;
+        // A connection reads the schema again only when a statement touches
+        // a table, so a schema another connection changed would go unseen
+        // by pragma_table_info (TableColumns): such a connection goes too.
+        absl::StatusOr<int64_t> version = SchemaVersion(*last.session);
+        if (!version.ok() || *version != last.schema_version) continue;
+        return Handle(this, std::move(last.session), file, read_only,
+                      last.schema_version);
+      }
+    }
+    // Opening reports a missing file as Session::Open says.
+    ASSIGN_OR_RETURN(Session session,
+                     Session::Open(store_, read_only, cancel_));
+    ASSIGN_OR_RETURN(int64_t version, SchemaVersion(session));
+    return Handle(this, std::make_unique<Session>(std::move(session)), file,
+                  read_only, version);
+  }
+
+ private:
+  struct Idle {
+    FileId file;
+    std::unique_ptr<Session> session;
+    int64_t schema_version;
+  };
+
+  static absl::StatusOr<int64_t> SchemaVersion(Session& session) {
+    const std::string sql = "PRAGMA schema_version";
+    ASSIGN_OR_RETURN(Statement statement, session.Prepare(sql));
+    int rc = sqlite3_step(statement.get());
+    if (rc != SQLITE_ROW) return session.Error(rc, sql);
+    return sqlite3_column_int64(statement.get(), 0);
+  }
+  // Connections kept idle per kind; more are closed.
+  static constexpr size_t kMaxIdle = 8;
+
+  void Release(std::unique_ptr<Session> session, FileId file, bool read_only,
+               int64_t schema_version) {
+    if (file.inode == 0 || sqlite3_get_autocommit(session->db()) == 0) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<Idle>& idle = idle_[read_only ? 1 : 0];
+    if (idle.size() < kMaxIdle) {
+      idle.push_back({file, std::move(session), schema_version});
+    }
+  }
+
+  const StoreSpec& store_;
+  const std::atomic<bool>* const cancel_;
+  std::mutex mu_;
+  std::vector<Idle> idle_[2];  // [0] read-write, [1] read-only.
+};
+
+namespace {
 
 using Binding = std::variant<std::string, int64_t>;
 
@@ -479,10 +640,11 @@ absl::StatusOr<int64_t> UpdateMatchingRows(
 // committing when it succeeds and rolling back when it fails (or is
 // cancelled through `cancel`, which may be null).
 absl::StatusOr<int64_t> InWriteTransaction(
-    const StoreSpec& store, const std::atomic<bool>* cancel,
+    SqliteSessionPool& sessions,
     const std::function<absl::StatusOr<int64_t>(Session&)>& body) {
-  ASSIGN_OR_RETURN(Session session,
-                   Session::Open(store, /*read_only=*/false, cancel));
+  ASSIGN_OR_RETURN(SqliteSessionPool::Handle handle,
+                   sessions.Acquire(/*read_only=*/false));
+  Session& session = *handle;
   // IMMEDIATE takes the write lock up front (waiting up to the busy timeout)
   // instead of failing halfway when a reader upgrades.
   RETURN_IF_ERROR(session.Exec("BEGIN IMMEDIATE"));
@@ -601,13 +763,15 @@ absl::StatusOr<std::vector<std::optional<RowFilter>>> SubjectFilters(
 // identities to the result and, when `writer` is set, each row to the export.
 // CANCELLED once `cancel` (may be null) is set.
 absl::StatusOr<ConnectorResult> ScanMatchingRows(
-    const StoreSpec& store, const std::atomic<bool>* cancel,
-    const std::vector<Identity>& identities, ExportWriter* writer) {
+    const StoreSpec& store, SqliteSessionPool& sessions,
+    const std::atomic<bool>* cancel, const std::vector<Identity>& identities,
+    ExportWriter* writer) {
   IdentityMatcher matcher(identities, store.default_phone_region);
   DiscoveredIdentities discovered(identities, matcher);
   ConnectorResult result;
-  ASSIGN_OR_RETURN(Session session,
-                   Session::Open(store, /*read_only=*/true, cancel));
+  ASSIGN_OR_RETURN(SqliteSessionPool::Handle handle,
+                   sessions.Acquire(/*read_only=*/true));
+  Session& session = *handle;
   // One read transaction: every table is read from the same snapshot.
   RETURN_IF_ERROR(session.Exec("BEGIN"));
   ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
@@ -730,18 +894,28 @@ absl::Status MaskMatchingRows(Session& session,
 
 }  // namespace
 
+SqliteConnector::SqliteConnector(StoreSpec store,
+                                 const std::atomic<bool>* cancel)
+    : store_(std::move(store)),
+      cancel_(cancel),
+      sessions_(std::make_unique<SqliteSessionPool>(store_, cancel_)) {}
+
+SqliteConnector::~SqliteConnector() = default;
+
 absl::StatusOr<ConnectorResult> SqliteConnector::Export(
     const std::vector<Identity>& identities, ByteSink& sink) {
   ExportWriter writer(sink, store_.name);
-  ASSIGN_OR_RETURN(ConnectorResult result,
-                   ScanMatchingRows(store_, cancel_, identities, &writer));
+  ASSIGN_OR_RETURN(
+      ConnectorResult result,
+      ScanMatchingRows(store_, *sessions_, cancel_, identities, &writer));
   RETURN_IF_ERROR(writer.Finish());
   return result;
 }
 
 absl::StatusOr<ConnectorResult> SqliteConnector::Discover(
     const std::vector<Identity>& identities) {
-  return ScanMatchingRows(store_, cancel_, identities, /*writer=*/nullptr);
+  return ScanMatchingRows(store_, *sessions_, cancel_, identities,
+                          /*writer=*/nullptr);
 }
 
 absl::StatusOr<std::vector<std::string>> SqliteConnector::ExplainLookup(
@@ -866,7 +1040,7 @@ absl::StatusOr<EraseResult> SqliteConnector::Erase(
   EraseResult result;
   RETURN_IF_ERROR(
       InWriteTransaction(
-          store_, cancel_,
+          *sessions_,
           [&](Session& session) -> absl::StatusOr<int64_t> {
             ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
                              SubjectFilters(session, store_, matcher));
@@ -903,7 +1077,7 @@ absl::StatusOr<int64_t> SqliteConnector::Rectify(
     const std::vector<FieldCorrection>& corrections) {
   IdentityMatcher matcher(identities, store_.default_phone_region);
   return InWriteTransaction(
-      store_, cancel_, [&](Session& session) -> absl::StatusOr<int64_t> {
+      *sessions_, [&](Session& session) -> absl::StatusOr<int64_t> {
         ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
                          SubjectFilters(session, store_, matcher));
         // Every correction is checked before any row changes.
@@ -960,7 +1134,7 @@ absl::StatusOr<int64_t> SqliteConnector::SetProcessingFlag(
   if (!any) return 0;  // Nothing to flag here; the store is not opened.
   IdentityMatcher matcher(identities, store_.default_phone_region);
   return InWriteTransaction(
-      store_, cancel_, [&](Session& session) -> absl::StatusOr<int64_t> {
+      *sessions_, [&](Session& session) -> absl::StatusOr<int64_t> {
         ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
                          SubjectFilters(session, store_, matcher));
         int64_t flagged = 0;

@@ -3,8 +3,12 @@
 
 // Connector for a SQLite database file: one collection per table.
 //
-// Each call opens its own connection (read-write, never creating the file,
-// 5 s busy timeout), so calls may run concurrently from several threads.
+// Each call takes a connection of its own (read-write, never creating the
+// file, 5 s busy timeout), so calls may run concurrently from several
+// threads. Connections are kept for the next call, with their prepared
+// statements: one whose file was replaced or removed (another inode at the
+// path) is closed instead of reused, and so is one a call left inside a
+// transaction.
 // Export and Discover run with `PRAGMA query_only` inside one read
 // transaction (a consistent snapshot across tables); Erase deletes from every
 // table in one IMMEDIATE transaction, and so do Rectify and
@@ -54,14 +58,19 @@
 
 namespace dsar {
 
+class SqliteSessionPool;
+
 class SqliteConnector : public Connector {
  public:
   // `store.kind` must be "sqlite" (CreateConnector checks).
   // `cancel` (may be null) cancels running operations once set (see
   // Connector, "Cancellation"); it must outlive the connector.
   explicit SqliteConnector(StoreSpec store,
-                           const std::atomic<bool>* cancel = nullptr)
-      : store_(std::move(store)), cancel_(cancel) {}
+                           const std::atomic<bool>* cancel = nullptr);
+  ~SqliteConnector() override;
+
+  SqliteConnector(const SqliteConnector&) = delete;
+  SqliteConnector& operator=(const SqliteConnector&) = delete;
 
   absl::StatusOr<ConnectorResult> Export(
       const std::vector<Identity>& identities, ByteSink& sink) override;
@@ -103,6 +112,8 @@ class SqliteConnector : public Connector {
  private:
   const StoreSpec store_;
   const std::atomic<bool>* const cancel_;
+  // Connections kept between calls.
+  std::unique_ptr<SqliteSessionPool> sessions_;
 };
 
 }  // namespace dsar

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -25,6 +26,7 @@ namespace dsar {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::UnorderedElementsAre;
@@ -484,6 +486,47 @@ TEST_F(SqliteConnectorTest, MissingDatabaseIsUnavailableAndNotCreated) {
   EXPECT_EQ(connector->Erase({{"user_id", "1"}}).status().code(),
             absl::StatusCode::kUnavailable);
   EXPECT_FALSE(std::filesystem::exists(store_.path));
+}
+
+// Connections are kept between calls (sqlite.h): never one to a file that
+// is no longer the store's.
+TEST_F(SqliteConnectorTest, AKeptConnectionFollowsTheFileAtThePath) {
+  std::unique_ptr<Connector> connector = Make();
+  ASSERT_EQ(connector->Discover({{"user_id", "7"}}).value().record_count, 4);
+  ASSERT_EQ(connector->Erase({{"user_id", "42"}}).value().record_count(), 6);
+
+  // A restored copy replaces the file: bob is not in it.
+  std::string copy = dir_ + "/restored.db";
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(copy.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other,
+                         "CREATE TABLE users (id INTEGER PRIMARY KEY, email "
+                         "TEXT, phone TEXT); CREATE TABLE orders (user_id); "
+                         "CREATE TABLE tickets (user_id); CREATE TABLE "
+                         "\"odd \"\"table\"\"\" (\"user id\");",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(other);
+  ASSERT_EQ(std::rename(copy.c_str(), path_.c_str()), 0);
+  EXPECT_EQ(connector->Discover({{"user_id", "7"}}).value().record_count, 0);
+  EXPECT_EQ(connector->Erase({{"user_id", "7"}}).value().record_count(), 0);
+
+  ASSERT_TRUE(std::filesystem::remove(path_));
+  EXPECT_EQ(connector->Discover({{"user_id", "7"}}).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(connector->Erase({{"user_id", "7"}}).status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST_F(SqliteConnectorTest, AKeptConnectionSeesSchemaChanges) {
+  std::unique_ptr<Connector> connector = Make();
+  StringSink before;
+  ASSERT_TRUE(connector->Export({{"user_id", "7"}}, before).ok());
+  EXPECT_THAT(before.data, Not(HasSubstr("tier")));
+  Exec("ALTER TABLE orders ADD COLUMN tier TEXT DEFAULT 'gold'");
+  StringSink after;
+  ASSERT_TRUE(connector->Export({{"user_id", "7"}}, after).ok());
+  EXPECT_THAT(after.data, HasSubstr(R"("tier":"gold")"));
 }
 
 TEST_F(SqliteConnectorTest, LargeExportReachesTheSinkInBoundedChunks) {
