@@ -380,6 +380,75 @@ TEST_F(EndToEndTest, CompletingATaskWithoutItsLeaseIsRefused) {
   }
 }
 
+// CompleteTaskRequest.next: the completion is recorded, then the call leases
+// the next task as PollTask would; a poll that cannot be served leaves the
+// completion standing.
+TEST_F(EndToEndTest, ACompletionCarriesTheNextTask) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  v1::Request created;
+  ASSERT_TRUE(Create(RequestForEmail(v1::ERASURE, "person6@example.com",
+                                     "e2e-next-task-6"),
+                     &created)
+                  .ok());
+  auto worker_stub = v1::WorkerService::NewStub(channel_);
+  const std::vector<std::string> stores = {"accounts", "orders", "marketing",
+                                           "activity"};
+  v1::PollTaskRequest poll;
+  poll.set_worker_id("w");
+  for (const std::string& store : stores) poll.add_stores(store);
+  poll.set_wait_ms(5000);
+  v1::PollTaskResponse first;
+  {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    ASSERT_TRUE(worker_stub->PollTask(&context, poll, &first).ok());
+  }
+  ASSERT_TRUE(first.has_task());
+  ASSERT_EQ(first.task().store(), "accounts");  // The others need its answer.
+
+  auto complete = [&](const v1::Task& task, const v1::PollTaskRequest& next,
+                      v1::CompleteTaskResponse* response) {
+    v1::CompleteTaskRequest request;
+    request.set_worker_id("w");
+    request.set_task_id(task.task_id());
+    request.set_attempt(task.attempt());
+    *request.mutable_next() = next;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    return worker_stub->CompleteTask(&context, request, response);
+  };
+  v1::CompleteTaskResponse answered;
+  grpc::Status status = complete(first.task(), poll, &answered);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_TRUE(answered.has_next_task());
+  const v1::Task& second = answered.next_task();
+  EXPECT_EQ(second.request_id(), created.id());
+  EXPECT_NE(second.store(), "accounts");
+  EXPECT_EQ(second.operation(), "discover");
+
+  // Completing the first again is refused, and leases nothing.
+  v1::CompleteTaskResponse refused;
+  EXPECT_EQ(complete(first.task(), poll, &refused).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_FALSE(refused.has_next_task());
+
+  // A next poll naming a store the inventory lacks: the completion stands.
+  v1::PollTaskRequest unknown = poll;
+  unknown.add_stores("no-such-store");
+  v1::CompleteTaskResponse without_next;
+  status = complete(second, unknown, &without_next);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(without_next.has_next_task());
+  absl::StatusOr<std::vector<v1::Event>> events =
+      ListAllEvents(*stub_, created.id());
+  ASSERT_TRUE(events.ok()) << events.status();
+  int completed = 0;
+  for (const v1::Event& event : *events) {
+    if (event.kind() == "task_completed") ++completed;
+  }
+  EXPECT_EQ(completed, 2);
+}
+
 TEST_F(EndToEndTest, DsardRefusesInventoryWithUnknownEraseAfterStore) {
   std::string text = ReadFileOrEmpty(inventory_);
   std::string broken =
