@@ -63,6 +63,25 @@ TEST(NormalizeIdentityValue, UnparseablePhonesAreInvalidWithAReason) {
   }
 }
 
+// Phones are remembered once parsed (identity.cc): the answer depends on
+// the region as well as the value, errors are remembered as errors, and a
+// full memo starts again without changing any answer.
+TEST(NormalizeIdentityValue, RememberedPhonesKeepTheirRegionAndErrors) {
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ(Normalized("phone", "07700 454764", "GB"), "+447700454764");
+    EXPECT_EQ(Normalized("phone", "202 555 0143", "US"), "+12025550143");
+    EXPECT_EQ(
+        NormalizeIdentityValue("phone", "07700 454764", "").status().code(),
+        absl::StatusCode::kInvalidArgument);
+  }
+  for (int i = 0; i < 5000; ++i) {
+    std::string national = absl::StrCat("07700 9", 10000 + i);
+    ASSERT_EQ(Normalized("phone", national, "GB"),
+              absl::StrCat("+4477009", 10000 + i));
+  }
+  EXPECT_EQ(Normalized("phone", "07700 454764", "GB"), "+447700454764");
+}
+
 TEST(NormalizeIdentityValue, UserIdsAreExactAndNeverNumbers) {
   for (const char* value : {"007", "+8", "9.0", "1e1", "Abc"}) {
     EXPECT_EQ(Normalized("user_id", value), value);
