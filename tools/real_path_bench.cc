@@ -251,7 +251,9 @@ class NotificationTail {
 struct PhaseResult {
   int completed = 0;
   bool timed_out = false;
-  double seconds = 0;  // First create call -> last completion seen.
+  // First create call -> last completion seen; when timed out, phase start
+  // -> deadline.
+  double seconds = 0;
   std::vector<double> latency_ms;
   std::vector<double> create_ms;
 };
@@ -325,12 +327,18 @@ PhaseResult RunPhase(v1::DsarService::Stub& stub, NotificationTail& tail,
       last_completion = last;
     }
   };
+  const Clock::time_point started = Clock::now();
   std::vector<std::thread> clients;
   for (int i = 0; i < in_flight; ++i) clients.emplace_back(client);
   for (std::thread& thread : clients) thread.join();
   result.completed = static_cast<int>(result.latency_ms.size());
   result.timed_out = timed_out.load();
-  if (first_create && last_completion) {
+  if (result.timed_out) {
+    // What completed over the whole time it had, not up to its last
+    // completion.
+    result.seconds =
+        std::chrono::duration<double>(Clock::now() - started).count();
+  } else if (first_create && last_completion) {
     result.seconds =
         std::chrono::duration<double>(*last_completion - *first_create).count();
   }
