@@ -9,6 +9,7 @@
 //   dsar-real-path-bench --addr=127.0.0.1:PORT --notify_file=FILE
 //       --people=N [--first_person=1] [--in_flight=8] [--requests=1000]
 //       [--warmup=100] [--runs=1] [--deadline_seconds=0] [--label=TEXT]
+//       [--watch_pids=PID,...]
 //
 // People first_person .. first_person + warmup + runs * requests - 1 are
 // used, each once: an erased person cannot be erased again, and a second
@@ -24,7 +25,8 @@
 // A `failed`, `needs_attention` or `cancelled` notification for one of its
 // requests, or a failed CreateRequest, aborts with exit status 1. With
 // --deadline_seconds the whole invocation is bounded: past it, it prints
-// `real-path ... timed_out=1 completed=M ...` and exits with status 3.
+// `real-path ... timed_out=1 completed=M ...` and exits with status 3; with
+// --watch_pids it aborts as soon as dsard or a worker is gone.
 
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
@@ -54,10 +56,13 @@
 #include "absl/flags/parse.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/files.h"
 #include "common/program_usage.h"
 #include "dsar/v1/requests.grpc.pb.h"
 #include "nlohmann/json.hpp"
@@ -80,6 +85,9 @@ ABSL_FLAG(int, runs, 1, "Measured runs; the summary gives their medians.");
 ABSL_FLAG(double, deadline_seconds, 0,
           "Give up after this long in all (0: never); prints what completed "
           "and exits with status 3.");
+ABSL_FLAG(std::string, watch_pids, "",
+          "Comma-separated ids of processes the run depends on (dsard, the "
+          "workers); when one is gone, abort instead of waiting forever.");
 ABSL_FLAG(std::string, label, "",
           "Free text (no spaces) copied into every output line, e.g. "
           "stores=tmpfs.");
@@ -248,6 +256,34 @@ class NotificationTail {
   absl::flat_hash_map<std::string, Outcome> outcomes_ ABSL_GUARDED_BY(mu_);
 };
 
+// Whether process `pid` still runs: /proc/PID/stat exists and its state is
+// not zombie (the script that started it may not have reaped it yet).
+bool ProcessRuns(int pid) {
+  absl::StatusOr<std::string> stat =
+      ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return false;
+  // "PID (COMM) STATE ...": COMM may hold spaces and parentheses.
+  size_t close = stat->rfind(')');
+  return close != std::string::npos && close + 2 < stat->size() &&
+         (*stat)[close + 2] != 'Z';
+}
+
+// Aborts the program, from a thread of its own, once one of `pids` is gone.
+void WatchProcesses(std::vector<int> pids) {
+  if (pids.empty()) return;
+  std::thread([pids = std::move(pids)] {
+    while (true) {
+      for (int pid : pids) {
+        if (!ProcessRuns(pid)) {
+          Die(absl::StrCat("process ", pid,
+                           " (dsard or a worker) is gone; see its log"));
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }).detach();
+}
+
 struct PhaseResult {
   int completed = 0;
   bool timed_out = false;
@@ -373,6 +409,17 @@ int Main() {
     deadline =
         absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_deadline_seconds));
   }
+
+  std::vector<int> watched;
+  for (absl::string_view text : absl::StrSplit(absl::GetFlag(FLAGS_watch_pids),
+                                               ',', absl::SkipEmpty())) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(text, &pid) || pid <= 0) {
+      Die(absl::StrCat("--watch_pids: not a process id: ", text));
+    }
+    watched.push_back(pid);
+  }
+  WatchProcesses(std::move(watched));
 
   absl::StatusOr<std::unique_ptr<NotificationTail>> tail =
       NotificationTail::Start(notify_file);
