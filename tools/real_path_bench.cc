@@ -439,7 +439,7 @@ int Main() {
   auto timed_out = [&](const char* phase, const PhaseResult& result,
                        int count) {
     std::printf(
-        "%s phase=%s timed_out=1 completed=%d of %d req/s=%.1f (partial)\n",
+        "%s phase=%s timed_out=1 completed=%d of %d req/s=%.3f (partial)\n",
         prefix.c_str(), phase, result.completed, count,
         result.seconds > 0 ? result.completed / result.seconds : 0.0);
     std::fflush(stdout);
