@@ -256,6 +256,14 @@ class Coordinator {
   static constexpr char kRequestEndedPayload[] =
       "type.dsar.dev/dsar.RequestEnded";
   absl::Status CompleteTask(const v1::CompleteTaskRequest& request);
+  // CompleteTask, then PollTask with `next` in the same loop command, so
+  // that the completion and the next lease share one commit group. An error
+  // is the completion's (nothing changed); a `next` that cannot be served
+  // (invalid, or the worker hung up) gives std::nullopt, the completion
+  // recorded.
+  absl::StatusOr<std::optional<v1::Task>> CompleteTaskAndPoll(
+      const v1::CompleteTaskRequest& request, const v1::PollTaskRequest& next,
+      const std::function<bool()>& cancelled);
   absl::Status FailTask(const v1::FailTaskRequest& request);
   struct ArtifactUpload {
     std::string path;        // Where the export of that attempt is stored.
@@ -475,6 +483,21 @@ class Coordinator {
   absl::StatusOr<std::pair<LiveRequest*, int>> FindLeasedItem(
       const std::string& task_id, uint32_t attempt,
       const std::string& worker_id);
+  // PollTask's checks of a poll: worker id, stores known and not manual.
+  absl::Status ValidatePoll(const v1::PollTaskRequest& request) const;
+  // Registers a validated poll; DispatchToPollers fulfils `slot`.
+  // REQUIRES: commit loop thread.
+  void AddPoller(Txn& txn, const v1::PollTaskRequest& request,
+                 std::shared_ptr<PollSlot> slot);
+  // Waits until `slot` is fulfilled; CANCELLED (the slot abandoned) once
+  // `cancelled` says the worker hung up.
+  static absl::StatusOr<std::optional<v1::Task>> WaitForPoll(
+      PollSlot& slot, const std::function<bool()>& cancelled);
+  // CompleteTask's checks of the request alone (no state).
+  static absl::Status CheckCompletion(const v1::CompleteTaskRequest& request);
+  // Records the completion. REQUIRES: commit loop thread.
+  absl::StatusOr<bool> CompleteInLoop(Txn& txn,
+                                      const v1::CompleteTaskRequest& request);
   v1::Task BuildTask(const LiveRequest& live, int map, int item) const;
   BuiltinJob BuildBundleJob(const LiveRequest& live) const;
   // Where a request's uploaded exports live until its bundle is committed.

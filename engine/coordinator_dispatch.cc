@@ -259,9 +259,8 @@ absl::StatusOr<v1::ListWorkersResponse> Coordinator::ListWorkers() {
       });
 }
 
-absl::StatusOr<std::optional<v1::Task>> Coordinator::PollTask(
-    const v1::PollTaskRequest& request,
-    const std::function<bool()>& cancelled) {
+absl::Status Coordinator::ValidatePoll(
+    const v1::PollTaskRequest& request) const {
   if (request.worker_id().empty())
     return absl::InvalidArgumentError("worker_id: required");
   if (request.stores().empty()) {
@@ -282,28 +281,43 @@ absl::StatusOr<std::optional<v1::Task>> Coordinator::PollTask(
                        "(dsarctl work), no worker serves it"));
     }
   }
+  return absl::OkStatus();
+}
+
+void Coordinator::AddPoller(Txn& txn, const v1::PollTaskRequest& request,
+                            std::shared_ptr<PollSlot> slot) {
   int wait_ms = request.wait_ms() <= 0
                     ? kDefaultPollWaitMs
                     : std::min(request.wait_ms(), kMaxPollWaitMs);
-  auto slot = std::make_shared<PollSlot>();
   std::vector<std::string> stores(request.stores().begin(),
                                   request.stores().end());
-  std::string worker_id = request.worker_id();
-  bool queued = Enqueue([this, slot, stores, worker_id, wait_ms](Txn& txn) {
-    SawWorker(worker_id, txn.now_ms, &stores);
-    pollers_.push_back(
-        {worker_id, stores, RealClock()->NowMillis() + wait_ms, slot});
-  });
-  if (!queued) return absl::UnavailableError("coordinator is shutting down");
-  std::unique_lock<std::mutex> lock(slot->mu);
-  while (!slot->done) {
-    slot->done_cv.wait_for(lock, std::chrono::milliseconds(500));
-    if (!slot->done && cancelled()) {
-      slot->abandoned = true;
+  SawWorker(request.worker_id(), txn.now_ms, &stores);
+  pollers_.push_back({request.worker_id(), std::move(stores),
+                      RealClock()->NowMillis() + wait_ms, std::move(slot)});
+}
+
+absl::StatusOr<std::optional<v1::Task>> Coordinator::WaitForPoll(
+    PollSlot& slot, const std::function<bool()>& cancelled) {
+  std::unique_lock<std::mutex> lock(slot.mu);
+  while (!slot.done) {
+    slot.done_cv.wait_for(lock, std::chrono::milliseconds(500));
+    if (!slot.done && cancelled()) {
+      slot.abandoned = true;
       return absl::CancelledError("poll cancelled by the worker");
     }
   }
-  return std::move(slot->result);
+  return std::move(slot.result);
+}
+
+absl::StatusOr<std::optional<v1::Task>> Coordinator::PollTask(
+    const v1::PollTaskRequest& request,
+    const std::function<bool()>& cancelled) {
+  RETURN_IF_ERROR(ValidatePoll(request));
+  auto slot = std::make_shared<PollSlot>();
+  bool queued = Enqueue(
+      [this, slot, request](Txn& txn) { AddPoller(txn, request, slot); });
+  if (!queued) return absl::UnavailableError("coordinator is shutting down");
+  return WaitForPoll(*slot, cancelled);
 }
 
 absl::StatusOr<std::pair<Coordinator::LiveRequest*, int>>
@@ -377,7 +391,8 @@ absl::StatusOr<Coordinator::ArtifactUpload> Coordinator::ArtifactPathForUpload(
       });
 }
 
-absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& request) {
+absl::Status Coordinator::CheckCompletion(
+    const v1::CompleteTaskRequest& request) {
   if (request.record_count() < 0) {
     return absl::InvalidArgumentError("record_count: must not be negative");
   }
@@ -389,79 +404,104 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& request) {
           absl::StrCat("erasures[", i, "]: counts must not be negative"));
     }
   }
-  return RunInLoop<bool>([this, request](Txn& txn) -> absl::StatusOr<bool> {
-           ASSIGN_OR_RETURN(auto found,
-                            FindLeasedItem(request.task_id(), request.attempt(),
-                                           request.worker_id()));
-           auto [live, item_index] = found;
-           SawWorker(request.worker_id(), txn.now_ms, nullptr);
-           int map = live->record.maps_size() - 1;
-           const internal::MapItem& item =
-               live->record.maps(map).items(item_index);
-           const State* map_state =
-               live->definition->root().Find(live->record.maps(map).state());
-           const State* task_state = map_state->iterator->Find(item.state());
-           std::string artifact_path;
-           int64_t artifact_size = 0;
-           // An export's records, or a scan's findings: an artifact.
-           const std::optional<TaskOperation> operation =
-               OperationOf(*task_state);
-           if (operation == TaskOperation::kExport ||
-               operation == TaskOperation::kScan) {
-             if (request.artifact_sha256().empty()) {
-               return absl::InvalidArgumentError(
-                   "artifact_sha256: required for an export or a scan "
-                   "(upload it first)");
-             }
-             artifact_path = ArtifactPath(live->record.request().id(), map,
-                                          item_index, request.attempt());
-             struct stat info;
-             if (::stat(artifact_path.c_str(), &info) != 0) {
-               return absl::FailedPreconditionError(absl::StrCat(
-                   "artifact_sha256: no export was uploaded for task ",
-                   request.task_id(), " attempt ", request.attempt()));
-             }
-             // The export's own size, not its encrypted file's.
-             ASSIGN_OR_RETURN(std::string key,
-                              RequestDataKey(live->record.request().id()));
-             ASSIGN_OR_RETURN(
-                 std::unique_ptr<EncryptedFileReader> export_file,
-                 EncryptedFileReader::Open(
-                     artifact_path, std::move(key),
-                     ExportFileContext(live->record.request().id())));
-             artifact_size = export_file->size();
-             absl::StatusOr<std::string> uploaded_sha =
-                 ReadFile(ArtifactDigestPath(artifact_path));
-             if (!uploaded_sha.ok() ||
-                 *uploaded_sha != request.artifact_sha256()) {
-               return absl::InvalidArgumentError(absl::StrCat(
-                   "artifact_sha256: does not match the export uploaded for "
-                   "task ",
-                   request.task_id(), " attempt ", request.attempt()));
-             }
-           }
-           for (int i = 0; i < request.discovered_identities_size(); ++i) {
-             const v1::SubjectIdentity& identity =
-                 request.discovered_identities(i);
-             if (identity.value().empty() || IdentityKey(identity).empty()) {
-               return absl::InvalidArgumentError(absl::StrCat(
-                   "discovered_identities[", i, "]: needs a type and a value"));
-             }
-           }
-           lease_expiry_ms_.erase(request.task_id());
-           AppendWorkItemEvidence(txn, *live, item_index, request.worker_id(),
-                                  "completed", request.evidence());
-           Mutate(
-               txn, *live,
-               [&](Interpreter& interpreter, internal::RequestRecord* record) {
-                 interpreter.CompleteItemTask(
-                     record, item_index, request.record_count(),
-                     request.discovered_identities(), request.artifact_sha256(),
-                     artifact_path, artifact_size, request.erasures());
-               });
-           return true;
-         })
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Coordinator::CompleteInLoop(
+    Txn& txn, const v1::CompleteTaskRequest& request) {
+  ASSIGN_OR_RETURN(auto found,
+                   FindLeasedItem(request.task_id(), request.attempt(),
+                                  request.worker_id()));
+  auto [live, item_index] = found;
+  SawWorker(request.worker_id(), txn.now_ms, nullptr);
+  int map = live->record.maps_size() - 1;
+  const internal::MapItem& item = live->record.maps(map).items(item_index);
+  const State* map_state =
+      live->definition->root().Find(live->record.maps(map).state());
+  const State* task_state = map_state->iterator->Find(item.state());
+  std::string artifact_path;
+  int64_t artifact_size = 0;
+  // An export's records, or a scan's findings: an artifact.
+  const std::optional<TaskOperation> operation = OperationOf(*task_state);
+  if (operation == TaskOperation::kExport ||
+      operation == TaskOperation::kScan) {
+    if (request.artifact_sha256().empty()) {
+      return absl::InvalidArgumentError(
+          "artifact_sha256: required for an export or a scan "
+          "(upload it first)");
+    }
+    artifact_path = ArtifactPath(live->record.request().id(), map, item_index,
+                                 request.attempt());
+    struct stat info;
+    if (::stat(artifact_path.c_str(), &info) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("artifact_sha256: no export was uploaded for task ",
+                       request.task_id(), " attempt ", request.attempt()));
+    }
+    // The export's own size, not its encrypted file's.
+    ASSIGN_OR_RETURN(std::string key,
+                     RequestDataKey(live->record.request().id()));
+    ASSIGN_OR_RETURN(std::unique_ptr<EncryptedFileReader> export_file,
+                     EncryptedFileReader::Open(
+                         artifact_path, std::move(key),
+                         ExportFileContext(live->record.request().id())));
+    artifact_size = export_file->size();
+    absl::StatusOr<std::string> uploaded_sha =
+        ReadFile(ArtifactDigestPath(artifact_path));
+    if (!uploaded_sha.ok() || *uploaded_sha != request.artifact_sha256()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "artifact_sha256: does not match the export uploaded for "
+          "task ",
+          request.task_id(), " attempt ", request.attempt()));
+    }
+  }
+  for (int i = 0; i < request.discovered_identities_size(); ++i) {
+    const v1::SubjectIdentity& identity = request.discovered_identities(i);
+    if (identity.value().empty() || IdentityKey(identity).empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "discovered_identities[", i, "]: needs a type and a value"));
+    }
+  }
+  lease_expiry_ms_.erase(request.task_id());
+  AppendWorkItemEvidence(txn, *live, item_index, request.worker_id(),
+                         "completed", request.evidence());
+  Mutate(txn, *live,
+         [&](Interpreter& interpreter, internal::RequestRecord* record) {
+           interpreter.CompleteItemTask(
+               record, item_index, request.record_count(),
+               request.discovered_identities(), request.artifact_sha256(),
+               artifact_path, artifact_size, request.erasures());
+         });
+  return true;
+}
+
+absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& request) {
+  RETURN_IF_ERROR(CheckCompletion(request));
+  return RunInLoop<bool>(
+             [this, request](Txn& txn) { return CompleteInLoop(txn, request); })
       .status();
+}
+
+absl::StatusOr<std::optional<v1::Task>> Coordinator::CompleteTaskAndPoll(
+    const v1::CompleteTaskRequest& request, const v1::PollTaskRequest& next,
+    const std::function<bool()>& cancelled) {
+  RETURN_IF_ERROR(CheckCompletion(request));
+  // A poll that cannot be served is left out: the completion stands alone.
+  std::shared_ptr<PollSlot> slot;
+  if (ValidatePoll(next).ok()) slot = std::make_shared<PollSlot>();
+  RETURN_IF_ERROR(RunInLoop<bool>([this, request, next,
+                                   slot](Txn& txn) -> absl::StatusOr<bool> {
+                    ASSIGN_OR_RETURN(bool completed,
+                                     CompleteInLoop(txn, request));
+                    // This group's dispatch may already lease it a task the
+                    // completion made ready: one commit for both.
+                    if (slot != nullptr) AddPoller(txn, next, slot);
+                    return completed;
+                  }).status());
+  if (slot == nullptr) return std::nullopt;
+  absl::StatusOr<std::optional<v1::Task>> task = WaitForPoll(*slot, cancelled);
+  if (!task.ok()) return std::optional<v1::Task>();
+  return task;
 }
 
 absl::Status Coordinator::FailTask(const v1::FailTaskRequest& request) {

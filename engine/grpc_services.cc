@@ -352,24 +352,23 @@ grpc::Status WorkerServiceImpl::CompleteTask(
         grpc::StatusCode::INVALID_ARGUMENT,
         "evidence: set by dsard for work items, not by workers");
   }
-  absl::Status completed = coordinator_->CompleteTask(complete);
-  if (!completed.ok() || !complete.has_next()) return ToGrpcStatus(completed);
-  // The completion is durable; the rest is PollTask's. Its refusals are the
-  // worker's own PollTask to report: this call answers for the completion.
+  if (!complete.has_next()) {
+    return ToGrpcStatus(coordinator_->CompleteTask(complete));
+  }
+  // The next poll's refusals are the worker's own PollTask to report: this
+  // call answers for the completion, which stands without it.
   v1::PollTaskRequest poll = complete.next();
   poll.set_worker_id(complete.worker_id());
   std::optional<Caller> caller;
-  if (!BindWorker(*context, poll.mutable_worker_id(), &caller).ok()) {
-    return grpc::Status::OK;
+  if (!BindWorker(*context, poll.mutable_worker_id(), &caller).ok() ||
+      (caller.has_value() && !AuthorizeStores(*caller, poll.stores()).ok())) {
+    return ToGrpcStatus(coordinator_->CompleteTask(complete));
   }
-  if (caller.has_value() && !AuthorizeStores(*caller, poll.stores()).ok()) {
-    return grpc::Status::OK;
-  }
-  absl::StatusOr<std::optional<v1::Task>> task = coordinator_->PollTask(
-      poll, [context] { return context->IsCancelled(); });
-  if (task.ok() && task->has_value()) {
-    *response->mutable_next_task() = std::move(**task);
-  }
+  absl::StatusOr<std::optional<v1::Task>> task =
+      coordinator_->CompleteTaskAndPoll(
+          complete, poll, [context] { return context->IsCancelled(); });
+  if (!task.ok()) return ToGrpcStatus(task.status());
+  if (task->has_value()) *response->mutable_next_task() = std::move(**task);
   return grpc::Status::OK;
 }
 
