@@ -417,11 +417,12 @@ std::optional<v1::Task> Worker::Execute(const v1::Task& task) {
                      ": report refused: ", reported->error_message()),
         ids);
   }
-  const char* outcome_label = flight->lease_lost      ? "lease_lost"
+  // An accepted report stands, even if a heartbeat sent while the report
+  // waited for the next task found the lease already released.
+  const char* outcome_label = answered ? (work_done ? "completed" : "failed")
+                              : flight->lease_lost    ? "lease_lost"
                               : !reported.has_value() ? "abandoned"
-                              : !reported->ok()       ? "report_refused"
-                              : work_done             ? "completed"
-                                                      : "failed";
+                                                      : "report_refused";
   // A known operation's wire name, or "unknown": labels are never free text.
   const std::string operation =
       TaskOperationToRun(task).ok() ? task.operation() : "unknown";
