@@ -124,8 +124,9 @@ class Connector {
       const std::vector<Identity>& identities) = 0;
 
   // Deletes every matching record, atomically per store (one transaction;
-  // a log file is rewritten in place through a journal, under the lock its
-  // writers take, see jsonl.h), or, in a collection with mask_on_erase,
+  // in a log file the matching lines are overwritten in place through a
+  // journal, under the lock its writers take, see jsonl.h), or, in a
+  // collection with mask_on_erase,
   // keeps it and masks its fields as the inventory says (docs/inventory.md,
   // "Masking"). Returns what it did per collection; all counts are 0 when
   // called again (a masked record no longer matches, or already holds its
