@@ -543,6 +543,18 @@ absl::Status ApplyJournal(const StoreSpec& store, int log_fd, int journal_fd,
   return FsyncDirectory(DirName(path));
 }
 
+// Makes the journal written to `temp` (open at `temp_fd`) complete: synced,
+// renamed to `journal`, the directory of the log at `log_path` synced.
+absl::Status PublishJournal(int temp_fd, const std::string& temp,
+                            const std::string& journal,
+                            const std::string& log_path) {
+  RETURN_IF_ERROR(Fsync(temp_fd, temp));
+  if (::rename(temp.c_str(), journal.c_str()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("rename ", temp));
+  }
+  return FsyncDirectory(DirName(log_path));
+}
+
 // Writes a complete journal for `header` whose content is `content_fd`'s
 // bytes [content_offset, content_offset + header.new_size) followed by
 // `tail`: the temp file is written, synced and renamed into place, and the
@@ -550,18 +562,14 @@ absl::Status ApplyJournal(const StoreSpec& store, int log_fd, int journal_fd,
 absl::StatusOr<ScopedFd> CommitJournal(const StoreSpec& store, ScopedFd temp_fd,
                                        const JournalHeader& header) {
   std::string temp = store.path + kJournalTempSuffix;
-  std::string journal = store.path + kJournalSuffix;
   RETURN_IF_ERROR(PwriteAll(temp_fd.get(), EncodeHeader(header), 0, temp));
-  RETURN_IF_ERROR(Fsync(temp_fd.get(), temp));
-  if (::rename(temp.c_str(), journal.c_str()) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("rename ", temp));
-  }
-  RETURN_IF_ERROR(FsyncDirectory(DirName(store.path)));
+  RETURN_IF_ERROR(PublishJournal(temp_fd.get(), temp,
+                                 store.path + kJournalSuffix, store.path));
   return temp_fd;
 }
 
-absl::StatusOr<ScopedFd> CreateJournalTemp(const StoreSpec& store) {
-  std::string temp = store.path + kJournalTempSuffix;
+// A new, empty journal temp file at `temp`.
+absl::StatusOr<ScopedFd> CreateJournalTemp(const std::string& temp) {
   ScopedFd fd(
       ::open(temp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (fd.get() < 0) {
@@ -620,22 +628,14 @@ absl::Status EraseLinesInPlace(const StoreSpec& store, int log_fd,
     PutU64(range.length, number);
     bytes.append(number, 8);
   }
-  ScopedFd temp_fd(
-      ::open(temp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (temp_fd.get() < 0) {
-    return ErrnoStatus(errno, absl::StrCat("create ", temp));
-  }
+  ASSIGN_OR_RETURN(ScopedFd temp_fd, CreateJournalTemp(temp));
   absl::Status written = [&]() -> absl::Status {
     RETURN_IF_ERROR(PwriteAll(temp_fd.get(), bytes, 0, temp));
-    RETURN_IF_ERROR(Fsync(temp_fd.get(), temp));
     // The last point at which the log can be left as it is.
     if (internal::Cancelled(cancel)) {
       return internal::CancelledError(store.name);
     }
-    if (::rename(temp.c_str(), journal.c_str()) != 0) {
-      return ErrnoStatus(errno, absl::StrCat("rename ", temp));
-    }
-    return FsyncDirectory(DirName(store.path));
+    return PublishJournal(temp_fd.get(), temp, journal, store.path);
   }();
   if (!written.ok()) {
     ::unlink(temp.c_str());
@@ -738,7 +738,7 @@ absl::Status RecoverInterruptedRewrite(const StoreSpec& store, int log_fd) {
   tail_start = std::min(tail_start, size);
 
   // A new journal: the rewritten content, then the lines appended since.
-  ASSIGN_OR_RETURN(ScopedFd temp_fd, CreateJournalTemp(store));
+  ASSIGN_OR_RETURN(ScopedFd temp_fd, CreateJournalTemp(temp));
   std::string buffer(kWriteBufferBytes, '\0');
   uint64_t written = 0;
   auto copy = [&](int from, const std::string& from_path, uint64_t offset,
@@ -826,8 +826,8 @@ absl::StatusOr<int64_t> RewriteLog(const StoreSpec& store,
   if (skip) return 0;
   ASSIGN_OR_RETURN(LineReader reader,
                    LineReader::FromFd(log_fd.get(), path, store.name, cancel));
-  ASSIGN_OR_RETURN(ScopedFd temp_fd, CreateJournalTemp(store));
   std::string temp = path + kJournalTempSuffix;
+  ASSIGN_OR_RETURN(ScopedFd temp_fd, CreateJournalTemp(temp));
   int64_t changed = 0;
   JournalHeader header;
   absl::Status status = [&]() -> absl::Status {

@@ -100,7 +100,8 @@ uint64_t JsonlLineIndex::indexed_bytes() {
   return end_;
 }
 
-absl::Status JsonlLineIndex::CatchUp(int fd, const std::atomic<bool>* cancel) {
+absl::StatusOr<uint64_t> JsonlLineIndex::CatchUp(
+    int fd, const std::atomic<bool>* cancel) {
   struct stat info;
   if (::fstat(fd, &info) != 0) return ReadError(errno, "stat", path_);
   absl::StatusOr<uint64_t> generation = ReadLogGeneration(path_);
@@ -167,17 +168,18 @@ absl::Status JsonlLineIndex::CatchUp(int fd, const std::atomic<bool>* cancel) {
     offset += start;
     end_ = offset;
   }
-  return absl::OkStatus();
+  return size;
 }
 
 absl::StatusOr<std::vector<uint64_t>> JsonlLineIndex::Lookup(
     int fd, absl::Span<const std::pair<std::string, std::string>> identities,
     const std::atomic<bool>* cancel) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status status = CatchUp(fd, cancel); !status.ok()) {
+  absl::StatusOr<uint64_t> size = CatchUp(fd, cancel);
+  if (!size.ok()) {
     // Half-read: start again next time rather than trust it.
     Clear();
-    return status;
+    return size.status();
   }
   std::vector<uint64_t> candidates;
   for (const auto& [key, value] : identities) {
@@ -185,9 +187,7 @@ absl::StatusOr<std::vector<uint64_t>> JsonlLineIndex::Lookup(
     if (it == lines_.end()) continue;
     candidates.insert(candidates.end(), it->second.begin(), it->second.end());
   }
-  struct stat info;
-  if (::fstat(fd, &info) != 0) return ReadError(errno, "stat", path_);
-  if (static_cast<uint64_t>(info.st_size) > end_) candidates.push_back(end_);
+  if (*size > end_) candidates.push_back(end_);
   std::sort(candidates.begin(), candidates.end());
   candidates.erase(std::unique(candidates.begin(), candidates.end()),
                    candidates.end());

@@ -101,8 +101,9 @@ class JsonlLineIndex {
   uint64_t indexed_bytes();
 
  private:
-  // Brings the index up to the log's state. REQUIRES: mu_ held.
-  absl::Status CatchUp(int fd, const std::atomic<bool>* cancel)
+  // Brings the index up to the log's state; returns the log's size, which
+  // may end with an unfinished line. REQUIRES: mu_ held.
+  absl::StatusOr<uint64_t> CatchUp(int fd, const std::atomic<bool>* cancel)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Clear() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
