@@ -343,7 +343,9 @@ grpc::Status WorkerServiceImpl::CompleteTask(
     grpc::ServerContext* context, const v1::CompleteTaskRequest* request,
     v1::CompleteTaskResponse* response) {
   v1::CompleteTaskRequest complete = *request;
-  if (grpc::Status denied = BindWorker(*context, complete.mutable_worker_id());
+  std::optional<Caller> caller;
+  if (grpc::Status denied =
+          BindWorker(*context, complete.mutable_worker_id(), &caller);
       !denied.ok()) {
     return denied;
   }
@@ -352,18 +354,15 @@ grpc::Status WorkerServiceImpl::CompleteTask(
         grpc::StatusCode::INVALID_ARGUMENT,
         "evidence: set by dsard for work items, not by workers");
   }
-  if (!complete.has_next()) {
-    return ToGrpcStatus(coordinator_->CompleteTask(complete));
-  }
   // The next poll's refusals are the worker's own PollTask to report: this
   // call answers for the completion, which stands without it.
-  v1::PollTaskRequest poll = complete.next();
-  poll.set_worker_id(complete.worker_id());
-  std::optional<Caller> caller;
-  if (!BindWorker(*context, poll.mutable_worker_id(), &caller).ok() ||
-      (caller.has_value() && !AuthorizeStores(*caller, poll.stores()).ok())) {
+  if (!complete.has_next() ||
+      (caller.has_value() &&
+       !AuthorizeStores(*caller, complete.next().stores()).ok())) {
     return ToGrpcStatus(coordinator_->CompleteTask(complete));
   }
+  v1::PollTaskRequest poll = complete.next();
+  poll.set_worker_id(complete.worker_id());
   absl::StatusOr<std::optional<v1::Task>> task =
       coordinator_->CompleteTaskAndPoll(
           complete, poll, [context] { return context->IsCancelled(); });

@@ -368,10 +368,7 @@ std::optional<v1::Task> Worker::Execute(const v1::Task& task) {
     if (outcome.ok()) {
       // The work is done: report it, even while stopping (kReportGrace),
       // and ask for the next task unless stopping.
-      if (!stopping()) {
-        *complete.mutable_next() = PollRequest(kNextTaskWaitMs);
-        complete.mutable_next()->clear_worker_id();
-      }
+      if (!stopping()) *complete.mutable_next() = PollRequest(kNextTaskWaitMs);
       reported = CallUntilAnswered(
           [&](grpc::ClientContext* context) {
             v1::CompleteTaskResponse response;
