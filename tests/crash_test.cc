@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -48,13 +47,6 @@ constexpr absl::Duration kSubmitTimeout = absl::Minutes(2);
 
 // Listings are read in pages of this size, so paging is exercised too.
 constexpr int kSmallPage = 7;
-
-uint64_t ChooseSeed() {
-  const char* text = std::getenv("DSAR_CRASH_TEST_SEED");
-  uint64_t seed = 0;
-  if (text != nullptr && absl::SimpleAtoi(text, &seed)) return seed;
-  return static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
-}
 
 struct Submission {
   v1::CreateRequestRequest request;
@@ -284,10 +276,7 @@ TEST(CrashTest, CheckHistoryFlagsBrokenHistories) {
 }
 
 TEST(CrashTest, AcknowledgedRequestsSurviveRepeatedCoordinatorKills) {
-  const uint64_t seed = ChooseSeed();
-  std::printf("crash_test seed %llu (rerun with DSAR_CRASH_TEST_SEED=%llu)\n",
-              static_cast<unsigned long long>(seed),
-              static_cast<unsigned long long>(seed));
+  const uint64_t seed = ChooseSeed("crash_test", "DSAR_CRASH_TEST_SEED");
   RecordProperty("seed", std::to_string(seed));
   std::mt19937_64 random(seed);
   absl::Time started = absl::Now();

@@ -227,6 +227,18 @@ std::shared_ptr<grpc::Channel> LoopbackChannel(int port) {
                                    grpc::InsecureChannelCredentials(), args);
 }
 
+uint64_t ChooseSeed(const char* test, const char* variable) {
+  const char* text = std::getenv(variable);
+  uint64_t seed = 0;
+  if (text == nullptr || !absl::SimpleAtoi(text, &seed)) {
+    seed = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
+  }
+  std::printf("%s seed %llu (rerun with %s=%llu)\n", test,
+              static_cast<unsigned long long>(seed), variable,
+              static_cast<unsigned long long>(seed));
+  return seed;
+}
+
 int ReserveLoopbackPort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return 0;

@@ -109,6 +109,11 @@ absl::Status WaitForGrpcReady(const std::shared_ptr<grpc::Channel>& channel,
 // own flags or in an inventory). 0 when none could be had.
 int ReserveLoopbackPort();
 
+// The seed of a randomized test: the number in the environment variable
+// `variable` when it is set (to rerun a failure), else one from the clock.
+// Prints "<test> seed N (rerun with <variable>=N)".
+uint64_t ChooseSeed(const char* test, const char* variable);
+
 // An insecure channel to 127.0.0.1:port with its own connection (not shared
 // with other channels) and reconnect back-off capped at 500 ms.
 std::shared_ptr<grpc::Channel> LoopbackChannel(int port);
