@@ -84,10 +84,12 @@ absl::Status Coordinator::StartNotifier() {
   outbox_box_ = std::make_unique<SealedBox>(std::move(box));
   notifier_ = std::make_unique<Notifier>(
       std::move(sinks),
-      [this](const std::string& id) {
+      [this](std::vector<std::string> ids) {
         // Delivered: leave the outbox in the next commit group (and with it
         // the sealed code, the only copy there was).
-        Enqueue([id](Txn& txn) { txn.batch.DeleteNotification(id); });
+        Enqueue([ids = std::move(ids)](Txn& txn) {
+          for (const std::string& id : ids) txn.batch.DeleteNotification(id);
+        });
       },
       [box = outbox_box_.get()](const internal::Notification& stored)
           -> absl::StatusOr<internal::Notification> {

@@ -33,9 +33,15 @@ class NotificationSink {
   // notification but OpenDSR callbacks, which go to their controller only.
   virtual bool Accepts(const internal::Notification& notification) const;
   virtual absl::Status Deliver(const internal::Notification& notification) = 0;
+  // Delivers `notifications` in order; returns one status per notification.
+  // By default, Deliver on each in turn. A sink that can make several
+  // durable at the cost of one (a file: one fsync) overrides it.
+  virtual std::vector<absl::Status> DeliverAll(
+      const std::vector<const internal::Notification*>& notifications);
 };
 
-// Appends one JSON object per line and fsyncs before returning.
+// Appends one JSON object per line and fsyncs before returning; a batch is
+// one write and one fsync.
 std::unique_ptr<NotificationSink> MakeFileSink(std::string path);
 
 // POSTs the payload to `url` (http:// or https://) with headers
@@ -66,11 +72,14 @@ class Notifier {
   using Unseal = std::function<absl::StatusOr<internal::Notification>(
       const internal::Notification&)>;
 
-  // `delivered` is called (from the notifier thread) with each notification
-  // id once every sink accepted it; the owner then removes it from the outbox.
-  // `unseal` may be empty (stored form delivered as is).
+  // The notifier thread takes every notification that is due (at most
+  // kMaxBatch) and hands them to each sink together, in submission order.
+  // `delivered` is then called (from the notifier thread) with the ids that
+  // every sink accepted, once per batch; the owner removes them from the
+  // outbox. `unseal` may be empty (stored form delivered as is).
+  static constexpr size_t kMaxBatch = 256;
   Notifier(std::vector<std::unique_ptr<NotificationSink>> sinks,
-           std::function<void(const std::string& id)> delivered,
+           std::function<void(std::vector<std::string> ids)> delivered,
            Unseal unseal = nullptr);
   // Stops the thread; undelivered notifications stay in the outbox.
   ~Notifier();
@@ -81,18 +90,20 @@ class Notifier {
   int64_t Backlog();
 
  private:
-  void Run();
-
-  std::vector<std::unique_ptr<NotificationSink>> sinks_;
-  std::function<void(const std::string&)> delivered_;
-  Unseal unseal_;
-  std::mutex mu_;
-  std::condition_variable wake_;
   struct Pending {
     internal::Notification notification;
     int64_t next_attempt_ms = 0;
     int failures = 0;
   };
+  void Run();
+  // Delivers `batch` to every sink; puts what failed back on the queue.
+  void DeliverBatch(std::vector<Pending> batch);
+
+  std::vector<std::unique_ptr<NotificationSink>> sinks_;
+  std::function<void(std::vector<std::string>)> delivered_;
+  Unseal unseal_;
+  std::mutex mu_;
+  std::condition_variable wake_;
   std::deque<Pending> queue_;  // GUARDED_BY(mu_)
   int64_t in_delivery_ = 0;    // GUARDED_BY(mu_): taken off queue_.
   bool stopping_ = false;      // GUARDED_BY(mu_)
