@@ -86,16 +86,22 @@ std::unique_ptr<Notifier> StartNotifier(Record* record) {
       });
 }
 
+// Submits "n0" with the sink's gate closed and returns once the sink holds
+// it: what is submitted next waits in the queue.
+void HoldFirstDelivery(Record& record, Notifier& notifier) {
+  {
+    std::lock_guard<std::mutex> lock(record.mu);
+    record.gate_open = false;
+  }
+  notifier.Submit(MakeNotification("n0"));
+  std::unique_lock<std::mutex> lock(record.mu);
+  record.changed.wait(lock, [&] { return record.sink_calls.size() == 1; });
+}
+
 TEST(NotifierTest, HandsWhatQueuedDuringADeliveryToTheSinkTogether) {
   Record record;
-  record.gate_open = false;
   std::unique_ptr<Notifier> notifier = StartNotifier(&record);
-  notifier->Submit(MakeNotification("n0"));
-  {
-    std::unique_lock<std::mutex> lock(record.mu);
-    record.changed.wait(lock, [&] { return record.sink_calls.size() == 1; });
-  }
-  // The sink holds n0; these five wait in the queue meanwhile.
+  HoldFirstDelivery(record, *notifier);
   for (int i = 1; i <= 5; ++i) {
     notifier->Submit(MakeNotification(absl::StrCat("n", i)));
   }
@@ -118,14 +124,9 @@ TEST(NotifierTest, HandsWhatQueuedDuringADeliveryToTheSinkTogether) {
 
 TEST(NotifierTest, RetriesOnlyWhatTheSinkRefused) {
   Record record;
-  record.gate_open = false;
   record.fail_once = "n2";
   std::unique_ptr<Notifier> notifier = StartNotifier(&record);
-  notifier->Submit(MakeNotification("n0"));
-  {
-    std::unique_lock<std::mutex> lock(record.mu);
-    record.changed.wait(lock, [&] { return record.sink_calls.size() == 1; });
-  }
+  HoldFirstDelivery(record, *notifier);
   for (int i = 1; i <= 3; ++i) {
     notifier->Submit(MakeNotification(absl::StrCat("n", i)));
   }
