@@ -150,17 +150,6 @@ std::optional<uint64_t> CheckpointSize(const std::string& note) {
   return size;
 }
 
-// One line per event, for failure messages.
-std::string History(const std::vector<v1::Event>& events) {
-  std::string text;
-  for (const v1::Event& event : events) {
-    absl::StrAppend(&text, "  ", event.sequence(), " ", event.kind(), " ",
-                    event.state(), " ", event.store(), " a", event.attempt(),
-                    " ", event.worker_id(), " ", event.detail(), "\n");
-  }
-  return text;
-}
-
 // Checks the invariants of one request's event history; returns the problems
 // found (empty when it is sound).
 std::vector<std::string> CheckHistory(const std::vector<v1::Event>& events) {
@@ -439,7 +428,8 @@ TEST(CrashTest, AcknowledgedRequestsSurviveRepeatedCoordinatorKills) {
     }
     std::vector<std::string> problems = CheckHistory(*events);
     for (const std::string& problem : problems) ADD_FAILURE() << problem;
-    if (!problems.empty()) ADD_FAILURE() << "history:\n" << History(*events);
+    if (!problems.empty())
+      ADD_FAILURE() << "history:\n" << EventHistory(*events);
 
     if (request.type() == v1::ACCESS) {
       // The bundle survived the crashes whole: it downloads with the

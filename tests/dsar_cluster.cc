@@ -147,6 +147,16 @@ absl::StatusOr<std::vector<v1::Event>> ListAllEvents(
   }
 }
 
+std::string EventHistory(const std::vector<v1::Event>& events) {
+  std::string history;
+  for (const v1::Event& event : events) {
+    absl::StrAppend(&history, event.sequence(), " ", event.kind(), " ",
+                    event.state(), " ", event.store(), " a", event.attempt(),
+                    " ", event.worker_id(), " ", event.detail(), "\n");
+  }
+  return history;
+}
+
 absl::StatusOr<std::vector<v1::Request>> ListAllRequests(
     v1::DsarService::Stub& stub, int page_size) {
   std::vector<v1::Request> requests;

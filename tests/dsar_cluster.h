@@ -86,6 +86,10 @@ absl::StatusOr<v1::Request> WaitUntilTerminal(v1::DsarService::Stub& stub,
 absl::StatusOr<std::vector<v1::Event>> ListAllEvents(
     v1::DsarService::Stub& stub, const std::string& id, int page_size = 1000);
 
+// One line per event ("<seq> <kind> <state> <store> a<attempt> <worker>
+// <detail>"), for failure messages.
+std::string EventHistory(const std::vector<v1::Event>& events);
+
 // Every request, following page tokens, `page_size` at a time.
 absl::StatusOr<std::vector<v1::Request>> ListAllRequests(
     v1::DsarService::Stub& stub, int page_size = 1000);

@@ -279,16 +279,6 @@ int CountEvents(const std::vector<v1::Event>& events, const std::string& kind,
   return count;
 }
 
-std::string History(const std::vector<v1::Event>& events) {
-  std::string history;
-  for (const v1::Event& event : events) {
-    absl::StrAppend(&history, event.sequence(), " ", event.kind(), " ",
-                    event.state(), " ", event.store(), " a", event.attempt(),
-                    " ", event.detail(), "\n");
-  }
-  return history;
-}
-
 // Every (Map state, store) pair appears once: the step list shows the
 // current run only.
 void ExpectOneStepPerStorePerMap(const v1::Request& request) {
@@ -413,7 +403,7 @@ class OutcomeScenariosTest : public ::testing::Test {
     absl::StatusOr<v1::Request> request =
         WaitFor(id, "stopped", Stopped, timeout);
     EXPECT_TRUE(request.ok()) << request.status() << "\n"
-                              << History(Events(id));
+                              << EventHistory(Events(id));
     return request.ok() ? *request : Get(id);
   }
 
@@ -444,7 +434,7 @@ class OutcomeScenariosTest : public ::testing::Test {
       if (CountEvents(events, kind, store) > 0) return;
       ASSERT_LT(absl::Now(), deadline)
           << "no " << kind << " event for " << store << "\n"
-          << History(events);
+          << EventHistory(events);
       absl::SleepFor(absl::Milliseconds(20));
     }
   }
@@ -554,7 +544,7 @@ TEST_F(OutcomeScenariosTest,
 
   v1::Request stopped = WaitUntilStopped(created.id());
   std::vector<v1::Event> events = Events(created.id());
-  SCOPED_TRACE(History(events));
+  SCOPED_TRACE(EventHistory(events));
   ASSERT_EQ(stopped.status(), v1::NEEDS_ATTENTION)
       << stopped.ShortDebugString();
   EXPECT_EQ(stopped.error(), "Request.NeedsAttention");
@@ -595,7 +585,7 @@ TEST_F(OutcomeScenariosTest,
   EXPECT_EQ(stores_.CountFor("marketing", person), mine["marketing"]);
   v1::Request done = RetryUntilStopped(created.id());
   EXPECT_EQ(done.status(), v1::COMPLETED) << done.ShortDebugString() << "\n"
-                                          << History(Events(created.id()));
+                                          << EventHistory(Events(created.id()));
   ExpectOneStepPerStorePerMap(done);
   for (const v1::StoreStep& step : done.steps()) {
     EXPECT_EQ(step.status(), v1::SUCCEEDED) << step.ShortDebugString();
@@ -627,7 +617,7 @@ TEST_F(OutcomeScenariosTest, FailedEraseAfterStoreBlocksAccountsWithoutHang) {
   ASSERT_NO_FATAL_FAILURE(BreakStoreFile(activity, Breakage::kRemoved));
 
   v1::Request stopped = WaitUntilStopped(first.id());
-  SCOPED_TRACE(History(Events(first.id())));
+  SCOPED_TRACE(EventHistory(Events(first.id())));
   ASSERT_EQ(stopped.status(), v1::NEEDS_ATTENTION)
       << stopped.ShortDebugString();
   const v1::StoreStep* failed = FindStep(stopped, "EraseStores", "activity");
@@ -712,7 +702,7 @@ TEST_F(OutcomeScenariosTest, BrokenIdentitySupplierErasesNothingUntilRetried) {
       RequestForEmail(v1::ERASURE, Email(person), "outcome-4-erasure"));
   ASSERT_FALSE(created.id().empty());
   v1::Request stopped = WaitUntilStopped(created.id());
-  SCOPED_TRACE(History(Events(created.id())));
+  SCOPED_TRACE(EventHistory(Events(created.id())));
   ASSERT_EQ(stopped.status(), v1::NEEDS_ATTENTION)
       << stopped.ShortDebugString();
   EXPECT_EQ(stopped.current_state(), "DiscoverIdentities");
@@ -739,7 +729,7 @@ TEST_F(OutcomeScenariosTest, BrokenIdentitySupplierErasesNothingUntilRetried) {
   ASSERT_NO_FATAL_FAILURE(RestoreStoreFile(accounts));
   v1::Request done = RetryUntilStopped(created.id());
   EXPECT_EQ(done.status(), v1::COMPLETED) << done.ShortDebugString() << "\n"
-                                          << History(Events(created.id()));
+                                          << EventHistory(Events(created.id()));
   ExpectOneStepPerStorePerMap(done);
   ExpectGoneEverywhere(person);
 }
@@ -768,14 +758,14 @@ TEST_F(OutcomeScenariosTest, LinkedDuplicateOfCancelledRequestRunsOnItsOwn) {
       [](const v1::Request& request) { return request.linked_to().empty(); });
   ASSERT_TRUE(unlinked.ok()) << unlinked.status();
   EXPECT_EQ(CountEvents(Events(second.id()), "unlinked"), 1)
-      << History(Events(second.id()));
+      << EventHistory(Events(second.id()));
   // Nothing ran yet: no worker was started.
   EXPECT_EQ(stores_.CountsFor(person)["accounts"], 1);
 
   ASSERT_NO_FATAL_FAILURE(StartWorkers());
   v1::Request done = WaitUntilStopped(second.id());
   EXPECT_EQ(done.status(), v1::COMPLETED) << done.ShortDebugString() << "\n"
-                                          << History(Events(second.id()));
+                                          << EventHistory(Events(second.id()));
   ExpectGoneEverywhere(person);
   EXPECT_EQ(Get(first.id()).status(), v1::CANCELLED);
 }
@@ -917,7 +907,7 @@ TEST_F(OutcomeScenariosTest, EveryTypeNeedsAttentionWhenAStoreIsBroken) {
     std::vector<v1::Event> events = Events(ids[type]);
     EXPECT_EQ(stopped.status(), v1::NEEDS_ATTENTION)
         << stopped.ShortDebugString() << "\n"
-        << History(events);
+        << EventHistory(events);
     EXPECT_THAT(stopped.cause(), HasSubstr("marketing"));
     EXPECT_THAT(Kinds(events), Not(::testing::Contains("completed")));
     bool marketing_failed = false;
@@ -951,7 +941,7 @@ TEST_F(OutcomeScenariosTest, TransientFailureRecoversWithoutOperator) {
   v1::Request done = WaitUntilStopped(created.id());
   std::vector<v1::Event> events = Events(created.id());
   EXPECT_EQ(done.status(), v1::COMPLETED) << done.ShortDebugString() << "\n"
-                                          << History(events);
+                                          << EventHistory(events);
   EXPECT_EQ(CountEvents(events, "needs_attention"), 0);
   EXPECT_EQ(CountEvents(events, "retried"), 0) << "no operator retried it";
   ExpectOneStepPerStorePerMap(done);
@@ -975,7 +965,7 @@ TEST_F(OutcomeScenariosTest, ConstraintViolationIsNotRetried) {
 
   v1::Request stopped = WaitUntilStopped(created.id());
   std::vector<v1::Event> events = Events(created.id());
-  SCOPED_TRACE(History(events));
+  SCOPED_TRACE(EventHistory(events));
   ASSERT_EQ(stopped.status(), v1::NEEDS_ATTENTION)
       << stopped.ShortDebugString();
   const v1::StoreStep* step = FindStep(stopped, "RectifyStores", "accounts");
@@ -1053,7 +1043,7 @@ TEST_F(OutcomeScenariosTest, IdentitiesOfTwoPeopleStopForReview) {
   std::vector<v1::Event> events = Events(created.id());
   EXPECT_EQ(stopped.status(), v1::NEEDS_ATTENTION)
       << stopped.ShortDebugString() << "\n"
-      << History(events);
+      << EventHistory(events);
   EXPECT_EQ(stopped.error(), "Identity.Conflict") << stopped.ShortDebugString();
   EXPECT_EQ(CountEvents(events, "completed"), 0);
   EXPECT_EQ(stores_.Totals(), totals) << Describe(stores_.Totals());
@@ -1095,7 +1085,7 @@ TEST_F(OutcomeScenariosTest, PhoneInOtherSpacingFindsThePerson) {
   ASSERT_FALSE(created.id().empty());
   v1::Request done = WaitUntilStopped(created.id());
   EXPECT_EQ(done.status(), v1::COMPLETED) << done.ShortDebugString() << "\n"
-                                          << History(Events(created.id()));
+                                          << EventHistory(Events(created.id()));
   ExpectGoneEverywhere(person);
   std::map<std::string, int64_t> after = stores_.Totals();
   for (const std::string& store : kStores) {
@@ -1150,7 +1140,7 @@ TEST_F(OutcomeScenariosTest, AnswerAfterRetryNamesNoInternals) {
   ASSERT_NO_FATAL_FAILURE(RestoreStoreFile(marketing));
   v1::Request done = WaitUntilStopped(created.id());
   ASSERT_EQ(done.status(), v1::COMPLETED) << done.ShortDebugString() << "\n"
-                                          << History(Events(created.id()));
+                                          << EventHistory(Events(created.id()));
 
   absl::StatusOr<std::map<std::string, std::string>> entries =
       BundleEntries(created.id());
@@ -1189,7 +1179,7 @@ TEST_F(OutcomeScenariosTest, AnErasureTheStoreUndoesIsNotCompleted) {
   ASSERT_FALSE(created.id().empty());
   v1::Request stopped = WaitUntilStopped(created.id());
   std::vector<v1::Event> events = Events(created.id());
-  SCOPED_TRACE(History(events));
+  SCOPED_TRACE(EventHistory(events));
   ASSERT_EQ(stopped.status(), v1::NEEDS_ATTENTION)
       << stopped.ShortDebugString();
   const v1::StoreStep* residue = FindStep(stopped, "EraseStores", "marketing");

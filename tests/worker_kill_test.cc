@@ -101,13 +101,7 @@ TEST(WorkerKillTest, ExpiredLeaseIsRetriedByAnotherWorker) {
   absl::StatusOr<std::vector<v1::Event>> events =
       ListAllEvents(*stub, created.id());
   ASSERT_TRUE(events.ok()) << events.status();
-  std::string history;
-  for (const v1::Event& event : *events) {
-    absl::StrAppend(&history, event.sequence(), " ", event.kind(), " ",
-                    event.state(), " ", event.store(), " a", event.attempt(),
-                    " ", event.worker_id(), "\n");
-  }
-  SCOPED_TRACE(history);
+  SCOPED_TRACE(EventHistory(*events));
 
   // The events of the task worker A held, in order.
   std::vector<const v1::Event*> task;

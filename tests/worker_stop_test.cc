@@ -253,13 +253,7 @@ TEST(WorkerStopTest, StoppedWorkersTaskRunsAgainOnceItsLeaseExpires) {
   absl::StatusOr<std::vector<v1::Event>> events =
       ListAllEvents(*stub, created.id());
   ASSERT_TRUE(events.ok()) << events.status();
-  std::string history;
-  for (const v1::Event& event : *events) {
-    absl::StrAppend(&history, event.sequence(), " ", event.kind(), " ",
-                    event.state(), " ", event.store(), " a", event.attempt(),
-                    " ", event.worker_id(), " ", event.detail(), "\n");
-  }
-  SCOPED_TRACE(history);
+  SCOPED_TRACE(EventHistory(*events));
   // Worker A's attempt was abandoned, not reported: its lease expired (the
   // only failure of the task) and worker B ran the task again.
   bool expired = false;
