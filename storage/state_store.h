@@ -172,6 +172,12 @@ class StateStore {
   // (one RocksDB MultiGet). NOT_FOUND naming the first one missing.
   absl::StatusOr<std::vector<std::string>> GetAuditHashes(
       const std::vector<std::pair<int, uint64_t>>& nodes) const;
+  // The stored hashes of level `level` with an index in [begin, end), in
+  // index order, read with one iterator: appends (index, hash) to `out`
+  // for each, skipping indexes with no hash (subtrees not complete yet).
+  absl::Status ScanAuditHashes(
+      int level, uint64_t begin, uint64_t end,
+      std::vector<std::pair<uint64_t, std::string>>* out) const;
   // The latest checkpoint: size and signed note; size 0 and "" when none.
   absl::StatusOr<std::pair<uint64_t, std::string>> GetAuditCheckpoint() const;
 
