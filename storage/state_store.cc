@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "rocksdb/filter_policy.h"
@@ -456,6 +457,26 @@ absl::Status StateStore::Scrub() {
         db_->CompactRange(compact, family, nullptr, nullptr), "compact"));
   }
   return absl::OkStatus();
+}
+
+bool StateStore::WaitForBackgroundWork(absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    uint64_t busy = 0, value = 0;
+    for (const char* property :
+         {"rocksdb.num-running-compactions", "rocksdb.num-running-flushes"}) {
+      if (db_->GetIntProperty(property, &value)) busy += value;
+    }
+    for (rocksdb::ColumnFamilyHandle* family : handles_) {
+      for (const char* property :
+           {"rocksdb.compaction-pending", "rocksdb.mem-table-flush-pending"}) {
+        if (db_->GetIntProperty(family, property, &value)) busy += value;
+      }
+    }
+    if (busy == 0) return true;
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
 }
 
 absl::StatusOr<int64_t> StateStore::RewrapDataKeys() {

@@ -25,6 +25,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "dsar/internal/records.pb.h"
 #include "dsar/v1/requests.pb.h"
 #include "rocksdb/db.h"
@@ -122,6 +123,11 @@ class StateStore {
   // Old versions of request records may stay in SST files until RocksDB
   // compacts them: they are sealed, and unreadable once the key is gone.
   absl::Status Scrub();
+  // Waits until RocksDB runs and owes no flush or compaction, checking
+  // every 50 ms; false when `timeout` passed first. For benchmarks, so that
+  // a measurement does not share the cores with compactions of the data
+  // written just before.
+  bool WaitForBackgroundWork(absl::Duration timeout) const;
   // Re-wraps every data key under the key ring's active KEK (after
   // Rotate), so older KEKs can be retired. Returns how many were re-wrapped.
   // REQUIRES: no concurrent Commit (call from the commit loop).

@@ -245,6 +245,19 @@ TEST_F(StateStoreTest, ScanAuditHashesReadsOneLevelsRangeSkippingGaps) {
   EXPECT_TRUE(hashes.empty());
 }
 
+TEST_F(StateStoreTest, WaitsForBackgroundWorkToSettle) {
+  for (int round = 0; round < 3; ++round) {
+    StateBatch batch = store_->NewBatch();
+    for (uint64_t i = 0; i < 2000; ++i) {
+      batch.PutAuditLeaf(round * 2000 + i, std::string(100, 'x'));
+    }
+    ASSERT_TRUE(store_->Commit(batch).ok());
+  }
+  EXPECT_TRUE(store_->Scrub().ok());  // Flushes: background work to wait for.
+  EXPECT_TRUE(store_->WaitForBackgroundWork(absl::Seconds(30)));
+  EXPECT_TRUE(store_->WaitForBackgroundWork(absl::ZeroDuration()));
+}
+
 TEST_F(StateStoreTest, GetRequestRoundTripsAndMissesWithNotFound) {
   internal::RequestRecord record =
       Record("r1", v1::ACCESS, v1::RUNNING, kBaseMs);
