@@ -1,6 +1,7 @@
 #ifndef DSAR_COMMON_SHA256_H_
 #define DSAR_COMMON_SHA256_H_
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,15 @@ class Sha256 {
  private:
   void* ctx_;  // EVP_MD_CTX*
 };
+
+inline constexpr size_t kSha256Size = 32;
+
+// Writes SHA-256 of the concatenation of `parts` to `digest` (kSha256Size
+// bytes). Reuses one context per thread instead of allocating one per hash,
+// so a small hash (a Merkle node is 65 bytes) costs little more than its
+// compression rounds. Thread-safe.
+void Sha256Concat(std::initializer_list<std::string_view> parts,
+                  unsigned char* digest);
 
 std::string Sha256Hex(std::string_view data);
 

@@ -11,6 +11,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "rocksdb/filter_policy.h"
@@ -264,11 +265,19 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
   cf_options.table_factory.reset(
       rocksdb::NewBlockBasedTableFactory(table_options));
 
+  // Audit proofs read hashes of random old subtrees, which are almost never
+  // in the memtables: a bloom filter over the memtable keys spares each
+  // read a skip-list search (in memory only; the files do not change).
+  rocksdb::ColumnFamilyOptions audit_options = cf_options;
+  audit_options.memtable_prefix_bloom_size_ratio = 0.02;
+  audit_options.memtable_whole_key_filtering = true;
+
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (const char* name :
        {rocksdb::kDefaultColumnFamilyName.c_str(), "requests", "live", "events",
         "index", "idempotency", "audit", "outbox", "data_keys"}) {
-    families.emplace_back(name, cf_options);
+    families.emplace_back(
+        name, std::string_view(name) == "audit" ? audit_options : cf_options);
   }
   // Memtable insert hints (the only effect of this option: neither the
   // files nor reads change). Without them every insert searches the
@@ -482,6 +491,26 @@ absl::Status StateStore::Scrub() {
         db_->CompactRange(compact, family, nullptr, nullptr), "compact"));
   }
   return absl::OkStatus();
+}
+
+bool StateStore::WaitForBackgroundWork(absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    uint64_t busy = 0, value = 0;
+    for (const char* property :
+         {"rocksdb.num-running-compactions", "rocksdb.num-running-flushes"}) {
+      if (db_->GetIntProperty(property, &value)) busy += value;
+    }
+    for (rocksdb::ColumnFamilyHandle* family : handles_) {
+      for (const char* property :
+           {"rocksdb.compaction-pending", "rocksdb.mem-table-flush-pending"}) {
+        if (db_->GetIntProperty(family, property, &value)) busy += value;
+      }
+    }
+    if (busy == 0) return true;
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
 }
 
 absl::StatusOr<int64_t> StateStore::RewrapDataKeys() {
@@ -754,6 +783,31 @@ absl::StatusOr<std::vector<std::string>> StateStore::GetAuditHashes(
     hashes.push_back(values[i].ToString());
   }
   return hashes;
+}
+
+absl::Status StateStore::ScanAuditHashes(
+    int level, uint64_t begin, uint64_t end,
+    std::vector<std::pair<uint64_t, std::string>>* out) const {
+  if (begin >= end) return absl::OkStatus();
+  rocksdb::ReadOptions options;
+  // "H" + level + big-endian index: one level's hashes are contiguous.
+  const std::string upper = AuditHashKey(level, end);
+  rocksdb::Slice upper_bound(upper);
+  options.iterate_upper_bound = &upper_bound;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, audit_));
+  const std::string first = AuditHashKey(level, begin);
+  // Between the bounds every key is "H" + level + an 8-byte index.
+  for (it->Seek(first); it->Valid(); it->Next()) {
+    rocksdb::Slice key = it->key();
+    if (key.size() != first.size()) {
+      return absl::DataLossError(absl::StrCat("audit hash key of ", key.size(),
+                                              " bytes at level ", level));
+    }
+    out->emplace_back(
+        ReadBigEndian64(std::string_view(key.data() + key.size() - 8, 8)),
+        it->value().ToString());
+  }
+  return FromRocks(it->status(), "scan audit hashes");
 }
 
 absl::StatusOr<std::pair<uint64_t, std::string>>

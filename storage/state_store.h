@@ -25,6 +25,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "dsar/internal/records.pb.h"
 #include "dsar/v1/requests.pb.h"
 #include "rocksdb/db.h"
@@ -122,6 +123,11 @@ class StateStore {
   // Old versions of request records may stay in SST files until RocksDB
   // compacts them: they are sealed, and unreadable once the key is gone.
   absl::Status Scrub();
+  // Waits until RocksDB runs and owes no flush or compaction, checking
+  // every 50 ms; false when `timeout` passed first. For benchmarks, so that
+  // a measurement does not share the cores with compactions of the data
+  // written just before.
+  bool WaitForBackgroundWork(absl::Duration timeout) const;
   // Re-wraps every data key under the key ring's active KEK (after
   // Rotate), so older KEKs can be retired. Returns how many were re-wrapped.
   // REQUIRES: no concurrent Commit (call from the commit loop).
@@ -172,6 +178,12 @@ class StateStore {
   // (one RocksDB MultiGet). NOT_FOUND naming the first one missing.
   absl::StatusOr<std::vector<std::string>> GetAuditHashes(
       const std::vector<std::pair<int, uint64_t>>& nodes) const;
+  // The stored hashes of level `level` with an index in [begin, end), in
+  // index order, read with one iterator: appends (index, hash) to `out`
+  // for each, skipping indexes with no hash (subtrees not complete yet).
+  absl::Status ScanAuditHashes(
+      int level, uint64_t begin, uint64_t end,
+      std::vector<std::pair<uint64_t, std::string>>* out) const;
   // The latest checkpoint: size and signed note; size 0 and "" when none.
   absl::StatusOr<std::pair<uint64_t, std::string>> GetAuditCheckpoint() const;
 

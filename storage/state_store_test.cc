@@ -215,6 +215,49 @@ TEST_F(StateStoreTest, AuditLeavesAndHashesAreReadInBulk) {
             absl::StatusCode::kNotFound);
 }
 
+TEST_F(StateStoreTest, ScanAuditHashesReadsOneLevelsRangeSkippingGaps) {
+  StateBatch batch = store_->NewBatch();
+  for (uint64_t i = 0; i < 300; ++i) {
+    if (i == 260) continue;  // A gap.
+    batch.PutAuditHash(6, i, std::string(32, static_cast<char>(i)));
+  }
+  // Neighbouring levels and the leaves must not be read.
+  batch.PutAuditHash(5, 256, std::string(32, 'x'));
+  batch.PutAuditHash(7, 0, std::string(32, 'y'));
+  batch.PutAuditLeaf(256, "leaf");
+  ASSERT_TRUE(store_->Commit(batch).ok());
+
+  std::vector<std::pair<uint64_t, std::string>> hashes;
+  ASSERT_TRUE(store_->ScanAuditHashes(6, 256, 512, &hashes).ok());
+  ASSERT_EQ(hashes.size(), 43u);  // 256..299 without 260.
+  EXPECT_EQ(hashes.front().first, 256u);
+  EXPECT_EQ(hashes.front().second, std::string(32, static_cast<char>(256)));
+  EXPECT_EQ(hashes[4].first, 261u);
+  EXPECT_EQ(hashes.back().first, 299u);
+  hashes.clear();
+  ASSERT_TRUE(store_->ScanAuditHashes(6, 10, 12, &hashes).ok());
+  ASSERT_EQ(hashes.size(), 2u);
+  EXPECT_EQ(hashes[1].first, 11u);
+  hashes.clear();
+  ASSERT_TRUE(store_->ScanAuditHashes(8, 0, 256, &hashes).ok());
+  EXPECT_TRUE(hashes.empty());
+  ASSERT_TRUE(store_->ScanAuditHashes(6, 5, 5, &hashes).ok());
+  EXPECT_TRUE(hashes.empty());
+}
+
+TEST_F(StateStoreTest, WaitsForBackgroundWorkToSettle) {
+  for (int round = 0; round < 3; ++round) {
+    StateBatch batch = store_->NewBatch();
+    for (uint64_t i = 0; i < 2000; ++i) {
+      batch.PutAuditLeaf(round * 2000 + i, std::string(100, 'x'));
+    }
+    ASSERT_TRUE(store_->Commit(batch).ok());
+  }
+  EXPECT_TRUE(store_->Scrub().ok());  // Flushes: background work to wait for.
+  EXPECT_TRUE(store_->WaitForBackgroundWork(absl::Seconds(30)));
+  EXPECT_TRUE(store_->WaitForBackgroundWork(absl::ZeroDuration()));
+}
+
 TEST_F(StateStoreTest, GetRequestRoundTripsAndMissesWithNotFound) {
   internal::RequestRecord record =
       Record("r1", v1::ACCESS, v1::RUNNING, kBaseMs);

@@ -193,9 +193,10 @@ std::string AuditLog::Append(StateBatch& batch, v1::Event* event) {
   std::string entry = DeterministicBytes(*event);
   std::string leaf_hash = merkle::LeafHash(entry);
   batch.PutAuditLeaf(index, entry);
-  edge_.Append(leaf_hash, [&batch](int level, uint64_t node_index,
-                                   const std::string& hash) {
+  edge_.Append(leaf_hash, [this, &batch](int level, uint64_t node_index,
+                                         const std::string& hash) {
     batch.PutAuditHash(level, node_index, hash);
+    if (level >= kCachedLevel) upper_levels_.Insert(level, node_index, hash);
   });
   return leaf_hash;
 }
@@ -235,18 +236,23 @@ absl::StatusOr<std::vector<std::string>> AuditLog::FetchSubtrees(
     const std::vector<std::pair<int, uint64_t>>& nodes) const {
   std::vector<std::string> hashes(nodes.size());
   std::vector<size_t> missing;
-  {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      auto cached = nodes[i].first >= kCachedLevel
-                        ? cached_subtrees_.find(nodes[i])
-                        : cached_subtrees_.end();
-      if (cached != cached_subtrees_.end()) {
-        hashes[i] = cached->second;
-      } else {
-        missing.push_back(i);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const auto [level, index] = nodes[i];
+    if (upper_levels_.Lookup(level, index, &hashes[i])) continue;
+    if (level >= upper_levels_.lowest_level()) {
+      // Completed before this process started (Append adds the others):
+      // read it with its neighbours, which later proofs will want.
+      const uint64_t begin = index - index % kScanHashes;
+      std::vector<std::pair<uint64_t, std::string>> scanned;
+      RETURN_IF_ERROR(
+          store_->ScanAuditHashes(level, begin, begin + kScanHashes, &scanned));
+      // Only complete subtrees have stored hashes: all can be kept.
+      for (const auto& [at, hash] : scanned) {
+        upper_levels_.Insert(level, at, hash);
       }
+      if (upper_levels_.Lookup(level, index, &hashes[i])) continue;
     }
+    missing.push_back(i);
   }
   if (missing.empty()) return hashes;
   std::vector<std::pair<int, uint64_t>> to_read;
@@ -254,15 +260,7 @@ absl::StatusOr<std::vector<std::string>> AuditLog::FetchSubtrees(
   for (size_t i : missing) to_read.push_back(nodes[i]);
   ASSIGN_OR_RETURN(std::vector<std::string> read,
                    store_->GetAuditHashes(to_read));
-  std::lock_guard<std::mutex> lock(cache_mu_);
   for (size_t k = 0; k < missing.size(); ++k) {
-    const std::pair<int, uint64_t>& node = to_read[k];
-    // Only subtrees already committed are read, and a complete subtree's
-    // hash never changes: what is cached stays true.
-    if (node.first >= kCachedLevel &&
-        cached_subtrees_.size() < kMaxCachedSubtrees) {
-      cached_subtrees_.emplace(node, read[k]);
-    }
     hashes[missing[k]] = std::move(read[k]);
   }
   return hashes;

@@ -23,6 +23,7 @@
 #include "dsar/v1/requests.pb.h"
 #include "storage/audit/checkpoint.h"
 #include "storage/audit/merkle.h"
+#include "storage/audit/subtree_cache.h"
 #include "storage/state_store.h"
 
 namespace dsar {
@@ -65,7 +66,10 @@ class AuditLog {
   // --- Commit loop only (not thread-safe). ---
   // Sets event->log_index, serializes the event deterministically and adds
   // it, its leaf hash and every completed subtree hash to `batch`. Returns
-  // the leaf hash (the next event of the request chains to it).
+  // the leaf hash (the next event of the request chains to it). The batch
+  // must then be committed, or the log no longer used (dsard stops when a
+  // commit fails): the edge, and the upper-level hashes kept in memory for
+  // proofs, already include the event.
   std::string Append(StateBatch& batch, v1::Event* event);
   // When leaves were appended since the last call, signs a checkpoint of
   // the new size and adds it to `batch`.
@@ -101,13 +105,14 @@ class AuditLog {
   // Runs `compute` (a proof over subtree hashes) twice: first with
   // placeholder hashes, to learn which subtrees it reads (the proofs'
   // recursion depends on leaf ranges, never on hash values); then with
-  // those subtrees fetched together: upper levels from memory, the rest in
-  // one MultiGet. Levels >= kCachedLevel stay in memory once read.
+  // those subtrees fetched together: levels >= kCachedLevel from
+  // upper_levels_, the rest in one MultiGet.
   template <typename T>
   absl::StatusOr<T> WithFetchedSubtrees(
       const std::function<absl::StatusOr<T>(const merkle::SubtreeHashFn&)>&
           compute) const;
-  // Hashes of `nodes` (level, index), in order.
+  // Hashes of `nodes` (level, index), in order. A node upper_levels_
+  // should hold but does not is read with the kScanHashes around it.
   absl::StatusOr<std::vector<std::string>> FetchSubtrees(
       const std::vector<std::pair<int, uint64_t>>& nodes) const;
   absl::StatusOr<uint64_t> CommittedSize() const;
@@ -121,13 +126,19 @@ class AuditLog {
   Options options_;
   merkle::CompactRange edge_;  // Commit loop only.
   uint64_t sealed_size_ = 0;   // Commit loop only.
-  // Subtrees of level >= kCachedLevel: about 2 per 1,000 leaves, so a log
-  // of 10M leaves keeps ~20,000 hashes; never more than kMaxCachedSubtrees.
-  static constexpr int kCachedLevel = 10;
-  static constexpr size_t kMaxCachedSubtrees = size_t{1} << 17;
-  mutable std::mutex cache_mu_;
-  mutable absl::flat_hash_map<std::pair<int, uint64_t>, std::string>
-      cached_subtrees_;  // Guarded by cache_mu_.
+  // Subtrees of level >= kCachedLevel: one per 32 leaves, so a proof reads
+  // only the levels below from the store (6 hashes, a few more for the
+  // ranges at the tree's right edge). A log of 10M leaves
+  // keeps ~312,000 hashes (10 MB). Filled by Append as subtrees complete
+  // and, for those completed before this process started, kScanHashes at a
+  // time as proofs ask for them (start-up reads none). At most
+  // kMaxCachedHashes (32 MB); past ~32M leaves the lowest level is dropped,
+  // then the next (SubtreeCache).
+  static constexpr int kCachedLevel = 6;
+  static constexpr size_t kMaxCachedHashes = size_t{1} << 20;
+  static constexpr uint64_t kScanHashes = 256;
+  mutable audit::internal::SubtreeCache upper_levels_{kCachedLevel,
+                                                      kMaxCachedHashes};
   mutable std::mutex witness_mu_;
   mutable uint64_t witnessed_size_ = 0;  // Guarded by witness_mu_.
   mutable bool witnessed_ = false;       // Guarded by witness_mu_.

@@ -246,6 +246,82 @@ TEST_F(AuditLogWitnessTest, ProofsFromFetchedSubtreesVerify) {
   }
 }
 
+// Subtrees of level >= 6 are held in memory: written by Append, or read
+// from the store once (with their neighbours) when the log was opened over
+// an existing tree. A stored copy changed afterwards is not read again.
+TEST_F(AuditLogWitnessTest, UpperLevelsOfProofsComeFromMemory) {
+  ASSERT_TRUE(Open("db", "").ok());
+  Append(1500, "a");
+  Append(1501, "b");
+  const uint64_t size = Size();
+  const merkle::SubtreeHashFn stored = [this](int level, uint64_t index) {
+    return store_->GetAuditHash(level, index);
+  };
+  const std::vector<uint64_t> indexes = {0, 100, 2047, size - 1};
+  std::vector<std::vector<std::string>> expected;
+  for (uint64_t index : indexes) {
+    absl::StatusOr<std::vector<std::string>> proof =
+        merkle::InclusionProof(stored, index, size);
+    ASSERT_TRUE(proof.ok()) << proof.status();
+    expected.push_back(*proof);
+  }
+  // Proof hashes of leaf 0 at levels 6 and 7, and of leaf 2047 at 8.
+  const std::vector<std::pair<int, uint64_t>> upper = {{6, 1}, {7, 1}, {8, 6}};
+  std::vector<std::string> originals;
+  for (const auto& [level, index] : upper) {
+    originals.push_back(*store_->GetAuditHash(level, index));
+  }
+  auto overwrite = [&](bool garbage) {
+    StateBatch batch = store_->NewBatch();
+    for (size_t i = 0; i < upper.size(); ++i) {
+      batch.PutAuditHash(upper[i].first, upper[i].second,
+                         garbage ? std::string(32, 'x') : originals[i]);
+    }
+    ASSERT_TRUE(store_->Commit(batch).ok());
+  };
+  auto expect_proofs = [&](const std::string& when) {
+    for (size_t i = 0; i < indexes.size(); ++i) {
+      v1::GetInclusionProofRequest request;
+      request.set_index(indexes[i]);
+      absl::StatusOr<v1::GetInclusionProofResponse> proof =
+          log_->GetInclusionProof(request);
+      ASSERT_TRUE(proof.ok()) << proof.status();
+      EXPECT_EQ(std::vector<std::string>(proof->proof().begin(),
+                                         proof->proof().end()),
+                expected[i])
+          << when << ", leaf " << indexes[i];
+    }
+  };
+
+  // Append put them in memory: the stored copies are not read.
+  overwrite(/*garbage=*/true);
+  expect_proofs("after appends");
+
+  // A log opened over the tree reads them from the store once.
+  overwrite(/*garbage=*/false);
+  Close();
+  ASSERT_TRUE(Open("db", "").ok());
+  expect_proofs("after reopening");
+  overwrite(/*garbage=*/true);
+  expect_proofs("after reopening, stored copies changed");
+
+  // Levels below 6 are still read from the store every time.
+  absl::StatusOr<std::string> level5 = store_->GetAuditHash(5, 1);
+  ASSERT_TRUE(level5.ok());
+  {
+    StateBatch batch = store_->NewBatch();
+    batch.PutAuditHash(5, 1, std::string(32, 'y'));
+    ASSERT_TRUE(store_->Commit(batch).ok());
+  }
+  v1::GetInclusionProofRequest request;
+  request.set_index(0);
+  absl::StatusOr<v1::GetInclusionProofResponse> proof =
+      log_->GetInclusionProof(request);
+  ASSERT_TRUE(proof.ok()) << proof.status();
+  ASSERT_GT(proof->proof_size(), 5);
+  EXPECT_EQ(proof->proof(5), std::string(32, 'y'));
+}
+
 TEST(AuditLogDefaultWitnessTest, OnlyOutsideTheDataDirectory) {
   EXPECT_EQ(AuditLog::DefaultWitnessPath("/srv/dsar", "/etc/dsar/keys"),
             "/etc/dsar/keys/checkpoint.witness");

@@ -110,18 +110,17 @@ absl::Status AppendSubproof(const SubtreeHashFn& subtree, uint64_t first_end,
 }  // namespace
 
 std::string LeafHash(std::string_view entry) {
-  Sha256 hash;
-  hash.Update(std::string_view("\x00", 1));
-  hash.Update(entry);
-  return hash.FinishRaw();
+  std::string hash(kHashSize, '\0');
+  Sha256Concat({std::string_view("\x00", 1), entry},
+               reinterpret_cast<unsigned char*>(hash.data()));
+  return hash;
 }
 
 std::string NodeHash(std::string_view left, std::string_view right) {
-  Sha256 hash;
-  hash.Update(std::string_view("\x01", 1));
-  hash.Update(left);
-  hash.Update(right);
-  return hash.FinishRaw();
+  std::string hash(kHashSize, '\0');
+  Sha256Concat({std::string_view("\x01", 1), left, right},
+               reinterpret_cast<unsigned char*>(hash.data()));
+  return hash;
 }
 
 std::string EmptyRootHash() {
@@ -376,6 +375,33 @@ void CompactRange::Append(
   }
   nodes_.push_back(std::move(hash));
   ++size_;
+}
+
+absl::Status CompactRange::AppendSubtree(int level, std::string hash) {
+  if (level < 0 || level > 63) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("subtree level ", level, " is not in [0, 63]"));
+  }
+  RETURN_IF_ERROR(CheckHash("subtree hash", hash));
+  const uint64_t leaves = uint64_t{1} << level;
+  if (size_ % leaves != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a subtree of ", leaves, " leaves cannot start at leaf ",
+                     size_, ", which is not a multiple of its size"));
+  }
+  if (size_ > UINT64_MAX - leaves) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tree size would overflow: ", size_, " + ", leaves));
+  }
+  // As in Append, one level up: every set bit of the old size at or above
+  // `level` is a subtree to merge with.
+  for (int at = level; at < 64 && ((size_ >> at) & 1); ++at) {
+    hash = NodeHash(nodes_.back(), hash);
+    nodes_.pop_back();
+  }
+  nodes_.push_back(std::move(hash));
+  size_ += leaves;
+  return absl::OkStatus();
 }
 
 std::string CompactRange::RootHash() const {

@@ -100,6 +100,12 @@ class CompactRange {
               const std::function<void(int level, uint64_t index,
                                        const std::string& hash)>& on_subtree);
 
+  // Appends the perfect subtree of 2^level leaves whose root is `hash`,
+  // as appending its leaves one by one would. INVALID_ARGUMENT unless
+  // size() is a multiple of 2^level (the subtree must be aligned), level is
+  // below 64 and the hash is 32 bytes.
+  absl::Status AppendSubtree(int level, std::string hash);
+
   uint64_t size() const { return size_; }
   std::string RootHash() const;
   const std::vector<std::string>& nodes() const { return nodes_; }

@@ -344,6 +344,43 @@ TEST_F(MerkleTreeTest, RootsProofsAndRebuildAgreeForEverySizeUpTo70) {
   }
 }
 
+TEST_F(MerkleTreeTest, AppendSubtreeEqualsAppendingItsLeaves) {
+  // Every aligned subtree appended at every size it may start at: the
+  // edge is the one leaf-by-leaf appends build.
+  for (int level = 0; level <= 4; ++level) {
+    const uint64_t leaves = uint64_t{1} << level;
+    for (uint64_t size = 0; size + leaves <= kMaxSize; size += leaves) {
+      CompactRange by_leaf;
+      while (by_leaf.size() < size) AppendNext(by_leaf);
+      CompactRange by_subtree = by_leaf;
+      absl::Status appended = by_subtree.AppendSubtree(
+          level, NaiveMth(leaves_, size, size + leaves));
+      ASSERT_TRUE(appended.ok()) << appended;
+      while (by_leaf.size() < size + leaves) AppendNext(by_leaf);
+      EXPECT_EQ(by_subtree.size(), by_leaf.size());
+      EXPECT_EQ(by_subtree.nodes(), by_leaf.nodes())
+          << "level " << level << " at " << size;
+    }
+  }
+}
+
+TEST_F(MerkleTreeTest, AppendSubtreeRejectsMisalignedOrBadSubtrees) {
+  CompactRange range;
+  for (int i = 0; i < 6; ++i) AppendNext(range);
+  // 6 leaves: a subtree of 4 would start at leaf 6, not a multiple of 4.
+  EXPECT_EQ(range.AppendSubtree(2, leaves_[0]).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(range.AppendSubtree(1, "short").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(range.AppendSubtree(64, leaves_[0]).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(range.AppendSubtree(-1, leaves_[0]).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(range.size(), 6u) << "a refused subtree changed the range";
+  EXPECT_TRUE(range.AppendSubtree(1, leaves_[0]).ok());
+  EXPECT_EQ(range.size(), 8u);
+}
+
 TEST_F(MerkleTreeTest, DecompositionIsOneNodePerSetBitLargestFirst) {
   using Nodes = std::vector<std::pair<int, uint64_t>>;
   EXPECT_EQ(CompactRange::DecompositionOf(0), Nodes{});
