@@ -2299,7 +2299,9 @@ class RetentionTest : public CoordinatorTest {
       v1::Request now = Get(created.id());
       if (now.status() == v1::COMPLETED) break;
       std::optional<v1::Task> task = Poll("w1", {"a", "b", "c"}, 200);
-      if (task) EXPECT_TRUE(Finish(*task, "w1").ok());
+      if (task) {
+        EXPECT_TRUE(Finish(*task, "w1").ok());
+      }
     }
     return WaitForStatus(created.id(), v1::COMPLETED);
   }
