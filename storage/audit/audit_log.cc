@@ -5,8 +5,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -86,19 +88,28 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(
     RETURN_IF_ERROR(options.signer->SetKeyName(options.origin));
   std::unique_ptr<AuditLog> log(new AuditLog(store, std::move(options)));
   uint64_t size = checkpoint.first;
-  std::vector<std::string> nodes;
-  for (const auto& [level, index] :
-       merkle::CompactRange::DecompositionOf(size)) {
-    absl::StatusOr<std::string> hash = store->GetAuditHash(level, index);
-    if (!hash.ok()) {
-      return absl::DataLossError(
-          absl::StrCat("audit log of size ", size,
-                       " cannot be reopened: ", hash.status().message()));
-    }
-    nodes.push_back(std::move(*hash));
+  absl::StatusOr<std::vector<std::string>> nodes =
+      log->FetchSubtrees(merkle::CompactRange::DecompositionOf(size));
+  if (!nodes.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("audit log of size ", size,
+                     " cannot be reopened: ", nodes.status().message()));
   }
   ASSIGN_OR_RETURN(log->edge_,
-                   merkle::CompactRange::FromNodes(size, std::move(nodes)));
+                   merkle::CompactRange::FromNodes(size, *std::move(nodes)));
+  if (size > 0) {
+    // The edge extends every later checkpoint: it must be the tree the last
+    // one signed, or dsard would sign a fork of its own log.
+    ASSIGN_OR_RETURN(audit::Checkpoint signed_checkpoint,
+                     audit::ParseCheckpointNote(checkpoint.second));
+    if (signed_checkpoint.size != size ||
+        signed_checkpoint.root_hash != log->edge_.RootHash()) {
+      return absl::DataLossError(absl::StrCat(
+          "audit log of size ", size,
+          " cannot be reopened: its stored leaves and subtree hashes do not "
+          "make the tree its signed checkpoint names (altered or lost)"));
+    }
+  }
   log->sealed_size_ = size;
   RETURN_IF_ERROR(log->CheckWitness());
   RETURN_IF_ERROR(log->GetCheckpoint().status());  // Records the witness.
@@ -195,8 +206,9 @@ std::string AuditLog::Append(StateBatch& batch, v1::Event* event) {
   batch.PutAuditLeaf(index, entry);
   edge_.Append(leaf_hash, [this, &batch](int level, uint64_t node_index,
                                          const std::string& hash) {
+    if (level < kStoredLevel) return;
     batch.PutAuditHash(level, node_index, hash);
-    if (level >= kCachedLevel) upper_levels_.Insert(level, node_index, hash);
+    upper_levels_.Insert(level, node_index, hash);
   });
   return leaf_hash;
 }
@@ -227,17 +239,58 @@ std::string AuditLog::SubjectHmac(const std::string& key,
 }
 
 merkle::SubtreeHashFn AuditLog::StoredSubtrees() const {
-  return [this](int level, uint64_t index) {
-    return store_->GetAuditHash(level, index);
+  return [this](int level, uint64_t index) -> absl::StatusOr<std::string> {
+    ASSIGN_OR_RETURN(std::vector<std::string> hashes,
+                     FetchSubtrees({{level, index}}));
+    return std::move(hashes.front());
   };
+}
+
+absl::Status AuditLog::HashFromLeaves(
+    const std::vector<std::pair<int, uint64_t>>& nodes,
+    const std::vector<size_t>& low, std::vector<std::string>* hashes) const {
+  // The leaves each block's nodes span, as [first, end).
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> blocks;
+  for (size_t i : low) {
+    const auto [level, index] = nodes[i];
+    const uint64_t first = index << level;
+    const uint64_t end = (index + 1) << level;
+    auto [block, added] = blocks.try_emplace(first >> kStoredLevel, first, end);
+    if (!added) {
+      block->second.first = std::min(block->second.first, first);
+      block->second.second = std::max(block->second.second, end);
+    }
+  }
+  std::vector<std::string> leaves;
+  for (auto& [block, range] : blocks) {
+    leaves.clear();
+    RETURN_IF_ERROR(store_->GetAuditLeaves(range.first, range.second, &leaves));
+    for (size_t i : low) {
+      const auto [level, index] = nodes[i];
+      const uint64_t first = index << level;
+      if (first >> kStoredLevel != block) continue;
+      merkle::CompactRange subtree;
+      for (uint64_t leaf = first; leaf < (index + 1) << level; ++leaf) {
+        subtree.Append(merkle::LeafHash(leaves[leaf - range.first]),
+                       [](int, uint64_t, const std::string&) {});
+      }
+      (*hashes)[i] = subtree.RootHash();
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<std::string>> AuditLog::FetchSubtrees(
     const std::vector<std::pair<int, uint64_t>>& nodes) const {
   std::vector<std::string> hashes(nodes.size());
   std::vector<size_t> missing;
+  std::vector<size_t> low;
   for (size_t i = 0; i < nodes.size(); ++i) {
     const auto [level, index] = nodes[i];
+    if (level < kStoredLevel) {
+      low.push_back(i);
+      continue;
+    }
     if (upper_levels_.Lookup(level, index, &hashes[i])) continue;
     if (level >= upper_levels_.lowest_level()) {
       // Completed before this process started (Append adds the others):
@@ -254,6 +307,7 @@ absl::StatusOr<std::vector<std::string>> AuditLog::FetchSubtrees(
     }
     missing.push_back(i);
   }
+  if (!low.empty()) RETURN_IF_ERROR(HashFromLeaves(nodes, low, &hashes));
   if (missing.empty()) return hashes;
   std::vector<std::pair<int, uint64_t>> to_read;
   to_read.reserve(missing.size());
@@ -285,7 +339,7 @@ absl::StatusOr<T> AuditLog::WithFetchedSubtrees(
   return compute([&](int level, uint64_t index) -> absl::StatusOr<std::string> {
     auto found = fetched.find(std::make_pair(level, index));
     if (found != fetched.end()) return found->second;
-    return store_->GetAuditHash(level, index);  // Never, in practice.
+    return StoredSubtrees()(level, index);  // Never, in practice.
   });
 }
 

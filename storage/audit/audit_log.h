@@ -43,7 +43,8 @@ class AuditLog {
   };
 
   // Rebuilds the right edge from the stored checkpoint size. DATA_LOSS when
-  // a hash the edge needs is missing. FAILED_PRECONDITION when `origin`
+  // a leaf or hash the edge needs is missing, or when the edge does not make
+  // the root the stored checkpoint signed. FAILED_PRECONDITION when `origin`
   // differs from the stored checkpoints' origin, and, with a witness, when
   // the stored log is smaller than the witnessed checkpoint ("rollback: ...")
   // or does not extend it ("fork: ...") — an older copy of the database was
@@ -101,20 +102,28 @@ class AuditLog {
  private:
   AuditLog(const StateStore* store, Options options)
       : store_(store), options_(std::move(options)) {}
+  // Subtree hashes one at a time, through FetchSubtrees.
   merkle::SubtreeHashFn StoredSubtrees() const;
   // Runs `compute` (a proof over subtree hashes) twice: first with
   // placeholder hashes, to learn which subtrees it reads (the proofs'
   // recursion depends on leaf ranges, never on hash values); then with
-  // those subtrees fetched together: levels >= kCachedLevel from
-  // upper_levels_, the rest in one MultiGet.
+  // those subtrees fetched together (FetchSubtrees).
   template <typename T>
   absl::StatusOr<T> WithFetchedSubtrees(
       const std::function<absl::StatusOr<T>(const merkle::SubtreeHashFn&)>&
           compute) const;
-  // Hashes of `nodes` (level, index), in order. A node upper_levels_
-  // should hold but does not is read with the kScanHashes around it.
+  // Hashes of `nodes` (level, index), in order: levels >= kStoredLevel
+  // from upper_levels_, or else from the store (a node upper_levels_ should
+  // hold but does not is read with the kScanHashes around it); lower ones
+  // hashed from their leaves (HashFromLeaves).
   absl::StatusOr<std::vector<std::string>> FetchSubtrees(
       const std::vector<std::pair<int, uint64_t>>& nodes) const;
+  // Sets (*hashes)[i] for each i in `low`, the indexes of nodes of level <
+  // kStoredLevel, by hashing their leaves: the leaves of each aligned block
+  // of 2^kStoredLevel are read once, with one iterator.
+  absl::Status HashFromLeaves(
+      const std::vector<std::pair<int, uint64_t>>& nodes,
+      const std::vector<size_t>& low, std::vector<std::string>* hashes) const;
   absl::StatusOr<uint64_t> CommittedSize() const;
   // Open's checks against the witness file.
   absl::Status CheckWitness() const;
@@ -126,18 +135,23 @@ class AuditLog {
   Options options_;
   merkle::CompactRange edge_;  // Commit loop only.
   uint64_t sealed_size_ = 0;   // Commit loop only.
-  // Subtrees of level >= kCachedLevel: one per 32 leaves, so a proof reads
-  // only the levels below from the store (6 hashes, a few more for the
-  // ranges at the tree's right edge). A log of 10M leaves
-  // keeps ~312,000 hashes (10 MB). Filled by Append as subtrees complete
-  // and, for those completed before this process started, kScanHashes at a
-  // time as proofs ask for them (start-up reads none). At most
-  // kMaxCachedHashes (32 MB); past ~32M leaves the lowest level is dropped,
-  // then the next (SubtreeCache).
-  static constexpr int kCachedLevel = 6;
+  // Subtree hashes are stored from level kStoredLevel up: one per 32
+  // leaves. Below it they are hashed from the leaves when a proof or the
+  // right edge needs them (at most 2^kStoredLevel - 1 leaves per proof, read
+  // with one iterator), so an event writes its leaf and, once in 32 events,
+  // a hash, instead of about three keys. Logs written before this kept
+  // every level; their lower hashes are left unread.
+  static constexpr int kStoredLevel = 6;
+  // The stored levels are also kept in memory, so a proof reads only
+  // leaves from the store. A log of 10M leaves keeps ~312,000 hashes
+  // (10 MB). Filled by Append as subtrees complete and, for those
+  // completed before this process started, kScanHashes at a time as
+  // proofs ask for them (start-up reads none). At most kMaxCachedHashes
+  // (32 MB); past ~32M leaves the lowest level is dropped, then the next
+  // (SubtreeCache), and those are read from the store.
   static constexpr size_t kMaxCachedHashes = size_t{1} << 20;
   static constexpr uint64_t kScanHashes = 256;
-  mutable audit::internal::SubtreeCache upper_levels_{kCachedLevel,
+  mutable audit::internal::SubtreeCache upper_levels_{kStoredLevel,
                                                       kMaxCachedHashes};
   mutable std::mutex witness_mu_;
   mutable uint64_t witnessed_size_ = 0;  // Guarded by witness_mu_.

@@ -98,6 +98,23 @@ class AuditLogWitnessTest : public ::testing::Test {
 
   uint64_t Size() { return log_->GetCheckpoint()->size(); }
 
+  // The tree as the stored leaves make it, independent of the hashes the
+  // log stores: the reference proofs are checked against.
+  merkle::SubtreeHashFn FromLeaves() {
+    return [this](int level, uint64_t index) -> absl::StatusOr<std::string> {
+      std::vector<std::string> leaves;
+      absl::Status read =
+          store_->GetAuditLeaves(index << level, (index + 1) << level, &leaves);
+      if (!read.ok()) return read;
+      merkle::CompactRange subtree;
+      for (const std::string& leaf : leaves) {
+        subtree.Append(merkle::LeafHash(leaf),
+                       [](int, uint64_t, const std::string&) {});
+      }
+      return subtree.RootHash();
+    };
+  }
+
   std::string dir_;
   std::unique_ptr<FileKeyRing> ring_;  // Outlives store_.
   std::unique_ptr<StateStore> store_;
@@ -199,9 +216,7 @@ TEST_F(AuditLogWitnessTest, ProofsFromFetchedSubtreesVerify) {
   }
   const uint64_t size = Size();
   ASSERT_EQ(size, 3001u);
-  const merkle::SubtreeHashFn stored = [this](int level, uint64_t index) {
-    return store_->GetAuditHash(level, index);
-  };
+  const merkle::SubtreeHashFn stored = FromLeaves();
   for (uint64_t tree_size :
        {uint64_t{1}, uint64_t{1025}, uint64_t{2048}, size}) {
     absl::StatusOr<std::string> root = merkle::RootHash(stored, tree_size);
@@ -209,7 +224,7 @@ TEST_F(AuditLogWitnessTest, ProofsFromFetchedSubtreesVerify) {
     for (uint64_t index : {uint64_t{0}, uint64_t{1}, uint64_t{1023},
                            uint64_t{1024}, uint64_t{2047}, size - 1}) {
       if (index >= tree_size) continue;
-      absl::StatusOr<std::string> leaf = store_->GetAuditHash(0, index);
+      absl::StatusOr<std::string> leaf = stored(0, index);
       ASSERT_TRUE(leaf.ok()) << leaf.status();
       for (int round = 0; round < 2; ++round) {
         v1::GetInclusionProofRequest request;
@@ -254,9 +269,7 @@ TEST_F(AuditLogWitnessTest, UpperLevelsOfProofsComeFromMemory) {
   Append(1500, "a");
   Append(1501, "b");
   const uint64_t size = Size();
-  const merkle::SubtreeHashFn stored = [this](int level, uint64_t index) {
-    return store_->GetAuditHash(level, index);
-  };
+  const merkle::SubtreeHashFn stored = FromLeaves();
   const std::vector<uint64_t> indexes = {0, 100, 2047, size - 1};
   std::vector<std::vector<std::string>> expected;
   for (uint64_t index : indexes) {
@@ -305,12 +318,13 @@ TEST_F(AuditLogWitnessTest, UpperLevelsOfProofsComeFromMemory) {
   overwrite(/*garbage=*/true);
   expect_proofs("after reopening, stored copies changed");
 
-  // Levels below 6 are still read from the store every time.
-  absl::StatusOr<std::string> level5 = store_->GetAuditHash(5, 1);
-  ASSERT_TRUE(level5.ok());
+  // Levels below 6 are hashed from the leaves every time: a changed leaf
+  // shows in the proofs that cover it.
+  absl::StatusOr<std::string> leaf = store_->GetAuditLeaf(33);
+  ASSERT_TRUE(leaf.ok()) << leaf.status();
   {
     StateBatch batch = store_->NewBatch();
-    batch.PutAuditHash(5, 1, std::string(32, 'y'));
+    batch.PutAuditLeaf(33, *leaf + "x");
     ASSERT_TRUE(store_->Commit(batch).ok());
   }
   v1::GetInclusionProofRequest request;
@@ -319,7 +333,74 @@ TEST_F(AuditLogWitnessTest, UpperLevelsOfProofsComeFromMemory) {
       log_->GetInclusionProof(request);
   ASSERT_TRUE(proof.ok()) << proof.status();
   ASSERT_GT(proof->proof_size(), 5);
-  EXPECT_EQ(proof->proof(5), std::string(32, 'y'));
+  absl::StatusOr<std::string> changed = stored(5, 1);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_NE(*changed, expected[0][5]);
+  EXPECT_EQ(proof->proof(5), *changed);
+}
+
+// An event writes its leaf, and a subtree hash only when a subtree of 64
+// leaves or more completes; the right edge is rebuilt from leaves and those
+// hashes. Hashes of lower levels that an older dsard stored are not read.
+TEST_F(AuditLogWitnessTest, StoresSubtreeHashesFromLevelSixUp) {
+  ASSERT_TRUE(Open("db", "").ok());
+  Append(200, "a");
+  EXPECT_EQ(store_->GetAuditHash(0, 0).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetAuditHash(5, 2).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetAuditHash(6, 2).ok());
+  EXPECT_EQ(store_->GetAuditHash(6, 3).status().code(),
+            absl::StatusCode::kNotFound);  // Leaves 192-255: not complete.
+  absl::StatusOr<std::string> root = merkle::RootHash(FromLeaves(), 200);
+  ASSERT_TRUE(root.ok()) << root.status();
+  {
+    // As an older dsard left them, but wrong: not read.
+    StateBatch batch = store_->NewBatch();
+    for (int level = 0; level < 6; ++level) {
+      batch.PutAuditHash(level, 192 >> level, std::string(32, 'z'));
+    }
+    ASSERT_TRUE(store_->Commit(batch).ok());
+  }
+  Close();
+  ASSERT_TRUE(Open("db", "").ok());
+  Append(1, "b");  // Extends the right edge rebuilt at Open.
+  absl::StatusOr<std::string> extended = merkle::RootHash(FromLeaves(), 201);
+  ASSERT_TRUE(extended.ok()) << extended.status();
+  v1::GetConsistencyProofRequest request;
+  request.set_first_size(200);
+  request.set_second_size(201);
+  absl::StatusOr<v1::GetConsistencyProofResponse> proof =
+      log_->GetConsistencyProof(request);
+  ASSERT_TRUE(proof.ok()) << proof.status();
+  EXPECT_TRUE(
+      merkle::VerifyConsistency(200, 201,
+                                std::vector<std::string>(proof->proof().begin(),
+                                                         proof->proof().end()),
+                                *root, *extended)
+          .ok());
+  absl::StatusOr<v1::GetCheckpointResponse> checkpoint = log_->GetCheckpoint();
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  absl::StatusOr<audit::Checkpoint> signed_checkpoint = audit::VerifyCheckpoint(
+      checkpoint->checkpoint(), log_->signer().public_key_pem(),
+      log_->signer().key_name());
+  ASSERT_TRUE(signed_checkpoint.ok()) << signed_checkpoint.status();
+  EXPECT_EQ(signed_checkpoint->root_hash, *extended);
+
+  // A leaf of the edge's last, incomplete subtree altered: the edge no
+  // longer makes the signed root, and the log refuses to be extended.
+  absl::StatusOr<std::string> leaf = store_->GetAuditLeaf(195);
+  ASSERT_TRUE(leaf.ok()) << leaf.status();
+  {
+    StateBatch batch = store_->NewBatch();
+    batch.PutAuditLeaf(195, *leaf + "x");
+    ASSERT_TRUE(store_->Commit(batch).ok());
+  }
+  Close();
+  absl::Status reopened = Open("db", "");
+  EXPECT_EQ(reopened.code(), absl::StatusCode::kDataLoss) << reopened;
+  EXPECT_TRUE(absl::StrContains(reopened.message(), "signed checkpoint"))
+      << reopened;
 }
 
 TEST(AuditLogDefaultWitnessTest, OnlyOutsideTheDataDirectory) {

@@ -387,6 +387,15 @@ std::string CheckpointSigner::public_key_pem() const {
   return pem.ok() ? *std::move(pem) : std::string();
 }
 
+absl::StatusOr<Checkpoint> ParseCheckpointNote(std::string_view note) {
+  size_t split = note.rfind("\n\n");
+  if (split == std::string_view::npos) {
+    return absl::InvalidArgumentError(
+        "signed note has no blank line before its signatures");
+  }
+  return ParseBody(note.substr(0, split + 1));
+}
+
 absl::StatusOr<Checkpoint> VerifyCheckpoint(std::string_view note,
                                             std::string_view public_key_pem,
                                             std::string_view key_name) {

@@ -82,6 +82,12 @@ absl::Status CheckExtends(const Checkpoint& remembered,
                           const Checkpoint& current,
                           const std::vector<std::string>& consistency_proof);
 
+// Parses the body of a signed note (the text before its signatures)
+// without checking any signature: for the note a log stored itself, which
+// may be signed by a key it no longer holds. INVALID_ARGUMENT for a
+// malformed note.
+absl::StatusOr<Checkpoint> ParseCheckpointNote(std::string_view note);
+
 // Parses a signed note and checks its signature with the PEM public key.
 // INVALID_ARGUMENT for a malformed note, PERMISSION_DENIED (code
 // kPermissionDenied) for a signature that does not verify or a note signed

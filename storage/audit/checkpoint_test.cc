@@ -191,6 +191,23 @@ TEST_F(CheckpointTest, SignsInTheSignedNoteFormatAndVerifies) {
   }
 }
 
+TEST_F(CheckpointTest, ParseCheckpointNoteReadsTheBodyOnly) {
+  auto signer = Signer(key_path_);
+  ASSERT_NE(signer, nullptr);
+  absl::StatusOr<std::string> note = signer->Sign(Sample());
+  ASSERT_TRUE(note.ok()) << note.status();
+  // A signature that does not verify is not looked at.
+  std::string resigned = *note;
+  resigned[resigned.size() - 3] ^= 1;
+  absl::StatusOr<Checkpoint> parsed = ParseCheckpointNote(resigned);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->origin, kName);
+  EXPECT_EQ(parsed->size, 42u);
+  EXPECT_EQ(parsed->root_hash, root_);
+  EXPECT_EQ(ParseCheckpointNote(CheckpointBody(Sample())).status().code(),
+            absl::StatusCode::kInvalidArgument);  // No signature block.
+}
+
 TEST_F(CheckpointTest, RejectsAnyChangedByte) {
   auto signer = Signer(key_path_);
   ASSERT_NE(signer, nullptr);
