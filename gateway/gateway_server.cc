@@ -424,13 +424,15 @@ HttpReply GatewayServer::Transcode(const RouteMatch& match,
   if (subject && rule.kind == SubjectMethodRule::kListOwn) {
     absl::Status kept = KeepSubjectsOwnRequests(caller, &*response);
     if (!kept.ok()) return ErrorReply(kept);
-  } else if (!subject &&
-             HasReadScopedFields(match.route->method->output_type())) {
-    absl::Status masked =
-        MaskResponse(*match.route->method->output_type(), caller, &*response);
-    if (!masked.ok()) return ErrorReply(masked);
   }
-  absl::StatusOr<std::string> json = ResponseJson(*match.route, *response);
+  absl::StatusOr<std::unique_ptr<google::protobuf::Message>> answer =
+      ParseResponse(*match.route, *response);
+  if (!answer.ok()) return ErrorReply(answer.status());
+  // A subject's answers hold only their own requests: not masked.
+  if (!subject && HasReadScopedFields(match.route->method->output_type())) {
+    MaskUnreadableFields(caller, answer->get());
+  }
+  absl::StatusOr<std::string> json = ResponseJson(*match.route, **answer);
   if (!json.ok()) return ErrorReply(json.status());
   return JsonReply(200, *std::move(json));
 }
@@ -512,27 +514,6 @@ absl::Status GatewayServer::KeepSubjectsOwnRequests(
     }
   }
   *serialized = own.SerializeAsString();
-  return absl::OkStatus();
-}
-
-absl::Status GatewayServer::MaskResponse(
-    const google::protobuf::Descriptor& type, const Caller& caller,
-    std::string* serialized) const {
-  const google::protobuf::Message* prototype =
-      google::protobuf::MessageFactory::generated_factory()->GetPrototype(
-          &type);
-  if (prototype == nullptr) {
-    return absl::InternalError(
-        absl::StrCat("no generated class for ", type.full_name()));
-  }
-  std::unique_ptr<google::protobuf::Message> message(prototype->New());
-  if (!message->ParseFromString(*serialized)) {
-    return absl::InternalError(
-        absl::StrCat("the backend's answer is not a valid ", type.full_name()));
-  }
-  if (MaskUnreadableFields(caller, message.get())) {
-    *serialized = message->SerializeAsString();
-  }
   return absl::OkStatus();
 }
 

@@ -300,8 +300,8 @@ absl::StatusOr<std::unique_ptr<Message>> BuildRequestMessage(
   return message;
 }
 
-absl::StatusOr<std::string> ResponseJson(const Route& route,
-                                         const std::string& serialized) {
+absl::StatusOr<std::unique_ptr<Message>> ParseResponse(
+    const Route& route, const std::string& serialized) {
   const Descriptor* output = route.method->output_type();
   const Message* prototype =
       google::protobuf::MessageFactory::generated_factory()->GetPrototype(
@@ -315,7 +315,21 @@ absl::StatusOr<std::string> ResponseJson(const Route& route,
     return absl::InternalError(absl::StrCat(
         "the backend's answer is not a valid ", output->full_name()));
   }
-  absl::StatusOr<std::string> printed = PrintJson(*message);
+  return message;
+}
+
+absl::StatusOr<std::string> ResponseJson(const Route& route,
+                                         const std::string& serialized) {
+  absl::StatusOr<std::unique_ptr<Message>> message =
+      ParseResponse(route, serialized);
+  if (!message.ok()) return message.status();
+  return ResponseJson(route, **message);
+}
+
+absl::StatusOr<std::string> ResponseJson(const Route& route,
+                                         const Message& response) {
+  const Descriptor* output = route.method->output_type();
+  absl::StatusOr<std::string> printed = PrintJson(response);
   if (!printed.ok()) return absl::InternalError(printed.status().message());
   std::string json = *std::move(printed);
   if (route.response_body.empty()) return json;
