@@ -36,7 +36,8 @@ void SetTimeout(socket_t sock, int option, time_t sec, time_t usec) {
   timeval tv{};
   tv.tv_sec = static_cast<decltype(tv.tv_sec)>(sec);
   tv.tv_usec = static_cast<decltype(tv.tv_usec)>(usec);
-  if (tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1000;  // 0: no limit.
+  // To the kernel 0 means no limit; to httplib's poll it meant none at all.
+  if (tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1000;
   setsockopt(sock, SOL_SOCKET, option, &tv, sizeof(tv));
 }
 
