@@ -16,6 +16,7 @@
 #include "common/status_macros.h"
 #include "dsar/v1/auth.pb.h"
 #include "dsar/v1/requests.pb.h"
+#include "gateway/buffered_http_server.h"
 #include "gateway/request_bounds.h"
 #include "gateway/subject_access.h"
 #include "gateway/transcoder.h"
@@ -73,13 +74,16 @@ std::string OpenSslError() {
   return text;
 }
 
-// The HTTP server: plain, or TLS with the certificate chain and key of
-// `options` (TLS 1.2 or later, no compression, no renegotiation).
+// The HTTP server: plain (buffered_http_server.h), or TLS with the
+// certificate chain and key of `options` (TLS 1.2 or later, no compression,
+// no renegotiation).
 absl::StatusOr<std::unique_ptr<httplib::Server>> NewHttpServer(
     const GatewayOptions& options) {
   const std::string& cert = options.tls_cert_file;
   const std::string& key = options.tls_key_file;
-  if (cert.empty() && key.empty()) return std::make_unique<httplib::Server>();
+  if (cert.empty() && key.empty()) {
+    return std::make_unique<BufferedHttpServer>();
+  }
   if (cert.empty() || key.empty()) {
     return absl::InvalidArgumentError(
         "the HTTPS listener needs both a certificate and its key");
@@ -247,8 +251,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Create(
                          "application/json");
   });
   http.set_payload_max_length(options.max_body_bytes);
-  // Headers and body go out in separate writes; with Nagle's algorithm the
-  // body would wait for the client's delayed ACK (40 ms on Linux).
+  // Over TLS (httplib's own stream) headers and body go out in separate
+  // writes; with Nagle's algorithm the body would wait for the client's
+  // delayed ACK (40 ms on Linux). A streamed body has several writes too.
   http.set_tcp_nodelay(true);
   auto seconds_usec = [](absl::Duration d, time_t* sec, time_t* usec) {
     int64_t micros = absl::ToInt64Microseconds(d);
@@ -424,13 +429,15 @@ HttpReply GatewayServer::Transcode(const RouteMatch& match,
   if (subject && rule.kind == SubjectMethodRule::kListOwn) {
     absl::Status kept = KeepSubjectsOwnRequests(caller, &*response);
     if (!kept.ok()) return ErrorReply(kept);
-  } else if (!subject &&
-             HasReadScopedFields(match.route->method->output_type())) {
-    absl::Status masked =
-        MaskResponse(*match.route->method->output_type(), caller, &*response);
-    if (!masked.ok()) return ErrorReply(masked);
   }
-  absl::StatusOr<std::string> json = ResponseJson(*match.route, *response);
+  absl::StatusOr<std::unique_ptr<google::protobuf::Message>> answer =
+      ParseResponse(*match.route, *response);
+  if (!answer.ok()) return ErrorReply(answer.status());
+  // A subject's answers hold only their own requests: not masked.
+  if (!subject && HasReadScopedFields(match.route->method->output_type())) {
+    MaskUnreadableFields(caller, answer->get());
+  }
+  absl::StatusOr<std::string> json = ResponseJson(*match.route, **answer);
   if (!json.ok()) return ErrorReply(json.status());
   return JsonReply(200, *std::move(json));
 }
@@ -512,27 +519,6 @@ absl::Status GatewayServer::KeepSubjectsOwnRequests(
     }
   }
   *serialized = own.SerializeAsString();
-  return absl::OkStatus();
-}
-
-absl::Status GatewayServer::MaskResponse(
-    const google::protobuf::Descriptor& type, const Caller& caller,
-    std::string* serialized) const {
-  const google::protobuf::Message* prototype =
-      google::protobuf::MessageFactory::generated_factory()->GetPrototype(
-          &type);
-  if (prototype == nullptr) {
-    return absl::InternalError(
-        absl::StrCat("no generated class for ", type.full_name()));
-  }
-  std::unique_ptr<google::protobuf::Message> message(prototype->New());
-  if (!message->ParseFromString(*serialized)) {
-    return absl::InternalError(
-        absl::StrCat("the backend's answer is not a valid ", type.full_name()));
-  }
-  if (MaskUnreadableFields(caller, message.get())) {
-    *serialized = message->SerializeAsString();
-  }
   return absl::OkStatus();
 }
 

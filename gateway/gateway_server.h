@@ -107,11 +107,6 @@ class GatewayServer {
   // the data subject `caller`'s own; the page token stays dsard's.
   absl::Status KeepSubjectsOwnRequests(const Caller& caller,
                                        std::string* serialized) const;
-  // Masks the (dsar.v1.read_scope) fields `caller` may not read in a
-  // serialized message of `type`.
-  absl::Status MaskResponse(const google::protobuf::Descriptor& type,
-                            const Caller& caller,
-                            std::string* serialized) const;
 
   GatewayOptions options_;
   RouteTable routes_;

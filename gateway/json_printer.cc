@@ -15,6 +15,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
 
 namespace dsar::gateway {
 namespace {
@@ -71,7 +73,14 @@ bool NeedsLibraryPrinter(const Descriptor* descriptor) {
 
 void AppendString(absl::string_view text, std::string* out) {
   out->push_back('"');
-  for (char c : text) {
+  size_t plain = 0;  // Start of the bytes not escaped yet.
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (static_cast<unsigned char>(c) >= 0x20 && c != '"' && c != '\\') {
+      continue;
+    }
+    out->append(text.data() + plain, i - plain);
+    plain = i + 1;
     switch (c) {
       case '"':
         out->append("\\\"");
@@ -94,18 +103,57 @@ void AppendString(absl::string_view text, std::string* out) {
       case '\f':
         out->append("\\f");
         break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          static const char kHex[] = "0123456789abcdef";
-          out->append("\\u00");
-          out->push_back(kHex[(c >> 4) & 0xf]);
-          out->push_back(kHex[c & 0xf]);
-        } else {
-          out->push_back(c);
-        }
+      default: {
+        static const char kHex[] = "0123456789abcdef";
+        out->append("\\u00");
+        out->push_back(kHex[(c >> 4) & 0xf]);
+        out->push_back(kHex[c & 0xf]);
+      }
     }
   }
+  out->append(text.data() + plain, text.size() - plain);
   out->push_back('"');
+}
+
+// Appends `value` as `digits` decimal digits, zero-padded.
+void AppendDigits(int64_t value, int digits, std::string* out) {
+  char text[20];
+  for (int i = digits - 1; i >= 0; --i) {
+    text[i] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  }
+  out->append(text, static_cast<size_t>(digits));
+}
+
+// A Timestamp (in range) as TimeUtil::ToString prints it, quoted:
+// "2024-01-02T03:04:05Z", with 3, 6 or 9 digits of fraction when nanos are
+// not 0.
+void AppendTimestamp(int64_t seconds, int32_t nanos, std::string* out) {
+  const absl::CivilSecond time =
+      absl::ToCivilSecond(absl::FromUnixSeconds(seconds), absl::UTCTimeZone());
+  out->push_back('"');
+  AppendDigits(time.year(), 4, out);
+  out->push_back('-');
+  AppendDigits(time.month(), 2, out);
+  out->push_back('-');
+  AppendDigits(time.day(), 2, out);
+  out->push_back('T');
+  AppendDigits(time.hour(), 2, out);
+  out->push_back(':');
+  AppendDigits(time.minute(), 2, out);
+  out->push_back(':');
+  AppendDigits(time.second(), 2, out);
+  if (nanos != 0) {
+    out->push_back('.');
+    if (nanos % 1000000 == 0) {
+      AppendDigits(nanos / 1000000, 3, out);
+    } else if (nanos % 1000 == 0) {
+      AppendDigits(nanos / 1000, 6, out);
+    } else {
+      AppendDigits(nanos, 9, out);
+    }
+  }
+  out->append("Z\"");
 }
 
 template <typename Float>
@@ -128,6 +176,13 @@ class Printer {
                        std::string* out);
 
  private:
+  // A message of package google.protobuf: Timestamp, Duration, FieldMask
+  // and the wrappers in their special forms, others as Fields does.
+  absl::Status WellKnownType(const google::protobuf::Message& message,
+                             std::string* out);
+  // The set fields of `message` as a JSON object.
+  absl::Status Fields(const google::protobuf::Message& message,
+                      std::string* out);
   // One value of `field` (element `index` when repeated, else -1).
   absl::Status Value(const google::protobuf::Message& message,
                      const FieldDescriptor* field, int index, std::string* out);
@@ -138,6 +193,15 @@ class Printer {
 absl::Status Printer::Message(const google::protobuf::Message& message,
                               std::string* out) {
   const Descriptor* descriptor = message.GetDescriptor();
+  if (descriptor->file()->package() == "google.protobuf") {
+    return WellKnownType(message, out);
+  }
+  return Fields(message, out);
+}
+
+absl::Status Printer::WellKnownType(const google::protobuf::Message& message,
+                                    std::string* out) {
+  const Descriptor* descriptor = message.GetDescriptor();
   const std::string& name = descriptor->full_name();
   if (name == "google.protobuf.Timestamp" ||
       name == "google.protobuf.Duration") {
@@ -147,30 +211,25 @@ absl::Status Printer::Message(const google::protobuf::Message& message,
     int32_t nanos =
         reflection->GetInt32(message, descriptor->FindFieldByNumber(2));
     using google::protobuf::util::TimeUtil;
-    std::string text;
     if (name == "google.protobuf.Timestamp") {
       if (seconds < TimeUtil::kTimestampMinSeconds ||
           seconds > TimeUtil::kTimestampMaxSeconds || nanos < 0 ||
           nanos > 999999999) {
         return absl::InvalidArgumentError("Timestamp out of range");
       }
-      google::protobuf::Timestamp timestamp;
-      timestamp.set_seconds(seconds);
-      timestamp.set_nanos(nanos);
-      text = TimeUtil::ToString(timestamp);
-    } else {
-      if (seconds < TimeUtil::kDurationMinSeconds ||
-          seconds > TimeUtil::kDurationMaxSeconds || nanos < -999999999 ||
-          nanos > 999999999 || (seconds > 0 && nanos < 0) ||
-          (seconds < 0 && nanos > 0)) {
-        return absl::InvalidArgumentError("Duration out of range");
-      }
-      google::protobuf::Duration duration;
-      duration.set_seconds(seconds);
-      duration.set_nanos(nanos);
-      text = TimeUtil::ToString(duration);
+      AppendTimestamp(seconds, nanos, out);
+      return absl::OkStatus();
     }
-    AppendString(text, out);
+    if (seconds < TimeUtil::kDurationMinSeconds ||
+        seconds > TimeUtil::kDurationMaxSeconds || nanos < -999999999 ||
+        nanos > 999999999 || (seconds > 0 && nanos < 0) ||
+        (seconds < 0 && nanos > 0)) {
+      return absl::InvalidArgumentError("Duration out of range");
+    }
+    google::protobuf::Duration duration;
+    duration.set_seconds(seconds);
+    duration.set_nanos(nanos);
+    AppendString(TimeUtil::ToString(duration), out);
     return absl::OkStatus();
   }
   if (name == "google.protobuf.FieldMask") {
@@ -185,7 +244,11 @@ absl::Status Printer::Message(const google::protobuf::Message& message,
     // The wrapped value itself, even when it is the default.
     return Value(message, descriptor->FindFieldByNumber(1), -1, out);
   }
+  return Fields(message, out);
+}
 
+absl::Status Printer::Fields(const google::protobuf::Message& message,
+                             std::string* out) {
   const Reflection* reflection = message.GetReflection();
   std::vector<const FieldDescriptor*> fields;
   reflection->ListFields(message, &fields);
@@ -353,7 +416,7 @@ absl::StatusOr<std::string> PrintJson(
     }
     return out;
   }
-  out.reserve(256);
+  out.reserve(2048);
   Printer printer;
   absl::Status status = printer.Message(message, &out);
   if (!status.ok()) return status;

@@ -4,6 +4,7 @@
 #include <google/protobuf/field_mask.pb.h>
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
 #include <google/protobuf/wrappers.pb.h>
 
 #include <limits>
@@ -101,6 +102,50 @@ TEST(JsonPrinterTest, DynamicTypesGoToTheLibrary) {
   (*object.mutable_fields())["k"].set_number_value(1.5);
   (*object.mutable_fields())["n"].set_null_value(google::protobuf::NULL_VALUE);
   ExpectSameAsLibrary(object);
+}
+
+// Timestamps are formatted here, not by TimeUtil: the text must be the
+// library's, byte for byte (3, 6 or 9 digits of fraction, or none).
+TEST(JsonPrinterTest, TimestampsAreTheLibrarysText) {
+  using google::protobuf::util::TimeUtil;
+  const int64_t seconds[] = {TimeUtil::kTimestampMinSeconds,
+                             TimeUtil::kTimestampMaxSeconds,
+                             -1,
+                             0,
+                             951782400,  // 2000-02-29.
+                             1704164645,
+                             4107542399,  // 2100-02-28T23:59:59.
+                             253402300799 - 86400 * 366};
+  const int32_t nanos[] = {0,         1,         999,       1000,     1000000,
+                           120000000, 123456000, 123456789, 999999999};
+  for (int64_t s : seconds) {
+    for (int32_t n : nanos) {
+      google::protobuf::Timestamp timestamp;
+      timestamp.set_seconds(s);
+      timestamp.set_nanos(n);
+      absl::StatusOr<std::string> printed = PrintJson(timestamp);
+      ASSERT_TRUE(printed.ok()) << printed.status();
+      EXPECT_EQ(*printed, "\"" + TimeUtil::ToString(timestamp) + "\"");
+    }
+  }
+  // Every day of a leap year and of the years around it.
+  for (int64_t s = 946684800; s < 946684800 + 3 * 366 * 86400; s += 86399) {
+    google::protobuf::Timestamp timestamp;
+    timestamp.set_seconds(s);
+    EXPECT_EQ(*PrintJson(timestamp),
+              "\"" + TimeUtil::ToString(timestamp) + "\"");
+  }
+}
+
+// Strings keep their exact escaping: quotes, backslashes and control
+// characters escaped, everything else (UTF-8 included) as it is.
+TEST(JsonPrinterTest, StringEscapes) {
+  google::protobuf::StringValue value;
+  value.set_value(std::string("a\"b\\c\n\r\t\b\f\x01\x1f \xc3\xa9<>/", 18));
+  absl::StatusOr<std::string> printed = PrintJson(value);
+  ASSERT_TRUE(printed.ok());
+  EXPECT_EQ(*printed,
+            "\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f \xc3\xa9<>/\"");
 }
 
 TEST(JsonPrinterTest, OutOfRangeTimestampIsAnError) {

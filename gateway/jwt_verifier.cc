@@ -9,6 +9,7 @@
 
 #include <cmath>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -347,6 +348,52 @@ absl::Status JwtVerifier::VerifySignature(const std::string& alg,
 
 absl::StatusOr<VerifiedToken> JwtVerifier::Verify(const std::string& token,
                                                   absl::Time now) const {
+  {
+    absl::MutexLock lock(&cache_mu_);
+    auto it = cache_.find(token);
+    if (it != cache_.end()) {
+      absl::Status valid = CheckTimes(now, it->second.exp, it->second.nbf);
+      if (valid.ok()) return it->second.verified;
+      if (now >= it->second.exp + options_.leeway) cache_.erase(it);
+      return valid;
+    }
+  }
+  absl::Time exp;
+  std::optional<absl::Time> nbf;
+  absl::StatusOr<VerifiedToken> verified =
+      VerifyUncached(token, now, &exp, &nbf);
+  if (!verified.ok()) return verified;
+  absl::MutexLock lock(&cache_mu_);
+  if (cache_.size() >= kMaxCachedTokens) {
+    // Expired tokens first; when every one is still valid, all of them (a
+    // token not remembered is only checked in full again).
+    absl::erase_if(cache_, [&](const auto& entry) {
+      return now >= entry.second.exp + options_.leeway;
+    });
+    if (cache_.size() >= kMaxCachedTokens) cache_.clear();
+  }
+  cache_.insert({token, CachedToken{exp, nbf, *verified}});
+  return verified;
+}
+
+size_t JwtVerifier::CachedTokenCount() const {
+  absl::MutexLock lock(&cache_mu_);
+  return cache_.size();
+}
+
+absl::Status JwtVerifier::CheckTimes(
+    absl::Time now, absl::Time exp,
+    const std::optional<absl::Time>& nbf) const {
+  if (now >= exp + options_.leeway) return Unauthenticated("token expired");
+  if (nbf && now + options_.leeway < *nbf) {
+    return Unauthenticated("token not valid yet (nbf)");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VerifiedToken> JwtVerifier::VerifyUncached(
+    const std::string& token, absl::Time now, absl::Time* exp_out,
+    std::optional<absl::Time>* nbf_out) const {
   std::vector<std::string> parts = absl::StrSplit(token, '.');
   if (parts.size() != 3) {
     return Unauthenticated("not a JWT (expected header.payload.signature)");
@@ -382,8 +429,9 @@ absl::StatusOr<VerifiedToken> JwtVerifier::Verify(const std::string& token,
   std::optional<absl::Time> exp = NumericDate(claims, "exp");
   if (!exp) return Unauthenticated("token has no \"exp\"");
   if (now >= *exp + options_.leeway) return Unauthenticated("token expired");
+  std::optional<absl::Time> nbf;
   if (claims.contains("nbf")) {
-    std::optional<absl::Time> nbf = NumericDate(claims, "nbf");
+    nbf = NumericDate(claims, "nbf");
     if (!nbf) return Unauthenticated("bad \"nbf\"");
     if (now + options_.leeway < *nbf) {
       return Unauthenticated("token not valid yet (nbf)");
@@ -421,6 +469,8 @@ absl::StatusOr<VerifiedToken> JwtVerifier::Verify(const std::string& token,
       if (scope.is_string()) verified.scopes.insert(scope.get<std::string>());
     }
   }
+  *exp_out = *exp;
+  *nbf_out = nbf;
   return verified;
 }
 

@@ -16,7 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 
@@ -59,8 +62,19 @@ class JwtVerifier {
   // signed by a configured key with an accepted algorithm, valid at `now`
   // (exp is required) and for the configured issuer and audience.
   // UNAUTHENTICATED with the reason otherwise. Thread-safe.
+  //
+  // A token that passed is remembered (up to kMaxCachedTokens of them), so
+  // that presenting it again costs no signature check and no JSON parsing:
+  // its signature, issuer, audience, subject and scopes cannot change while
+  // the keys are those given to Create. Its exp and nbf are checked against
+  // `now` on every call, with the same answers as a full check; an expired
+  // token is forgotten.
   absl::StatusOr<VerifiedToken> Verify(const std::string& token,
                                        absl::Time now) const;
+
+  static constexpr size_t kMaxCachedTokens = 1024;
+  // Tokens remembered now (for tests).
+  size_t CachedTokenCount() const;
 
  private:
   struct PublicKey {
@@ -69,14 +83,34 @@ class JwtVerifier {
     EVP_PKEY* pkey = nullptr;  // Owned.
   };
 
+  // A token that passed every check, and the claims to check again.
+  struct CachedToken {
+    absl::Time exp;
+    std::optional<absl::Time> nbf;
+    VerifiedToken verified;
+  };
+
   explicit JwtVerifier(const JwtVerifierOptions& options) : options_(options) {}
   absl::Status AddJwks(const std::string& jwks_json);
+  // The whole check (Verify without the cache); on success also `*exp` and
+  // `*nbf`.
+  absl::StatusOr<VerifiedToken> VerifyUncached(
+      const std::string& token, absl::Time now, absl::Time* exp,
+      std::optional<absl::Time>* nbf) const;
+  // UNAUTHENTICATED, as VerifyUncached words it, when `now` is outside the
+  // token's exp and nbf (with the leeway).
+  absl::Status CheckTimes(absl::Time now, absl::Time exp,
+                          const std::optional<absl::Time>& nbf) const;
   absl::Status VerifySignature(const std::string& alg, const std::string& kid,
                                const std::string& signing_input,
                                const std::string& signature) const;
 
   JwtVerifierOptions options_;
   std::vector<PublicKey> keys_;
+  mutable absl::Mutex cache_mu_;
+  // By the token's text (signature included).
+  mutable absl::flat_hash_map<std::string, CachedToken> cache_
+      ABSL_GUARDED_BY(cache_mu_);
 };
 
 // base64url without padding (RFC 7515 §2), exposed for tests that mint

@@ -86,6 +86,67 @@ TEST_F(JwtVerifierTest, TimeClaims) {
 // Found by fuzz/jwt_fuzzer (fuzz/corpus/jwt/signed_here_payload_only): a
 // NumericDate beyond int64 microseconds was cast to int64 (undefined; on
 // x86 the minimum, so such a token read as long expired). Dates saturate.
+// A token seen before is answered from the cache, but its times are
+// checked on every call: it stops working at exp (plus the leeway) as a
+// fresh one would, and a token before its nbf is not remembered.
+TEST_F(JwtVerifierTest, RemembersVerifiedTokensButChecksTheirTimesEachCall) {
+  std::unique_ptr<JwtVerifier> verifier = Verifier();
+  const absl::Time now = absl::Now();
+  nlohmann::json claims = ValidClaims("carol", "dsar.read");
+  claims["nbf"] = absl::ToUnixSeconds(now) - 10;
+  claims["exp"] = absl::ToUnixSeconds(now) + 60;
+  const std::string token = keys_->Mint("HS256", "", claims);
+
+  ASSERT_TRUE(verifier->Verify(token, now).ok());
+  EXPECT_EQ(verifier->CachedTokenCount(), 1u);
+  absl::StatusOr<VerifiedToken> again = verifier->Verify(token, now);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->subject, "carol");
+  EXPECT_EQ(again->scopes, std::set<std::string>{"dsar.read"});
+  EXPECT_EQ(again->claims, claims);
+  EXPECT_EQ(verifier->CachedTokenCount(), 1u);
+
+  // Before nbf (minus the 30 s leeway) and after exp (plus the leeway).
+  EXPECT_EQ(verifier->Verify(token, now - absl::Seconds(41)).status().message(),
+            "token not valid yet (nbf)");
+  EXPECT_TRUE(verifier->Verify(token, now + absl::Seconds(89)).ok());
+  EXPECT_EQ(verifier->Verify(token, now + absl::Seconds(91)).status().message(),
+            "token expired");
+  EXPECT_EQ(verifier->CachedTokenCount(), 0u);
+  EXPECT_EQ(verifier->Verify(token, now + absl::Seconds(91)).status().message(),
+            "token expired");
+
+  nlohmann::json early = ValidClaims("dave", "dsar.read");
+  early["nbf"] = absl::ToUnixSeconds(now) + 600;
+  EXPECT_FALSE(verifier->Verify(keys_->Mint("HS256", "", early), now).ok());
+  EXPECT_EQ(verifier->CachedTokenCount(), 0u);
+}
+
+// The cache holds only tokens that passed: the same claims under a bad
+// signature are refused even when the good token is remembered.
+TEST_F(JwtVerifierTest, CachedTokenDoesNotVouchForAnotherSignature) {
+  std::unique_ptr<JwtVerifier> verifier = Verifier();
+  nlohmann::json claims = ValidClaims("erin", "dsar.read");
+  const std::string good = keys_->Mint("HS256", "", claims);
+  ASSERT_TRUE(verifier->Verify(good, absl::Now()).ok());
+  const std::string forged =
+      keys_->Mint("HS256", "", claims, std::string(32, 'x'));
+  EXPECT_EQ(verifier->Verify(forged, absl::Now()).status().message(),
+            "bad signature");
+  EXPECT_EQ(verifier->CachedTokenCount(), 1u);
+}
+
+// The cache is bounded.
+TEST_F(JwtVerifierTest, CacheHoldsAtMostItsLimit) {
+  std::unique_ptr<JwtVerifier> verifier = Verifier();
+  for (size_t i = 0; i <= JwtVerifier::kMaxCachedTokens; ++i) {
+    std::string token = keys_->Mint(
+        "HS256", "", ValidClaims(absl::StrCat("user", i), "dsar.read"));
+    ASSERT_TRUE(verifier->Verify(token, absl::Now()).ok());
+    EXPECT_LE(verifier->CachedTokenCount(), JwtVerifier::kMaxCachedTokens);
+  }
+}
+
 TEST_F(JwtVerifierTest, TimeClaimsBeyondTheRangeOfTime) {
   nlohmann::json far = ValidClaims("a", "dsar.read");
   far["exp"] = 1e300;

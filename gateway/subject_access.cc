@@ -1,11 +1,15 @@
 #include "gateway/subject_access.h"
 
+#include <memory>
 #include <set>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "dsar/v1/auth.pb.h"
 #include "model/identity.h"
 
@@ -47,6 +51,44 @@ bool HasReadScopedFields(const Descriptor* type,
     }
   }
   return false;
+}
+
+// What masking looks at in one message type: its fields marked
+// (dsar.v1.read_scope), with their scope, and its message fields whose type
+// holds such a field at some depth. Fields of other types are never visited.
+struct MaskPlan {
+  std::vector<std::pair<const FieldDescriptor*, std::string>> scoped;
+  std::vector<const FieldDescriptor*> nested;
+};
+
+ABSL_CONST_INIT absl::Mutex mask_plans_mu(absl::kConstInit);
+// Built on first use, one per message type; never freed or changed after.
+absl::flat_hash_map<const Descriptor*, std::unique_ptr<MaskPlan>>* mask_plans
+    ABSL_GUARDED_BY(mask_plans_mu) = nullptr;
+
+const MaskPlan& MaskPlanFor(const Descriptor* type) {
+  absl::MutexLock lock(&mask_plans_mu);
+  if (mask_plans == nullptr) {
+    mask_plans =
+        new absl::flat_hash_map<const Descriptor*, std::unique_ptr<MaskPlan>>();
+  }
+  std::unique_ptr<MaskPlan>& plan = (*mask_plans)[type];
+  if (plan == nullptr) {
+    plan = std::make_unique<MaskPlan>();
+    for (int i = 0; i < type->field_count(); ++i) {
+      const FieldDescriptor* field = type->field(i);
+      const std::string& scope = field->options().GetExtension(v1::read_scope);
+      if (!scope.empty()) {
+        plan->scoped.push_back({field, scope});
+      } else if (field->message_type() != nullptr) {
+        std::set<const Descriptor*> seen;
+        if (HasReadScopedFields(field->message_type(), &seen)) {
+          plan->nested.push_back(field);
+        }
+      }
+    }
+  }
+  return *plan;
 }
 
 }  // namespace
@@ -94,28 +136,29 @@ absl::Status RequestNotFound(const std::string& id) {
 
 bool MaskUnreadableFields(const Caller& caller, Message* message) {
   const Reflection* reflection = message->GetReflection();
-  std::vector<const FieldDescriptor*> fields;
-  reflection->ListFields(*message, &fields);
+  const MaskPlan& plan = MaskPlanFor(message->GetDescriptor());
   bool masked = false;
-  for (const FieldDescriptor* field : fields) {
-    const std::string& scope = field->options().GetExtension(v1::read_scope);
-    if (!scope.empty() && !caller.HasScope(scope)) {
-      if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING &&
-          !field->is_repeated()) {
-        reflection->SetString(message, field, kMasked);
-      } else {
-        reflection->ClearField(message, field);
-      }
-      masked = true;
+  for (const auto& [field, scope] : plan.scoped) {
+    if (caller.HasScope(scope)) continue;
+    if (field->is_repeated() ? reflection->FieldSize(*message, field) == 0
+                             : !reflection->HasField(*message, field)) {
       continue;
     }
-    if (field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING &&
+        !field->is_repeated()) {
+      reflection->SetString(message, field, kMasked);
+    } else {
+      reflection->ClearField(message, field);
+    }
+    masked = true;
+  }
+  for (const FieldDescriptor* field : plan.nested) {
     if (field->is_repeated()) {
       for (int i = 0; i < reflection->FieldSize(*message, field); ++i) {
         masked |= MaskUnreadableFields(
             caller, reflection->MutableRepeatedMessage(message, field, i));
       }
-    } else {
+    } else if (reflection->HasField(*message, field)) {
       masked |= MaskUnreadableFields(
           caller, reflection->MutableMessage(message, field));
     }
@@ -124,8 +167,8 @@ bool MaskUnreadableFields(const Caller& caller, Message* message) {
 }
 
 bool HasReadScopedFields(const Descriptor* type) {
-  std::set<const Descriptor*> seen;
-  return HasReadScopedFields(type, &seen);
+  const MaskPlan& plan = MaskPlanFor(type);
+  return !plan.scoped.empty() || !plan.nested.empty();
 }
 
 SubjectMethodRule SubjectRuleFor(

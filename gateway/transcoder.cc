@@ -118,6 +118,54 @@ absl::Status AddParam(const Descriptor* descriptor, const std::string& path,
   return absl::OkStatus();
 }
 
+// True when every member of `params` (an object AddParam built for `type`)
+// is a string field outside any oneof, singular or repeated, possibly
+// nested in singular message fields: the JSON parser would copy such
+// values as they are, so SetStringFields may set them instead.
+bool OnlyStringFields(const Descriptor& type, const nlohmann::json& params) {
+  for (const auto& [name, value] : params.items()) {
+    const FieldDescriptor* field = type.FindFieldByName(name);
+    if (field == nullptr || field->containing_oneof() != nullptr) return false;
+    if (field->type() == FieldDescriptor::TYPE_STRING) {
+      if (!field->is_repeated()) {
+        if (!value.is_string()) return false;
+        continue;
+      }
+      if (!value.is_array()) return false;
+      for (const nlohmann::json& item : value) {
+        if (!item.is_string()) return false;
+      }
+    } else if (field->type() == FieldDescriptor::TYPE_MESSAGE &&
+               !field->is_repeated() && value.is_object() &&
+               field->message_type()->file()->name().rfind("google/protobuf/",
+                                                           0) != 0) {
+      if (!OnlyStringFields(*field->message_type(), value)) return false;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Sets the fields of `params` on `message`. REQUIRES:
+// OnlyStringFields(*message->GetDescriptor(), params).
+void SetStringFields(const nlohmann::json& params, Message* message) {
+  const Descriptor& type = *message->GetDescriptor();
+  const google::protobuf::Reflection& reflection = *message->GetReflection();
+  for (const auto& [name, value] : params.items()) {
+    const FieldDescriptor* field = type.FindFieldByName(name);
+    if (field->type() == FieldDescriptor::TYPE_MESSAGE) {
+      SetStringFields(value, reflection.MutableMessage(message, field));
+    } else if (field->is_repeated()) {
+      for (const nlohmann::json& item : value) {
+        reflection.AddString(message, field, item.get<std::string>());
+      }
+    } else {
+      reflection.SetString(message, field, value.get<std::string>());
+    }
+  }
+}
+
 absl::Status ParseJsonInto(const std::string& json, Message* message) {
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
@@ -239,15 +287,21 @@ absl::StatusOr<std::unique_ptr<Message>> BuildRequestMessage(
   if (!params.empty()) {
     // Parsed apart and merged, so path values replace what the body said.
     std::unique_ptr<Message> from_url(prototype->New());
-    absl::Status status = ParseJsonInto(params.dump(), from_url.get());
-    if (!status.ok()) return status;
+    if (OnlyStringFields(*input, params)) {
+      // The common case (an id in the path), without printing and parsing
+      // JSON.
+      SetStringFields(params, from_url.get());
+    } else {
+      absl::Status status = ParseJsonInto(params.dump(), from_url.get());
+      if (!status.ok()) return status;
+    }
     message->MergeFrom(*from_url);
   }
   return message;
 }
 
-absl::StatusOr<std::string> ResponseJson(const Route& route,
-                                         const std::string& serialized) {
+absl::StatusOr<std::unique_ptr<Message>> ParseResponse(
+    const Route& route, const std::string& serialized) {
   const Descriptor* output = route.method->output_type();
   const Message* prototype =
       google::protobuf::MessageFactory::generated_factory()->GetPrototype(
@@ -261,7 +315,21 @@ absl::StatusOr<std::string> ResponseJson(const Route& route,
     return absl::InternalError(absl::StrCat(
         "the backend's answer is not a valid ", output->full_name()));
   }
-  absl::StatusOr<std::string> printed = PrintJson(*message);
+  return message;
+}
+
+absl::StatusOr<std::string> ResponseJson(const Route& route,
+                                         const std::string& serialized) {
+  absl::StatusOr<std::unique_ptr<Message>> message =
+      ParseResponse(route, serialized);
+  if (!message.ok()) return message.status();
+  return ResponseJson(route, **message);
+}
+
+absl::StatusOr<std::string> ResponseJson(const Route& route,
+                                         const Message& response) {
+  const Descriptor* output = route.method->output_type();
+  absl::StatusOr<std::string> printed = PrintJson(response);
   if (!printed.ok()) return absl::InternalError(printed.status().message());
   std::string json = *std::move(printed);
   if (route.response_body.empty()) return json;

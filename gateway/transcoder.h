@@ -28,8 +28,17 @@ using QueryParams = std::multimap<std::string, std::string>;
 absl::StatusOr<std::unique_ptr<google::protobuf::Message>> BuildRequestMessage(
     const RouteMatch& match, const QueryParams& query, const std::string& body);
 
-// The response message (or its response_body field) as JSON. INTERNAL when
-// `serialized` does not parse as the method's output type.
+// The method's response message, parsed from `serialized`. INTERNAL when
+// it does not parse as the method's output type.
+absl::StatusOr<std::unique_ptr<google::protobuf::Message>> ParseResponse(
+    const Route& route, const std::string& serialized);
+
+// `response` (of the method's output type), or its response_body field, as
+// JSON.
+absl::StatusOr<std::string> ResponseJson(
+    const Route& route, const google::protobuf::Message& response);
+
+// ParseResponse, then ResponseJson.
 absl::StatusOr<std::string> ResponseJson(const Route& route,
                                          const std::string& serialized);
 

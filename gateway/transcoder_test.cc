@@ -101,6 +101,38 @@ TEST_F(TranscoderTest, BodyFieldAndPathVariable) {
   EXPECT_EQ(request->repeat(), 2);
 }
 
+// String fields set from the URL alone skip the JSON round trip; their
+// values must come out byte for byte, JSON's special characters included,
+// and still replace what the body said.
+TEST_F(TranscoderTest, UrlStringsAreTakenAsTheyAre) {
+  const std::string odd = "a\"b\\c\x01\n\t\xc3\xa9{}[]:,";
+  absl::StatusOr<test::EchoRequest> request =
+      Build("GET", "/v1/echo/" + odd,
+            {{"tags", odd + "/"}, {"tags", ""}, {"inner.note", "null"}}, "");
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->message(), odd);
+  ASSERT_EQ(request->tags_size(), 2);
+  EXPECT_EQ(request->tags(0), odd + "/");
+  EXPECT_EQ(request->tags(1), "");
+  EXPECT_EQ(request->inner().note(), "null");
+
+  request = Build("POST", "/v1/echo/hi:note", {{"inner.note", "from url"}},
+                  R"({"note":"from body"})");
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->message(), "hi");
+  EXPECT_EQ(request->inner().note(), "from url");
+
+  // Duplicates are still refused.
+  EXPECT_EQ(
+      Build("GET", "/v1/echo/x", {{"inner.note", "a"}, {"inner.note", "b"}}, "")
+          .status()
+          .message(),
+      "inner.note: given more than once");
+  EXPECT_EQ(
+      Build("GET", "/v1/echo/x", {{"message", "y"}}, "").status().message(),
+      "message: already bound by the URL path");
+}
+
 // Found by fuzz/transcoder_fuzzer (fuzz/corpus/transcoder/
 // echo_body_field_injection): the body of a route whose body is one field
 // was spliced into {"inner": <body>}, so '{}, "tags": [...]' set tags too.
