@@ -759,6 +759,29 @@ absl::Status StateStore::GetAuditLeaves(uint64_t start, uint64_t end,
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<std::string>> StateStore::GetAuditLeavesAt(
+    const std::vector<uint64_t>& indexes) const {
+  std::vector<std::string> keys;
+  keys.reserve(indexes.size());
+  for (uint64_t index : indexes) keys.push_back(AuditLeafKey(index));
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(indexes.size());
+  std::vector<rocksdb::Status> statuses(indexes.size());
+  db_->MultiGet(rocksdb::ReadOptions(), audit_, slices.size(), slices.data(),
+                values.data(), statuses.data());
+  std::vector<std::string> leaves;
+  leaves.reserve(indexes.size());
+  for (size_t i = 0; i < indexes.size(); ++i) {
+    if (statuses[i].IsNotFound()) {
+      return absl::NotFoundError(
+          absl::StrCat("audit leaf ", indexes[i], " is missing"));
+    }
+    RETURN_IF_ERROR(FromRocks(statuses[i], "read audit leaves"));
+    leaves.push_back(values[i].ToString());
+  }
+  return leaves;
+}
+
 absl::StatusOr<std::vector<std::string>> StateStore::GetAuditHashes(
     const std::vector<std::pair<int, uint64_t>>& nodes) const {
   std::vector<std::string> keys;

@@ -174,6 +174,11 @@ class StateStore {
   absl::Status GetAuditLeaves(uint64_t start, uint64_t end,
                               std::vector<std::string>* out) const;
   absl::StatusOr<std::string> GetAuditHash(int level, uint64_t index) const;
+  // The leaves at `indexes`, in their order, read together (one RocksDB
+  // MultiGet: for a few scattered leaves, cheaper than an iterator's seek).
+  // NOT_FOUND naming the first one missing.
+  absl::StatusOr<std::vector<std::string>> GetAuditLeavesAt(
+      const std::vector<uint64_t>& indexes) const;
   // The hashes at `nodes` (level, index), in their order, read together
   // (one RocksDB MultiGet). NOT_FOUND naming the first one missing.
   absl::StatusOr<std::vector<std::string>> GetAuditHashes(

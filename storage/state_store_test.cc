@@ -205,6 +205,16 @@ TEST_F(StateStoreTest, AuditLeavesAndHashesAreReadInBulk) {
   leaves.clear();
   EXPECT_EQ(store_->GetAuditLeaves(599, 601, &leaves).code(),
             absl::StatusCode::kNotFound);
+  absl::StatusOr<std::vector<std::string>> scattered =
+      store_->GetAuditLeavesAt({5, 549, 3});
+  ASSERT_TRUE(scattered.ok()) << scattered.status();
+  EXPECT_EQ(*scattered,
+            (std::vector<std::string>{"leaf 5", "leaf 549", "leaf 3"}));
+  absl::StatusOr<std::vector<std::string>> missing =
+      store_->GetAuditLeavesAt({3, 550});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()),
+              HasSubstr("audit leaf 550"));
 
   absl::StatusOr<std::vector<std::string>> hashes =
       store_->GetAuditHashes({{10, 1}, {0, 7}});

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <map>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -208,7 +207,7 @@ std::string AuditLog::Append(StateBatch& batch, v1::Event* event) {
                                          const std::string& hash) {
     if (level < kStoredLevel) return;
     batch.PutAuditHash(level, node_index, hash);
-    upper_levels_.Insert(level, node_index, hash);
+    if (level >= kCachedLevel) upper_levels_.Insert(level, node_index, hash);
   });
   return leaf_hash;
 }
@@ -249,33 +248,28 @@ merkle::SubtreeHashFn AuditLog::StoredSubtrees() const {
 absl::Status AuditLog::HashFromLeaves(
     const std::vector<std::pair<int, uint64_t>>& nodes,
     const std::vector<size_t>& low, std::vector<std::string>* hashes) const {
-  // The leaves each block's nodes span, as [first, end).
-  std::map<uint64_t, std::pair<uint64_t, uint64_t>> blocks;
+  std::vector<uint64_t> wanted;
+  for (size_t i : low) {
+    const auto [level, index] = nodes[i];
+    for (uint64_t leaf = index << level; leaf < (index + 1) << level; ++leaf) {
+      wanted.push_back(leaf);
+    }
+  }
+  std::sort(wanted.begin(), wanted.end());
+  wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+  ASSIGN_OR_RETURN(std::vector<std::string> leaves,
+                   store_->GetAuditLeavesAt(wanted));
   for (size_t i : low) {
     const auto [level, index] = nodes[i];
     const uint64_t first = index << level;
-    const uint64_t end = (index + 1) << level;
-    auto [block, added] = blocks.try_emplace(first >> kStoredLevel, first, end);
-    if (!added) {
-      block->second.first = std::min(block->second.first, first);
-      block->second.second = std::max(block->second.second, end);
+    const size_t at =
+        std::lower_bound(wanted.begin(), wanted.end(), first) - wanted.begin();
+    merkle::CompactRange subtree;
+    for (uint64_t k = 0; k < (uint64_t{1} << level); ++k) {
+      subtree.Append(merkle::LeafHash(leaves[at + k]),
+                     [](int, uint64_t, const std::string&) {});
     }
-  }
-  std::vector<std::string> leaves;
-  for (auto& [block, range] : blocks) {
-    leaves.clear();
-    RETURN_IF_ERROR(store_->GetAuditLeaves(range.first, range.second, &leaves));
-    for (size_t i : low) {
-      const auto [level, index] = nodes[i];
-      const uint64_t first = index << level;
-      if (first >> kStoredLevel != block) continue;
-      merkle::CompactRange subtree;
-      for (uint64_t leaf = first; leaf < (index + 1) << level; ++leaf) {
-        subtree.Append(merkle::LeafHash(leaves[leaf - range.first]),
-                       [](int, uint64_t, const std::string&) {});
-      }
-      (*hashes)[i] = subtree.RootHash();
-    }
+    (*hashes)[i] = subtree.RootHash();
   }
   return absl::OkStatus();
 }

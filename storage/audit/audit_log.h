@@ -119,8 +119,7 @@ class AuditLog {
   absl::StatusOr<std::vector<std::string>> FetchSubtrees(
       const std::vector<std::pair<int, uint64_t>>& nodes) const;
   // Sets (*hashes)[i] for each i in `low`, the indexes of nodes of level <
-  // kStoredLevel, by hashing their leaves: the leaves of each aligned block
-  // of 2^kStoredLevel are read once, with one iterator.
+  // kStoredLevel, by hashing their leaves, read together (one MultiGet).
   absl::Status HashFromLeaves(
       const std::vector<std::pair<int, uint64_t>>& nodes,
       const std::vector<size_t>& low, std::vector<std::string>* hashes) const;
@@ -135,23 +134,26 @@ class AuditLog {
   Options options_;
   merkle::CompactRange edge_;  // Commit loop only.
   uint64_t sealed_size_ = 0;   // Commit loop only.
-  // Subtree hashes are stored from level kStoredLevel up: one per 32
+  // Subtree hashes are stored from level kStoredLevel up: one per 8
   // leaves. Below it they are hashed from the leaves when a proof or the
-  // right edge needs them (at most 2^kStoredLevel - 1 leaves per proof, read
-  // with one iterator), so an event writes its leaf and, once in 32 events,
-  // a hash, instead of about three keys. Logs written before this kept
-  // every level; their lower hashes are left unread.
-  static constexpr int kStoredLevel = 6;
-  // The stored levels are also kept in memory, so a proof reads only
-  // leaves from the store. A log of 10M leaves keeps ~312,000 hashes
-  // (10 MB). Filled by Append as subtrees complete and, for those
-  // completed before this process started, kScanHashes at a time as
-  // proofs ask for them (start-up reads none). At most kMaxCachedHashes
-  // (32 MB); past ~32M leaves the lowest level is dropped, then the next
-  // (SubtreeCache), and those are read from the store.
+  // right edge needs them (at most 2^kStoredLevel - 1 = 15 leaves per
+  // proof, read in one MultiGet), so an event writes its leaf and, once
+  // in 8 events, a hash, instead of about three keys. Logs written before
+  // this kept every level; their lower hashes are left unread.
+  static constexpr int kStoredLevel = 4;
+  // Subtrees of level >= kCachedLevel are also kept in memory: one per 32
+  // leaves, so a proof reads from the store only 15 leaves and the hashes
+  // of levels 4 and 5. A log of 10M leaves keeps ~312,000 hashes (10 MB).
+  // Filled by Append as subtrees complete and, for those completed before
+  // this process started, kScanHashes at a time as proofs ask for them
+  // (start-up reads none). At most kMaxCachedHashes (32 MB); past ~32M
+  // leaves the lowest level is dropped, then the next (SubtreeCache), and
+  // those are read from the store.
+  static constexpr int kCachedLevel = 6;
+  static_assert(kCachedLevel >= kStoredLevel, "only stored levels are kept");
   static constexpr size_t kMaxCachedHashes = size_t{1} << 20;
   static constexpr uint64_t kScanHashes = 256;
-  mutable audit::internal::SubtreeCache upper_levels_{kStoredLevel,
+  mutable audit::internal::SubtreeCache upper_levels_{kCachedLevel,
                                                       kMaxCachedHashes};
   mutable std::mutex witness_mu_;
   mutable uint64_t witnessed_size_ = 0;  // Guarded by witness_mu_.

@@ -318,13 +318,13 @@ TEST_F(AuditLogWitnessTest, UpperLevelsOfProofsComeFromMemory) {
   overwrite(/*garbage=*/true);
   expect_proofs("after reopening, stored copies changed");
 
-  // Levels below 6 are hashed from the leaves every time: a changed leaf
+  // Levels below 4 are hashed from the leaves every time: a changed leaf
   // shows in the proofs that cover it.
-  absl::StatusOr<std::string> leaf = store_->GetAuditLeaf(33);
+  absl::StatusOr<std::string> leaf = store_->GetAuditLeaf(1);
   ASSERT_TRUE(leaf.ok()) << leaf.status();
   {
     StateBatch batch = store_->NewBatch();
-    batch.PutAuditLeaf(33, *leaf + "x");
+    batch.PutAuditLeaf(1, *leaf + "x");
     ASSERT_TRUE(store_->Commit(batch).ok());
   }
   v1::GetInclusionProofRequest request;
@@ -333,31 +333,32 @@ TEST_F(AuditLogWitnessTest, UpperLevelsOfProofsComeFromMemory) {
       log_->GetInclusionProof(request);
   ASSERT_TRUE(proof.ok()) << proof.status();
   ASSERT_GT(proof->proof_size(), 5);
-  absl::StatusOr<std::string> changed = stored(5, 1);
+  absl::StatusOr<std::string> changed = stored(0, 1);
   ASSERT_TRUE(changed.ok()) << changed.status();
-  EXPECT_NE(*changed, expected[0][5]);
-  EXPECT_EQ(proof->proof(5), *changed);
+  EXPECT_NE(*changed, expected[0][0]);
+  EXPECT_EQ(proof->proof(0), *changed);
 }
 
-// An event writes its leaf, and a subtree hash only when a subtree of 64
+// An event writes its leaf, and a subtree hash only when a subtree of 16
 // leaves or more completes; the right edge is rebuilt from leaves and those
 // hashes. Hashes of lower levels that an older dsard stored are not read.
-TEST_F(AuditLogWitnessTest, StoresSubtreeHashesFromLevelSixUp) {
+TEST_F(AuditLogWitnessTest, StoresSubtreeHashesFromLevelFourUp) {
   ASSERT_TRUE(Open("db", "").ok());
   Append(200, "a");
   EXPECT_EQ(store_->GetAuditHash(0, 0).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(store_->GetAuditHash(5, 2).status().code(),
+  EXPECT_EQ(store_->GetAuditHash(3, 2).status().code(),
             absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetAuditHash(4, 11).ok());
   EXPECT_TRUE(store_->GetAuditHash(6, 2).ok());
-  EXPECT_EQ(store_->GetAuditHash(6, 3).status().code(),
-            absl::StatusCode::kNotFound);  // Leaves 192-255: not complete.
+  EXPECT_EQ(store_->GetAuditHash(4, 12).status().code(),
+            absl::StatusCode::kNotFound);  // Leaves 192-207: not complete.
   absl::StatusOr<std::string> root = merkle::RootHash(FromLeaves(), 200);
   ASSERT_TRUE(root.ok()) << root.status();
   {
     // As an older dsard left them, but wrong: not read.
     StateBatch batch = store_->NewBatch();
-    for (int level = 0; level < 6; ++level) {
+    for (int level = 0; level < 4; ++level) {
       batch.PutAuditHash(level, 192 >> level, std::string(32, 'z'));
     }
     ASSERT_TRUE(store_->Commit(batch).ok());
