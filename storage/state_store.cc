@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -759,27 +760,42 @@ absl::Status StateStore::GetAuditLeaves(uint64_t start, uint64_t end,
   return absl::OkStatus();
 }
 
+namespace {
+
+// The values of `keys` in the audit family, in their order, read in one
+// MultiGet. NOT_FOUND "<name(i)> is missing" for the first one absent;
+// other errors are named by `what`.
+absl::StatusOr<std::vector<std::string>> MultiGetAudit(
+    rocksdb::DB* db, rocksdb::ColumnFamilyHandle* audit,
+    const std::vector<std::string>& keys, absl::string_view what,
+    const std::function<std::string(size_t)>& name) {
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db->MultiGet(rocksdb::ReadOptions(), audit, slices.size(), slices.data(),
+               values.data(), statuses.data());
+  std::vector<std::string> out;
+  out.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) {
+      return absl::NotFoundError(absl::StrCat(name(i), " is missing"));
+    }
+    RETURN_IF_ERROR(FromRocks(statuses[i], what));
+    out.push_back(values[i].ToString());
+  }
+  return out;
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<std::string>> StateStore::GetAuditLeavesAt(
     const std::vector<uint64_t>& indexes) const {
   std::vector<std::string> keys;
   keys.reserve(indexes.size());
   for (uint64_t index : indexes) keys.push_back(AuditLeafKey(index));
-  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
-  std::vector<rocksdb::PinnableSlice> values(indexes.size());
-  std::vector<rocksdb::Status> statuses(indexes.size());
-  db_->MultiGet(rocksdb::ReadOptions(), audit_, slices.size(), slices.data(),
-                values.data(), statuses.data());
-  std::vector<std::string> leaves;
-  leaves.reserve(indexes.size());
-  for (size_t i = 0; i < indexes.size(); ++i) {
-    if (statuses[i].IsNotFound()) {
-      return absl::NotFoundError(
-          absl::StrCat("audit leaf ", indexes[i], " is missing"));
-    }
-    RETURN_IF_ERROR(FromRocks(statuses[i], "read audit leaves"));
-    leaves.push_back(values[i].ToString());
-  }
-  return leaves;
+  return MultiGetAudit(
+      db_.get(), audit_, keys, "read audit leaves",
+      [&](size_t i) { return absl::StrCat("audit leaf ", indexes[i]); });
 }
 
 absl::StatusOr<std::vector<std::string>> StateStore::GetAuditHashes(
@@ -789,23 +805,11 @@ absl::StatusOr<std::vector<std::string>> StateStore::GetAuditHashes(
   for (const auto& [level, index] : nodes) {
     keys.push_back(AuditHashKey(level, index));
   }
-  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
-  std::vector<rocksdb::PinnableSlice> values(nodes.size());
-  std::vector<rocksdb::Status> statuses(nodes.size());
-  db_->MultiGet(rocksdb::ReadOptions(), audit_, slices.size(), slices.data(),
-                values.data(), statuses.data());
-  std::vector<std::string> hashes;
-  hashes.reserve(nodes.size());
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    if (statuses[i].IsNotFound()) {
-      return absl::NotFoundError(absl::StrCat("audit subtree hash (level ",
-                                              nodes[i].first, ", index ",
-                                              nodes[i].second, ") is missing"));
-    }
-    RETURN_IF_ERROR(FromRocks(statuses[i], "read audit hashes"));
-    hashes.push_back(values[i].ToString());
-  }
-  return hashes;
+  return MultiGetAudit(
+      db_.get(), audit_, keys, "read audit hashes", [&](size_t i) {
+        return absl::StrCat("audit subtree hash (level ", nodes[i].first,
+                            ", index ", nodes[i].second, ")");
+      });
 }
 
 absl::Status StateStore::ScanAuditHashes(
