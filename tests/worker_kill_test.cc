@@ -49,16 +49,23 @@ absl::StatusOr<v1::StoreStep> WaitForStepLeasedBy(v1::DsarService::Stub& stub,
                        leased);
 }
 
+// dsard on `dir`/data with 2 s leases, so a killed worker's tasks come
+// back quickly.
+absl::StatusOr<RunningDsard> StartShortLeaseDsard(
+    const TempDir& dir, const std::string& inventory) {
+  DsardOptions options;
+  options.data_dir = dir.Join("data");
+  options.inventory = inventory;
+  options.lease_seconds = 2;
+  return StartDsard(options, dir.path());
+}
+
 TEST(WorkerKillTest, ExpiredLeaseIsRetriedByAnotherWorker) {
   TempDir dir("dsar-worker-kill");
   absl::StatusOr<std::string> inventory = GenerateSampleStores(dir.path(), 50);
   ASSERT_TRUE(inventory.ok()) << inventory.status();
 
-  DsardOptions dsard_options;
-  dsard_options.data_dir = dir.Join("data");
-  dsard_options.inventory = *inventory;
-  dsard_options.lease_seconds = 2;
-  absl::StatusOr<RunningDsard> dsard = StartDsard(dsard_options, dir.path());
+  absl::StatusOr<RunningDsard> dsard = StartShortLeaseDsard(dir, *inventory);
   ASSERT_TRUE(dsard.ok()) << dsard.status();
   auto stub = v1::DsarService::NewStub(LoopbackChannel(dsard->port));
 
@@ -186,11 +193,7 @@ TEST(WorkerKillTest, ErasuresSurviveWorkersKilledAtRandomMoments) {
   absl::StatusOr<std::string> before = ReadFile(log);
   ASSERT_TRUE(before.ok()) << before.status();
 
-  DsardOptions dsard_options;
-  dsard_options.data_dir = dir.Join("data");
-  dsard_options.inventory = *inventory;
-  dsard_options.lease_seconds = 2;
-  absl::StatusOr<RunningDsard> dsard = StartDsard(dsard_options, dir.path());
+  absl::StatusOr<RunningDsard> dsard = StartShortLeaseDsard(dir, *inventory);
   ASSERT_TRUE(dsard.ok()) << dsard.status();
   auto stub = v1::DsarService::NewStub(LoopbackChannel(dsard->port));
   std::vector<std::string> ids;
