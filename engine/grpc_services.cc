@@ -387,6 +387,33 @@ grpc::Status WorkerServiceImpl::FailTask(grpc::ServerContext* context,
   return ToGrpcStatus(coordinator_->FailTask(fail));
 }
 
+grpc::Status WorkerServiceImpl::ReportTasks(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::TaskReportAnswer, v1::TaskReport>* stream) {
+  v1::TaskReport report;
+  while (stream->Read(&report)) {
+    v1::TaskReportAnswer answer;
+    grpc::Status status;
+    if (report.has_complete()) {
+      v1::CompleteTaskResponse response;
+      status = CompleteTask(context, &report.complete(), &response);
+      if (response.has_next_task()) {
+        *answer.mutable_next_task() = std::move(*response.mutable_next_task());
+      }
+    } else if (report.has_fail()) {
+      v1::FailTaskResponse response;
+      status = FailTask(context, &report.fail(), &response);
+    } else {
+      status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "report: set complete or fail");
+    }
+    answer.set_code(status.error_code());
+    if (!status.ok()) answer.set_message(status.error_message());
+    if (!stream->Write(answer)) break;
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status WorkerServiceImpl::UploadArtifact(
     grpc::ServerContext* context,
     grpc::ServerReader<v1::UploadArtifactRequest>* reader,

@@ -100,6 +100,12 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
   grpc::Status FailTask(grpc::ServerContext* context,
                         const v1::FailTaskRequest* request,
                         v1::FailTaskResponse* response) override;
+  // Answers each report as CompleteTask or FailTask would, in order, until
+  // the worker closes the stream or a write fails.
+  grpc::Status ReportTasks(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<v1::TaskReportAnswer, v1::TaskReport>* stream)
+      override;
   grpc::Status UploadArtifact(
       grpc::ServerContext* context,
       grpc::ServerReader<v1::UploadArtifactRequest>* reader,

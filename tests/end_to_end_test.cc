@@ -449,6 +449,85 @@ TEST_F(EndToEndTest, ACompletionCarriesTheNextTask) {
   EXPECT_EQ(completed, 2);
 }
 
+// ReportTasks: every report on the stream gets the answer its unary call
+// would, in order, and a refused one leaves the stream usable.
+TEST_F(EndToEndTest, ReportTasksAnswersEachReportAsItsUnaryCallWould) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  v1::Request created;
+  ASSERT_TRUE(Create(RequestForEmail(v1::ERASURE, "person7@example.com",
+                                     "e2e-report-stream-7"),
+                     &created)
+                  .ok());
+  auto worker_stub = v1::WorkerService::NewStub(channel_);
+  v1::PollTaskRequest poll;
+  poll.set_worker_id("w");
+  for (const char* store : {"accounts", "orders", "marketing", "activity"}) {
+    poll.add_stores(store);
+  }
+  poll.set_wait_ms(5000);
+  v1::PollTaskResponse first;
+  {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    ASSERT_TRUE(worker_stub->PollTask(&context, poll, &first).ok());
+  }
+  ASSERT_TRUE(first.has_task());
+
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  auto stream = worker_stub->ReportTasks(&context);
+  auto send = [&](const v1::TaskReport& report) {
+    v1::TaskReportAnswer answer;
+    EXPECT_TRUE(stream->Write(report));
+    EXPECT_TRUE(stream->Read(&answer));
+    return answer;
+  };
+  v1::TaskReport completion;
+  completion.mutable_complete()->set_worker_id("w");
+  completion.mutable_complete()->set_task_id(first.task().task_id());
+  completion.mutable_complete()->set_attempt(first.task().attempt());
+  *completion.mutable_complete()->mutable_next() = poll;
+  v1::TaskReportAnswer completed = send(completion);
+  EXPECT_EQ(completed.code(), grpc::StatusCode::OK) << completed.message();
+  ASSERT_TRUE(completed.has_next_task());
+  EXPECT_EQ(completed.next_task().request_id(), created.id());
+
+  // The same completion again: refused as CompleteTask refuses it.
+  v1::TaskReportAnswer again = send(completion);
+  EXPECT_EQ(again.code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(again.message(), HasSubstr(first.task().task_id()));
+  EXPECT_FALSE(again.has_next_task());
+
+  v1::TaskReportAnswer empty = send(v1::TaskReport());
+  EXPECT_EQ(empty.code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(empty.message(), HasSubstr("report"));
+
+  // The stream still carries reports: the next task fails.
+  v1::TaskReport failure;
+  failure.mutable_fail()->set_worker_id("w");
+  failure.mutable_fail()->set_task_id(completed.next_task().task_id());
+  failure.mutable_fail()->set_attempt(completed.next_task().attempt());
+  failure.mutable_fail()->set_error("Connector.Unavailable");
+  failure.mutable_fail()->set_cause("store down for the test");
+  v1::TaskReportAnswer failed = send(failure);
+  EXPECT_EQ(failed.code(), grpc::StatusCode::OK) << failed.message();
+  EXPECT_TRUE(stream->WritesDone());
+  grpc::Status finished = stream->Finish();
+  EXPECT_TRUE(finished.ok()) << finished.error_message();
+
+  absl::StatusOr<std::vector<v1::Event>> events =
+      ListAllEvents(*stub_, created.id());
+  ASSERT_TRUE(events.ok()) << events.status();
+  int completions = 0;
+  int failures = 0;
+  for (const v1::Event& event : *events) {
+    if (event.kind() == "task_completed") ++completions;
+    if (event.kind() == "task_failed") ++failures;
+  }
+  EXPECT_EQ(completions, 1);
+  EXPECT_EQ(failures, 1);
+}
+
 TEST_F(EndToEndTest, DsardRefusesInventoryWithUnknownEraseAfterStore) {
   std::string text = ReadFileOrEmpty(inventory_);
   std::string broken =

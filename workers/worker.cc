@@ -171,28 +171,111 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(
   return worker;
 }
 
+void Worker::Track(grpc::ClientContext* context, CallKind kind) {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  calls_[context] = kind;
+  // TryCancel before the call starts cancels it as it starts.
+  if (kind == CallKind::kWait ? cancel_waits_ : cancel_reports_) {
+    context->TryCancel();
+  }
+}
+
+void Worker::Untrack(grpc::ClientContext* context) {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  calls_.erase(context);
+}
+
 class Worker::TrackedCall {
  public:
   TrackedCall(Worker& worker, grpc::ClientContext& context, CallKind kind)
       : worker_(worker), context_(context) {
-    std::lock_guard<std::mutex> lock(worker_.calls_mu_);
-    worker_.calls_[&context_] = kind;
-    // TryCancel before the call starts cancels it as it starts.
-    if (kind == CallKind::kWait ? worker_.cancel_waits_
-                                : worker_.cancel_reports_) {
-      context_.TryCancel();
-    }
+    worker_.Track(&context_, kind);
   }
-  ~TrackedCall() {
-    std::lock_guard<std::mutex> lock(worker_.calls_mu_);
-    worker_.calls_.erase(&context_);
-  }
+  ~TrackedCall() { worker_.Untrack(&context_); }
   TrackedCall(const TrackedCall&) = delete;
   TrackedCall& operator=(const TrackedCall&) = delete;
 
  private:
   Worker& worker_;
   grpc::ClientContext& context_;
+};
+
+// A ReportTasks stream, opened on the first report and again after it
+// broke or aged. One report is in flight at a time (the thread waits for
+// its answer). The stream is a kReport call for the stop: cancelled only
+// after kReportGrace. Its deadline bounds how long a report can wait for a
+// dsard that does not answer; it is replaced before that deadline is near,
+// so that a report never starts on a stream about to expire.
+class Worker::ReportStream {
+ public:
+  explicit ReportStream(Worker& worker) : worker_(worker) {}
+  ~ReportStream() { Close(); }
+  ReportStream(const ReportStream&) = delete;
+  ReportStream& operator=(const ReportStream&) = delete;
+
+  // The stream's lifetime, and how much of it must be left for a report
+  // to start on it (a completion waits up to kNextTaskWaitMs for the next
+  // task, then its commit).
+  static constexpr std::chrono::seconds kLifetime{60};
+  static constexpr std::chrono::seconds kLeftToReuse{15};
+
+  // Sends `report` and reads its answer. A broken stream is closed (the
+  // next Send opens another) and its status returned: UNAVAILABLE while
+  // dsard restarts, CANCELLED after a stop, UNIMPLEMENTED from a dsard
+  // without ReportTasks.
+  grpc::Status Send(const v1::TaskReport& report,
+                    v1::TaskReportAnswer* answer) {
+    if (stream_ != nullptr &&
+        deadline_ - std::chrono::system_clock::now() < kLeftToReuse) {
+      Close();
+    }
+    if (stream_ == nullptr) Open();
+    if (stream_->Write(report) && stream_->Read(answer)) {
+      return grpc::Status::OK;
+    }
+    // The call has ended: Finish returns how.
+    grpc::Status status = stream_->Finish();
+    Forget();
+    return status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                      "report stream closed by dsard")
+                       : status;
+  }
+
+ private:
+  void Open() {
+    context_ = std::make_unique<grpc::ClientContext>();
+    context_->set_wait_for_ready(true);
+    deadline_ = std::chrono::system_clock::now() + kLifetime;
+    context_->set_deadline(deadline_);
+    worker_.Track(context_.get(), CallKind::kReport);
+    stream_ = worker_.stub_->ReportTasks(context_.get());
+  }
+
+  // Ends the stream: politely when it may still be used, at once when the
+  // worker is stopping (dsard may not answer any more).
+  void Close() {
+    if (stream_ == nullptr) return;
+    if (worker_.stopping()) {
+      context_->TryCancel();
+    } else {
+      stream_->WritesDone();
+    }
+    stream_->Finish().IgnoreError();
+    Forget();
+  }
+
+  void Forget() {
+    stream_.reset();
+    worker_.Untrack(context_.get());
+    context_.reset();
+  }
+
+  Worker& worker_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<
+      grpc::ClientReaderWriter<v1::TaskReport, v1::TaskReportAnswer>>
+      stream_;
+  std::chrono::system_clock::time_point deadline_;
 };
 
 Worker::~Worker() { Stop(); }
@@ -246,6 +329,7 @@ void Worker::Run() {
 }
 
 void Worker::PollLoop() {
+  ReportStream reports(*this);
   int backoff_ms = 100;
   while (!stopping()) {
     grpc::ClientContext context;
@@ -273,8 +357,8 @@ void Worker::PollLoop() {
     backoff_ms = 100;
     if (!response.has_task()) continue;
     // Each completion brings the next task while there is work.
-    std::optional<v1::Task> next = Execute(response.task());
-    while (next.has_value() && !stopping()) next = Execute(*next);
+    std::optional<v1::Task> next = Execute(response.task(), reports);
+    while (next.has_value() && !stopping()) next = Execute(*next, reports);
     // A task leased while stopping is abandoned: its lease expires.
   }
 }
@@ -324,20 +408,27 @@ void Worker::HeartbeatLoop() {
   }
 }
 
-template <typename Call>
-grpc::Status Worker::CallUntilAnswered(Call call, InFlight& flight) {
+grpc::Status Worker::Report(ReportStream& reports, const v1::TaskReport& report,
+                            InFlight& flight, std::optional<v1::Task>* next) {
   int backoff_ms = 100;
   while (true) {
-    grpc::ClientContext context;
-    context.set_wait_for_ready(true);
-    // Room for a completion's wait for the next task (kNextTaskWaitMs).
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::seconds(10) +
-                         std::chrono::milliseconds(kNextTaskWaitMs));
     grpc::Status status;
-    {
-      TrackedCall tracked(*this, context, CallKind::kReport);
-      status = call(&context);
+    if (unary_reports_) {
+      status = ReportUnary(report, next);
+    } else {
+      v1::TaskReportAnswer answer;
+      status = reports.Send(report, &answer);
+      if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+        unary_reports_ = true;  // An older dsard: no retry needed.
+        continue;
+      }
+      if (status.ok()) {
+        status = grpc::Status(static_cast<grpc::StatusCode>(answer.code()),
+                              answer.message());
+        if (status.ok() && answer.has_next_task()) {
+          *next = std::move(*answer.mutable_next_task());
+        }
+      }
     }
     if (!Retryable(status) || flight.lease_lost || stopping()) return status;
     if (!SleepFor(std::chrono::milliseconds(backoff_ms))) return status;
@@ -345,7 +436,30 @@ grpc::Status Worker::CallUntilAnswered(Call call, InFlight& flight) {
   }
 }
 
-std::optional<v1::Task> Worker::Execute(const v1::Task& task) {
+grpc::Status Worker::ReportUnary(const v1::TaskReport& report,
+                                 std::optional<v1::Task>* next) {
+  grpc::ClientContext context;
+  context.set_wait_for_ready(true);
+  // Room for a completion's wait for the next task (kNextTaskWaitMs).
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(10) +
+                       std::chrono::milliseconds(kNextTaskWaitMs));
+  TrackedCall tracked(*this, context, CallKind::kReport);
+  if (report.has_fail()) {
+    v1::FailTaskResponse response;
+    return stub_->FailTask(&context, report.fail(), &response);
+  }
+  v1::CompleteTaskResponse response;
+  grpc::Status status =
+      stub_->CompleteTask(&context, report.complete(), &response);
+  if (status.ok() && response.has_next_task()) {
+    *next = std::move(*response.mutable_next_task());
+  }
+  return status;
+}
+
+std::optional<v1::Task> Worker::Execute(const v1::Task& task,
+                                        ReportStream& reports) {
   if (task.lease_duration_ms() > 0)
     lease_duration_ms_ = task.lease_duration_ms();
   const auto started = std::chrono::steady_clock::now();
@@ -362,44 +476,31 @@ std::optional<v1::Task> Worker::Execute(const v1::Task& task) {
   std::optional<v1::Task> next;
   bool work_done = false;
   if (!stopping()) {
-    v1::CompleteTaskRequest complete;
+    v1::TaskReport report;
+    v1::CompleteTaskRequest& complete = *report.mutable_complete();
     absl::Status outcome = RunOperation(task, *flight, &complete);
     work_done = outcome.ok();
     if (outcome.ok()) {
       // The work is done: report it, even while stopping (kReportGrace),
       // and ask for the next task unless stopping.
-      if (!stopping()) *complete.mutable_next() = PollRequest(kNextTaskWaitMs);
-      reported = CallUntilAnswered(
-          [&](grpc::ClientContext* context) {
-            v1::CompleteTaskResponse response;
-            grpc::Status status =
-                stub_->CompleteTask(context, complete, &response);
-            if (status.ok() && response.has_next_task()) {
-              next = std::move(*response.mutable_next_task());
-            }
-            return status;
-          },
-          *flight);
-      if (complete.has_next()) {
+      const bool ask_next = !stopping();
+      if (ask_next) *complete.mutable_next() = PollRequest(kNextTaskWaitMs);
+      reported = Report(reports, report, *flight, &next);
+      if (ask_next) {
         polls_.Add({{"result", next.has_value() ? "task" : "empty"}})
             .Increment();
       }
     } else if (!stopping() && !flight->lease_lost) {
       // While stopping, a failure may be the stop's doing (a cancelled
       // upload or connector): never reported, the lease expires instead.
-      v1::FailTaskRequest fail;
+      v1::FailTaskRequest& fail = *report.mutable_fail();
       fail.set_worker_id(options_.worker_id);
       fail.set_task_id(task.task_id());
       fail.set_attempt(task.attempt());
       // Matched by the workflow's Retry/Catch (model/connector_errors.h).
       fail.set_error(ConnectorErrorName(outcome));
       fail.set_cause(std::string(outcome.message()));
-      reported = CallUntilAnswered(
-          [&](grpc::ClientContext* context) {
-            v1::FailTaskResponse response;
-            return stub_->FailTask(context, fail, &response);
-          },
-          *flight);
+      reported = Report(reports, report, *flight, &next);
     }
   }
   bool answered = reported.has_value() && reported->ok();

@@ -123,16 +123,23 @@ class Worker {
     kWait,    // Poll, heartbeat, upload: cancelled as soon as we stop.
     kReport,  // CompleteTask / FailTask: cancelled after kReportGrace.
   };
+  // One PollLoop thread's ReportTasks stream (defined in worker.cc).
+  class ReportStream;
 
   Worker(Options options, std::shared_ptr<const Inventory> inventory);
   // Cancels the calls in flight of `kind` (and kWait ones) and every later
   // call of those kinds.
   void CancelCalls(CallKind kind);
+  // Starts tracking `context` as a call of `kind` (TryCancel at once when
+  // the stop has reached that kind); Untrack before destroying it.
+  void Track(grpc::ClientContext* context, CallKind kind);
+  void Untrack(grpc::ClientContext* context);
   void PollLoop();
   void HeartbeatLoop();
-  // Runs `task` and reports its outcome; a completion also asks for the
-  // next task (CompleteTaskRequest.next), returned when one was leased.
-  std::optional<v1::Task> Execute(const v1::Task& task);
+  // Runs `task` and reports its outcome over `reports`; a completion also
+  // asks for the next task (CompleteTaskRequest.next), returned when one
+  // was leased.
+  std::optional<v1::Task> Execute(const v1::Task& task, ReportStream& reports);
   // The PollTaskRequest of this worker, waiting up to `wait_ms`.
   v1::PollTaskRequest PollRequest(int wait_ms) const;
   // Runs the connector operation; on success fills `complete`.
@@ -151,9 +158,15 @@ class Worker {
                                    std::vector<Identity> identities,
                                    ConnectorResult* result,
                                    v1::CompleteTaskRequest* complete);
-  // Sends `call` until it succeeds, the lease is lost or we stop.
-  template <typename Call>
-  grpc::Status CallUntilAnswered(Call call, InFlight& flight);
+  // Sends `report` until it is answered, the lease is lost or we stop:
+  // over `reports`, or as a unary call when dsard has no ReportTasks. The
+  // answer's status, as the unary call's; `next` gets a completion's next
+  // task.
+  grpc::Status Report(ReportStream& reports, const v1::TaskReport& report,
+                      InFlight& flight, std::optional<v1::Task>* next);
+  // `report` as one unary CompleteTask or FailTask call.
+  grpc::Status ReportUnary(const v1::TaskReport& report,
+                           std::optional<v1::Task>* next);
   // Waits up to `duration` or until Stop(); false when stopping.
   bool SleepFor(std::chrono::milliseconds duration);
   bool stopping() const { return stopping_.load(); }
@@ -177,6 +190,9 @@ class Worker {
   bool cancel_waits_ = false;                       // GUARDED_BY(calls_mu_)
   bool cancel_reports_ = false;                     // GUARDED_BY(calls_mu_)
   std::atomic<int64_t> lease_duration_ms_{30000};
+  // Set when dsard answered ReportTasks with UNIMPLEMENTED (an older
+  // dsard): reports go as unary calls from then on.
+  std::atomic<bool> unary_reports_{false};
 
   // Metrics; the registry outlives the references into it.
   std::shared_ptr<prometheus::Registry> registry_;

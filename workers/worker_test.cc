@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <string>
@@ -332,6 +333,149 @@ TEST_F(WorkerStopTest, StopBeforeRunEndsRunAtOnce) {
   std::future<void> run =
       std::async(std::launch::async, [&] { worker->Run(); });
   EXPECT_EQ(run.wait_for(kStopBound), std::future_status::ready);
+}
+
+// A coordinator that hands out one discover task, then answers polls
+// empty, and counts the reports it gets by the way they came: over
+// ReportTasks, or as unary calls. With `has_stream` false it answers
+// ReportTasks as a dsard without it does (UNIMPLEMENTED).
+class ReportCountingCoordinator final : public v1::WorkerService::Service {
+ public:
+  explicit ReportCountingCoordinator(bool has_stream)
+      : has_stream_(has_stream) {}
+
+  grpc::Status PollTask(grpc::ServerContext*,
+                        const v1::PollTaskRequest* request,
+                        v1::PollTaskResponse* response) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!task_given_) {
+      task_given_ = true;
+      v1::Task* task = response->mutable_task();
+      task->set_task_id("dsr_1/0/0");
+      task->set_request_id("dsr_1");
+      task->set_store("activity");
+      task->set_operation("discover");
+      task->set_attempt(1);
+      task->set_lease_duration_ms(30000);
+      v1::SubjectIdentity* identity = task->add_identities();
+      identity->set_type(v1::USER_ID);
+      identity->set_value("42");
+      return grpc::Status::OK;
+    }
+    // Nothing more to do: an empty answer once the poll's wait ran out.
+    cv_.wait_for(lock, std::chrono::milliseconds(request->wait_ms()));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*,
+                         v1::HeartbeatResponse*) override {
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CompleteTask(grpc::ServerContext*,
+                            const v1::CompleteTaskRequest* request,
+                            v1::CompleteTaskResponse*) override {
+    Count(request->task_id(), &unary_reports_);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ReportTasks(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<v1::TaskReportAnswer, v1::TaskReport>* stream)
+      override {
+    if (!has_stream_) {
+      return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no ReportTasks");
+    }
+    v1::TaskReport report;
+    while (stream->Read(&report)) {
+      Count(report.complete().task_id(), &stream_reports_);
+      if (!stream->Write(v1::TaskReportAnswer())) break;
+    }
+    return grpc::Status::OK;
+  }
+
+  // True once `n` reports came (either way), waiting up to `timeout`.
+  bool WaitForReports(int n, std::chrono::seconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout,
+                        [&] { return unary_reports_ + stream_reports_ >= n; });
+  }
+  int unary_reports() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return unary_reports_;
+  }
+  int stream_reports() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stream_reports_;
+  }
+  std::string reported_task() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reported_task_;
+  }
+
+ private:
+  void Count(const std::string& task_id, int* counter) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++*counter;
+      reported_task_ = task_id;
+    }
+    cv_.notify_all();
+  }
+
+  const bool has_stream_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool task_given_ = false;
+  int unary_reports_ = 0;
+  int stream_reports_ = 0;
+  std::string reported_task_;
+};
+
+using WorkerReportTest = WorkerStopTest;
+
+// Runs a worker against `coordinator` until it has reported its one task,
+// then stops it.
+void RunUntilReported(
+    ReportCountingCoordinator& coordinator,
+    const std::function<std::unique_ptr<Worker>(const std::string&)>&
+        make_worker) {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&coordinator);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Worker> worker =
+      make_worker(absl::StrCat("127.0.0.1:", port));
+  std::future<void> run =
+      std::async(std::launch::async, [&] { worker->Run(); });
+  EXPECT_TRUE(coordinator.WaitForReports(1, std::chrono::seconds(30)))
+      << "the worker never reported its task";
+  worker->Stop();
+  run.wait();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+}
+
+TEST_F(WorkerReportTest, ReportsOverOneStreamWhenDsardHasIt) {
+  ReportCountingCoordinator coordinator(/*has_stream=*/true);
+  RunUntilReported(coordinator, [&](const std::string& address) {
+    return MakeWorker(address, 200);
+  });
+  EXPECT_EQ(coordinator.stream_reports(), 1);
+  EXPECT_EQ(coordinator.unary_reports(), 0);
+  EXPECT_EQ(coordinator.reported_task(), "dsr_1/0/0");
+}
+
+TEST_F(WorkerReportTest, ReportsAsUnaryCallsToADsardWithoutTheStream) {
+  ReportCountingCoordinator coordinator(/*has_stream=*/false);
+  RunUntilReported(coordinator, [&](const std::string& address) {
+    return MakeWorker(address, 200);
+  });
+  EXPECT_EQ(coordinator.unary_reports(), 1);
+  EXPECT_EQ(coordinator.stream_reports(), 0);
+  EXPECT_EQ(coordinator.reported_task(), "dsr_1/0/0");
 }
 
 }  // namespace
