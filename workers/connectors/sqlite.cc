@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -182,6 +183,34 @@ int WaitWhileBusy(void* cancel, int count) {
   return 1;
 }
 
+// How SQLite converts values compared with a column: its type affinity,
+// from the declared type (https://sqlite.org/datatype3.html, 3.1).
+enum class Affinity { kInteger, kText, kBlob, kReal, kNumeric };
+
+Affinity AffinityOf(std::string declared) {
+  absl::AsciiStrToUpper(&declared);
+  if (absl::StrContains(declared, "INT")) return Affinity::kInteger;
+  if (absl::StrContains(declared, "CHAR") ||
+      absl::StrContains(declared, "CLOB") ||
+      absl::StrContains(declared, "TEXT")) {
+    return Affinity::kText;
+  }
+  if (declared.empty() || absl::StrContains(declared, "BLOB")) {
+    return Affinity::kBlob;
+  }
+  if (absl::StrContains(declared, "REAL") ||
+      absl::StrContains(declared, "FLOA") ||
+      absl::StrContains(declared, "DOUB")) {
+    return Affinity::kReal;
+  }
+  return Affinity::kNumeric;
+}
+
+struct Column {
+  std::string name;
+  Affinity affinity;
+};
+
 class Session {
  public:
   // Opens `store`'s database without creating it. UNAVAILABLE when missing.
@@ -222,10 +251,20 @@ class Session {
     return session;
   }
 
-  absl::Status Exec(const char* sql) {
-    int rc = sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr);
-    if (rc != SQLITE_OK) return Error(rc, sql);
+  // Runs one statement that returns no rows (BEGIN, COMMIT, a PRAGMA),
+  // prepared once per session like any other.
+  absl::Status Exec(const std::string& sql) {
+    ASSIGN_OR_RETURN(Statement statement, Prepare(sql));
+    int rc = sqlite3_step(statement.get());
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return Error(rc, sql);
     return absl::OkStatus();
+  }
+
+  // The columns of the tables TableColumns read on this connection. Kept
+  // for the connection's life: the pool closes a connection once the
+  // database's schema has changed (SqliteSessionPool::Acquire).
+  absl::flat_hash_map<std::string, std::vector<Column>>& table_columns() {
+    return table_columns_;
   }
 
   // The statement for `sql`, prepared once per session and reset after each
@@ -294,6 +333,7 @@ class Session {
   Db db_;
   const StoreSpec* store_;
   const std::atomic<bool>* cancel_;
+  absl::flat_hash_map<std::string, std::vector<Column>> table_columns_;
   // Declared after db_, so finalized before the connection closes. Nodes
   // are stable: a Statement points at its entry's in_use.
   std::unique_ptr<absl::node_hash_map<std::string, CachedStatement>,
@@ -409,39 +449,13 @@ struct RowFilter {
   std::vector<Binding> bindings;
 };
 
-// How SQLite converts values compared with a column: its type affinity,
-// from the declared type (https://sqlite.org/datatype3.html, 3.1).
-enum class Affinity { kInteger, kText, kBlob, kReal, kNumeric };
-
-Affinity AffinityOf(std::string declared) {
-  absl::AsciiStrToUpper(&declared);
-  if (absl::StrContains(declared, "INT")) return Affinity::kInteger;
-  if (absl::StrContains(declared, "CHAR") ||
-      absl::StrContains(declared, "CLOB") ||
-      absl::StrContains(declared, "TEXT")) {
-    return Affinity::kText;
-  }
-  if (declared.empty() || absl::StrContains(declared, "BLOB")) {
-    return Affinity::kBlob;
-  }
-  if (absl::StrContains(declared, "REAL") ||
-      absl::StrContains(declared, "FLOA") ||
-      absl::StrContains(declared, "DOUB")) {
-    return Affinity::kReal;
-  }
-  return Affinity::kNumeric;
-}
-
-struct Column {
-  std::string name;
-  Affinity affinity;
-};
-
 // The columns of `table`, in order. NOT_FOUND when there is no such table
 // (the inventory and the schema disagree).
 absl::StatusOr<std::vector<Column>> TableColumns(Session& session,
                                                  const StoreSpec& store,
                                                  const std::string& table) {
+  auto known = session.table_columns().find(table);
+  if (known != session.table_columns().end()) return known->second;
   const std::string sql = "SELECT name, type FROM pragma_table_info(?)";
   ASSIGN_OR_RETURN(Statement statement, session.Prepare(sql));
   sqlite3_bind_text(statement.get(), 1, table.data(),
@@ -461,6 +475,7 @@ absl::StatusOr<std::vector<Column>> TableColumns(Session& session,
     return absl::NotFoundError(absl::StrCat(
         "store ", store.name, " (", store.path, "): no such table: ", table));
   }
+  session.table_columns()[table] = columns;
   return columns;
 }
 

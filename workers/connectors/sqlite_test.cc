@@ -529,6 +529,28 @@ TEST_F(SqliteConnectorTest, AKeptConnectionSeesSchemaChanges) {
   EXPECT_THAT(after.data, HasSubstr(R"("tier":"gold")"));
 }
 
+// The columns of a table are remembered per connection: a column added
+// later (here the identity column the inventory names) is seen by the next
+// operation, not hidden by what an earlier one read.
+TEST_F(SqliteConnectorTest, AKeptConnectionSeesANewIdentityColumn) {
+  Exec("CREATE TABLE visits (id INTEGER PRIMARY KEY, page TEXT)");
+  Exec("INSERT INTO visits (page) VALUES ('/home')");
+  store_.collections.push_back({"visits", {{"user_id", "user_id"}}, {}, {}});
+  std::unique_ptr<Connector> connector = Make();
+  absl::StatusOr<ConnectorResult> missing =
+      connector->Discover({{"user_id", "42"}});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()),
+              HasSubstr("has no column user_id"));
+  Exec("ALTER TABLE visits ADD COLUMN user_id INTEGER");
+  Exec("INSERT INTO visits (page, user_id) VALUES ('/cart', 42)");
+  absl::StatusOr<ConnectorResult> found =
+      connector->Discover({{"user_id", "42"}});
+  ASSERT_TRUE(found.ok()) << found.status();
+  // users 42, orders 1 and 2, tickets t1, both untyped rows, the new visit.
+  EXPECT_EQ(found->record_count, 7);
+}
+
 TEST_F(SqliteConnectorTest, LargeExportReachesTheSinkInBoundedChunks) {
   Exec("BEGIN");
   for (int i = 0; i < 5000; ++i) {
