@@ -223,6 +223,19 @@ class Worker::ReportStream {
   // next Send opens another) and its status returned: UNAVAILABLE while
   // dsard restarts, CANCELLED after a stop, UNIMPLEMENTED from a dsard
   // without ReportTasks.
+  // Ends the stream, if open: politely when it may still be used, at once
+  // when the worker is stopping (dsard may not answer any more).
+  void Close() {
+    if (stream_ == nullptr) return;
+    if (worker_.stopping()) {
+      context_->TryCancel();
+    } else {
+      stream_->WritesDone();
+    }
+    stream_->Finish().IgnoreError();
+    Forget();
+  }
+
   grpc::Status Send(const v1::TaskReport& report,
                     v1::TaskReportAnswer* answer) {
     if (stream_ != nullptr &&
@@ -249,19 +262,6 @@ class Worker::ReportStream {
     context_->set_deadline(deadline_);
     worker_.Track(context_.get(), CallKind::kReport);
     stream_ = worker_.stub_->ReportTasks(context_.get());
-  }
-
-  // Ends the stream: politely when it may still be used, at once when the
-  // worker is stopping (dsard may not answer any more).
-  void Close() {
-    if (stream_ == nullptr) return;
-    if (worker_.stopping()) {
-      context_->TryCancel();
-    } else {
-      stream_->WritesDone();
-    }
-    stream_->Finish().IgnoreError();
-    Forget();
   }
 
   void Forget() {
@@ -360,6 +360,9 @@ void Worker::PollLoop() {
     std::optional<v1::Task> next = Execute(response.task(), reports);
     while (next.has_value() && !stopping()) next = Execute(*next, reports);
     // A task leased while stopping is abandoned: its lease expires.
+    // Idle now: the stream would hold a dsard thread while this one
+    // long-polls.
+    reports.Close();
   }
 }
 
