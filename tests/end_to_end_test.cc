@@ -380,6 +380,27 @@ TEST_F(EndToEndTest, CompletingATaskWithoutItsLeaseIsRefused) {
   }
 }
 
+// A PollTask request of worker "w" for the 4 sample stores, waiting 5 s.
+v1::PollTaskRequest PollOfSampleStores() {
+  v1::PollTaskRequest poll;
+  poll.set_worker_id("w");
+  for (const char* store : {"accounts", "orders", "marketing", "activity"}) {
+    poll.add_stores(store);
+  }
+  poll.set_wait_ms(5000);
+  return poll;
+}
+
+// Polls once with `poll`; fails the test unless a task was leased.
+void PollOnce(v1::WorkerService::Stub& stub, const v1::PollTaskRequest& poll,
+              v1::PollTaskResponse* response) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  grpc::Status status = stub.PollTask(&context, poll, response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_TRUE(response->has_task());
+}
+
 // CompleteTaskRequest.next: the completion is recorded, then the call leases
 // the next task as PollTask would; a poll that cannot be served leaves the
 // completion standing.
@@ -391,19 +412,9 @@ TEST_F(EndToEndTest, ACompletionCarriesTheNextTask) {
                      &created)
                   .ok());
   auto worker_stub = v1::WorkerService::NewStub(channel_);
-  const std::vector<std::string> stores = {"accounts", "orders", "marketing",
-                                           "activity"};
-  v1::PollTaskRequest poll;
-  poll.set_worker_id("w");
-  for (const std::string& store : stores) poll.add_stores(store);
-  poll.set_wait_ms(5000);
+  const v1::PollTaskRequest poll = PollOfSampleStores();
   v1::PollTaskResponse first;
-  {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    ASSERT_TRUE(worker_stub->PollTask(&context, poll, &first).ok());
-  }
-  ASSERT_TRUE(first.has_task());
+  ASSERT_NO_FATAL_FAILURE(PollOnce(*worker_stub, poll, &first));
   ASSERT_EQ(first.task().store(), "accounts");  // The others need its answer.
 
   auto complete = [&](const v1::Task& task, const v1::PollTaskRequest& next,
@@ -459,19 +470,9 @@ TEST_F(EndToEndTest, ReportTasksAnswersEachReportAsItsUnaryCallWould) {
                      &created)
                   .ok());
   auto worker_stub = v1::WorkerService::NewStub(channel_);
-  v1::PollTaskRequest poll;
-  poll.set_worker_id("w");
-  for (const char* store : {"accounts", "orders", "marketing", "activity"}) {
-    poll.add_stores(store);
-  }
-  poll.set_wait_ms(5000);
+  const v1::PollTaskRequest poll = PollOfSampleStores();
   v1::PollTaskResponse first;
-  {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    ASSERT_TRUE(worker_stub->PollTask(&context, poll, &first).ok());
-  }
-  ASSERT_TRUE(first.has_task());
+  ASSERT_NO_FATAL_FAILURE(PollOnce(*worker_stub, poll, &first));
 
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));

@@ -62,6 +62,22 @@ TEST(TaskOperationToRun, UnknownOperationIsAPermanentErrorNamingIt) {
   }
 }
 
+// The first attempt of task dsr_1/0/0: `operation` on store "activity"
+// for user 42, leased for 30 s.
+v1::Task ActivityTaskOfUser42(const std::string& operation) {
+  v1::Task task;
+  task.set_task_id("dsr_1/0/0");
+  task.set_request_id("dsr_1");
+  task.set_store("activity");
+  task.set_operation(operation);
+  task.set_attempt(1);
+  task.set_lease_duration_ms(30000);
+  v1::SubjectIdentity* identity = task.add_identities();
+  identity->set_type(v1::USER_ID);
+  identity->set_value("42");
+  return task;
+}
+
 // A coordinator that answers until the upload starts, then hangs like a
 // stopped dsard: the first poll gets an export task, later polls and the
 // upload get no answer until Release(). With `read_upload` false it does
@@ -76,16 +92,7 @@ class HangingCoordinator final : public v1::WorkerService::Service {
       std::lock_guard<std::mutex> lock(mu_);
       if (!task_given_) {
         task_given_ = true;
-        v1::Task* task = response->mutable_task();
-        task->set_task_id("dsr_1/0/0");
-        task->set_request_id("dsr_1");
-        task->set_store("activity");
-        task->set_operation("export");
-        task->set_attempt(1);
-        task->set_lease_duration_ms(30000);
-        v1::SubjectIdentity* identity = task->add_identities();
-        identity->set_type(v1::USER_ID);
-        identity->set_value("42");
+        *response->mutable_task() = ActivityTaskOfUser42("export");
         return grpc::Status::OK;
       }
     }
@@ -350,16 +357,7 @@ class ReportCountingCoordinator final : public v1::WorkerService::Service {
     std::unique_lock<std::mutex> lock(mu_);
     if (!task_given_) {
       task_given_ = true;
-      v1::Task* task = response->mutable_task();
-      task->set_task_id("dsr_1/0/0");
-      task->set_request_id("dsr_1");
-      task->set_store("activity");
-      task->set_operation("discover");
-      task->set_attempt(1);
-      task->set_lease_duration_ms(30000);
-      v1::SubjectIdentity* identity = task->add_identities();
-      identity->set_type(v1::USER_ID);
-      identity->set_value("42");
+      *response->mutable_task() = ActivityTaskOfUser42("discover");
       return grpc::Status::OK;
     }
     // Nothing more to do: an empty answer once the poll's wait ran out.
