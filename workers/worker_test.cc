@@ -62,6 +62,17 @@ TEST(TaskOperationToRun, UnknownOperationIsAPermanentErrorNamingIt) {
   }
 }
 
+// Serves `service` on a free loopback port, set in `port`; null when the
+// server cannot start.
+std::unique_ptr<grpc::Server> ServeOnLoopback(grpc::Service& service,
+                                              int* port) {
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           port);
+  builder.RegisterService(&service);
+  return builder.BuildAndStart();
+}
+
 // The first attempt of task dsr_1/0/0: `operation` on store "activity"
 // for user 42, leased for 30 s.
 v1::Task ActivityTaskOfUser42(const std::string& operation) {
@@ -278,12 +289,8 @@ TEST_F(WorkerStopTest, StopEndsAPollToACoordinatorThatNeverAnswers) {
 
 void WorkerStopTest::StopDuringUpload(bool read_upload, int store_lines) {
   HangingCoordinator coordinator(read_upload);
-  grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &port);
-  builder.RegisterService(&coordinator);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = ServeOnLoopback(coordinator, &port);
   ASSERT_NE(server, nullptr);
   std::unique_ptr<Worker> worker =
       MakeWorker(absl::StrCat("127.0.0.1:", port), 1000, store_lines);
@@ -438,12 +445,8 @@ void RunUntilReported(
     ReportCountingCoordinator& coordinator,
     const std::function<std::unique_ptr<Worker>(const std::string&)>&
         make_worker) {
-  grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &port);
-  builder.RegisterService(&coordinator);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = ServeOnLoopback(coordinator, &port);
   ASSERT_NE(server, nullptr);
   std::unique_ptr<Worker> worker =
       make_worker(absl::StrCat("127.0.0.1:", port));
