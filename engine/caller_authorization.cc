@@ -122,7 +122,7 @@ absl::StatusOr<Caller> CallerFromAuthContext(const grpc::AuthContext& auth) {
 }
 
 absl::StatusOr<std::optional<Caller>> CallerOf(
-    const grpc::ServerContext& context) {
+    const grpc::ServerContextBase& context) {
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   if (auth == nullptr || !auth->IsPeerAuthenticated()) {
     return std::optional<Caller>();

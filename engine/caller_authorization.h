@@ -56,7 +56,7 @@ absl::StatusOr<Caller> CallerFromAuthContext(const grpc::AuthContext& auth);
 // The caller of `context`'s call; std::nullopt on a plaintext connection.
 // PERMISSION_DENIED as CallerFromAuthContext.
 absl::StatusOr<std::optional<Caller>> CallerOf(
-    const grpc::ServerContext& context);
+    const grpc::ServerContextBase& context);
 
 // OK when `caller` may call `method` ("/dsar.v1.DsarService/GetRequest"),
 // setting the x-dsar-actor metadata when `sets_actor`; PERMISSION_DENIED

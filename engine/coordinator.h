@@ -265,6 +265,16 @@ class Coordinator {
       const v1::CompleteTaskRequest& request, const v1::PollTaskRequest& next,
       const std::function<bool()>& cancelled);
   absl::Status FailTask(const v1::FailTaskRequest& request);
+  // CompleteTaskAndPoll and FailTask without waiting: `done` gets what they
+  // would have returned, once it is durable, on the commit-loop thread (or
+  // on the caller's, for a request refused at once, and on the stopping
+  // thread when dsard stops). `done` must not block. For
+  // WorkerService.ReportTasks (engine/grpc_services.cc).
+  using PollDone = std::function<void(absl::StatusOr<std::optional<v1::Task>>)>;
+  void CompleteTaskAndPollAsync(const v1::CompleteTaskRequest& request,
+                                const v1::PollTaskRequest* next, PollDone done);
+  void FailTaskAsync(const v1::FailTaskRequest& request,
+                     std::function<void(absl::Status)> done);
   struct ArtifactUpload {
     std::string path;        // Where the export of that attempt is stored.
     std::string request_id;  // Whose: its data key encrypts the export.
@@ -495,6 +505,8 @@ class Coordinator {
       PollSlot& slot, const std::function<bool()>& cancelled);
   // CompleteTask's checks of the request alone (no state).
   static absl::Status CheckCompletion(const v1::CompleteTaskRequest& request);
+  // FailTask's work in the loop.
+  absl::StatusOr<bool> FailInLoop(Txn& txn, const v1::FailTaskRequest& request);
   // Records the completion. REQUIRES: commit loop thread.
   absl::StatusOr<bool> CompleteInLoop(Txn& txn,
                                       const v1::CompleteTaskRequest& request);

@@ -504,27 +504,75 @@ absl::StatusOr<std::optional<v1::Task>> Coordinator::CompleteTaskAndPoll(
   return task;
 }
 
+absl::StatusOr<bool> Coordinator::FailInLoop(
+    Txn& txn, const v1::FailTaskRequest& request) {
+  ASSIGN_OR_RETURN(auto found,
+                   FindLeasedItem(request.task_id(), request.attempt(),
+                                  request.worker_id()));
+  auto [live, item_index] = found;
+  SawWorker(request.worker_id(), txn.now_ms, nullptr);
+  lease_expiry_ms_.erase(request.task_id());
+  std::string error =
+      request.error().empty() ? "Worker.Failed" : request.error();
+  AppendWorkItemEvidence(txn, *live, item_index, request.worker_id(), "failed",
+                         request.evidence());
+  Mutate(txn, *live,
+         [&](Interpreter& interpreter, internal::RequestRecord* record) {
+           interpreter.FailItemTask(record, item_index, error, request.cause());
+         });
+  return true;
+}
+
 absl::Status Coordinator::FailTask(const v1::FailTaskRequest& request) {
-  return RunInLoop<bool>([this, request](Txn& txn) -> absl::StatusOr<bool> {
-           ASSIGN_OR_RETURN(auto found,
-                            FindLeasedItem(request.task_id(), request.attempt(),
-                                           request.worker_id()));
-           auto [live, item_index] = found;
-           SawWorker(request.worker_id(), txn.now_ms, nullptr);
-           lease_expiry_ms_.erase(request.task_id());
-           std::string error =
-               request.error().empty() ? "Worker.Failed" : request.error();
-           AppendWorkItemEvidence(txn, *live, item_index, request.worker_id(),
-                                  "failed", request.evidence());
-           Mutate(
-               txn, *live,
-               [&](Interpreter& interpreter, internal::RequestRecord* record) {
-                 interpreter.FailItemTask(record, item_index, error,
-                                          request.cause());
-               });
-           return true;
-         })
+  return RunInLoop<bool>(
+             [this, request](Txn& txn) { return FailInLoop(txn, request); })
       .status();
+}
+
+void Coordinator::CompleteTaskAndPollAsync(
+    const v1::CompleteTaskRequest& request, const v1::PollTaskRequest* next,
+    PollDone done) {
+  if (absl::Status checked = CheckCompletion(request); !checked.ok()) {
+    done(checked);
+    return;
+  }
+  // As CompleteTaskAndPoll: a poll that cannot be served is left out, and
+  // what happens to the poll never fails the completion.
+  std::shared_ptr<PollSlot> slot;
+  if (next != nullptr && ValidatePoll(*next).ok()) {
+    slot = std::make_shared<PollSlot>();
+    slot->on_done = [done](absl::StatusOr<std::optional<v1::Task>> task) {
+      done(task.ok() ? *std::move(task) : std::optional<v1::Task>());
+    };
+  }
+  std::optional<v1::PollTaskRequest> poll;
+  if (slot != nullptr) poll = *next;
+  bool queued =
+      Enqueue([this, request, poll = std::move(poll), slot, done](Txn& txn) {
+        absl::StatusOr<bool> completed = CompleteInLoop(txn, request);
+        if (!completed.ok()) {
+          txn.replies.push_back(
+              [done, status = completed.status()] { done(status); });
+          return;
+        }
+        if (slot == nullptr) {
+          txn.replies.push_back([done] { done(std::optional<v1::Task>()); });
+          return;
+        }
+        // This group's dispatch may already lease it a task the completion
+        // made ready; Fulfil runs after the group's commit either way.
+        AddPoller(txn, *poll, slot);
+      });
+  if (!queued) done(absl::UnavailableError("coordinator is shutting down"));
+}
+
+void Coordinator::FailTaskAsync(const v1::FailTaskRequest& request,
+                                std::function<void(absl::Status)> done) {
+  bool queued = Enqueue([this, request, done](Txn& txn) {
+    absl::Status status = FailInLoop(txn, request).status();
+    txn.replies.push_back([done, status] { done(status); });
+  });
+  if (!queued) done(absl::UnavailableError("coordinator is shutting down"));
 }
 
 }  // namespace dsar

@@ -51,14 +51,25 @@ struct Coordinator::PollSlot {
   bool done = false;                               // GUARDED_BY(mu)
   bool abandoned = false;                          // GUARDED_BY(mu)
   absl::StatusOr<std::optional<v1::Task>> result;  // GUARDED_BY(mu)
+  // Set for a poll nobody waits for (CompleteTaskAndPollAsync): Fulfil
+  // hands the result to it instead of `result`.
+  PollDone on_done;
 
   // Hands the result over; false when the poller already left.
   bool Fulfil(absl::StatusOr<std::optional<v1::Task>> value) {
-    std::lock_guard<std::mutex> lock(mu);
-    if (abandoned || done) return false;
-    result = std::move(value);
-    done = true;
-    done_cv.notify_all();
+    PollDone callback;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (abandoned || done) return false;
+      done = true;
+      if (on_done == nullptr) {
+        result = std::move(value);
+        done_cv.notify_all();
+        return true;
+      }
+      callback = std::move(on_done);
+    }
+    callback(std::move(value));
     return true;
   }
   bool Abandoned() {

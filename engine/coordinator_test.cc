@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -787,6 +788,68 @@ TEST_F(CoordinatorTest, ErasureRunsDiscoveryThenEraseWithoutBundle) {
   v1::Request done = WaitForStatus(created.id(), v1::COMPLETED);
   EXPECT_FALSE(done.has_bundle());
   EXPECT_EQ(done.steps_size(), 6);
+}
+
+// The asynchronous report path (WorkerService.ReportTasks): `done` gets
+// what the blocking calls return, the next task with a completion, and a
+// refusal leaves nothing behind.
+TEST_F(CoordinatorTest, AsyncReportsAnswerAsTheBlockingCallsDo) {
+  v1::Request created = Create(NewCreate(v1::ERASURE));
+  std::optional<v1::Task> first = Poll("w1", {"a", "b", "c"}, 5000);
+  ASSERT_TRUE(first.has_value());
+  v1::PollTaskRequest next;
+  next.set_worker_id("w1");
+  for (const char* store : {"a", "b", "c"}) next.add_stores(store);
+  next.set_wait_ms(5000);
+  auto complete_async = [&](const v1::Task& task, uint32_t attempt) {
+    v1::CompleteTaskRequest complete;
+    complete.set_worker_id("w1");
+    complete.set_task_id(task.task_id());
+    complete.set_attempt(attempt);
+    auto answered = std::make_shared<
+        std::promise<absl::StatusOr<std::optional<v1::Task>>>>();
+    std::future<absl::StatusOr<std::optional<v1::Task>>> answer =
+        answered->get_future();
+    coordinator_->CompleteTaskAndPollAsync(
+        complete, &next,
+        [answered](absl::StatusOr<std::optional<v1::Task>> task) {
+          answered->set_value(std::move(task));
+        });
+    return answer.get();
+  };
+  absl::StatusOr<std::optional<v1::Task>> second =
+      complete_async(*first, first->attempt());
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE(second->has_value()) << "the other discoveries were ready";
+  EXPECT_EQ((*second)->request_id(), created.id());
+  EXPECT_EQ((*second)->operation(), "discover");
+  // Durable before the answer: the completion is in the stored request.
+  EXPECT_EQ(Step(Get(created.id()), first->store())->status(), v1::SUCCEEDED);
+
+  size_t events_before = AllEvents(created.id()).size();
+  absl::StatusOr<std::optional<v1::Task>> again =
+      complete_async(*first, first->attempt());
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(AllEvents(created.id()).size(), events_before);
+
+  auto fail_async = [&](const v1::Task& task, const std::string& worker_id) {
+    v1::FailTaskRequest fail;
+    fail.set_worker_id(worker_id);
+    fail.set_task_id(task.task_id());
+    fail.set_attempt(task.attempt());
+    fail.set_error("Connector.Unavailable");
+    fail.set_cause("store is down");
+    auto answered = std::make_shared<std::promise<absl::Status>>();
+    std::future<absl::Status> answer = answered->get_future();
+    coordinator_->FailTaskAsync(
+        fail, [answered](absl::Status status) { answered->set_value(status); });
+    return answer.get();
+  };
+  EXPECT_EQ(fail_async(**second, "w2").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(AllEvents(created.id()).size(), events_before);
+  ASSERT_TRUE(fail_async(**second, "w1").ok());
+  EXPECT_THAT(EventKinds(created.id()), Contains("task_failed"));
 }
 
 TEST_F(CoordinatorTest, EraseCountsPerTableAreKeptWithTheStep) {

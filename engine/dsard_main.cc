@@ -19,6 +19,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/admin_server.h"
 #include "common/files.h"
 #include "common/grpc_malformed_request.h"
@@ -153,6 +154,9 @@ ABSL_FLAG(bool, allow_plaintext_non_loopback, false,
 namespace {
 
 std::unique_ptr<grpc::Server> g_server;
+// Notified once StopOnSignal's Shutdown has returned: Wait() may return
+// before that, and the server must outlive the call.
+absl::Notification g_shutdown_returned;
 
 // The first stop signal shuts the server down: calls in flight get two
 // seconds (a long poll or a download to a stalled client is cancelled),
@@ -163,6 +167,7 @@ void StopOnSignal() {
   dsar::LogInfo(absl::StrCat(strsignal(first), ", stopping"));
   g_server->Shutdown(std::chrono::system_clock::now() +
                      std::chrono::seconds(2));
+  g_shutdown_returned.Notify();
   std::_Exit(128 + dsar::WaitForStopSignal());
 }
 
@@ -384,6 +389,7 @@ int main(int argc, char** argv) {
       options.inventory->stores().size(), " stores, data in ",
       options.data_dir));
   g_server->Wait();
+  g_shutdown_returned.WaitForNotification();
   g_server.reset();
   admin_server->reset();  // Its collectables refer to the coordinator.
   coordinator->reset();

@@ -34,7 +34,7 @@ grpc::Status CheckScopedFields(const grpc::ServerContext& context,
 // Under mutual TLS a worker is its certificate: an empty `worker_id` becomes
 // the certificate's CN, a different one is PERMISSION_DENIED, and so is a
 // caller that is not a worker. Sets `*caller` (nullopt on plaintext).
-grpc::Status BindWorker(const grpc::ServerContext& context,
+grpc::Status BindWorker(const grpc::ServerContextBase& context,
                         std::string* worker_id,
                         std::optional<Caller>* caller = nullptr) {
   absl::StatusOr<std::optional<Caller>> peer = CallerOf(context);
@@ -339,33 +339,203 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::CompleteTask(
-    grpc::ServerContext* context, const v1::CompleteTaskRequest* request,
-    v1::CompleteTaskResponse* response) {
-  v1::CompleteTaskRequest complete = *request;
+namespace {
+
+// A completion's checks of its caller and fields: binds worker_id
+// (BindWorker) and refuses `evidence`. Sets `*poll` to the next poll the
+// caller may make, or nullopt: the next poll's refusals are the worker's
+// own PollTask to report, and the completion stands without it.
+grpc::Status CheckCompletionCall(const grpc::ServerContextBase& context,
+                                 v1::CompleteTaskRequest* complete,
+                                 std::optional<v1::PollTaskRequest>* poll) {
   std::optional<Caller> caller;
   if (grpc::Status denied =
-          BindWorker(*context, complete.mutable_worker_id(), &caller);
+          BindWorker(context, complete->mutable_worker_id(), &caller);
       !denied.ok()) {
     return denied;
   }
-  if (!complete.evidence().empty()) {
+  if (!complete->evidence().empty()) {
     return grpc::Status(
         grpc::StatusCode::INVALID_ARGUMENT,
         "evidence: set by dsard for work items, not by workers");
   }
-  // The next poll's refusals are the worker's own PollTask to report: this
-  // call answers for the completion, which stands without it.
-  if (!complete.has_next() ||
-      (caller.has_value() &&
-       !AuthorizeStores(*caller, complete.next().stores()).ok())) {
+  poll->reset();
+  if (complete->has_next() &&
+      (!caller.has_value() ||
+       AuthorizeStores(*caller, complete->next().stores()).ok())) {
+    *poll = complete->next();
+    (*poll)->set_worker_id(complete->worker_id());
+  }
+  return grpc::Status::OK;
+}
+
+// A failure's checks of its caller and fields, as CheckCompletionCall's.
+grpc::Status CheckFailureCall(const grpc::ServerContextBase& context,
+                              v1::FailTaskRequest* fail) {
+  if (grpc::Status denied = BindWorker(context, fail->mutable_worker_id());
+      !denied.ok()) {
+    return denied;
+  }
+  if (!fail->evidence().empty()) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        "evidence: set by dsard for work items, not by workers");
+  }
+  return grpc::Status::OK;
+}
+
+// WorkerService.ReportTasks on gRPC's callback API: a report read is
+// handed to the coordinator without a thread waiting for it, and its
+// answer is written from the commit loop once it is durable; then the
+// next report is read. One report is in flight at a time, so answers keep
+// the reports' order.
+//
+// A report's answer can arrive after the call was cancelled and even after
+// the reactor is gone: `state_` outlives the reactor and says whether
+// anything may still be done with it. Start* and Finish are called outside
+// its lock but decided under it, so that exactly one of an answer's write
+// and a cancellation's Finish happens.
+class ReportTasksReactor final
+    : public grpc::ServerBidiReactor<v1::TaskReport, v1::TaskReportAnswer> {
+ public:
+  ReportTasksReactor(Coordinator* coordinator,
+                     grpc::CallbackServerContext* context)
+      : coordinator_(coordinator),
+        context_(context),
+        state_(std::make_shared<State>()) {
+    state_->reactor = this;  // No reaction runs before the first read.
+    StartRead(&report_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // The worker closed the stream, or the call ended.
+      Finish(grpc::Status::OK);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->pending = true;
+    }
+    if (report_.has_complete()) {
+      v1::CompleteTaskRequest complete = std::move(*report_.mutable_complete());
+      std::optional<v1::PollTaskRequest> poll;
+      if (grpc::Status refused =
+              CheckCompletionCall(*context_, &complete, &poll);
+          !refused.ok()) {
+        Answer(state_, refused, std::nullopt);
+        return;
+      }
+      coordinator_->CompleteTaskAndPollAsync(
+          complete, poll.has_value() ? &*poll : nullptr,
+          [state = state_](absl::StatusOr<std::optional<v1::Task>> task) {
+            if (!task.ok()) {
+              Answer(state, ToGrpcStatus(task.status()), std::nullopt);
+            } else {
+              Answer(state, grpc::Status::OK, *std::move(task));
+            }
+          });
+    } else if (report_.has_fail()) {
+      v1::FailTaskRequest fail = std::move(*report_.mutable_fail());
+      if (grpc::Status refused = CheckFailureCall(*context_, &fail);
+          !refused.ok()) {
+        Answer(state_, refused, std::nullopt);
+        return;
+      }
+      coordinator_->FailTaskAsync(fail, [state = state_](absl::Status status) {
+        Answer(state, ToGrpcStatus(status), std::nullopt);
+      });
+    } else {
+      Answer(state_,
+             grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "report: set complete or fail"),
+             std::nullopt);
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    StartRead(&report_);
+  }
+
+  void OnCancel() override {
+    bool finish = false;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      // A report with the coordinator: nothing else will end the call
+      // before its answer, which may come only when dsard stops.
+      if (state_->pending) {
+        state_->pending = false;
+        state_->finished = true;
+        finish = true;
+      }
+    }
+    if (finish) Finish(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->reactor = nullptr;
+    }
+    delete this;
+  }
+
+ private:
+  struct State {
+    std::mutex mu;
+    ReportTasksReactor* reactor = nullptr;  // GUARDED_BY(mu); null once done.
+    bool pending = false;   // GUARDED_BY(mu): a report awaits its answer.
+    bool finished = false;  // GUARDED_BY(mu): Finish was called.
+  };
+
+  // Writes the answer of the pending report, unless the call was
+  // cancelled meanwhile.
+  static void Answer(const std::shared_ptr<State>& state,
+                     const grpc::Status& status, std::optional<v1::Task> next) {
+    ReportTasksReactor* reactor = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (!state->pending || state->finished || state->reactor == nullptr) {
+        return;
+      }
+      state->pending = false;
+      reactor = state->reactor;
+    }
+    v1::TaskReportAnswer& answer = reactor->answer_;
+    answer.Clear();
+    answer.set_code(status.error_code());
+    if (!status.ok()) answer.set_message(status.error_message());
+    if (next.has_value()) *answer.mutable_next_task() = *std::move(next);
+    reactor->StartWrite(&answer);
+  }
+
+  Coordinator* const coordinator_;
+  grpc::CallbackServerContext* const context_;
+  const std::shared_ptr<State> state_;
+  v1::TaskReport report_;
+  v1::TaskReportAnswer answer_;
+};
+
+}  // namespace
+
+grpc::Status WorkerServiceImpl::CompleteTask(
+    grpc::ServerContext* context, const v1::CompleteTaskRequest* request,
+    v1::CompleteTaskResponse* response) {
+  v1::CompleteTaskRequest complete = *request;
+  std::optional<v1::PollTaskRequest> poll;
+  if (grpc::Status refused = CheckCompletionCall(*context, &complete, &poll);
+      !refused.ok()) {
+    return refused;
+  }
+  if (!poll.has_value()) {
     return ToGrpcStatus(coordinator_->CompleteTask(complete));
   }
-  v1::PollTaskRequest poll = complete.next();
-  poll.set_worker_id(complete.worker_id());
   absl::StatusOr<std::optional<v1::Task>> task =
       coordinator_->CompleteTaskAndPoll(
-          complete, poll, [context] { return context->IsCancelled(); });
+          complete, *poll, [context] { return context->IsCancelled(); });
   if (!task.ok()) return ToGrpcStatus(task.status());
   if (task->has_value()) *response->mutable_next_task() = std::move(**task);
   return grpc::Status::OK;
@@ -375,43 +545,15 @@ grpc::Status WorkerServiceImpl::FailTask(grpc::ServerContext* context,
                                          const v1::FailTaskRequest* request,
                                          v1::FailTaskResponse* response) {
   v1::FailTaskRequest fail = *request;
-  if (grpc::Status denied = BindWorker(*context, fail.mutable_worker_id());
-      !denied.ok()) {
-    return denied;
-  }
-  if (!fail.evidence().empty()) {
-    return grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        "evidence: set by dsard for work items, not by workers");
+  if (grpc::Status refused = CheckFailureCall(*context, &fail); !refused.ok()) {
+    return refused;
   }
   return ToGrpcStatus(coordinator_->FailTask(fail));
 }
 
-grpc::Status WorkerServiceImpl::ReportTasks(
-    grpc::ServerContext* context,
-    grpc::ServerReaderWriter<v1::TaskReportAnswer, v1::TaskReport>* stream) {
-  v1::TaskReport report;
-  while (stream->Read(&report)) {
-    v1::TaskReportAnswer answer;
-    grpc::Status status;
-    if (report.has_complete()) {
-      v1::CompleteTaskResponse response;
-      status = CompleteTask(context, &report.complete(), &response);
-      if (response.has_next_task()) {
-        *answer.mutable_next_task() = std::move(*response.mutable_next_task());
-      }
-    } else if (report.has_fail()) {
-      v1::FailTaskResponse response;
-      status = FailTask(context, &report.fail(), &response);
-    } else {
-      status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            "report: set complete or fail");
-    }
-    answer.set_code(status.error_code());
-    if (!status.ok()) answer.set_message(status.error_message());
-    if (!stream->Write(answer)) break;
-  }
-  return grpc::Status::OK;
+grpc::ServerBidiReactor<v1::TaskReport, v1::TaskReportAnswer>*
+WorkerServiceImpl::ReportTasks(grpc::CallbackServerContext* context) {
+  return new ReportTasksReactor(coordinator_, context);
 }
 
 grpc::Status WorkerServiceImpl::UploadArtifact(

@@ -83,7 +83,11 @@ class DsarServiceImpl final : public v1::DsarService::Service {
   Coordinator* coordinator_;
 };
 
-class WorkerServiceImpl final : public v1::WorkerService::Service {
+// ReportTasks runs on gRPC's callback API (no thread waits for a report's
+// commit); the other methods are synchronous.
+class WorkerServiceImpl final
+    : public v1::WorkerService::WithCallbackMethod_ReportTasks<
+          v1::WorkerService::Service> {
  public:
   explicit WorkerServiceImpl(Coordinator* coordinator)
       : coordinator_(coordinator) {}
@@ -101,11 +105,9 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                         const v1::FailTaskRequest* request,
                         v1::FailTaskResponse* response) override;
   // Answers each report as CompleteTask or FailTask would, in order, until
-  // the worker closes the stream or a write fails.
-  grpc::Status ReportTasks(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<v1::TaskReportAnswer, v1::TaskReport>* stream)
-      override;
+  // the worker closes the stream or the call ends.
+  grpc::ServerBidiReactor<v1::TaskReport, v1::TaskReportAnswer>* ReportTasks(
+      grpc::CallbackServerContext* context) override;
   grpc::Status UploadArtifact(
       grpc::ServerContext* context,
       grpc::ServerReader<v1::UploadArtifactRequest>* reader,
