@@ -341,6 +341,14 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context,
 
 namespace {
 
+// `evidence` is dsard's own record of a manual store's work item: a report
+// from a worker that sets it is INVALID_ARGUMENT.
+grpc::Status RefuseWorkerEvidence(const std::string& evidence) {
+  if (evidence.empty()) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      "evidence: set by dsard for work items, not by workers");
+}
+
 // A completion's checks of its caller and fields: binds worker_id
 // (BindWorker) and refuses `evidence`. Sets `*poll` to the next poll the
 // caller may make, or nullopt: the next poll's refusals are the worker's
@@ -354,10 +362,9 @@ grpc::Status CheckCompletionCall(const grpc::ServerContextBase& context,
       !denied.ok()) {
     return denied;
   }
-  if (!complete->evidence().empty()) {
-    return grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        "evidence: set by dsard for work items, not by workers");
+  if (grpc::Status refused = RefuseWorkerEvidence(complete->evidence());
+      !refused.ok()) {
+    return refused;
   }
   poll->reset();
   if (complete->has_next() &&
@@ -376,12 +383,7 @@ grpc::Status CheckFailureCall(const grpc::ServerContextBase& context,
       !denied.ok()) {
     return denied;
   }
-  if (!fail->evidence().empty()) {
-    return grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        "evidence: set by dsard for work items, not by workers");
-  }
-  return grpc::Status::OK;
+  return RefuseWorkerEvidence(fail->evidence());
 }
 
 // WorkerService.ReportTasks on gRPC's callback API: a report read is
@@ -391,10 +393,12 @@ grpc::Status CheckFailureCall(const grpc::ServerContextBase& context,
 // the reports' order.
 //
 // A report's answer can arrive after the call was cancelled and even after
-// the reactor is gone: `state_` outlives the reactor and says whether
-// anything may still be done with it. Start* and Finish are called outside
-// its lock but decided under it, so that exactly one of an answer's write
-// and a cancellation's Finish happens.
+// the reactor is gone: `state_` outlives the reactor, and its `pending`
+// says whether the answer may still be written. Start* and Finish are
+// called outside its lock but decided under it, so that exactly one of an
+// answer's write and a cancellation's Finish happens. While a report is
+// pending nothing else ends the call (no read or write is outstanding), so
+// `pending` also means the reactor is alive.
 class ReportTasksReactor final
     : public grpc::ServerBidiReactor<v1::TaskReport, v1::TaskReportAnswer> {
  public:
@@ -468,27 +472,19 @@ class ReportTasksReactor final
       // before its answer, which may come only when dsard stops.
       if (state_->pending) {
         state_->pending = false;
-        state_->finished = true;
         finish = true;
       }
     }
     if (finish) Finish(grpc::Status::CANCELLED);
   }
 
-  void OnDone() override {
-    {
-      std::lock_guard<std::mutex> lock(state_->mu);
-      state_->reactor = nullptr;
-    }
-    delete this;
-  }
+  void OnDone() override { delete this; }
 
  private:
   struct State {
     std::mutex mu;
-    ReportTasksReactor* reactor = nullptr;  // GUARDED_BY(mu); null once done.
-    bool pending = false;   // GUARDED_BY(mu): a report awaits its answer.
-    bool finished = false;  // GUARDED_BY(mu): Finish was called.
+    ReportTasksReactor* reactor = nullptr;  // Alive while `pending`.
+    bool pending = false;  // GUARDED_BY(mu): a report awaits its answer.
   };
 
   // Writes the answer of the pending report, unless the call was
@@ -498,9 +494,7 @@ class ReportTasksReactor final
     ReportTasksReactor* reactor = nullptr;
     {
       std::lock_guard<std::mutex> lock(state->mu);
-      if (!state->pending || state->finished || state->reactor == nullptr) {
-        return;
-      }
+      if (!state->pending) return;  // Answered, or the call was cancelled.
       state->pending = false;
       reactor = state->reactor;
     }
