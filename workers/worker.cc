@@ -486,10 +486,9 @@ std::optional<v1::Task> Worker::Execute(const v1::Task& task,
     if (outcome.ok()) {
       // The work is done: report it, even while stopping (kReportGrace),
       // and ask for the next task unless stopping.
-      const bool ask_next = !stopping();
-      if (ask_next) *complete.mutable_next() = PollRequest(kNextTaskWaitMs);
+      if (!stopping()) *complete.mutable_next() = PollRequest(kNextTaskWaitMs);
       reported = Report(reports, report, *flight, &next);
-      if (ask_next) {
+      if (complete.has_next()) {
         polls_.Add({{"result", next.has_value() ? "task" : "empty"}})
             .Increment();
       }
