@@ -389,7 +389,8 @@ void Coordinator::CommitGroup(Txn& txn) {
     LiveRequest& live = it->second;
     SetTimestampMillis(txn.now_ms,
                        live.record.mutable_request()->mutable_updated_at());
-    txn.batch.PutRequest(live.record, live.persisted_status);
+    txn.batch.PutRequest(&live.record, live.persisted_status,
+                         &live.last_sealed);
   }
   if (txn.batch.Count() > 0) {
     const auto write_start = std::chrono::steady_clock::now();

@@ -350,6 +350,9 @@ class Coordinator {
   struct LiveRequest {
     internal::RequestRecord record;
     v1::RequestStatus persisted_status = v1::REQUEST_STATUS_UNSPECIFIED;
+    // What PutRequest sealed last, so unchanged personal fields are not
+    // sealed again at each of the request's ~17 writes.
+    SealedPersonalFields last_sealed;
     std::shared_ptr<const WorkflowDefinition> definition;
     bool builtin_in_flight = false;
   };

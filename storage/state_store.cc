@@ -154,16 +154,66 @@ absl::Status OpenError(const std::string& dir, const rocksdb::Status& status) {
 
 }  // namespace
 
-void StateBatch::PutRequest(const internal::RequestRecord& record,
-                            v1::RequestStatus previous_status) {
-  const v1::Request& request = record.request();
-  internal::RequestRecord sealed = record;
-  absl::Status status = store_->Seal(&sealed, this);
-  if (!status.ok()) {
-    if (error_.ok()) error_ = status;
-    return;
+namespace {
+
+// Moves the personal fields out of `record` into `fields`.
+void TakePersonalFields(internal::RequestRecord* record,
+                        internal::PersonalFields* fields) {
+  v1::Request* request = record->mutable_request();
+  fields->mutable_identities()->Swap(request->mutable_identities());
+  fields->mutable_corrections()->Swap(request->mutable_corrections());
+  fields->mutable_discovered()->Swap(record->mutable_discovered());
+  fields->mutable_notes()->swap(*record->mutable_notes());
+  if (request->has_verification()) {
+    fields->set_evidence_ref(
+        std::move(*request->mutable_verification()->mutable_evidence_ref()));
+    request->mutable_verification()->clear_evidence_ref();
   }
-  batch_.Put(store_->requests_, request.id(), sealed.SerializeAsString());
+  fields->set_extension_reason(std::move(*request->mutable_extension_reason()));
+  request->clear_extension_reason();
+  fields->set_cause(std::move(*request->mutable_cause()));
+  request->clear_cause();
+}
+
+void RestorePersonalFields(internal::PersonalFields* fields,
+                           internal::RequestRecord* record) {
+  v1::Request* request = record->mutable_request();
+  request->mutable_identities()->Swap(fields->mutable_identities());
+  request->mutable_corrections()->Swap(fields->mutable_corrections());
+  record->mutable_discovered()->Swap(fields->mutable_discovered());
+  record->mutable_notes()->swap(*fields->mutable_notes());
+  if (!fields->evidence_ref().empty()) {
+    request->mutable_verification()->set_evidence_ref(
+        std::move(*fields->mutable_evidence_ref()));
+  }
+  request->set_extension_reason(std::move(*fields->mutable_extension_reason()));
+  request->set_cause(std::move(*fields->mutable_cause()));
+}
+
+}  // namespace
+
+void StateBatch::PutRequest(internal::RequestRecord* record,
+                            v1::RequestStatus previous_status,
+                            SealedPersonalFields* last_sealed) {
+  const v1::Request& request = record->request();
+  internal::PersonalFields fields;
+  TakePersonalFields(record, &fields);
+  if (request.has_personal_data_destroyed_at()) {
+    // Nothing personal is kept any more.
+    if (last_sealed != nullptr) *last_sealed = SealedPersonalFields();
+  } else {
+    absl::StatusOr<std::string> sealed =
+        store_->Seal(request.id(), fields, last_sealed, this);
+    if (!sealed.ok()) {
+      if (error_.ok()) error_ = sealed.status();
+      RestorePersonalFields(&fields, record);
+      return;
+    }
+    record->set_sealed_personal(*std::move(sealed));
+  }
+  batch_.Put(store_->requests_, request.id(), record->SerializeAsString());
+  record->clear_sealed_personal();
+  RestorePersonalFields(&fields, record);
   if (previous_status == v1::REQUEST_STATUS_UNSPECIFIED) {
     batch_.Put(store_->index_, AllIndexKey(request),
                std::string(1, static_cast<char>(request.type())));
@@ -347,75 +397,44 @@ std::string PersonalFieldsContext(const std::string& request_id) {
   return absl::StrCat("dsar request personal fields\n", request_id);
 }
 
-// Moves the personal fields out of `record` into `fields`.
-void TakePersonalFields(internal::RequestRecord* record,
-                        internal::PersonalFields* fields) {
-  v1::Request* request = record->mutable_request();
-  fields->mutable_identities()->Swap(request->mutable_identities());
-  fields->mutable_corrections()->Swap(request->mutable_corrections());
-  fields->mutable_discovered()->Swap(record->mutable_discovered());
-  fields->mutable_notes()->swap(*record->mutable_notes());
-  if (request->has_verification()) {
-    fields->set_evidence_ref(
-        std::move(*request->mutable_verification()->mutable_evidence_ref()));
-    request->mutable_verification()->clear_evidence_ref();
-  }
-  fields->set_extension_reason(std::move(*request->mutable_extension_reason()));
-  request->clear_extension_reason();
-  fields->set_cause(std::move(*request->mutable_cause()));
-  request->clear_cause();
-}
-
-void RestorePersonalFields(internal::PersonalFields* fields,
-                           internal::RequestRecord* record) {
-  v1::Request* request = record->mutable_request();
-  request->mutable_identities()->Swap(fields->mutable_identities());
-  request->mutable_corrections()->Swap(fields->mutable_corrections());
-  record->mutable_discovered()->Swap(fields->mutable_discovered());
-  record->mutable_notes()->swap(*fields->mutable_notes());
-  if (!fields->evidence_ref().empty()) {
-    request->mutable_verification()->set_evidence_ref(
-        std::move(*fields->mutable_evidence_ref()));
-  }
-  request->set_extension_reason(std::move(*fields->mutable_extension_reason()));
-  request->set_cause(std::move(*fields->mutable_cause()));
-}
-
 }  // namespace
 
-absl::Status StateStore::Seal(internal::RequestRecord* record,
-                              StateBatch* batch) {
-  const std::string& id = record->request().id();
-  internal::PersonalFields fields;
-  TakePersonalFields(record, &fields);
-  record->clear_sealed_personal();
-  if (record->request().has_personal_data_destroyed_at()) {
-    return absl::OkStatus();  // Nothing personal is kept any more.
+absl::StatusOr<std::string> StateStore::Seal(
+    const std::string& request_id, const internal::PersonalFields& fields,
+    SealedPersonalFields* last_sealed, StateBatch* batch) {
+  std::string plaintext = fields.SerializeAsString();
+  if (last_sealed != nullptr && !last_sealed->sealed.empty() &&
+      last_sealed->plaintext == plaintext) {
+    return last_sealed->sealed;
   }
   std::string key;
-  if (auto it = batch->new_keys_.find(id); it != batch->new_keys_.end()) {
+  if (auto it = batch->new_keys_.find(request_id);
+      it != batch->new_keys_.end()) {
     key = it->second;
   } else {
-    absl::StatusOr<std::string> existing = DataKey(id);
+    absl::StatusOr<std::string> existing = DataKey(request_id);
     if (existing.ok()) {
       key = *std::move(existing);
     } else if (absl::IsNotFound(existing.status())) {
       ASSIGN_OR_RETURN(key, NewDataKey());
-      ASSIGN_OR_RETURN(WrappedKey wrapped, keys_->Wrap(key, id));
+      ASSIGN_OR_RETURN(WrappedKey wrapped, keys_->Wrap(key, request_id));
       internal::DataKeyRecord stored;
       stored.set_kek_id(wrapped.kek_id);
       stored.set_wrapped(wrapped.wrapped);
-      batch->batch_.Put(data_keys_cf_, id, stored.SerializeAsString());
-      batch->new_keys_[id] = key;
+      batch->batch_.Put(data_keys_cf_, request_id, stored.SerializeAsString());
+      batch->new_keys_[request_id] = key;
     } else {
       return existing.status();
     }
   }
   ASSIGN_OR_RETURN(SealedBox box, SealedBox::Create(std::move(key)));
-  ASSIGN_OR_RETURN(std::string sealed, box.Seal(fields.SerializeAsString(),
-                                                PersonalFieldsContext(id)));
-  record->set_sealed_personal(std::move(sealed));
-  return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::string sealed,
+                   box.Seal(plaintext, PersonalFieldsContext(request_id)));
+  if (last_sealed != nullptr) {
+    last_sealed->plaintext = std::move(plaintext);
+    last_sealed->sealed = sealed;
+  }
+  return sealed;
 }
 
 absl::Status StateStore::Unseal(internal::RequestRecord* record) const {

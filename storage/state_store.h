@@ -35,6 +35,14 @@
 
 namespace dsar {
 
+// A request's personal fields as last sealed: the plaintext (serialized
+// internal::PersonalFields) and the sealed bytes stored for it. Lives in
+// memory beside the request's unsealed record, never on disk.
+struct SealedPersonalFields {
+  std::string plaintext;
+  std::string sealed;
+};
+
 // Collects the writes of one commit group; applied atomically by Commit.
 class StateBatch {
  public:
@@ -43,9 +51,15 @@ class StateBatch {
   // The personal fields are sealed under the request's data key, made (and
   // put in this batch) with the request's first write. A record whose
   // personal_data_destroyed_at is set is stored without personal fields.
-  // A failure to make or wrap the key fails Commit.
-  void PutRequest(const internal::RequestRecord& record,
-                  v1::RequestStatus previous_status);
+  // A failure to make or wrap the key fails Commit. `record` is the
+  // caller's own, returned as it came: its personal fields are moved out for
+  // sealing and back, so the record is never copied. `last_sealed`, when
+  // given, is the request's own memo of its previous seal (kept by the
+  // caller with the record): personal fields unchanged since then are not
+  // sealed again; the memo follows each seal.
+  void PutRequest(internal::RequestRecord* record,
+                  v1::RequestStatus previous_status,
+                  SealedPersonalFields* last_sealed = nullptr);
   // Deletes the request's data key: its personal fields and files cannot be
   // read any more. The caller writes the record again with
   // personal_data_destroyed_at set, in the same batch.
@@ -204,8 +218,13 @@ class StateStore {
   friend class StateBatch;
   StateStore() = default;
 
-  // Seals the personal fields of `record` into sealed_personal (in place).
-  absl::Status Seal(internal::RequestRecord* record, StateBatch* batch);
+  // Seals `fields`, the personal fields taken out of request `request_id`,
+  // into the bytes stored in the record's sealed_personal; reuses
+  // `last_sealed` (may be null) when its plaintext is the same.
+  absl::StatusOr<std::string> Seal(const std::string& request_id,
+                                   const internal::PersonalFields& fields,
+                                   SealedPersonalFields* last_sealed,
+                                   StateBatch* batch);
   // Opens sealed_personal back into the fields. DATA_LOSS naming the
   // request when its key is missing or the seal does not open.
   absl::Status Unseal(internal::RequestRecord* record) const;

@@ -71,10 +71,9 @@ class StateStoreTest : public ::testing::Test {
     store_ = std::move(*store);
   }
 
-  void Put(const internal::RequestRecord& record,
-           v1::RequestStatus previous_status) {
+  void Put(internal::RequestRecord record, v1::RequestStatus previous_status) {
     StateBatch batch = store_->NewBatch();
-    batch.PutRequest(record, previous_status);
+    batch.PutRequest(&record, previous_status);
     absl::Status status = store_->Commit(batch);
     ASSERT_TRUE(status.ok()) << status;
   }
@@ -544,6 +543,54 @@ TEST_F(StateStoreTest, PersonalFieldsRoundTripButAreSealedOnDisk) {
             record.SerializeAsString());
 }
 
+TEST_F(StateStoreTest, PutRequestReturnsTheRecordAsItCame) {
+  internal::RequestRecord record = PersonalRecord("r1");
+  const std::string before = record.SerializeAsString();
+  StateBatch batch = store_->NewBatch();
+  batch.PutRequest(&record, v1::REQUEST_STATUS_UNSPECIFIED);
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  EXPECT_EQ(record.SerializeAsString(), before);
+}
+
+TEST_F(StateStoreTest, UnchangedPersonalFieldsAreNotSealedAgain) {
+  internal::RequestRecord record = PersonalRecord("r1");
+  SealedPersonalFields last_sealed;
+  auto put = [&](v1::RequestStatus previous_status) {
+    StateBatch batch = store_->NewBatch();
+    batch.PutRequest(&record, previous_status, &last_sealed);
+    absl::Status status = store_->Commit(batch);
+    ASSERT_TRUE(status.ok()) << status;
+  };
+  put(v1::REQUEST_STATUS_UNSPECIFIED);
+  const std::string first = last_sealed.sealed;
+  ASSERT_FALSE(first.empty());
+
+  // Only non-personal fields changed: the same sealed bytes (a new seal
+  // would carry a new nonce).
+  record.mutable_request()->set_status(v1::RUNNING);
+  put(v1::COMPLETED);
+  EXPECT_EQ(last_sealed.sealed, first);
+
+  // A personal field changed: sealed again, and read back as changed.
+  record.add_discovered()->set_value("+15550109999");
+  put(v1::RUNNING);
+  EXPECT_NE(last_sealed.sealed, first);
+  absl::StatusOr<internal::RequestRecord> read = store_->GetRequest("r1");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->SerializeAsString(), record.SerializeAsString());
+
+  // Destroyed: nothing personal is stored, and the memo is dropped.
+  record.mutable_request()->mutable_personal_data_destroyed_at()->set_seconds(
+      1);
+  StateBatch batch = store_->NewBatch();
+  batch.DestroyDataKey("r1");
+  batch.PutRequest(&record, v1::RUNNING, &last_sealed);
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  EXPECT_TRUE(last_sealed.sealed.empty());
+  EXPECT_TRUE(last_sealed.plaintext.empty());
+  EXPECT_THAT(store_->GetRequest("r1")->discovered(), IsEmpty());
+}
+
 TEST_F(StateStoreTest, DestroyedDataKeyLeavesTheOtherFactsOnly) {
   Put(PersonalRecord("r1"), v1::REQUEST_STATUS_UNSPECIFIED);
   absl::StatusOr<std::string> key = store_->DataKey("r1");
@@ -556,7 +603,7 @@ TEST_F(StateStoreTest, DestroyedDataKeyLeavesTheOtherFactsOnly) {
       ->set_seconds(1);
   StateBatch batch = store_->NewBatch();
   batch.DestroyDataKey("r1");
-  batch.PutRequest(destroyed, v1::COMPLETED);
+  batch.PutRequest(&destroyed, v1::COMPLETED);
   ASSERT_TRUE(store_->Commit(batch).ok());
 
   EXPECT_EQ(store_->DataKey("r1").status().code(), absl::StatusCode::kNotFound);
