@@ -260,9 +260,30 @@ class Session {
     return absl::OkStatus();
   }
 
-  // The columns of the tables TableColumns read on this connection. Kept
-  // for the connection's life: the pool closes a connection once the
-  // database's schema has changed (SqliteSessionPool::Acquire).
+  // Begins a transaction with `begin` ("BEGIN" or "BEGIN IMMEDIATE") and
+  // reads the schema's version as its first statement, so from the
+  // snapshot the rest of the transaction sees: the columns remembered by
+  // table_columns() are forgotten when another connection changed the
+  // schema since. (Read outside the transaction, the version would cost a
+  // lock of its own and could change before the transaction began.)
+  absl::Status Begin(const std::string& begin) {
+    RETURN_IF_ERROR(Exec(begin));
+    const std::string sql = "PRAGMA schema_version";
+    ASSIGN_OR_RETURN(Statement statement, Prepare(sql));
+    int rc = sqlite3_step(statement.get());
+    if (rc != SQLITE_ROW) {
+      absl::Status error = Error(rc, sql);
+      Rollback();
+      return error;
+    }
+    const int64_t version = sqlite3_column_int64(statement.get(), 0);
+    if (version != schema_version_) table_columns_.clear();
+    schema_version_ = version;
+    return absl::OkStatus();
+  }
+
+  // The columns of the tables TableColumns read on this connection, valid
+  // within a transaction opened by Begin().
   absl::flat_hash_map<std::string, std::vector<Column>>& table_columns() {
     return table_columns_;
   }
@@ -334,6 +355,7 @@ class Session {
   const StoreSpec* store_;
   const std::atomic<bool>* cancel_;
   absl::flat_hash_map<std::string, std::vector<Column>> table_columns_;
+  int64_t schema_version_ = -1;  // Of table_columns_; -1 before any.
   // Declared after db_, so finalized before the connection closes. Nodes
   // are stable: a Statement points at its entry's in_use.
   std::unique_ptr<absl::node_hash_map<std::string, CachedStatement>,
@@ -350,20 +372,21 @@ class SqliteSessionPool {
       : store_(store), cancel_(cancel) {}
 
   // A connection to the store, read-only (PRAGMA query_only) or not; back
-  // to the pool when the handle goes, unless inside a transaction.
+  // to the pool when the handle goes, unless inside a transaction. A kept
+  // connection is only reused on the same file: one whose path now names
+  // another file (replaced, restored from a backup) is closed.
   class Handle {
    public:
     Handle(SqliteSessionPool* pool, std::unique_ptr<Session> session,
-           FileId file, bool read_only, int64_t schema_version)
+           FileId file, bool read_only)
         : pool_(pool),
           session_(std::move(session)),
           file_(file),
-          read_only_(read_only),
-          schema_version_(schema_version) {}
+          read_only_(read_only) {}
     Handle(Handle&&) = default;
     ~Handle() {
       if (session_ != nullptr) {
-        pool_->Release(std::move(session_), file_, read_only_, schema_version_);
+        pool_->Release(std::move(session_), file_, read_only_);
       }
     }
     Session& operator*() { return *session_; }
@@ -374,7 +397,6 @@ class SqliteSessionPool {
     std::unique_ptr<Session> session_;
     FileId file_;
     bool read_only_;
-    int64_t schema_version_;
   };
 
   absl::StatusOr<Handle> Acquire(bool read_only) {
@@ -389,47 +411,31 @@ class SqliteSessionPool {
         idle.pop_back();
         // Another file at the path now: the connection goes.
         if (!(last.file == file)) continue;
-        // A connection reads the schema again only when a statement touches
-        // a table, so a schema another connection changed would go unseen
-        // by pragma_table_info (TableColumns): such a connection goes too.
-        absl::StatusOr<int64_t> version = SchemaVersion(*last.session);
-        if (!version.ok() || *version != last.schema_version) continue;
-        return Handle(this, std::move(last.session), file, read_only,
-                      last.schema_version);
+        return Handle(this, std::move(last.session), file, read_only);
       }
     }
     // Opening reports a missing file as Session::Open says.
     ASSIGN_OR_RETURN(Session session,
                      Session::Open(store_, read_only, cancel_));
-    ASSIGN_OR_RETURN(int64_t version, SchemaVersion(session));
     return Handle(this, std::make_unique<Session>(std::move(session)), file,
-                  read_only, version);
+                  read_only);
   }
 
  private:
   struct Idle {
     FileId file;
     std::unique_ptr<Session> session;
-    int64_t schema_version;
   };
 
-  static absl::StatusOr<int64_t> SchemaVersion(Session& session) {
-    const std::string sql = "PRAGMA schema_version";
-    ASSIGN_OR_RETURN(Statement statement, session.Prepare(sql));
-    int rc = sqlite3_step(statement.get());
-    if (rc != SQLITE_ROW) return session.Error(rc, sql);
-    return sqlite3_column_int64(statement.get(), 0);
-  }
   // Connections kept idle per kind; more are closed.
   static constexpr size_t kMaxIdle = 8;
 
-  void Release(std::unique_ptr<Session> session, FileId file, bool read_only,
-               int64_t schema_version) {
+  void Release(std::unique_ptr<Session> session, FileId file, bool read_only) {
     if (file.inode == 0 || sqlite3_get_autocommit(session->db()) == 0) return;
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<Idle>& idle = idle_[read_only ? 1 : 0];
     if (idle.size() < kMaxIdle) {
-      idle.push_back({file, std::move(session), schema_version});
+      idle.push_back({file, std::move(session)});
     }
   }
 
@@ -662,7 +668,7 @@ absl::StatusOr<int64_t> InWriteTransaction(
   Session& session = *handle;
   // IMMEDIATE takes the write lock up front (waiting up to the busy timeout)
   // instead of failing halfway when a reader upgrades.
-  RETURN_IF_ERROR(session.Exec("BEGIN IMMEDIATE"));
+  RETURN_IF_ERROR(session.Begin("BEGIN IMMEDIATE"));
   absl::StatusOr<int64_t> result = body(session);
   absl::Status status = result.status();
   if (status.ok()) status = session.Exec("COMMIT");
@@ -788,7 +794,7 @@ absl::StatusOr<ConnectorResult> ScanMatchingRows(
                    sessions.Acquire(/*read_only=*/true));
   Session& session = *handle;
   // One read transaction: every table is read from the same snapshot.
-  RETURN_IF_ERROR(session.Exec("BEGIN"));
+  RETURN_IF_ERROR(session.Begin("BEGIN"));
   ASSIGN_OR_RETURN(std::vector<std::optional<RowFilter>> filters,
                    SubjectFilters(session, store, matcher));
   for (size_t c = 0; c < store.collections.size(); ++c) {
