@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/admin_server.h"
@@ -36,6 +38,12 @@
 ABSL_FLAG(
     std::string, listen, "127.0.0.1:50051",
     "Address to serve gRPC on; port 0 picks a free port (see --port_file).");
+ABSL_FLAG(std::string, listen_unix, "",
+          "Also serve gRPC on a Unix socket at this path, with the same "
+          "credentials as --listen, for a gateway or workers on this machine: "
+          "they reach dsard without the TCP stack (--coordinator=unix:PATH). "
+          "Created owner-only (mode 0700): only processes of dsard's user "
+          "can connect.");
 ABSL_FLAG(std::string, data_dir, "./dsar-data",
           "Directory for the state database, "
           "uploaded exports and bundles.");
@@ -174,6 +182,32 @@ void StopOnSignal() {
 int Fail(const absl::Status& status) {
   dsar::LogError(status.ToString());
   return 1;
+}
+
+// --listen_unix's path: what sockaddr_un can hold (107 bytes), and not
+// written as a gRPC target.
+absl::Status ValidateUnixSocketPath(const std::string& path) {
+  if (absl::StartsWith(path, "unix:")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--listen_unix=", path, ": give the socket's path, without unix:"));
+  }
+  constexpr size_t kMaxPath = sizeof(sockaddr_un::sun_path) - 1;
+  if (path.size() > kMaxPath) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen_unix=", path, ": the path is ", path.size(),
+                     " bytes; a Unix socket's is at most ", kMaxPath));
+  }
+  return absl::OkStatus();
+}
+
+// Where dsard serves, for its start-up line: "port N" (or --listen's Unix
+// socket, for which gRPC reports port 1), and "unix:PATH" of --listen_unix.
+std::string ListenDescription(int port, const std::string& listen_unix) {
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  std::string where =
+      absl::StartsWith(listen, "unix:") ? listen : absl::StrCat("port ", port);
+  if (!listen_unix.empty()) absl::StrAppend(&where, " and unix:", listen_unix);
+  return where;
 }
 
 // The listener's credentials from the --tls_* flags: mutual TLS when all three
@@ -339,6 +373,15 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), *credentials, &port);
+  const std::string listen_unix = absl::GetFlag(FLAGS_listen_unix);
+  int unix_bound = 0;  // gRPC says 1 once a Unix socket is bound.
+  if (!listen_unix.empty()) {
+    if (absl::Status valid = ValidateUnixSocketPath(listen_unix); !valid.ok()) {
+      return Fail(valid);
+    }
+    builder.AddListeningPort(absl::StrCat("unix:", listen_unix), *credentials,
+                             &unix_bound);
+  }
   builder.RegisterService(&dsar_service);
   builder.RegisterService(&worker_service);
   builder.RegisterService(&audit_service);
@@ -354,9 +397,10 @@ int main(int argc, char** argv) {
   interceptors.push_back(dsar::MakeMalformedRequestInterceptor());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   g_server = builder.BuildAndStart();
-  if (!g_server || port == 0) {
-    return Fail(absl::UnavailableError(
-        absl::StrCat("cannot listen on ", absl::GetFlag(FLAGS_listen))));
+  if (!g_server || port == 0 || (!listen_unix.empty() && unix_bound == 0)) {
+    return Fail(absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", absl::GetFlag(FLAGS_listen),
+        listen_unix.empty() ? "" : absl::StrCat(" and unix:", listen_unix))));
   }
   // Its own threads: /healthz and /readyz answer while every gRPC thread
   // is busy or the commit loop is stuck.
@@ -385,9 +429,9 @@ int main(int argc, char** argv) {
   dsar::LogInfo(absl::StrCat(
       "serving ",
       absl::GetFlag(FLAGS_tls_cert).empty() ? "plaintext" : "mutual TLS",
-      " on port ", port, ", workflow ", (*definition)->version(), ", ",
-      options.inventory->stores().size(), " stores, data in ",
-      options.data_dir));
+      " on ", ListenDescription(port, listen_unix), ", workflow ",
+      (*definition)->version(), ", ", options.inventory->stores().size(),
+      " stores, data in ", options.data_dir));
   g_server->Wait();
   g_shutdown_returned.WaitForNotification();
   g_server.reset();

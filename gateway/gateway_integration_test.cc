@@ -139,13 +139,17 @@ class GatewayClusterTest : public ::testing::Test {
     options.port = port;
     // Unattested requests wait for the subject's one-time code, as in
     // production: the gateway decides which requests count as verified.
-    options.extra_args = {"--verify_unattested=true"};
+    options.extra_args = {"--verify_unattested=true",
+                          absl::StrCat("--listen_unix=", SocketPath())};
     absl::StatusOr<dsar::testing::RunningDsard> dsard =
         dsar::testing::StartDsard(options, dir_.path());
     ASSERT_TRUE(dsard.ok()) << dsard.status();
     dsard_ = std::move(dsard->process);
     dsard_port_ = dsard->port;
   }
+
+  // dsard's Unix socket, beside its TCP port.
+  std::string SocketPath() const { return dir_.Join("dsard.sock"); }
 
   void StartWorker() {
     dsar::testing::WorkerOptions options;
@@ -770,6 +774,23 @@ TEST_F(GatewayClusterTest, OperatorListMasksIdentitiesWithoutPiiScope) {
   // GET by id as well: otherwise the list's ids would unmask them one by one.
   Reply got = http_->Get(absl::StrCat("/v1/requests/", id), Token("dsar.read"));
   EXPECT_EQ(got.json["identities"][0]["value"], "***") << got.body;
+}
+
+TEST_F(GatewayClusterTest, GatewayReachesDsardOverItsUnixSocket) {
+  std::string id = CreateFor("person4@example.com");
+  ASSERT_FALSE(id.empty());
+  // The last --coordinator wins: this gateway never uses dsard's TCP port.
+  std::vector<std::string> args = GatewayArgs();
+  args.push_back(absl::StrCat("--coordinator=unix:", SocketPath()));
+  absl::StatusOr<testing::RunningGateway> local =
+      testing::StartGateway(DSAR_TEST_GATEWAY_PATH, /*coordinator_port=*/1,
+                            args, dir_.path(), "gateway-unix");
+  ASSERT_TRUE(local.ok()) << local.status();
+  Http local_http(local->port);
+  Reply got =
+      local_http.Get(absl::StrCat("/v1/requests/", id), Token("dsar.read"));
+  EXPECT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(got.json.value("id", ""), id) << got.body;
 }
 
 TEST_F(GatewayClusterTest, CoordinatorDownGives503ThenRecovers) {

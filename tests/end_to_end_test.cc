@@ -4,6 +4,7 @@
 // configuration are refused with messages naming the culprit.
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <zip.h>
 
 #include <fstream>
@@ -549,6 +550,62 @@ TEST_F(EndToEndTest, DsardRefusesInventoryWithUnknownEraseAfterStore) {
   std::string output = ReadFileOrEmpty(log);
   EXPECT_THAT(output, HasSubstr("erase_after"));
   EXPECT_THAT(output, HasSubstr("invoices"));
+}
+
+TEST_F(EndToEndTest, DsardAlsoServesItsUnixSocketToItsOwnUserOnly) {
+  const std::string socket = dir_.Join("dsard.sock");
+  DsardOptions options;
+  options.data_dir = dir_.Join("data");
+  options.inventory = inventory_;
+  options.extra_args = {absl::StrCat("--listen_unix=", socket)};
+  absl::StatusOr<RunningDsard> dsard = StartDsard(options, dir_.path());
+  ASSERT_TRUE(dsard.ok()) << dsard.status();
+  dsard_ = std::move(*dsard);
+
+  struct stat info;
+  ASSERT_EQ(::stat(socket.c_str(), &info), 0) << socket;
+  EXPECT_TRUE(S_ISSOCK(info.st_mode));
+  EXPECT_EQ(info.st_mode & 0777, 0700u);
+
+  // A request created over the socket is the one read over TCP.
+  std::unique_ptr<v1::DsarService::Stub> over_socket =
+      v1::DsarService::NewStub(grpc::CreateChannel(
+          absl::StrCat("unix:", socket), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext create_context;
+  create_context.set_deadline(
+      absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  v1::Request created;
+  grpc::Status status = over_socket->CreateRequest(
+      &create_context,
+      RequestForEmail(v1::ACCESS, "person1@example.com", "over-the-socket"),
+      &created);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::unique_ptr<v1::DsarService::Stub> over_tcp =
+      v1::DsarService::NewStub(LoopbackChannel(dsard_.port));
+  grpc::ClientContext get_context;
+  get_context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  v1::GetRequestRequest get;
+  get.set_id(created.id());
+  v1::Request read;
+  status = over_tcp->GetRequest(&get_context, get, &read);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(read.id(), created.id());
+}
+
+TEST_F(EndToEndTest, DsardRefusesAUnixSocketPathTooLongToBind) {
+  const std::string socket = dir_.Join(std::string(120, 's'));
+  std::string log = dir_.Join("dsard-long-socket.log");
+  absl::StatusOr<int> code = RunToExit(
+      DsardPath(),
+      {"--listen=127.0.0.1:0", absl::StrCat("--data_dir=", dir_.Join("data")),
+       absl::StrCat("--inventory=", inventory_),
+       absl::StrCat("--listen_unix=", socket)},
+      log, absl::Seconds(30));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_NE(*code, 0);
+  std::string output = ReadFileOrEmpty(log);
+  EXPECT_THAT(output, HasSubstr("--listen_unix="));
+  EXPECT_THAT(output, HasSubstr("at most 107"));
 }
 
 TEST_F(EndToEndTest, DsardRefusesInvalidWorkflowDefinition) {
