@@ -268,17 +268,19 @@ class Session {
   // lock of its own and could change before the transaction began.)
   absl::Status Begin(const std::string& begin) {
     RETURN_IF_ERROR(Exec(begin));
-    const std::string sql = "PRAGMA schema_version";
-    ASSIGN_OR_RETURN(Statement statement, Prepare(sql));
-    int rc = sqlite3_step(statement.get());
-    if (rc != SQLITE_ROW) {
-      absl::Status error = Error(rc, sql);
+    absl::StatusOr<int64_t> version = ReadSchemaVersion();
+    if (!version.ok()) {
       Rollback();
-      return error;
+      return version.status();
     }
-    const int64_t version = sqlite3_column_int64(statement.get(), 0);
-    if (version != schema_version_) table_columns_.clear();
-    schema_version_ = version;
+    if (schema_version_ >= 0 && *version != schema_version_) {
+      // SQLite prepares a statement again when it runs after a schema
+      // change, but callers read a statement's columns before its first
+      // step: prepared statements go with the remembered columns.
+      table_columns_.clear();
+      ForgetPreparedStatements();
+    }
+    schema_version_ = *version;
     return absl::OkStatus();
   }
 
@@ -339,6 +341,27 @@ class Session {
   Session(Db db, const StoreSpec& store, const std::atomic<bool>* cancel)
       : db_(std::move(db)), store_(&store), cancel_(cancel) {}
 
+  absl::StatusOr<int64_t> ReadSchemaVersion() {
+    const std::string sql = "PRAGMA schema_version";
+    ASSIGN_OR_RETURN(Statement statement, Prepare(sql));
+    int rc = sqlite3_step(statement.get());
+    if (rc != SQLITE_ROW) return Error(rc, sql);
+    return sqlite3_column_int64(statement.get(), 0);
+  }
+
+  // Finalizes the cached statements not in use (none is, between
+  // transactions).
+  void ForgetPreparedStatements() {
+    for (auto it = statements_->begin(); it != statements_->end();) {
+      if (it->second.in_use) {
+        ++it;
+        continue;
+      }
+      sqlite3_finalize(it->second.statement);
+      statements_->erase(it++);
+    }
+  }
+
   struct CachedStatement {
     sqlite3_stmt* statement = nullptr;
     bool in_use = false;
@@ -355,7 +378,8 @@ class Session {
   const StoreSpec* store_;
   const std::atomic<bool>* cancel_;
   absl::flat_hash_map<std::string, std::vector<Column>> table_columns_;
-  int64_t schema_version_ = -1;  // Of table_columns_; -1 before any.
+  // What Begin() last read; -1 before the first transaction.
+  int64_t schema_version_ = -1;
   // Declared after db_, so finalized before the connection closes. Nodes
   // are stable: a Statement points at its entry's in_use.
   std::unique_ptr<absl::node_hash_map<std::string, CachedStatement>,
