@@ -506,6 +506,13 @@ class Coordinator {
   // `cancelled` says the worker hung up.
   static absl::StatusOr<std::optional<v1::Task>> WaitForPoll(
       PollSlot& slot, const std::function<bool()>& cancelled);
+  // CompleteTaskAndPollAsync's work; also returns the poll's slot (null
+  // when `next` is absent or cannot be served, or the completion was
+  // refused at once), which CompleteTaskAndPoll abandons when its caller
+  // hangs up.
+  std::shared_ptr<PollSlot> StartCompleteAndPoll(
+      const v1::CompleteTaskRequest& request, const v1::PollTaskRequest* next,
+      PollDone done);
   // CompleteTask's checks of the request alone (no state).
   static absl::Status CheckCompletion(const v1::CompleteTaskRequest& request);
   // FailTask's work in the loop.

@@ -485,23 +485,20 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& request) {
 absl::StatusOr<std::optional<v1::Task>> Coordinator::CompleteTaskAndPoll(
     const v1::CompleteTaskRequest& request, const v1::PollTaskRequest& next,
     const std::function<bool()>& cancelled) {
-  RETURN_IF_ERROR(CheckCompletion(request));
-  // A poll that cannot be served is left out: the completion stands alone.
-  std::shared_ptr<PollSlot> slot;
-  if (ValidatePoll(next).ok()) slot = std::make_shared<PollSlot>();
-  RETURN_IF_ERROR(RunInLoop<bool>([this, request, next,
-                                   slot](Txn& txn) -> absl::StatusOr<bool> {
-                    ASSIGN_OR_RETURN(bool completed,
-                                     CompleteInLoop(txn, request));
-                    // This group's dispatch may already lease it a task the
-                    // completion made ready: one commit for both.
-                    if (slot != nullptr) AddPoller(txn, next, slot);
-                    return completed;
-                  }).status());
-  if (slot == nullptr) return std::nullopt;
-  absl::StatusOr<std::optional<v1::Task>> task = WaitForPoll(*slot, cancelled);
-  if (!task.ok()) return std::optional<v1::Task>();
-  return task;
+  // The asynchronous path, waited for. A worker that hangs up abandons the
+  // poll too, so no task is leased to it.
+  auto answer = std::make_shared<PollSlot>();
+  std::shared_ptr<PollSlot> poll = StartCompleteAndPoll(
+      request, &next, [answer](absl::StatusOr<std::optional<v1::Task>> value) {
+        answer->Fulfil(std::move(value));
+      });
+  absl::StatusOr<std::optional<v1::Task>> result =
+      WaitForPoll(*answer, cancelled);
+  if (answer->Abandoned()) {
+    if (poll != nullptr) poll->Abandon();
+    return std::optional<v1::Task>();
+  }
+  return result;
 }
 
 absl::StatusOr<bool> Coordinator::FailInLoop(
@@ -532,12 +529,18 @@ absl::Status Coordinator::FailTask(const v1::FailTaskRequest& request) {
 void Coordinator::CompleteTaskAndPollAsync(
     const v1::CompleteTaskRequest& request, const v1::PollTaskRequest* next,
     PollDone done) {
+  StartCompleteAndPoll(request, next, std::move(done));
+}
+
+std::shared_ptr<Coordinator::PollSlot> Coordinator::StartCompleteAndPoll(
+    const v1::CompleteTaskRequest& request, const v1::PollTaskRequest* next,
+    PollDone done) {
   if (absl::Status checked = CheckCompletion(request); !checked.ok()) {
     done(checked);
-    return;
+    return nullptr;
   }
-  // As CompleteTaskAndPoll: a poll that cannot be served is left out, and
-  // what happens to the poll never fails the completion.
+  // A poll that cannot be served is left out, and what happens to the poll
+  // never fails the completion.
   std::shared_ptr<PollSlot> slot;
   if (next != nullptr && ValidatePoll(*next).ok()) {
     slot = std::make_shared<PollSlot>();
@@ -563,7 +566,11 @@ void Coordinator::CompleteTaskAndPollAsync(
         // made ready; Fulfil runs after the group's commit either way.
         AddPoller(txn, *poll, slot);
       });
-  if (!queued) done(absl::UnavailableError("coordinator is shutting down"));
+  if (!queued) {
+    done(absl::UnavailableError("coordinator is shutting down"));
+    return nullptr;
+  }
+  return slot;
 }
 
 void Coordinator::FailTaskAsync(const v1::FailTaskRequest& request,

@@ -76,6 +76,14 @@ struct Coordinator::PollSlot {
     std::lock_guard<std::mutex> lock(mu);
     return abandoned;
   }
+  // The poller left: DispatchToPollers leases it nothing and its callback,
+  // if any, is never called. No effect once fulfilled.
+  void Abandon() {
+    std::lock_guard<std::mutex> lock(mu);
+    if (done) return;
+    abandoned = true;
+    on_done = nullptr;
+  }
 };
 
 template <typename T>

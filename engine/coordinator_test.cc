@@ -852,6 +852,38 @@ TEST_F(CoordinatorTest, AsyncReportsAnswerAsTheBlockingCallsDo) {
   EXPECT_THAT(EventKinds(created.id()), Contains("task_failed"));
 }
 
+// A worker that hangs up while its completion waits for the next task is
+// leased nothing: the task that becomes ready goes to the next poller.
+TEST_F(CoordinatorTest, AWorkerThatHangsUpAfterItsCompletionIsLeasedNothing) {
+  Create(NewCreate(v1::ERASURE, {"a"}));
+  std::optional<v1::Task> discover = Poll("w1", {"a"}, 5000);
+  ASSERT_TRUE(discover.has_value());
+  ASSERT_TRUE(Finish(*discover, "w1").ok());
+  std::optional<v1::Task> erase = Poll("w1", {"a"}, 5000);
+  ASSERT_TRUE(erase.has_value());
+  ASSERT_EQ(erase->operation(), "erase");
+
+  // The request's last task: nothing is ready for `next`, so the call
+  // waits, and its caller has gone.
+  v1::CompleteTaskRequest complete;
+  complete.set_worker_id("w1");
+  complete.set_task_id(erase->task_id());
+  complete.set_attempt(erase->attempt());
+  v1::PollTaskRequest next;
+  next.set_worker_id("w1");
+  next.add_stores("a");
+  next.set_wait_ms(30000);
+  absl::StatusOr<std::optional<v1::Task>> answer =
+      coordinator_->CompleteTaskAndPoll(complete, next, [] { return true; });
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_FALSE(answer->has_value());
+
+  v1::Request second = Create(NewCreate(v1::ERASURE, {"a"}));
+  std::optional<v1::Task> leased = Poll("w2", {"a"}, 5000);
+  ASSERT_TRUE(leased.has_value()) << "leased to the worker that hung up";
+  EXPECT_EQ(leased->request_id(), second.id());
+}
+
 TEST_F(CoordinatorTest, EraseCountsPerTableAreKeptWithTheStep) {
   v1::Request created = Create(NewCreate(v1::ERASURE, {"a"}));
   for (int n = 0; n < 2; ++n) {
