@@ -7,10 +7,12 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -21,7 +23,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "common/admin_server.h"
 #include "common/files.h"
 #include "common/grpc_malformed_request.h"
@@ -162,9 +163,18 @@ ABSL_FLAG(bool, allow_plaintext_non_loopback, false,
 namespace {
 
 std::unique_ptr<grpc::Server> g_server;
-// Notified once StopOnSignal's Shutdown has returned: Wait() may return
-// before that, and the server must outlive the call.
-absl::Notification g_shutdown_returned;
+// Set once StopOnSignal's Shutdown has returned: Wait() may return before
+// that, and the server must outlive the call. A std::mutex and condition
+// variable, which ThreadSanitizer sees (Debian's absl::Notification is not
+// instrumented, so the hand-off looked like a race on g_server). Never
+// destroyed: the signal thread may still be leaving notify_all when main
+// returns.
+struct ShutdownReturned {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool returned = false;  // Guarded by mu.
+};
+ShutdownReturned& g_shutdown = *new ShutdownReturned;
 
 // The first stop signal shuts the server down: calls in flight get two
 // seconds (a long poll or a download to a stalled client is cancelled),
@@ -175,7 +185,11 @@ void StopOnSignal() {
   dsar::LogInfo(absl::StrCat(strsignal(first), ", stopping"));
   g_server->Shutdown(std::chrono::system_clock::now() +
                      std::chrono::seconds(2));
-  g_shutdown_returned.Notify();
+  {
+    std::lock_guard<std::mutex> lock(g_shutdown.mu);
+    g_shutdown.returned = true;
+  }
+  g_shutdown.cv.notify_all();
   std::_Exit(128 + dsar::WaitForStopSignal());
 }
 
@@ -433,7 +447,10 @@ int main(int argc, char** argv) {
       (*definition)->version(), ", ", options.inventory->stores().size(),
       " stores, data in ", options.data_dir));
   g_server->Wait();
-  g_shutdown_returned.WaitForNotification();
+  {
+    std::unique_lock<std::mutex> lock(g_shutdown.mu);
+    g_shutdown.cv.wait(lock, [] { return g_shutdown.returned; });
+  }
   g_server.reset();
   admin_server->reset();  // Its collectables refer to the coordinator.
   coordinator->reset();

@@ -488,8 +488,9 @@ stores:
                           item.phase() == internal::ITEM_FAILED ||
                           item.phase() == internal::ITEM_BLOCKED)
                   << item.DebugString();
-              if (item.phase() == internal::ITEM_BLOCKED)
+              if (item.phase() == internal::ITEM_BLOCKED) {
                 EXPECT_THAT(item.cause(), HasSubstr("waits for "));
+              }
             }
           } else {
             EXPECT_EQ(status, v1::COMPLETED);
