@@ -331,10 +331,17 @@ class Session {
 
   sqlite3* db() { return db_.get(); }
 
-  // Rolls back the open transaction, if any, even when cancelled.
+  // Rolls back the open transaction, if any, even when cancelled; the
+  // connection stays interruptible by the cancel flag afterwards (the pool
+  // may hand it out again).
   void Rollback() {
     sqlite3_progress_handler(db_.get(), 0, nullptr, nullptr);
     sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+    if (cancel_ != nullptr) {
+      sqlite3_progress_handler(db_.get(), kProgressSteps,
+                               &InterruptWhenCancelled,
+                               const_cast<std::atomic<bool>*>(cancel_));
+    }
   }
 
  private:

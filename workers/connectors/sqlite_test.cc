@@ -896,6 +896,31 @@ TEST_F(SqliteConnectorTest, CancelledConnectorChangesNothing) {
   EXPECT_EQ(Text("SELECT restricted FROM users WHERE id = 42"), "NULL");
 }
 
+// A connection rolled back after a failed write goes back to the pool and
+// must still stop when the worker stops.
+TEST_F(SqliteConnectorTest, AConnectionKeptAfterARollbackStillHonoursCancel) {
+  // Enough rows that erasing them takes many of SQLite's progress steps
+  // (orders.user_id has no index).
+  Exec(R"sql(
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
+                            WHERE i < 20000)
+    INSERT INTO orders (user_id, item) SELECT 42, 'item ' || i FROM n;
+  )sql");
+  // A flag whose column the table lacks: setting it fails inside the write
+  // transaction, which is rolled back; the connection is kept.
+  store_.collections[0].processing_flags = {{"restriction", "restricted"}};
+  std::atomic<bool> cancel{false};
+  absl::StatusOr<std::unique_ptr<Connector>> connector =
+      CreateConnector(store_, &cancel);
+  ASSERT_TRUE(connector.ok()) << connector.status();
+  const std::vector<Identity> alice = {{"user_id", "42"}};
+  EXPECT_FALSE((*connector)->SetProcessingFlag(alice, "restriction").ok());
+  cancel = true;
+  EXPECT_EQ((*connector)->Erase(alice).status().code(),
+            absl::StatusCode::kCancelled);
+  EXPECT_EQ(Count("SELECT count(*) FROM orders WHERE user_id = 42"), 20002);
+}
+
 // A store laid out like the sample shop's: users.email UNIQUE and stored
 // lowercase, users.phone as people type it, subscribers.email in any case.
 class SqliteLookupTest : public ::testing::Test {
