@@ -123,6 +123,18 @@ class SqliteConnectorTest : public ::testing::Test {
     return result;
   }
 
+  // `n` more orders of user 42: far more than one sink write's worth, and
+  // many of SQLite's progress steps to scan or delete (orders.user_id has
+  // no index).
+  void AddOrdersOfUser42(int n) {
+    Exec(absl::StrCat(R"sql(
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
+                              WHERE i < )sql",
+                      n, R"sql()
+      INSERT INTO orders (user_id, item) SELECT 42, 'item ' || i FROM n;
+    )sql"));
+  }
+
   std::unique_ptr<Connector> Make() {
     absl::StatusOr<std::unique_ptr<Connector>> connector =
         CreateConnector(store_);
@@ -848,13 +860,7 @@ class CancellingSink : public ByteSink {
 };
 
 TEST_F(SqliteConnectorTest, CancelInterruptsAnExportMidScan) {
-  // Far more than one sink write's worth of rows (orders.user_id has no
-  // index, so the table is scanned too).
-  Exec(R"sql(
-    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
-                            WHERE i < 20000)
-    INSERT INTO orders (user_id, item) SELECT 42, 'item ' || i FROM n;
-  )sql");
+  AddOrdersOfUser42(20000);
   std::atomic<bool> cancel{false};
   absl::StatusOr<std::unique_ptr<Connector>> connector =
       CreateConnector(store_, &cancel);
@@ -899,13 +905,7 @@ TEST_F(SqliteConnectorTest, CancelledConnectorChangesNothing) {
 // A connection rolled back after a failed write goes back to the pool and
 // must still stop when the worker stops.
 TEST_F(SqliteConnectorTest, AConnectionKeptAfterARollbackStillHonoursCancel) {
-  // Enough rows that erasing them takes many of SQLite's progress steps
-  // (orders.user_id has no index).
-  Exec(R"sql(
-    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
-                            WHERE i < 20000)
-    INSERT INTO orders (user_id, item) SELECT 42, 'item ' || i FROM n;
-  )sql");
+  AddOrdersOfUser42(20000);
   // A flag whose column the table lacks: setting it fails inside the write
   // transaction, which is rolled back; the connection is kept.
   store_.collections[0].processing_flags = {{"restriction", "restricted"}};
