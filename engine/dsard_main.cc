@@ -5,11 +5,14 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -198,8 +201,11 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
-// --listen_unix's path: what sockaddr_un can hold (107 bytes), and not
-// written as a gRPC target.
+// --listen_unix's path: what sockaddr_un can hold (107 bytes), not written
+// as a gRPC target, and no other process serving on it. gRPC removes a
+// socket file before binding, so a second dsard given the same path would
+// otherwise take the socket from the first one silently; a file nobody
+// answers on (left by a dsard that was killed) is replaced.
 absl::Status ValidateUnixSocketPath(const std::string& path) {
   if (absl::StartsWith(path, "unix:")) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -210,6 +216,21 @@ absl::Status ValidateUnixSocketPath(const std::string& path) {
     return absl::InvalidArgumentError(
         absl::StrCat("--listen_unix=", path, ": the path is ", path.size(),
                      " bytes; a Unix socket's is at most ", kMaxPath));
+  }
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::OkStatus();  // Binding will say what is wrong.
+  sockaddr_un address = {};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.data(), path.size());
+  const bool answered =
+      ::connect(fd, reinterpret_cast<const sockaddr*>(&address),
+                sizeof(address)) == 0;
+  ::close(fd);
+  if (answered) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--listen_unix=", path,
+                     ": another process is serving on this socket (another "
+                     "dsard?); give each dsard its own path"));
   }
   return absl::OkStatus();
 }

@@ -590,6 +590,24 @@ TEST_F(EndToEndTest, DsardAlsoServesItsUnixSocketToItsOwnUserOnly) {
   status = over_tcp->GetRequest(&get_context, get, &read);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(read.id(), created.id());
+
+  // A second dsard given the same socket leaves it to the first.
+  std::string log = dir_.Join("dsard-same-socket.log");
+  absl::StatusOr<int> code = RunToExit(
+      DsardPath(),
+      {"--listen=127.0.0.1:0", absl::StrCat("--data_dir=", dir_.Join("data2")),
+       absl::StrCat("--inventory=", inventory_),
+       "--admin_listen=", absl::StrCat("--listen_unix=", socket)},
+      log, absl::Seconds(30));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_NE(*code, 0);
+  EXPECT_THAT(ReadFileOrEmpty(log), HasSubstr("another process is serving"));
+  grpc::ClientContext again_context;
+  again_context.set_deadline(
+      absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  status = over_socket->GetRequest(&again_context, get, &read);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(read.id(), created.id());
 }
 
 TEST_F(EndToEndTest, DsardRefusesAUnixSocketPathTooLongToBind) {
