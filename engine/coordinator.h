@@ -270,9 +270,13 @@ class Coordinator {
   // on the caller's, for a request refused at once, and on the stopping
   // thread when dsard stops). `done` must not block. For
   // WorkerService.ReportTasks (engine/grpc_services.cc).
+  // CompleteTaskAndPollAsync returns what the caller calls when its worker
+  // hangs up: the poll for `next` is abandoned, so no task is leased to it,
+  // and `done` is not called for the poll any more (a no-op once answered).
   using PollDone = std::function<void(absl::StatusOr<std::optional<v1::Task>>)>;
-  void CompleteTaskAndPollAsync(const v1::CompleteTaskRequest& request,
-                                const v1::PollTaskRequest* next, PollDone done);
+  std::function<void()> CompleteTaskAndPollAsync(
+      const v1::CompleteTaskRequest& request, const v1::PollTaskRequest* next,
+      PollDone done);
   void FailTaskAsync(const v1::FailTaskRequest& request,
                      std::function<void(absl::Status)> done);
   struct ArtifactUpload {

@@ -526,10 +526,14 @@ absl::Status Coordinator::FailTask(const v1::FailTaskRequest& request) {
       .status();
 }
 
-void Coordinator::CompleteTaskAndPollAsync(
+std::function<void()> Coordinator::CompleteTaskAndPollAsync(
     const v1::CompleteTaskRequest& request, const v1::PollTaskRequest* next,
     PollDone done) {
-  StartCompleteAndPoll(request, next, std::move(done));
+  std::shared_ptr<PollSlot> slot =
+      StartCompleteAndPoll(request, next, std::move(done));
+  return [slot] {
+    if (slot != nullptr) slot->Abandon();
+  };
 }
 
 std::shared_ptr<Coordinator::PollSlot> Coordinator::StartCompleteAndPoll(

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -882,6 +883,39 @@ TEST_F(CoordinatorTest, AWorkerThatHangsUpAfterItsCompletionIsLeasedNothing) {
   std::optional<v1::Task> leased = Poll("w2", {"a"}, 5000);
   ASSERT_TRUE(leased.has_value()) << "leased to the worker that hung up";
   EXPECT_EQ(leased->request_id(), second.id());
+}
+
+// The same for the asynchronous path (a ReportTasks stream cancelled while
+// its completion waits): the abandoned poll gets nothing, its callback is
+// not called, and the completion stands.
+TEST_F(CoordinatorTest, AnAbandonedAsyncPollIsLeasedNothing) {
+  v1::Request first = Create(NewCreate(v1::ERASURE, {"a"}));
+  std::optional<v1::Task> discover = Poll("w1", {"a"}, 5000);
+  ASSERT_TRUE(discover.has_value());
+  ASSERT_TRUE(Finish(*discover, "w1").ok());
+  std::optional<v1::Task> erase = Poll("w1", {"a"}, 5000);
+  ASSERT_TRUE(erase.has_value());
+
+  v1::CompleteTaskRequest complete;
+  complete.set_worker_id("w1");
+  complete.set_task_id(erase->task_id());
+  complete.set_attempt(erase->attempt());
+  v1::PollTaskRequest next;
+  next.set_worker_id("w1");
+  next.add_stores("a");
+  next.set_wait_ms(30000);
+  auto answers = std::make_shared<std::atomic<int>>(0);
+  std::function<void()> abandon = coordinator_->CompleteTaskAndPollAsync(
+      complete, &next,
+      [answers](absl::StatusOr<std::optional<v1::Task>>) { ++*answers; });
+  abandon();
+
+  WaitForStatus(first.id(), v1::COMPLETED);
+  v1::Request second = Create(NewCreate(v1::ERASURE, {"a"}));
+  std::optional<v1::Task> leased = Poll("w2", {"a"}, 5000);
+  ASSERT_TRUE(leased.has_value()) << "leased to the abandoned poll";
+  EXPECT_EQ(leased->request_id(), second.id());
+  EXPECT_EQ(*answers, 0);
 }
 
 TEST_F(CoordinatorTest, EraseCountsPerTableAreKeptWithTheStep) {

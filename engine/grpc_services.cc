@@ -416,9 +416,11 @@ class ReportTasksReactor final
       Finish(grpc::Status::OK);
       return;
     }
+    uint64_t report_number;
     {
       std::lock_guard<std::mutex> lock(state_->mu);
       state_->pending = true;
+      report_number = ++state_->reports;
     }
     if (report_.has_complete()) {
       v1::CompleteTaskRequest complete = std::move(*report_.mutable_complete());
@@ -429,7 +431,7 @@ class ReportTasksReactor final
         Answer(state_, refused, std::nullopt);
         return;
       }
-      coordinator_->CompleteTaskAndPollAsync(
+      std::function<void()> abandon = coordinator_->CompleteTaskAndPollAsync(
           complete, poll.has_value() ? &*poll : nullptr,
           [state = state_](absl::StatusOr<std::optional<v1::Task>> task) {
             if (!task.ok()) {
@@ -438,6 +440,13 @@ class ReportTasksReactor final
               Answer(state, grpc::Status::OK, *std::move(task));
             }
           });
+      std::lock_guard<std::mutex> lock(state_->mu);
+      // Still waiting for its next task: OnCancel gives the poll up. (Once
+      // answered, the next report may already be pending. gRPC runs OnDone
+      // only after this reaction returns, so the reactor is still here.)
+      if (state_->pending && state_->reports == report_number) {
+        state_->abandon_poll = std::move(abandon);
+      }
     } else if (report_.has_fail()) {
       v1::FailTaskRequest fail = std::move(*report_.mutable_fail());
       if (grpc::Status refused = CheckFailureCall(*context_, &fail);
@@ -466,6 +475,7 @@ class ReportTasksReactor final
 
   void OnCancel() override {
     bool finish = false;
+    std::function<void()> abandon_poll;
     {
       std::lock_guard<std::mutex> lock(state_->mu);
       // A report with the coordinator: nothing else will end the call
@@ -473,8 +483,12 @@ class ReportTasksReactor final
       if (state_->pending) {
         state_->pending = false;
         finish = true;
+        abandon_poll = std::move(state_->abandon_poll);
       }
     }
+    // A completion waiting for its next task: no task goes to a worker
+    // that has gone (it would wait for its lease to expire).
+    if (abandon_poll != nullptr) abandon_poll();
     if (finish) Finish(grpc::Status::CANCELLED);
   }
 
@@ -485,6 +499,10 @@ class ReportTasksReactor final
     std::mutex mu;
     ReportTasksReactor* reactor = nullptr;  // Alive while `pending`.
     bool pending = false;  // GUARDED_BY(mu): a report awaits its answer.
+    uint64_t reports = 0;  // GUARDED_BY(mu): reports read so far.
+    // GUARDED_BY(mu): gives up the pending completion's poll for its next
+    // task (Coordinator::CompleteTaskAndPollAsync).
+    std::function<void()> abandon_poll;
   };
 
   // Writes the answer of the pending report, unless the call was
@@ -496,6 +514,7 @@ class ReportTasksReactor final
       std::lock_guard<std::mutex> lock(state->mu);
       if (!state->pending) return;  // Answered, or the call was cancelled.
       state->pending = false;
+      state->abandon_poll = nullptr;
       reactor = state->reactor;
     }
     v1::TaskReportAnswer& answer = reactor->answer_;
