@@ -174,15 +174,32 @@ class CoordinatorTest : public ::testing::Test {
     return request.value_or(v1::Request());
   }
 
-  std::optional<v1::Task> Poll(const std::string& worker_id,
-                               std::vector<std::string> stores,
-                               int wait_ms = 100) {
+  static v1::PollTaskRequest PollRequest(const std::string& worker_id,
+                                         const std::vector<std::string>& stores,
+                                         int wait_ms) {
     v1::PollTaskRequest poll;
     poll.set_worker_id(worker_id);
     for (const std::string& store : stores) poll.add_stores(store);
     poll.set_wait_ms(wait_ms);
-    absl::StatusOr<std::optional<v1::Task>> task =
-        coordinator_->PollTask(poll, [] { return false; });
+    return poll;
+  }
+
+  // What `worker_id` sends to complete `task`'s `attempt`, nothing more.
+  static v1::CompleteTaskRequest Completion(const v1::Task& task,
+                                            const std::string& worker_id,
+                                            uint32_t attempt) {
+    v1::CompleteTaskRequest complete;
+    complete.set_worker_id(worker_id);
+    complete.set_task_id(task.task_id());
+    complete.set_attempt(attempt);
+    return complete;
+  }
+
+  std::optional<v1::Task> Poll(const std::string& worker_id,
+                               std::vector<std::string> stores,
+                               int wait_ms = 100) {
+    absl::StatusOr<std::optional<v1::Task>> task = coordinator_->PollTask(
+        PollRequest(worker_id, stores, wait_ms), [] { return false; });
     EXPECT_TRUE(task.ok()) << task.status();
     return task.ok() ? *task : std::nullopt;
   }
@@ -215,10 +232,7 @@ class CoordinatorTest : public ::testing::Test {
   absl::Status CompleteWith(const v1::Task& task, const std::string& worker_id,
                             uint32_t attempt, const std::string& sha256,
                             std::vector<v1::SubjectIdentity> discovered = {}) {
-    v1::CompleteTaskRequest complete;
-    complete.set_worker_id(worker_id);
-    complete.set_task_id(task.task_id());
-    complete.set_attempt(attempt);
+    v1::CompleteTaskRequest complete = Completion(task, worker_id, attempt);
     complete.set_record_count(1);
     complete.set_artifact_sha256(sha256);
     for (const v1::SubjectIdentity& identity : discovered)
@@ -238,6 +252,23 @@ class CoordinatorTest : public ::testing::Test {
     }
     return CompleteWith(task, worker_id, task.attempt(), sha256,
                         std::move(discovered));
+  }
+
+  // Creates an ERASURE of store "a" alone (into `created`), completes its
+  // discovery as w1, and returns its erase task leased to w1: the last
+  // task of the request. Nullopt (and a test failure) when it goes wrong.
+  std::optional<v1::Task> LastTaskOfAnErasureOfStoreA(v1::Request* created) {
+    *created = Create(NewCreate(v1::ERASURE, {"a"}));
+    std::optional<v1::Task> discover = Poll("w1", {"a"}, 5000);
+    EXPECT_TRUE(discover.has_value());
+    if (!discover.has_value()) return std::nullopt;
+    EXPECT_TRUE(Finish(*discover, "w1").ok());
+    std::optional<v1::Task> erase = Poll("w1", {"a"}, 5000);
+    EXPECT_TRUE(erase.has_value());
+    if (!erase.has_value()) return std::nullopt;
+    EXPECT_EQ(erase->operation(), "erase");
+    if (erase->operation() != "erase") return std::nullopt;
+    return erase;
   }
 
   absl::Status Fail(const v1::Task& task, const std::string& worker_id,
@@ -798,15 +829,9 @@ TEST_F(CoordinatorTest, AsyncReportsAnswerAsTheBlockingCallsDo) {
   v1::Request created = Create(NewCreate(v1::ERASURE));
   std::optional<v1::Task> first = Poll("w1", {"a", "b", "c"}, 5000);
   ASSERT_TRUE(first.has_value());
-  v1::PollTaskRequest next;
-  next.set_worker_id("w1");
-  for (const char* store : {"a", "b", "c"}) next.add_stores(store);
-  next.set_wait_ms(5000);
+  const v1::PollTaskRequest next = PollRequest("w1", {"a", "b", "c"}, 5000);
   auto complete_async = [&](const v1::Task& task, uint32_t attempt) {
-    v1::CompleteTaskRequest complete;
-    complete.set_worker_id("w1");
-    complete.set_task_id(task.task_id());
-    complete.set_attempt(attempt);
+    const v1::CompleteTaskRequest complete = Completion(task, "w1", attempt);
     auto answered = std::make_shared<
         std::promise<absl::StatusOr<std::optional<v1::Task>>>>();
     std::future<absl::StatusOr<std::optional<v1::Task>>> answer =
@@ -856,26 +881,16 @@ TEST_F(CoordinatorTest, AsyncReportsAnswerAsTheBlockingCallsDo) {
 // A worker that hangs up while its completion waits for the next task is
 // leased nothing: the task that becomes ready goes to the next poller.
 TEST_F(CoordinatorTest, AWorkerThatHangsUpAfterItsCompletionIsLeasedNothing) {
-  Create(NewCreate(v1::ERASURE, {"a"}));
-  std::optional<v1::Task> discover = Poll("w1", {"a"}, 5000);
-  ASSERT_TRUE(discover.has_value());
-  ASSERT_TRUE(Finish(*discover, "w1").ok());
-  std::optional<v1::Task> erase = Poll("w1", {"a"}, 5000);
+  v1::Request first;
+  std::optional<v1::Task> erase = LastTaskOfAnErasureOfStoreA(&first);
   ASSERT_TRUE(erase.has_value());
-  ASSERT_EQ(erase->operation(), "erase");
 
   // The request's last task: nothing is ready for `next`, so the call
   // waits, and its caller has gone.
-  v1::CompleteTaskRequest complete;
-  complete.set_worker_id("w1");
-  complete.set_task_id(erase->task_id());
-  complete.set_attempt(erase->attempt());
-  v1::PollTaskRequest next;
-  next.set_worker_id("w1");
-  next.add_stores("a");
-  next.set_wait_ms(30000);
   absl::StatusOr<std::optional<v1::Task>> answer =
-      coordinator_->CompleteTaskAndPoll(complete, next, [] { return true; });
+      coordinator_->CompleteTaskAndPoll(
+          Completion(*erase, "w1", erase->attempt()),
+          PollRequest("w1", {"a"}, 30000), [] { return true; });
   ASSERT_TRUE(answer.ok()) << answer.status();
   EXPECT_FALSE(answer->has_value());
 
@@ -889,24 +904,14 @@ TEST_F(CoordinatorTest, AWorkerThatHangsUpAfterItsCompletionIsLeasedNothing) {
 // its completion waits): the abandoned poll gets nothing, its callback is
 // not called, and the completion stands.
 TEST_F(CoordinatorTest, AnAbandonedAsyncPollIsLeasedNothing) {
-  v1::Request first = Create(NewCreate(v1::ERASURE, {"a"}));
-  std::optional<v1::Task> discover = Poll("w1", {"a"}, 5000);
-  ASSERT_TRUE(discover.has_value());
-  ASSERT_TRUE(Finish(*discover, "w1").ok());
-  std::optional<v1::Task> erase = Poll("w1", {"a"}, 5000);
+  v1::Request first;
+  std::optional<v1::Task> erase = LastTaskOfAnErasureOfStoreA(&first);
   ASSERT_TRUE(erase.has_value());
 
-  v1::CompleteTaskRequest complete;
-  complete.set_worker_id("w1");
-  complete.set_task_id(erase->task_id());
-  complete.set_attempt(erase->attempt());
-  v1::PollTaskRequest next;
-  next.set_worker_id("w1");
-  next.add_stores("a");
-  next.set_wait_ms(30000);
+  const v1::PollTaskRequest next = PollRequest("w1", {"a"}, 30000);
   auto answers = std::make_shared<std::atomic<int>>(0);
   std::function<void()> abandon = coordinator_->CompleteTaskAndPollAsync(
-      complete, &next,
+      Completion(*erase, "w1", erase->attempt()), &next,
       [answers](absl::StatusOr<std::optional<v1::Task>>) { ++*answers; });
   abandon();
 
