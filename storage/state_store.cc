@@ -152,10 +152,6 @@ absl::Status OpenError(const std::string& dir, const rocksdb::Status& status) {
       absl::StrCat("cannot open state database ", dir, ": ", text));
 }
 
-}  // namespace
-
-namespace {
-
 // Moves the personal fields out of `record` into `fields`.
 void TakePersonalFields(internal::RequestRecord* record,
                         internal::PersonalFields* fields) {
