@@ -38,6 +38,7 @@
 #include "engine/coordinator.h"
 #include "engine/grpc_services.h"
 #include "engine/identity_reach.h"
+#include "inventory/inventory.h"
 
 ABSL_FLAG(
     std::string, listen, "127.0.0.1:50051",
@@ -390,6 +391,13 @@ int main(int argc, char** argv) {
   for (const std::string& warning :
        dsar::UnreachableStoreWarnings(*options.inventory)) {
     dsar::LogWarning(warning);
+  }
+  for (const dsar::StoreSpec& store : options.inventory->stores()) {
+    if (!dsar::IsNullStore(store)) continue;
+    dsar::LogWarning(absl::StrCat(
+        "store ", store.name,
+        " is a null store: it holds nothing, so every request finds and "
+        "changes nothing in it (docs/inventory.md, \"Null stores\")"));
   }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       ListenerCredentials();

@@ -24,8 +24,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(inventory->Find(store.name) == &store, store.name);
     FUZZ_CHECK(store.kind == "sqlite" || store.kind == "jsonl" ||
                    store.kind == "postgres" || store.kind == "opendsr" ||
-                   store.kind == "manual",
+                   store.kind == "manual" || store.kind == "null",
                store.kind);
+    FUZZ_CHECK(store.kind != "null" ||
+                   (store.path.empty() && store.collections.size() == 1),
+               store.name);
     if (store.kind == "sqlite" || store.kind == "jsonl") {
       FUZZ_CHECK(!store.path.empty() && store.path[0] == '/', store.path);
     }

@@ -857,14 +857,21 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
   RETURN_IF_ERROR(CheckKeys(node, StoreKeys(), where));
 
   RETURN_IF_ERROR(ReadString(node, "kind", where, &store.kind));
-  if (store.kind.empty()) return Invalid(where + ".kind", "missing");
+  if (store.kind.empty()) {
+    // YAML reads a bare `kind: null` as no value at all.
+    return Invalid(where + ".kind",
+                   node["kind"] && node["kind"].IsNull()
+                       ? "missing (for a null store write kind: \"null\", "
+                         "quoted)"
+                       : "missing");
+  }
   if (store.kind != "sqlite" && store.kind != "jsonl" &&
       store.kind != "postgres" && store.kind != "opendsr" &&
-      !IsManualStore(store)) {
-    return Invalid(
-        where + ".kind",
-        absl::StrCat("unknown kind ", Quoted(store.kind),
-                     " (known: sqlite, jsonl, postgres, opendsr, manual)"));
+      !IsManualStore(store) && !IsNullStore(store)) {
+    return Invalid(where + ".kind",
+                   absl::StrCat("unknown kind ", Quoted(store.kind),
+                                " (known: sqlite, jsonl, postgres, opendsr, "
+                                "manual, null)"));
   }
   RETURN_IF_ERROR(ReadString(node, "group", where, &store.group));
   if (IsManualStore(store)) return ParseManualStore(node, where, store);
@@ -885,6 +892,13 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
     }
     ASSIGN_OR_RETURN(store.opendsr, ParseOpenDsr(node, where, base_dir));
     store.path = store.opendsr.url;
+  } else if (IsNullStore(store)) {
+    for (const char* key : {"path", "connection", "schema"}) {
+      if (node[key] && !node[key].IsNull()) {
+        return Invalid(absl::StrCat(where, ".", key),
+                       "a null store holds nothing and has nothing to open");
+      }
+    }
   } else if (postgres) {
     if (!store.path.empty()) {
       return Invalid(where + ".path",
@@ -930,6 +944,10 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
                      "an opendsr store has no tables: give identity_fields "
                      "(identity key: OpenDSR identity type)");
     }
+    if (IsNullStore(store)) {
+      return Invalid(where + ".tables",
+                     "a null store has no tables: give identity_fields");
+    }
     if (store.kind == "jsonl" && tables.size() != 1) {
       return Invalid(where + ".tables",
                      "a jsonl store holds exactly one collection");
@@ -957,7 +975,8 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
       }
       store.collections.push_back(std::move(collection));
     }
-  } else if (store.kind == "jsonl" || store.kind == "opendsr") {
+  } else if (store.kind == "jsonl" || store.kind == "opendsr" ||
+             IsNullStore(store)) {
     ASSIGN_OR_RETURN(CollectionSpec collection, ParseCollection(node, where));
     collection.name = store.name;
     RETURN_IF_ERROR(ValidateCollection(collection, where));
@@ -968,6 +987,14 @@ absl::StatusOr<StoreSpec> ParseStore(const YAML::Node& node, size_t index,
           return Invalid(absl::StrCat(where, ".", key),
                          "an opendsr store is not scanned by audits (the "
                          "processor holds the data)");
+        }
+      }
+    }
+    if (IsNullStore(store)) {
+      for (const char* key : {"privacy_status", "record_key", "erase"}) {
+        if (node[key] && !node[key].IsNull()) {
+          return Invalid(absl::StrCat(where, ".", key),
+                         "a null store holds no record to scan or mask");
         }
       }
     }

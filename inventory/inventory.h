@@ -149,9 +149,10 @@ struct OpenDsrSpec {
 
 struct StoreSpec {
   std::string name;  // Unique; [a-z0-9_-]+.
-  std::string kind;  // "sqlite", "jsonl", "postgres", "opendsr" or "manual".
+  // "sqlite", "jsonl", "postgres", "opendsr", "manual" or "null".
+  std::string kind;
   // Absolute (resolved against the inventory's directory); empty for
-  // "postgres" and "manual"; for "opendsr" the service's base URL
+  // "postgres", "manual" and "null"; for "opendsr" the service's base URL
   // (opendsr.url).
   std::string path;
   // For "postgres": the server, and the schema holding its tables
@@ -164,7 +165,8 @@ struct StoreSpec {
   std::string retention;
   std::string source;
   // For "sqlite": one entry per table. For "jsonl": exactly one entry, whose
-  // name is the store's name unless given.
+  // name is the store's name unless given. For "null": one entry named as
+  // the store.
   std::vector<CollectionSpec> collections;
   // Stores whose discovered identities this store needs (it runs after them).
   std::vector<std::string> identities_from;
@@ -198,6 +200,12 @@ struct StoreSpec {
 inline bool IsManualStore(const StoreSpec& store) {
   return store.kind == "manual";
 }
+
+// True for a store that holds nothing (docs/inventory.md, "Null stores"):
+// every task on it finds no record and changes nothing, at almost no cost.
+// It stands in for a real store where the engine alone is measured
+// (docs/BENCHMARKS.md); `inventory check` warns about each one.
+inline bool IsNullStore(const StoreSpec& store) { return store.kind == "null"; }
 
 class Inventory {
  public:

@@ -213,7 +213,7 @@ INSTANTIATE_TEST_SUITE_P(
                 R"(stores[2] ("orders").name: duplicate of stores[1])"},
         BadCase{
             "kind: jsonl", "kind: mongodb",
-            R"(stores[2] ("activity").kind: unknown kind "mongodb" (known: sqlite, jsonl, postgres, opendsr, manual))"},
+            R"(stores[2] ("activity").kind: unknown kind "mongodb" (known: sqlite, jsonl, postgres, opendsr, manual, null))"},
         BadCase{"    path: /data/shop.db\n", "",
                 R"(stores[1] ("orders").path: missing)"},
         BadCase{"- name: activity", "- name: Activity",
@@ -379,6 +379,56 @@ TEST_F(InventoryFileTest, ErrorsNameTheFile) {
   EXPECT_EQ(inventory.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(inventory.status().message()),
               HasSubstr(path + ": stores[2]"));
+}
+
+TEST(InventoryTest, NullStoreHasIdentityFieldsAndNothingToOpen) {
+  const std::string placeholder = R"yaml(
+  - name: placeholder
+    kind: "null"
+    identity_fields: {email: email}
+    pii_fields: {email: contact}
+    identities_from: [accounts]
+)yaml";
+  absl::StatusOr<Inventory> inventory =
+      Inventory::Parse(std::string(kShop) + placeholder, "/base");
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  const StoreSpec* store = inventory->Find("placeholder");
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(IsNullStore(*store));
+  EXPECT_FALSE(IsNullStore(*inventory->Find("accounts")));
+  EXPECT_TRUE(store->path.empty());
+  ASSERT_EQ(store->collections.size(), 1u);
+  EXPECT_EQ(store->collections[0].name, "placeholder");
+  EXPECT_THAT(store->collections[0].identity_fields,
+              ElementsAre(Pair("email", "email")));
+
+  auto error_of = [&](const std::string& from, const std::string& to) {
+    std::string yaml = std::string(kShop) + placeholder;
+    EXPECT_NE(yaml.find(from), std::string::npos) << from;
+    absl::StatusOr<Inventory> parsed =
+        Inventory::Parse(absl::StrReplaceAll(yaml, {{from, to}}), "/base");
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(parsed.status().message());
+  };
+  // A path means a real store was meant: refused rather than ignored.
+  EXPECT_THAT(error_of("kind: \"null\"\n", "kind: \"null\"\n    path: a.db\n"),
+              HasSubstr("stores[3] (\"placeholder\").path: a null store holds "
+                        "nothing and has nothing to open"));
+  EXPECT_THAT(error_of("    identity_fields: {email: email}\n", ""),
+              HasSubstr("(\"placeholder\").identity_fields: missing"));
+  EXPECT_THAT(error_of("kind: \"null\"", "kind: null"),
+              HasSubstr(".kind: missing (for a null store write kind: "
+                        "\"null\", quoted)"));
+  EXPECT_THAT(
+      error_of("    identity_fields: {email: email}\n    pii_fields: "
+               "{email: contact}\n",
+               "    tables:\n      - name: users\n        identity_fields: "
+               "{email: email}\n"),
+      HasSubstr(".tables: a null store has no tables"));
+  EXPECT_THAT(
+      error_of("    pii_fields: {email: contact}\n",
+               "    pii_fields: {email: contact}\n    record_key: id\n"),
+      HasSubstr(".record_key: a null store holds no record"));
 }
 
 TEST(InventoryTest, ManualStoreHasAnOwnerInstructionsAndIdentityKinds) {

@@ -530,6 +530,57 @@ TEST_F(EndToEndTest, ReportTasksAnswersEachReportAsItsUnaryCallWould) {
   EXPECT_EQ(failures, 1);
 }
 
+// The sample shop's stores as null stores (docs/inventory.md): the engine
+// runs every step, each worker answers at once, and the outcome says that
+// nothing was found or erased, which is the truth for a store with no data.
+TEST_F(EndToEndTest, AnErasureOverNullStoresCompletesHavingErasedNothing) {
+  std::string path = dir_.Join("stores/null-inventory.yaml");
+  std::ofstream(path) << R"yaml(
+stores:
+  - name: accounts
+    kind: "null"
+    identity_fields: {email: email}
+    erase_after: [orders, marketing, activity]
+  - name: orders
+    kind: "null"
+    identity_fields: {email: email}
+    identities_from: [accounts]
+  - name: marketing
+    kind: "null"
+    identity_fields: {email: email}
+    identities_from: [accounts]
+  - name: activity
+    kind: "null"
+    identity_fields: {email: email}
+    identities_from: [accounts]
+)yaml";
+  inventory_ = path;
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  ASSERT_NO_FATAL_FAILURE(StartWorkers());
+
+  v1::Request erasure =
+      Run(v1::ERASURE, "person42@example.com", "e2e-null-erasure");
+  ASSERT_EQ(erasure.status(), v1::COMPLETED) << erasure.ShortDebugString();
+  // Discover and erase in each of the four stores, by the workers.
+  ASSERT_EQ(erasure.steps_size(), 2 * static_cast<int>(kStores.size()))
+      << erasure.ShortDebugString();
+  std::set<std::string> erased;
+  for (const v1::StoreStep& step : erasure.steps()) {
+    EXPECT_EQ(step.status(), v1::SUCCEEDED) << step.ShortDebugString();
+    EXPECT_EQ(step.record_count(), 0) << step.ShortDebugString();
+    EXPECT_THAT(step.worker_id(), ::testing::StartsWith("worker-"))
+        << step.ShortDebugString();
+    for (const v1::CollectionErasure& collection : step.erasures()) {
+      EXPECT_EQ(collection.rows_deleted() + collection.rows_masked(), 0);
+      erased.insert(step.store());
+    }
+  }
+  EXPECT_EQ(erased, std::set<std::string>(kStores.begin(), kStores.end()));
+  // A null store never goes unnoticed in dsard's log.
+  EXPECT_THAT(ReadFileOrEmpty(dsard_.process->log_path()),
+              HasSubstr("store accounts is a null store"));
+}
+
 TEST_F(EndToEndTest, DsardRefusesInventoryWithUnknownEraseAfterStore) {
   std::string text = ReadFileOrEmpty(inventory_);
   std::string broken =

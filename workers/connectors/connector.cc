@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "workers/connectors/jsonl.h"
+#include "workers/connectors/null_store.h"
 #include "workers/connectors/opendsr.h"
 #include "workers/connectors/postgres.h"
 #include "workers/connectors/sqlite.h"
@@ -34,9 +35,12 @@ absl::StatusOr<std::unique_ptr<Connector>> CreateConnector(
   if (store.kind == "postgres") {
     return std::make_unique<PostgresConnector>(store, cancel);
   }
+  if (IsNullStore(store)) {
+    return std::make_unique<NullStoreConnector>(store, cancel);
+  }
   return absl::InvalidArgumentError(
       absl::StrCat("store ", store.name, ": unknown kind \"", store.kind,
-                   "\" (known: sqlite, jsonl, postgres, opendsr)"));
+                   "\" (known: sqlite, jsonl, postgres, opendsr, null)"));
 }
 
 namespace internal {

@@ -86,6 +86,13 @@ std::vector<InventoryFinding> CheckInventory(const Inventory& inventory,
                         ") answers its work items")});
       continue;
     }
+    if (IsNullStore(store)) {
+      findings.push_back(
+          {Severity::kWarning, store.name, "",
+           "null store: it holds nothing, so every request finds and changes "
+           "nothing in it (meant for measuring the engine)"});
+      continue;
+    }
     absl::StatusOr<std::map<std::string, CollectionShape>> shapes =
         ProbeStore(store, sample_rows);
     if (!shapes.ok()) {

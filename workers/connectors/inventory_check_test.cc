@@ -142,6 +142,19 @@ stores:
       << "probing must not create the database";
 }
 
+// A null store has nothing to probe, and is never configured unnoticed.
+TEST_F(InventoryCheckTest, WarnsAboutANullStore) {
+  std::vector<InventoryFinding> findings = Check(R"yaml(
+stores:
+  - name: placeholder
+    kind: "null"
+    identity_fields: {email: email}
+)yaml");
+  ASSERT_EQ(findings.size(), 1u);
+  EXPECT_THAT(findings, Contains(Finding(kWarning, "placeholder",
+                                         "null store: it holds nothing")));
+}
+
 // The store's planner decides: a lookup it cannot serve from an index reads
 // the whole table for every request (the rule of issue 14), and says which
 // index would serve it. A JSON-lines log is served by the connector's own
