@@ -1,5 +1,6 @@
-// dsar-real-path-bench: a closed-loop load client for a running dsard (and
-// its workers). It keeps --in_flight pre-verified ERASURE requests in flight,
+// dsar-real-path-bench: a load client for a running dsard (and its
+// workers). Closed loop by default: it keeps --in_flight pre-verified ERASURE
+// requests in flight,
 // each for a distinct person of the sample stores (person<i>@example.com,
 // tools/sample_stores.cc), and counts a request done when dsard's
 // `completed` notification for it appears in --notify_file (dsard's
@@ -8,8 +9,15 @@
 //
 //   dsar-real-path-bench --addr=127.0.0.1:PORT --notify_file=FILE
 //       --people=N [--first_person=1] [--in_flight=8] [--requests=1000]
-//       [--warmup=100] [--runs=1] [--deadline_seconds=0] [--label=TEXT]
-//       [--watch_pids=PID,...]
+//       [--warmup=100] [--runs=1] [--rate=0] [--deadline_seconds=0]
+//       [--label=TEXT] [--watch_pids=PID,...]
+//
+// With --rate=R (requests/s) the load is an open loop instead: request i of
+// a phase is due R⁻¹·i seconds after the phase starts, whatever the others
+// do, sent by the first of --in_flight client threads that is free; its
+// latencies count from when it was due, so a send delayed by a busy client
+// counts against the system (no coordinated omission). That measures the
+// create latency "at a load" of R requests/s rather than at saturation.
 //
 // People first_person .. first_person + warmup + runs * requests - 1 are
 // used, each once: an erased person cannot be erased again, and a second
@@ -82,6 +90,9 @@ ABSL_FLAG(int, in_flight, 8, "Requests kept in flight (closed loop).");
 ABSL_FLAG(int, requests, 1000, "Requests per measured run.");
 ABSL_FLAG(int, warmup, 100, "Requests before the measured runs, not counted.");
 ABSL_FLAG(int, runs, 1, "Measured runs; the summary gives their medians.");
+ABSL_FLAG(double, rate, 0,
+          "Open loop: send requests at this rate (per second), at most "
+          "--in_flight at a time; 0: closed loop.");
 ABSL_FLAG(double, deadline_seconds, 0,
           "Give up after this long in all (0: never); prints what completed "
           "and exits with status 3.");
@@ -294,11 +305,14 @@ struct PhaseResult {
   std::vector<double> create_ms;
 };
 
-// Sends `count` requests for people first_person.. with `in_flight` kept
-// in flight, each waiting for its completion line before the next is sent.
+// Sends `count` requests for people first_person.. from `in_flight` client
+// threads, each waiting for its request's completion line before it sends
+// another: a closed loop, or with `rate` > 0 an open one (each request due
+// at its time, its latencies counted from then).
 PhaseResult RunPhase(v1::DsarService::Stub& stub, NotificationTail& tail,
-                     int first_person, int count, int in_flight,
+                     int first_person, int count, int in_flight, double rate,
                      absl::Time deadline) {
+  const Clock::time_point started = Clock::now();
   std::atomic<int> next{0};
   std::atomic<bool> timed_out{false};
   absl::Mutex mu;
@@ -324,6 +338,14 @@ PhaseResult RunPhase(v1::DsarService::Stub& stub, NotificationTail& tail,
           absl::ToChronoTime(deadline),
           std::chrono::system_clock::now() + std::chrono::seconds(60)));
       Clock::time_point sent = Clock::now();
+      if (rate > 0) {
+        Clock::time_point due =
+            started + std::chrono::duration_cast<Clock::duration>(
+                          std::chrono::duration<double>(index / rate));
+        // Pacing, not synchronisation: request `index` is due then.
+        std::this_thread::sleep_until(due);
+        sent = due;
+      }
       grpc::Status status = stub.CreateRequest(&context, create, &created);
       Clock::time_point answered = Clock::now();
       if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
@@ -363,7 +385,6 @@ PhaseResult RunPhase(v1::DsarService::Stub& stub, NotificationTail& tail,
       last_completion = last;
     }
   };
-  const Clock::time_point started = Clock::now();
   std::vector<std::thread> clients;
   for (int i = 0; i < in_flight; ++i) clients.emplace_back(client);
   for (std::thread& thread : clients) thread.join();
@@ -389,12 +410,14 @@ int Main() {
   const int requests = absl::GetFlag(FLAGS_requests);
   const int warmup = std::max(0, absl::GetFlag(FLAGS_warmup));
   const int runs = absl::GetFlag(FLAGS_runs);
+  const double rate = absl::GetFlag(FLAGS_rate);
   const std::string label = absl::GetFlag(FLAGS_label);
   if (notify_file.empty()) Die("--notify_file is required");
   if (people < 1) Die("--people (people in the sample stores) is required");
   if (first_person < 1 || in_flight < 1 || requests < 1 || runs < 1) {
     Die("--first_person, --in_flight, --requests and --runs must be >= 1");
   }
+  if (!(rate >= 0)) Die("--rate must be >= 0 (0: closed loop)");
   const int64_t needed = int64_t{warmup} + int64_t{runs} * requests;
   const int64_t last_person = first_person + needed - 1;
   if (last_person > people) {
@@ -434,7 +457,8 @@ int Main() {
       v1::DsarService::NewStub(channel);
   const std::string prefix = absl::StrCat(
       "real-path", label.empty() ? "" : absl::StrCat(" label=", label),
-      " in_flight=", in_flight);
+      " in_flight=", in_flight,
+      rate > 0 ? absl::StrCat(" rate=", rate) : std::string());
 
   auto timed_out = [&](const char* phase, const PhaseResult& result,
                        int count) {
@@ -449,7 +473,7 @@ int Main() {
   int person = first_person;
   if (warmup > 0) {
     PhaseResult result =
-        RunPhase(*stub, **tail, person, warmup, in_flight, deadline);
+        RunPhase(*stub, **tail, person, warmup, in_flight, rate, deadline);
     if (result.timed_out) timed_out("warmup", result, warmup);
     std::printf("%s warmup n=%d req/s=%.1f (not counted)\n", prefix.c_str(),
                 warmup, warmup / result.seconds);
@@ -459,7 +483,7 @@ int Main() {
   std::vector<double> rates, p50, p99, create_p50, create_p99;
   for (int run = 1; run <= runs; ++run) {
     PhaseResult result =
-        RunPhase(*stub, **tail, person, requests, in_flight, deadline);
+        RunPhase(*stub, **tail, person, requests, in_flight, rate, deadline);
     if (result.timed_out) timed_out("run", result, requests);
     person += requests;
     rates.push_back(requests / result.seconds);
@@ -489,11 +513,12 @@ int Main() {
 
 int main(int argc, char** argv) {
   dsar::SetProgramUsage(
-      "Closed-loop ERASURE load against a running dsard; a request is done "
-      "when its `completed` notification is in --notify_file.\n"
+      "Closed-loop (or, with --rate, open-loop) ERASURE load against a "
+      "running dsard; a request is done when its `completed` notification is "
+      "in --notify_file.\n"
       "  dsar-real-path-bench --addr=HOST:PORT --notify_file=FILE --people=N "
       "[--first_person=1] [--in_flight=8] [--requests=1000] [--warmup=100] "
-      "[--runs=1] [--deadline_seconds=0] [--label=TEXT]",
+      "[--runs=1] [--rate=0] [--deadline_seconds=0] [--label=TEXT]",
       __FILE__);
   absl::ParseCommandLine(argc, argv);
   return dsar::Main();
