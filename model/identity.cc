@@ -3,12 +3,12 @@
 #include <phonenumbers/logger.h>
 #include <phonenumbers/phonenumberutil.h>
 
-#include <mutex>
 #include <set>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "model/bounded_memo.h"
 
 namespace dsar {
 namespace {
@@ -98,33 +98,55 @@ absl::StatusOr<std::string> ParsePhone(absl::string_view value,
   return e164;
 }
 
-// ParsePhone, remembered: libphonenumber's parse (ICU regular expressions)
-// was a tenth of a worker's CPU per task, for the same few numbers of the
-// requests in flight, parsed again by every task and by dsar_phone() for
-// every candidate row. A pure function, so the memo is always right; it is
-// emptied when full.
+// Phone numbers seen recently (model/bounded_memo.h): libphonenumber's
+// parse (ICU regular expressions) was a tenth of a worker's CPU per task,
+// for the same few numbers of the requests in flight, parsed again by every
+// task and by dsar_phone() for every candidate row.
+constexpr size_t kPhonesRemembered = 4096;
+
+// ParsePhone, remembered.
 absl::StatusOr<std::string> NormalizePhone(
     absl::string_view value, std::string_view default_phone_region) {
-  static constexpr size_t kMaxRemembered = 4096;
-  // A std::mutex, which ThreadSanitizer sees, rather than Debian's
-  // uninstrumented absl::Mutex, under which the memo's accesses looked like
-  // races in the worker's integration tests.
-  static std::mutex mu;
-  static auto* const remembered =  // Guarded by mu.
-      new absl::flat_hash_map<std::string, absl::StatusOr<std::string>>();
-  std::string key = absl::StrCat(absl::string_view(default_phone_region.data(),
-                                                   default_phone_region.size()),
-                                 "\n", value);
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = remembered->find(key);
-    if (it != remembered->end()) return it->second;
+  static auto* const memo =
+      new BoundedMemo<absl::StatusOr<std::string>>(kPhonesRemembered);
+  return memo->Get(absl::StrCat(absl::string_view(default_phone_region.data(),
+                                                  default_phone_region.size()),
+                                "\n", value),
+                   [&] { return ParsePhone(value, default_phone_region); });
+}
+
+// The forms PhoneLookupForms gives, computed from scratch.
+std::vector<std::string> ComputePhoneLookupForms(std::string_view e164) {
+  const PhoneNumberUtil& util = Phones();
+  PhoneNumber number;
+  if (e164.empty() || e164[0] != '+' ||
+      util.Parse(std::string(e164), "ZZ", &number) !=
+          PhoneNumberUtil::NO_PARSING_ERROR) {
+    return {};
   }
-  absl::StatusOr<std::string> parsed = ParsePhone(value, default_phone_region);
-  std::lock_guard<std::mutex> lock(mu);
-  if (remembered->size() >= kMaxRemembered) remembered->clear();
-  remembered->emplace(std::move(key), parsed);
-  return parsed;
+  std::string canonical;
+  util.Format(number, PhoneNumberUtil::E164, &canonical);
+  if (canonical != e164) return {};
+  std::vector<std::string> forms = {canonical};
+  auto add = [&](std::string written) {
+    std::string digits;
+    for (char c : written) {
+      if (absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '+') {
+        digits.push_back(c);
+      }
+    }
+    for (const std::string& form : forms) {
+      if (form == digits) return;
+    }
+    if (!digits.empty()) forms.push_back(std::move(digits));
+  };
+  std::string national;
+  util.Format(number, PhoneNumberUtil::NATIONAL, &national);
+  add(national);
+  std::string significant;
+  util.GetNationalSignificantNumber(number, &significant);
+  add(significant);
+  return forms;
 }
 
 }  // namespace
@@ -192,36 +214,10 @@ absl::StatusOr<v1::SubjectIdentity> NormalizeSubjectIdentity(
 }
 
 std::vector<std::string> PhoneLookupForms(std::string_view e164) {
-  const PhoneNumberUtil& util = Phones();
-  PhoneNumber number;
-  if (e164.empty() || e164[0] != '+' ||
-      util.Parse(std::string(e164), "ZZ", &number) !=
-          PhoneNumberUtil::NO_PARSING_ERROR) {
-    return {};
-  }
-  std::string canonical;
-  util.Format(number, PhoneNumberUtil::E164, &canonical);
-  if (canonical != e164) return {};
-  std::vector<std::string> forms = {canonical};
-  auto add = [&](std::string written) {
-    std::string digits;
-    for (char c : written) {
-      if (absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '+') {
-        digits.push_back(c);
-      }
-    }
-    for (const std::string& form : forms) {
-      if (form == digits) return;
-    }
-    if (!digits.empty()) forms.push_back(std::move(digits));
-  };
-  std::string national;
-  util.Format(number, PhoneNumberUtil::NATIONAL, &national);
-  add(national);
-  std::string significant;
-  util.GetNationalSignificantNumber(number, &significant);
-  add(significant);
-  return forms;
+  static auto* const memo =
+      new BoundedMemo<std::vector<std::string>>(kPhonesRemembered);
+  return memo->Get(std::string(e164),
+                   [e164] { return ComputePhoneLookupForms(e164); });
 }
 
 }  // namespace dsar
