@@ -13,20 +13,6 @@
 namespace dsar {
 namespace {
 
-// Keeps an export in memory: one subject's records, which the connector
-// found through the store's indexes.
-class StringSink : public ByteSink {
- public:
-  absl::Status Write(std::string_view bytes) override {
-    text_.append(bytes);
-    return absl::OkStatus();
-  }
-  const std::string& text() const { return text_; }
-
- private:
-  std::string text_;
-};
-
 const CollectionSpec* FindCollection(const StoreSpec& store,
                                      const std::string& name) {
   for (const CollectionSpec& collection : store.collections) {

@@ -707,22 +707,6 @@ absl::Status Worker::RunOperation(const v1::Task& task, InFlight& flight,
   return absl::OkStatus();
 }
 
-namespace {
-
-// Holds an export in memory: an OpenDSR service's results are fetched in
-// full before the upload stream opens, so the stream is not held open while
-// the processor works.
-class BufferSink : public ByteSink {
- public:
-  absl::Status Write(std::string_view bytes) override {
-    text.append(bytes.data(), bytes.size());
-    return absl::OkStatus();
-  }
-  std::string text;
-};
-
-}  // namespace
-
 absl::Status Worker::RunAtOpenDsrService(
     const v1::Task& task, TaskOperation operation, InFlight& flight,
     OpenDsrConnector& service, std::vector<Identity> identities,
@@ -767,7 +751,9 @@ absl::Status Worker::RunAtOpenDsrService(
                                  &flight.processor_status_changed));
     return absl::OkStatus();
   }
-  BufferSink buffered;
+  // An OpenDSR service's results are fetched in full before the upload
+  // stream opens, so the stream is not held open while the processor works.
+  StringSink buffered;
   ASSIGN_OR_RETURN(ConnectorResult produced,
                    service.Run(request, &flight.request_ended, &buffered,
                                &flight.processor_status_changed));
@@ -775,7 +761,7 @@ absl::Status Worker::RunAtOpenDsrService(
                    ExportAndUpload(
                        task,
                        [&](ByteSink& sink) -> absl::StatusOr<ConnectorResult> {
-                         RETURN_IF_ERROR(sink.Write(buffered.text));
+                         RETURN_IF_ERROR(sink.Write(buffered.text()));
                          return produced;
                        },
                        result));

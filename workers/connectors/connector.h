@@ -35,6 +35,20 @@ class ByteSink {
   virtual absl::Status Write(std::string_view bytes) = 0;
 };
 
+// A ByteSink that keeps what is written in memory, for an export read whole
+// (a residue check, an OpenDSR service's results before the upload, tests).
+class StringSink : public ByteSink {
+ public:
+  absl::Status Write(std::string_view bytes) override {
+    text_.append(bytes.data(), bytes.size());
+    return absl::OkStatus();
+  }
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string text_;
+};
+
 // A correction the subject asked for (GDPR Art. 16).
 struct FieldCorrection {
   std::string collection;  // Empty: every collection that has `field`.

@@ -32,15 +32,6 @@ using ::testing::ElementsAre;
 using ::testing::UnorderedElementsAre;
 using Json = nlohmann::json;
 
-class StringSink : public ByteSink {
- public:
-  absl::Status Write(std::string_view bytes) override {
-    data.append(bytes);
-    return absl::OkStatus();
-  }
-  std::string data;
-};
-
 // Lines about user 42 / alice, interleaved with lines that must survive an
 // erase byte for byte: odd spacing, other users, non-JSON, no final newline.
 constexpr char kAlice1[] =
@@ -122,7 +113,7 @@ TEST_F(JsonlConnectorTest, ExportMatchesNumbersAndStringsForUserId) {
       Make()->Export({{"user_id", "42"}}, sink);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->record_count, 2);
-  Json document = Json::parse(sink.data);
+  Json document = Json::parse(sink.text());
   EXPECT_EQ(document["store"], "activity");
   ASSERT_EQ(document["records"].size(), 2u);
   EXPECT_EQ(document["records"][0]["collection"], "activity");
@@ -133,7 +124,7 @@ TEST_F(JsonlConnectorTest, ExportMatchesNumbersAndStringsForUserId) {
   EXPECT_THAT(result->discovered,
               ElementsAre(Identity{"email", "alice@example.com"}));
   // Fields keep the order the log wrote them in.
-  EXPECT_THAT(sink.data,
+  EXPECT_THAT(sink.text(),
               ::testing::HasSubstr(
                   R"("data":{"ts":"2024-01-01T00:00:00Z","user_id":42,"ip")"));
 }
@@ -194,7 +185,7 @@ TEST_F(JsonlConnectorTest,
     EXPECT_THAT(message, Not(HasSubstr("alice")));
     EXPECT_THAT(message, Not(HasSubstr("7")));
   }
-  EXPECT_TRUE(sink.data.empty());
+  EXPECT_TRUE(sink.text().empty());
   EXPECT_EQ(Contents(), original_);
   // Identities of one person that some record shares are fine.
   absl::StatusOr<ConnectorResult> same =

@@ -13,15 +13,6 @@ namespace {
 
 using ::testing::IsEmpty;
 
-class StringSink : public ByteSink {
- public:
-  absl::Status Write(std::string_view bytes) override {
-    data.append(bytes);
-    return absl::OkStatus();
-  }
-  std::string data;
-};
-
 StoreSpec NullStore() {
   absl::StatusOr<Inventory> inventory = Inventory::Parse(R"yaml(
 stores:
@@ -58,7 +49,7 @@ TEST(NullStoreConnectorTest, FindsNothingAndChangesNothing) {
   absl::StatusOr<ConnectorResult> exported = connector.Export(kSubject, sink);
   ASSERT_TRUE(exported.ok()) << exported.status();
   EXPECT_EQ(exported->record_count, 0);
-  nlohmann::json document = nlohmann::json::parse(sink.data);
+  nlohmann::json document = nlohmann::json::parse(sink.text());
   EXPECT_EQ(document["store"], "placeholder");
   EXPECT_TRUE(document["records"].is_array());
   EXPECT_TRUE(document["records"].empty());
@@ -90,7 +81,7 @@ TEST(NullStoreConnectorTest, ACancelledOperationEndsCancelled) {
   StringSink sink;
   EXPECT_EQ(connector.Export(kSubject, sink).status().code(),
             absl::StatusCode::kCancelled);
-  EXPECT_THAT(sink.data, IsEmpty());
+  EXPECT_THAT(sink.text(), IsEmpty());
   cancel = false;
   EXPECT_TRUE(connector.Discover(kSubject).ok());
 }

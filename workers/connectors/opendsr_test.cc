@@ -28,15 +28,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-class StringSink : public ByteSink {
- public:
-  absl::Status Write(std::string_view bytes) override {
-    text.append(bytes.data(), bytes.size());
-    return absl::OkStatus();
-  }
-  std::string text;
-};
-
 class OpenDsrConnectorTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -132,7 +123,7 @@ TEST_F(OpenDsrConnectorTest, AccessExportsTheResultsOnceCompleted) {
       connector->Run(Task(TaskOperation::kExport), nullptr, &sink);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->record_count, 2);
-  json document = json::parse(sink.text);
+  json document = json::parse(sink.text());
   EXPECT_EQ(document["store"], "billing");
   ASSERT_EQ(document["records"].size(), 2u);
   EXPECT_EQ(document["records"][0]["collection"], "billing");

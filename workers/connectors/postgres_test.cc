@@ -47,15 +47,6 @@ void PrintTo(const Identity& identity, std::ostream* os) {
   *os << identity.key << "=" << identity.value;
 }
 
-class StringSink : public ByteSink {
- public:
-  absl::Status Write(std::string_view bytes) override {
-    data.append(bytes);
-    return absl::OkStatus();
-  }
-  std::string data;
-};
-
 std::string HmacHex(const std::string& key, const std::string& value) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
@@ -245,7 +236,7 @@ TEST_F(PostgresConnectorTest, ExportWritesTheSubjectsRowsAsOneJsonDocument) {
   absl::StatusOr<ConnectorResult> result = Make()->Export(kAlice, sink);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->record_count, 4);  // 1 user, 2 orders, ticket "42".
-  Json document = Json::parse(sink.data);
+  Json document = Json::parse(sink.text());
   EXPECT_EQ(document["store"], "crm");
   ASSERT_EQ(document["records"].size(), 4u);
   const Json& user = document["records"][0];
@@ -314,7 +305,7 @@ TEST_F(PostgresConnectorTest, OtherColumnTypesAreComparedAsText) {
       {{"session_token", "8c5e0f3a-1b2c-4d5e-8f90-123456789abc"}}, sink);
   ASSERT_TRUE(found.ok()) << found.status();
   EXPECT_EQ(found->record_count, 1);
-  EXPECT_EQ(Json::parse(sink.data)["records"][0]["data"]["total"],
+  EXPECT_EQ(Json::parse(sink.text())["records"][0]["data"]["total"],
             "1234567890123456789.25");
   absl::StatusOr<EraseResult> erased =
       Make()->Erase({{"session_token", "not-a-uuid"}});
