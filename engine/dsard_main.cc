@@ -40,6 +40,9 @@
 #include "engine/identity_reach.h"
 #include "inventory/inventory.h"
 
+// Threads of the gRPC server kept waiting for calls (see main).
+constexpr int kIdleGrpcThreads = 64;
+
 ABSL_FLAG(
     std::string, listen, "127.0.0.1:50051",
     "Address to serve gRPC on; port 0 picks a free port (see --port_file).");
@@ -432,6 +435,15 @@ int main(int argc, char** argv) {
   builder.RegisterService(&opendsr_callbacks);
   builder.RegisterService(&opendsr_processor);
   builder.SetMaxReceiveMessageSize(16 << 20);
+  // gRPC's synchronous server keeps 2 idle threads by default and ends any
+  // other thread once its call is answered, so concurrent callers that wait
+  // in dsard (a create for its commit, a worker's long poll) made it start
+  // and end a thread for nearly every call: ~860 a second at ~1,000
+  // creates/s, 2-12% of dsard's CPU per request (docs/BENCHMARKS.md,
+  // "Null stores: the engine alone").
+  // Threads kept idle cost a stack each and a wake-up every 10 s.
+  builder.SetSyncServerOption(
+      grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kIdleGrpcThreads);
   std::vector<
       std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;

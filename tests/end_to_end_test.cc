@@ -7,10 +7,13 @@
 #include <sys/stat.h>
 #include <zip.h>
 
+#include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -579,6 +582,64 @@ stores:
   // A null store never goes unnoticed in dsard's log.
   EXPECT_THAT(ReadFileOrEmpty(dsard_.process->log_path()),
               HasSubstr("store accounts is a null store"));
+}
+
+// Adds the ids of process `pid`'s threads now (/proc/PID/task) to `threads`.
+void AddThreadsOf(pid_t pid, std::set<std::string>* threads) {
+  std::error_code error;
+  for (std::filesystem::directory_iterator
+           it(absl::StrCat("/proc/", pid, "/task"), error),
+       end;
+       !error && it != end; it.increment(error)) {
+    threads->insert(it->path().filename().string());
+  }
+}
+
+// Callers that wait in dsard, here creates waiting for their commit, each
+// hold a thread of its gRPC server. gRPC keeps 2 idle by default and ended
+// the others as their calls were answered, so dsard started a thread for
+// nearly every call under load; its threads are now kept for the next.
+TEST_F(EndToEndTest, DsardKeepsItsThreadsForConcurrentCallers) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  constexpr int kCallers = 16;
+  constexpr int kCallsEach = 25;
+  auto burst = [&](const std::string& round) {
+    std::vector<std::thread> callers;
+    for (int caller = 0; caller < kCallers; ++caller) {
+      callers.emplace_back([&, caller] {
+        for (int call = 0; call < kCallsEach; ++call) {
+          std::string key = absl::StrCat(round, "-", caller, "-", call);
+          v1::Request created;
+          grpc::Status status = Create(
+              RequestForEmail(v1::ERASURE,
+                              absl::StrCat("churn-", key, "@example.com"), key),
+              &created);
+          EXPECT_TRUE(status.ok()) << status.error_message();
+        }
+      });
+    }
+    for (std::thread& thread : callers) thread.join();
+  };
+  const pid_t pid = dsard_.process->pid();
+  burst("warm-up");  // The server grows to the callers' number.
+  std::set<std::string> before;
+  AddThreadsOf(pid, &before);
+  // A thread started and ended within the burst is gone by its end: the
+  // threads are listed all along.
+  std::set<std::string> seen = before;
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done.load()) AddThreadsOf(pid, &seen);
+  });
+  burst("measured");
+  done = true;
+  watcher.join();
+  AddThreadsOf(pid, &seen);
+  const int started = static_cast<int>(seen.size() - before.size());
+  // Without the idle threads kept, a few hundred here (one per call or so);
+  // a handful of gRPC's own helpers may come and go.
+  EXPECT_LT(started, 8) << "threads started during " << kCallers * kCallsEach
+                        << " concurrent creates";
 }
 
 TEST_F(EndToEndTest, DsardRefusesInventoryWithUnknownEraseAfterStore) {
