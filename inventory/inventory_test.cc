@@ -63,6 +63,17 @@ std::string ShopWith(const std::string& from, const std::string& to) {
   return absl::StrReplaceAll(yaml, {{from, to}});
 }
 
+// The message of `yaml` refused with INVALID_ARGUMENT once `from` (checked
+// to be there) is replaced by `to`.
+std::string ErrorWith(const std::string& yaml, const std::string& from,
+                      const std::string& to) {
+  EXPECT_NE(yaml.find(from), std::string::npos) << from;
+  absl::StatusOr<Inventory> parsed =
+      Inventory::Parse(absl::StrReplaceAll(yaml, {{from, to}}), "/base");
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  return std::string(parsed.status().message());
+}
+
 TEST(InventoryTest, DefaultPhoneRegionIsOptionalAndReachesEveryStore) {
   absl::StatusOr<Inventory> without = Inventory::Parse(kShop, "/srv/dsar");
   ASSERT_TRUE(without.ok()) << without.status();
@@ -403,12 +414,7 @@ TEST(InventoryTest, NullStoreHasIdentityFieldsAndNothingToOpen) {
               ElementsAre(Pair("email", "email")));
 
   auto error_of = [&](const std::string& from, const std::string& to) {
-    std::string yaml = std::string(kShop) + placeholder;
-    EXPECT_NE(yaml.find(from), std::string::npos) << from;
-    absl::StatusOr<Inventory> parsed =
-        Inventory::Parse(absl::StrReplaceAll(yaml, {{from, to}}), "/base");
-    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
-    return std::string(parsed.status().message());
+    return ErrorWith(std::string(kShop) + placeholder, from, to);
   };
   // A path means a real store was meant: refused rather than ignored.
   EXPECT_THAT(error_of("kind: \"null\"\n", "kind: \"null\"\n    path: a.db\n"),
@@ -457,12 +463,7 @@ TEST(InventoryTest, ManualStoreHasAnOwnerInstructionsAndIdentityKinds) {
   EXPECT_FALSE(IsManualStore(*inventory->Find("accounts")));
 
   auto error_of = [&](const std::string& from, const std::string& to) {
-    std::string yaml = std::string(kShop) + archive;
-    EXPECT_NE(yaml.find(from), std::string::npos) << from;
-    absl::StatusOr<Inventory> parsed =
-        Inventory::Parse(absl::StrReplaceAll(yaml, {{from, to}}), "/base");
-    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
-    return std::string(parsed.status().message());
+    return ErrorWith(std::string(kShop) + archive, from, to);
   };
   EXPECT_THAT(error_of("    owner: \"records-office@example.com\"\n", ""),
               HasSubstr("stores[3] (\"archive\").owner: missing"));
