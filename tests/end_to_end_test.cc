@@ -161,6 +161,21 @@ class EndToEndTest : public ::testing::Test {
     return stub_->CreateRequest(&context, request, created);
   }
 
+  // Runs dsard with --listen=127.0.0.1:0 and `args` until it exits, expects
+  // it to have refused to start, and returns what it logged (to `log_name`
+  // in the test's directory).
+  std::string LogOfRefusedDsard(const std::vector<std::string>& args,
+                                const std::string& log_name) {
+    std::string log = dir_.Join(log_name);
+    std::vector<std::string> all = {"--listen=127.0.0.1:0"};
+    all.insert(all.end(), args.begin(), args.end());
+    absl::StatusOr<int> code =
+        RunToExit(DsardPath(), all, log, absl::Seconds(30));
+    EXPECT_TRUE(code.ok()) << code.status();
+    if (code.ok()) EXPECT_NE(*code, 0) << "dsard started";
+    return ReadFileOrEmpty(log);
+  }
+
   // Submits a request and waits until it is terminal.
   v1::Request Run(v1::RequestType type, const std::string& email,
                   const std::string& key) {
@@ -651,15 +666,10 @@ TEST_F(EndToEndTest, DsardRefusesInventoryWithUnknownEraseAfterStore) {
   std::string path = dir_.Join("stores/broken-inventory.yaml");
   std::ofstream(path) << broken;
 
-  std::string log = dir_.Join("dsard-bad-inventory.log");
-  absl::StatusOr<int> code = RunToExit(
-      DsardPath(),
-      {"--listen=127.0.0.1:0", absl::StrCat("--data_dir=", dir_.Join("data")),
-       absl::StrCat("--inventory=", path)},
-      log, absl::Seconds(30));
-  ASSERT_TRUE(code.ok()) << code.status();
-  EXPECT_NE(*code, 0);
-  std::string output = ReadFileOrEmpty(log);
+  std::string output =
+      LogOfRefusedDsard({absl::StrCat("--data_dir=", dir_.Join("data")),
+                         absl::StrCat("--inventory=", path)},
+                        "dsard-bad-inventory.log");
   EXPECT_THAT(output, HasSubstr("erase_after"));
   EXPECT_THAT(output, HasSubstr("invoices"));
 }
@@ -704,16 +714,12 @@ TEST_F(EndToEndTest, DsardAlsoServesItsUnixSocketToItsOwnUserOnly) {
   EXPECT_EQ(read.id(), created.id());
 
   // A second dsard given the same socket leaves it to the first.
-  std::string log = dir_.Join("dsard-same-socket.log");
-  absl::StatusOr<int> code = RunToExit(
-      DsardPath(),
-      {"--listen=127.0.0.1:0", absl::StrCat("--data_dir=", dir_.Join("data2")),
-       absl::StrCat("--inventory=", inventory_),
-       "--admin_listen=", absl::StrCat("--listen_unix=", socket)},
-      log, absl::Seconds(30));
-  ASSERT_TRUE(code.ok()) << code.status();
-  EXPECT_NE(*code, 0);
-  EXPECT_THAT(ReadFileOrEmpty(log), HasSubstr("another process is serving"));
+  EXPECT_THAT(LogOfRefusedDsard(
+                  {absl::StrCat("--data_dir=", dir_.Join("data2")),
+                   absl::StrCat("--inventory=", inventory_),
+                   "--admin_listen=", absl::StrCat("--listen_unix=", socket)},
+                  "dsard-same-socket.log"),
+              HasSubstr("another process is serving"));
   grpc::ClientContext again_context;
   again_context.set_deadline(
       absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
@@ -724,16 +730,11 @@ TEST_F(EndToEndTest, DsardAlsoServesItsUnixSocketToItsOwnUserOnly) {
 
 TEST_F(EndToEndTest, DsardRefusesAUnixSocketPathTooLongToBind) {
   const std::string socket = dir_.Join(std::string(120, 's'));
-  std::string log = dir_.Join("dsard-long-socket.log");
-  absl::StatusOr<int> code = RunToExit(
-      DsardPath(),
-      {"--listen=127.0.0.1:0", absl::StrCat("--data_dir=", dir_.Join("data")),
-       absl::StrCat("--inventory=", inventory_),
-       absl::StrCat("--listen_unix=", socket)},
-      log, absl::Seconds(30));
-  ASSERT_TRUE(code.ok()) << code.status();
-  EXPECT_NE(*code, 0);
-  std::string output = ReadFileOrEmpty(log);
+  std::string output =
+      LogOfRefusedDsard({absl::StrCat("--data_dir=", dir_.Join("data")),
+                         absl::StrCat("--inventory=", inventory_),
+                         absl::StrCat("--listen_unix=", socket)},
+                        "dsard-long-socket.log");
   EXPECT_THAT(output, HasSubstr("--listen_unix="));
   EXPECT_THAT(output, HasSubstr("at most 107"));
 }
@@ -746,16 +747,11 @@ TEST_F(EndToEndTest, DsardRefusesInvalidWorkflowDefinition) {
     "Export": {"Type": "Task", "Resource": "dsar:bundle", "Next": "Missing"}
   }
 })";
-  std::string log = dir_.Join("dsard-bad-workflow.log");
-  absl::StatusOr<int> code = RunToExit(
-      DsardPath(),
-      {"--listen=127.0.0.1:0", absl::StrCat("--data_dir=", dir_.Join("data")),
-       absl::StrCat("--inventory=", inventory_),
-       absl::StrCat("--workflow=", path)},
-      log, absl::Seconds(30));
-  ASSERT_TRUE(code.ok()) << code.status();
-  EXPECT_NE(*code, 0);
-  std::string output = ReadFileOrEmpty(log);
+  std::string output =
+      LogOfRefusedDsard({absl::StrCat("--data_dir=", dir_.Join("data")),
+                         absl::StrCat("--inventory=", inventory_),
+                         absl::StrCat("--workflow=", path)},
+                        "dsard-bad-workflow.log");
   EXPECT_THAT(output, HasSubstr("States.Export.Next"));
   EXPECT_THAT(output, HasSubstr("Missing"));
 }
