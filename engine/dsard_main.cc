@@ -32,6 +32,7 @@
 #include "common/grpc_server_metrics.h"
 #include "common/listen_address.h"
 #include "common/log.h"
+#include "common/mutex_mode.h"
 #include "common/program_usage.h"
 #include "common/stop_signals.h"
 #include "engine/caller_authorization.h"
@@ -279,6 +280,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ListenerCredentials() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  dsar::UseReleaseMutexMode();
   dsar::SetProgramUsage(
       "Keeps every DSAR request's state machine in RocksDB and serves the gRPC "
       "API.\n"

@@ -22,6 +22,7 @@
 #include "common/grpc_tls.h"
 #include "common/listen_address.h"
 #include "common/log.h"
+#include "common/mutex_mode.h"
 #include "common/program_usage.h"
 #include "dsar/v1/admin.pb.h"
 #include "dsar/v1/audit.pb.h"
@@ -155,6 +156,7 @@ absl::StatusOr<std::string> ReadSecret(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  dsar::UseReleaseMutexMode();
   dsar::SetProgramUsage(
       "The REST/JSON face of dsard (routes from the proto annotations).\n"
       "  dsar-gateway --coordinator=HOST:PORT (--jwt_hs256_secret_file=F | "

@@ -20,6 +20,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/mutex_mode.h"
 #include "common/program_usage.h"
 #include "dsar/v1/requests.grpc.pb.h"
 
@@ -91,6 +92,7 @@ RunResult Medians(const std::vector<RunResult>& runs) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  dsar::UseReleaseMutexMode();
   dsar::SetProgramUsage(
       "Benchmarks GET /v1/requests/{id} via dsar-gateway against direct "
       "gRPC.\n"

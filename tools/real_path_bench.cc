@@ -71,6 +71,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/files.h"
+#include "common/mutex_mode.h"
 #include "common/program_usage.h"
 #include "dsar/v1/requests.grpc.pb.h"
 #include "nlohmann/json.hpp"
@@ -512,6 +513,7 @@ int Main() {
 }  // namespace dsar
 
 int main(int argc, char** argv) {
+  dsar::UseReleaseMutexMode();
   dsar::SetProgramUsage(
       "Closed-loop (or, with --rate, open-loop) ERASURE load against a "
       "running dsard; a request is done when its `completed` notification is "

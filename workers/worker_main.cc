@@ -20,6 +20,7 @@
 #include "common/admin_server.h"
 #include "common/grpc_tls.h"
 #include "common/log.h"
+#include "common/mutex_mode.h"
 #include "common/program_usage.h"
 #include "common/stop_signals.h"
 #include "workers/worker.h"
@@ -57,6 +58,7 @@ ABSL_FLAG(int, debug_task_delay_ms, 0,
           "Testing only: wait this long at the start of every task.");
 
 int main(int argc, char** argv) {
+  dsar::UseReleaseMutexMode();
   dsar::SetProgramUsage(
       "Runs leased DSAR tasks against the stores it serves.\n"
       "  dsar-worker --inventory=inventory.yaml [--coordinator=HOST:PORT] "

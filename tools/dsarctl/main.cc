@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/mutex_mode.h"
 #include "tools/dsarctl/args.h"
 #include "tools/dsarctl/cli.h"
 #include "tools/dsarctl/commands.h"
@@ -100,4 +101,7 @@ int Usage(const std::string& message) {
 
 }  // namespace dsarctl
 
-int main(int argc, char** argv) { return dsarctl::Run(argc, argv); }
+int main(int argc, char** argv) {
+  dsar::UseReleaseMutexMode();
+  return dsarctl::Run(argc, argv);
+}
