@@ -1,7 +1,10 @@
 #include "gateway/backend_client.h"
 
 #include <grpcpp/create_channel.h>
+#include <sched.h>
 
+#include <algorithm>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_format.h"
@@ -13,8 +16,11 @@ namespace dsar::gateway {
 BackendClient::BackendClient(
     const std::string& target, absl::Duration call_timeout,
     std::shared_ptr<grpc::ChannelCredentials> credentials,
-    prometheus::Registry* metrics)
-    : call_timeout_(call_timeout) {
+    prometheus::Registry* metrics, absl::Duration answer_spin)
+    : call_timeout_(call_timeout),
+      answer_spin_(answer_spin),
+      max_spinning_(std::max(
+          1, static_cast<int>(std::thread::hardware_concurrency()) - 1)) {
   if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
   // Reconnect quickly once the coordinator is back (default caps at 120 s).
@@ -67,7 +73,7 @@ absl::StatusOr<std::string> BackendClient::Call(
   call->Finish(&response_buffer, &status, nullptr);
   void* tag = nullptr;
   bool ok = false;
-  if (!queue.Next(&tag, &ok) || !ok) {
+  if (!AwaitCompletion(queue, &tag, &ok) || !ok) {
     status = grpc::Status(grpc::StatusCode::INTERNAL,
                           "the gRPC call did not complete");
   }
@@ -83,6 +89,27 @@ absl::StatusOr<std::string> BackendClient::Call(
   }
   return std::string(reinterpret_cast<const char*>(joined.begin()),
                      joined.size());
+}
+
+bool BackendClient::AwaitCompletion(grpc::CompletionQueue& queue, void** tag,
+                                    bool* ok) const {
+  if (answer_spin_ > absl::ZeroDuration()) {
+    bool got = false;
+    if (spinning_calls_.fetch_add(1) < max_spinning_) {
+      const absl::Time until = absl::Now() + answer_spin_;
+      // A deadline already past: AsyncNext polls once and returns.
+      const gpr_timespec poll_only = gpr_time_0(GPR_CLOCK_MONOTONIC);
+      while (!got && absl::Now() < until) {
+        got = queue.AsyncNext(tag, ok, poll_only) ==
+              grpc::CompletionQueue::GOT_EVENT;
+        // Lets a thread of dsard, or of a caller, run on this core.
+        if (!got) sched_yield();
+      }
+    }
+    spinning_calls_.fetch_sub(1);
+    if (got) return true;
+  }
+  return queue.Next(tag, ok);
 }
 
 std::string MetadataSafe(const std::string& value) {

@@ -8,6 +8,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -32,9 +33,19 @@ class BackendClient {
   // With `metrics`, every call's latency goes to its histogram
   // dsar_gateway_backend_seconds{service,method,code}; it must outlive the
   // client.
+  //
+  // `answer_spin`: how long a call waits for dsard's answer awake, polling
+  // for it and yielding the CPU between polls, before it sleeps until the
+  // answer comes. A GetRequest is answered in ~200 us; a thread that slept
+  // meanwhile costs a wake-up on the way back, and on a virtual machine
+  // whose vCPU halted, more (docs/BENCHMARKS.md, "REST gateway"). At most
+  // one call fewer than the machine has cores spins at once (at least
+  // one), so spinning never takes the last core from dsard or the other
+  // callers; the others sleep at once. Zero: every call sleeps.
   BackendClient(const std::string& target, absl::Duration call_timeout,
                 std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr,
-                prometheus::Registry* metrics = nullptr);
+                prometheus::Registry* metrics = nullptr,
+                absl::Duration answer_spin = absl::ZeroDuration());
 
   // Calls `grpc_path` ("/pkg.Service/Method") with `request` (serialized)
   // and `actor` as x-dsar-actor metadata (omitted when empty). Returns the
@@ -53,9 +64,17 @@ class BackendClient {
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
  private:
+  // Takes the one event of a call from `queue`, as CompletionQueue::Next
+  // does, spinning first as `answer_spin` says.
+  bool AwaitCompletion(grpc::CompletionQueue& queue, void** tag,
+                       bool* ok) const;
+
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<grpc::GenericStub> stub_;
   absl::Duration call_timeout_;
+  absl::Duration answer_spin_;
+  int max_spinning_;                            // Calls spinning at once.
+  mutable std::atomic<int> spinning_calls_{0};  // Calls spinning now.
 };
 
 // `value` made safe for a gRPC metadata value (printable ASCII): other

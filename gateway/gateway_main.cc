@@ -110,6 +110,10 @@ ABSL_FLAG(int, keep_alive_timeout_ms, 5000,
 ABSL_FLAG(int, keep_alive_max_requests, 1000,
           "Requests served on one connection before it is closed.");
 ABSL_FLAG(int, backend_timeout_ms, 10000, "Deadline of each call to dsard.");
+ABSL_FLAG(int, backend_spin_us, 300,
+          "How long a call waits for dsard's answer awake (polling, yielding "
+          "the CPU) before it sleeps; at most one call fewer than the cores "
+          "spins at once. 0: calls sleep at once (docs/gateway.md).");
 ABSL_FLAG(int, threads, 16, "HTTP worker threads.");
 ABSL_FLAG(absl::Duration, download_timeout, absl::Hours(1),
           "Longest a bundle download (GET /v1/downloads/...) may take.");
@@ -199,6 +203,13 @@ int main(int argc, char** argv) {
   options.keep_alive_max_requests =
       absl::GetFlag(FLAGS_keep_alive_max_requests);
   options.threads = absl::GetFlag(FLAGS_threads);
+  // A spin past a millisecond would be a sleeping call's wait spent awake.
+  const int backend_spin_us = absl::GetFlag(FLAGS_backend_spin_us);
+  if (backend_spin_us < 0 || backend_spin_us > 1000) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--backend_spin_us: ", backend_spin_us,
+                     " is out of range (0 to 1000 microseconds)")));
+  }
   options.metrics = metrics;
   options.access_log = absl::GetFlag(FLAGS_access_log);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
@@ -266,7 +277,7 @@ int main(int argc, char** argv) {
   auto backend = std::make_shared<const dsar::gateway::BackendClient>(
       absl::GetFlag(FLAGS_coordinator),
       absl::Milliseconds(absl::GetFlag(FLAGS_backend_timeout_ms)), *credentials,
-      metrics.get());
+      metrics.get(), absl::Microseconds(backend_spin_us));
   // Routes with code of their own, asked before the annotated ones.
   std::vector<std::unique_ptr<dsar::gateway::RouteProvider>> providers;
   absl::StatusOr<std::unique_ptr<dsar::gateway::BundleDownloadRoutes>>
