@@ -3,8 +3,6 @@
 #include <grpcpp/create_channel.h>
 #include <sched.h>
 
-#include <algorithm>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_format.h"
@@ -17,10 +15,7 @@ BackendClient::BackendClient(
     const std::string& target, absl::Duration call_timeout,
     std::shared_ptr<grpc::ChannelCredentials> credentials,
     prometheus::Registry* metrics, absl::Duration answer_spin)
-    : call_timeout_(call_timeout),
-      answer_spin_(answer_spin),
-      max_spinning_(std::max(
-          1, static_cast<int>(std::thread::hardware_concurrency()) - 1)) {
+    : call_timeout_(call_timeout), answer_spin_(answer_spin) {
   if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
   // Reconnect quickly once the coordinator is back (default caps at 120 s).
@@ -93,23 +88,22 @@ absl::StatusOr<std::string> BackendClient::Call(
 
 bool BackendClient::AwaitCompletion(grpc::CompletionQueue& queue, void** tag,
                                     bool* ok) const {
-  if (answer_spin_ > absl::ZeroDuration()) {
-    bool got = false;
-    if (spinning_calls_.fetch_add(1) < max_spinning_) {
-      const absl::Time until = absl::Now() + answer_spin_;
-      // A deadline already past: AsyncNext polls once and returns.
-      const gpr_timespec poll_only = gpr_time_0(GPR_CLOCK_MONOTONIC);
-      while (!got && absl::Now() < until) {
-        got = queue.AsyncNext(tag, ok, poll_only) ==
-              grpc::CompletionQueue::GOT_EVENT;
-        // Lets a thread of dsard, or of a caller, run on this core.
-        if (!got) sched_yield();
-      }
+  const bool alone = calls_in_flight_.fetch_add(1) == 0;
+  bool got = false;
+  if (alone && answer_spin_ > absl::ZeroDuration()) {
+    const absl::Time until = absl::Now() + answer_spin_;
+    // A deadline already past: AsyncNext polls once and returns.
+    const gpr_timespec poll_only = gpr_time_0(GPR_CLOCK_MONOTONIC);
+    while (!got && absl::Now() < until) {
+      got = queue.AsyncNext(tag, ok, poll_only) ==
+            grpc::CompletionQueue::GOT_EVENT;
+      // Lets a thread of dsard, or of a caller, run on this core.
+      if (!got) sched_yield();
     }
-    spinning_calls_.fetch_sub(1);
-    if (got) return true;
   }
-  return queue.Next(tag, ok);
+  if (!got) got = queue.Next(tag, ok);
+  calls_in_flight_.fetch_sub(1);
+  return got;
 }
 
 std::string MetadataSafe(const std::string& value) {

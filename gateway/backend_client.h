@@ -38,10 +38,10 @@ class BackendClient {
   // for it and yielding the CPU between polls, before it sleeps until the
   // answer comes. A GetRequest is answered in ~200 us; a thread that slept
   // meanwhile costs a wake-up on the way back, and on a virtual machine
-  // whose vCPU halted, more (docs/BENCHMARKS.md, "REST gateway"). At most
-  // one call fewer than the machine has cores spins at once (at least
-  // one), so spinning never takes the last core from dsard or the other
-  // callers; the others sleep at once. Zero: every call sleeps.
+  // whose vCPU went idle, more (docs/BENCHMARKS.md, "REST gateway"). Only
+  // a call that starts while no other call is in flight spins: under load
+  // wake-ups are cheap (the cores are busy) and the cores are dsard's.
+  // Zero: every call sleeps.
   BackendClient(const std::string& target, absl::Duration call_timeout,
                 std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr,
                 prometheus::Registry* metrics = nullptr,
@@ -73,8 +73,7 @@ class BackendClient {
   std::unique_ptr<grpc::GenericStub> stub_;
   absl::Duration call_timeout_;
   absl::Duration answer_spin_;
-  int max_spinning_;                            // Calls spinning at once.
-  mutable std::atomic<int> spinning_calls_{0};  // Calls spinning now.
+  mutable std::atomic<int> calls_in_flight_{0};
 };
 
 // `value` made safe for a gRPC metadata value (printable ASCII): other

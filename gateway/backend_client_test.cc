@@ -94,8 +94,8 @@ TEST_F(BackendClientTest, AnswerAfterTheSpinIsWaitedFor) {
 }
 
 TEST_F(BackendClientTest, ConcurrentCallsEachGetTheirAnswer) {
-  // More callers than may spin at once: the others sleep, and all of them
-  // are answered once the held one is released.
+  // Calls made while another is in flight sleep at once; each gets its own
+  // answer, and the held one its own once released.
   BackendClient client = ClientSpinning(absl::Seconds(30));
   std::future<std::string> held =
       std::async(std::launch::async, [&] { return Echo(client, "held"); });

@@ -112,8 +112,8 @@ ABSL_FLAG(int, keep_alive_max_requests, 1000,
 ABSL_FLAG(int, backend_timeout_ms, 10000, "Deadline of each call to dsard.");
 ABSL_FLAG(int, backend_spin_us, 300,
           "How long a call waits for dsard's answer awake (polling, yielding "
-          "the CPU) before it sleeps; at most one call fewer than the cores "
-          "spins at once. 0: calls sleep at once (docs/gateway.md).");
+          "the CPU) before it sleeps, when no other call is in flight. 0: "
+          "calls sleep at once (docs/gateway.md).");
 ABSL_FLAG(int, threads, 16, "HTTP worker threads.");
 ABSL_FLAG(absl::Duration, download_timeout, absl::Hours(1),
           "Longest a bundle download (GET /v1/downloads/...) may take.");
