@@ -163,6 +163,13 @@ class Coordinator {
   // the key was used for a different request.
   absl::StatusOr<v1::Request> CreateRequest(
       const v1::CreateRequestRequest& request, const std::string& actor = "");
+  // CreateRequest without waiting: `done` gets what it would have returned,
+  // once durable, on the commit loop's thread (on the caller's for a request
+  // refused at once; UNAVAILABLE when dsard stops first). `done` must not
+  // block. For DsarService.CreateRequest (engine/grpc_services.cc).
+  void CreateRequestAsync(
+      const v1::CreateRequestRequest& request, const std::string& actor,
+      std::function<void(absl::StatusOr<v1::Request>)> done);
   // NOT_FOUND, or FAILED_PRECONDITION when already terminal.
   absl::StatusOr<v1::Request> CancelRequest(
       const v1::CancelRequestRequest& request, const std::string& actor = "");
@@ -461,6 +468,12 @@ class Coordinator {
   // Runs `fn` on the loop; answers after the group that ran it committed.
   template <typename T>
   absl::StatusOr<T> RunInLoop(std::function<absl::StatusOr<T>(Txn&)> fn);
+  // RunInLoop without waiting: `done` gets what it would have returned, on
+  // the loop's thread once the group committed, or UNAVAILABLE when dsard
+  // stops first (on the caller's thread or the stopping one).
+  template <typename T>
+  void RunInLoopAsync(std::function<absl::StatusOr<T>(Txn&)> fn,
+                      std::function<void(absl::StatusOr<T>)> done);
 
   void RunCommitLoop();
   void CommitGroup(Txn& txn);
@@ -535,6 +548,10 @@ class Coordinator {
   absl::StatusOr<v1::Request> CreateRequestFrom(
       const v1::CreateRequestRequest& request, const std::string& actor,
       const v1::OpenDsrOrigin* origin, bool* created);
+  // CreateRequest's checks before the loop: the request is valid, its
+  // stores reachable with its identities, and there is room for new work.
+  absl::Status CheckCreateRequest(
+      const v1::CreateRequestRequest& request) const;
   absl::StatusOr<v1::Request> CreateInLoop(
       Txn& txn, const v1::CreateRequestRequest& request,
       const std::string& actor, const v1::OpenDsrOrigin* origin, bool* created);

@@ -58,6 +58,30 @@ absl::StatusOr<v1::Request> Coordinator::CreateRequest(
 absl::StatusOr<v1::Request> Coordinator::CreateRequestFrom(
     const v1::CreateRequestRequest& request, const std::string& actor,
     const v1::OpenDsrOrigin* origin, bool* created) {
+  RETURN_IF_ERROR(CheckCreateRequest(request));
+  return RunInLoop<v1::Request>(
+      [this, request, actor, origin, created](Txn& txn) {
+        return CreateInLoop(txn, request, actor, origin, created);
+      });
+}
+
+void Coordinator::CreateRequestAsync(
+    const v1::CreateRequestRequest& request, const std::string& actor,
+    std::function<void(absl::StatusOr<v1::Request>)> done) {
+  if (absl::Status checked = CheckCreateRequest(request); !checked.ok()) {
+    done(checked);
+    return;
+  }
+  RunInLoopAsync<v1::Request>(
+      [this, request, actor](Txn& txn) {
+        return CreateInLoop(txn, request, actor, /*origin=*/nullptr,
+                            /*created=*/nullptr);
+      },
+      std::move(done));
+}
+
+absl::Status Coordinator::CheckCreateRequest(
+    const v1::CreateRequestRequest& request) const {
   RETURN_IF_ERROR(ValidateCreateRequest(request, *options_.inventory));
   // Scope is honest: every store in it must be searchable with the
   // identities given (directly, or through the stores that supply them).
@@ -71,11 +95,7 @@ absl::StatusOr<v1::Request> Coordinator::CreateRequestFrom(
   for (const v1::SubjectIdentity& identity : request.identities())
     kinds.insert(IdentityKey(identity));
   RETURN_IF_ERROR(CheckEveryStoreReachable(*options_.inventory, scope, kinds));
-  RETURN_IF_ERROR(CheckRoomForNewWork("new request refused"));
-  return RunInLoop<v1::Request>(
-      [this, request, actor, origin, created](Txn& txn) {
-        return CreateInLoop(txn, request, actor, origin, created);
-      });
+  return CheckRoomForNewWork("new request refused");
 }
 
 absl::StatusOr<v1::Request> Coordinator::CreateInLoop(

@@ -105,6 +105,50 @@ absl::StatusOr<T> Coordinator::RunInLoop(
   }
 }
 
+namespace coordinator_internal {
+
+// Calls `done` once: with Give's value, or, when dropped without one (a
+// command the stopping loop never ran), with UNAVAILABLE.
+template <typename T>
+class AnswerOnce {
+ public:
+  explicit AnswerOnce(std::function<void(absl::StatusOr<T>)> done)
+      : done_(std::move(done)) {}
+  ~AnswerOnce() {
+    if (done_ != nullptr) {
+      done_(absl::UnavailableError("coordinator is shutting down"));
+    }
+  }
+  AnswerOnce(const AnswerOnce&) = delete;
+  AnswerOnce& operator=(const AnswerOnce&) = delete;
+
+  void Give(absl::StatusOr<T> value) {
+    std::function<void(absl::StatusOr<T>)> done = std::move(done_);
+    done_ = nullptr;
+    if (done != nullptr) done(std::move(value));
+  }
+
+ private:
+  std::function<void(absl::StatusOr<T>)> done_;
+};
+
+}  // namespace coordinator_internal
+
+template <typename T>
+void Coordinator::RunInLoopAsync(std::function<absl::StatusOr<T>(Txn&)> fn,
+                                 std::function<void(absl::StatusOr<T>)> done) {
+  auto answer =
+      std::make_shared<coordinator_internal::AnswerOnce<T>>(std::move(done));
+  bool queued = Enqueue([fn = std::move(fn), answer](Txn& txn) {
+    auto result = std::make_shared<absl::StatusOr<T>>(fn(txn));
+    txn.replies.push_back(
+        [answer, result] { answer->Give(std::move(*result)); });
+  });
+  if (!queued) {
+    answer->Give(absl::UnavailableError("coordinator is shutting down"));
+  }
+}
+
 }  // namespace dsar
 
 #endif  // DSAR_ENGINE_COORDINATOR_INTERNAL_H_

@@ -822,6 +822,57 @@ TEST_F(CoordinatorTest, ErasureRunsDiscoveryThenEraseWithoutBundle) {
   EXPECT_EQ(done.steps_size(), 6);
 }
 
+// The asynchronous create (DsarService.CreateRequest): `done` gets what
+// CreateRequest returns, once the request is durable, and a refusal at once.
+TEST_F(CoordinatorTest, AsyncCreateAnswersAsTheBlockingCallDoes) {
+  auto create_async = [&](const v1::CreateRequestRequest& request) {
+    auto answered =
+        std::make_shared<std::promise<absl::StatusOr<v1::Request>>>();
+    std::future<absl::StatusOr<v1::Request>> answer = answered->get_future();
+    coordinator_->CreateRequestAsync(
+        request, "operator:test",
+        [answered](absl::StatusOr<v1::Request> created) {
+          answered->set_value(std::move(created));
+        });
+    return answer.get();
+  };
+  const v1::CreateRequestRequest create =
+      NewCreate(v1::ERASURE, {}, "async-create-1");
+  absl::StatusOr<v1::Request> created = create_async(create);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(Get(created->id()).status(), created->status());
+  EXPECT_THAT(EventKinds(created->id()), Contains("received"));
+  // The same idempotency key answers the same request, as CreateRequest.
+  absl::StatusOr<v1::Request> again = create_async(create);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->id(), created->id());
+
+  v1::CreateRequestRequest invalid =
+      NewCreate(v1::ERASURE, {}, "async-create-2");
+  invalid.clear_identities();
+  absl::StatusOr<v1::Request> refused = create_async(invalid);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A command the stopping loop drops without running answers UNAVAILABLE;
+// an answer given is given once.
+TEST(AnswerOnceTest, ADroppedAnswerIsUnavailableAndAGivenOneIsGivenOnce) {
+  std::vector<absl::StatusOr<int>> answers;
+  auto record = [&](absl::StatusOr<int> answer) { answers.push_back(answer); };
+  { coordinator_internal::AnswerOnce<int> dropped(record); }
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].status().code(), absl::StatusCode::kUnavailable);
+
+  answers.clear();
+  {
+    coordinator_internal::AnswerOnce<int> given(record);
+    given.Give(7);
+    given.Give(8);
+  }
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].value_or(0), 7);
+}
+
 // The asynchronous report path (WorkerService.ReportTasks): `done` gets
 // what the blocking calls return, the next task with a completion, and a
 // refusal leaves nothing behind.

@@ -439,10 +439,11 @@ int main(int argc, char** argv) {
   builder.SetMaxReceiveMessageSize(16 << 20);
   // gRPC's synchronous server keeps 2 idle threads by default and ends any
   // other thread once its call is answered, so concurrent callers that wait
-  // in dsard (a create for its commit, a worker's long poll) made it start
-  // and end a thread for nearly every call: ~860 a second at ~1,000
-  // creates/s, 2-12% of dsard's CPU per request (docs/BENCHMARKS.md,
-  // "Null stores: the engine alone").
+  // in dsard (a create for its commit, before creates moved to the callback
+  // API; a cancel or retry; a worker's long poll) made it start and end a
+  // thread for nearly every call: ~860 a second at ~1,000 creates/s, 2-12%
+  // of dsard's CPU per request (docs/BENCHMARKS.md, "Null stores: the
+  // engine alone").
   // Threads kept idle cost a stack each and a wake-up every 10 s.
   builder.SetSyncServerOption(
       grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kIdleGrpcThreads);

@@ -24,7 +24,7 @@ grpc::Status Answer(absl::StatusOr<T> result, T* response) {
 
 // Refuses a public-service call whose `request` sets a field its caller's
 // certificate may not set (AuthorizeScopedFields).
-grpc::Status CheckScopedFields(const grpc::ServerContext& context,
+grpc::Status CheckScopedFields(const grpc::ServerContextBase& context,
                                const google::protobuf::Message& request) {
   absl::StatusOr<std::optional<Caller>> caller = CallerOf(context);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
@@ -59,15 +59,23 @@ grpc::Status BindWorker(const grpc::ServerContextBase& context,
 
 }  // namespace
 
-grpc::Status DsarServiceImpl::CreateRequest(
-    grpc::ServerContext* context, const v1::CreateRequestRequest* request,
-    v1::Request* response) {
+grpc::ServerUnaryReactor* DsarServiceImpl::CreateRequest(
+    grpc::CallbackServerContext* context,
+    const v1::CreateRequestRequest* request, v1::Request* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (grpc::Status denied = CheckScopedFields(*context, *request);
       !denied.ok()) {
-    return denied;
+    reactor->Finish(denied);
+    return reactor;
   }
-  return Answer(coordinator_->CreateRequest(*request, ActorOf(*context)),
-                response);
+  // The reactor and `response` live until Finish: answered on the commit
+  // loop's thread once the request is durable, no thread waiting for it.
+  coordinator_->CreateRequestAsync(
+      *request, ActorOf(*context),
+      [reactor, response](absl::StatusOr<v1::Request> created) {
+        reactor->Finish(Answer(std::move(created), response));
+      });
+  return reactor;
 }
 
 grpc::Status DsarServiceImpl::GetRequest(grpc::ServerContext* context,
@@ -280,7 +288,7 @@ grpc::Status AdminServiceImpl::RotateKeys(grpc::ServerContext* context,
   return Answer(coordinator_->RotateKeys(*request), response);
 }
 
-std::string ActorOf(const grpc::ServerContext& context) {
+std::string ActorOf(const grpc::ServerContextBase& context) {
   absl::StatusOr<std::optional<Caller>> caller = CallerOf(context);
   // Calls with an unusable certificate were refused before reaching here.
   if (caller.ok() && caller->has_value() &&

@@ -18,14 +18,18 @@ namespace dsar {
 // Bytes of the bundle per DownloadBundle message.
 inline constexpr size_t kDownloadChunkBytes = 256 * 1024;
 
-class DsarServiceImpl final : public v1::DsarService::Service {
+// CreateRequest runs on gRPC's callback API (no thread waits for the new
+// request's commit); the other methods are synchronous.
+class DsarServiceImpl final
+    : public v1::DsarService::WithCallbackMethod_CreateRequest<
+          v1::DsarService::Service> {
  public:
   explicit DsarServiceImpl(Coordinator* coordinator)
       : coordinator_(coordinator) {}
 
-  grpc::Status CreateRequest(grpc::ServerContext* context,
-                             const v1::CreateRequestRequest* request,
-                             v1::Request* response) override;
+  grpc::ServerUnaryReactor* CreateRequest(
+      grpc::CallbackServerContext* context,
+      const v1::CreateRequestRequest* request, v1::Request* response) override;
   grpc::Status GetRequest(grpc::ServerContext* context,
                           const v1::GetRequestRequest* request,
                           v1::Request* response) override;
@@ -187,7 +191,7 @@ class OpenDsrProcessorServiceImpl final
 // certificate its role and CN ("operator:alice"; only the gateway may set the
 // metadata, engine/caller_authorization.h). On a plaintext listener: the
 // metadata, trusted as every caller is (empty when absent).
-std::string ActorOf(const grpc::ServerContext& context);
+std::string ActorOf(const grpc::ServerContextBase& context);
 
 class AuditServiceImpl final : public v1::AuditService::Service {
  public:

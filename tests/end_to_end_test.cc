@@ -610,26 +610,31 @@ void AddThreadsOf(pid_t pid, std::set<std::string>* threads) {
   }
 }
 
-// Callers that wait in dsard, here creates waiting for their commit, each
-// hold a thread of its gRPC server. gRPC keeps 2 idle by default and ended
-// the others as their calls were answered, so dsard started a thread for
-// nearly every call under load; its threads are now kept for the next.
+// Callers that wait in dsard on its synchronous API, here workers'
+// long polls with nothing to lease, each hold a thread of its gRPC server.
+// gRPC keeps 2 idle by default and ended the others as their calls were
+// answered, so dsard started a thread for nearly every call under load; its
+// threads are now kept for the next. (Creates waited for their commit the
+// same way until they moved to the callback API.)
 TEST_F(EndToEndTest, DsardKeepsItsThreadsForConcurrentCallers) {
   ASSERT_NO_FATAL_FAILURE(StartCoordinator());
   constexpr int kCallers = 16;
   constexpr int kCallsEach = 25;
+  auto worker_stub = v1::WorkerService::NewStub(channel_);
   auto burst = [&](const std::string& round) {
     std::vector<std::thread> callers;
     for (int caller = 0; caller < kCallers; ++caller) {
       callers.emplace_back([&, caller] {
+        v1::PollTaskRequest poll = PollOfSampleStores();
+        poll.set_worker_id(absl::StrCat("churn-", round, "-", caller));
+        poll.set_wait_ms(10);
         for (int call = 0; call < kCallsEach; ++call) {
-          std::string key = absl::StrCat(round, "-", caller, "-", call);
-          v1::Request created;
-          grpc::Status status = Create(
-              RequestForEmail(v1::ERASURE,
-                              absl::StrCat("churn-", key, "@example.com"), key),
-              &created);
+          grpc::ClientContext context;
+          v1::PollTaskResponse response;
+          grpc::Status status =
+              worker_stub->PollTask(&context, poll, &response);
           EXPECT_TRUE(status.ok()) << status.error_message();
+          EXPECT_FALSE(response.has_task());
         }
       });
     }
@@ -654,7 +659,7 @@ TEST_F(EndToEndTest, DsardKeepsItsThreadsForConcurrentCallers) {
   // Without the idle threads kept, a few hundred here (one per call or so);
   // a handful of gRPC's own helpers may come and go.
   EXPECT_LT(started, 8) << "threads started during " << kCallers * kCallsEach
-                        << " concurrent creates";
+                        << " concurrent long polls";
 }
 
 TEST_F(EndToEndTest, DsardRefusesInventoryWithUnknownEraseAfterStore) {
