@@ -9,8 +9,9 @@ namespace dsar {
 // stream message and timer — also updates a graph of the locks each thread
 // holds, under one global lock, looking for lock-order cycles. That took
 // ~4% of dsar-gateway's samples (more than its JSON printing) in
-// docs/BENCHMARKS.md, "REST gateway (session 11)". Programs call it first
-// thing in main(); tests do not, so lock-order cycles still abort them.
+// docs/BENCHMARKS.md, "Waiting for dsard awake (session 11)". Programs call
+// it first thing in main(); tests do not, so lock-order cycles still abort
+// them.
 void UseReleaseMutexMode();
 
 }  // namespace dsar

@@ -86,25 +86,6 @@ struct Coordinator::PollSlot {
   }
 };
 
-template <typename T>
-absl::StatusOr<T> Coordinator::RunInLoop(
-    std::function<absl::StatusOr<T>(Txn&)> fn) {
-  auto promise = std::make_shared<std::promise<absl::StatusOr<T>>>();
-  std::future<absl::StatusOr<T>> future = promise->get_future();
-  bool queued = Enqueue([fn = std::move(fn), promise](Txn& txn) {
-    auto result = std::make_shared<absl::StatusOr<T>>(fn(txn));
-    txn.replies.push_back(
-        [promise, result] { promise->set_value(std::move(*result)); });
-  });
-  if (!queued) return absl::UnavailableError("coordinator is shutting down");
-  try {
-    return future.get();
-  } catch (const std::future_error&) {
-    // The loop stopped before running the command: nothing was changed.
-    return absl::UnavailableError("coordinator is shutting down");
-  }
-}
-
 namespace coordinator_internal {
 
 // Calls `done` once: with Give's value, or, when dropped without one (a
@@ -133,6 +114,17 @@ class AnswerOnce {
 };
 
 }  // namespace coordinator_internal
+
+template <typename T>
+absl::StatusOr<T> Coordinator::RunInLoop(
+    std::function<absl::StatusOr<T>(Txn&)> fn) {
+  auto promise = std::make_shared<std::promise<absl::StatusOr<T>>>();
+  std::future<absl::StatusOr<T>> future = promise->get_future();
+  RunInLoopAsync<T>(std::move(fn), [promise](absl::StatusOr<T> result) {
+    promise->set_value(std::move(result));
+  });
+  return future.get();
+}
 
 template <typename T>
 void Coordinator::RunInLoopAsync(std::function<absl::StatusOr<T>(Txn&)> fn,
