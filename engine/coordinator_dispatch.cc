@@ -554,24 +554,31 @@ std::shared_ptr<Coordinator::PollSlot> Coordinator::StartCompleteAndPoll(
   }
   std::optional<v1::PollTaskRequest> poll;
   if (slot != nullptr) poll = *next;
+  // A command the stopping loop drops answers UNAVAILABLE: the completion
+  // was not recorded.
+  auto answer = std::make_shared<
+      coordinator_internal::AnswerOnce<std::optional<v1::Task>>>(
+      std::move(done));
   bool queued =
-      Enqueue([this, request, poll = std::move(poll), slot, done](Txn& txn) {
+      Enqueue([this, request, poll = std::move(poll), slot, answer](Txn& txn) {
         absl::StatusOr<bool> completed = CompleteInLoop(txn, request);
         if (!completed.ok()) {
           txn.replies.push_back(
-              [done, status = completed.status()] { done(status); });
+              [answer, status = completed.status()] { answer->Give(status); });
           return;
         }
         if (slot == nullptr) {
-          txn.replies.push_back([done] { done(std::optional<v1::Task>()); });
+          txn.replies.push_back(
+              [answer] { answer->Give(std::optional<v1::Task>()); });
           return;
         }
         // This group's dispatch may already lease it a task the completion
         // made ready; Fulfil runs after the group's commit either way.
+        answer->HandOver();
         AddPoller(txn, *poll, slot);
       });
   if (!queued) {
-    done(absl::UnavailableError("coordinator is shutting down"));
+    answer->Give(absl::UnavailableError("coordinator is shutting down"));
     return nullptr;
   }
   return slot;
@@ -579,11 +586,11 @@ std::shared_ptr<Coordinator::PollSlot> Coordinator::StartCompleteAndPoll(
 
 void Coordinator::FailTaskAsync(const v1::FailTaskRequest& request,
                                 std::function<void(absl::Status)> done) {
-  bool queued = Enqueue([this, request, done](Txn& txn) {
-    absl::Status status = FailInLoop(txn, request).status();
-    txn.replies.push_back([done, status] { done(status); });
-  });
-  if (!queued) done(absl::UnavailableError("coordinator is shutting down"));
+  RunInLoopAsync<bool>(
+      [this, request](Txn& txn) { return FailInLoop(txn, request); },
+      [done = std::move(done)](absl::StatusOr<bool> failed) {
+        done(failed.status());
+      });
 }
 
 }  // namespace dsar

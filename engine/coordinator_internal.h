@@ -108,6 +108,9 @@ class AnswerOnce {
     done_ = nullptr;
     if (done != nullptr) done(std::move(value));
   }
+  // The answer comes from elsewhere from now on (a poll's slot, which has
+  // its own copy of `done`): dropping this one says nothing.
+  void HandOver() { done_ = nullptr; }
 
  private:
   std::function<void(absl::StatusOr<T>)> done_;

@@ -929,6 +929,60 @@ TEST_F(CoordinatorTest, AsyncReportsAnswerAsTheBlockingCallsDo) {
   EXPECT_THAT(EventKinds(created.id()), Contains("task_failed"));
 }
 
+// Reports still queued when the coordinator stops are answered
+// UNAVAILABLE (they were not recorded), never left without an answer: a
+// worker's ReportTasks call waits for that answer and nothing else ends it.
+TEST_F(CoordinatorTest, ReportsTheStoppingLoopDropsAreAnsweredUnavailable) {
+  StartWith([](Coordinator::Options& options) {
+    options.max_commands_per_group = 1;
+  });
+  // Creates queued first keep the loop committing one command at a time
+  // while the reports wait behind them and the coordinator stops.
+  for (int i = 0; i < 200; ++i) {
+    coordinator_->CreateRequestAsync(NewCreate(v1::ERASURE), "operator:test",
+                                     [](absl::StatusOr<v1::Request>) {});
+  }
+  std::mutex mu;
+  std::vector<absl::Status> completions, failures;
+  constexpr int kReports = 20;
+  for (int i = 0; i < kReports; ++i) {
+    v1::CompleteTaskRequest complete;
+    complete.set_worker_id("w1");
+    complete.set_task_id(absl::StrCat("dsr_unknown/0/", i));
+    complete.set_attempt(1);
+    const v1::PollTaskRequest next = PollRequest("w1", {"a"}, 5000);
+    coordinator_->CompleteTaskAndPollAsync(
+        complete, i % 2 == 0 ? &next : nullptr,
+        [&](absl::StatusOr<std::optional<v1::Task>> answer) {
+          std::lock_guard<std::mutex> lock(mu);
+          completions.push_back(answer.status());
+        });
+    v1::FailTaskRequest fail;
+    fail.set_worker_id("w1");
+    fail.set_task_id(complete.task_id());
+    fail.set_attempt(1);
+    coordinator_->FailTaskAsync(fail, [&](absl::Status status) {
+      std::lock_guard<std::mutex> lock(mu);
+      failures.push_back(status);
+    });
+  }
+  coordinator_.reset();
+
+  ASSERT_EQ(completions.size(), size_t{kReports});
+  ASSERT_EQ(failures.size(), size_t{kReports});
+  int dropped = 0;
+  for (const std::vector<absl::Status>* answers : {&completions, &failures}) {
+    for (const absl::Status& status : *answers) {
+      // Run: the unknown task is refused. Dropped: UNAVAILABLE.
+      EXPECT_THAT(status.code(), testing::AnyOf(absl::StatusCode::kNotFound,
+                                                absl::StatusCode::kUnavailable))
+          << status;
+      if (status.code() == absl::StatusCode::kUnavailable) ++dropped;
+    }
+  }
+  EXPECT_GT(dropped, 0) << "the loop ran every report before it stopped";
+}
+
 // A worker that hangs up while its completion waits for the next task is
 // leased nothing: the task that becomes ready goes to the next poller.
 TEST_F(CoordinatorTest, AWorkerThatHangsUpAfterItsCompletionIsLeasedNothing) {
