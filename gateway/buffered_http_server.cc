@@ -2,6 +2,7 @@
 
 #include <netdb.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -14,6 +15,8 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "absl/time/clock.h"
 
 namespace dsar::gateway {
 namespace {
@@ -86,12 +89,15 @@ class ConnectionStream final : public httplib::Stream {
     }
   }
 
+  // Whether bytes read ahead wait (a pipelined request).
+  bool HasUnreadBytes() const { return read_begin_ < read_end_; }
+
   // Waits for the next request: true once bytes are there to read; false
   // when the connection stays idle for `idle_timeout_sec`, fails, or the
   // server stops (`server_socket` closed).
   bool WaitForRequest(const std::atomic<socket_t>& server_socket,
                       time_t idle_timeout_sec) {
-    if (read_begin_ < read_end_) return true;  // A pipelined request.
+    if (HasUnreadBytes()) return true;  // A pipelined request.
     const auto deadline = std::chrono::steady_clock::now() +
                           std::chrono::seconds(idle_timeout_sec);
     while (server_socket != INVALID_SOCKET) {
@@ -99,6 +105,18 @@ class ConnectionStream final : public httplib::Stream {
       if (ready != 0) return ready > 0;
       if (std::chrono::steady_clock::now() > deadline) return false;
     }
+    return false;
+  }
+
+  // Polls for the next request for up to `window`, yielding the CPU
+  // between polls: true once bytes (or an error, which WaitForRequest then
+  // reports) are there.
+  bool PollAwake(absl::Duration window) const {
+    const absl::Time until = absl::Now() + window;
+    do {
+      if (Poll(POLLIN, 0) != 0) return true;
+      sched_yield();
+    } while (absl::Now() < until);
     return false;
   }
 
@@ -229,6 +247,29 @@ class ConnectionStream final : public httplib::Stream {
   int local_port_ = 0;
 };
 
+// Waits for the connection's next request, awake first when `spin` says
+// so and a slot is free; false as WaitForRequest. `answered`: when the
+// last answer went out.
+bool AwaitRequest(ConnectionStream& stream, NextRequestSpin& spin,
+                  absl::Time answered, SpinSlots& slots,
+                  const BufferedHttpServer::Options& options,
+                  const std::atomic<socket_t>& server_socket,
+                  time_t idle_timeout_sec) {
+  bool ready = false;
+  if (!stream.HasUnreadBytes() && spin.ShouldSpin() && slots.TryTake()) {
+    ready = stream.PollAwake(spin.window());
+    slots.Give();
+    prometheus::Counter* count =
+        ready ? options.spins_caught : options.spins_missed;
+    if (count != nullptr) count->Increment();
+  }
+  if (!ready && !stream.WaitForRequest(server_socket, idle_timeout_sec)) {
+    return false;
+  }
+  spin.RequestCame(absl::Now() - answered);
+  return true;
+}
+
 }  // namespace
 
 bool BufferedHttpServer::process_and_close_socket(socket_t sock) {
@@ -236,13 +277,17 @@ bool BufferedHttpServer::process_and_close_socket(socket_t sock) {
   {
     ConnectionStream stream(sock, read_timeout_sec_, read_timeout_usec_,
                             write_timeout_sec_, write_timeout_usec_);
+    NextRequestSpin spin(options_.next_request_spin);
+    absl::Time answered = absl::Now();  // Accepted, for the first request.
     for (size_t left = keep_alive_max_count_;
-         left > 0 && stream.WaitForRequest(svr_sock_, keep_alive_timeout_sec_);
+         left > 0 && AwaitRequest(stream, spin, answered, spin_slots_, options_,
+                                  svr_sock_, keep_alive_timeout_sec_);
          --left) {
       bool connection_closed = false;
       served = process_request(stream, /*close_connection=*/left == 1,
                                connection_closed, nullptr);
       served = stream.Flush() && served;
+      answered = absl::Now();
       if (!served || connection_closed) break;
     }
   }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -20,27 +21,42 @@ class BufferedHttpServerTest : public ::testing::Test {
  protected:
   static constexpr size_t kBigBody = 300 * 1024;
 
+  // The server's options; a fixture that tests one sets it.
+  virtual BufferedHttpServer::Options ServerOptions() { return {}; }
+
   void SetUp() override {
-    server_.Get("/echo/(.*)",
-                [](const httplib::Request& request, httplib::Response& reply) {
-                  reply.set_content(request.matches[1].str(), "text/plain");
-                });
-    server_.Get("/big", [](const httplib::Request&, httplib::Response& reply) {
+    server_ = std::make_unique<BufferedHttpServer>(ServerOptions());
+    BufferedHttpServer& server = *server_;
+    server.Get("/echo/(.*)",
+               [](const httplib::Request& request, httplib::Response& reply) {
+                 reply.set_content(request.matches[1].str(), "text/plain");
+               });
+    server.Get("/big", [](const httplib::Request&, httplib::Response& reply) {
       reply.set_content(std::string(kBigBody, 'b'), "text/plain");
     });
-    server_.Post("/upload", [](const httplib::Request& request,
-                               httplib::Response& reply) {
+    server.Post("/upload", [](const httplib::Request& request,
+                              httplib::Response& reply) {
       reply.set_content(std::to_string(request.body.size()), "text/plain");
     });
-    server_.set_keep_alive_timeout(1);
-    port_ = server_.bind_to_any_port("127.0.0.1");
+    server.set_keep_alive_timeout(1);
+    server.set_keep_alive_max_count(100);
+    port_ = server.bind_to_any_port("127.0.0.1");
     ASSERT_GT(port_, 0);
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
   }
 
   void TearDown() override {
-    server_.stop();
+    server_->stop();
     thread_.join();
+  }
+
+  // GET /echo/<text> on `sock`, then its answer read whole.
+  void Echo(int sock, const std::string& text) {
+    Send(sock,
+         absl::StrCat("GET /echo/", text, " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::string received = ReadUntil(sock, absl::StrCat("\r\n\r\n", text));
+    EXPECT_NE(received.find(absl::StrCat("\r\n\r\n", text)), std::string::npos)
+        << received;
   }
 
   // A connected socket with a 5 s receive timeout.
@@ -85,7 +101,7 @@ class BufferedHttpServerTest : public ::testing::Test {
     return received;
   }
 
-  BufferedHttpServer server_;
+  std::unique_ptr<BufferedHttpServer> server_;
   int port_ = 0;
   std::thread thread_;
 };
@@ -159,6 +175,51 @@ TEST_F(BufferedHttpServerTest, ClosesIdleConnections) {
   EXPECT_EQ(recv(sock, &byte, 1, 0), 0);  // Closed, not timed out (5 s).
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(4));
   close(sock);
+}
+
+// The same server waiting up to 1 ms awake for a connection's next request
+// (next_request_spin.h), its waits counted.
+class BufferedHttpServerSpinTest : public BufferedHttpServerTest {
+ protected:
+  BufferedHttpServer::Options ServerOptions() override {
+    BufferedHttpServer::Options options;
+    options.next_request_spin = absl::Milliseconds(1);
+    options.spins_caught = &caught_;
+    options.spins_missed = &missed_;
+    return options;
+  }
+
+  prometheus::Counter caught_;
+  prometheus::Counter missed_;
+};
+
+// A client that sends its requests one after another finds the thread
+// awake: its requests come during the waits.
+TEST_F(BufferedHttpServerSpinTest, WaitsAwakeForAClientsNextRequest) {
+  int sock = Connect();
+  for (int i = 0; i < 50; ++i) Echo(sock, absl::StrCat("quick", i));
+  close(sock);
+  EXPECT_GT(caught_.Value(), 0);
+}
+
+// A client that pauses between its requests costs one wait, not one per
+// request: after a request that came late, the thread sleeps at once.
+TEST_F(BufferedHttpServerSpinTest, AClientThatPausesIsAwaitedAsleep) {
+  int sock = Connect();
+  for (int i = 0; i < 5; ++i) {
+    Echo(sock, absl::StrCat("slow", i));
+    // The client's pause, far longer than the wait (not a synchronisation).
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // The connection is idle from here: the server closes it after the
+  // keep-alive timeout, the waits awake notwithstanding.
+  char byte;
+  EXPECT_EQ(recv(sock, &byte, 1, 0), 0);
+  close(sock);
+  EXPECT_GE(missed_.Value(), 1);
+  // The first request (sent at once after connecting) may be caught; each
+  // pause after a late request is slept through.
+  EXPECT_LE(caught_.Value() + missed_.Value(), 2);
 }
 
 }  // namespace

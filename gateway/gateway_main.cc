@@ -114,6 +114,11 @@ ABSL_FLAG(int, backend_spin_us, 300,
           "How long a call waits for dsard's answer awake (polling, yielding "
           "the CPU) before it sleeps, when no other call is in flight. 0: "
           "calls sleep at once (docs/gateway.md).");
+ABSL_FLAG(int, next_request_spin_us, 100,
+          "How long a keep-alive connection waits for its next request awake "
+          "(polling, yielding the CPU) before it sleeps, while its client "
+          "sends requests one after another; plain HTTP only. 0: "
+          "connections sleep at once (docs/gateway.md).");
 ABSL_FLAG(int, threads, 16, "HTTP worker threads.");
 ABSL_FLAG(absl::Duration, download_timeout, absl::Hours(1),
           "Longest a bundle download (GET /v1/downloads/...) may take.");
@@ -210,6 +215,13 @@ int main(int argc, char** argv) {
         absl::StrCat("--backend_spin_us: ", backend_spin_us,
                      " is out of range (0 to 1000 microseconds)")));
   }
+  const int next_request_spin_us = absl::GetFlag(FLAGS_next_request_spin_us);
+  if (next_request_spin_us < 0 || next_request_spin_us > 1000) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--next_request_spin_us: ", next_request_spin_us,
+                     " is out of range (0 to 1000 microseconds)")));
+  }
+  options.next_request_spin = absl::Microseconds(next_request_spin_us);
   options.metrics = metrics;
   options.access_log = absl::GetFlag(FLAGS_access_log);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);

@@ -5,7 +5,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -82,7 +84,23 @@ absl::StatusOr<std::unique_ptr<httplib::Server>> NewHttpServer(
   const std::string& cert = options.tls_cert_file;
   const std::string& key = options.tls_key_file;
   if (cert.empty() && key.empty()) {
-    return std::make_unique<BufferedHttpServer>();
+    BufferedHttpServer::Options plain;
+    plain.next_request_spin = options.next_request_spin;
+    plain.max_spinning =
+        std::max(1, static_cast<int>(std::thread::hardware_concurrency() / 2));
+    if (options.metrics != nullptr) {
+      auto& spins =
+          prometheus::BuildCounter()
+              .Name("dsar_gateway_next_request_spins_total")
+              .Help(
+                  "Waits awake for a keep-alive connection's next request, "
+                  "by whether it came during the wait (caught) or not "
+                  "(missed).")
+              .Register(*options.metrics);
+      plain.spins_caught = &spins.Add({{"outcome", "caught"}});
+      plain.spins_missed = &spins.Add({{"outcome", "missed"}});
+    }
+    return std::make_unique<BufferedHttpServer>(plain);
   }
   if (cert.empty() || key.empty()) {
     return absl::InvalidArgumentError(

@@ -47,6 +47,10 @@ struct GatewayOptions {
   absl::Duration keep_alive_timeout = absl::Seconds(5);
   int keep_alive_max_requests = 1000;
   int threads = 16;
+  // How long a plain-HTTP keep-alive connection waits for its next request
+  // awake (next_request_spin.h, docs/gateway.md); zero: it sleeps at once.
+  // At most one connection per two cores spins at a time.
+  absl::Duration next_request_spin = absl::ZeroDuration();
   bool access_log = true;  // One line per request on stderr.
   // Where the HTTP metrics go (dsar_http_*, docs/operations.md); null:
   // none. Must outlive the server.
