@@ -1,13 +1,13 @@
 #include "gateway/backend_client.h"
 
 #include <grpcpp/create_channel.h>
-#include <sched.h>
 
 #include <vector>
 
 #include "absl/strings/str_format.h"
 #include "common/grpc_server_metrics.h"
 #include "common/grpc_status.h"
+#include "gateway/spin_wait.h"
 
 namespace dsar::gateway {
 
@@ -91,15 +91,12 @@ bool BackendClient::AwaitCompletion(grpc::CompletionQueue& queue, void** tag,
   const bool alone = calls_in_flight_.fetch_add(1) == 0;
   bool got = false;
   if (alone && answer_spin_ > absl::ZeroDuration()) {
-    const absl::Time until = absl::Now() + answer_spin_;
     // A deadline already past: AsyncNext polls once and returns.
     const gpr_timespec poll_only = gpr_time_0(GPR_CLOCK_MONOTONIC);
-    while (!got && absl::Now() < until) {
-      got = queue.AsyncNext(tag, ok, poll_only) ==
-            grpc::CompletionQueue::GOT_EVENT;
-      // Lets a thread of dsard, or of a caller, run on this core.
-      if (!got) sched_yield();
-    }
+    got = SpinWait(answer_spin_, [&] {
+      return queue.AsyncNext(tag, ok, poll_only) ==
+             grpc::CompletionQueue::GOT_EVENT;
+    });
   }
   if (!got) got = queue.Next(tag, ok);
   calls_in_flight_.fetch_sub(1);

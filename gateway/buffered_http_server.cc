@@ -2,7 +2,6 @@
 
 #include <netdb.h>
 #include <poll.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "gateway/spin_wait.h"
 
 namespace dsar::gateway {
 namespace {
@@ -112,12 +112,7 @@ class ConnectionStream final : public httplib::Stream {
   // between polls: true once bytes (or an error, which WaitForRequest then
   // reports) are there.
   bool PollAwake(absl::Duration window) const {
-    const absl::Time until = absl::Now() + window;
-    do {
-      if (Poll(POLLIN, 0) != 0) return true;
-      sched_yield();
-    } while (absl::Now() < until);
-    return false;
+    return SpinWait(window, [this] { return Poll(POLLIN, 0) != 0; });
   }
 
   // Sends what write() holds. false when the connection failed (now or

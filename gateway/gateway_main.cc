@@ -152,6 +152,17 @@ void LinkPublicApiDescriptors() {
   (void)dsar::v1::ListWorkersRequest::descriptor();
 }
 
+// A --*_spin_us flag's window. Past a millisecond a wait awake would be a
+// sleeping wait spent polling, so 0 to 1000 microseconds.
+absl::StatusOr<absl::Duration> SpinWindow(const char* flag, int microseconds) {
+  if (microseconds < 0 || microseconds > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": ", microseconds,
+                     " is out of range (0 to 1000 microseconds)"));
+  }
+  return absl::Microseconds(microseconds);
+}
+
 absl::StatusOr<std::string> ReadSecret(const std::string& path) {
   absl::StatusOr<std::string> text = dsar::ReadFile(path);
   if (!text.ok()) return text.status();
@@ -208,20 +219,13 @@ int main(int argc, char** argv) {
   options.keep_alive_max_requests =
       absl::GetFlag(FLAGS_keep_alive_max_requests);
   options.threads = absl::GetFlag(FLAGS_threads);
-  // A spin past a millisecond would be a sleeping call's wait spent awake.
-  const int backend_spin_us = absl::GetFlag(FLAGS_backend_spin_us);
-  if (backend_spin_us < 0 || backend_spin_us > 1000) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--backend_spin_us: ", backend_spin_us,
-                     " is out of range (0 to 1000 microseconds)")));
-  }
-  const int next_request_spin_us = absl::GetFlag(FLAGS_next_request_spin_us);
-  if (next_request_spin_us < 0 || next_request_spin_us > 1000) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--next_request_spin_us: ", next_request_spin_us,
-                     " is out of range (0 to 1000 microseconds)")));
-  }
-  options.next_request_spin = absl::Microseconds(next_request_spin_us);
+  absl::StatusOr<absl::Duration> backend_spin =
+      SpinWindow("backend_spin_us", absl::GetFlag(FLAGS_backend_spin_us));
+  if (!backend_spin.ok()) return Fail(backend_spin.status());
+  absl::StatusOr<absl::Duration> next_request_spin = SpinWindow(
+      "next_request_spin_us", absl::GetFlag(FLAGS_next_request_spin_us));
+  if (!next_request_spin.ok()) return Fail(next_request_spin.status());
+  options.next_request_spin = *next_request_spin;
   options.metrics = metrics;
   options.access_log = absl::GetFlag(FLAGS_access_log);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
@@ -289,7 +293,7 @@ int main(int argc, char** argv) {
   auto backend = std::make_shared<const dsar::gateway::BackendClient>(
       absl::GetFlag(FLAGS_coordinator),
       absl::Milliseconds(absl::GetFlag(FLAGS_backend_timeout_ms)), *credentials,
-      metrics.get(), absl::Microseconds(backend_spin_us));
+      metrics.get(), *backend_spin);
   // Routes with code of their own, asked before the annotated ones.
   std::vector<std::unique_ptr<dsar::gateway::RouteProvider>> providers;
   absl::StatusOr<std::unique_ptr<dsar::gateway::BundleDownloadRoutes>>
