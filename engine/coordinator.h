@@ -249,12 +249,18 @@ class Coordinator {
       const v1::FailWorkItemRequest& request, const std::string& actor);
 
   // --- Worker protocol. ---
-  // Leases a task of one of `request.stores`, waiting up to wait_ms for one.
-  // std::nullopt when none came. `cancelled` is polled while waiting (the
-  // worker hung up).
-  absl::StatusOr<std::optional<v1::Task>> PollTask(
-      const v1::PollTaskRequest& request,
-      const std::function<bool()>& cancelled);
+  // Tasks leased to one poll: none when nothing became ready in time, more
+  // than one only when the poll asked for it (PollTaskRequest.max_tasks).
+  using LeasedTasks = std::vector<v1::Task>;
+  // At most this many tasks are leased to one poll.
+  static constexpr int kMaxTasksPerPoll = 16;
+  // At most this many reports in one ReportTasksAsync call.
+  static constexpr int kMaxReportsPerBatch = 64;
+  // Leases tasks of `request.stores`, waiting up to wait_ms for one: one,
+  // and up to max_tasks when more are ready than polls wait for them.
+  // `cancelled` is polled while waiting (the worker hung up).
+  absl::StatusOr<LeasedTasks> PollTask(const v1::PollTaskRequest& request,
+                                       const std::function<bool()>& cancelled);
   // Returns the new lease expiry (unix ms). FAILED_PRECONDITION when the
   // caller does not hold the lease of that attempt, carrying the payload
   // kRequestEndedPayload (the request's status name) when that is because
@@ -266,26 +272,34 @@ class Coordinator {
   // CompleteTask, then PollTask with `next` in the same loop command, so
   // that the completion and the next lease share one commit group. An error
   // is the completion's (nothing changed); a `next` that cannot be served
-  // (invalid, or the worker hung up) gives std::nullopt, the completion
+  // (invalid, or the worker hung up) gives no task, the completion
   // recorded.
-  absl::StatusOr<std::optional<v1::Task>> CompleteTaskAndPoll(
+  absl::StatusOr<LeasedTasks> CompleteTaskAndPoll(
       const v1::CompleteTaskRequest& request, const v1::PollTaskRequest& next,
       const std::function<bool()>& cancelled);
   absl::Status FailTask(const v1::FailTaskRequest& request);
-  // CompleteTaskAndPoll and FailTask without waiting: `done` gets what they
-  // would have returned, once it is durable, on the commit-loop thread (or
-  // on the caller's, for a request refused at once, and on the stopping
-  // thread when dsard stops). `done` must not block. For
-  // WorkerService.ReportTasks (engine/grpc_services.cc).
-  // CompleteTaskAndPollAsync returns what the caller calls when its worker
-  // hangs up: the poll for `next` is abandoned, so no task is leased to it,
-  // and `done` is not called for the poll any more (a no-op once answered).
-  using PollDone = std::function<void(absl::StatusOr<std::optional<v1::Task>>)>;
-  std::function<void()> CompleteTaskAndPollAsync(
-      const v1::CompleteTaskRequest& request, const v1::PollTaskRequest* next,
-      PollDone done);
-  void FailTaskAsync(const v1::FailTaskRequest& request,
-                     std::function<void(absl::Status)> done);
+  // What ReportTasksAsync answers: one status per report, in order (each
+  // what CompleteTask or FailTask would have returned), and the tasks
+  // leased for `next`.
+  struct ReportsAnswer {
+    std::vector<absl::Status> statuses;
+    LeasedTasks next_tasks;
+  };
+  // Records `reports` (each a completion or a failure, TaskReport.more
+  // unset) in one loop command, in order: a report refused leaves the
+  // others standing. Then, when `next` is given and the first report is an
+  // accepted completion, polls with `next` as CompleteTaskAndPoll does.
+  // `done` gets the answer once it is durable, on the commit-loop thread
+  // (on the caller's for reports refused at once, and with every status
+  // UNAVAILABLE on the stopping thread when dsard stops first); it must
+  // not block. For WorkerService.ReportTasks (engine/grpc_services.cc).
+  // INVALID_ARGUMENT for every report when there are none or more than
+  // kMaxReportsPerBatch. Returns what the caller calls when its worker
+  // hangs up: the poll for `next` is abandoned, so no task is leased to
+  // it, and `done` is not called any more (a no-op once answered).
+  std::function<void()> ReportTasksAsync(
+      std::vector<v1::TaskReport> reports, const v1::PollTaskRequest* next,
+      std::function<void(ReportsAnswer)> done);
   struct ArtifactUpload {
     std::string path;        // Where the export of that attempt is stored.
     std::string request_id;  // Whose: its data key encrypts the export.
@@ -419,6 +433,7 @@ class Coordinator {
     std::vector<std::string> stores;
     int64_t deadline_ms;  // System clock (transport time, not engine time).
     std::shared_ptr<PollSlot> slot;
+    int max_tasks = 1;  // 1..kMaxTasksPerPoll.
   };
 
   explicit Coordinator(Options options);
@@ -521,15 +536,20 @@ class Coordinator {
                  std::shared_ptr<PollSlot> slot);
   // Waits until `slot` is fulfilled; CANCELLED (the slot abandoned) once
   // `cancelled` says the worker hung up.
-  static absl::StatusOr<std::optional<v1::Task>> WaitForPoll(
+  static absl::StatusOr<LeasedTasks> WaitForPoll(
       PollSlot& slot, const std::function<bool()>& cancelled);
-  // CompleteTaskAndPollAsync's work; also returns the poll's slot (null
-  // when `next` is absent or cannot be served, or the completion was
-  // refused at once), which CompleteTaskAndPoll abandons when its caller
-  // hangs up.
-  std::shared_ptr<PollSlot> StartCompleteAndPoll(
-      const v1::CompleteTaskRequest& request, const v1::PollTaskRequest* next,
-      PollDone done);
+  // ReportTasksAsync's work; also returns the poll's slot (null when
+  // `next` is absent or cannot be served, or the reports were refused at
+  // once), which CompleteTaskAndPoll abandons when its caller hangs up.
+  std::shared_ptr<PollSlot> StartReports(
+      std::vector<v1::TaskReport> reports, const v1::PollTaskRequest* next,
+      std::function<void(ReportsAnswer)> done);
+  // A report's checks of itself alone (no state): CheckCompletion for a
+  // completion; INVALID_ARGUMENT when it sets neither, or sets `more`.
+  static absl::Status CheckReport(const v1::TaskReport& report);
+  // CompleteInLoop or FailInLoop, as `report` says. REQUIRES: commit loop
+  // thread.
+  absl::Status ReportInLoop(Txn& txn, const v1::TaskReport& report);
   // CompleteTask's checks of the request alone (no state).
   static absl::Status CheckCompletion(const v1::CompleteTaskRequest& request);
   // FailTask's work in the loop.

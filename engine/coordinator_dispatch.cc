@@ -98,21 +98,51 @@ v1::Task Coordinator::LeaseItem(Txn& txn, LiveRequest& live, int map,
 }
 
 void Coordinator::DispatchToPollers(Txn& txn) {
+  // One task to each poll first. Then, while tasks are left over (more
+  // ready than polls wait for), one more in turns to each poll served that
+  // asked for more: a backlog goes out in fewer messages, and no poll is
+  // left waiting while another takes several.
+  struct Served {
+    std::list<Poller>::iterator poller;
+    LeasedTasks tasks;
+  };
+  std::vector<Served> served;
+  const int64_t real_now = RealClock()->NowMillis();
   for (auto it = pollers_.begin(); it != pollers_.end();) {
     if (it->slot->Abandoned()) {
       it = pollers_.erase(it);
       continue;
     }
     std::optional<v1::Task> task = TryLease(txn, it->stores, it->worker_id);
-    if (task || it->deadline_ms <= RealClock()->NowMillis()) {
-      txn.replies.push_back(
-          [slot = it->slot, task = std::move(task)]() mutable {
-            slot->Fulfil(std::move(task));
-          });
+    if (task.has_value()) {
+      served.push_back({it, {}});
+      served.back().tasks.push_back(*std::move(task));
+    } else if (it->deadline_ms <= real_now) {
+      txn.replies.push_back([slot = it->slot] { slot->Fulfil(LeasedTasks()); });
       it = pollers_.erase(it);
       continue;
     }
     ++it;
+  }
+  for (bool leased_more = true; leased_more;) {
+    leased_more = false;
+    for (Served& poll : served) {
+      if (static_cast<int>(poll.tasks.size()) >= poll.poller->max_tasks) {
+        continue;
+      }
+      std::optional<v1::Task> task =
+          TryLease(txn, poll.poller->stores, poll.poller->worker_id);
+      if (!task.has_value()) continue;
+      poll.tasks.push_back(*std::move(task));
+      leased_more = true;
+    }
+  }
+  for (Served& poll : served) {
+    txn.replies.push_back(
+        [slot = poll.poller->slot, tasks = std::move(poll.tasks)]() mutable {
+          slot->Fulfil(std::move(tasks));
+        });
+    pollers_.erase(poll.poller);
   }
 }
 
@@ -267,6 +297,11 @@ absl::Status Coordinator::ValidatePoll(
     return absl::InvalidArgumentError(
         "stores: name at least one store this worker serves");
   }
+  if (request.max_tasks() < 0 || request.max_tasks() > kMaxTasksPerPoll) {
+    return absl::InvalidArgumentError(absl::StrCat("max_tasks: must be 0 to ",
+                                                   kMaxTasksPerPoll, ", not ",
+                                                   request.max_tasks()));
+  }
   for (int i = 0; i < request.stores_size(); ++i) {
     const StoreSpec* spec = options_.inventory->Find(request.stores(i));
     if (spec == nullptr) {
@@ -293,10 +328,11 @@ void Coordinator::AddPoller(Txn& txn, const v1::PollTaskRequest& request,
                                   request.stores().end());
   SawWorker(request.worker_id(), txn.now_ms, &stores);
   pollers_.push_back({request.worker_id(), std::move(stores),
-                      RealClock()->NowMillis() + wait_ms, std::move(slot)});
+                      RealClock()->NowMillis() + wait_ms, std::move(slot),
+                      std::max(1, request.max_tasks())});
 }
 
-absl::StatusOr<std::optional<v1::Task>> Coordinator::WaitForPoll(
+absl::StatusOr<Coordinator::LeasedTasks> Coordinator::WaitForPoll(
     PollSlot& slot, const std::function<bool()>& cancelled) {
   std::unique_lock<std::mutex> lock(slot.mu);
   while (!slot.done) {
@@ -309,7 +345,7 @@ absl::StatusOr<std::optional<v1::Task>> Coordinator::WaitForPoll(
   return std::move(slot.result);
 }
 
-absl::StatusOr<std::optional<v1::Task>> Coordinator::PollTask(
+absl::StatusOr<Coordinator::LeasedTasks> Coordinator::PollTask(
     const v1::PollTaskRequest& request,
     const std::function<bool()>& cancelled) {
   RETURN_IF_ERROR(ValidatePoll(request));
@@ -482,21 +518,26 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& request) {
       .status();
 }
 
-absl::StatusOr<std::optional<v1::Task>> Coordinator::CompleteTaskAndPoll(
+absl::StatusOr<Coordinator::LeasedTasks> Coordinator::CompleteTaskAndPoll(
     const v1::CompleteTaskRequest& request, const v1::PollTaskRequest& next,
     const std::function<bool()>& cancelled) {
   // The asynchronous path, waited for. A worker that hangs up abandons the
   // poll too, so no task is leased to it.
+  std::vector<v1::TaskReport> reports(1);
+  *reports[0].mutable_complete() = request;
   auto answer = std::make_shared<PollSlot>();
-  std::shared_ptr<PollSlot> poll = StartCompleteAndPoll(
-      request, &next, [answer](absl::StatusOr<std::optional<v1::Task>> value) {
-        answer->Fulfil(std::move(value));
+  std::shared_ptr<PollSlot> poll =
+      StartReports(std::move(reports), &next, [answer](ReportsAnswer reported) {
+        if (!reported.statuses[0].ok()) {
+          answer->Fulfil(reported.statuses[0]);
+        } else {
+          answer->Fulfil(std::move(reported.next_tasks));
+        }
       });
-  absl::StatusOr<std::optional<v1::Task>> result =
-      WaitForPoll(*answer, cancelled);
+  absl::StatusOr<LeasedTasks> result = WaitForPoll(*answer, cancelled);
   if (answer->Abandoned()) {
     if (poll != nullptr) poll->Abandon();
-    return std::optional<v1::Task>();
+    return LeasedTasks();
   }
   return result;
 }
@@ -526,54 +567,103 @@ absl::Status Coordinator::FailTask(const v1::FailTaskRequest& request) {
       .status();
 }
 
-std::function<void()> Coordinator::CompleteTaskAndPollAsync(
-    const v1::CompleteTaskRequest& request, const v1::PollTaskRequest* next,
-    PollDone done) {
+absl::Status Coordinator::CheckReport(const v1::TaskReport& report) {
+  if (report.more_size() > 0) {
+    return absl::InvalidArgumentError(
+        "more: only the first report of a message carries more");
+  }
+  switch (report.report_case()) {
+    case v1::TaskReport::kComplete:
+      return CheckCompletion(report.complete());
+    case v1::TaskReport::kFail:
+      return absl::OkStatus();
+    case v1::TaskReport::REPORT_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError("report: set complete or fail");
+}
+
+absl::Status Coordinator::ReportInLoop(Txn& txn, const v1::TaskReport& report) {
+  if (report.has_complete())
+    return CompleteInLoop(txn, report.complete()).status();
+  return FailInLoop(txn, report.fail()).status();
+}
+
+std::function<void()> Coordinator::ReportTasksAsync(
+    std::vector<v1::TaskReport> reports, const v1::PollTaskRequest* next,
+    std::function<void(ReportsAnswer)> done) {
   std::shared_ptr<PollSlot> slot =
-      StartCompleteAndPoll(request, next, std::move(done));
+      StartReports(std::move(reports), next, std::move(done));
   return [slot] {
     if (slot != nullptr) slot->Abandon();
   };
 }
 
-std::shared_ptr<Coordinator::PollSlot> Coordinator::StartCompleteAndPoll(
-    const v1::CompleteTaskRequest& request, const v1::PollTaskRequest* next,
-    PollDone done) {
-  if (absl::Status checked = CheckCompletion(request); !checked.ok()) {
-    done(checked);
+std::shared_ptr<Coordinator::PollSlot> Coordinator::StartReports(
+    std::vector<v1::TaskReport> reports, const v1::PollTaskRequest* next,
+    std::function<void(ReportsAnswer)> done) {
+  const size_t count = reports.size();
+  // Every report answered with `status`: a refusal of the whole call.
+  auto refuse_all = [count](const absl::Status& status) {
+    ReportsAnswer answer;
+    answer.statuses.assign(std::max<size_t>(count, 1), status);
+    return answer;
+  };
+  if (reports.empty() || count > kMaxReportsPerBatch) {
+    done(refuse_all(absl::InvalidArgumentError(
+        absl::StrCat("more: a message carries 1 to ", kMaxReportsPerBatch,
+                     " reports, not ", count))));
+    return nullptr;
+  }
+  // Checked here, off the loop; a report refused is answered with its
+  // refusal and left out of the command.
+  std::vector<absl::Status> checked(count);
+  bool any_valid = false;
+  for (size_t i = 0; i < count; ++i) {
+    checked[i] = CheckReport(reports[i]);
+    any_valid = any_valid || checked[i].ok();
+  }
+  if (!any_valid) {
+    done({std::move(checked), {}});
     return nullptr;
   }
   // A poll that cannot be served is left out, and what happens to the poll
-  // never fails the completion.
+  // never fails the reports.
   std::shared_ptr<PollSlot> slot;
-  if (next != nullptr && ValidatePoll(*next).ok()) {
+  std::optional<v1::PollTaskRequest> poll;
+  auto statuses = std::make_shared<std::vector<absl::Status>>();
+  if (next != nullptr && reports[0].has_complete() && checked[0].ok() &&
+      ValidatePoll(*next).ok()) {
+    poll = *next;
     slot = std::make_shared<PollSlot>();
-    slot->on_done = [done](absl::StatusOr<std::optional<v1::Task>> task) {
-      done(task.ok() ? *std::move(task) : std::optional<v1::Task>());
+    slot->on_done = [done, statuses](absl::StatusOr<LeasedTasks> tasks) {
+      done({*statuses, tasks.ok() ? *std::move(tasks) : LeasedTasks()});
     };
   }
-  std::optional<v1::PollTaskRequest> poll;
-  if (slot != nullptr) poll = *next;
-  // A command the stopping loop drops answers UNAVAILABLE: the completion
-  // was not recorded.
-  auto answer = std::make_shared<
-      coordinator_internal::AnswerOnce<std::optional<v1::Task>>>(
-      std::move(done));
+  // A command the stopping loop drops answers UNAVAILABLE for every
+  // report: none was recorded.
+  auto answer =
+      std::make_shared<coordinator_internal::AnswerOnce<ReportsAnswer>>(
+          [done, refuse_all](absl::StatusOr<ReportsAnswer> answered) {
+            done(answered.ok() ? *std::move(answered)
+                               : refuse_all(answered.status()));
+          });
   bool queued =
-      Enqueue([this, request, poll = std::move(poll), slot, answer](Txn& txn) {
-        absl::StatusOr<bool> completed = CompleteInLoop(txn, request);
-        if (!completed.ok()) {
-          txn.replies.push_back(
-              [answer, status = completed.status()] { answer->Give(status); });
+      Enqueue([this, reports = std::move(reports), checked = std::move(checked),
+               poll = std::move(poll), slot, statuses, answer](Txn& txn) {
+        *statuses = checked;
+        for (size_t i = 0; i < reports.size(); ++i) {
+          if ((*statuses)[i].ok())
+            (*statuses)[i] = ReportInLoop(txn, reports[i]);
+        }
+        if (slot == nullptr || !(*statuses)[0].ok()) {
+          txn.replies.push_back([answer, statuses] {
+            answer->Give(ReportsAnswer{*statuses, {}});
+          });
           return;
         }
-        if (slot == nullptr) {
-          txn.replies.push_back(
-              [answer] { answer->Give(std::optional<v1::Task>()); });
-          return;
-        }
-        // This group's dispatch may already lease it a task the completion
-        // made ready; Fulfil runs after the group's commit either way.
+        // This group's dispatch may already lease it tasks the reports made
+        // ready; Fulfil runs after the group's commit either way.
         answer->HandOver();
         AddPoller(txn, *poll, slot);
       });
@@ -582,15 +672,6 @@ std::shared_ptr<Coordinator::PollSlot> Coordinator::StartCompleteAndPoll(
     return nullptr;
   }
   return slot;
-}
-
-void Coordinator::FailTaskAsync(const v1::FailTaskRequest& request,
-                                std::function<void(absl::Status)> done) {
-  RunInLoopAsync<bool>(
-      [this, request](Txn& txn) { return FailInLoop(txn, request); },
-      [done = std::move(done)](absl::StatusOr<bool> failed) {
-        done(failed.status());
-      });
 }
 
 }  // namespace dsar

@@ -48,16 +48,16 @@ inline const std::string& BundleOwner(const v1::Request& request) {
 struct Coordinator::PollSlot {
   std::mutex mu;
   std::condition_variable done_cv;
-  bool done = false;                               // GUARDED_BY(mu)
-  bool abandoned = false;                          // GUARDED_BY(mu)
-  absl::StatusOr<std::optional<v1::Task>> result;  // GUARDED_BY(mu)
-  // Set for a poll nobody waits for (CompleteTaskAndPollAsync): Fulfil
-  // hands the result to it instead of `result`.
-  PollDone on_done;
+  bool done = false;                   // GUARDED_BY(mu)
+  bool abandoned = false;              // GUARDED_BY(mu)
+  absl::StatusOr<LeasedTasks> result;  // GUARDED_BY(mu)
+  // Set for a poll nobody waits for (ReportTasksAsync): Fulfil hands the
+  // result to it instead of `result`.
+  std::function<void(absl::StatusOr<LeasedTasks>)> on_done;
 
   // Hands the result over; false when the poller already left.
-  bool Fulfil(absl::StatusOr<std::optional<v1::Task>> value) {
-    PollDone callback;
+  bool Fulfil(absl::StatusOr<LeasedTasks> value) {
+    std::function<void(absl::StatusOr<LeasedTasks>)> callback;
     {
       std::lock_guard<std::mutex> lock(mu);
       if (abandoned || done) return false;

@@ -198,10 +198,25 @@ class CoordinatorTest : public ::testing::Test {
   std::optional<v1::Task> Poll(const std::string& worker_id,
                                std::vector<std::string> stores,
                                int wait_ms = 100) {
-    absl::StatusOr<std::optional<v1::Task>> task = coordinator_->PollTask(
+    absl::StatusOr<Coordinator::LeasedTasks> tasks = coordinator_->PollTask(
         PollRequest(worker_id, stores, wait_ms), [] { return false; });
-    EXPECT_TRUE(task.ok()) << task.status();
-    return task.ok() ? *task : std::nullopt;
+    EXPECT_TRUE(tasks.ok()) << tasks.status();
+    if (!tasks.ok() || tasks->empty()) return std::nullopt;
+    EXPECT_EQ(tasks->size(), 1u) << "a poll for one task got more";
+    return tasks->front();
+  }
+
+  // ReportTasksAsync, waited for.
+  Coordinator::ReportsAnswer Report(std::vector<v1::TaskReport> reports,
+                                    const v1::PollTaskRequest* next) {
+    auto answered =
+        std::make_shared<std::promise<Coordinator::ReportsAnswer>>();
+    std::future<Coordinator::ReportsAnswer> answer = answered->get_future();
+    coordinator_->ReportTasksAsync(std::move(reports), next,
+                                   [answered](Coordinator::ReportsAnswer got) {
+                                     answered->set_value(std::move(got));
+                                   });
+    return answer.get();
   }
 
   // Uploads an export for `task` as `worker_id` would; returns its SHA-256.
@@ -882,51 +897,187 @@ TEST_F(CoordinatorTest, AsyncReportsAnswerAsTheBlockingCallsDo) {
   ASSERT_TRUE(first.has_value());
   const v1::PollTaskRequest next = PollRequest("w1", {"a", "b", "c"}, 5000);
   auto complete_async = [&](const v1::Task& task, uint32_t attempt) {
-    const v1::CompleteTaskRequest complete = Completion(task, "w1", attempt);
-    auto answered = std::make_shared<
-        std::promise<absl::StatusOr<std::optional<v1::Task>>>>();
-    std::future<absl::StatusOr<std::optional<v1::Task>>> answer =
-        answered->get_future();
-    coordinator_->CompleteTaskAndPollAsync(
-        complete, &next,
-        [answered](absl::StatusOr<std::optional<v1::Task>> task) {
-          answered->set_value(std::move(task));
-        });
-    return answer.get();
+    std::vector<v1::TaskReport> reports(1);
+    *reports[0].mutable_complete() = Completion(task, "w1", attempt);
+    return Report(std::move(reports), &next);
   };
-  absl::StatusOr<std::optional<v1::Task>> second =
-      complete_async(*first, first->attempt());
-  ASSERT_TRUE(second.ok()) << second.status();
-  ASSERT_TRUE(second->has_value()) << "the other discoveries were ready";
-  EXPECT_EQ((*second)->request_id(), created.id());
-  EXPECT_EQ((*second)->operation(), "discover");
+  Coordinator::ReportsAnswer second = complete_async(*first, first->attempt());
+  ASSERT_EQ(second.statuses.size(), 1u);
+  ASSERT_TRUE(second.statuses[0].ok()) << second.statuses[0];
+  ASSERT_EQ(second.next_tasks.size(), 1u) << "the other discoveries were ready";
+  const v1::Task& next_task = second.next_tasks[0];
+  EXPECT_EQ(next_task.request_id(), created.id());
+  EXPECT_EQ(next_task.operation(), "discover");
   // Durable before the answer: the completion is in the stored request.
   EXPECT_EQ(Step(Get(created.id()), first->store())->status(), v1::SUCCEEDED);
 
   size_t events_before = AllEvents(created.id()).size();
-  absl::StatusOr<std::optional<v1::Task>> again =
-      complete_async(*first, first->attempt());
-  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
+  Coordinator::ReportsAnswer again = complete_async(*first, first->attempt());
+  EXPECT_EQ(again.statuses[0].code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(again.next_tasks.empty());
   EXPECT_EQ(AllEvents(created.id()).size(), events_before);
 
   auto fail_async = [&](const v1::Task& task, const std::string& worker_id) {
-    v1::FailTaskRequest fail;
+    std::vector<v1::TaskReport> reports(1);
+    v1::FailTaskRequest& fail = *reports[0].mutable_fail();
     fail.set_worker_id(worker_id);
     fail.set_task_id(task.task_id());
     fail.set_attempt(task.attempt());
     fail.set_error("Connector.Unavailable");
     fail.set_cause("store is down");
-    auto answered = std::make_shared<std::promise<absl::Status>>();
-    std::future<absl::Status> answer = answered->get_future();
-    coordinator_->FailTaskAsync(
-        fail, [answered](absl::Status status) { answered->set_value(status); });
-    return answer.get();
+    return Report(std::move(reports), nullptr).statuses[0];
   };
-  EXPECT_EQ(fail_async(**second, "w2").code(),
+  EXPECT_EQ(fail_async(next_task, "w2").code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(AllEvents(created.id()).size(), events_before);
-  ASSERT_TRUE(fail_async(**second, "w1").ok());
+  ASSERT_TRUE(fail_async(next_task, "w1").ok());
   EXPECT_THAT(EventKinds(created.id()), Contains("task_failed"));
+}
+
+// A poll that takes several tasks gets them only when more are ready than
+// polls wait: each waiting poll gets one first, and the rest go out in
+// turns.
+TEST_F(CoordinatorTest, APollTakesMoreTasksOnlyWhenMoreAreReadyThanPollsWait) {
+  // Two polls wait before the work comes.
+  auto poll_for = [&](const std::string& worker_id) {
+    v1::PollTaskRequest poll = PollRequest(worker_id, {"a", "b", "c"}, 5000);
+    poll.set_max_tasks(8);
+    return std::async(std::launch::async, [this, poll] {
+      return coordinator_->PollTask(poll, [] { return false; });
+    });
+  };
+  auto polled_1 = poll_for("w1");
+  auto polled_2 = poll_for("w2");
+  // ListWorkers runs on the loop after both polls are registered (each
+  // poll registers its worker as it is added).
+  for (int seen = 0; seen < 2;) {
+    absl::StatusOr<v1::ListWorkersResponse> workers =
+        coordinator_->ListWorkers();
+    ASSERT_TRUE(workers.ok()) << workers.status();
+    seen = workers->workers_size();
+  }
+  v1::Request created = Create(NewCreate(v1::ERASURE, {"a", "b", "c"}));
+  absl::StatusOr<Coordinator::LeasedTasks> tasks_1 = polled_1.get();
+  absl::StatusOr<Coordinator::LeasedTasks> tasks_2 = polled_2.get();
+  ASSERT_TRUE(tasks_1.ok()) << tasks_1.status();
+  ASSERT_TRUE(tasks_2.ok()) << tasks_2.status();
+  // Two discoveries are ready (b waits for a's identities): one to each
+  // poll, not both to one.
+  ASSERT_EQ(tasks_1->size(), 1u);
+  ASSERT_EQ(tasks_2->size(), 1u);
+  std::set<std::string> stores;
+  for (const auto* tasks : {&*tasks_1, &*tasks_2}) {
+    EXPECT_EQ(tasks->front().request_id(), created.id());
+    stores.insert(tasks->front().store());
+  }
+  EXPECT_THAT(stores, testing::ElementsAre("a", "c"));
+
+  // With nobody else waiting, one poll takes what is ready, up to its
+  // max_tasks.
+  Create(NewCreate(v1::ERASURE, {"a", "b", "c"}));
+  Create(NewCreate(v1::ERASURE, {"a", "b", "c"}));
+  v1::PollTaskRequest poll = PollRequest("w3", {"a", "b", "c"}, 5000);
+  poll.set_max_tasks(3);
+  absl::StatusOr<Coordinator::LeasedTasks> three =
+      coordinator_->PollTask(poll, [] { return false; });
+  ASSERT_TRUE(three.ok()) << three.status();
+  EXPECT_EQ(three->size(), 3u) << "four were ready";
+}
+
+TEST_F(CoordinatorTest, APollForTooManyTasksIsRefusedNamingMaxTasks) {
+  for (int max_tasks : {-1, Coordinator::kMaxTasksPerPoll + 1}) {
+    v1::PollTaskRequest poll = PollRequest("w1", {"a"}, 100);
+    poll.set_max_tasks(max_tasks);
+    absl::StatusOr<Coordinator::LeasedTasks> refused =
+        coordinator_->PollTask(poll, [] { return false; });
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(refused.status().message(), HasSubstr("max_tasks"));
+  }
+}
+
+// Reports sent together are recorded in one command, in order, each
+// answered on its own: a refused one leaves the others standing, and the
+// first completion's poll leases the tasks they made ready.
+TEST_F(CoordinatorTest, ReportsSentTogetherAreAnsweredEachAndPollTogether) {
+  // Three requests of store a: three discoveries, leased together.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    ids.push_back(Create(NewCreate(v1::ERASURE, {"a"})).id());
+  }
+  v1::PollTaskRequest take_three = PollRequest("w1", {"a"}, 5000);
+  take_three.set_max_tasks(3);
+  absl::StatusOr<Coordinator::LeasedTasks> discoveries =
+      coordinator_->PollTask(take_three, [] { return false; });
+  ASSERT_TRUE(discoveries.ok()) << discoveries.status();
+  ASSERT_EQ(discoveries->size(), 3u);
+
+  std::vector<v1::TaskReport> reports(3);
+  for (size_t i = 0; i < 3; ++i) {
+    const v1::Task& task = (*discoveries)[i];
+    EXPECT_EQ(task.operation(), "discover");
+    *reports[i].mutable_complete() = Completion(task, "w1", task.attempt());
+  }
+  // The second names an attempt the worker does not hold.
+  reports[1].mutable_complete()->set_attempt(7);
+  v1::PollTaskRequest next = PollRequest("w1", {"a"}, 5000);
+  next.set_max_tasks(8);
+  Coordinator::ReportsAnswer answer = Report(reports, &next);
+  ASSERT_EQ(answer.statuses.size(), 3u);
+  EXPECT_TRUE(answer.statuses[0].ok()) << answer.statuses[0];
+  EXPECT_EQ(answer.statuses[1].code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(answer.statuses[2].ok()) << answer.statuses[2];
+  const std::string& refused_request = (*discoveries)[1].request_id();
+  // The erasures of the two requests whose discoveries were accepted,
+  // leased to the first report's poll.
+  std::set<std::string> erased;
+  for (const v1::Task& task : answer.next_tasks) {
+    EXPECT_EQ(task.operation(), "erase");
+    erased.insert(task.request_id());
+  }
+  EXPECT_EQ(erased, (std::set<std::string>{(*discoveries)[0].request_id(),
+                                           (*discoveries)[2].request_id()}));
+  EXPECT_EQ(Step(Get(refused_request), "a")->status(), v1::LEASED);
+
+  // The refused report, sent again right, stands on its own.
+  reports[1].mutable_complete()->set_attempt((*discoveries)[1].attempt());
+  answer = Report({reports[1]}, &next);
+  ASSERT_TRUE(answer.statuses[0].ok()) << answer.statuses[0];
+  ASSERT_EQ(answer.next_tasks.size(), 1u);
+  EXPECT_EQ(answer.next_tasks[0].request_id(), refused_request);
+  EXPECT_EQ(answer.next_tasks[0].operation(), "erase");
+}
+
+TEST_F(CoordinatorTest, AMalformedBatchOfReportsIsRefusedWhole) {
+  v1::Request created = Create(NewCreate(v1::ERASURE, {"a"}));
+  std::optional<v1::Task> task = Poll("w1", {"a"}, 5000);
+  ASSERT_TRUE(task.has_value());
+  size_t events_before = AllEvents(created.id()).size();
+
+  Coordinator::ReportsAnswer none = Report({}, nullptr);
+  ASSERT_EQ(none.statuses.size(), 1u);
+  EXPECT_EQ(none.statuses[0].code(), absl::StatusCode::kInvalidArgument);
+
+  std::vector<v1::TaskReport> too_many(Coordinator::kMaxReportsPerBatch + 1);
+  for (v1::TaskReport& report : too_many) {
+    *report.mutable_complete() = Completion(*task, "w1", task->attempt());
+  }
+  Coordinator::ReportsAnswer refused = Report(too_many, nullptr);
+  ASSERT_EQ(refused.statuses.size(), too_many.size());
+  for (const absl::Status& status : refused.statuses) {
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(status.message(), HasSubstr("more"));
+  }
+  // A report that carries reports of its own, or none, is refused alone.
+  std::vector<v1::TaskReport> nested(2);
+  *nested[0].mutable_complete() = Completion(*task, "w1", task->attempt());
+  *nested[0].add_more()->mutable_complete() =
+      Completion(*task, "w1", task->attempt());
+  Coordinator::ReportsAnswer answer = Report(nested, nullptr);
+  ASSERT_EQ(answer.statuses.size(), 2u);
+  EXPECT_EQ(answer.statuses[0].code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(answer.statuses[1].code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(answer.statuses[1].message(), HasSubstr("set complete or fail"));
+  EXPECT_EQ(AllEvents(created.id()).size(), events_before);
 }
 
 // Reports still queued when the coordinator stops are answered
@@ -946,25 +1097,24 @@ TEST_F(CoordinatorTest, ReportsTheStoppingLoopDropsAreAnsweredUnavailable) {
   std::vector<absl::Status> completions, failures;
   constexpr int kReports = 20;
   for (int i = 0; i < kReports; ++i) {
-    v1::CompleteTaskRequest complete;
+    std::vector<v1::TaskReport> reports(2);
+    v1::CompleteTaskRequest& complete = *reports[0].mutable_complete();
     complete.set_worker_id("w1");
     complete.set_task_id(absl::StrCat("dsr_unknown/0/", i));
     complete.set_attempt(1);
-    const v1::PollTaskRequest next = PollRequest("w1", {"a"}, 5000);
-    coordinator_->CompleteTaskAndPollAsync(
-        complete, i % 2 == 0 ? &next : nullptr,
-        [&](absl::StatusOr<std::optional<v1::Task>> answer) {
-          std::lock_guard<std::mutex> lock(mu);
-          completions.push_back(answer.status());
-        });
-    v1::FailTaskRequest fail;
+    v1::FailTaskRequest& fail = *reports[1].mutable_fail();
     fail.set_worker_id("w1");
-    fail.set_task_id(complete.task_id());
+    fail.set_task_id(absl::StrCat("dsr_unknown/1/", i));
     fail.set_attempt(1);
-    coordinator_->FailTaskAsync(fail, [&](absl::Status status) {
-      std::lock_guard<std::mutex> lock(mu);
-      failures.push_back(status);
-    });
+    const v1::PollTaskRequest next = PollRequest("w1", {"a"}, 5000);
+    coordinator_->ReportTasksAsync(std::move(reports),
+                                   i % 2 == 0 ? &next : nullptr,
+                                   [&](Coordinator::ReportsAnswer answer) {
+                                     std::lock_guard<std::mutex> lock(mu);
+                                     ASSERT_EQ(answer.statuses.size(), 2u);
+                                     completions.push_back(answer.statuses[0]);
+                                     failures.push_back(answer.statuses[1]);
+                                   });
   }
   coordinator_.reset();
 
@@ -992,12 +1142,12 @@ TEST_F(CoordinatorTest, AWorkerThatHangsUpAfterItsCompletionIsLeasedNothing) {
 
   // The request's last task: nothing is ready for `next`, so the call
   // waits, and its caller has gone.
-  absl::StatusOr<std::optional<v1::Task>> answer =
+  absl::StatusOr<Coordinator::LeasedTasks> answer =
       coordinator_->CompleteTaskAndPoll(
           Completion(*erase, "w1", erase->attempt()),
           PollRequest("w1", {"a"}, 30000), [] { return true; });
   ASSERT_TRUE(answer.ok()) << answer.status();
-  EXPECT_FALSE(answer->has_value());
+  EXPECT_TRUE(answer->empty());
 
   v1::Request second = Create(NewCreate(v1::ERASURE, {"a"}));
   std::optional<v1::Task> leased = Poll("w2", {"a"}, 5000);
@@ -1015,9 +1165,11 @@ TEST_F(CoordinatorTest, AnAbandonedAsyncPollIsLeasedNothing) {
 
   const v1::PollTaskRequest next = PollRequest("w1", {"a"}, 30000);
   auto answers = std::make_shared<std::atomic<int>>(0);
-  std::function<void()> abandon = coordinator_->CompleteTaskAndPollAsync(
-      Completion(*erase, "w1", erase->attempt()), &next,
-      [answers](absl::StatusOr<std::optional<v1::Task>>) { ++*answers; });
+  std::vector<v1::TaskReport> reports(1);
+  *reports[0].mutable_complete() = Completion(*erase, "w1", erase->attempt());
+  std::function<void()> abandon = coordinator_->ReportTasksAsync(
+      std::move(reports), &next,
+      [answers](Coordinator::ReportsAnswer) { ++*answers; });
   abandon();
 
   WaitForStatus(first.id(), v1::COMPLETED);
@@ -2745,7 +2897,7 @@ TEST_F(ManualStoreTest, OwnersExportReachesTheBundleWithItsEvidence) {
   v1::PollTaskRequest poll;
   poll.set_worker_id("w1");
   poll.add_stores("archive");
-  absl::StatusOr<std::optional<v1::Task>> refused =
+  absl::StatusOr<Coordinator::LeasedTasks> refused =
       coordinator_->PollTask(poll, [] { return false; });
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(refused.status().message(), HasSubstr("manual store"));

@@ -57,6 +57,22 @@ grpc::Status BindWorker(const grpc::ServerContextBase& context,
   return grpc::Status::OK;
 }
 
+// Puts tasks leased together on the wire: the first in the field
+// `first` returns, the others in `more` (PollTaskResponse.task and
+// more_tasks, and the like). `first` is not called when there are none,
+// so the field stays absent.
+void PutLeasedTasks(Coordinator::LeasedTasks tasks,
+                    const std::function<v1::Task*()>& first,
+                    google::protobuf::RepeatedPtrField<v1::Task>* more) {
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    if (i == 0) {
+      *first() = std::move(tasks[0]);
+    } else {
+      *more->Add() = std::move(tasks[i]);
+    }
+  }
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* DsarServiceImpl::CreateRequest(
@@ -316,10 +332,12 @@ grpc::Status WorkerServiceImpl::PollTask(grpc::ServerContext* context,
     absl::Status stores = AuthorizeStores(*caller, poll.stores());
     if (!stores.ok()) return ToGrpcStatus(stores);
   }
-  absl::StatusOr<std::optional<v1::Task>> task = coordinator_->PollTask(
+  absl::StatusOr<Coordinator::LeasedTasks> tasks = coordinator_->PollTask(
       poll, [context] { return context->IsCancelled(); });
-  if (!task.ok()) return ToGrpcStatus(task.status());
-  if (task->has_value()) *response->mutable_task() = std::move(**task);
+  if (!tasks.ok()) return ToGrpcStatus(tasks.status());
+  PutLeasedTasks(
+      *std::move(tasks), [response] { return response->mutable_task(); },
+      response->mutable_more_tasks());
   return grpc::Status::OK;
 }
 
@@ -430,46 +448,58 @@ class ReportTasksReactor final
       state_->pending = true;
       report_number = ++state_->reports;
     }
-    if (report_.has_complete()) {
-      v1::CompleteTaskRequest complete = std::move(*report_.mutable_complete());
-      std::optional<v1::PollTaskRequest> poll;
-      if (grpc::Status refused =
-              CheckCompletionCall(*context_, &complete, &poll);
-          !refused.ok()) {
-        Answer(state_, refused, std::nullopt);
-        return;
+    // The message's reports: this one, then those sent with it.
+    std::vector<v1::TaskReport> reports;
+    reports.reserve(1 + report_.more_size());
+    for (v1::TaskReport& more : *report_.mutable_more()) {
+      reports.push_back(std::move(more));
+    }
+    report_.clear_more();
+    reports.insert(reports.begin(), std::move(report_));
+    if (grpc::Status refused = CheckBatchShape(reports); !refused.ok()) {
+      Answer(state_, std::vector<grpc::Status>(reports.size(), refused), {});
+      return;
+    }
+    // The caller's checks; a report refused by them is answered with its
+    // refusal, and the others go to the coordinator.
+    std::vector<grpc::Status> statuses(reports.size());
+    std::vector<v1::TaskReport> accepted;
+    std::vector<size_t> positions;  // Of `accepted` in `reports`.
+    std::optional<v1::PollTaskRequest> poll;
+    for (size_t i = 0; i < reports.size(); ++i) {
+      std::optional<v1::PollTaskRequest> own_poll;
+      if (reports[i].has_complete()) {
+        statuses[i] = CheckCompletionCall(
+            *context_, reports[i].mutable_complete(), &own_poll);
+      } else if (reports[i].has_fail()) {
+        statuses[i] = CheckFailureCall(*context_, reports[i].mutable_fail());
       }
-      std::function<void()> abandon = coordinator_->CompleteTaskAndPollAsync(
-          complete, poll.has_value() ? &*poll : nullptr,
-          [state = state_](absl::StatusOr<std::optional<v1::Task>> task) {
-            if (!task.ok()) {
-              Answer(state, ToGrpcStatus(task.status()), std::nullopt);
-            } else {
-              Answer(state, grpc::Status::OK, *std::move(task));
-            }
-          });
-      std::lock_guard<std::mutex> lock(state_->mu);
-      // Still waiting for its next task: OnCancel gives the poll up. (Once
-      // answered, the next report may already be pending. gRPC runs OnDone
-      // only after this reaction returns, so the reactor is still here.)
-      if (state_->pending && state_->reports == report_number) {
-        state_->abandon_poll = std::move(abandon);
-      }
-    } else if (report_.has_fail()) {
-      v1::FailTaskRequest fail = std::move(*report_.mutable_fail());
-      if (grpc::Status refused = CheckFailureCall(*context_, &fail);
-          !refused.ok()) {
-        Answer(state_, refused, std::nullopt);
-        return;
-      }
-      coordinator_->FailTaskAsync(fail, [state = state_](absl::Status status) {
-        Answer(state, ToGrpcStatus(status), std::nullopt);
-      });
-    } else {
-      Answer(state_,
-             grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "report: set complete or fail"),
-             std::nullopt);
+      if (!statuses[i].ok()) continue;
+      if (i == 0) poll = std::move(own_poll);
+      accepted.push_back(std::move(reports[i]));
+      positions.push_back(i);
+    }
+    if (accepted.empty()) {
+      Answer(state_, std::move(statuses), {});
+      return;
+    }
+    const v1::PollTaskRequest* next =
+        positions[0] == 0 && poll.has_value() ? &*poll : nullptr;
+    std::function<void()> abandon = coordinator_->ReportTasksAsync(
+        std::move(accepted), next,
+        [state = state_, statuses = std::move(statuses),
+         positions](Coordinator::ReportsAnswer answer) mutable {
+          for (size_t i = 0; i < positions.size(); ++i) {
+            statuses[positions[i]] = ToGrpcStatus(answer.statuses[i]);
+          }
+          Answer(state, std::move(statuses), std::move(answer.next_tasks));
+        });
+    std::lock_guard<std::mutex> lock(state_->mu);
+    // Still waiting for its next tasks: OnCancel gives the poll up. (Once
+    // answered, the next report may already be pending. gRPC runs OnDone
+    // only after this reaction returns, so the reactor is still here.)
+    if (state_->pending && state_->reports == report_number) {
+      state_->abandon_poll = std::move(abandon);
     }
   }
 
@@ -513,10 +543,35 @@ class ReportTasksReactor final
     std::function<void()> abandon_poll;
   };
 
-  // Writes the answer of the pending report, unless the call was
-  // cancelled meanwhile.
+  // OK when `reports` (a message's, its first one first) is a batch
+  // dsard takes: not too many, and only the first carrying `more` or a
+  // completion's `next`. INVALID_ARGUMENT for the whole message otherwise.
+  static grpc::Status CheckBatchShape(
+      const std::vector<v1::TaskReport>& reports) {
+    if (reports.size() > Coordinator::kMaxReportsPerBatch) {
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("more: at most ", Coordinator::kMaxReportsPerBatch - 1,
+                       " reports go with the first, not ", reports.size() - 1));
+    }
+    for (size_t i = 1; i < reports.size(); ++i) {
+      if (reports[i].more_size() > 0 ||
+          (reports[i].has_complete() && reports[i].complete().has_next())) {
+        return grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            absl::StrCat("more[", i - 1,
+                         "]: sets more or next, which only the first report "
+                         "of a message may"));
+      }
+    }
+    return grpc::Status::OK;
+  }
+
+  // Writes the answer of the pending message, one status per report, its
+  // first report's first, unless the call was cancelled meanwhile.
   static void Answer(const std::shared_ptr<State>& state,
-                     const grpc::Status& status, std::optional<v1::Task> next) {
+                     std::vector<grpc::Status> statuses,
+                     Coordinator::LeasedTasks next) {
     ReportTasksReactor* reactor = nullptr;
     {
       std::lock_guard<std::mutex> lock(state->mu);
@@ -527,9 +582,14 @@ class ReportTasksReactor final
     }
     v1::TaskReportAnswer& answer = reactor->answer_;
     answer.Clear();
-    answer.set_code(status.error_code());
-    if (!status.ok()) answer.set_message(status.error_message());
-    if (next.has_value()) *answer.mutable_next_task() = *std::move(next);
+    for (size_t i = 0; i < statuses.size(); ++i) {
+      v1::TaskReportAnswer* one = i == 0 ? &answer : answer.add_more();
+      one->set_code(statuses[i].error_code());
+      if (!statuses[i].ok()) one->set_message(statuses[i].error_message());
+    }
+    PutLeasedTasks(
+        std::move(next), [&answer] { return answer.mutable_next_task(); },
+        answer.mutable_more_next_tasks());
     reactor->StartWrite(&answer);
   }
 
@@ -554,11 +614,13 @@ grpc::Status WorkerServiceImpl::CompleteTask(
   if (!poll.has_value()) {
     return ToGrpcStatus(coordinator_->CompleteTask(complete));
   }
-  absl::StatusOr<std::optional<v1::Task>> task =
+  absl::StatusOr<Coordinator::LeasedTasks> tasks =
       coordinator_->CompleteTaskAndPoll(
           complete, *poll, [context] { return context->IsCancelled(); });
-  if (!task.ok()) return ToGrpcStatus(task.status());
-  if (task->has_value()) *response->mutable_next_task() = std::move(**task);
+  if (!tasks.ok()) return ToGrpcStatus(tasks.status());
+  PutLeasedTasks(
+      *std::move(tasks), [response] { return response->mutable_next_task(); },
+      response->mutable_more_next_tasks());
   return grpc::Status::OK;
 }
 

@@ -548,6 +548,98 @@ TEST_F(EndToEndTest, ReportTasksAnswersEachReportAsItsUnaryCallWould) {
   EXPECT_EQ(failures, 1);
 }
 
+// Batches over the wire: a poll's max_tasks leases the tasks that are ready
+// together (PollTaskResponse.more_tasks, TaskReportAnswer.more_next_tasks),
+// and one ReportTasks message reports several, each answered in `more`.
+TEST_F(EndToEndTest, ReportTasksTakesAndAnswersBatches) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  v1::Request created;
+  ASSERT_TRUE(Create(RequestForEmail(v1::ERASURE, "person8@example.com",
+                                     "e2e-report-batch-8"),
+                     &created)
+                  .ok());
+  auto worker_stub = v1::WorkerService::NewStub(channel_);
+  v1::PollTaskRequest poll = PollOfSampleStores();
+  poll.set_max_tasks(8);
+  {
+    v1::PollTaskRequest too_many = poll;
+    too_many.set_max_tasks(17);
+    grpc::ClientContext context;
+    v1::PollTaskResponse response;
+    grpc::Status refused = worker_stub->PollTask(&context, too_many, &response);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(refused.error_message(), HasSubstr("max_tasks"));
+  }
+  v1::PollTaskResponse first;
+  ASSERT_NO_FATAL_FAILURE(PollOnce(*worker_stub, poll, &first));
+  ASSERT_EQ(first.task().store(), "accounts");  // The others need its answer.
+  EXPECT_EQ(first.more_tasks_size(), 0);
+
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  auto stream = worker_stub->ReportTasks(&context);
+  auto send = [&](const v1::TaskReport& report) {
+    v1::TaskReportAnswer answer;
+    EXPECT_TRUE(stream->Write(report));
+    EXPECT_TRUE(stream->Read(&answer));
+    return answer;
+  };
+  auto completion_of = [](const v1::Task& task) {
+    v1::TaskReport report;
+    report.mutable_complete()->set_worker_id("w");
+    report.mutable_complete()->set_task_id(task.task_id());
+    report.mutable_complete()->set_attempt(task.attempt());
+    return report;
+  };
+  v1::TaskReport accounts = completion_of(first.task());
+  *accounts.mutable_complete()->mutable_next() = poll;
+  v1::TaskReportAnswer answered = send(accounts);
+  ASSERT_EQ(answered.code(), grpc::StatusCode::OK) << answered.message();
+  // The three other stores' discoveries, leased together.
+  ASSERT_TRUE(answered.has_next_task());
+  ASSERT_EQ(answered.more_next_tasks_size(), 2);
+  std::vector<v1::Task> discoveries = {answered.next_task(),
+                                       answered.more_next_tasks(0),
+                                       answered.more_next_tasks(1)};
+
+  // Only the first report may carry `more` or `next`: refused whole.
+  v1::TaskReport nested_next = completion_of(discoveries[0]);
+  *nested_next.add_more() = completion_of(discoveries[1]);
+  *nested_next.mutable_more(0)->mutable_complete()->mutable_next() = poll;
+  v1::TaskReportAnswer misshapen = send(nested_next);
+  EXPECT_EQ(misshapen.code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(misshapen.message(), HasSubstr("more[0]"));
+  ASSERT_EQ(misshapen.more_size(), 1);
+  EXPECT_EQ(misshapen.more(0).code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // One message for the three; the second names an attempt not held.
+  v1::TaskReport batch = completion_of(discoveries[0]);
+  *batch.add_more() = completion_of(discoveries[1]);
+  batch.mutable_more(0)->mutable_complete()->set_attempt(9);
+  *batch.add_more() = completion_of(discoveries[2]);
+  v1::TaskReportAnswer batch_answer = send(batch);
+  EXPECT_EQ(batch_answer.code(), grpc::StatusCode::OK)
+      << batch_answer.message();
+  ASSERT_EQ(batch_answer.more_size(), 2);
+  EXPECT_EQ(batch_answer.more(0).code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(batch_answer.more(0).message(),
+              HasSubstr(discoveries[1].task_id()));
+  EXPECT_EQ(batch_answer.more(1).code(), grpc::StatusCode::OK)
+      << batch_answer.more(1).message();
+  EXPECT_TRUE(stream->WritesDone());
+  grpc::Status finished = stream->Finish();
+  EXPECT_TRUE(finished.ok()) << finished.error_message();
+
+  absl::StatusOr<std::vector<v1::Event>> events =
+      ListAllEvents(*stub_, created.id());
+  ASSERT_TRUE(events.ok()) << events.status();
+  int completions = 0;
+  for (const v1::Event& event : *events) {
+    if (event.kind() == "task_completed") ++completions;
+  }
+  EXPECT_EQ(completions, 3);  // accounts, and two of the three others.
+}
+
 // The sample shop's stores as null stores (docs/inventory.md): the engine
 // runs every step, each worker answers at once, and the outcome says that
 // nothing was found or erased, which is the truth for a store with no data.

@@ -254,13 +254,13 @@ RunResult ThroughputRun(const Shared& shared, const std::string& dir,
       poll.set_wait_ms(100);
       uint64_t my_calls = 0;
       while (!stop.load(std::memory_order_relaxed)) {
-        absl::StatusOr<std::optional<v1::Task>> task = coordinator->PollTask(
+        absl::StatusOr<Coordinator::LeasedTasks> task = coordinator->PollTask(
             poll, [&] { return stop.load(std::memory_order_relaxed); });
         ++my_calls;
         if (!task.ok() && stop.load()) break;
         Check(task.status(), "PollTask");
-        if (!task->has_value()) continue;
-        const v1::Task& leased = **task;
+        if (task->empty()) continue;
+        const v1::Task& leased = task->front();
         v1::CompleteTaskRequest complete;
         complete.set_worker_id(worker_id);
         complete.set_task_id(leased.task_id());

@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 
@@ -144,6 +145,11 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(
   }
   if (options.concurrency < 1) {
     return absl::InvalidArgumentError("concurrency: must be at least 1");
+  }
+  if (options.max_tasks_per_poll < 1 || options.max_tasks_per_poll > 16) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_tasks_per_poll: must be 1 to 16, not ",
+                     options.max_tasks_per_poll));
   }
   std::unique_ptr<Worker> worker(
       new Worker(std::move(options), std::move(inventory)));
@@ -356,10 +362,13 @@ void Worker::PollLoop() {
     }
     backoff_ms = 100;
     if (!response.has_task()) continue;
-    // Each completion brings the next task while there is work.
-    std::optional<v1::Task> next = Execute(response.task(), reports);
-    while (next.has_value() && !stopping()) next = Execute(*next, reports);
-    // A task leased while stopping is abandoned: its lease expires.
+    std::vector<v1::Task> tasks;
+    tasks.push_back(std::move(*response.mutable_task()));
+    for (v1::Task& more : *response.mutable_more_tasks()) {
+      tasks.push_back(std::move(more));
+    }
+    // Each report brings the next tasks while there is work.
+    while (!tasks.empty()) tasks = ExecuteBatch(std::move(tasks), reports);
     // Idle now: the stream would hold a dsard thread while this one
     // long-polls.
     reports.Close();
@@ -371,6 +380,7 @@ v1::PollTaskRequest Worker::PollRequest(int wait_ms) const {
   request.set_worker_id(options_.worker_id);
   for (const std::string& store : options_.stores) request.add_stores(store);
   request.set_wait_ms(wait_ms);
+  request.set_max_tasks(options_.max_tasks_per_poll);
   return request;
 }
 
@@ -411,36 +421,83 @@ void Worker::HeartbeatLoop() {
   }
 }
 
-grpc::Status Worker::Report(ReportStream& reports, const v1::TaskReport& report,
-                            InFlight& flight, std::optional<v1::Task>* next) {
+grpc::Status Worker::Retrying(const std::vector<InFlight*>& flights,
+                              const std::function<grpc::Status()>& send) {
   int backoff_ms = 100;
   while (true) {
-    grpc::Status status;
-    if (unary_reports_) {
-      status = ReportUnary(report, next);
-    } else {
-      v1::TaskReportAnswer answer;
-      status = reports.Send(report, &answer);
-      if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
-        unary_reports_ = true;  // An older dsard: no retry needed.
-        continue;
-      }
-      if (status.ok()) {
-        status = grpc::Status(static_cast<grpc::StatusCode>(answer.code()),
-                              answer.message());
-        if (status.ok() && answer.has_next_task()) {
-          *next = std::move(*answer.mutable_next_task());
-        }
-      }
-    }
-    if (!Retryable(status) || flight.lease_lost || stopping()) return status;
+    grpc::Status status = send();
+    bool all_lost =
+        std::all_of(flights.begin(), flights.end(),
+                    [](InFlight* flight) { return flight->lease_lost.load(); });
+    if (!Retryable(status) || all_lost || stopping()) return status;
     if (!SleepFor(std::chrono::milliseconds(backoff_ms))) return status;
     backoff_ms = std::min(backoff_ms * 2, 2000);
   }
 }
 
+void Worker::Report(ReportStream& reports, const v1::TaskReport& message,
+                    const std::vector<InFlight*>& flights,
+                    std::vector<grpc::Status>* statuses,
+                    std::vector<v1::Task>* next) {
+  if (!unary_reports_) {
+    grpc::Status sent = Retrying(flights, [&] {
+      return SendOnStream(reports, message, statuses, next);
+    });
+    if (sent.error_code() != grpc::StatusCode::UNIMPLEMENTED) {
+      if (!sent.ok()) statuses->assign(flights.size(), sent);
+      return;
+    }
+    unary_reports_ = true;  // An older dsard: no retry needed.
+  }
+  statuses->clear();
+  next->clear();
+  for (size_t i = 0; i < flights.size(); ++i) {
+    v1::TaskReport one = i == 0 ? message : message.more(i - 1);
+    one.clear_more();
+    statuses->push_back(Retrying({flights[i]}, [&] {
+      return ReportUnary(one, i == 0 ? next : nullptr);
+    }));
+  }
+}
+
+grpc::Status Worker::SendOnStream(ReportStream& reports,
+                                  const v1::TaskReport& message,
+                                  std::vector<grpc::Status>* statuses,
+                                  std::vector<v1::Task>* next) {
+  statuses->clear();
+  next->clear();
+  v1::TaskReportAnswer answer;
+  grpc::Status sent = reports.Send(message, &answer);
+  if (!sent.ok()) return sent;
+  auto status_of = [](const v1::TaskReportAnswer& one) {
+    return grpc::Status(static_cast<grpc::StatusCode>(one.code()),
+                        one.message());
+  };
+  statuses->push_back(status_of(answer));
+  for (int i = 0; i < message.more_size(); ++i) {
+    statuses->push_back(
+        i < answer.more_size()
+            ? status_of(answer.more(i))
+            : grpc::Status(grpc::StatusCode::INTERNAL,
+                           "dsard did not answer this report (is dsard "
+                           "older than the worker?)"));
+  }
+  if (std::all_of(
+          statuses->begin(), statuses->end(),
+          [](const grpc::Status& status) { return Retryable(status); })) {
+    return statuses->front();
+  }
+  if (answer.has_next_task()) {
+    next->push_back(std::move(*answer.mutable_next_task()));
+    for (v1::Task& more : *answer.mutable_more_next_tasks()) {
+      next->push_back(std::move(more));
+    }
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status Worker::ReportUnary(const v1::TaskReport& report,
-                                 std::optional<v1::Task>* next) {
+                                 std::vector<v1::Task>* next) {
   grpc::ClientContext context;
   context.set_wait_for_ready(true);
   // Room for a completion's wait for the next task (kNextTaskWaitMs).
@@ -452,77 +509,119 @@ grpc::Status Worker::ReportUnary(const v1::TaskReport& report,
     v1::FailTaskResponse response;
     return stub_->FailTask(&context, report.fail(), &response);
   }
+  v1::CompleteTaskRequest complete = report.complete();
+  if (next == nullptr) complete.clear_next();
   v1::CompleteTaskResponse response;
-  grpc::Status status =
-      stub_->CompleteTask(&context, report.complete(), &response);
-  if (status.ok() && response.has_next_task()) {
-    *next = std::move(*response.mutable_next_task());
+  grpc::Status status = stub_->CompleteTask(&context, complete, &response);
+  if (status.ok() && next != nullptr && response.has_next_task()) {
+    next->push_back(std::move(*response.mutable_next_task()));
+    for (v1::Task& more : *response.mutable_more_next_tasks()) {
+      next->push_back(std::move(more));
+    }
   }
   return status;
 }
 
-std::optional<v1::Task> Worker::Execute(const v1::Task& task,
-                                        ReportStream& reports) {
+struct Worker::Held {
+  v1::Task task;
+  std::shared_ptr<InFlight> flight;
+  std::chrono::steady_clock::time_point leased;
+  // What to report; unset: nothing (stopping, or the lease is gone).
+  std::optional<v1::TaskReport> report;
+  bool work_done = false;
+  // Unset: nothing was reported.
+  std::optional<grpc::Status> reported;
+};
+
+std::unique_ptr<Worker::Held> Worker::Hold(v1::Task task) {
   if (task.lease_duration_ms() > 0)
     lease_duration_ms_ = task.lease_duration_ms();
-  const auto started = std::chrono::steady_clock::now();
+  auto held = std::make_unique<Held>();
+  held->leased = std::chrono::steady_clock::now();
+  held->flight = std::make_shared<InFlight>();
+  held->flight->task_id = task.task_id();
+  held->flight->attempt = task.attempt();
+  held->task = std::move(task);
   in_flight_tasks_.Increment();
-  auto flight = std::make_shared<InFlight>();
-  flight->task_id = task.task_id();
-  flight->attempt = task.attempt();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    in_flight_[task.task_id()] = flight;
+  std::lock_guard<std::mutex> lock(mu_);
+  in_flight_[held->task.task_id()] = held->flight;
+  return held;
+}
+
+void Worker::RunHeld(Held& held) {
+  const v1::Task& task = held.task;
+  v1::TaskReport report;
+  absl::Status outcome =
+      RunOperation(task, *held.flight, report.mutable_complete());
+  held.work_done = outcome.ok();
+  if (outcome.ok()) {
+    // The work is done: reported, even while stopping (kReportGrace).
+    held.report = std::move(report);
+    return;
   }
-  // Unset: nothing was reported (stopping, or the lease is gone).
-  std::optional<grpc::Status> reported;
-  std::optional<v1::Task> next;
-  bool work_done = false;
-  if (!stopping()) {
-    v1::TaskReport report;
-    v1::CompleteTaskRequest& complete = *report.mutable_complete();
-    absl::Status outcome = RunOperation(task, *flight, &complete);
-    work_done = outcome.ok();
-    if (outcome.ok()) {
-      // The work is done: report it, even while stopping (kReportGrace),
-      // and ask for the next task unless stopping.
-      if (!stopping()) *complete.mutable_next() = PollRequest(kNextTaskWaitMs);
-      reported = Report(reports, report, *flight, &next);
-      if (complete.has_next()) {
-        polls_.Add({{"result", next.has_value() ? "task" : "empty"}})
-            .Increment();
-      }
-    } else if (!stopping() && !flight->lease_lost) {
-      // While stopping, a failure may be the stop's doing (a cancelled
-      // upload or connector): never reported, the lease expires instead.
-      v1::FailTaskRequest& fail = *report.mutable_fail();
-      fail.set_worker_id(options_.worker_id);
-      fail.set_task_id(task.task_id());
-      fail.set_attempt(task.attempt());
-      // Matched by the workflow's Retry/Catch (model/connector_errors.h).
-      fail.set_error(ConnectorErrorName(outcome));
-      fail.set_cause(std::string(outcome.message()));
-      reported = Report(reports, report, *flight, &next);
-    }
+  // While stopping, a failure may be the stop's doing (a cancelled upload
+  // or connector): never reported, the lease expires instead.
+  if (stopping() || held.flight->lease_lost) return;
+  v1::FailTaskRequest& fail = *report.mutable_fail();
+  fail.set_worker_id(options_.worker_id);
+  fail.set_task_id(task.task_id());
+  fail.set_attempt(task.attempt());
+  // Matched by the workflow's Retry/Catch (model/connector_errors.h).
+  fail.set_error(ConnectorErrorName(outcome));
+  fail.set_cause(std::string(outcome.message()));
+  held.report = std::move(report);
+}
+
+void Worker::SendReports(const std::vector<Held*>& held,
+                         std::vector<v1::Task>* next, ReportStream& reports) {
+  // A completion goes first: only the first report asks for next tasks.
+  std::vector<Held*> order = held;
+  auto completion = std::find_if(order.begin(), order.end(), [](Held* one) {
+    return one->report->has_complete();
+  });
+  if (completion != order.end())
+    std::rotate(order.begin(), completion, completion + 1);
+  v1::TaskReport message = *order[0]->report;
+  std::vector<InFlight*> flights = {order[0]->flight.get()};
+  for (size_t i = 1; i < order.size(); ++i) {
+    *message.add_more() = *order[i]->report;
+    flights.push_back(order[i]->flight.get());
   }
-  bool answered = reported.has_value() && reported->ok();
+  const bool asks = next != nullptr && message.has_complete();
+  if (asks)
+    *message.mutable_complete()->mutable_next() = PollRequest(kNextTaskWaitMs);
+  std::vector<grpc::Status> statuses;
+  std::vector<v1::Task> leased;
+  Report(reports, message, flights, &statuses, &leased);
+  for (size_t i = 0; i < order.size(); ++i) order[i]->reported = statuses[i];
+  if (asks) {
+    polls_.Add({{"result", leased.empty() ? "empty" : "task"}}).Increment();
+    *next = std::move(leased);
+  }
+}
+
+void Worker::Release(Held& held) {
+  const v1::Task& task = held.task;
+  const InFlight& flight = *held.flight;
+  bool answered = held.reported.has_value() && held.reported->ok();
   const LogIds ids = ForTask(task.request_id(), task.task_id());
-  if (stopping() && !answered && !flight->lease_lost) {
+  if (stopping() && !answered && !flight.lease_lost) {
     LogInfo(absl::StrCat("stopping: abandoned task ", task.task_id(),
                          " attempt ", task.attempt(), " (lease will expire)"),
             ids);
-  } else if (reported.has_value() && !reported->ok()) {
+  } else if (held.reported.has_value() && !held.reported->ok()) {
     LogWarning(
         absl::StrCat("task ", task.task_id(), " attempt ", task.attempt(),
-                     ": report refused: ", reported->error_message()),
+                     ": report refused: ", held.reported->error_message()),
         ids);
   }
   // An accepted report stands, even if a heartbeat sent while the report
   // waited for the next task found the lease already released.
-  const char* outcome_label = answered ? (work_done ? "completed" : "failed")
-                              : flight->lease_lost    ? "lease_lost"
-                              : !reported.has_value() ? "abandoned"
-                                                      : "report_refused";
+  const char* outcome_label = answered
+                                  ? (held.work_done ? "completed" : "failed")
+                              : flight.lease_lost          ? "lease_lost"
+                              : !held.reported.has_value() ? "abandoned"
+                                                           : "report_refused";
   // A known operation's wire name, or "unknown": labels are never free text.
   const std::string operation =
       TaskOperationToRun(task).ok() ? task.operation() : "unknown";
@@ -532,7 +631,7 @@ std::optional<v1::Task> Worker::Execute(const v1::Task& task,
       .Add({{"store", task.store()}, {"operation", operation}},
            LatencyBuckets())
       .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                             started)
+                                             held.leased)
                    .count());
   in_flight_tasks_.Decrement();
   {
@@ -540,6 +639,34 @@ std::optional<v1::Task> Worker::Execute(const v1::Task& task,
     in_flight_.erase(task.task_id());
   }
   stop_cv_.notify_all();  // Run() may be waiting for the last task.
+}
+
+std::vector<v1::Task> Worker::ExecuteBatch(std::vector<v1::Task> tasks,
+                                           ReportStream& reports) {
+  // Every lease is heartbeated from now on, started or not.
+  std::vector<std::unique_ptr<Held>> held;
+  for (v1::Task& task : tasks) held.push_back(Hold(std::move(task)));
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<Held*> unreported;
+  // Tasks not started before a stop are abandoned: their leases expire.
+  for (size_t i = 0; i < held.size() && !stopping(); ++i) {
+    // A heartbeat may have found a waiting task's lease gone.
+    if (held[i]->flight->lease_lost) continue;
+    RunHeld(*held[i]);
+    if (held[i]->report.has_value()) unreported.push_back(held[i].get());
+    if (i + 1 < held.size() && !unreported.empty() &&
+        std::chrono::steady_clock::now() - started > kBatchReportAfter) {
+      SendReports(unreported, nullptr, reports);
+      unreported.clear();
+    }
+  }
+  std::vector<v1::Task> next;
+  if (!unreported.empty()) {
+    SendReports(unreported, stopping() ? nullptr : &next, reports);
+  }
+  for (const std::unique_ptr<Held>& one : held) Release(*one);
+  // Tasks leased while stopping are abandoned: their leases expire.
+  if (stopping()) next.clear();
   return next;
 }
 

@@ -63,6 +63,10 @@ class Worker {
     std::string worker_id;
     std::vector<std::string> stores;  // Must all be in the inventory.
     int concurrency = 4;              // Tasks run at once.
+    // Tasks one thread takes at once when more are ready than polls wait
+    // (PollTaskRequest.max_tasks): it runs them one after another and
+    // reports them in one message. 1 to 16; 1 turns batches off.
+    int max_tasks_per_poll = 8;
     int poll_wait_ms = 20000;
     // Testing aid: each task waits this long before touching the store, so
     // tests can kill a worker while it holds a lease.
@@ -81,6 +85,10 @@ class Worker {
   // before the worker goes back to PollTask: short, so that a stop finds
   // the report answered well within kReportGrace.
   static constexpr int kNextTaskWaitMs = 500;
+  // A batch's reports wait for its last task, unless the batch has run
+  // this long: then the tasks finished so far are reported at once, so
+  // that slow tasks do not hold back the requests of quick ones.
+  static constexpr std::chrono::milliseconds kBatchReportAfter{20};
 
   // Runs until Stop() is called, then ends every call and task as the
   // header comment says and returns once its threads have. Call once.
@@ -134,12 +142,27 @@ class Worker {
   // the stop has reached that kind); Untrack before destroying it.
   void Track(grpc::ClientContext* context, CallKind kind);
   void Untrack(grpc::ClientContext* context);
+  // A task this worker holds the lease of, from its poll to its report.
+  struct Held;
   void PollLoop();
   void HeartbeatLoop();
-  // Runs `task` and reports its outcome over `reports`; a completion also
-  // asks for the next task (CompleteTaskRequest.next), returned when one
-  // was leased.
-  std::optional<v1::Task> Execute(const v1::Task& task, ReportStream& reports);
+  // Runs `tasks` (leased together) one after another and reports their
+  // outcomes over `reports`, in one message unless the batch runs longer
+  // than kBatchReportAfter; the last message also asks for the next tasks
+  // (CompleteTaskRequest.next), which are returned.
+  std::vector<v1::Task> ExecuteBatch(std::vector<v1::Task> tasks,
+                                     ReportStream& reports);
+  // Starts holding `task`: heartbeated from now on.
+  std::unique_ptr<Held> Hold(v1::Task task);
+  // Runs a held task; sets its report unless nothing is to be reported
+  // (stopping, or the lease is gone).
+  void RunHeld(Held& held);
+  // Sends the reports of `held` in one message, asking for the next tasks
+  // when `next` is not null.
+  void SendReports(const std::vector<Held*>& held, std::vector<v1::Task>* next,
+                   ReportStream& reports);
+  // Stops holding a task: logs and counts its outcome.
+  void Release(Held& held);
   // The PollTaskRequest of this worker, waiting up to `wait_ms`.
   v1::PollTaskRequest PollRequest(int wait_ms) const;
   // Runs the connector operation; on success fills `complete`.
@@ -158,15 +181,29 @@ class Worker {
                                    std::vector<Identity> identities,
                                    ConnectorResult* result,
                                    v1::CompleteTaskRequest* complete);
-  // Sends `report` until it is answered, the lease is lost or we stop:
-  // over `reports`, or as a unary call when dsard has no ReportTasks. The
-  // answer's status, as the unary call's; `next` gets a completion's next
-  // task.
-  grpc::Status Report(ReportStream& reports, const v1::TaskReport& report,
-                      InFlight& flight, std::optional<v1::Task>* next);
-  // `report` as one unary CompleteTask or FailTask call.
+  // Sends `message` (a report and those in its `more`) until it is
+  // answered, every lease in `flights` (one per report) is lost or we
+  // stop: over `reports`, or as unary calls when dsard has no ReportTasks.
+  // `statuses` gets one status per report, as the unary call's; `next` the
+  // tasks leased for the first report's `next`.
+  void Report(ReportStream& reports, const v1::TaskReport& message,
+              const std::vector<InFlight*>& flights,
+              std::vector<grpc::Status>* statuses, std::vector<v1::Task>* next);
+  // `message` over `reports`, once: the transport's error, or OK with
+  // `statuses` and `next` filled (the first status when all are
+  // retryable: dsard dropped the message as it stopped).
+  grpc::Status SendOnStream(ReportStream& reports,
+                            const v1::TaskReport& message,
+                            std::vector<grpc::Status>* statuses,
+                            std::vector<v1::Task>* next);
+  // `report` (its `more` ignored) as one unary CompleteTask or FailTask
+  // call; `next`, when not null, gets the tasks leased for it.
   grpc::Status ReportUnary(const v1::TaskReport& report,
-                           std::optional<v1::Task>* next);
+                           std::vector<v1::Task>* next);
+  // Calls `send` until its status is not retryable, every lease in
+  // `flights` is lost, or we stop.
+  grpc::Status Retrying(const std::vector<InFlight*>& flights,
+                        const std::function<grpc::Status()>& send);
   // Waits up to `duration` or until Stop(); false when stopping.
   bool SleepFor(std::chrono::milliseconds duration);
   bool stopping() const { return stopping_.load(); }

@@ -41,6 +41,10 @@ ABSL_FLAG(std::string, tls_cert, "",
           "dsar:store:NAME for the stores it may serve).");
 ABSL_FLAG(std::string, tls_key, "", "Private key of --tls_cert (PEM).");
 ABSL_FLAG(int, concurrency, 4, "Tasks run at once.");
+ABSL_FLAG(int, max_tasks_per_poll, 8,
+          "Tasks one thread takes at once when more are ready than polls "
+          "wait (1 to 16; 1: one at a time). It runs them one after another "
+          "and reports them in one message.");
 ABSL_FLAG(int, poll_wait_ms, 5000, "Long-poll budget per call.");
 // docs/operations.md, "Metrics and health".
 constexpr char kDefaultAdminListen[] = "127.0.0.1:9471";
@@ -122,6 +126,7 @@ int main(int argc, char** argv) {
         absl::StrSplit(absl::GetFlag(FLAGS_stores), ',', absl::SkipEmpty());
   }
   options.concurrency = absl::GetFlag(FLAGS_concurrency);
+  options.max_tasks_per_poll = absl::GetFlag(FLAGS_max_tasks_per_poll);
   options.poll_wait_ms = absl::GetFlag(FLAGS_poll_wait_ms);
   options.debug_task_delay_ms = absl::GetFlag(FLAGS_debug_task_delay_ms);
   auto worker = dsar::Worker::Create(

@@ -14,6 +14,7 @@
 #include <functional>
 #include <future>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -349,14 +350,15 @@ TEST_F(WorkerStopTest, StopBeforeRunEndsRunAtOnce) {
   EXPECT_EQ(run.wait_for(kStopBound), std::future_status::ready);
 }
 
-// A coordinator that hands out one discover task, then answers polls
-// empty, and counts the reports it gets by the way they came: over
-// ReportTasks, or as unary calls. With `has_stream` false it answers
-// ReportTasks as a dsard without it does (UNIMPLEMENTED).
+// A coordinator that hands out `tasks` discover tasks leased together
+// (dsr_1/0/0, dsr_1/0/1, ...) to the first poll, then answers polls empty,
+// and counts the reports it gets by the way they came: over ReportTasks
+// (and in how many messages), or as unary calls. With `has_stream` false
+// it answers ReportTasks as a dsard without it does (UNIMPLEMENTED).
 class ReportCountingCoordinator final : public v1::WorkerService::Service {
  public:
-  explicit ReportCountingCoordinator(bool has_stream)
-      : has_stream_(has_stream) {}
+  explicit ReportCountingCoordinator(bool has_stream, int tasks = 1)
+      : has_stream_(has_stream), tasks_(tasks) {}
 
   grpc::Status PollTask(grpc::ServerContext*,
                         const v1::PollTaskRequest* request,
@@ -364,7 +366,16 @@ class ReportCountingCoordinator final : public v1::WorkerService::Service {
     std::unique_lock<std::mutex> lock(mu_);
     if (!task_given_) {
       task_given_ = true;
-      *response->mutable_task() = ActivityTaskOfUser42("discover");
+      max_tasks_asked_ = request->max_tasks();
+      for (int i = 0; i < tasks_; ++i) {
+        v1::Task task = ActivityTaskOfUser42("discover");
+        task.set_task_id(absl::StrCat("dsr_1/0/", i));
+        if (i == 0) {
+          *response->mutable_task() = std::move(task);
+        } else {
+          *response->add_more_tasks() = std::move(task);
+        }
+      }
       return grpc::Status::OK;
     }
     // Nothing more to do: an empty answer once the poll's wait ran out.
@@ -393,8 +404,17 @@ class ReportCountingCoordinator final : public v1::WorkerService::Service {
     }
     v1::TaskReport report;
     while (stream->Read(&report)) {
+      v1::TaskReportAnswer answer;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stream_messages_;
+      }
+      for (const v1::TaskReport& more : report.more()) {
+        Count(more.complete().task_id(), &stream_reports_);
+        answer.add_more();
+      }
       Count(report.complete().task_id(), &stream_reports_);
-      if (!stream->Write(v1::TaskReportAnswer())) break;
+      if (!stream->Write(answer)) break;
     }
     return grpc::Status::OK;
   }
@@ -413,9 +433,23 @@ class ReportCountingCoordinator final : public v1::WorkerService::Service {
     std::lock_guard<std::mutex> lock(mu_);
     return stream_reports_;
   }
+  int stream_messages() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stream_messages_;
+  }
+  // The last task reported, and every task reported.
   std::string reported_task() {
     std::lock_guard<std::mutex> lock(mu_);
     return reported_task_;
+  }
+  std::set<std::string> reported_tasks() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reported_tasks_;
+  }
+  // PollTaskRequest.max_tasks of the first poll.
+  int max_tasks_asked() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return max_tasks_asked_;
   }
 
  private:
@@ -424,27 +458,33 @@ class ReportCountingCoordinator final : public v1::WorkerService::Service {
       std::lock_guard<std::mutex> lock(mu_);
       ++*counter;
       reported_task_ = task_id;
+      reported_tasks_.insert(task_id);
     }
     cv_.notify_all();
   }
 
   const bool has_stream_;
+  const int tasks_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool task_given_ = false;
+  int max_tasks_asked_ = 0;
   int unary_reports_ = 0;
   int stream_reports_ = 0;
+  int stream_messages_ = 0;
   std::string reported_task_;
+  std::set<std::string> reported_tasks_;
 };
 
 using WorkerReportTest = WorkerStopTest;
 
-// Runs a worker against `coordinator` until it has reported its one task,
-// then stops it.
+// Runs a worker against `coordinator` until it has reported `tasks`
+// tasks, then stops it.
 void RunUntilReported(
     ReportCountingCoordinator& coordinator,
     const std::function<std::unique_ptr<Worker>(const std::string&)>&
-        make_worker) {
+        make_worker,
+    int tasks = 1) {
   int port = 0;
   std::unique_ptr<grpc::Server> server = ServeOnLoopback(coordinator, &port);
   ASSERT_NE(server, nullptr);
@@ -452,8 +492,8 @@ void RunUntilReported(
       make_worker(absl::StrCat("127.0.0.1:", port));
   std::future<void> run =
       std::async(std::launch::async, [&] { worker->Run(); });
-  EXPECT_TRUE(coordinator.WaitForReports(1, std::chrono::seconds(30)))
-      << "the worker never reported its task";
+  EXPECT_TRUE(coordinator.WaitForReports(tasks, std::chrono::seconds(30)))
+      << "the worker never reported its tasks";
   worker->Stop();
   run.wait();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
@@ -477,6 +517,33 @@ TEST_F(WorkerReportTest, ReportsAsUnaryCallsToADsardWithoutTheStream) {
   EXPECT_EQ(coordinator.unary_reports(), 1);
   EXPECT_EQ(coordinator.stream_reports(), 0);
   EXPECT_EQ(coordinator.reported_task(), "dsr_1/0/0");
+}
+
+// Tasks leased together are run by one thread and reported in one
+// message, and the worker asks for as many as it is configured to take.
+TEST_F(WorkerReportTest, ReportsTasksLeasedTogetherInOneMessage) {
+  ReportCountingCoordinator coordinator(/*has_stream=*/true, /*tasks=*/3);
+  RunUntilReported(
+      coordinator,
+      [&](const std::string& address) { return MakeWorker(address, 200); },
+      /*tasks=*/3);
+  EXPECT_EQ(coordinator.max_tasks_asked(),
+            Worker::Options().max_tasks_per_poll);
+  EXPECT_EQ(coordinator.stream_reports(), 3);
+  EXPECT_EQ(coordinator.stream_messages(), 1);
+  EXPECT_EQ(coordinator.reported_tasks(),
+            (std::set<std::string>{"dsr_1/0/0", "dsr_1/0/1", "dsr_1/0/2"}));
+}
+
+TEST_F(WorkerReportTest, ReportsTasksLeasedTogetherOneByOneWithoutTheStream) {
+  ReportCountingCoordinator coordinator(/*has_stream=*/false, /*tasks=*/3);
+  RunUntilReported(
+      coordinator,
+      [&](const std::string& address) { return MakeWorker(address, 200); },
+      /*tasks=*/3);
+  EXPECT_EQ(coordinator.unary_reports(), 3);
+  EXPECT_EQ(coordinator.reported_tasks(),
+            (std::set<std::string>{"dsr_1/0/0", "dsr_1/0/1", "dsr_1/0/2"}));
 }
 
 }  // namespace
