@@ -385,11 +385,18 @@ v1::PollTaskRequest Worker::PollRequest(int wait_ms) const {
 }
 
 void Worker::HeartbeatLoop() {
-  while (SleepFor(std::chrono::milliseconds(
-      std::max<int64_t>(lease_duration_ms_ / 3, 50)))) {
+  while (true) {
     std::vector<std::shared_ptr<InFlight>> flights;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      // Every third of a lease, and at once when a lease shorter than
+      // the one waited for comes in (Hold).
+      std::unique_lock<std::mutex> lock(mu_);
+      stop_cv_.wait_for(lock,
+                        std::chrono::milliseconds(
+                            std::max<int64_t>(lease_duration_ms_ / 3, 50)),
+                        [this] { return stopping() || lease_shortened_; });
+      if (stopping()) return;
+      lease_shortened_ = false;
       for (auto& [id, flight] : in_flight_) flights.push_back(flight);
     }
     for (const auto& flight : flights) {
@@ -534,8 +541,6 @@ struct Worker::Held {
 };
 
 std::unique_ptr<Worker::Held> Worker::Hold(v1::Task task) {
-  if (task.lease_duration_ms() > 0)
-    lease_duration_ms_ = task.lease_duration_ms();
   auto held = std::make_unique<Held>();
   held->leased = std::chrono::steady_clock::now();
   held->flight = std::make_shared<InFlight>();
@@ -545,6 +550,16 @@ std::unique_ptr<Worker::Held> Worker::Hold(v1::Task task) {
   in_flight_tasks_.Increment();
   std::lock_guard<std::mutex> lock(mu_);
   in_flight_[held->task.task_id()] = held->flight;
+  const int64_t lease_ms = held->task.lease_duration_ms();
+  if (lease_ms > 0 && lease_ms != lease_duration_ms_) {
+    // A shorter lease than the heartbeats wait for (the first task after
+    // a start, or dsard's --lease_seconds lowered) wakes them now.
+    if (lease_ms < lease_duration_ms_) {
+      lease_shortened_ = true;
+      stop_cv_.notify_all();
+    }
+    lease_duration_ms_ = lease_ms;
+  }
   return held;
 }
 

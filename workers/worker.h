@@ -227,6 +227,9 @@ class Worker {
   bool cancel_waits_ = false;                       // GUARDED_BY(calls_mu_)
   bool cancel_reports_ = false;                     // GUARDED_BY(calls_mu_)
   std::atomic<int64_t> lease_duration_ms_{30000};
+  // Set when a task's lease is shorter than lease_duration_ms_ was: the
+  // heartbeat loop's wait ends early. GUARDED_BY(mu_).
+  bool lease_shortened_ = false;
   // Set when dsard answered ReportTasks with UNIMPLEMENTED (an older
   // dsard): reports go as unary calls from then on.
   std::atomic<bool> unary_reports_{false};

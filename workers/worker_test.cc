@@ -360,16 +360,27 @@ class ReportCountingCoordinator final : public v1::WorkerService::Service {
   explicit ReportCountingCoordinator(bool has_stream, int tasks = 1)
       : has_stream_(has_stream), tasks_(tasks) {}
 
+  // Leases its tasks for `lease_ms` instead of 30 s, and refuses the
+  // heartbeats of `lost_task` as a dsard that took its lease back.
+  void LeaseBriefly(int lease_ms, std::string lost_task) {
+    std::lock_guard<std::mutex> lock(mu_);
+    lease_ms_ = lease_ms;
+    lost_task_ = std::move(lost_task);
+  }
+
   grpc::Status PollTask(grpc::ServerContext*,
                         const v1::PollTaskRequest* request,
                         v1::PollTaskResponse* response) override {
     std::unique_lock<std::mutex> lock(mu_);
+    ++polls_;
+    cv_.notify_all();
     if (!task_given_) {
       task_given_ = true;
       max_tasks_asked_ = request->max_tasks();
       for (int i = 0; i < tasks_; ++i) {
         v1::Task task = ActivityTaskOfUser42("discover");
         task.set_task_id(absl::StrCat("dsr_1/0/", i));
+        if (lease_ms_ > 0) task.set_lease_duration_ms(lease_ms_);
         if (i == 0) {
           *response->mutable_task() = std::move(task);
         } else {
@@ -383,8 +394,14 @@ class ReportCountingCoordinator final : public v1::WorkerService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*,
+  grpc::Status Heartbeat(grpc::ServerContext*,
+                         const v1::HeartbeatRequest* request,
                          v1::HeartbeatResponse*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (request->task_id() == lost_task_) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "lease taken back for the test");
+    }
     return grpc::Status::OK;
   }
 
@@ -446,6 +463,11 @@ class ReportCountingCoordinator final : public v1::WorkerService::Service {
     std::lock_guard<std::mutex> lock(mu_);
     return reported_tasks_;
   }
+  // True once `n` polls came, waiting up to `timeout`.
+  bool WaitForPolls(int n, std::chrono::seconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return polls_ >= n; });
+  }
   // PollTaskRequest.max_tasks of the first poll.
   int max_tasks_asked() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -468,6 +490,9 @@ class ReportCountingCoordinator final : public v1::WorkerService::Service {
   std::mutex mu_;
   std::condition_variable cv_;
   bool task_given_ = false;
+  int lease_ms_ = 0;
+  std::string lost_task_;
+  int polls_ = 0;
   int max_tasks_asked_ = 0;
   int unary_reports_ = 0;
   int stream_reports_ = 0;
@@ -544,6 +569,36 @@ TEST_F(WorkerReportTest, ReportsTasksLeasedTogetherOneByOneWithoutTheStream) {
   EXPECT_EQ(coordinator.unary_reports(), 3);
   EXPECT_EQ(coordinator.reported_tasks(),
             (std::set<std::string>{"dsr_1/0/0", "dsr_1/0/1", "dsr_1/0/2"}));
+}
+
+// Every task of a batch is held from its lease on: a task waiting behind
+// another is heartbeated, and when dsard takes its lease back meanwhile it
+// is never run or reported.
+TEST_F(WorkerReportTest, ATaskWhoseLeaseIsLostBeforeItStartsIsNotRun) {
+  ReportCountingCoordinator coordinator(/*has_stream=*/true, /*tasks=*/2);
+  // Heartbeats every 50 ms; the first task takes 300 ms.
+  coordinator.LeaseBriefly(150, "dsr_1/0/1");
+  int port = 0;
+  std::unique_ptr<grpc::Server> server = ServeOnLoopback(coordinator, &port);
+  ASSERT_NE(server, nullptr);
+  Worker::Options options;
+  options.coordinator_address = absl::StrCat("127.0.0.1:", port);
+  options.worker_id = "worker-batch-test";
+  options.stores = {"activity"};
+  options.concurrency = 1;
+  options.poll_wait_ms = 200;
+  options.debug_task_delay_ms = 300;
+  absl::StatusOr<std::unique_ptr<Worker>> worker =
+      Worker::Create(options, ActivityStore(10));
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  std::future<void> run =
+      std::async(std::launch::async, [&] { (*worker)->Run(); });
+  // The batch is over when the thread polls again.
+  EXPECT_TRUE(coordinator.WaitForPolls(2, std::chrono::seconds(30)));
+  (*worker)->Stop();
+  run.wait();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  EXPECT_EQ(coordinator.reported_tasks(), (std::set<std::string>{"dsr_1/0/0"}));
 }
 
 }  // namespace
