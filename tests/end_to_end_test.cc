@@ -420,6 +420,41 @@ void PollOnce(v1::WorkerService::Stub& stub, const v1::PollTaskRequest& poll,
   ASSERT_TRUE(response->has_task());
 }
 
+// A completion of `task` by worker "w", nothing more.
+v1::TaskReport CompletionOf(const v1::Task& task) {
+  v1::TaskReport report;
+  report.mutable_complete()->set_worker_id("w");
+  report.mutable_complete()->set_task_id(task.task_id());
+  report.mutable_complete()->set_attempt(task.attempt());
+  return report;
+}
+
+// A ReportTasks stream: Send writes a message and reads its answer.
+class ReportStreamOfTest {
+ public:
+  explicit ReportStreamOfTest(v1::WorkerService::Stub& stub) {
+    context_.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    stream_ = stub.ReportTasks(&context_);
+  }
+  v1::TaskReportAnswer Send(const v1::TaskReport& report) {
+    v1::TaskReportAnswer answer;
+    EXPECT_TRUE(stream_->Write(report));
+    EXPECT_TRUE(stream_->Read(&answer));
+    return answer;
+  }
+  // Ends the stream from the worker's side; dsard's status.
+  grpc::Status Close() {
+    EXPECT_TRUE(stream_->WritesDone());
+    return stream_->Finish();
+  }
+
+ private:
+  grpc::ClientContext context_;
+  std::unique_ptr<
+      grpc::ClientReaderWriter<v1::TaskReport, v1::TaskReportAnswer>>
+      stream_;
+};
+
 // CompleteTaskRequest.next: the completion is recorded, then the call leases
 // the next task as PollTask would; a poll that cannot be served leaves the
 // completion standing.
@@ -493,32 +528,21 @@ TEST_F(EndToEndTest, ReportTasksAnswersEachReportAsItsUnaryCallWould) {
   v1::PollTaskResponse first;
   ASSERT_NO_FATAL_FAILURE(PollOnce(*worker_stub, poll, &first));
 
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-  auto stream = worker_stub->ReportTasks(&context);
-  auto send = [&](const v1::TaskReport& report) {
-    v1::TaskReportAnswer answer;
-    EXPECT_TRUE(stream->Write(report));
-    EXPECT_TRUE(stream->Read(&answer));
-    return answer;
-  };
-  v1::TaskReport completion;
-  completion.mutable_complete()->set_worker_id("w");
-  completion.mutable_complete()->set_task_id(first.task().task_id());
-  completion.mutable_complete()->set_attempt(first.task().attempt());
+  ReportStreamOfTest stream(*worker_stub);
+  v1::TaskReport completion = CompletionOf(first.task());
   *completion.mutable_complete()->mutable_next() = poll;
-  v1::TaskReportAnswer completed = send(completion);
+  v1::TaskReportAnswer completed = stream.Send(completion);
   EXPECT_EQ(completed.code(), grpc::StatusCode::OK) << completed.message();
   ASSERT_TRUE(completed.has_next_task());
   EXPECT_EQ(completed.next_task().request_id(), created.id());
 
   // The same completion again: refused as CompleteTask refuses it.
-  v1::TaskReportAnswer again = send(completion);
+  v1::TaskReportAnswer again = stream.Send(completion);
   EXPECT_EQ(again.code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(again.message(), HasSubstr(first.task().task_id()));
   EXPECT_FALSE(again.has_next_task());
 
-  v1::TaskReportAnswer empty = send(v1::TaskReport());
+  v1::TaskReportAnswer empty = stream.Send(v1::TaskReport());
   EXPECT_EQ(empty.code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(empty.message(), HasSubstr("report"));
 
@@ -529,10 +553,9 @@ TEST_F(EndToEndTest, ReportTasksAnswersEachReportAsItsUnaryCallWould) {
   failure.mutable_fail()->set_attempt(completed.next_task().attempt());
   failure.mutable_fail()->set_error("Connector.Unavailable");
   failure.mutable_fail()->set_cause("store down for the test");
-  v1::TaskReportAnswer failed = send(failure);
+  v1::TaskReportAnswer failed = stream.Send(failure);
   EXPECT_EQ(failed.code(), grpc::StatusCode::OK) << failed.message();
-  EXPECT_TRUE(stream->WritesDone());
-  grpc::Status finished = stream->Finish();
+  grpc::Status finished = stream.Close();
   EXPECT_TRUE(finished.ok()) << finished.error_message();
 
   absl::StatusOr<std::vector<v1::Event>> events =
@@ -575,25 +598,10 @@ TEST_F(EndToEndTest, ReportTasksTakesAndAnswersBatches) {
   ASSERT_EQ(first.task().store(), "accounts");  // The others need its answer.
   EXPECT_EQ(first.more_tasks_size(), 0);
 
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-  auto stream = worker_stub->ReportTasks(&context);
-  auto send = [&](const v1::TaskReport& report) {
-    v1::TaskReportAnswer answer;
-    EXPECT_TRUE(stream->Write(report));
-    EXPECT_TRUE(stream->Read(&answer));
-    return answer;
-  };
-  auto completion_of = [](const v1::Task& task) {
-    v1::TaskReport report;
-    report.mutable_complete()->set_worker_id("w");
-    report.mutable_complete()->set_task_id(task.task_id());
-    report.mutable_complete()->set_attempt(task.attempt());
-    return report;
-  };
-  v1::TaskReport accounts = completion_of(first.task());
+  ReportStreamOfTest stream(*worker_stub);
+  v1::TaskReport accounts = CompletionOf(first.task());
   *accounts.mutable_complete()->mutable_next() = poll;
-  v1::TaskReportAnswer answered = send(accounts);
+  v1::TaskReportAnswer answered = stream.Send(accounts);
   ASSERT_EQ(answered.code(), grpc::StatusCode::OK) << answered.message();
   // The three other stores' discoveries, leased together.
   ASSERT_TRUE(answered.has_next_task());
@@ -603,21 +611,21 @@ TEST_F(EndToEndTest, ReportTasksTakesAndAnswersBatches) {
                                        answered.more_next_tasks(1)};
 
   // Only the first report may carry `more` or `next`: refused whole.
-  v1::TaskReport nested_next = completion_of(discoveries[0]);
-  *nested_next.add_more() = completion_of(discoveries[1]);
+  v1::TaskReport nested_next = CompletionOf(discoveries[0]);
+  *nested_next.add_more() = CompletionOf(discoveries[1]);
   *nested_next.mutable_more(0)->mutable_complete()->mutable_next() = poll;
-  v1::TaskReportAnswer misshapen = send(nested_next);
+  v1::TaskReportAnswer misshapen = stream.Send(nested_next);
   EXPECT_EQ(misshapen.code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(misshapen.message(), HasSubstr("more[0]"));
   ASSERT_EQ(misshapen.more_size(), 1);
   EXPECT_EQ(misshapen.more(0).code(), grpc::StatusCode::INVALID_ARGUMENT);
 
   // One message for the three; the second names an attempt not held.
-  v1::TaskReport batch = completion_of(discoveries[0]);
-  *batch.add_more() = completion_of(discoveries[1]);
+  v1::TaskReport batch = CompletionOf(discoveries[0]);
+  *batch.add_more() = CompletionOf(discoveries[1]);
   batch.mutable_more(0)->mutable_complete()->set_attempt(9);
-  *batch.add_more() = completion_of(discoveries[2]);
-  v1::TaskReportAnswer batch_answer = send(batch);
+  *batch.add_more() = CompletionOf(discoveries[2]);
+  v1::TaskReportAnswer batch_answer = stream.Send(batch);
   EXPECT_EQ(batch_answer.code(), grpc::StatusCode::OK)
       << batch_answer.message();
   ASSERT_EQ(batch_answer.more_size(), 2);
@@ -626,8 +634,7 @@ TEST_F(EndToEndTest, ReportTasksTakesAndAnswersBatches) {
               HasSubstr(discoveries[1].task_id()));
   EXPECT_EQ(batch_answer.more(1).code(), grpc::StatusCode::OK)
       << batch_answer.more(1).message();
-  EXPECT_TRUE(stream->WritesDone());
-  grpc::Status finished = stream->Finish();
+  grpc::Status finished = stream.Close();
   EXPECT_TRUE(finished.ok()) << finished.error_message();
 
   absl::StatusOr<std::vector<v1::Event>> events =
