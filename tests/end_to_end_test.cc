@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <zip.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -420,6 +421,14 @@ void PollOnce(v1::WorkerService::Stub& stub, const v1::PollTaskRequest& poll,
   ASSERT_TRUE(response->has_task());
 }
 
+// How many of `events` are of `kind`.
+int EventsOfKind(const std::vector<v1::Event>& events,
+                 const std::string& kind) {
+  return static_cast<int>(std::count_if(
+      events.begin(), events.end(),
+      [&](const v1::Event& event) { return event.kind() == kind; }));
+}
+
 // A completion of `task` by worker "w", nothing more.
 v1::TaskReport CompletionOf(const v1::Task& task) {
   v1::TaskReport report;
@@ -442,10 +451,11 @@ class ReportStreamOfTest {
     EXPECT_TRUE(stream_->Read(&answer));
     return answer;
   }
-  // Ends the stream from the worker's side; dsard's status.
-  grpc::Status Close() {
+  // Ends the stream from the worker's side; dsard must end it OK.
+  void Close() {
     EXPECT_TRUE(stream_->WritesDone());
-    return stream_->Finish();
+    grpc::Status finished = stream_->Finish();
+    EXPECT_TRUE(finished.ok()) << finished.error_message();
   }
 
  private:
@@ -507,11 +517,7 @@ TEST_F(EndToEndTest, ACompletionCarriesTheNextTask) {
   absl::StatusOr<std::vector<v1::Event>> events =
       ListAllEvents(*stub_, created.id());
   ASSERT_TRUE(events.ok()) << events.status();
-  int completed = 0;
-  for (const v1::Event& event : *events) {
-    if (event.kind() == "task_completed") ++completed;
-  }
-  EXPECT_EQ(completed, 2);
+  EXPECT_EQ(EventsOfKind(*events, "task_completed"), 2);
 }
 
 // ReportTasks: every report on the stream gets the answer its unary call
@@ -555,20 +561,13 @@ TEST_F(EndToEndTest, ReportTasksAnswersEachReportAsItsUnaryCallWould) {
   failure.mutable_fail()->set_cause("store down for the test");
   v1::TaskReportAnswer failed = stream.Send(failure);
   EXPECT_EQ(failed.code(), grpc::StatusCode::OK) << failed.message();
-  grpc::Status finished = stream.Close();
-  EXPECT_TRUE(finished.ok()) << finished.error_message();
+  stream.Close();
 
   absl::StatusOr<std::vector<v1::Event>> events =
       ListAllEvents(*stub_, created.id());
   ASSERT_TRUE(events.ok()) << events.status();
-  int completions = 0;
-  int failures = 0;
-  for (const v1::Event& event : *events) {
-    if (event.kind() == "task_completed") ++completions;
-    if (event.kind() == "task_failed") ++failures;
-  }
-  EXPECT_EQ(completions, 1);
-  EXPECT_EQ(failures, 1);
+  EXPECT_EQ(EventsOfKind(*events, "task_completed"), 1);
+  EXPECT_EQ(EventsOfKind(*events, "task_failed"), 1);
 }
 
 // Batches over the wire: a poll's max_tasks leases the tasks that are ready
@@ -634,17 +633,13 @@ TEST_F(EndToEndTest, ReportTasksTakesAndAnswersBatches) {
               HasSubstr(discoveries[1].task_id()));
   EXPECT_EQ(batch_answer.more(1).code(), grpc::StatusCode::OK)
       << batch_answer.more(1).message();
-  grpc::Status finished = stream.Close();
-  EXPECT_TRUE(finished.ok()) << finished.error_message();
+  stream.Close();
 
   absl::StatusOr<std::vector<v1::Event>> events =
       ListAllEvents(*stub_, created.id());
   ASSERT_TRUE(events.ok()) << events.status();
-  int completions = 0;
-  for (const v1::Event& event : *events) {
-    if (event.kind() == "task_completed") ++completions;
-  }
-  EXPECT_EQ(completions, 3);  // accounts, and two of the three others.
+  // accounts, and two of the three others.
+  EXPECT_EQ(EventsOfKind(*events, "task_completed"), 3);
 }
 
 // The sample shop's stores as null stores (docs/inventory.md): the engine
