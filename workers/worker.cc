@@ -116,7 +116,14 @@ Worker::Worker(Options options, std::shared_ptr<const Inventory> inventory)
                            .Name("dsar_worker_tasks_in_flight")
                            .Help("Tasks being run now.")
                            .Register(*registry_)
-                           .Add({})) {}
+                           .Add({})),
+      batch_tasks_(prometheus::BuildHistogram()
+                       .Name("dsar_worker_batch_tasks")
+                       .Help("Tasks leased together to one thread, per "
+                             "batch (docs/worker.md, \"Batches\").")
+                       .Register(*registry_)
+                       .Add({}, prometheus::Histogram::BucketBoundaries{
+                                    1, 2, 4, 8, 16})) {}
 
 absl::Status Worker::Liveness() const {
   if (stopping()) return absl::UnavailableError("dsar-worker is stopping");
@@ -659,6 +666,7 @@ void Worker::Release(Held& held) {
 std::vector<v1::Task> Worker::ExecuteBatch(std::vector<v1::Task> tasks,
                                            ReportStream& reports) {
   // Every lease is heartbeated from now on, started or not.
+  batch_tasks_.Observe(static_cast<double>(tasks.size()));
   std::vector<std::unique_ptr<Held>> held;
   for (v1::Task& task : tasks) held.push_back(Hold(std::move(task)));
   const auto started = std::chrono::steady_clock::now();

@@ -241,6 +241,7 @@ class Worker {
   prometheus::Family<prometheus::Counter>& polls_;
   prometheus::Counter& upload_bytes_;
   prometheus::Gauge& in_flight_tasks_;
+  prometheus::Histogram& batch_tasks_;
 };
 
 }  // namespace dsar

@@ -504,15 +504,18 @@ class ReportCountingCoordinator final : public v1::WorkerService::Service {
 using WorkerReportTest = WorkerStopTest;
 
 // Runs a worker against `coordinator` until it has reported `tasks`
-// tasks, then stops it.
-void RunUntilReported(
+// tasks, then stops it; returns the worker's metrics.
+std::string RunUntilReported(
     ReportCountingCoordinator& coordinator,
     const std::function<std::unique_ptr<Worker>(const std::string&)>&
         make_worker,
     int tasks = 1) {
   int port = 0;
   std::unique_ptr<grpc::Server> server = ServeOnLoopback(coordinator, &port);
-  ASSERT_NE(server, nullptr);
+  if (server == nullptr) {
+    ADD_FAILURE() << "the fake coordinator did not start";
+    return "";
+  }
   std::unique_ptr<Worker> worker =
       make_worker(absl::StrCat("127.0.0.1:", port));
   std::future<void> run =
@@ -522,6 +525,7 @@ void RunUntilReported(
   worker->Stop();
   run.wait();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  return AdminServer::RenderMetrics({worker->metrics_registry()});
 }
 
 TEST_F(WorkerReportTest, ReportsOverOneStreamWhenDsardHasIt) {
@@ -548,10 +552,12 @@ TEST_F(WorkerReportTest, ReportsAsUnaryCallsToADsardWithoutTheStream) {
 // message, and the worker asks for as many as it is configured to take.
 TEST_F(WorkerReportTest, ReportsTasksLeasedTogetherInOneMessage) {
   ReportCountingCoordinator coordinator(/*has_stream=*/true, /*tasks=*/3);
-  RunUntilReported(
+  const std::string metrics = RunUntilReported(
       coordinator,
       [&](const std::string& address) { return MakeWorker(address, 200); },
       /*tasks=*/3);
+  EXPECT_THAT(metrics, HasSubstr("dsar_worker_batch_tasks_count 1\n"));
+  EXPECT_THAT(metrics, HasSubstr("dsar_worker_batch_tasks_sum 3\n"));
   EXPECT_EQ(coordinator.max_tasks_asked(),
             Worker::Options().max_tasks_per_poll);
   EXPECT_EQ(coordinator.stream_reports(), 3);
