@@ -42,6 +42,7 @@
 #include "engine/workflow_definition.h"
 #include "inventory/inventory.h"
 #include "model/task_operation.h"
+#include "model/worker_protocol.h"
 #include "nlohmann/json.hpp"
 #include "prometheus/collectable.h"
 #include "storage/audit/audit_log.h"
@@ -252,10 +253,6 @@ class Coordinator {
   // Tasks leased to one poll: none when nothing became ready in time, more
   // than one only when the poll asked for it (PollTaskRequest.max_tasks).
   using LeasedTasks = std::vector<v1::Task>;
-  // At most this many tasks are leased to one poll.
-  static constexpr int kMaxTasksPerPoll = 16;
-  // At most this many reports in one ReportTasksAsync call.
-  static constexpr int kMaxReportsPerBatch = 64;
   // Leases tasks of `request.stores`, waiting up to wait_ms for one: one,
   // and up to max_tasks when more are ready than polls wait for them.
   // `cancelled` is polled while waiting (the worker hung up).

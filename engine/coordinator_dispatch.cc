@@ -19,6 +19,7 @@
 #include "engine/identity.h"
 #include "model/event_kinds.h"
 #include "model/task_operation.h"
+#include "model/worker_protocol.h"
 #include "storage/artifact_writer.h"
 #include "storage/encrypted_file.h"
 

@@ -35,6 +35,7 @@
 #include "engine/coordinator_internal.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/worker_protocol.h"
 #include "nlohmann/json.hpp"
 #include "opendsr/processor.h"
 #include "storage/artifact_writer.h"
@@ -985,7 +986,7 @@ TEST_F(CoordinatorTest, APollTakesMoreTasksOnlyWhenMoreAreReadyThanPollsWait) {
 }
 
 TEST_F(CoordinatorTest, APollForTooManyTasksIsRefusedNamingMaxTasks) {
-  for (int max_tasks : {-1, Coordinator::kMaxTasksPerPoll + 1}) {
+  for (int max_tasks : {-1, kMaxTasksPerPoll + 1}) {
     v1::PollTaskRequest poll = PollRequest("w1", {"a"}, 100);
     poll.set_max_tasks(max_tasks);
     absl::StatusOr<Coordinator::LeasedTasks> refused =
@@ -1057,7 +1058,7 @@ TEST_F(CoordinatorTest, AMalformedBatchOfReportsIsRefusedWhole) {
   ASSERT_EQ(none.statuses.size(), 1u);
   EXPECT_EQ(none.statuses[0].code(), absl::StatusCode::kInvalidArgument);
 
-  std::vector<v1::TaskReport> too_many(Coordinator::kMaxReportsPerBatch + 1);
+  std::vector<v1::TaskReport> too_many(kMaxReportsPerBatch + 1);
   for (v1::TaskReport& report : too_many) {
     *report.mutable_complete() = Completion(*task, "w1", task->attempt());
   }

@@ -57,22 +57,6 @@ grpc::Status BindWorker(const grpc::ServerContextBase& context,
   return grpc::Status::OK;
 }
 
-// Puts tasks leased together on the wire: the first in the field
-// `first` returns, the others in `more` (PollTaskResponse.task and
-// more_tasks, and the like). `first` is not called when there are none,
-// so the field stays absent.
-void PutLeasedTasks(Coordinator::LeasedTasks tasks,
-                    const std::function<v1::Task*()>& first,
-                    google::protobuf::RepeatedPtrField<v1::Task>* more) {
-  for (size_t i = 0; i < tasks.size(); ++i) {
-    if (i == 0) {
-      *first() = std::move(tasks[0]);
-    } else {
-      *more->Add() = std::move(tasks[i]);
-    }
-  }
-}
-
 }  // namespace
 
 grpc::ServerUnaryReactor* DsarServiceImpl::CreateRequest(
@@ -548,10 +532,10 @@ class ReportTasksReactor final
   // completion's `next`. INVALID_ARGUMENT for the whole message otherwise.
   static grpc::Status CheckBatchShape(
       const std::vector<v1::TaskReport>& reports) {
-    if (reports.size() > Coordinator::kMaxReportsPerBatch) {
+    if (reports.size() > kMaxReportsPerBatch) {
       return grpc::Status(
           grpc::StatusCode::INVALID_ARGUMENT,
-          absl::StrCat("more: at most ", Coordinator::kMaxReportsPerBatch - 1,
+          absl::StrCat("more: at most ", kMaxReportsPerBatch - 1,
                        " reports go with the first, not ", reports.size() - 1));
     }
     for (size_t i = 1; i < reports.size(); ++i) {

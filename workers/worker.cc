@@ -153,10 +153,11 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(
   if (options.concurrency < 1) {
     return absl::InvalidArgumentError("concurrency: must be at least 1");
   }
-  if (options.max_tasks_per_poll < 1 || options.max_tasks_per_poll > 16) {
+  if (options.max_tasks_per_poll < 1 ||
+      options.max_tasks_per_poll > kMaxTasksPerPoll) {
     return absl::InvalidArgumentError(
-        absl::StrCat("max_tasks_per_poll: must be 1 to 16, not ",
-                     options.max_tasks_per_poll));
+        absl::StrCat("max_tasks_per_poll: must be 1 to ", kMaxTasksPerPoll,
+                     ", not ", options.max_tasks_per_poll));
   }
   std::unique_ptr<Worker> worker(
       new Worker(std::move(options), std::move(inventory)));
@@ -369,11 +370,8 @@ void Worker::PollLoop() {
     }
     backoff_ms = 100;
     if (!response.has_task()) continue;
-    std::vector<v1::Task> tasks;
-    tasks.push_back(std::move(*response.mutable_task()));
-    for (v1::Task& more : *response.mutable_more_tasks()) {
-      tasks.push_back(std::move(more));
-    }
+    std::vector<v1::Task> tasks = TakeLeasedTasks(
+        *response.mutable_task(), *response.mutable_more_tasks());
     // Each report brings the next tasks while there is work.
     while (!tasks.empty()) tasks = ExecuteBatch(std::move(tasks), reports);
     // Idle now: the stream would hold a dsard thread while this one
@@ -502,10 +500,8 @@ grpc::Status Worker::SendOnStream(ReportStream& reports,
     return statuses->front();
   }
   if (answer.has_next_task()) {
-    next->push_back(std::move(*answer.mutable_next_task()));
-    for (v1::Task& more : *answer.mutable_more_next_tasks()) {
-      next->push_back(std::move(more));
-    }
+    *next = TakeLeasedTasks(*answer.mutable_next_task(),
+                            *answer.mutable_more_next_tasks());
   }
   return grpc::Status::OK;
 }
@@ -528,10 +524,8 @@ grpc::Status Worker::ReportUnary(const v1::TaskReport& report,
   v1::CompleteTaskResponse response;
   grpc::Status status = stub_->CompleteTask(&context, complete, &response);
   if (status.ok() && next != nullptr && response.has_next_task()) {
-    next->push_back(std::move(*response.mutable_next_task()));
-    for (v1::Task& more : *response.mutable_more_next_tasks()) {
-      next->push_back(std::move(more));
-    }
+    *next = TakeLeasedTasks(*response.mutable_next_task(),
+                            *response.mutable_more_next_tasks());
   }
   return status;
 }
